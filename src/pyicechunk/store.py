@@ -1,0 +1,905 @@
+"""`IcechunkStore`: the zarr v3 `Store` interface mapped onto a session.
+
+The store owns no data. It turns zarr keys into node paths and chunk coordinates and calls the
+session core (`pyicechunk.session._SessionCore`), which keeps the change set and talks to
+storage. Keys follow the zarr v3 layout that Icechunk understands:
+
+* ``zarr.json`` is the root node's metadata, ``a/b/zarr.json`` the metadata of node ``/a/b``;
+* ``a/b/c/0/1`` is chunk ``(0, 1)`` of array ``/a/b``; ``c`` alone is the chunk of a 0-d root
+  array and ``c/0/1`` a chunk of a root array;
+* zarr v2 keys (``.zarray``, ``.zgroup``, ``.zattrs``, ``.zmetadata``) are recognised only to
+  be refused for writes and reported missing for reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+
+from zarr.abc.store import (
+    ByteRequest,
+    OffsetByteRequest,
+    RangeByteRequest,
+    Store,
+    SuffixByteRequest,
+)
+from zarr.core.buffer import Buffer, BufferPrototype
+
+from pyicechunk._sync import sync
+from pyicechunk.exceptions import IcechunkError
+
+if TYPE_CHECKING:
+    from zarr.core.common import BytesLike
+
+    from pyicechunk.session import ForkSession, Session, _SessionCore
+
+__all__ = ["IcechunkStore"]
+
+_PICKLE_WRITABLE_MESSAGE: Final = (
+    "You must opt-in to pickle writable sessions in a distributed context "
+    "using Session.fork(). "
+    "If you are using xarray's `Dataset.to_zarr` method to write dask arrays, "
+    "please use `icechunk.xarray.to_icechunk` instead. "
+)
+_READ_ONLY_MESSAGE: Final = "cannot write to read-only store"
+_PREFIX_NOT_A_NODE: Final = "Only prefixes pointing to a group or array are allowed"
+# The core reports a location outside every virtual chunk container with this message;
+# set_virtual_refs skips such refs instead of failing, as the reference does.
+_NO_CONTAINER_MESSAGE: Final = "invalid chunk location, no matching virtual chunk container"
+
+_BYTE_REQUEST_TYPES: Final = (RangeByteRequest, OffsetByteRequest, SuffixByteRequest)
+_V2_NAMES: Final = frozenset({".zarray", ".zgroup", ".zattrs", ".zmetadata"})
+_METADATA_SUFFIX: Final = "/zarr.json"
+
+# Parsed key kinds. A parsed key is (kind, node path, chunk coordinates).
+_METADATA: Final = 0
+_CHUNK: Final = 1
+_V2: Final = 2
+_ParsedKey = tuple[int, str, tuple[int, ...]]
+_NO_COORDS: tuple[int, ...] = ()
+_U32_LIMIT: Final = 1 << 32
+
+
+class _VirtualChunkSpecLike(Protocol):
+    """The attributes of a `VirtualChunkSpec` that the store reads."""
+
+    @property
+    def index(self) -> Sequence[int]: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def length(self) -> int: ...
+    @property
+    def etag_checksum(self) -> str | None: ...
+    @property
+    def last_updated_at_checksum(self) -> datetime | None: ...
+
+
+def _invalid_key(key: str) -> IcechunkError:
+    return IcechunkError(f"invalid zarr key format `{key}`")
+
+
+def _node_path(relative: str) -> str | None:
+    """The absolute node path for a key's path part, or None if it is not a canonical path.
+
+    Empty components (``a//b``) and ``.`` / ``..`` are refused: node paths are canonical.
+    """
+    if not relative:
+        return "/"
+    if relative[0] == "/" or relative[-1] == "/" or "//" in relative:
+        return None
+    if "." in relative:
+        for part in relative.split("/"):
+            if part == "." or part == "..":
+                return None
+    return "/" + relative
+
+
+def _parse_coords(text: str) -> tuple[int, ...] | None:
+    """Chunk coordinates from ``0/1/2``; None unless every component is a u32."""
+    coords = []
+    for part in text.split("/"):
+        # Rust's u32 parser accepts an optional "+" and ASCII digits only; Python's int()
+        # would also take whitespace, "_" and non-ASCII digits.
+        digits = part[1:] if part[:1] == "+" else part
+        if not (digits.isascii() and digits.isdigit()):
+            return None
+        value = int(digits)
+        if value >= _U32_LIMIT:
+            return None
+        coords.append(value)
+    return tuple(coords)
+
+
+def _parse_key(key: str) -> _ParsedKey:
+    """Classify a zarr key, following the reference's key grammar.
+
+    Raises
+    ------
+    IcechunkError
+        If the key is neither metadata, a chunk, nor a zarr v2 key.
+    """
+    if key == "zarr.json":
+        return (_METADATA, "/", _NO_COORDS)
+    if key.endswith(_METADATA_SUFFIX):
+        path = _node_path(key[: -len(_METADATA_SUFFIX)])
+        if path is None:
+            raise _invalid_key(key)
+        return (_METADATA, path, _NO_COORDS)
+    last = key.rpartition("/")[2]
+    if last in _V2_NAMES:
+        return (_V2, key, _NO_COORDS)
+    if key == "c":
+        return (_CHUNK, "/", _NO_COORDS)
+    # The reference splits at the LAST "c" character, not at a "/c/" component: "a/c/0/1" is
+    # chunk (0, 1) of /a, "a/c" the chunk of a 0-d array /a, and so is "arc" of /ar.
+    head, sep, tail = key.rpartition("c")
+    if not sep:
+        raise _invalid_key(key)
+    if head.endswith("/"):
+        head = head[:-1]
+    path = _node_path(head)
+    if path is None:
+        raise _invalid_key(key)
+    if not tail:
+        return (_CHUNK, path, _NO_COORDS)
+    coords = _parse_coords(tail[1:]) if tail[0] == "/" else None
+    if coords is None:
+        raise _invalid_key(key)
+    return (_CHUNK, path, coords)
+
+
+def _metadata_key(path: str) -> str:
+    return "zarr.json" if path == "/" else f"{path[1:]}/zarr.json"
+
+
+def _chunk_key_prefix(path: str) -> str:
+    """The part of every chunk key of array `path` before the coordinates."""
+    return "c" if path == "/" else f"{path[1:]}/c"
+
+
+def _chunk_key(prefix: str, coords: tuple[int, ...]) -> str:
+    if not coords:
+        return prefix
+    return prefix + "/" + "/".join(map(str, coords))
+
+
+def _is_prefix_match(key: str, prefix: str) -> bool:
+    """True if `key` is `prefix` itself or lies below it as a path (``a`` matches ``a/b``)."""
+    if not prefix:
+        return True
+    return key.startswith(prefix) and (len(key) == len(prefix) or key[len(prefix)] == "/")
+
+
+def _slice(data: bytes, byte_range: ByteRequest | None) -> bytes:
+    if byte_range is None:
+        return data
+    if isinstance(byte_range, RangeByteRequest):
+        return data[byte_range.start : byte_range.end]
+    if isinstance(byte_range, OffsetByteRequest):
+        return data[byte_range.offset :]
+    return data[max(len(data) - byte_range.suffix, 0) :]
+
+
+def _check_byte_range(byte_range: object) -> None:
+    if byte_range is not None and not isinstance(byte_range, _BYTE_REQUEST_TYPES):
+        raise ValueError(f"Unexpected byte_range, got {byte_range}")
+
+
+class IcechunkStore(Store):
+    """A zarr v3 store over an Icechunk session.
+
+    Do not construct it directly: use ``Session.store``.
+
+    Parameters
+    ----------
+    core
+        The session core that holds the session's state.
+    for_fork
+        True when the store belongs to a `ForkSession`; such stores may be pickled.
+    read_only
+        The zarr-level read-only flag. Defaults to the session's flag at construction time.
+    """
+
+    _core: _SessionCore
+    _for_fork: bool
+
+    def __init__(self, core: _SessionCore, for_fork: bool, read_only: bool | None = None) -> None:
+        super().__init__(read_only=core.read_only if read_only is None else read_only)
+        self._core = core
+        self._for_fork = for_fork
+        self._is_open = True
+
+    def __eq__(self, value: object) -> bool:
+        return isinstance(value, IcechunkStore) and self._core is value._core
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __getstate__(self) -> dict[str, Any]:
+        if not self._core.read_only and not self._for_fork:
+            raise ValueError(_PICKLE_WRITABLE_MESSAGE)
+        return self.__dict__.copy()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def with_read_only(self, read_only: bool = False) -> IcechunkStore:
+        """Return a new, not yet opened store over the same session.
+
+        Parameters
+        ----------
+        read_only
+            The zarr-level read-only flag of the new store.
+
+        Returns
+        -------
+        IcechunkStore
+            A store that shares this store's session, with ``for_fork`` False.
+        """
+        store = IcechunkStore(self._core, for_fork=False, read_only=read_only)
+        store._is_open = False
+        return store
+
+    @property
+    def session(self) -> Session | ForkSession:
+        """The session this store reads and writes (a `ForkSession` for a fork's store)."""
+        return self._core.public_session(self._for_fork)
+
+    @property
+    def supports_writes(self) -> bool:
+        """Does the store support writes? Always True."""
+        return True
+
+    @property
+    def supports_deletes(self) -> bool:
+        """Does the store support deletes? Always True."""
+        return True
+
+    @property
+    def supports_partial_writes(self) -> Literal[False]:
+        """Does the store support partial writes? Always False."""
+        return False
+
+    @property
+    def supports_listing(self) -> bool:
+        """Does the store support listing? Always True."""
+        return True
+
+    @property
+    def supports_consolidated_metadata(self) -> bool:
+        """Icechunk keeps all metadata in the snapshot, so zarr must not consolidate it."""
+        return False
+
+    def _ensure_writable(self) -> None:
+        # The session's own flag comes first so that a read-only session reports the
+        # reference's IcechunkError; zarr's flag (from with_read_only) then gives zarr's error.
+        if self._core.read_only:
+            raise IcechunkError(_READ_ONLY_MESSAGE)
+        self._check_writable()
+
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        """Read the value at a key.
+
+        Parameters
+        ----------
+        key
+            A metadata key (``a/zarr.json``) or chunk key (``a/c/0/1``).
+        prototype
+            Creates the returned buffer.
+        byte_range
+            None for the whole value, or a `RangeByteRequest` (end exclusive),
+            `OffsetByteRequest` or `SuffixByteRequest` (the last n bytes).
+
+        Returns
+        -------
+        Buffer or None
+            None if there is no such node or chunk.
+
+        Raises
+        ------
+        IcechunkError
+            If the key is not a valid zarr v3 key.
+        ValueError
+            If `byte_range` is not a byte request.
+        """
+        _check_byte_range(byte_range)
+        kind, path, coords = _parse_key(key)
+        data: bytes | None
+        if kind == _CHUNK:
+            data = await self._core.get_chunk(path, coords, byte_range)
+        elif kind == _METADATA:
+            node = await self._core.get_node(path)
+            data = None if node is None else _slice(node.user_data, byte_range)
+        else:
+            return None
+        return None if data is None else prototype.buffer.from_bytes(data)
+
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> builtins.list[Buffer | None]:
+        """Read several keys, or ranges of them, concurrently.
+
+        Parameters
+        ----------
+        prototype
+            Creates the returned buffers.
+        key_ranges
+            ``(key, byte_range)`` pairs; a key may appear several times.
+
+        Returns
+        -------
+        list of Buffer or None
+            In the order of `key_ranges`; None where the key does not exist.
+
+        Raises
+        ------
+        IcechunkError
+            If a key is not a valid zarr v3 key.
+        """
+        requests = list(key_ranges)
+        results: builtins.list[bytes | None] = [None] * len(requests)
+        chunk_slots: builtins.list[int] = []
+        chunk_requests: builtins.list[tuple[str, tuple[int, ...], ByteRequest | None]] = []
+        metadata_slots: builtins.list[tuple[int, str, ByteRequest | None]] = []
+        for slot, (key, byte_range) in enumerate(requests):
+            _check_byte_range(byte_range)
+            kind, path, coords = _parse_key(key)
+            if kind == _CHUNK:
+                chunk_slots.append(slot)
+                chunk_requests.append((path, coords, byte_range))
+            elif kind == _METADATA:
+                metadata_slots.append((slot, path, byte_range))
+
+        async def read_chunks() -> None:
+            if chunk_requests:
+                found = await self._core.get_chunks(chunk_requests)
+                for slot, data in zip(chunk_slots, found, strict=True):
+                    results[slot] = data
+
+        async def read_metadata(slot: int, path: str, byte_range: ByteRequest | None) -> None:
+            node = await self._core.get_node(path)
+            if node is not None:
+                results[slot] = _slice(node.user_data, byte_range)
+
+        await asyncio.gather(read_chunks(), *(read_metadata(*m) for m in metadata_slots))
+        make = prototype.buffer.from_bytes
+        return [None if data is None else make(data) for data in results]
+
+    async def exists(self, key: str) -> bool:
+        """Whether a node (for a metadata key) or an initialized chunk exists.
+
+        Parameters
+        ----------
+        key
+            A metadata or chunk key.
+
+        Returns
+        -------
+        bool
+
+        Raises
+        ------
+        IcechunkError
+            If the key is not a valid zarr v3 key.
+        """
+        kind, path, coords = _parse_key(key)
+        if kind == _CHUNK:
+            return await self._core.chunk_exists(path, coords)
+        if kind == _METADATA:
+            return await self._core.get_node(path) is not None
+        return False
+
+    async def set(self, key: str, value: Buffer) -> None:
+        """Write a node's ``zarr.json`` or a chunk.
+
+        Parameters
+        ----------
+        key
+            A metadata or chunk key. A metadata write needs no parent node.
+        value
+            The bytes to store.
+
+        Raises
+        ------
+        TypeError
+            If `value` is not a zarr `Buffer`.
+        IcechunkError
+            For a read-only session, an invalid or zarr v2 key, metadata that is neither an array
+            nor a group document, a chunk key under a group, or a chunk index outside the grid.
+        ValueError
+            If the store was opened read-only at the zarr level.
+        KeyError
+            For a chunk of an array that does not exist.
+        """
+        if not isinstance(value, Buffer):
+            raise TypeError(
+                "IcechunkStore.set(): `value` must be a Buffer instance. "
+                f"Got an instance of {type(value)} instead."
+            )
+        self._ensure_writable()
+        kind, path, coords = _parse_key(key)
+        if kind == _CHUNK:
+            await self._core.set_chunk(path, coords, value.to_bytes())
+        elif kind == _METADATA:
+            await self._core.set_metadata(path, value.to_bytes())
+        else:
+            raise IcechunkError(
+                "store method `Icechunk cannot set Zarr V2 metadata keys` "
+                "is not implemented by Icechunk"
+            )
+
+    async def set_if_not_exists(self, key: str, value: Buffer) -> None:
+        """Write a key only if it does not exist yet; otherwise do nothing.
+
+        Parameters
+        ----------
+        key
+            A metadata or chunk key.
+        value
+            The bytes to store.
+
+        Raises
+        ------
+        IcechunkError, ValueError, TypeError, KeyError
+            As for `set`, when the key does not exist.
+        """
+        if not await self.exists(key):
+            await self.set(key, value)
+
+    async def delete(self, key: str) -> None:
+        """Delete a node (metadata key) with everything below it, or one chunk.
+
+        Deleting a node that does not exist, or a zarr v2 key, does nothing.
+
+        Parameters
+        ----------
+        key
+            A metadata or chunk key.
+
+        Raises
+        ------
+        IcechunkError
+            For a read-only session (the reference silently changes the session's view
+            instead), an invalid key, or a chunk index outside the grid.
+        ValueError
+            If the store was opened read-only at the zarr level.
+        """
+        self._ensure_writable()
+        kind, path, coords = _parse_key(key)
+        if kind == _CHUNK:
+            await self._core.delete_chunk(path, coords)
+        elif kind == _METADATA:
+            await self._core.delete_node(path)
+
+    async def delete_dir(self, prefix: str) -> None:
+        """Delete every key under a prefix.
+
+        A node prefix deletes the node and its descendants; a chunk prefix inside an array
+        (``a/c`` or ``a/c/1``) deletes the matching chunks; anything else does nothing.
+
+        Parameters
+        ----------
+        prefix
+            The prefix, with or without leading and trailing ``/``.
+
+        Raises
+        ------
+        IcechunkError
+            For a read-only session, or a prefix that is not a canonical path.
+        ValueError
+            If the store was opened read-only at the zarr level.
+        """
+        self._ensure_writable()
+        relative = prefix.strip("/")
+        path = _node_path(relative)
+        if path is None:
+            raise IcechunkError(f"bad key prefix ({relative}): Cannot convert to a path")
+        if path == "/":
+            await self._core.clear()
+            return
+        core = self._core
+        if await core.get_node(path) is not None:
+            await core.delete_node(path)
+            return
+        array = await self._closest_ancestor(path)
+        if array is None:
+            return
+        key_prefix = _chunk_key_prefix(array)
+        for coords in await core.chunk_coords(array):
+            if _is_prefix_match(_chunk_key(key_prefix, coords), relative):
+                await core.delete_chunk(array, coords)
+
+    async def _closest_ancestor(self, path: str) -> str | None:
+        """The path of the nearest existing ancestor of `path` if it is an array, else None."""
+        ancestor = path
+        while ancestor != "/":
+            ancestor = ancestor.rpartition("/")[0] or "/"
+            node = await self._core.get_node(ancestor)
+            if node is not None:
+                return ancestor if node.is_array else None
+        return None
+
+    async def clear(self) -> None:
+        """Remove every group and array from the session; history is untouched.
+
+        Raises
+        ------
+        IcechunkError
+            For a read-only session.
+        ValueError
+            If the store was opened read-only at the zarr level.
+        """
+        self._ensure_writable()
+        await self._core.clear()
+
+    def sync_clear(self) -> None:
+        """Blocking version of `clear`.
+
+        Raises
+        ------
+        IcechunkError
+            For a read-only session.
+        ValueError
+            If the store was opened read-only at the zarr level.
+        """
+        sync(self.clear())
+
+    async def is_empty(self, prefix: str) -> bool:
+        """Whether nothing exists under a prefix.
+
+        Parameters
+        ----------
+        prefix
+            A node path or a chunk prefix; an unknown prefix is empty.
+
+        Returns
+        -------
+        bool
+        """
+        async for _ in self.list_dir(prefix):
+            return False
+        return True
+
+    async def set_partial_values(
+        self, key_start_values: Iterable[tuple[str, int, BytesLike]]
+    ) -> None:
+        """Not supported by Icechunk.
+
+        Raises
+        ------
+        IcechunkError
+            Always.
+        """
+        if self._core.read_only:
+            raise IcechunkError(_READ_ONLY_MESSAGE)
+        raise IcechunkError("store method `set_partial_values` is not implemented by Icechunk")
+
+    def list(self) -> AsyncIterator[str]:
+        """Every metadata key, then every chunk key.
+
+        Returns
+        -------
+        AsyncIterator[str]
+        """
+        return self._list_prefix("", check=False)
+
+    def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        """Every key of the node at `prefix` and of the nodes below it.
+
+        Parameters
+        ----------
+        prefix
+            ``""`` or the path of a group or array, with or without a trailing ``/``.
+
+        Returns
+        -------
+        AsyncIterator[str]
+            Metadata keys first, then chunk keys.
+
+        Raises
+        ------
+        IcechunkError
+            When iterated, if the prefix is not the path of a node.
+        """
+        return self._list_prefix(prefix, check=True)
+
+    async def _prefix_nodes(self, prefix: str, check: bool) -> tuple[str, builtins.list[Any]]:
+        """The trimmed prefix and the nodes a prefix listing covers."""
+        trimmed = prefix.rstrip("/")
+        path = _node_path(trimmed.lstrip("/"))
+        if path is None:
+            raise IcechunkError(f"bad key prefix ({trimmed}): Cannot convert to a path")
+        nodes = await self._core.list_nodes(path)
+        if check and path != "/" and (not nodes or nodes[0].path != path):
+            raise IcechunkError(f"bad key prefix ({trimmed}): {_PREFIX_NOT_A_NODE}")
+        return trimmed.lstrip("/"), nodes
+
+    async def _list_prefix(self, prefix: str, check: bool) -> AsyncIterator[str]:
+        _, nodes = await self._prefix_nodes(prefix, check)
+        for node in nodes:
+            yield _metadata_key(node.path)
+        arrays = [node.path for node in nodes if node.is_array]
+        # One listing per array, all in flight together, rather than one await per chunk.
+        all_coords = await asyncio.gather(*(self._core.chunk_coords(p) for p in arrays))
+        for path, coords_list in zip(arrays, all_coords, strict=True):
+            key_prefix = _chunk_key_prefix(path)
+            for coords in coords_list:
+                yield _chunk_key(key_prefix, coords)
+
+    def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        """The names directly below a prefix, sorted, without trailing ``/``.
+
+        For a group: its children's names and ``zarr.json``; for an array: ``c`` and
+        ``zarr.json``; for a chunk prefix (``a/c``, ``a/c/0``): the next coordinate (or the
+        last one of a chunk key); for an unknown prefix: nothing.
+
+        Parameters
+        ----------
+        prefix
+            The prefix, with or without a trailing ``/``.
+
+        Returns
+        -------
+        AsyncIterator[str]
+        """
+        return self._list_dir(prefix)
+
+    async def _list_dir(self, prefix: str) -> AsyncIterator[str]:
+        for name in await self._list_dir_names(prefix):
+            yield name
+
+    async def _list_dir_names(self, prefix: str) -> builtins.list[str]:
+        relative = prefix.strip("/")
+        path = _node_path(relative)
+        if path is None:
+            return []
+        core = self._core
+        nodes = await core.list_nodes(path)
+        names: set[str] = set()
+        if nodes and nodes[0].path == path:
+            names.add("zarr.json")
+            if nodes[0].is_array:
+                names.add("c")
+                return sorted(names)
+        # Children are named after the first component below `path`, which also shows
+        # descendants whose intermediate groups were never written.
+        skip = 1 if path == "/" else len(path) + 1
+        for node in nodes:
+            if node.path != path:
+                names.add(node.path[skip:].partition("/")[0])
+        if names:
+            return sorted(names)
+        array = await self._closest_ancestor(path)
+        if array is None:
+            return []
+        key_prefix = _chunk_key_prefix(array)
+        for coords in await core.chunk_coords(array):
+            key = _chunk_key(key_prefix, coords)
+            if _is_prefix_match(key, relative) and len(key) > len(relative):
+                names.add(key[len(relative) + 1 :].partition("/")[0])
+        return sorted(names)
+
+    async def getsize(self, key: str) -> int:
+        """The size in bytes of a node's ``zarr.json`` or of a chunk.
+
+        Parameters
+        ----------
+        key
+            A metadata or chunk key.
+
+        Returns
+        -------
+        int
+            0 for a chunk that is not initialized.
+
+        Raises
+        ------
+        KeyError
+            For the metadata of a node that does not exist, or a zarr v2 key.
+        IcechunkError
+            If the key is not a valid zarr v3 key.
+        """
+        kind, path, coords = _parse_key(key)
+        if kind == _CHUNK:
+            return await self._core.chunk_size(path, coords)
+        if kind == _METADATA:
+            node = await self._core.get_node(path)
+            if node is None:
+                raise KeyError(f"node not found at `{path}`")
+            return len(node.user_data)
+        raise KeyError(f"v2 key not found at `{key}`")
+
+    async def getsize_prefix(self, prefix: str) -> int:
+        """The total size of every key under a node.
+
+        Parameters
+        ----------
+        prefix
+            ``""`` or the path of a group or array.
+
+        Returns
+        -------
+        int
+
+        Raises
+        ------
+        IcechunkError
+            If the prefix is not the path of a node.
+        """
+        _, nodes = await self._prefix_nodes(prefix, check=True)
+        total = 0
+        core = self._core
+        for node in nodes:
+            total += len(node.user_data)
+            if node.is_array:
+                for coords in await core.chunk_coords(node.path):
+                    total += await core.chunk_size(node.path, coords)
+        return total
+
+    def set_virtual_ref(
+        self,
+        key: str,
+        location: str,
+        *,
+        offset: int,
+        length: int,
+        checksum: str | datetime | None = None,
+        validate_container: bool = True,
+    ) -> None:
+        """Point a chunk at a byte range of an object outside the repository.
+
+        Parameters
+        ----------
+        key
+            The chunk key, e.g. ``array/c/0/0``.
+        location
+            The URL of the object, e.g. ``s3://bucket/file.nc``.
+        offset
+            Where the chunk starts in the object.
+        length
+            The chunk's length in bytes.
+        checksum
+            An ETag (str) or a last-modified bound (datetime); reads fail if the object changed.
+        validate_container
+            Refuse locations that match no configured virtual chunk container.
+
+        Raises
+        ------
+        IcechunkError
+            For a read-only session, a metadata key, an invalid key, or (with validation) a
+            location outside every virtual chunk container.
+        """
+        sync(
+            self.set_virtual_ref_async(
+                key,
+                location,
+                offset=offset,
+                length=length,
+                checksum=checksum,
+                validate_container=validate_container,
+            )
+        )
+
+    async def set_virtual_ref_async(
+        self,
+        key: str,
+        location: str,
+        *,
+        offset: int,
+        length: int,
+        checksum: str | datetime | None = None,
+        validate_container: bool = True,
+    ) -> None:
+        """Async version of `set_virtual_ref`, with the same parameters and errors.
+
+        Parameters
+        ----------
+        key, location, offset, length, checksum, validate_container
+            See `set_virtual_ref`.
+
+        Raises
+        ------
+        IcechunkError
+            See `set_virtual_ref`.
+        """
+        self._ensure_writable()
+        kind, path, coords = _parse_key(key)
+        if kind != _CHUNK:
+            raise IcechunkError(
+                f"this operation is not allowed: use .set to modify metadata for key {key}"
+            )
+        await self._core.set_virtual_ref(
+            path, coords, location, offset, length, checksum, validate_container
+        )
+
+    def set_virtual_refs(
+        self,
+        array_path: str,
+        chunks: builtins.list[_VirtualChunkSpecLike],
+        *,
+        validate_containers: bool = True,
+    ) -> builtins.list[tuple[int, ...]] | None:
+        """Set many virtual chunk references of one array.
+
+        Parameters
+        ----------
+        array_path
+            The array's path, absolute (``/a/b``) or relative (``a/b``).
+        chunks
+            The references, as `VirtualChunkSpec` objects.
+        validate_containers
+            Skip references whose location matches no virtual chunk container.
+
+        Returns
+        -------
+        list of tuple of int, or None
+            None if every reference was set, else the indices of the skipped ones.
+
+        Raises
+        ------
+        IcechunkError
+            For a read-only session or a chunk index outside the grid.
+        """
+        return sync(
+            self.set_virtual_refs_async(array_path, chunks, validate_containers=validate_containers)
+        )
+
+    async def set_virtual_refs_async(
+        self,
+        array_path: str,
+        chunks: builtins.list[_VirtualChunkSpecLike],
+        *,
+        validate_containers: bool = True,
+    ) -> builtins.list[tuple[int, ...]] | None:
+        """Async version of `set_virtual_refs`, with the same parameters and result.
+
+        Parameters
+        ----------
+        array_path, chunks, validate_containers
+            See `set_virtual_refs`.
+
+        Returns
+        -------
+        list of tuple of int, or None
+            See `set_virtual_refs`.
+
+        Raises
+        ------
+        IcechunkError
+            See `set_virtual_refs`.
+        """
+        self._ensure_writable()
+        path = _node_path(array_path.strip("/"))
+        if path is None:
+            raise ValueError(f"Invalid array path: {array_path}")
+        failed: builtins.list[tuple[int, ...]] = []
+        for spec in chunks:
+            coords = tuple(spec.index)
+            checksum: str | datetime | None = spec.etag_checksum or spec.last_updated_at_checksum
+            try:
+                await self._core.set_virtual_ref(
+                    path,
+                    coords,
+                    spec.location,
+                    spec.offset,
+                    spec.length,
+                    checksum,
+                    validate_containers,
+                )
+            except IcechunkError as error:
+                if not error.message.startswith(_NO_CONTAINER_MESSAGE):
+                    raise
+                failed.append(coords)
+        return failed or None
