@@ -1,0 +1,485 @@
+"""A small flatbuffers toolkit: a builder and a bounds-checked reader.
+
+Only what Icechunk's schemas need, written for speed in pure Python. The builder works back to
+front like the official builders: children are written before their parents, so every unsigned
+offset points forward (to a higher address) as the format requires, and alignment is tracked as
+the distance from the end of the buffer, which :meth:`Builder.finish` pads to the largest
+alignment used. That makes every scalar, struct and vector aligned relative to the buffer start,
+which the reference's verifier checks.
+
+The reader never trusts the buffer: every offset and length is checked against the buffer size,
+and any inconsistency raises :class:`~pyicechunk.exceptions.IcechunkError` instead of
+``IndexError`` or ``struct.error``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import NoReturn, TypeVar
+
+from pyicechunk.exceptions import IcechunkError
+
+__all__ = [
+    "FILE_IDENTIFIER",
+    "Builder",
+    "Table",
+    "Vector",
+    "malformed",
+    "required",
+    "root_table",
+]
+
+FILE_IDENTIFIER = b"Ichk"
+
+Buffer = bytes | bytearray | memoryview
+
+_U8 = struct.Struct("<B")
+_U16 = struct.Struct("<H")
+_I32 = struct.Struct("<i")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+
+_T = TypeVar("_T")
+
+
+class Builder:
+    """Builds one flatbuffer, back to front.
+
+    Objects (strings, vectors, tables) are created one at a time, children before parents; each
+    ``create_*``/``end_table`` call returns a reference (the object's distance from the end of
+    the buffer) to pass to ``add_offset``, ``create_offset_vector`` or ``finish``. Identical
+    vtables are written once.
+
+    Parameters
+    ----------
+    initial_size
+        Initial capacity in bytes; the buffer doubles as needed.
+    """
+
+    __slots__ = ("_buf", "_fields", "_head", "_minalign", "_object_end", "_vtables")
+
+    def __init__(self, initial_size: int = 1024) -> None:
+        self._buf = bytearray(max(initial_size, 64))
+        self._head = len(self._buf)
+        self._minalign = 1
+        self._fields: list[int] | None = None
+        self._object_end = 0
+        self._vtables: dict[bytes, int] = {}
+
+    def offset(self) -> int:
+        """Return the number of bytes written so far (the reference of the last object)."""
+        return len(self._buf) - self._head
+
+    def _grow(self, needed: int) -> None:
+        old = self._buf
+        used = len(old) - self._head
+        size = len(old)
+        while size - used < needed:
+            size *= 2
+        new = bytearray(size)
+        new[size - used :] = old[self._head :]
+        self._buf = new
+        self._head = size - used
+
+    def prep(self, alignment: int, additional: int) -> None:
+        """Pad so that an item aligned to ``alignment`` can follow ``additional`` more bytes.
+
+        After the call, writing ``additional`` bytes leaves the write position aligned to
+        ``alignment`` (a power of two) relative to the end of the finished buffer, and there is
+        room for ``alignment + additional`` bytes.
+        """
+        if alignment > self._minalign:
+            self._minalign = alignment
+        pad = -(len(self._buf) - self._head + additional) % alignment
+        if self._head < pad + alignment + additional:
+            self._grow(pad + alignment + additional)
+        # The buffer is zero-filled and never written twice, so padding is already zeros.
+        self._head -= pad
+
+    def _not_nested(self) -> None:
+        if self._fields is not None:
+            raise RuntimeError("flatbuffers objects cannot be created while a table is open")
+
+    def _put(self, data: Buffer) -> None:
+        self._head -= len(data)
+        self._buf[self._head : self._head + len(data)] = data
+
+    def create_string(self, value: str) -> int:
+        """Write a NUL-terminated UTF-8 string and return its reference."""
+        self._not_nested()
+        data = value.encode("utf-8")
+        self.prep(4, len(data) + 1)
+        self._head -= 1
+        self._put(data)
+        self._head -= 4
+        _U32.pack_into(self._buf, self._head, len(data))
+        return self.offset()
+
+    def create_vector(self, data: Buffer, elem_size: int, alignment: int) -> int:
+        """Write a vector whose elements are already packed little-endian in ``data``.
+
+        Parameters
+        ----------
+        data
+            The packed elements (scalars or structs, ``len(data) == elem_size * count``).
+        elem_size
+            Size of one element in bytes.
+        alignment
+            Alignment of one element (e.g. 8 for a struct holding a u64).
+
+        Returns
+        -------
+        int
+            The vector's reference.
+        """
+        self._not_nested()
+        view = memoryview(data).cast("B")
+        nbytes = len(view)
+        if nbytes % elem_size:
+            raise ValueError(f"vector data of {nbytes} bytes is not a multiple of {elem_size}")
+        self.prep(4, nbytes)
+        self.prep(alignment, nbytes)
+        self._put(view)
+        self._head -= 4
+        _U32.pack_into(self._buf, self._head, nbytes // elem_size)
+        return self.offset()
+
+    def create_bytes_vector(self, data: Buffer) -> int:
+        """Write a ``[ubyte]`` vector and return its reference."""
+        return self.create_vector(data, 1, 1)
+
+    def create_scalar_vector(self, fmt: str, values: Sequence[int]) -> int:
+        """Write a vector of scalars given a :mod:`struct` format letter (``"I"``, ``"Q"``...)."""
+        size = struct.calcsize(fmt)
+        return self.create_vector(struct.pack(f"<{len(values)}{fmt}", *values), size, size)
+
+    def create_offset_vector(self, refs: Sequence[int]) -> int:
+        """Write a vector of references to objects (tables or strings) created earlier."""
+        self._not_nested()
+        self.prep(4, 4 * len(refs))
+        buf = self._buf
+        for ref in reversed(refs):
+            self._head -= 4
+            _U32.pack_into(buf, self._head, len(buf) - self._head - ref)
+        self._head -= 4
+        _U32.pack_into(buf, self._head, len(refs))
+        return self.offset()
+
+    def start_table(self, num_fields: int) -> None:
+        """Open a table with ``num_fields`` field slots; add fields, then call ``end_table``."""
+        self._not_nested()
+        self._fields = [0] * num_fields
+        self._object_end = self.offset()
+
+    def _slot(self, slot: int) -> None:
+        assert self._fields is not None, "add a field only between start_table and end_table"
+        self._fields[slot] = self.offset()
+
+    def add_u8(self, slot: int, value: int, default: int = 0) -> None:
+        """Add a ``ubyte`` field (also union type tags); omitted when equal to ``default``."""
+        if value != default:
+            self.prep(1, 0)
+            self._head -= 1
+            self._buf[self._head] = value
+            self._slot(slot)
+
+    def add_u32(self, slot: int, value: int, default: int = 0) -> None:
+        """Add a ``uint32`` field; omitted when equal to ``default``."""
+        if value != default:
+            self.prep(4, 0)
+            self._head -= 4
+            _U32.pack_into(self._buf, self._head, value)
+            self._slot(slot)
+
+    def add_u64(self, slot: int, value: int, default: int = 0) -> None:
+        """Add a ``uint64`` field; omitted when equal to ``default``."""
+        if value != default:
+            self.prep(8, 0)
+            self._head -= 8
+            _U64.pack_into(self._buf, self._head, value)
+            self._slot(slot)
+
+    def add_struct(self, slot: int, data: bytes, alignment: int) -> None:
+        """Add an inline struct field, given its packed bytes and its alignment."""
+        self.prep(alignment, len(data))
+        self._put(data)
+        self._slot(slot)
+
+    def add_offset(self, slot: int, ref: int) -> None:
+        """Add a field referring to a table, string, vector or union member created earlier."""
+        self.prep(4, 0)
+        self._head -= 4
+        _U32.pack_into(self._buf, self._head, len(self._buf) - self._head - ref)
+        self._slot(slot)
+
+    def end_table(self, required: Sequence[int] = ()) -> int:
+        """Close the open table, write (or reuse) its vtable and return the table's reference.
+
+        Parameters
+        ----------
+        required
+            Slots that must have been set (the schema's ``(required)`` fields).
+
+        Raises
+        ------
+        ValueError
+            If a required slot was not set: the reference would reject the buffer.
+        """
+        fields = self._fields
+        assert fields is not None, "end_table without start_table"
+        for slot in required:
+            if not fields[slot]:
+                raise ValueError(f"required flatbuffers field in slot {slot} was not set")
+        self.prep(4, 0)
+        self._head -= 4
+        table = self.offset()
+        count = len(fields)
+        while count and not fields[count - 1]:
+            count -= 1
+        entries = [table - f if f else 0 for f in fields[:count]]
+        vtable = struct.pack(f"<{count + 2}H", 4 + 2 * count, table - self._object_end, *entries)
+        existing = self._vtables.get(vtable)
+        if existing is None:
+            self.prep(2, len(vtable))
+            self._put(vtable)
+            existing = self._vtables[vtable] = self.offset()
+        # The table starts with a signed offset back to its vtable (vtable = table - soffset).
+        _I32.pack_into(self._buf, len(self._buf) - table, existing - table)
+        self._fields = None
+        return table
+
+    def finish(self, root: int, file_identifier: bytes = FILE_IDENTIFIER) -> bytes:
+        """Write the root offset and the 4-byte file identifier and return the buffer."""
+        self._not_nested()
+        self.prep(max(self._minalign, 4), 8)
+        self._put(file_identifier)
+        self._head -= 4
+        _U32.pack_into(self._buf, self._head, len(self._buf) - self._head - root)
+        return bytes(self._buf[self._head :])
+
+
+def malformed(problem: str) -> NoReturn:
+    """Raise the error for a damaged flatbuffer.
+
+    Parameters
+    ----------
+    problem
+        What is wrong, e.g. ``"offset out of range"``.
+
+    Raises
+    ------
+    IcechunkError
+        Always.
+    """
+    raise IcechunkError(
+        f"malformed flatbuffer: {problem}; the object is damaged or was not written by a "
+        "compatible Icechunk"
+    )
+
+
+def required(value: _T | None, field: str) -> _T:
+    """Return ``value``, or raise if a required field is absent.
+
+    Parameters
+    ----------
+    value
+        The result of a :class:`Table` accessor.
+    field
+        The field's name for the message, e.g. ``"Snapshot.nodes"``.
+
+    Raises
+    ------
+    IcechunkError
+        If ``value`` is None.
+    """
+    if value is None:
+        malformed(f"required field {field} is missing")
+    return value
+
+
+def _u32_at(buf: Buffer, pos: int) -> int:
+    if pos < 0 or pos + 4 > len(buf):
+        malformed(f"offset {pos} out of range (buffer of {len(buf)} bytes)")
+    value: int = _U32.unpack_from(buf, pos)[0]
+    return value
+
+
+def root_table(buf: Buffer) -> Table:
+    """Return the root table of a finished flatbuffer (the u32 offset at byte 0).
+
+    Raises
+    ------
+    IcechunkError
+        If the buffer is too short or the root table is out of range.
+    """
+    return Table(buf, _u32_at(buf, 0))
+
+
+class Table:
+    """A table inside a flatbuffer, with typed, bounds-checked field accessors.
+
+    Parameters
+    ----------
+    buf
+        The whole flatbuffer.
+    pos
+        Absolute position of the table (where its signed vtable offset is stored).
+
+    Raises
+    ------
+    IcechunkError
+        If the table or its vtable lie outside the buffer or the vtable is inconsistent.
+    """
+
+    __slots__ = ("_size", "_vt", "_vt_len", "buf", "pos")
+
+    def __init__(self, buf: Buffer, pos: int) -> None:
+        n = len(buf)
+        if pos < 0 or pos + 4 > n:
+            malformed(f"table offset {pos} out of range (buffer of {n} bytes)")
+        vt = pos - _I32.unpack_from(buf, pos)[0]
+        if vt < 0 or vt + 4 > n:
+            malformed(f"vtable of the table at {pos} out of range")
+        vt_len, size = struct.unpack_from("<HH", buf, vt)
+        if vt_len < 4 or vt_len % 2 or vt + vt_len > n or size < 4 or pos + size > n:
+            malformed(f"invalid vtable for the table at {pos}")
+        self.buf = buf
+        self.pos = pos
+        self._vt = vt
+        self._vt_len = vt_len
+        self._size = size
+
+    def field_pos(self, slot: int, size: int) -> int:
+        """Return the absolute position of field ``slot`` (``size`` bytes), or 0 if absent.
+
+        Raises
+        ------
+        IcechunkError
+            If the field does not fit inside the table.
+        """
+        voff = 4 + 2 * slot
+        if voff >= self._vt_len:
+            return 0
+        rel: int = _U16.unpack_from(self.buf, self._vt + voff)[0]
+        if not rel:
+            return 0
+        if rel < 4 or rel + size > self._size:
+            malformed(f"field {slot} of the table at {self.pos} lies outside the table")
+        return self.pos + rel
+
+    def u8(self, slot: int, default: int = 0) -> int:
+        """Read a ``ubyte`` field (or a union type tag)."""
+        p = self.field_pos(slot, 1)
+        return self.buf[p] if p else default
+
+    def u32(self, slot: int, default: int = 0) -> int:
+        """Read a ``uint32`` field."""
+        p = self.field_pos(slot, 4)
+        return _U32.unpack_from(self.buf, p)[0] if p else default
+
+    def u64(self, slot: int, default: int = 0) -> int:
+        """Read a ``uint64`` field."""
+        p = self.field_pos(slot, 8)
+        return _U64.unpack_from(self.buf, p)[0] if p else default
+
+    def struct_bytes(self, slot: int, size: int) -> bytes | None:
+        """Return the raw bytes of an inline struct field, or None if absent."""
+        p = self.field_pos(slot, size)
+        return bytes(self.buf[p : p + size]) if p else None
+
+    def _target(self, slot: int) -> int:
+        p = self.field_pos(slot, 4)
+        return p + _U32.unpack_from(self.buf, p)[0] if p else 0
+
+    def table(self, slot: int) -> Table | None:
+        """Follow a field referring to a table (also a union member), or None if absent."""
+        target = self._target(slot)
+        return Table(self.buf, target) if target else None
+
+    def string(self, slot: int) -> str | None:
+        """Read a string field, or None if absent."""
+        target = self._target(slot)
+        return _string_at(self.buf, target) if target else None
+
+    def vector(self, slot: int, elem_size: int) -> Vector | None:
+        """Return a vector field whose elements are ``elem_size`` bytes, or None if absent."""
+        target = self._target(slot)
+        return Vector(self.buf, target, elem_size) if target else None
+
+    def bytes_vector(self, slot: int) -> bytes | None:
+        """Return the content of a ``[ubyte]`` field as bytes, or None if absent."""
+        target = self._target(slot)
+        return Vector(self.buf, target, 1).raw() if target else None
+
+
+def _string_at(buf: Buffer, pos: int) -> str:
+    length = _u32_at(buf, pos)
+    start = pos + 4
+    if start + length > len(buf):
+        malformed(f"string at {pos} runs past the end of the buffer")
+    try:
+        return str(buf[start : start + length], "utf-8")
+    except UnicodeDecodeError:
+        malformed(f"string at {pos} is not valid UTF-8")
+
+
+class Vector:
+    """A vector inside a flatbuffer.
+
+    Parameters
+    ----------
+    buf
+        The whole flatbuffer.
+    pos
+        Absolute position of the vector's u32 length.
+    elem_size
+        Size of one element (4 for vectors of tables or strings).
+
+    Attributes
+    ----------
+    start
+        Absolute position of the first element.
+
+    Raises
+    ------
+    IcechunkError
+        If the vector runs past the end of the buffer.
+    """
+
+    __slots__ = ("buf", "elem_size", "length", "start")
+
+    def __init__(self, buf: Buffer, pos: int, elem_size: int) -> None:
+        self.length = _u32_at(buf, pos)
+        self.start = pos + 4
+        self.elem_size = elem_size
+        if self.start + self.length * elem_size > len(buf):
+            malformed(f"vector at {pos} runs past the end of the buffer")
+        self.buf = buf
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _elem(self, index: int) -> int:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        return self.start + index * self.elem_size
+
+    def raw(self) -> bytes:
+        """Return all elements' bytes (for ``[ubyte]`` vectors, the content)."""
+        return bytes(self.buf[self.start : self.start + self.length * self.elem_size])
+
+    def struct_bytes(self, index: int) -> bytes:
+        """Return the bytes of element ``index`` of a vector of structs."""
+        p = self._elem(index)
+        return bytes(self.buf[p : p + self.elem_size])
+
+    def table(self, index: int) -> Table:
+        """Follow element ``index`` of a vector of tables."""
+        p = self._elem(index)
+        return Table(self.buf, p + _U32.unpack_from(self.buf, p)[0])
+
+    def string(self, index: int) -> str:
+        """Follow element ``index`` of a vector of strings."""
+        p = self._elem(index)
+        return _string_at(self.buf, p + _U32.unpack_from(self.buf, p)[0])
