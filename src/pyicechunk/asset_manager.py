@@ -1,0 +1,292 @@
+"""Typed reads and writes of repository objects, with bounded caches.
+
+The asset manager is the only place that knows object keys (``snapshots/<id>``,
+``manifests/<id>``, ``transactions/<id>``, ``chunks/<id>``) and the binary envelope. It turns
+storage bytes into format objects and back, and caches the immutable ones. Large encode and
+decode work runs in a worker thread so the event loop stays responsive (zstd and numpy release
+the GIL for the heavy parts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+
+from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
+from pyicechunk.format.header import FileType, decode_object, encode_object
+from pyicechunk.format.ids import encode_id
+from pyicechunk.format.manifest import ArrayManifest, Manifest, decode_manifest, encode_manifest
+from pyicechunk.format.snapshot import Snapshot, decode_snapshot, encode_snapshot
+from pyicechunk.format.transaction_log import (
+    TransactionLog,
+    decode_transaction_log,
+    encode_transaction_log,
+)
+from pyicechunk.storage import StorageBackend
+
+__all__ = ["AssetManager", "chunk_key", "manifest_key", "snapshot_key", "transaction_key"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+# Work on buffers larger than this is moved off the event loop.
+_OFFLOAD_BYTES = 256 * 1024
+
+
+def snapshot_key(snapshot_id: bytes) -> str:
+    return f"snapshots/{encode_id(snapshot_id)}"
+
+
+def manifest_key(manifest_id: bytes) -> str:
+    return f"manifests/{encode_id(manifest_id)}"
+
+
+def transaction_key(snapshot_id: bytes) -> str:
+    return f"transactions/{encode_id(snapshot_id)}"
+
+
+def chunk_key(chunk_id: bytes) -> str:
+    return f"chunks/{encode_id(chunk_id)}"
+
+
+class _WeightedLRU(Generic[K, V]):
+    """An LRU cache bounded by the summed weight of its values (nodes, chunk refs, ...)."""
+
+    def __init__(self, capacity: int, weigh: Callable[[V], int]) -> None:
+        self._capacity = capacity
+        self._weigh = weigh
+        self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._total = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None:
+                return None
+            self._items.move_to_end(key)
+            return hit[0]
+
+    def put(self, key: K, value: V) -> None:
+        weight = max(1, self._weigh(value))
+        if weight > self._capacity:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._total -= old[1]
+            self._items[key] = (value, weight)
+            self._total += weight
+            while self._total > self._capacity:
+                _, (_, w) = self._items.popitem(last=False)
+                self._total -= w
+
+    def discard(self, key: K) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._total -= old[1]
+
+
+async def _maybe_offload(size: int, fn: Callable[..., V], *args: Any) -> V:
+    if size >= _OFFLOAD_BYTES:
+        return await asyncio.to_thread(fn, *args)
+    return fn(*args)
+
+
+def _decode(data: bytes, file_type: FileType, key: str, decoder: Callable[[bytes], V]) -> V:
+    buf = decode_object(data, file_type, key)
+    try:
+        return decoder(buf)
+    except IcechunkError as e:
+        if key in e.message:
+            raise
+        raise IcechunkError(f"cannot read {key}: {e.message}") from e
+
+
+class AssetManager:
+    """Reads and writes snapshots, manifests, transaction logs and chunks of one repository.
+
+    Parameters
+    ----------
+    backend
+        The storage the repository lives in.
+    compression_level
+        zstd level for snapshots, manifests and transaction logs.
+    num_snapshot_nodes, num_chunk_refs, num_transaction_changes
+        Cache capacities, as in ``CachingConfig``.
+    """
+
+    def __init__(
+        self,
+        backend: StorageBackend,
+        *,
+        compression_level: int = 3,
+        num_snapshot_nodes: int = 500_000,
+        num_chunk_refs: int = 15_000_000,
+        num_transaction_changes: int = 0,
+    ) -> None:
+        self.backend = backend
+        self.compression_level = compression_level
+        self._snapshots: _WeightedLRU[bytes, Snapshot] = _WeightedLRU(
+            num_snapshot_nodes, lambda s: len(s.nodes) + 1
+        )
+        self._manifests: _WeightedLRU[bytes, Manifest] = _WeightedLRU(
+            num_chunk_refs, lambda m: m.num_chunk_refs()
+        )
+        self._transactions: _WeightedLRU[bytes, TransactionLog] = _WeightedLRU(
+            num_transaction_changes, _tx_weight
+        )
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    async def fetch_snapshot(self, snapshot_id: bytes) -> Snapshot:
+        """Read a snapshot; raises ObjectNotFoundError when it does not exist."""
+        cached = self._snapshots.get(snapshot_id)
+        if cached is not None:
+            return cached
+        key = snapshot_key(snapshot_id)
+        data = await self.backend.get(key)
+        snapshot = await _maybe_offload(
+            len(data) * 8, _decode, data, FileType.SNAPSHOT, key, decode_snapshot
+        )
+        if snapshot.id != snapshot_id:
+            raise IcechunkError(
+                f"cannot read {key}: the file holds snapshot {encode_id(snapshot.id)}; "
+                "the object was renamed or damaged"
+            )
+        self._snapshots.put(snapshot_id, snapshot)
+        return snapshot
+
+    async def snapshot_exists(self, snapshot_id: bytes) -> bool:
+        if self._snapshots.get(snapshot_id) is not None:
+            return True
+        return await self.backend.exists(snapshot_key(snapshot_id))
+
+    async def write_snapshot(self, snapshot: Snapshot) -> None:
+        data = await _maybe_offload(
+            len(snapshot.nodes) * 256, self._encode, FileType.SNAPSHOT, encode_snapshot, snapshot
+        )
+        await self.backend.put(snapshot_key(snapshot.id), data)
+        self._snapshots.put(snapshot.id, snapshot)
+
+    # -- manifests ---------------------------------------------------------------------------
+
+    async def fetch_manifest(self, manifest_id: bytes, size_bytes: int) -> Manifest:
+        cached = self._manifests.get(manifest_id)
+        if cached is not None:
+            return cached
+        key = manifest_key(manifest_id)
+        if size_bytes > 0:
+            data = await self.backend.get(key, RangeByteRequest(0, size_bytes))
+        else:
+            data = await self.backend.get(key)
+        manifest = await _maybe_offload(
+            len(data) * 4, _decode, data, FileType.MANIFEST, key, decode_manifest
+        )
+        if manifest.id != manifest_id:
+            raise IcechunkError(
+                f"cannot read {key}: the file holds manifest {encode_id(manifest.id)}; "
+                "the object was renamed or damaged"
+            )
+        self._manifests.put(manifest_id, manifest)
+        return manifest
+
+    async def write_manifest(self, manifest_id: bytes, arrays: Sequence[ArrayManifest]) -> int:
+        """Write a manifest and return its size in bytes (header included)."""
+        n = sum(len(a) for a in arrays)
+        data = await _maybe_offload(n * 32, self._encode_manifest, manifest_id, arrays)
+        await self.backend.put(manifest_key(manifest_id), data)
+        return len(data)
+
+    def _encode_manifest(self, manifest_id: bytes, arrays: Sequence[ArrayManifest]) -> bytes:
+        return encode_object(
+            FileType.MANIFEST, encode_manifest(manifest_id, arrays), self.compression_level
+        )
+
+    # -- transaction logs --------------------------------------------------------------------
+
+    async def fetch_transaction_log(self, snapshot_id: bytes) -> TransactionLog:
+        cached = self._transactions.get(snapshot_id)
+        if cached is not None:
+            return cached
+        key = transaction_key(snapshot_id)
+        data = await self.backend.get(key)
+        tx = await _maybe_offload(
+            len(data) * 4, _decode, data, FileType.TRANSACTION_LOG, key, decode_transaction_log
+        )
+        self._transactions.put(snapshot_id, tx)
+        return tx
+
+    async def write_transaction_log(self, tx: TransactionLog) -> None:
+        size = sum(len(c) for c in tx.updated_chunks.values())
+        data = await _maybe_offload(
+            size * 16, self._encode, FileType.TRANSACTION_LOG, encode_transaction_log, tx
+        )
+        await self.backend.put(transaction_key(tx.id), data)
+
+    # -- chunks ------------------------------------------------------------------------------
+
+    async def write_chunk(self, chunk_id: bytes, data: bytes) -> None:
+        await self.backend.put(chunk_key(chunk_id), data)
+
+    async def fetch_chunk(
+        self, chunk_id: bytes, offset: int, length: int, byte_range: ByteRequest | None
+    ) -> bytes:
+        """Read ``[offset, offset+length)`` of a chunk object, narrowed by ``byte_range``."""
+        key = chunk_key(chunk_id)
+        start, end = _narrow(offset, length, byte_range)
+        try:
+            if start == 0 and byte_range is None:
+                data = await self.backend.get(key)
+                return data if len(data) == end else data[:end]
+            return await self.backend.get(key, RangeByteRequest(start, end))
+        except ObjectNotFoundError as e:
+            raise IcechunkError(
+                f"chunk object {key} is missing from storage: the repository is damaged "
+                "(the chunk was deleted, perhaps by garbage collection of a newer version)"
+            ) from e
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _encode(self, file_type: FileType, encoder: Callable[[Any], bytes], obj: Any) -> bytes:
+        return encode_object(file_type, encoder(obj), self.compression_level)
+
+
+def _tx_weight(tx: TransactionLog) -> int:
+    return (
+        len(tx.new_groups)
+        + len(tx.new_arrays)
+        + len(tx.deleted_groups)
+        + len(tx.deleted_arrays)
+        + len(tx.updated_groups)
+        + len(tx.updated_arrays)
+        + sum(len(c) for c in tx.updated_chunks.values())
+    )
+
+
+def _narrow(offset: int, length: int, byte_range: ByteRequest | None) -> tuple[int, int]:
+    """Absolute [start, end) of a byte request inside a chunk stored at [offset, offset+length)."""
+    end = offset + length
+    if byte_range is None:
+        return offset, end
+    if isinstance(byte_range, RangeByteRequest):
+        return min(offset + byte_range.start, end), min(offset + byte_range.end, end)
+    if isinstance(byte_range, OffsetByteRequest):
+        return min(offset + byte_range.offset, end), end
+    if isinstance(byte_range, SuffixByteRequest):
+        return max(offset, end - byte_range.suffix), end
+    raise TypeError(f"unexpected byte range {byte_range!r}")
+
+
+def slice_bytes(data: bytes, byte_range: ByteRequest | None) -> bytes:
+    """Apply a zarr byte request to bytes held in memory."""
+    if byte_range is None:
+        return data
+    start, end = _narrow(0, len(data), byte_range)
+    return data[start:end]

@@ -1,0 +1,120 @@
+"""What Icechunk reads out of a node's ``zarr.json`` (FORMAT-V1 §4.4).
+
+The bytes themselves are stored verbatim as the node's ``user_data``; only the node kind, the
+shape, the chunk grid (the shard grid for sharded arrays) and the dimension names are derived.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pyicechunk.exceptions import IcechunkError
+from pyicechunk.format.snapshot import DimensionShape
+
+__all__ = ["ArrayMeta", "GroupMeta", "parse_node_metadata"]
+
+_U64_MAX = 2**64 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class ArrayMeta:
+    user_data: bytes
+    shape: tuple[DimensionShape, ...]
+    dimension_names: tuple[str | None, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMeta:
+    user_data: bytes
+
+
+def _u64_list(value: Any) -> list[int] | None:
+    if not isinstance(value, list):
+        return None
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= _U64_MAX:
+            return None
+        out.append(v)
+    return out
+
+
+def parse_node_metadata(path: str, data: bytes) -> ArrayMeta | GroupMeta:
+    """Classify ``zarr.json`` bytes as array or group metadata.
+
+    Raises
+    ------
+    IcechunkError
+        The bytes are not JSON, or are neither a zarr v3 array nor group document.
+    """
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise IcechunkError(f"bad metadata: zarr.json for node {path} is not valid JSON ({e})")
+    if not isinstance(doc, dict):
+        raise IcechunkError(f"bad metadata: zarr.json for node {path} must be a JSON object")
+    node_type = doc.get("node_type")
+    if node_type == "array":
+        return _parse_array(path, data, doc)
+    if node_type == "group":
+        return GroupMeta(data)
+    raise IcechunkError(
+        f"bad metadata: zarr.json for node {path} has node_type {node_type!r}; "
+        "expected 'array' or 'group' (Icechunk stores zarr v3 metadata only)"
+    )
+
+
+def _parse_array(path: str, data: bytes, doc: dict[str, Any]) -> ArrayMeta:
+    shape = _u64_list(doc.get("shape"))
+    if shape is None:
+        raise IcechunkError(
+            f"bad metadata: array {path} needs a `shape` list of non-negative integers"
+        )
+    grid = doc.get("chunk_grid")
+    chunk_shape = None
+    if isinstance(grid, dict) and grid.get("name") == "regular":
+        conf = grid.get("configuration")
+        if isinstance(conf, dict):
+            chunk_shape = _u64_list(conf.get("chunk_shape"))
+    if chunk_shape is None:
+        raise IcechunkError(
+            f"bad metadata: array {path} needs a regular chunk grid "
+            '({"name": "regular", "configuration": {"chunk_shape": [...]}})'
+        )
+    if len(chunk_shape) != len(shape) or any(c == 0 for c in chunk_shape):
+        raise IcechunkError(
+            f"Invalid chunk grid metadata for array {path}: shape {shape} and chunk shape "
+            f"{chunk_shape} must have the same length and chunk lengths must be positive"
+        )
+    names = doc.get("dimension_names")
+    dimension_names: tuple[str | None, ...] | None = None
+    if names is not None:
+        if not isinstance(names, list) or not all(n is None or isinstance(n, str) for n in names):
+            raise IcechunkError(
+                f"bad metadata: array {path} has dimension_names that are not a list of "
+                "strings or nulls"
+            )
+        dimension_names = tuple(n if n else None for n in names)
+    return ArrayMeta(
+        user_data=data,
+        shape=tuple(DimensionShape(a, c) for a, c in zip(shape, chunk_shape, strict=True)),
+        dimension_names=dimension_names,
+    )
+
+
+def grid_upper(shape: tuple[DimensionShape, ...]) -> tuple[int, ...]:
+    """Number of chunk positions per dimension (a zero-length dimension still has one)."""
+    return tuple(
+        1 if d.array_length == 0 else (d.array_length - 1) // d.chunk_length + 1 for d in shape
+    )
+
+
+def coords_in_grid(coords: tuple[int, ...], shape: tuple[DimensionShape, ...]) -> bool:
+    """Whether chunk coordinates fit the grid (extra or missing dimensions are not checked)."""
+    for c, d in zip(coords, shape, strict=False):
+        max_index = 0 if d.array_length == 0 else (d.array_length - 1) // d.chunk_length
+        if c > max_index:
+            return False
+    return True

@@ -1,0 +1,779 @@
+"""Repository: storage + configuration + refs; opens sessions and walks history."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from pyicechunk._sync import sync
+from pyicechunk.config import RepositoryConfig
+from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
+from pyicechunk.format.config_yaml import config_from_yaml, config_to_yaml
+from pyicechunk.format.ids import encode_id
+from pyicechunk.format.snapshot import Snapshot, initial_snapshot
+from pyicechunk.refs import (
+    BranchConflict,
+    create_tag,
+    delete_branch,
+    delete_tag,
+    fetch_branch,
+    fetch_tag,
+    list_refs,
+    parse_snapshot_id,
+    update_branch,
+    validate_ref_name,
+)
+from pyicechunk.session import (
+    RepoContext,
+    Session,
+    _SessionCore,
+    check_metadata,
+    diff_from_transaction_logs,
+    now_micros,
+)
+from pyicechunk.storage import ObjectVersion, Storage
+from pyicechunk.store import IcechunkStore
+from pyicechunk.types import Diff, ManifestFileInfo, SnapshotInfo
+
+__all__ = ["Repository"]
+
+CONFIG_KEY = "config.yaml"
+_ONE_OF = "Must provide one of branch, tag, or snapshot_id"
+
+
+def _micros_to_datetime(micros: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
+
+
+def _datetime_to_micros(value: dt.datetime, arg: str) -> int:
+    if not isinstance(value, dt.datetime):
+        raise TypeError(f"argument '{arg}': expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise TypeError(f"argument '{arg}': expected a datetime with non-None tzinfo")
+    delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def snapshot_info(snapshot: Snapshot) -> SnapshotInfo:
+    return SnapshotInfo(
+        id=encode_id(snapshot.id),
+        parent_id=None if snapshot.parent_id is None else encode_id(snapshot.parent_id),
+        written_at=_micros_to_datetime(snapshot.flushed_at),
+        message=snapshot.message,
+        metadata=copy.deepcopy(snapshot.metadata),
+        manifests=[
+            ManifestFileInfo(encode_id(m.id), m.size_bytes, m.num_chunk_refs)
+            for m in snapshot.manifest_files
+        ],
+    )
+
+
+def _is_default_config(config: RepositoryConfig) -> bool:
+    return bool(config == RepositoryConfig())
+
+
+class _Ancestry:
+    """Snapshots from a starting point back to the root; a sync and an async iterator."""
+
+    def __init__(
+        self, repo: Repository, branch: str | None, tag: str | None, snapshot_id: str | None
+    ) -> None:
+        self._repo = repo
+        self._start = (branch, tag, snapshot_id)
+        self._next_id: bytes | None = None
+        self._started = False
+        self._buffer: list[SnapshotInfo] = []
+
+    async def _advance(self, batch: int) -> list[SnapshotInfo]:
+        if not self._started:
+            self._next_id = await self._repo._resolve(*self._start)
+            self._started = True
+        out = []
+        while self._next_id is not None and len(out) < batch:
+            snapshot = await self._repo._fetch_snapshot(self._next_id)
+            out.append(snapshot_info(snapshot))
+            self._next_id = snapshot.parent_id
+        return out
+
+    def __iter__(self) -> Iterator[SnapshotInfo]:
+        return self
+
+    def __next__(self) -> SnapshotInfo:
+        if not self._buffer:
+            self._buffer = sync(self._advance(64))
+            if not self._buffer:
+                raise StopIteration
+        return self._buffer.pop(0)
+
+    def __aiter__(self) -> AsyncIterator[SnapshotInfo]:
+        return self
+
+    async def __anext__(self) -> SnapshotInfo:
+        if not self._buffer:
+            self._buffer = await self._advance(16)
+            if not self._buffer:
+                raise StopAsyncIteration
+        return self._buffer.pop(0)
+
+
+class Repository:
+    """An Icechunk repository: version-controlled Zarr data in a storage location.
+
+    Create or open one with :meth:`create`, :meth:`open` or :meth:`open_or_create`; read and
+    write through sessions.
+    """
+
+    _ctx: RepoContext
+    _authorize: dict[str, Any]
+    _config_version: ObjectVersion | None
+    _config_exists: bool
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(
+            "Repository cannot be constructed directly; use Repository.create(storage), "
+            "Repository.open(storage) or Repository.open_or_create(storage)"
+        )
+
+    @classmethod
+    def _build(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig,
+        authorize: dict[str, Any] | None,
+        config_version: ObjectVersion | None,
+        config_exists: bool,
+    ) -> Repository:
+        repo = cls.__new__(cls)
+        repo._ctx = RepoContext(
+            storage=storage,
+            config=config,
+            authorized_prefixes=frozenset(authorize or {}),
+        )
+        repo._authorize = dict(authorize or {})
+        repo._config_version = config_version
+        repo._config_exists = config_exists
+        return repo
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+    ) -> Repository:
+        """Create a new repository in an empty storage location.
+
+        Parameters
+        ----------
+        storage
+            Where the repository lives; the location must hold no objects.
+        config
+            Repository configuration; persisted to ``config.yaml`` unless it is the default.
+        authorize_virtual_chunk_access
+            Credentials per virtual chunk container prefix.
+
+        Returns
+        -------
+        Repository
+
+        Raises
+        ------
+        IcechunkError
+            The location is not empty, or the storage is read-only.
+        """
+        return sync(cls.create_async(storage, config, authorize_virtual_chunk_access))
+
+    @classmethod
+    async def create_async(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+    ) -> Repository:
+        """Async version of :meth:`create`."""
+        _check_storage(storage)
+        backend = storage._backend
+        if backend.read_only:
+            raise IcechunkError(
+                "the storage used by this Icechunk repository is read-only: Cannot create repository"
+            )
+        if await backend.list(""):
+            raise IcechunkError(
+                "repositories can only be created in clean prefixes: the storage location "
+                "already holds objects; use Repository.open for an existing repository or pick "
+                "an empty location"
+            )
+        config = copy.deepcopy(config) if config is not None else RepositoryConfig()
+        repo = cls._build(storage, config, authorize_virtual_chunk_access, None, False)
+        init = initial_snapshot(now_micros())
+        jobs = [repo._create_main(init)]
+        if not _is_default_config(config):
+            jobs.append(repo._write_config(create=True))
+        await asyncio.gather(*jobs)
+        return repo
+
+    async def _create_main(self, init: Snapshot) -> None:
+        await self._ctx.assets.write_snapshot(init)
+        await update_branch(self._backend, "main", init.id, None)
+
+    @classmethod
+    def open(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+    ) -> Repository:
+        """Open an existing repository.
+
+        Parameters
+        ----------
+        storage
+            Where the repository lives.
+        config
+            Configuration merged over the persisted one (fields set here win).
+        authorize_virtual_chunk_access
+            Credentials per virtual chunk container prefix.
+
+        Raises
+        ------
+        IcechunkError
+            There is no repository in the storage location.
+        """
+        return sync(cls.open_async(storage, config, authorize_virtual_chunk_access))
+
+    @classmethod
+    async def open_async(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+    ) -> Repository:
+        """Async version of :meth:`open`."""
+        _check_storage(storage)
+        backend = storage._backend
+        if await backend.exists("repo"):
+            raise IcechunkError(
+                "this repository uses Icechunk v2 format, which pyicechunk cannot read; use "
+                "icechunk 2.x to open it"
+            )
+        (stored, version), main_exists = await asyncio.gather(
+            _read_config(storage), backend.exists("refs/branch.main/ref.json")
+        )
+        if not main_exists:
+            raise IcechunkError(
+                "the repository doesn't exist: no branch `main` was found in the storage "
+                "location; create it with Repository.create"
+            )
+        effective = stored if stored is not None else RepositoryConfig()
+        if config is not None:
+            effective = effective.merge(config)
+        return cls._build(
+            storage, effective, authorize_virtual_chunk_access, version, stored is not None
+        )
+
+    @classmethod
+    def open_or_create(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+    ) -> Repository:
+        """Open the repository if it exists, otherwise create it."""
+        return sync(cls.open_or_create_async(storage, config, authorize_virtual_chunk_access))
+
+    @classmethod
+    async def open_or_create_async(
+        cls,
+        storage: Storage,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+    ) -> Repository:
+        """Async version of :meth:`open_or_create`."""
+        if await cls.exists_async(storage):
+            return await cls.open_async(storage, config, authorize_virtual_chunk_access)
+        return await cls.create_async(storage, config, authorize_virtual_chunk_access)
+
+    @staticmethod
+    def exists(storage: Storage) -> bool:
+        """Whether a repository exists in the storage location."""
+        return sync(Repository.exists_async(storage))
+
+    @staticmethod
+    async def exists_async(storage: Storage) -> bool:
+        """Async version of :meth:`exists`."""
+        _check_storage(storage)
+        return await storage._backend.exists("refs/branch.main/ref.json")
+
+    @staticmethod
+    def fetch_config(storage: Storage) -> RepositoryConfig | None:
+        """The persisted configuration, or None when there is no ``config.yaml``."""
+        return sync(Repository.fetch_config_async(storage))
+
+    @staticmethod
+    async def fetch_config_async(storage: Storage) -> RepositoryConfig | None:
+        """Async version of :meth:`fetch_config`."""
+        _check_storage(storage)
+        config, _ = await _read_config(storage)
+        return config
+
+    def save_config(self) -> None:
+        """Persist the current configuration to ``config.yaml``."""
+        sync(self.save_config_async())
+
+    async def save_config_async(self) -> None:
+        """Async version of :meth:`save_config`."""
+        await self._write_config(create=not self._config_exists)
+
+    async def _write_config(self, *, create: bool) -> None:
+        backend = self._backend
+        data = config_to_yaml(self._ctx.config)
+        if create:
+            if not await backend.put_if_absent(CONFIG_KEY, data):
+                raise IcechunkError(
+                    "config was updated by other session: config.yaml appeared since this "
+                    "repository was opened; reopen the repository and save again"
+                )
+        elif self._config_version is None:
+            await backend.put(CONFIG_KEY, data)
+        elif not await backend.put_if_version(CONFIG_KEY, data, self._config_version):
+            raise IcechunkError(
+                "config was updated by other session: config.yaml changed since this "
+                "repository was opened; reopen the repository and save again"
+            )
+        _, version = await backend.get_versioned(CONFIG_KEY)
+        self._config_version = version
+        self._config_exists = True
+
+    def reopen(
+        self,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+    ) -> Repository:
+        """A new Repository on the same storage, with ``config`` merged over the current one.
+
+        ``authorize_virtual_chunk_access=None`` keeps the current authorizations. The default
+        commit metadata is not carried over.
+        """
+        merged = self._ctx.config.merge(config) if config is not None else copy.deepcopy(
+            self._ctx.config
+        )
+        authorize = (
+            self._authorize if authorize_virtual_chunk_access is None
+            else authorize_virtual_chunk_access
+        )
+        return Repository._build(
+            self._ctx.storage, merged, authorize, self._config_version, self._config_exists
+        )
+
+    async def reopen_async(
+        self,
+        config: RepositoryConfig | None = None,
+        authorize_virtual_chunk_access: dict[str, Any] | None = None,
+    ) -> Repository:
+        """Async version of :meth:`reopen`."""
+        return self.reopen(config, authorize_virtual_chunk_access)
+
+    # -- pickling -----------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "_repository": {
+                "storage": self._ctx.storage,
+                "config": self._ctx.config,
+                "authorize": self._authorize,
+                "default_metadata": self._ctx.default_metadata,
+                "config_version": self._config_version,
+                "config_exists": self._config_exists,
+            }
+        }
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict) or not isinstance(state.get("_repository"), dict):
+            raise ValueError("Invalid repository state")
+        s = state["_repository"]
+        built = Repository._build(
+            s["storage"], s["config"], s["authorize"], s["config_version"], s["config_exists"]
+        )
+        self.__dict__.update(built.__dict__)
+        self._ctx.default_metadata = dict(s["default_metadata"])
+
+    # -- accessors ----------------------------------------------------------------------------
+
+    @property
+    def _backend(self) -> Any:
+        return self._ctx.storage._backend
+
+    @property
+    def config(self) -> RepositoryConfig:
+        """A copy of the effective configuration (change it with :meth:`reopen`)."""
+        return copy.deepcopy(self._ctx.config)
+
+    @property
+    def storage(self) -> Storage:
+        """The storage this repository lives in."""
+        return self._ctx.storage
+
+    @property
+    def authorized_virtual_container_prefixes(self) -> set[str]:
+        """The virtual chunk container prefixes this repository may read from."""
+        return set(self._authorize)
+
+    def set_default_commit_metadata(self, metadata: dict[str, Any]) -> None:
+        """Set properties merged under every later commit's metadata (``{}`` clears them)."""
+        self._ctx.default_metadata = check_metadata(metadata)
+
+    def default_commit_metadata(self) -> dict[str, Any]:
+        """The default commit metadata."""
+        return dict(self._ctx.default_metadata)
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    async def _fetch_snapshot(self, snapshot_id: bytes) -> Snapshot:
+        try:
+            return await self._ctx.assets.fetch_snapshot(snapshot_id)
+        except ObjectNotFoundError:
+            raise IcechunkError(f"snapshot not found: `{encode_id(snapshot_id)}`") from None
+
+    async def _resolve(
+        self, branch: str | None, tag: str | None, snapshot_id: str | None
+    ) -> bytes:
+        given = [x for x in (branch, tag, snapshot_id) if x is not None]
+        if len(given) != 1:
+            raise ValueError(_ONE_OF)
+        if branch is not None:
+            return await fetch_branch(self._backend, branch)
+        if tag is not None:
+            return await fetch_tag(self._backend, tag)
+        assert snapshot_id is not None
+        sid = parse_snapshot_id(snapshot_id)
+        await self._fetch_snapshot(sid)
+        return sid
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    def readonly_session(
+        self,
+        branch: str | None = None,
+        *,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+        as_of: dt.datetime | None = None,
+    ) -> Session:
+        """A read-only session at a branch tip (optionally as of a time), a tag or a snapshot."""
+        return sync(self.readonly_session_async(branch, tag=tag, snapshot_id=snapshot_id,
+                                                as_of=as_of))
+
+    async def readonly_session_async(
+        self,
+        branch: str | None = None,
+        *,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+        as_of: dt.datetime | None = None,
+    ) -> Session:
+        """Async version of :meth:`readonly_session`."""
+        given = [x for x in (branch, tag, snapshot_id) if x is not None]
+        if len(given) != 1:
+            raise ValueError(_ONE_OF)
+        if as_of is not None and branch is None:
+            raise ValueError("as_of argument must be provided together with a branch name")
+        if as_of is not None:
+            limit = _datetime_to_micros(as_of, "as_of")
+            sid: bytes | None = await fetch_branch(self._backend, branch)  # type: ignore[arg-type]
+            while sid is not None:
+                snapshot = await self._fetch_snapshot(sid)
+                if snapshot.flushed_at <= limit:
+                    break
+                sid = snapshot.parent_id
+            else:
+                when = as_of.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+                raise IcechunkError(
+                    f"branch {branch} does not have a snapshots before or at {when}"
+                )
+        else:
+            sid = await self._resolve(branch, tag, snapshot_id)
+        snapshot = await self._fetch_snapshot(sid)
+        return Session._wrap(_SessionCore(self._ctx, snapshot, branch=None, read_only=True))
+
+    def writable_session(self, branch: str) -> Session:
+        """A session that records changes and commits them to ``branch``."""
+        return sync(self.writable_session_async(branch))
+
+    async def writable_session_async(self, branch: str) -> Session:
+        """Async version of :meth:`writable_session`."""
+        sid = await fetch_branch(self._backend, branch)
+        snapshot = await self._fetch_snapshot(sid)
+        core = _SessionCore(_session_ctx(self._ctx), snapshot, branch=branch, read_only=False)
+        return Session._wrap(core)
+
+    @contextlib.contextmanager
+    def transaction(
+        self,
+        branch: str,
+        *,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        rebase_with: Any | None = None,
+        rebase_tries: int = 1_000,
+    ) -> Iterator[IcechunkStore]:
+        """Yield a writable store on ``branch`` and commit when the block exits normally."""
+        session = self.writable_session(branch)
+        yield session.store
+        session.commit(message, metadata=metadata, rebase_with=rebase_with,
+                       rebase_tries=rebase_tries)
+
+    # -- refs ---------------------------------------------------------------------------------
+
+    def list_branches(self) -> set[str]:
+        """Names of all branches."""
+        return sync(self.list_branches_async())
+
+    async def list_branches_async(self) -> set[str]:
+        """Async version of :meth:`list_branches`."""
+        return (await list_refs(self._backend)).branches
+
+    def lookup_branch(self, branch: str) -> str:
+        """The snapshot id a branch points at."""
+        return sync(self.lookup_branch_async(branch))
+
+    async def lookup_branch_async(self, branch: str) -> str:
+        """Async version of :meth:`lookup_branch`."""
+        return encode_id(await fetch_branch(self._backend, branch))
+
+    def create_branch(self, branch: str, snapshot_id: str) -> None:
+        """Create a branch pointing at a snapshot."""
+        sync(self.create_branch_async(branch, snapshot_id))
+
+    async def create_branch_async(self, branch: str, snapshot_id: str) -> None:
+        """Async version of :meth:`create_branch`."""
+        validate_ref_name(branch)
+        sid = parse_snapshot_id(snapshot_id)
+        await self._fetch_snapshot(sid)
+        try:
+            await update_branch(
+                self._backend, branch, sid, None,
+                conditional_create=self._ctx.setting("unsafe_use_conditional_create"),
+            )
+        except BranchConflict as c:
+            raise IcechunkError(c.describe()) from None
+
+    def delete_branch(self, branch: str) -> None:
+        """Delete a branch (never ``main``); its snapshots stay until garbage collection."""
+        sync(self.delete_branch_async(branch))
+
+    async def delete_branch_async(self, branch: str) -> None:
+        """Async version of :meth:`delete_branch`."""
+        await delete_branch(self._backend, branch)
+
+    def reset_branch(
+        self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
+    ) -> None:
+        """Point a branch at any existing snapshot (optionally only if it is at ``from_snapshot_id``)."""
+        sync(self.reset_branch_async(branch, snapshot_id, from_snapshot_id=from_snapshot_id))
+
+    async def reset_branch_async(
+        self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
+    ) -> None:
+        """Async version of :meth:`reset_branch`."""
+        sid = parse_snapshot_id(snapshot_id)
+        expected = (
+            parse_snapshot_id(from_snapshot_id) if from_snapshot_id is not None else None
+        )
+        await self._fetch_snapshot(sid)
+        current = await fetch_branch(self._backend, branch)
+        if expected is None:
+            expected = current
+        try:
+            await update_branch(
+                self._backend, branch, sid, expected,
+                conditional_update=self._ctx.setting("unsafe_use_conditional_update"),
+            )
+        except BranchConflict as c:
+            raise IcechunkError(c.describe()) from None
+
+    def list_tags(self) -> set[str]:
+        """Names of all tags (deleted ones excluded)."""
+        return sync(self.list_tags_async())
+
+    async def list_tags_async(self) -> set[str]:
+        """Async version of :meth:`list_tags`."""
+        return (await list_refs(self._backend)).tags
+
+    def lookup_tag(self, tag: str) -> str:
+        """The snapshot id a tag points at."""
+        return sync(self.lookup_tag_async(tag))
+
+    async def lookup_tag_async(self, tag: str) -> str:
+        """Async version of :meth:`lookup_tag`."""
+        return encode_id(await fetch_tag(self._backend, tag))
+
+    def create_tag(self, tag: str, snapshot_id: str) -> None:
+        """Create an immutable tag; a deleted tag's name can never be used again."""
+        sync(self.create_tag_async(tag, snapshot_id))
+
+    async def create_tag_async(self, tag: str, snapshot_id: str) -> None:
+        """Async version of :meth:`create_tag`."""
+        validate_ref_name(tag)
+        sid = parse_snapshot_id(snapshot_id)
+        await self._fetch_snapshot(sid)
+        await create_tag(
+            self._backend, tag, sid,
+            conditional_create=self._ctx.setting("unsafe_use_conditional_create"),
+        )
+
+    def delete_tag(self, tag: str) -> None:
+        """Delete a tag (writes a tombstone; the name cannot be reused)."""
+        sync(self.delete_tag_async(tag))
+
+    async def delete_tag_async(self, tag: str) -> None:
+        """Async version of :meth:`delete_tag`."""
+        await delete_tag(self._backend, tag)
+
+    # -- history ------------------------------------------------------------------------------
+
+    def ancestry(
+        self, *, branch: str | None = None, tag: str | None = None, snapshot_id: str | None = None
+    ) -> _Ancestry:
+        """Snapshots from the given one back to the repository's first, newest first.
+
+        The result is both an iterator and an async iterator.
+        """
+        given = [x for x in (branch, tag, snapshot_id) if x is not None]
+        if len(given) != 1:
+            raise ValueError(_ONE_OF)
+        return _Ancestry(self, branch, tag, snapshot_id)
+
+    def async_ancestry(
+        self, *, branch: str | None = None, tag: str | None = None, snapshot_id: str | None = None
+    ) -> _Ancestry:
+        """Same as :meth:`ancestry`, for ``async for``."""
+        return self.ancestry(branch=branch, tag=tag, snapshot_id=snapshot_id)
+
+    def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo:
+        """Information about one snapshot."""
+        return sync(self.lookup_snapshot_async(snapshot_id))
+
+    async def lookup_snapshot_async(self, snapshot_id: str) -> SnapshotInfo:
+        """Async version of :meth:`lookup_snapshot`."""
+        sid = parse_snapshot_id(snapshot_id)
+        return snapshot_info(await self._ctx.assets.fetch_snapshot(sid))
+
+    def diff(
+        self,
+        *,
+        from_branch: str | None = None,
+        from_tag: str | None = None,
+        from_snapshot_id: str | None = None,
+        to_branch: str | None = None,
+        to_tag: str | None = None,
+        to_snapshot_id: str | None = None,
+    ) -> Diff:
+        """The changes made after ``from`` up to and including ``to`` (``from`` must be an ancestor)."""
+        return sync(self.diff_async(
+            from_branch=from_branch, from_tag=from_tag, from_snapshot_id=from_snapshot_id,
+            to_branch=to_branch, to_tag=to_tag, to_snapshot_id=to_snapshot_id,
+        ))
+
+    async def diff_async(
+        self,
+        *,
+        from_branch: str | None = None,
+        from_tag: str | None = None,
+        from_snapshot_id: str | None = None,
+        to_branch: str | None = None,
+        to_tag: str | None = None,
+        to_snapshot_id: str | None = None,
+    ) -> Diff:
+        """Async version of :meth:`diff`."""
+        for group in ((from_branch, from_tag, from_snapshot_id), (to_branch, to_tag, to_snapshot_id)):
+            if sum(x is not None for x in group) != 1:
+                raise ValueError(_ONE_OF)
+        from_id, to_id = await asyncio.gather(
+            self._resolve(from_branch, from_tag, from_snapshot_id),
+            self._resolve(to_branch, to_tag, to_snapshot_id),
+        )
+        visited: list[bytes] = []
+        sid: bytes | None = to_id
+        to_snapshot = await self._fetch_snapshot(to_id)
+        while sid is not None and sid != from_id:
+            snapshot = await self._fetch_snapshot(sid)
+            if snapshot.parent_id is not None:
+                visited.append(sid)
+            sid = snapshot.parent_id
+        if sid is None:
+            raise IcechunkError(
+                "session error: `to` snapshot ancestry doesn't include `from`: the diff needs "
+                "`from` to be an ancestor of `to`"
+            )
+        from_snapshot = await self._fetch_snapshot(from_id)
+        assets = self._ctx.assets
+        logs = await asyncio.gather(*(assets.fetch_transaction_log(s) for s in visited))
+        paths = {n.id: n.path for n in from_snapshot.nodes}
+        paths.update({n.id: n.path for n in to_snapshot.nodes})
+        return diff_from_transaction_logs(logs, paths)
+
+    def inspect_snapshot(self, snapshot_id: str, *, pretty: bool = True) -> str:
+        """A JSON description of a snapshot: metadata, manifests and nodes."""
+        return sync(self.inspect_snapshot_async(snapshot_id, pretty=pretty))
+
+    async def inspect_snapshot_async(self, snapshot_id: str, *, pretty: bool = True) -> str:
+        """Async version of :meth:`inspect_snapshot`."""
+        snapshot = await self._fetch_snapshot(parse_snapshot_id(snapshot_id))
+        doc: dict[str, Any] = {"id": encode_id(snapshot.id)}
+        if snapshot.parent_id is not None:
+            doc["parent_id"] = encode_id(snapshot.parent_id)
+        doc["flushed_at"] = (
+            _micros_to_datetime(snapshot.flushed_at).isoformat().replace("+00:00", "Z")
+        )
+        doc["commit_message"] = snapshot.message
+        doc["metadata"] = snapshot.metadata
+        doc["manifests"] = [
+            {"id": encode_id(m.id), "size_bytes": m.size_bytes, "num_chunk_refs": m.num_chunk_refs}
+            for m in snapshot.manifest_files
+        ]
+        nodes = []
+        for node in snapshot.nodes:
+            entry: dict[str, Any] = {
+                "id": encode_id(node.id),
+                "path": node.path,
+                "node_type": "array" if node.array is not None else "group",
+            }
+            if node.array is not None:
+                entry["manifest_refs"] = [
+                    {"id": encode_id(m.object_id), "extents": [list(e) for e in m.extents]}
+                    for m in node.array.manifests
+                ]
+            nodes.append(entry)
+        doc["nodes"] = nodes
+        return json.dumps(doc, indent=2 if pretty else None)
+
+
+def _session_ctx(ctx: RepoContext) -> RepoContext:
+    """A context for a new session: default metadata frozen at session creation."""
+    clone = copy.copy(ctx)
+    clone.default_metadata = dict(ctx.default_metadata)
+    return clone
+
+
+def _check_storage(storage: Any) -> None:
+    if not isinstance(storage, Storage):
+        raise TypeError(
+            f"expected a Storage (from in_memory_storage(), local_filesystem_storage(...)), "
+            f"got {type(storage).__name__}"
+        )
+
+
+async def _read_config(storage: Storage) -> tuple[RepositoryConfig | None, ObjectVersion | None]:
+    try:
+        data, version = await storage._backend.get_versioned(CONFIG_KEY)
+    except ObjectNotFoundError:
+        return None, None
+    return config_from_yaml(data), version
+

@@ -1,0 +1,1068 @@
+"""Sessions: the read path, the write path, and commit / flush / amend.
+
+``Session`` is the public, blocking-and-async facade with icechunk 1.1's API. The work happens in
+``_SessionCore``: it reads nodes from its base snapshot with the change set applied over them,
+serves and records chunks, and turns the change set into manifests, a snapshot and a transaction
+log. The only visible step of a commit is the final conditional update of the branch ref, so a
+commit that fails at any point leaves the branch and all committed data as they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import warnings
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from zarr.abc.store import ByteRequest
+
+from pyicechunk._sync import sync
+from pyicechunk.asset_manager import AssetManager, slice_bytes
+from pyicechunk.change_set import ChangeSet
+from pyicechunk.exceptions import ConflictError, IcechunkError
+from pyicechunk.format.ids import encode_id, new_chunk_id, new_manifest_id, new_node_id, new_snapshot_id
+from pyicechunk.format.manifest import (
+    ArrayManifest,
+    ChunkPayload,
+    InlinePayload,
+    NativePayload,
+    VirtualPayload,
+)
+from pyicechunk.format.snapshot import (
+    ArrayNodeData,
+    DimensionShape,
+    ManifestFileInfo,
+    ManifestRef,
+    NodeSnapshot,
+    Snapshot,
+    encode_metadata_value,
+    validate_path,
+)
+from pyicechunk.format.transaction_log import TransactionLog
+from pyicechunk.format.zarr_metadata import (
+    ArrayMeta,
+    GroupMeta,
+    coords_in_grid,
+    grid_upper,
+    parse_node_metadata,
+)
+from pyicechunk.refs import BranchConflict, fetch_branch_versioned, update_branch
+from pyicechunk.types import ChunkType, Diff, diff_from_changes
+
+if TYPE_CHECKING:
+    from pyicechunk.config import RepositoryConfig
+    from pyicechunk.storage import Storage
+    from pyicechunk.store import IcechunkStore
+
+__all__ = ["ForkSession", "NodeInfo", "Session"]
+
+Coords = tuple[int, ...]
+
+_READ_ONLY_SESSION = "session error: Read only sessions cannot modify the repository"
+_READ_ONLY_STORE = "cannot write to read-only store"
+_NO_CHANGES = "session error: cannot commit, no changes made to the session"
+_PICKLE_WRITABLE = (
+    "You must opt-in to pickle writable sessions in a distributed context using Session.fork(). "
+    "If you are using xarray's `Dataset.to_zarr` method to write dask arrays, please use "
+    "`icechunk.xarray.to_icechunk` instead. "
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A node as the session sees it (base snapshot with the change set applied)."""
+
+    path: str
+    node_id: bytes
+    is_array: bool
+    user_data: bytes
+    shape: tuple[DimensionShape, ...] | None = None
+    dimension_names: tuple[str | None, ...] | None = None
+    manifests: tuple[ManifestRef, ...] = ()
+    is_new: bool = False
+
+
+@dataclass
+class RepoContext:
+    """What a session needs from its repository; picklable (the caches are rebuilt)."""
+
+    storage: Storage
+    config: RepositoryConfig
+    default_metadata: dict[str, Any] = field(default_factory=dict)
+    authorized_prefixes: frozenset[str] = frozenset()
+    _assets: AssetManager | None = None
+
+    @property
+    def assets(self) -> AssetManager:
+        if self._assets is None:
+            self._assets = make_asset_manager(self.storage, self.config)
+        return self._assets
+
+    def setting(self, name: str) -> Any:
+        return _storage_flag(self.storage, self.config, name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_assets"] = None
+        return state
+
+
+def _opt(obj: Any, name: str, default: Any) -> Any:
+    value = getattr(obj, name, None) if obj is not None else None
+    return default if value is None else value
+
+
+def make_asset_manager(storage: Storage, config: RepositoryConfig) -> AssetManager:
+    caching = config.caching
+    return AssetManager(
+        storage._backend,
+        compression_level=_opt(config.compression, "level", 3),
+        num_snapshot_nodes=_opt(caching, "num_snapshot_nodes", 500_000),
+        num_chunk_refs=_opt(caching, "num_chunk_refs", 15_000_000),
+        num_transaction_changes=max(_opt(caching, "num_transaction_changes", 0), 100_000),
+    )
+
+
+def _storage_flag(storage: Storage, config: RepositoryConfig, name: str) -> bool:
+    """An ``unsafe_use_*`` flag: the repo config wins over the backend's default; unset means true."""
+    for settings in (config.storage, storage.default_settings()):
+        value = getattr(settings, name, None) if settings is not None else None
+        if value is not None:
+            return bool(value)
+    return True
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000
+
+
+def check_metadata(metadata: Any) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise TypeError(f"argument 'metadata': '{type(metadata).__name__}' object cannot be cast as 'dict'")
+    for key, value in metadata.items():
+        if not isinstance(key, str):
+            raise TypeError(f"commit metadata keys must be str, got {key!r}")
+        encode_metadata_value(value)  # raises TypeError naming what is not JSON-like
+    return dict(metadata)
+
+
+class _SessionCore:
+    """The engine behind a Session and its IcechunkStore."""
+
+    def __init__(
+        self,
+        ctx: RepoContext,
+        base: Snapshot,
+        *,
+        branch: str | None,
+        read_only: bool,
+    ) -> None:
+        self.ctx = ctx
+        self.base = base
+        self.branch = branch
+        self.read_only = read_only
+        self.changes = ChangeSet()
+        self.forked = False
+
+    # -- pickling -----------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def config(self) -> RepositoryConfig:
+        return self.ctx.config
+
+    @property
+    def snapshot_id(self) -> str:
+        return encode_id(self.base.id)
+
+    def public_session(self, for_fork: bool) -> Session:
+        return (ForkSession if for_fork else Session)._wrap(self)
+
+    def _inline_threshold(self) -> int:
+        return int(_opt(self.ctx.config, "inline_chunk_threshold_bytes", 512))
+
+    # -- nodes --------------------------------------------------------------------------------
+
+    def node(self, path: str) -> NodeInfo | None:
+        changes = self.changes
+        new = changes.new_node(path)
+        if new is not None:
+            node_id, meta = new
+            if isinstance(meta, ArrayMeta):
+                return NodeInfo(path, node_id, True, meta.user_data, meta.shape,
+                                meta.dimension_names, (), True)
+            return NodeInfo(path, node_id, False, meta, is_new=True)
+        base = self.base.get_node(path)
+        if base is None or changes.is_deleted(path, base.id):
+            return None
+        return self._apply_updates(base)
+
+    def _apply_updates(self, node: NodeSnapshot) -> NodeInfo:
+        if node.array is None:
+            user_data = self.changes.updated_groups.get(node.id, node.user_data)
+            return NodeInfo(node.path, node.id, False, user_data)
+        meta = self.changes.updated_arrays.get(node.id)
+        if meta is None:
+            return NodeInfo(node.path, node.id, True, node.user_data, node.array.shape,
+                            node.array.dimension_names, node.array.manifests)
+        return NodeInfo(node.path, node.id, True, meta.user_data, meta.shape,
+                        meta.dimension_names, node.array.manifests)
+
+    def nodes(self, prefix: str = "/") -> list[NodeInfo]:
+        """The node at ``prefix`` and all nodes below it, sorted by path."""
+        out: list[NodeInfo] = []
+        base_root = self.base.get_node(prefix)
+        candidates: Iterable[NodeSnapshot] = self.base.iter_descendants(prefix)
+        if base_root is not None:
+            candidates = [base_root, *candidates]
+        for node in candidates:
+            if not self.changes.is_deleted(node.path, node.id):
+                out.append(self._apply_updates(node))
+        for path in (*self.changes.new_groups, *self.changes.new_arrays):
+            if _is_at_or_below(path, prefix):
+                info = self.node(path)
+                assert info is not None
+                out.append(info)
+        out.sort(key=lambda n: n.path)
+        return out
+
+    async def get_node(self, path: str) -> NodeInfo | None:
+        return self.node(path)
+
+    async def list_nodes(self, prefix: str = "/") -> list[NodeInfo]:
+        return self.nodes(prefix)
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise IcechunkError(_READ_ONLY_STORE)
+
+    async def set_metadata(self, path: str, data: bytes) -> None:
+        self._check_writable()
+        path = validate_path(path)
+        meta = parse_node_metadata(path, data)
+        changes = self.changes
+        existing = self.node(path)
+        if existing is None:
+            node_id = new_node_id()
+            if isinstance(meta, ArrayMeta):
+                changes.new_arrays[path] = (node_id, meta)
+            else:
+                changes.new_groups[path] = (node_id, meta.user_data)
+            changes.touched = True
+            return
+        if existing.is_array != isinstance(meta, ArrayMeta):
+            have, want = ("an array", "a group") if existing.is_array else ("a group", "an array")
+            raise IcechunkError(
+                f"node already exists at `{path}`: it is {have}; delete it before writing "
+                f"{want} there"
+            )
+        if existing.user_data == data:
+            return
+        changes.touched = True
+        if isinstance(meta, ArrayMeta):
+            if existing.is_new:
+                changes.new_arrays[path] = (existing.node_id, meta)
+            else:
+                changes.updated_arrays[existing.node_id] = meta
+        else:
+            assert isinstance(meta, GroupMeta)
+            if existing.is_new:
+                changes.new_groups[path] = (existing.node_id, meta.user_data)
+            else:
+                changes.updated_groups[existing.node_id] = meta.user_data
+
+    async def delete_node(self, path: str) -> None:
+        self._check_writable()
+        changes = self.changes
+        for new_path in [p for p in changes.new_groups if _is_at_or_below(p, path)]:
+            node_id, _ = changes.new_groups.pop(new_path)
+            changes.forget_node(node_id)
+            changes.touched = True
+        for new_path in [p for p in changes.new_arrays if _is_at_or_below(p, path)]:
+            node_id, _ = changes.new_arrays.pop(new_path)
+            changes.forget_node(node_id)
+            changes.touched = True
+        base_root = self.base.get_node(path)
+        targets: list[NodeSnapshot] = list(self.base.iter_descendants(path))
+        if base_root is not None:
+            targets.append(base_root)
+        for node in targets:
+            if changes.is_deleted(node.path, node.id):
+                continue
+            if node.array is None:
+                changes.deleted_groups[node.path] = node.id
+            else:
+                changes.deleted_arrays[node.path] = node.id
+            changes.forget_node(node.id)
+            changes.touched = True
+
+    async def clear(self) -> None:
+        await self.delete_node("/")
+
+    # -- chunks -------------------------------------------------------------------------------
+
+    def _array(self, path: str) -> NodeInfo:
+        node = self.node(path)
+        if node is None:
+            raise KeyError(path)
+        if not node.is_array:
+            raise IcechunkError(f"there is not an array at `{path}`")
+        return node
+
+    def _check_coords(self, node: NodeInfo, coords: Coords) -> None:
+        assert node.shape is not None
+        if not coords_in_grid(coords, node.shape):
+            raise IcechunkError(
+                f"invalid chunk index: coordinates ChunkIndices({list(coords)}) are not valid "
+                f"for array at {node.path}"
+            )
+
+    async def set_chunk(self, path: str, coords: Coords, data: bytes) -> None:
+        self._check_writable()
+        node = self._array(path)
+        self._check_coords(node, coords)
+        payload: ChunkPayload
+        if len(data) <= self._inline_threshold():
+            payload = InlinePayload(bytes(data))
+        else:
+            chunk_id = new_chunk_id()
+            await self.ctx.assets.write_chunk(chunk_id, data)
+            payload = NativePayload(chunk_id, 0, len(data))
+        self.changes.set_chunk(node.node_id, coords, payload)
+
+    async def delete_chunk(self, path: str, coords: Coords) -> None:
+        self._check_writable()
+        node = self._array(path)
+        self._check_coords(node, coords)
+        self.changes.set_chunk(node.node_id, coords, None)
+
+    async def payload(self, node: NodeInfo, coords: Coords) -> ChunkPayload | None:
+        per_node = self.changes.chunks.get(node.node_id)
+        if per_node is not None and coords in per_node:
+            return per_node[coords]
+        if node.is_new or not node.manifests:
+            return None
+        assert node.shape is not None
+        if not coords_in_grid(coords, node.shape):
+            return None
+        for mref in node.manifests:
+            if not _in_extents(coords, mref.extents):
+                continue
+            manifest = await self._fetch_manifest(mref.object_id)
+            array = manifest.array(node.node_id)
+            if array is None:
+                return None
+            i = array.find(coords)
+            return array.payload(i) if i >= 0 else None
+        return None
+
+    async def _fetch_manifest(self, manifest_id: bytes) -> Any:
+        info = self.base.manifest_info(manifest_id)
+        if info is None:
+            raise IcechunkError(
+                f"manifest information cannot be found in snapshot {encode_id(self.base.id)} "
+                f"for manifest {encode_id(manifest_id)}: the snapshot is damaged"
+            )
+        return await self.ctx.assets.fetch_manifest(manifest_id, info.size_bytes)
+
+    async def read_payload(self, payload: ChunkPayload, byte_range: ByteRequest | None) -> bytes:
+        if isinstance(payload, InlinePayload):
+            return slice_bytes(payload.data, byte_range)
+        if isinstance(payload, NativePayload):
+            return await self.ctx.assets.fetch_chunk(
+                payload.chunk_id, payload.offset, payload.length, byte_range
+            )
+        raise IcechunkError(
+            f"cannot read virtual chunk at {payload.location}: virtual chunk containers are not "
+            "supported by this version of pyicechunk yet"
+        )
+
+    async def get_chunk(
+        self, path: str, coords: Coords, byte_range: ByteRequest | None = None
+    ) -> bytes | None:
+        node = self.node(path)
+        if node is None or not node.is_array:
+            return None
+        payload = await self.payload(node, coords)
+        if payload is None:
+            return None
+        return await self.read_payload(payload, byte_range)
+
+    async def get_chunks(
+        self, requests: Sequence[tuple[str, Coords, ByteRequest | None]]
+    ) -> list[bytes | None]:
+        return list(await asyncio.gather(*(self.get_chunk(*r) for r in requests)))
+
+    async def chunk_exists(self, path: str, coords: Coords) -> bool:
+        node = self.node(path)
+        if node is None or not node.is_array:
+            return False
+        return await self.payload(node, coords) is not None
+
+    async def chunk_size(self, path: str, coords: Coords) -> int:
+        node = self.node(path)
+        if node is None or not node.is_array:
+            return 0
+        payload = await self.payload(node, coords)
+        if payload is None:
+            return 0
+        if isinstance(payload, InlinePayload):
+            return len(payload.data)
+        return payload.length
+
+    async def _base_coords(self, node: NodeInfo) -> np.ndarray:
+        """Coordinates stored in the base manifests for ``node``, as an (n, ndim) array."""
+        ndim = len(node.shape or ())
+        parts = [np.zeros((0, ndim), dtype=np.uint32)]
+        if not node.is_new:
+            manifests = await asyncio.gather(
+                *(self._fetch_manifest(m.object_id) for m in node.manifests)
+            )
+            for manifest in manifests:
+                array = manifest.array(node.node_id)
+                if array is not None and len(array):
+                    parts.append(array.coords)
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    async def chunk_coords(self, path: str) -> list[Coords]:
+        node = self.node(path)
+        if node is None or not node.is_array:
+            return []
+        coords = {tuple(int(x) for x in row) for row in await self._base_coords(node)}
+        assert node.shape is not None
+        coords = {c for c in coords if coords_in_grid(c, node.shape)}
+        for c, payload in self.changes.chunks.get(node.node_id, {}).items():
+            if payload is None:
+                coords.discard(c)
+            else:
+                coords.add(c)
+        return sorted(coords)
+
+    async def chunk_type(self, path: str, coords: Coords) -> ChunkType:
+        if not path.startswith("/"):
+            raise IcechunkError(f"could not create path from prefix `{path}`: paths must be absolute")
+        node = self.node(path)
+        if node is None:
+            raise IcechunkError(f"session error: node not found at `{path}`")
+        if not node.is_array:
+            raise IcechunkError(f"session error: there is not an array at `{path}`")
+        payload = await self.payload(node, tuple(coords))
+        if payload is None:
+            return ChunkType.UNINITIALIZED
+        if isinstance(payload, InlinePayload):
+            return ChunkType.INLINE
+        if isinstance(payload, NativePayload):
+            return ChunkType.NATIVE
+        return ChunkType.VIRTUAL
+
+    async def virtual_chunk_locations(self) -> list[str]:
+        out: list[str] = []
+        for node in self.nodes("/"):
+            if not node.is_array:
+                continue
+            base = await self._base_coords(node)
+            for row in base:
+                p = await self.payload(node, tuple(int(x) for x in row))
+                if isinstance(p, VirtualPayload):
+                    out.append(p.location)
+        return out
+
+    async def set_virtual_ref(
+        self, path: str, coords: Coords, location: str, offset: int, length: int,
+        checksum: str | dt.datetime | None, validate_container: bool,
+    ) -> None:
+        raise IcechunkError(
+            "virtual chunk references are not supported by this version of pyicechunk yet"
+        )
+
+    # -- status and diff ----------------------------------------------------------------------
+
+    def status(self) -> Diff:
+        if self.read_only:
+            return Diff()
+        tx = self.changes.to_transaction_log(self.base.id)
+        paths = {n.id: n.path for n in self.base.nodes}
+        for path, (node_id, _) in (*self.changes.new_groups.items(),
+                                   *self.changes.new_arrays.items()):
+            paths[node_id] = path
+        return diff_from_transaction_logs([tx], paths)
+
+    # -- commit, flush, amend -----------------------------------------------------------------
+
+    def _check_can_commit(self) -> None:
+        if self.read_only:
+            raise IcechunkError(_READ_ONLY_SESSION)
+
+    def _properties(self, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {**self.ctx.default_metadata, **check_metadata(metadata)}
+
+    async def flush(self, message: str, metadata: Mapping[str, Any] | None) -> str:
+        if not self.changes.touched:
+            raise IcechunkError(_NO_CHANGES)
+        self._check_can_commit()
+        props = self._properties(metadata)
+        snapshot = await self._write_snapshot(message, props, self.base.id, self.base.flushed_at)
+        self._finish(snapshot)
+        return encode_id(snapshot.id)
+
+    async def commit(
+        self, message: str, metadata: Mapping[str, Any] | None, *, allow_empty: bool = False
+    ) -> str:
+        self._check_can_commit()
+        if not self.changes.touched and not allow_empty:
+            raise IcechunkError(_NO_CHANGES)
+        if not isinstance(message, str):
+            raise TypeError(f"argument 'message': '{type(message).__name__}' object is not a str")
+        props = self._properties(metadata)
+        assert self.branch is not None
+        backend = self.ctx.storage._backend
+        current, _ = await fetch_branch_versioned(backend, self.branch)
+        if current != self.base.id:
+            raise ConflictError(self.snapshot_id, None if current is None else encode_id(current))
+        snapshot = await self._write_snapshot(message, props, self.base.id, self.base.flushed_at)
+        await self._move_branch(snapshot.id, self.base.id)
+        self._finish(snapshot)
+        return encode_id(snapshot.id)
+
+    async def amend(self, message: str, metadata: Mapping[str, Any] | None) -> str:
+        self._check_can_commit()
+        if not isinstance(message, str):
+            raise TypeError(f"argument 'message': '{type(message).__name__}' object is not a str")
+        tip = self.base
+        if tip.parent_id is None:
+            raise IcechunkError(
+                "cannot amend the initial snapshot of the repository: there is no commit to "
+                "replace; use commit() instead"
+            )
+        props = self._properties(metadata)
+        assert self.branch is not None
+        backend = self.ctx.storage._backend
+        current, _ = await fetch_branch_versioned(backend, self.branch)
+        if current != tip.id:
+            raise ConflictError(self.snapshot_id, None if current is None else encode_id(current))
+        assets = self.ctx.assets
+        parent, tip_tx = await asyncio.gather(
+            assets.fetch_snapshot(tip.parent_id), assets.fetch_transaction_log(tip.id)
+        )
+        snapshot = await self._write_snapshot(
+            message, props, tip.parent_id, parent.flushed_at, earlier_tx=tip_tx
+        )
+        await self._move_branch(snapshot.id, tip.id)
+        self._finish(snapshot)
+        return encode_id(snapshot.id)
+
+    async def _move_branch(self, new_id: bytes, expected: bytes) -> None:
+        assert self.branch is not None
+        backend = self.ctx.storage._backend
+        if await backend.exists("repo"):
+            raise IcechunkError(
+                "this repository uses Icechunk v2 format (an object named `repo` exists at its "
+                "root); pyicechunk writes spec version 1 only and will not commit to it"
+            )
+        try:
+            await update_branch(
+                backend, self.branch, new_id, expected,
+                conditional_create=self.ctx.setting("unsafe_use_conditional_create"),
+                conditional_update=self.ctx.setting("unsafe_use_conditional_update"),
+            )
+        except BranchConflict as c:
+            raise ConflictError(
+                encode_id(expected), None if c.actual is None else encode_id(c.actual)
+            ) from None
+
+    def _finish(self, snapshot: Snapshot) -> None:
+        self.base = snapshot
+        self.branch = None
+        self.read_only = True
+        self.changes = ChangeSet()
+
+    async def _write_snapshot(
+        self,
+        message: str,
+        properties: dict[str, Any],
+        parent_id: bytes,
+        parent_flushed_at: int,
+        earlier_tx: TransactionLog | None = None,
+    ) -> Snapshot:
+        """Write manifests, then the snapshot and its transaction log; move no ref."""
+        assets = self.ctx.assets
+        snapshot_id = new_snapshot_id()
+        base = self.base
+        changes = self.changes
+
+        node_jobs: list[Any] = []
+        for node in base.nodes:
+            if changes.is_deleted(node.path, node.id):
+                continue
+            node_jobs.append(self._carry_node(node))
+        for path, (node_id, user_data) in changes.new_groups.items():
+            node_jobs.append(_ready(NodeSnapshot(node_id, path, user_data, None), ()))
+        for path, (node_id, meta) in changes.new_arrays.items():
+            node_jobs.append(self._new_array_node(path, node_id, meta))
+        results = await asyncio.gather(*node_jobs)
+
+        nodes = sorted((n for n, _ in results), key=lambda n: n.path)
+        infos: dict[bytes, ManifestFileInfo] = {}
+        for _, node_infos in results:
+            for info in node_infos:
+                infos[info.id] = info
+
+        flushed_at = now_micros()
+        if flushed_at <= parent_flushed_at:
+            raise IcechunkError(
+                "cannot commit: this machine's clock is behind the time recorded in the parent "
+                "snapshot; check the system clock"
+            )
+        snapshot = Snapshot(
+            id=snapshot_id,
+            parent_id=parent_id,
+            nodes=tuple(nodes),
+            flushed_at=flushed_at,
+            message=message,
+            metadata=properties,
+            manifest_files=tuple(sorted(infos.values(), key=lambda i: i.id)),
+        )
+        tx = changes.to_transaction_log(snapshot_id)
+        if earlier_tx is not None:
+            tx = _combine_transaction_logs(earlier_tx, tx, snapshot_id)
+        await asyncio.gather(assets.write_snapshot(snapshot), assets.write_transaction_log(tx))
+        return snapshot
+
+    async def _carry_node(
+        self, node: NodeSnapshot
+    ) -> tuple[NodeSnapshot, tuple[ManifestFileInfo, ...]]:
+        changes = self.changes
+        if node.array is None:
+            user_data = changes.updated_groups.get(node.id, node.user_data)
+            return NodeSnapshot(node.id, node.path, user_data, None), ()
+        meta = changes.updated_arrays.get(node.id)
+        chunk_changes = changes.chunks.get(node.id)
+        old = node.array
+        if meta is None and not chunk_changes:
+            return node, tuple(self._info(m.object_id) for m in old.manifests)
+        shape = meta.shape if meta is not None else old.shape
+        names = meta.dimension_names if meta is not None else old.dimension_names
+        user_data = meta.user_data if meta is not None else node.user_data
+        upper = grid_upper(shape)
+        if not chunk_changes and all(_extents_within(m.extents, upper) for m in old.manifests):
+            refs = old.manifests
+            infos = tuple(self._info(m.object_id) for m in refs)
+        else:
+            refs, infos = await self._rewrite_manifest(node.id, shape, old.manifests, chunk_changes)
+        return NodeSnapshot(node.id, node.path, user_data, ArrayNodeData(shape, names, refs)), infos
+
+    async def _new_array_node(
+        self, path: str, node_id: bytes, meta: ArrayMeta
+    ) -> tuple[NodeSnapshot, tuple[ManifestFileInfo, ...]]:
+        refs, infos = await self._rewrite_manifest(
+            node_id, meta.shape, (), self.changes.chunks.get(node_id)
+        )
+        data = ArrayNodeData(meta.shape, meta.dimension_names, refs)
+        return NodeSnapshot(node_id, path, meta.user_data, data), infos
+
+    def _info(self, manifest_id: bytes) -> ManifestFileInfo:
+        info = self.base.manifest_info(manifest_id)
+        if info is None:
+            raise IcechunkError(
+                f"manifest information cannot be found in snapshot {encode_id(self.base.id)} "
+                f"for manifest {encode_id(manifest_id)}: the snapshot is damaged"
+            )
+        return info
+
+    async def _rewrite_manifest(
+        self,
+        node_id: bytes,
+        shape: tuple[DimensionShape, ...],
+        old_refs: Sequence[ManifestRef],
+        chunk_changes: dict[Coords, ChunkPayload | None] | None,
+    ) -> tuple[tuple[ManifestRef, ...], tuple[ManifestFileInfo, ...]]:
+        """One manifest with the old refs (minus touched and out-of-grid ones) and the new ones."""
+        ndim = len(shape)
+        upper = grid_upper(shape)
+        parts: list[ArrayManifest] = []
+        touched = None
+        if chunk_changes:
+            touched = np.array(list(chunk_changes), dtype=np.uint32).reshape(-1, ndim)
+        manifests = await asyncio.gather(*(self._fetch_manifest(m.object_id) for m in old_refs))
+        for manifest in manifests:
+            array = manifest.array(node_id)
+            if array is None or not len(array):
+                continue
+            keep = array.within(upper)
+            if touched is not None:
+                hits = array.find_many(touched)
+                keep[hits[hits >= 0]] = False
+            parts.append(array.take(keep))
+        if chunk_changes:
+            coords = [c for c, p in chunk_changes.items() if p is not None and coords_in_grid(c, shape)]
+            if coords:
+                payloads = [chunk_changes[c] for c in coords]
+                parts.append(ArrayManifest.from_payloads(node_id, ndim, coords, payloads))  # type: ignore[arg-type]
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return (), ()
+        merged = ArrayManifest.concat_sorted(node_id, parts) if len(parts) > 1 else parts[0]
+        manifest_id = new_manifest_id()
+        size = await self.ctx.assets.write_manifest(manifest_id, [merged])
+        ref = ManifestRef(manifest_id, merged.extents())
+        return (ref,), (ManifestFileInfo(manifest_id, size, len(merged)),)
+
+
+async def _ready(node: NodeSnapshot, infos: tuple[ManifestFileInfo, ...]) -> tuple[NodeSnapshot, tuple[ManifestFileInfo, ...]]:
+    return node, infos
+
+
+def _is_at_or_below(path: str, prefix: str) -> bool:
+    if prefix == "/":
+        return True
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def _in_extents(coords: Coords, extents: tuple[tuple[int, int], ...]) -> bool:
+    if not extents:
+        return True
+    for c, (lo, hi) in zip(coords, extents, strict=False):
+        if not lo <= c < hi:
+            return False
+    return True
+
+
+def _extents_within(extents: tuple[tuple[int, int], ...], upper: tuple[int, ...]) -> bool:
+    return all(hi <= u for (_, hi), u in zip(extents, upper, strict=False))
+
+
+def _combine_transaction_logs(
+    earlier: TransactionLog, later: TransactionLog, snapshot_id: bytes
+) -> TransactionLog:
+    """The changes of ``earlier`` followed by ``later``, as one log (used by amend)."""
+    deleted = set(later.deleted_groups) | set(later.deleted_arrays)
+    created_earlier = set(earlier.new_groups) | set(earlier.new_arrays)
+    created = created_earlier | set(later.new_groups) | set(later.new_arrays)
+
+    def keep(ids: Iterable[bytes], drop: set[bytes]) -> list[bytes]:
+        return sorted({i for i in ids if i not in drop})
+
+    chunks: dict[bytes, np.ndarray] = {}
+    for tx in (earlier, later):
+        for node_id, coords in tx.updated_chunks.items():
+            if node_id in deleted:
+                continue
+            prev = chunks.get(node_id)
+            if prev is None or not len(prev):
+                chunks[node_id] = coords
+            elif len(coords):
+                chunks[node_id] = np.unique(np.concatenate([prev, coords]), axis=0)
+    return TransactionLog(
+        id=snapshot_id,
+        new_groups=keep([*earlier.new_groups, *later.new_groups], deleted),
+        new_arrays=keep([*earlier.new_arrays, *later.new_arrays], deleted),
+        deleted_groups=keep([*earlier.deleted_groups, *later.deleted_groups], created_earlier),
+        deleted_arrays=keep([*earlier.deleted_arrays, *later.deleted_arrays], created_earlier),
+        updated_groups=keep([*earlier.updated_groups, *later.updated_groups], created | deleted),
+        updated_arrays=keep([*earlier.updated_arrays, *later.updated_arrays], created | deleted),
+        updated_chunks=chunks,
+    )
+
+
+def diff_from_transaction_logs(
+    logs: Iterable[TransactionLog], paths: Mapping[bytes, str]
+) -> Diff:
+    """Union of transaction logs, with node ids turned into paths (unknown ids are left out)."""
+    sets: dict[str, set[bytes]] = {k: set() for k in (
+        "new_groups", "new_arrays", "deleted_groups", "deleted_arrays",
+        "updated_groups", "updated_arrays")}
+    chunks: dict[bytes, set[Coords]] = {}
+    for tx in logs:
+        for name, ids in sets.items():
+            ids.update(getattr(tx, name))
+        for node_id, coords in tx.updated_chunks.items():
+            dest = chunks.setdefault(node_id, set())
+            dest.update(tuple(int(x) for x in row) for row in coords)
+
+    def to_paths(ids: set[bytes]) -> list[str]:
+        return [paths[i] for i in ids if i in paths]
+
+    return diff_from_changes(
+        new_groups=to_paths(sets["new_groups"]),
+        new_arrays=to_paths(sets["new_arrays"]),
+        deleted_groups=to_paths(sets["deleted_groups"]),
+        deleted_arrays=to_paths(sets["deleted_arrays"]),
+        updated_groups=to_paths(sets["updated_groups"]),
+        updated_arrays=to_paths(sets["updated_arrays"]),
+        updated_chunks={paths[i]: c for i, c in chunks.items() if i in paths},
+    )
+
+
+class Session:
+    """A view of a repository at one snapshot; writable sessions also record changes.
+
+    Obtain sessions from :meth:`Repository.writable_session` and
+    :meth:`Repository.readonly_session`. A writable session becomes read-only after
+    :meth:`commit`, :meth:`flush` or :meth:`amend`.
+    """
+
+    _core: _SessionCore
+
+    def __init__(self, session: _SessionCore) -> None:
+        self._core = session
+
+    @classmethod
+    def _wrap(cls, core: _SessionCore) -> Session:
+        obj = cls.__new__(cls)
+        obj._core = core
+        return obj
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Session) and other._core is self._core
+
+    __hash__ = object.__hash__
+
+    def __getstate__(self) -> dict[str, Any]:
+        if not self._core.read_only:
+            raise ValueError(_PICKLE_WRITABLE)
+        return {"_session": self._core, "_allow_changes": self._core.forked}
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict) or "_session" not in state:
+            raise ValueError("Invalid state")
+        self._core = state["_session"]
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the session can no longer record changes."""
+        return self._core.read_only
+
+    @property
+    def snapshot_id(self) -> str:
+        """The snapshot this session is based on (the new one after a commit or flush)."""
+        return self._core.snapshot_id
+
+    @property
+    def branch(self) -> str | None:
+        """The branch a writable session commits to; None for read-only sessions."""
+        return self._core.branch
+
+    @property
+    def has_uncommitted_changes(self) -> bool:
+        """Whether anything was written since the session started (even if undone)."""
+        return self._core.changes.touched
+
+    @property
+    def store(self) -> IcechunkStore:
+        """A zarr store reading and writing through this session."""
+        from pyicechunk.store import IcechunkStore
+
+        return IcechunkStore(self._core, for_fork=isinstance(self, ForkSession))
+
+    @property
+    def config(self) -> RepositoryConfig:
+        """A copy of the repository configuration."""
+        import copy
+
+        return copy.deepcopy(self._core.config)
+
+    # -- changes ------------------------------------------------------------------------------
+
+    def status(self) -> Diff:
+        """The uncommitted changes, relative to the base snapshot."""
+        return self._core.status()
+
+    def discard_changes(self) -> None:
+        """Drop every uncommitted change."""
+        if not self._core.read_only:
+            self._core.changes = ChangeSet()
+
+    def _warn_forked(self, verb: str) -> None:
+        if self._core.forked:
+            warnings.warn(
+                f"{verb} a session after forking, and without merging will not work. "
+                "Merge back in the remote changes first using Session.merge().",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def commit(
+        self,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        rebase_with: Any | None = None,
+        rebase_tries: int = 1_000,
+        *,
+        allow_empty: bool = False,
+    ) -> str:
+        """Commit the changes to the session's branch.
+
+        Parameters
+        ----------
+        message
+            The commit message.
+        metadata
+            Commit properties (JSON-like values), merged over the repository's default
+            commit metadata.
+        rebase_with
+            A conflict solver used to rebase onto the branch tip if it moved.
+        rebase_tries
+            How many times to rebase and retry.
+        allow_empty
+            Commit even when nothing changed (the new snapshot has the same content).
+
+        Returns
+        -------
+        str
+            The id of the new snapshot.
+
+        Raises
+        ------
+        ConflictError
+            The branch moved since the session started (nothing was changed).
+        IcechunkError
+            No changes, a read-only session, or a storage failure.
+        """
+        self._warn_forked("Committing")
+        return sync(self.commit_async(message, metadata, rebase_with, rebase_tries,
+                                      allow_empty=allow_empty, _warn=False))
+
+    async def commit_async(
+        self,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        rebase_with: Any | None = None,
+        rebase_tries: int = 1_000,
+        *,
+        allow_empty: bool = False,
+        _warn: bool = True,
+    ) -> str:
+        """Async version of :meth:`commit`."""
+        if _warn:
+            self._warn_forked("Committing")
+        core = self._core
+        attempt = 0
+        while True:
+            try:
+                return await core.commit(message, metadata, allow_empty=allow_empty)
+            except ConflictError:
+                if rebase_with is None or attempt >= rebase_tries:
+                    raise
+                attempt += 1
+                await self.rebase_async(rebase_with)
+
+    def amend(self, message: str, metadata: dict[str, Any] | None = None) -> str:
+        """Replace the branch tip with a new snapshot holding its changes plus this session's.
+
+        The new snapshot's parent is the tip's parent, so the tip leaves the branch history
+        (it stays readable by id until garbage collection). The branch moves only if it still
+        points at the tip this session started from.
+
+        Parameters
+        ----------
+        message
+            The message of the replacement snapshot.
+        metadata
+            Its commit properties.
+
+        Returns
+        -------
+        str
+            The id of the new snapshot.
+
+        Raises
+        ------
+        ConflictError
+            The branch moved since the session started.
+        IcechunkError
+            A read-only session, or the tip is the repository's initial snapshot.
+        """
+        return sync(self.amend_async(message, metadata))
+
+    async def amend_async(self, message: str, metadata: dict[str, Any] | None = None) -> str:
+        """Async version of :meth:`amend`."""
+        return await self._core.amend(message, metadata)
+
+    def flush(self, message: str, metadata: dict[str, Any] | None = None) -> str:
+        """Write a snapshot of the changes without moving any branch.
+
+        Returns
+        -------
+        str
+            The id of the new (detached) snapshot; the session becomes read-only on it.
+        """
+        self._warn_forked("Flushing")
+        return sync(self._core.flush(message, metadata))
+
+    async def flush_async(self, message: str, metadata: dict[str, Any] | None = None) -> str:
+        """Async version of :meth:`flush`."""
+        self._warn_forked("Flushing")
+        return await self._core.flush(message, metadata)
+
+    def rebase(self, solver: Any) -> None:
+        """Replay this session's changes on top of the branch tip, using ``solver`` for conflicts."""
+        sync(self.rebase_async(solver))
+
+    async def rebase_async(self, solver: Any) -> None:
+        """Async version of :meth:`rebase`."""
+        if self._core.read_only:
+            raise IcechunkError(_READ_ONLY_SESSION)
+        raise IcechunkError(
+            "rebase is not available in this version of pyicechunk yet; open a new session on "
+            "the branch tip and write the changes again"
+        )
+
+    # -- inspection ---------------------------------------------------------------------------
+
+    async def chunk_coordinates(
+        self, array_path: str, batch_size: int = 1000
+    ) -> AsyncIterator[tuple[int, ...]]:
+        """Yield the coordinates of every initialized chunk of an array (each once)."""
+        if not array_path.startswith("/"):
+            raise ValueError("Invalid path: path must start with a `/` character")
+        node = self._core.node(array_path)
+        if node is None:
+            raise IcechunkError(
+                f"session error: node not found at `{array_path}`: existing node not found"
+            )
+        for coords in await self._core.chunk_coords(array_path):
+            yield coords
+
+    def chunk_type(self, array_path: str, chunk_coordinates: Sequence[int]) -> ChunkType:
+        """How a chunk is stored: UNINITIALIZED, INLINE, NATIVE or VIRTUAL."""
+        return sync(self._core.chunk_type(array_path, tuple(chunk_coordinates)))
+
+    async def chunk_type_async(
+        self, array_path: str, chunk_coordinates: Sequence[int]
+    ) -> ChunkType:
+        """Async version of :meth:`chunk_type`."""
+        return await self._core.chunk_type(array_path, tuple(chunk_coordinates))
+
+    def all_virtual_chunk_locations(self) -> list[str]:
+        """The location of every virtual chunk reference."""
+        return sync(self._core.virtual_chunk_locations())
+
+    async def all_virtual_chunk_locations_async(self) -> list[str]:
+        """Async version of :meth:`all_virtual_chunk_locations`."""
+        return await self._core.virtual_chunk_locations()
+
+    def allow_pickling(self) -> Any:
+        """Removed API; use :meth:`fork`."""
+        raise RuntimeError(
+            "The allow_pickling context manager has been removed. Use the new `Session.fork` "
+            "API instead. Better yet, use `to_icechunk` if that will fit your needs."
+        )
+
+
+class ForkSession(Session):
+    """A picklable copy of a writable session, for distributed writes (see issue on forks)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_session": self._core}

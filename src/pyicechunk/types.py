@@ -1,0 +1,204 @@
+"""Result and information types returned by repositories and sessions.
+
+They mirror icechunk 1.1's read-only native types: :class:`Diff`, :class:`SnapshotInfo`,
+:class:`ManifestFileInfo`, :class:`ChunkType`, :class:`GCSummary` and
+:class:`ChunkStorageStats`, with the same fields, equality and text forms.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ChunkStorageStats",
+    "ChunkType",
+    "Diff",
+    "GCSummary",
+    "ManifestFileInfo",
+    "SnapshotInfo",
+]
+
+
+class ChunkType(enum.IntEnum):
+    """How a chunk is stored: not at all, in its own object, in another file, or in the manifest."""
+
+    UNINITIALIZED = 0
+    NATIVE = 1
+    VIRTUAL = 2
+    INLINE = 3
+
+    def __repr__(self) -> str:
+        return f"ChunkType.{self.name}"
+
+    __str__ = __repr__
+
+
+_MAX_CHUNKS_SHOWN = 10
+
+
+@dataclass(eq=True)
+class Diff:
+    """The changes between two versions of a repository, by node path.
+
+    Attributes
+    ----------
+    new_groups, new_arrays, deleted_groups, deleted_arrays, updated_groups, updated_arrays
+        Absolute node paths.
+    updated_chunks
+        For each array path, the coordinates of chunks written or deleted, sorted.
+    """
+
+    new_groups: set[str] = field(default_factory=set)
+    new_arrays: set[str] = field(default_factory=set)
+    deleted_groups: set[str] = field(default_factory=set)
+    deleted_arrays: set[str] = field(default_factory=set)
+    updated_groups: set[str] = field(default_factory=set)
+    updated_arrays: set[str] = field(default_factory=set)
+    updated_chunks: dict[str, list[list[int]]] = field(default_factory=dict)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def is_empty(self) -> bool:
+        """Whether nothing changed."""
+        return not (
+            self.new_groups
+            or self.new_arrays
+            or self.deleted_groups
+            or self.deleted_arrays
+            or self.updated_groups
+            or self.updated_arrays
+            or self.updated_chunks
+        )
+
+    def __str__(self) -> str:
+        sections = (
+            ("Groups created:", self.new_groups),
+            ("Arrays created:", self.new_arrays),
+            ("Group definitions updated:", self.updated_groups),
+            ("Array definitions updated:", self.updated_arrays),
+            ("Groups deleted:", self.deleted_groups),
+            ("Arrays deleted:", self.deleted_arrays),
+        )
+        out: list[str] = []
+        for title, paths in sections:
+            if paths:
+                out.append(title + "\n")
+                out.extend(f"    {p}\n" for p in sorted(paths))
+                out.append("\n")
+        if self.updated_chunks:
+            out.append("Chunks updated:\n")
+            for path in sorted(self.updated_chunks):
+                coords = self.updated_chunks[path]
+                lines = [f"        {list(c)}" for c in coords[:_MAX_CHUNKS_SHOWN]]
+                out.append(f"    {path}:\n" + "\n".join(lines) + "\n")
+                if len(coords) > _MAX_CHUNKS_SHOWN:
+                    out.append(f"        ... {len(coords) - _MAX_CHUNKS_SHOWN} more\n")
+        return "".join(out)
+
+    __repr__ = __str__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("cannot pickle 'Diff' object")
+
+
+@dataclass(frozen=True, eq=True)
+class ManifestFileInfo:
+    """A manifest file referenced by a snapshot."""
+
+    id: str
+    size_bytes: int
+    num_chunk_refs: int
+
+    def __repr__(self) -> str:
+        return (
+            f'ManifestFileInfo(id="{self.id}", size_bytes={self.size_bytes}, '
+            f"num_chunk_refs={self.num_chunk_refs})"
+        )
+
+
+@dataclass(eq=True)
+class SnapshotInfo:
+    """What a snapshot records: its id, parent, time, message, metadata and manifests."""
+
+    id: str
+    parent_id: str | None
+    written_at: dt.datetime
+    message: str
+    metadata: dict[str, Any]
+    manifests: list[ManifestFileInfo]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        parent = "None" if self.parent_id is None else self.parent_id
+        return (
+            f'SnapshotInfo(id="{self.id}", parent_id={parent}, '
+            f'written_at={self.written_at!r}, message="{self.message[:10]}...")'
+        )
+
+    def __reduce__(self) -> Any:
+        raise TypeError("cannot pickle 'SnapshotInfo' object")
+
+
+@dataclass(frozen=True)
+class GCSummary:
+    """Counts of what a garbage collection deleted (or would delete, in a dry run)."""
+
+    bytes_deleted: int = 0
+    chunks_deleted: int = 0
+    manifests_deleted: int = 0
+    snapshots_deleted: int = 0
+    attributes_deleted: int = 0
+    transaction_logs_deleted: int = 0
+
+
+@dataclass(frozen=True)
+class ChunkStorageStats:
+    """Bytes of chunk data reachable from the repository's refs, by kind of storage."""
+
+    native_bytes: int = 0
+    virtual_bytes: int = 0
+    inlined_bytes: int = 0
+
+    def non_virtual_bytes(self) -> int:
+        """Native plus inlined bytes."""
+        return self.native_bytes + self.inlined_bytes
+
+    def total_bytes(self) -> int:
+        """All chunk bytes."""
+        return self.native_bytes + self.virtual_bytes + self.inlined_bytes
+
+    def __add__(self, other: ChunkStorageStats) -> ChunkStorageStats:
+        return ChunkStorageStats(
+            self.native_bytes + other.native_bytes,
+            self.virtual_bytes + other.virtual_bytes,
+            self.inlined_bytes + other.inlined_bytes,
+        )
+
+
+def diff_from_changes(
+    *,
+    new_groups: Iterable[str],
+    new_arrays: Iterable[str],
+    deleted_groups: Iterable[str],
+    deleted_arrays: Iterable[str],
+    updated_groups: Iterable[str],
+    updated_arrays: Iterable[str],
+    updated_chunks: Mapping[str, Iterable[tuple[int, ...]]],
+) -> Diff:
+    """Build a Diff from path collections, sorting and de-duplicating chunk coordinates."""
+    return Diff(
+        new_groups=set(new_groups),
+        new_arrays=set(new_arrays),
+        deleted_groups=set(deleted_groups),
+        deleted_arrays=set(deleted_arrays),
+        updated_groups=set(updated_groups),
+        updated_arrays=set(updated_arrays),
+        updated_chunks={
+            path: [list(c) for c in sorted(set(coords))] for path, coords in updated_chunks.items()
+        },
+    )
