@@ -13,7 +13,7 @@ import threading
 
 import zstandard
 
-from pyicechunk import __version__
+from pyicechunk._version import __version__
 from pyicechunk.exceptions import IcechunkError
 
 __all__ = [
