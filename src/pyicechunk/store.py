@@ -17,7 +17,7 @@ import asyncio
 import builtins
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, Self
 
 from zarr.abc.store import (
     ByteRequest,
@@ -214,6 +214,23 @@ class IcechunkStore(Store):
         self._core = core
         self._for_fork = for_fork
         self._is_open = True
+
+    @classmethod
+    async def open(cls, *args: Any, **kwargs: Any) -> Self:
+        """Create a store; it is open from construction.
+
+        zarr's default would open it a second time and fail with "store is already open".
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The constructor's arguments.
+
+        Returns
+        -------
+        IcechunkStore
+        """
+        return cls(*args, **kwargs)
 
     def __eq__(self, value: object) -> bool:
         return isinstance(value, IcechunkStore) and self._core is value._core
