@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _fake_core import FakeCore
 
+from pyicechunk import Repository, in_memory_storage
 from pyicechunk._sync import sync
 from pyicechunk.store import IcechunkStore
 
@@ -28,15 +28,17 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 @pytest.fixture
 def new_core() -> Callable[..., Any]:
-    """Make a fresh session core: writable unless ``read_only=True``."""
+    """Make the core of a fresh session on a new in-memory repository (writable by default)."""
 
     def make(read_only: bool = False) -> Any:
-        return FakeCore(read_only=read_only, containers=("s3://bucket/",))
+        repo = Repository.create(in_memory_storage())
+        session = repo.readonly_session("main") if read_only else repo.writable_session("main")
+        return session.store._core
 
     return make
 
 
 @pytest.fixture
-def store(new_core: Callable[..., Any]) -> IcechunkStore:
-    """A store over a fresh writable session."""
-    return IcechunkStore(new_core(), for_fork=False)
+def store() -> IcechunkStore:
+    """The store of a fresh writable session on a new in-memory repository."""
+    return Repository.create(in_memory_storage()).writable_session("main").store

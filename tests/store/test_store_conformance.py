@@ -20,10 +20,10 @@ from zarr.abc.store import (
     ByteRequest,
     OffsetByteRequest,
     RangeByteRequest,
+    SuffixByteRequest,
     SupportsDeleteSync,
     SupportsGetSync,
     SupportsSetSync,
-    SuffixByteRequest,
 )
 from zarr.core.buffer import Buffer, cpu, default_buffer_prototype
 from zarr.core.sync import _collect_aiterator
