@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import pickle
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from pyicechunk.storage import Storage, StorageBackend, in_memory_storage
+from pyicechunk.storage.memory import InMemoryBackend
+from pyicechunk.testing.storage import StorageTests
+
+
+class TestInMemoryStorage(StorageTests):
+    @pytest.fixture
+    def storage_backend(self) -> StorageBackend:
+        return InMemoryBackend()
+
+
+def test_repr() -> None:
+    assert repr(in_memory_storage()) == "ObjectStorage(backend=InMemoryObjectStoreBackend)"
+    assert repr(Storage.new_in_memory()) == "ObjectStorage(backend=InMemoryObjectStoreBackend)"
+
+
+def test_each_call_is_a_new_store() -> None:
+    first, second = in_memory_storage(), in_memory_storage()
+    asyncio.run(first._backend.put("a", b"1"))
+    assert asyncio.run(second._backend.exists("a")) is False
+
+
+_CHILD = """
+import asyncio, logging, pickle, sys
+messages = []
+handler = logging.Handler()
+handler.emit = lambda record: messages.append(record.getMessage())
+logging.getLogger("pyicechunk.storage").addHandler(handler)
+storage = pickle.loads(sys.stdin.buffer.read())
+print(repr(storage))
+print(len(asyncio.run(storage._backend.list(""))))
+again = pickle.loads(pickle.dumps(storage))
+asyncio.run(storage._backend.put("x", b"1"))
+print(asyncio.run(again._backend.exists("x")))
+print(len(messages))
+print(messages[0])
+"""
+
+
+def test_unpickled_in_another_process_is_empty_and_warns() -> None:
+    storage = in_memory_storage()
+    asyncio.run(storage._backend.put("refs/branch.main/ref.json", b"{}"))
+    result = subprocess.run(
+        [sys.executable, "-c", _CHILD],
+        input=pickle.dumps(storage),
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    lines = result.stdout.decode().splitlines()
+    # Empty store in the child; copies made there share the child's store; one warning only.
+    assert lines[:4] == ["ObjectStorage(backend=InMemoryObjectStoreBackend)", "0", "True", "1"]
+    assert lines[4].startswith("in-memory storage is process-local")
+
+
+def _warnings_while(action: Callable[[], object]) -> list[logging.LogRecord]:
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("pyicechunk.storage")
+    logger.addHandler(handler)
+    try:
+        action()
+    finally:
+        logger.removeHandler(handler)
+    return records
+
+
+def test_same_process_unpickling_shares_and_does_not_warn() -> None:
+    storage = in_memory_storage()
+    asyncio.run(storage._backend.put("a", b"1"))
+    copies: list[Storage] = []
+    records = _warnings_while(lambda: copies.append(pickle.loads(pickle.dumps(storage))))
+    assert records == []
+    assert asyncio.run(copies[0]._backend.get("a")) == b"1"
+
+
+def test_store_is_freed_with_its_last_handle() -> None:
+    storage = in_memory_storage()
+    asyncio.run(storage._backend.put("a", b"1"))
+    pickled = pickle.dumps(storage)
+    del storage
+    gc.collect()
+    copies: list[Storage] = []
+    records = _warnings_while(lambda: copies.append(pickle.loads(pickled)))
+    assert [r.levelname for r in records] == ["WARNING"]
+    assert asyncio.run(copies[0]._backend.exists("a")) is False
