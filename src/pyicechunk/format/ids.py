@@ -25,7 +25,8 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # ten table lookups on one integer, several times faster than a per-symbol loop.
 _PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
 
-_VALID_TEXT = re.compile(r"[0-9A-HJ-NP-TV-Za-hj-np-tv-z]+")
+# Every letter but U (I, L and O are accepted as aliases of 1, 1 and 0).
+_VALID_TEXT = re.compile(r"[0-9A-TV-Za-tv-z]+")
 _INT32_DIGITS = "0123456789abcdefghijklmnopqrstuv"
 # Readers are lenient (spec §1.1): any case, and I/L read as 1, O read as 0.
 _TO_INT32_DIGITS = str.maketrans(

@@ -106,14 +106,15 @@ class ManifestFileInfo:
 
 
 _path_of = attrgetter("path")
+_id_of = attrgetter("id")
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """One commit: the full node tree plus commit information.
 
-    ``nodes`` is kept sorted by path (code point order, as the format requires); a snapshot
-    built with unsorted nodes sorts them. ``flushed_at`` is in microseconds since the Unix
+    ``nodes`` is kept sorted by path (code point order, as the format requires) and
+    ``manifest_files`` by id; a snapshot built from unsorted tuples sorts them. ``flushed_at`` is in microseconds since the Unix
     epoch (UTC).
     """
 
@@ -132,6 +133,9 @@ class Snapshot:
         nodes = self.nodes
         if any(nodes[i].path > nodes[i + 1].path for i in range(len(nodes) - 1)):
             object.__setattr__(self, "nodes", tuple(sorted(nodes, key=_path_of)))
+        files = self.manifest_files
+        if any(files[i].id > files[i + 1].id for i in range(len(files) - 1)):
+            object.__setattr__(self, "manifest_files", tuple(sorted(files, key=_id_of)))
 
     def get_node(self, path: str) -> NodeSnapshot | None:
         """Return the node at ``path``, or None if there is none."""
@@ -380,7 +384,7 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
                 _MANIFEST_FILE_INFO.pack(
                     _check_id(info.id, 12, "manifest id"), info.size_bytes, info.num_chunk_refs
                 )
-                for info in sorted(snapshot.manifest_files, key=attrgetter("id"))
+                for info in sorted(snapshot.manifest_files, key=_id_of)
             ]
         ),
         32,
