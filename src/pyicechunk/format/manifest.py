@@ -525,7 +525,7 @@ class ArrayManifest:
             sel = sel.astype(np.int64)
         return ArrayManifest(
             self.node_id,
-            self.coords[sel].reshape(-1, self.ndim),
+            self.coords[sel],
             self.kind[sel],
             self.chunk_id[sel],
             self.offset[sel],
@@ -580,7 +580,7 @@ class ArrayManifest:
 
         merged = ArrayManifest(
             node_id,
-            np.concatenate([p.coords for p in parts]).reshape(-1, ndim),
+            np.concatenate([p.coords for p in parts]),
             np.concatenate([p.kind for p in parts]),
             np.concatenate([p.chunk_id for p in parts]),
             np.concatenate([p.offset for p in parts]),
