@@ -170,11 +170,15 @@ class Builder:
         """Open a table with ``num_fields`` field slots; add fields, then call ``end_table``."""
         self._not_nested()
         self._fields = [0] * num_fields
-        self._object_end = self.offset()
+        self._object_end = -1
 
-    def _slot(self, slot: int) -> None:
+    def _slot(self, slot: int, size: int) -> None:
         assert self._fields is not None, "add a field only between start_table and end_table"
         self._fields[slot] = self.offset()
+        if self._object_end < 0:
+            # The table ends where its first field ends; padding written before that field
+            # stays outside the table, so equal layouts give equal vtables wherever they start.
+            self._object_end = self.offset() - size
 
     def add_u8(self, slot: int, value: int, default: int = 0) -> None:
         """Add a ``ubyte`` field (also union type tags); omitted when equal to ``default``."""
@@ -182,7 +186,7 @@ class Builder:
             self.prep(1, 0)
             self._head -= 1
             self._buf[self._head] = value
-            self._slot(slot)
+            self._slot(slot, 1)
 
     def add_u32(self, slot: int, value: int, default: int = 0) -> None:
         """Add a ``uint32`` field; omitted when equal to ``default``."""
@@ -190,7 +194,7 @@ class Builder:
             self.prep(4, 0)
             self._head -= 4
             _U32.pack_into(self._buf, self._head, value)
-            self._slot(slot)
+            self._slot(slot, 4)
 
     def add_u64(self, slot: int, value: int, default: int = 0) -> None:
         """Add a ``uint64`` field; omitted when equal to ``default``."""
@@ -198,20 +202,20 @@ class Builder:
             self.prep(8, 0)
             self._head -= 8
             _U64.pack_into(self._buf, self._head, value)
-            self._slot(slot)
+            self._slot(slot, 8)
 
     def add_struct(self, slot: int, data: bytes, alignment: int) -> None:
         """Add an inline struct field, given its packed bytes and its alignment."""
         self.prep(alignment, len(data))
         self._put(data)
-        self._slot(slot)
+        self._slot(slot, len(data))
 
     def add_offset(self, slot: int, ref: int) -> None:
         """Add a field referring to a table, string, vector or union member created earlier."""
         self.prep(4, 0)
         self._head -= 4
         _U32.pack_into(self._buf, self._head, len(self._buf) - self._head - ref)
-        self._slot(slot)
+        self._slot(slot, 4)
 
     def end_table(self, required: Sequence[int] = ()) -> int:
         """Close the open table, write (or reuse) its vtable and return the table's reference.
@@ -234,11 +238,12 @@ class Builder:
         self.prep(4, 0)
         self._head -= 4
         table = self.offset()
+        end = self._object_end if self._object_end >= 0 else table - 4
         count = len(fields)
         while count and not fields[count - 1]:
             count -= 1
         entries = [table - f if f else 0 for f in fields[:count]]
-        vtable = struct.pack(f"<{count + 2}H", 4 + 2 * count, table - self._object_end, *entries)
+        vtable = struct.pack(f"<{count + 2}H", 4 + 2 * count, table - end, *entries)
         existing = self._vtables.get(vtable)
         if existing is None:
             self.prep(2, len(vtable))
