@@ -13,6 +13,7 @@ The private ``_Reader`` / ``_gather_index`` / ``_check_sorted`` helpers are shar
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn
@@ -484,9 +485,7 @@ class ArrayManifest:
         """
         k = int(self.kind[i])
         if k == NATIVE:
-            return NativePayload(
-                bytes(self.chunk_id[i]), int(self.offset[i]), int(self.length[i])
-            )
+            return NativePayload(bytes(self.chunk_id[i]), int(self.offset[i]), int(self.length[i]))
         s, n = int(self.data_start[i]), int(self.data_len[i])
         if k == INLINE:
             return InlinePayload(self.blob[s : s + n].tobytes())
@@ -575,7 +574,10 @@ class ArrayManifest:
 
         def shifted(starts: list[I64], lens: list[I64]) -> I64:
             return np.concatenate(
-                [np.where(ln >= 0, s + sh, s) for s, ln, sh in zip(starts, lens, shifts, strict=True)]
+                [
+                    np.where(ln >= 0, s + sh, s)
+                    for s, ln, sh in zip(starts, lens, shifts, strict=True)
+                ]
             )
 
         merged = ArrayManifest(
@@ -836,7 +838,7 @@ def encode_manifest(manifest_id: bytes, arrays: Sequence[ArrayManifest]) -> byte
     arrays = sorted(arrays, key=lambda a: a.node_id)
     if not arrays:
         raise IcechunkError("refusing to write an empty manifest (no arrays)")
-    for prev, a in zip(arrays, arrays[1:], strict=False):
+    for prev, a in itertools.pairwise(arrays):
         if prev.node_id == a.node_id:
             raise IcechunkError(f"node {a.node_id.hex()} appears twice in one manifest")
     for a in arrays:
@@ -893,8 +895,18 @@ def encode_manifest(manifest_id: bytes, arrays: Sequence[ArrayManifest]) -> byte
     for j, (a, (am, rec, etag_at, has_etag)) in enumerate(zip(arrays, plans, strict=True)):
         slot = vec + 4 + 4 * j
         b32[slot // 4] = am - slot
-        _encode_array_refs(buf, b32, b64, a, am, rec, etag_at, has_etag, vt_arr,
-                           (vt_inl, vt_nat, vt_vir, vt_vir_ne))
+        _encode_array_refs(
+            buf,
+            b32,
+            b64,
+            a,
+            am,
+            rec,
+            etag_at,
+            has_etag,
+            vt_arr,
+            (vt_inl, vt_nat, vt_vir, vt_vir_ne),
+        )
     return buf.tobytes()
 
 
@@ -1010,7 +1022,9 @@ def decode_manifest(buf: bytes | bytearray | memoryview) -> Manifest:
     kind = np.where(has_cid, NATIVE, np.where(has_loc, VIRTUAL, INLINE)).astype(np.uint8)
     none = ~(has_cid | has_loc | has_inl)
     if none.any():
-        r.fail(f"chunk ref at byte {int(tpos[none.argmax()])} has no inline, native or virtual data")
+        r.fail(
+            f"chunk ref at byte {int(tpos[none.argmax()])} has no inline, native or virtual data"
+        )
 
     def u64_field(i: int, name: str) -> U64:
         p = f.pos(i)
