@@ -114,8 +114,8 @@ class Snapshot:
     """One commit: the full node tree plus commit information.
 
     ``nodes`` is kept sorted by path (code point order, as the format requires) and
-    ``manifest_files`` by id; a snapshot built from unsorted tuples sorts them. ``flushed_at`` is in microseconds since the Unix
-    epoch (UTC).
+    ``manifest_files`` by id; a snapshot built from unsorted tuples sorts them.
+    ``flushed_at`` is in microseconds since the Unix epoch (UTC).
     """
 
     id: bytes
