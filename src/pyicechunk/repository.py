@@ -699,15 +699,18 @@ class Repository:
             self._resolve(from_branch, from_tag, from_snapshot_id),
             self._resolve(to_branch, to_tag, to_snapshot_id),
         )
+        # `from` must be a strict ancestor of `to`: walk back from `to` until we meet it.
         visited: list[bytes] = []
-        sid: bytes | None = to_id
         to_snapshot = await self._fetch_snapshot(to_id)
-        while sid is not None and sid != from_id:
-            snapshot = await self._fetch_snapshot(sid)
-            if snapshot.parent_id is not None:
-                visited.append(sid)
-            sid = snapshot.parent_id
-        if sid is None:
+        snapshot = to_snapshot
+        found = False
+        while snapshot.parent_id is not None:
+            visited.append(snapshot.id)
+            if snapshot.parent_id == from_id:
+                found = True
+                break
+            snapshot = await self._fetch_snapshot(snapshot.parent_id)
+        if not found:
             raise IcechunkError(
                 "session error: `to` snapshot ancestry doesn't include `from`: the diff needs "
                 "`from` to be an ancestor of `to`"

@@ -692,7 +692,7 @@ class _SessionCore:
         parts: list[ArrayManifest] = []
         touched = None
         if chunk_changes:
-            touched = np.array(list(chunk_changes), dtype=np.uint32).reshape(-1, ndim)
+            touched = np.array(list(chunk_changes), dtype=np.uint32).reshape(len(chunk_changes), ndim)
         manifests = await asyncio.gather(*(self._fetch_manifest(m.object_id) for m in old_refs))
         for manifest in manifests:
             array = manifest.array(node_id)

@@ -137,11 +137,20 @@ class SnapshotInfo:
         parent = "None" if self.parent_id is None else self.parent_id
         return (
             f'SnapshotInfo(id="{self.id}", parent_id={parent}, '
-            f'written_at={self.written_at!r}, message="{self.message[:10]}...")'
+            f"written_at={_datetime_repr(self.written_at)}, "
+            f'message="{self.message[:10]}...")'
         )
 
     def __reduce__(self) -> Any:
         raise TypeError("cannot pickle 'SnapshotInfo' object")
+
+
+def _datetime_repr(value: dt.datetime) -> str:
+    # The reference prints Python-style datetime reprs without spaces after the commas.
+    fields = [value.year, value.month, value.day, value.hour, value.minute, value.second]
+    if value.microsecond:
+        fields.append(value.microsecond)
+    return f"datetime.datetime({','.join(map(str, fields))}, tzinfo=datetime.timezone.utc)"
 
 
 @dataclass(frozen=True)
@@ -199,6 +208,7 @@ def diff_from_changes(
         updated_groups=set(updated_groups),
         updated_arrays=set(updated_arrays),
         updated_chunks={
-            path: [list(c) for c in sorted(set(coords))] for path, coords in updated_chunks.items()
+            path: [list(c) for c in sorted(set(updated_chunks[path]))]
+            for path in sorted(updated_chunks)
         },
     )
