@@ -55,7 +55,9 @@ def test_src_does_not_import_icechunk() -> None:
     assert offenders == {}
 
 
-def test_importing_pyicechunk_does_not_load_icechunk() -> None:
+def test_importing_our_package_does_not_load_the_reference() -> None:
     code = "import pyicechunk, sys; assert 'icechunk' not in sys.modules, 'icechunk was imported'"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr

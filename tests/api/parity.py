@@ -15,7 +15,6 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 import numpy as np
-import pytest
 import zarr
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.buffer.cpu import Buffer

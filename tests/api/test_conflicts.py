@@ -22,7 +22,9 @@ def _write(session: Any, index: int, value: int) -> None:
 
 
 def _read(repo: Any) -> list[int]:
-    return list(zarr.open_array(repo.readonly_session("main").store, path="a", mode="r")[:].tolist())
+    return list(
+        zarr.open_array(repo.readonly_session("main").store, path="a", mode="r")[:].tolist()
+    )
 
 
 def test_conflict_error(ic: ModuleType, repo: Any) -> None:
@@ -35,7 +37,10 @@ def test_conflict_error(ic: ModuleType, repo: Any) -> None:
     err = info.value
     assert err.expected_parent == base
     assert err.actual_parent == tip
-    assert str(err) == f'Failed to commit, expected parent: Some("{base}"), actual parent: Some("{tip}")'
+    assert (
+        str(err)
+        == f'Failed to commit, expected parent: Some("{base}"), actual parent: Some("{tip}")'
+    )
     assert not isinstance(err, ic.IcechunkError)
     assert repo.lookup_branch("main") == tip
 
@@ -97,7 +102,10 @@ def test_basic_solver_use_ours_and_theirs(ic: ModuleType, repo: Any) -> None:
     theirs.commit("theirs third")
     _write(ours, 1, 60)
     _write(ours, 0, 61)
-    ours.commit("ours third", rebase_with=ic.BasicConflictSolver(on_chunk_conflict=ic.VersionSelection.UseTheirs))
+    ours.commit(
+        "ours third",
+        rebase_with=ic.BasicConflictSolver(on_chunk_conflict=ic.VersionSelection.UseTheirs),
+    )
     assert _read(repo) == [61, 50]
 
     ours, theirs = repo.writable_session("main"), repo.writable_session("main")
@@ -109,7 +117,7 @@ def test_basic_solver_use_ours_and_theirs(ic: ModuleType, repo: Any) -> None:
 
 
 def test_non_overlapping_writes_rebase_cleanly(ic: ModuleType, repo: Any) -> None:
-    base, ours, theirs = _two_sessions(repo)
+    _base, ours, theirs = _two_sessions(repo)
     _write(theirs, 0, 10)
     theirs.commit("theirs")
     _write(ours, 1, 20)
@@ -131,12 +139,17 @@ def test_rebase_up_to_date_and_read_only(ic: ModuleType, repo: Any) -> None:
     _write(ours, 0, 5)
     ours.rebase(ic.ConflictDetector())
     assert ours.snapshot_id == base
-    with pytest.raises(ic.IcechunkError, match=msg("session error: Read only sessions cannot modify the repository")):
+    with pytest.raises(
+        ic.IcechunkError,
+        match=msg("session error: Read only sessions cannot modify the repository"),
+    ):
         repo.readonly_session("main").rebase(ic.ConflictDetector())
 
 
 @pytest.mark.parametrize("solver_name", ["detector", "basic"])
-def test_metadata_double_update_always_conflicts(ic: ModuleType, repo: Any, solver_name: str) -> None:
+def test_metadata_double_update_always_conflicts(
+    ic: ModuleType, repo: Any, solver_name: str
+) -> None:
     _, ours, theirs = _two_sessions(repo)
     zarr.open_group(theirs.store, mode="r+").attrs["who"] = "theirs"
     theirs.commit("theirs")
@@ -167,10 +180,15 @@ def test_delete_of_updated_array(ic: ModuleType, repo: Any) -> None:
     _write(theirs, 0, 10)
     theirs.commit("theirs")
     del zarr.open_group(ours.store, mode="r+")["a"]
-    for solver in (ic.ConflictDetector(), ic.BasicConflictSolver(fail_on_delete_of_updated_array=True)):
+    for solver in (
+        ic.ConflictDetector(),
+        ic.BasicConflictSolver(fail_on_delete_of_updated_array=True),
+    ):
         with pytest.raises(ic.RebaseFailedError) as info:
             ours.rebase(solver)
-        assert [c.conflict_type for c in info.value.conflicts] == [ic.ConflictType.DeleteOfUpdatedArray]
+        assert [c.conflict_type for c in info.value.conflicts] == [
+            ic.ConflictType.DeleteOfUpdatedArray
+        ]
     ours.commit("delete", rebase_with=ic.BasicConflictSolver())
     assert "a" not in zarr.open_group(repo.readonly_session("main").store, mode="r")
 
@@ -180,7 +198,11 @@ def test_solver_types(ic: ModuleType) -> None:
         ic.ConflictSolver()
     with pytest.raises(TypeError):
         ic.BasicConflictSolver(ic.VersionSelection.UseOurs)
-    selections = [ic.VersionSelection.Fail, ic.VersionSelection.UseOurs, ic.VersionSelection.UseTheirs]
+    selections = [
+        ic.VersionSelection.Fail,
+        ic.VersionSelection.UseOurs,
+        ic.VersionSelection.UseTheirs,
+    ]
     assert [int(v) for v in selections] == [0, 1, 2]
     assert repr(ic.VersionSelection.UseOurs) == "VersionSelection.UseOurs"
     assert str(ic.ConflictType.ChunkDoubleUpdate) == "Chunk double update"

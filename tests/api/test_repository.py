@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import json
 import pickle
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import zarr
-from parity import INITIAL_SNAPSHOT_ID, collect, commit_array, msg, write_values
+from parity import INITIAL_SNAPSHOT_ID, commit_array, msg, write_values
 
 # -- lifecycle -------------------------------------------------------------------------------
 
@@ -36,7 +37,9 @@ def test_create_fresh_repository(ic: ModuleType, repo: Any) -> None:
 def test_create_twice_and_on_junk_prefix(ic: ModuleType, tmp_path: Path) -> None:
     storage = ic.local_filesystem_storage(str(tmp_path / "r"))
     ic.Repository.create(storage)
-    with pytest.raises(ic.IcechunkError, match=msg("repositories can only be created in clean prefixes")):
+    with pytest.raises(
+        ic.IcechunkError, match=msg("repositories can only be created in clean prefixes")
+    ):
         ic.Repository.create(storage)
 
     junk = tmp_path / "junk"
@@ -44,9 +47,13 @@ def test_create_twice_and_on_junk_prefix(ic: ModuleType, tmp_path: Path) -> None
     (junk / "some-file.txt").write_text("not a repository")
     junk_storage = ic.local_filesystem_storage(str(junk))
     assert ic.Repository.exists(junk_storage) is False
-    with pytest.raises(ic.IcechunkError, match=msg("repositories can only be created in clean prefixes")):
+    with pytest.raises(
+        ic.IcechunkError, match=msg("repositories can only be created in clean prefixes")
+    ):
         ic.Repository.open_or_create(junk_storage)
-    with pytest.raises(ic.IcechunkError, match=msg("repositories can only be created in clean prefixes")):
+    with pytest.raises(
+        ic.IcechunkError, match=msg("repositories can only be created in clean prefixes")
+    ):
         ic.Repository.create(junk_storage)
 
 
@@ -191,9 +198,13 @@ def test_readonly_session_as_of(ic: ModuleType, repo: Any) -> None:
     between = info_first.written_at + (info_second.written_at - info_first.written_at) / 2
     assert repo.readonly_session("main", as_of=between).snapshot_id == first
     long_ago = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-    with pytest.raises(ic.IcechunkError, match=msg("branch main does not have a snapshots before or at")):
+    with pytest.raises(
+        ic.IcechunkError, match=msg("branch main does not have a snapshots before or at")
+    ):
         repo.readonly_session("main", as_of=long_ago)
-    with pytest.raises(ValueError, match=msg("as_of argument must be provided together with a branch name")):
+    with pytest.raises(
+        ValueError, match=msg("as_of argument must be provided together with a branch name")
+    ):
         repo.readonly_session(tag="t", as_of=long_ago)
     with pytest.raises(TypeError, match=msg("expected a datetime with non-None tzinfo")):
         repo.readonly_session("main", as_of=dt.datetime(2000, 1, 1))
@@ -233,7 +244,7 @@ def test_transaction_commits_on_exit(ic: ModuleType, repo: Any) -> None:
 
 
 def test_transaction_body_error_does_not_commit(ic: ModuleType, repo: Any) -> None:
-    with pytest.raises(RuntimeError, match="boom"):  # noqa: PT012
+    with pytest.raises(RuntimeError, match="boom"):
         with repo.transaction("main", message="never") as store:
             zarr.create_group(store)
             raise RuntimeError("boom")
@@ -272,7 +283,9 @@ def test_branch_lifecycle(ic: ModuleType, repo: Any) -> None:
 def test_branch_errors(ic: ModuleType, repo: Any) -> None:
     sid = commit_array(repo)
     repo.create_branch("dev", sid)
-    with pytest.raises(ic.IcechunkError, match=msg(f"branch update conflict: `(None) != (Some({sid}))`")):
+    with pytest.raises(
+        ic.IcechunkError, match=msg(f"branch update conflict: `(None) != (Some({sid}))`")
+    ):
         repo.create_branch("dev", sid)
     with pytest.raises(ic.IcechunkError, match=msg("main branch cannot be deleted")):
         repo.delete_branch("main")
@@ -305,7 +318,10 @@ def test_reset_branch(ic: ModuleType, repo: Any) -> None:
     first = commit_array(repo)
     second = write_values(repo, "a", 0, 3, "second")
     repo.create_branch("dev", second)
-    with pytest.raises(ic.IcechunkError, match=msg(f"branch update conflict: `(Some({first})) != (Some({second}))`")):
+    with pytest.raises(
+        ic.IcechunkError,
+        match=msg(f"branch update conflict: `(Some({first})) != (Some({second}))`"),
+    ):
         repo.reset_branch("dev", first, from_snapshot_id=first)
     assert repo.lookup_branch("dev") == second
     repo.reset_branch("dev", first, from_snapshot_id=second)
@@ -391,7 +407,7 @@ def test_ancestry_sync_and_async(ic: ModuleType, repo: Any) -> None:
     assert [s.id for s in history] == [second, first, INITIAL_SNAPSHOT_ID]
     assert [s.parent_id for s in history] == [first, INITIAL_SNAPSHOT_ID, None]
     assert [s.message for s in history] == ["second", "first", "Repository initialized"]
-    assert all(a.written_at >= b.written_at for a, b in zip(history, history[1:], strict=False))
+    assert all(a.written_at >= b.written_at for a, b in itertools.pairwise(history))
     assert [s.id for s in repo.ancestry(tag="t")] == [first, INITIAL_SNAPSHOT_ID]
     assert [s.id for s in repo.ancestry(snapshot_id=second)] == [second, first, INITIAL_SNAPSHOT_ID]
 
@@ -422,7 +438,10 @@ def test_lookup_snapshot(ic: ModuleType, repo: Any) -> None:
     with pytest.raises(ic.IcechunkError, match=msg("invalid snapshot id: `nope`")):
         repo.lookup_snapshot("nope")
     unknown = "0" * 20
-    with pytest.raises(ic.IcechunkError, match=msg(f"object store error Object at location snapshots/{unknown} not found")):
+    with pytest.raises(
+        ic.IcechunkError,
+        match=msg(f"object store error Object at location snapshots/{unknown} not found"),
+    ):
         repo.lookup_snapshot(unknown)
 
 
@@ -456,9 +475,13 @@ def test_diff_between_snapshots(ic: ModuleType, repo: Any) -> None:
 
 def test_diff_errors(ic: ModuleType, repo: Any) -> None:
     first = commit_array(repo)
-    with pytest.raises(ic.IcechunkError, match=msg("session error: `to` snapshot ancestry doesn't include `from`")):
+    with pytest.raises(
+        ic.IcechunkError, match=msg("session error: `to` snapshot ancestry doesn't include `from`")
+    ):
         repo.diff(from_branch="main", to_branch="main")
-    with pytest.raises(ic.IcechunkError, match=msg("session error: `to` snapshot ancestry doesn't include `from`")):
+    with pytest.raises(
+        ic.IcechunkError, match=msg("session error: `to` snapshot ancestry doesn't include `from`")
+    ):
         repo.diff(from_snapshot_id=first, to_snapshot_id=INITIAL_SNAPSHOT_ID)
     with pytest.raises(ValueError, match=msg("Must provide one of branch, tag, or snapshot_id")):
         repo.diff(to_branch="main")
@@ -474,7 +497,15 @@ def test_inspect_snapshot(ic: ModuleType, repo: Any) -> None:
     text = repo.inspect_snapshot(sid)
     doc = json.loads(text)
     assert "\n" in text
-    assert set(doc) == {"id", "parent_id", "flushed_at", "commit_message", "metadata", "manifests", "nodes"}
+    assert set(doc) == {
+        "id",
+        "parent_id",
+        "flushed_at",
+        "commit_message",
+        "metadata",
+        "manifests",
+        "nodes",
+    }
     info = repo.lookup_snapshot(sid)
     assert doc["id"] == sid
     assert doc["parent_id"] == INITIAL_SNAPSHOT_ID
@@ -563,5 +594,8 @@ def test_repository_pickle_and_reopen(ic: ModuleType, local_repo: Any) -> None:
     assert clone.lookup_branch("main") == sid
     assert clone.default_commit_metadata() == {"user": "carol"}
     assert clone.config == local_repo.config
-    assert clone.authorized_virtual_container_prefixes == local_repo.authorized_virtual_container_prefixes
+    assert (
+        clone.authorized_virtual_container_prefixes
+        == local_repo.authorized_virtual_container_prefixes
+    )
     assert local_repo.reopen().default_commit_metadata() == {}

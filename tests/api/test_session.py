@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import pickle
-import warnings
 from types import ModuleType
 from typing import Any
 
@@ -57,7 +56,9 @@ def test_commit_metadata(ic: ModuleType, repo: Any) -> None:
     assert repo.lookup_snapshot(sid).metadata == meta
     session = repo.writable_session("main")
     zarr.open_group(session.store, mode="r+").attrs["x"] = 1
-    with pytest.raises(TypeError, match=msg("argument 'metadata': 'list' object cannot be cast as 'dict'")):
+    with pytest.raises(
+        TypeError, match=msg("argument 'metadata': 'list' object cannot be cast as 'dict'")
+    ):
         session.commit("c", metadata=[1, 2])
 
 
@@ -104,7 +105,8 @@ def test_status_format(ic: ModuleType, repo: Any) -> None:
     assert isinstance(status, ic.Diff)
     assert str(status) == (
         "Groups created:\n    /\n\nArrays created:\n    /foo\n\n"
-        "Chunks updated:\n    /foo:\n        [0, 0]\n        [0, 1]\n        [1, 0]\n        [1, 1]\n"
+        "Chunks updated:\n    /foo:\n"
+        "        [0, 0]\n        [0, 1]\n        [1, 0]\n        [1, 1]\n"
     )
     session.commit("c")
     assert str(session.status()) == ""
@@ -189,7 +191,12 @@ def test_chunk_type(ic: ModuleType, repo: Any) -> None:
 
 
 def test_chunk_type_members(ic: ModuleType) -> None:
-    members = [ic.ChunkType.UNINITIALIZED, ic.ChunkType.NATIVE, ic.ChunkType.VIRTUAL, ic.ChunkType.INLINE]
+    members = [
+        ic.ChunkType.UNINITIALIZED,
+        ic.ChunkType.NATIVE,
+        ic.ChunkType.VIRTUAL,
+        ic.ChunkType.INLINE,
+    ]
     assert [int(m) for m in members] == [0, 1, 2, 3]
     assert repr(ic.ChunkType.NATIVE) == "ChunkType.NATIVE"
     assert ic.ChunkType.NATIVE != ic.ChunkType.INLINE
@@ -248,11 +255,16 @@ def test_fork_and_merge_rules(ic: ModuleType, repo: Any) -> None:
     other = repo.writable_session("main")
     with pytest.raises(
         TypeError,
-        match=msg("Sessions can only be merged with a ForkSession created with Session.fork(). Received Session instead."),
+        match=msg(
+            "Sessions can only be merged with a ForkSession created with Session.fork(). "
+            "Received Session instead."
+        ),
     ):
         dirty.merge(other)
     fork = repo.writable_session("main").fork()
-    with pytest.raises(TypeError, match=msg("A ForkSession can only be merged with another ForkSession.")):
+    with pytest.raises(
+        TypeError, match=msg("A ForkSession can only be merged with another ForkSession.")
+    ):
         fork.merge(other)
 
 
@@ -267,7 +279,9 @@ def test_merge_forks(ic: ModuleType, local_repo: Any) -> None:
     zarr.open_array(f2.store, path="a", mode="r+")[1] = 20
     session.merge(pickle.loads(pickle.dumps(f1)), f2)
     sid = session.commit("merged")
-    data = zarr.open_array(local_repo.readonly_session(snapshot_id=sid).store, path="a", mode="r")[:]
+    data = zarr.open_array(local_repo.readonly_session(snapshot_id=sid).store, path="a", mode="r")[
+        :
+    ]
     assert data.tolist() == [10, 20, 0, 0]
 
     session = local_repo.writable_session("main")
@@ -282,14 +296,19 @@ def test_merge_forks(ic: ModuleType, local_repo: Any) -> None:
 def test_commit_after_fork_without_merge_warns(ic: ModuleType, repo: Any) -> None:
     session = repo.writable_session("main")
     session.fork()
-    with pytest.warns(UserWarning, match=msg("Committing a session after forking, and without merging will not work.")):
+    with pytest.warns(
+        UserWarning,
+        match=msg("Committing a session after forking, and without merging will not work."),
+    ):
         with pytest.raises(ic.IcechunkError, match=msg(NO_CHANGES)):
             session.commit("x")
 
 
 def test_allow_pickling_removed(ic: ModuleType, repo: Any) -> None:
     session = repo.writable_session("main")
-    with pytest.raises(RuntimeError, match=msg("The allow_pickling context manager has been removed.")):
+    with pytest.raises(
+        RuntimeError, match=msg("The allow_pickling context manager has been removed.")
+    ):
         with session.allow_pickling():
             pass
 

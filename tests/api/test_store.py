@@ -46,7 +46,9 @@ def test_get_and_byte_ranges(ic: ModuleType, repo: Any) -> None:
         assert b'"node_type"' in meta.to_bytes()
         with pytest.raises(ic.IcechunkError, match=msg("invalid zarr key format `x/zzz`")):
             await store.get("x/zzz", proto())
-        values = await store.get_partial_values(proto(), [("x/c/0", None), ("x/c/1", RangeByteRequest(0, 1))])
+        values = await store.get_partial_values(
+            proto(), [("x/c/0", None), ("x/c/1", RangeByteRequest(0, 1))]
+        )
         assert [v.to_bytes() for v in values] == [bytes([1, 2]), bytes([3])]
 
     asyncio.run(main())
@@ -80,19 +82,29 @@ def test_exists_and_set_errors(ic: ModuleType, repo: Any) -> None:
             await store.exists("g1")
         with pytest.raises(TypeError, match=msg("`value` must be a Buffer instance")):
             await store.set("x/c/0", b"raw")
-        with pytest.raises(ic.IcechunkError, match=msg("invalid chunk index: coordinates ChunkIndices([7]) are not valid for array at /x")):
+        with pytest.raises(
+            ic.IcechunkError,
+            match=msg(
+                "invalid chunk index: coordinates ChunkIndices([7]) are not valid for array at /x"
+            ),
+        ):
             await store.set("x/c/7", buf(b"\x00\x00"))
         with pytest.raises(ic.IcechunkError, match=msg("invalid zarr key format")):
             await store.set("x/zzz", buf(b"\x00"))
         with pytest.raises(ic.IcechunkError, match=msg("bad metadata")):
             await store.set("y/zarr.json", buf(b"{not json"))
-        with pytest.raises(ic.IcechunkError, match=msg("Icechunk cannot set Zarr V2 metadata keys")):
+        with pytest.raises(
+            ic.IcechunkError, match=msg("Icechunk cannot set Zarr V2 metadata keys")
+        ):
             await store.set(".zgroup", buf(b'{"zarr_format": 2}'))
         with pytest.raises(KeyError):
             await store.set("zz/c/0", buf(b"\x00"))
         with pytest.raises(ic.IcechunkError, match=msg("there is not an array at")):
             await store.set("g1/c/0", buf(b"\x00"))
-        with pytest.raises(ic.IcechunkError, match=msg("store method `set_partial_values` is not implemented by Icechunk")):
+        with pytest.raises(
+            ic.IcechunkError,
+            match=msg("store method `set_partial_values` is not implemented by Icechunk"),
+        ):
             await store.set_partial_values([("x/c/0", 0, b"\x00")])
 
     asyncio.run(main())
@@ -125,15 +137,32 @@ def test_listing(ic: ModuleType, repo: Any) -> None:
         assert await collect(store.list_dir("unknown")) == []
         everything = sorted(await collect(store.list()))
         assert everything == sorted(
-            ["zarr.json", "g1/zarr.json", "g1/ar/zarr.json", "g1/ar/c/0", "g1/ar/c/1",
-             "x/zarr.json", "x/c/0", "x/c/1"]
+            [
+                "zarr.json",
+                "g1/zarr.json",
+                "g1/ar/zarr.json",
+                "g1/ar/c/0",
+                "g1/ar/c/1",
+                "x/zarr.json",
+                "x/c/0",
+                "x/c/1",
+            ]
         )
-        assert sorted(await collect(store.list_prefix("g1"))) == ["g1/ar/c/0", "g1/ar/c/1", "g1/ar/zarr.json", "g1/zarr.json"]
-        assert sorted(await collect(store.list_prefix("g1/"))) == sorted(await collect(store.list_prefix("g1")))
+        assert sorted(await collect(store.list_prefix("g1"))) == [
+            "g1/ar/c/0",
+            "g1/ar/c/1",
+            "g1/ar/zarr.json",
+            "g1/zarr.json",
+        ]
+        assert sorted(await collect(store.list_prefix("g1/"))) == sorted(
+            await collect(store.list_prefix("g1"))
+        )
         assert sorted(await collect(store.list_prefix(""))) == everything
         with pytest.raises(
             ic.IcechunkError,
-            match=msg("bad key prefix (g1/a): Only prefixes pointing to a group or array are allowed"),
+            match=msg(
+                "bad key prefix (g1/a): Only prefixes pointing to a group or array are allowed"
+            ),
         ):
             store.list_prefix("g1/a")
 
@@ -158,7 +187,9 @@ def test_sizes_and_is_empty(ic: ModuleType, repo: Any) -> None:
     async def main() -> None:
         assert await store.getsize("x/c/0") == 2
         assert await store.getsize("x/c/9") == 0
-        assert await store.getsize("x/zarr.json") == len((await store.get("x/zarr.json", proto())).to_bytes())
+        assert await store.getsize("x/zarr.json") == len(
+            (await store.get("x/zarr.json", proto())).to_bytes()
+        )
         with pytest.raises(KeyError):
             await store.getsize("nope/zarr.json")
         assert await store.getsize_prefix("x") == 4 + await store.getsize("x/zarr.json")

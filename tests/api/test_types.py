@@ -127,7 +127,9 @@ def test_snapshot_info_fields_and_repr(ic: ModuleType, repo: Any) -> None:
         'message="hello worl...")'
     )
     root = repo.lookup_snapshot(INITIAL_SNAPSHOT_ID)
-    assert repr(root).startswith(f'SnapshotInfo(id="{INITIAL_SNAPSHOT_ID}", parent_id=None, written_at=')
+    assert repr(root).startswith(
+        f'SnapshotInfo(id="{INITIAL_SNAPSHOT_ID}", parent_id=None, written_at='
+    )
     assert repr(root).endswith('message="Repository...")')
     assert info == repo.lookup_snapshot(sid)
     assert info != root
@@ -147,7 +149,8 @@ def test_manifest_file_info(ic: ModuleType, repo: Any) -> None:
         assert isinstance(m, ic.ManifestFileInfo)
         assert len(m.id) == 20
         assert m.size_bytes > 0
-        assert repr(m) == f'ManifestFileInfo(id="{m.id}", size_bytes={m.size_bytes}, num_chunk_refs={m.num_chunk_refs})'
+        fields = f'id="{m.id}", size_bytes={m.size_bytes}, num_chunk_refs={m.num_chunk_refs}'
+        assert repr(m) == f"ManifestFileInfo({fields})"
 
 
 def test_icechunk_error_type(ic: ModuleType, repo: Any) -> None:

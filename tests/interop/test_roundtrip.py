@@ -8,6 +8,7 @@ here restates expected values by hand except the builder's own inputs.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -75,7 +76,9 @@ def build_rich_repo(ic: ModuleType, path: Path) -> Built:
     root["grp/f8"].resize((15, 20))
     root["sharded"].resize((8, 16))
     root.attrs["title"] = "interop, resized"
-    built.main_ids.append(session.commit("resize", metadata={"step": 3, "nested": {"a": [1, None]}}))
+    built.main_ids.append(
+        session.commit("resize", metadata={"step": 3, "nested": {"a": [1, None]}})
+    )
 
     # 4: delete nodes.
     session = repo.writable_session("main")
@@ -232,13 +235,15 @@ def _assert_same_repository(a: Any, b: Any, checked: set[str]) -> None:
         checked.add(sid)
     for branch in a.list_branches():
         chain = [s.id for s in a.ancestry(branch=branch)]
-        for newer, older in zip(chain, chain[1:], strict=False):
+        for newer, older in itertools.pairwise(chain):
             diff_a = a.diff(from_snapshot_id=older, to_snapshot_id=newer)
             diff_b = b.diff(from_snapshot_id=older, to_snapshot_id=newer)
             assert _diff_fields(diff_a) == _diff_fields(diff_b), (older, newer)
         if len(chain) > 2:
             whole_a = a.diff(from_snapshot_id=chain[-1], to_branch=branch)
-            assert _diff_fields(whole_a) == _diff_fields(b.diff(from_snapshot_id=chain[-1], to_branch=branch))
+            assert _diff_fields(whole_a) == _diff_fields(
+                b.diff(from_snapshot_id=chain[-1], to_branch=branch)
+            )
 
 
 def test_roundtrip(pair: tuple[ModuleType, ModuleType], tmp_path: Path) -> None:
@@ -289,7 +294,9 @@ def test_roundtrip(pair: tuple[ModuleType, ModuleType], tmp_path: Path) -> None:
     assert repo_a.lookup_branch("dev") == dev_sid
     info = repo_a.lookup_snapshot(b_sid)
     assert (info.parent_id, info.message, info.metadata) == (
-        built.main_ids[-1], "written by B", {"by": mod_b.__name__}
+        built.main_ids[-1],
+        "written by B",
+        {"by": mod_b.__name__},
     )
     back = _view(repo_a, b_sid).arrays
     np.testing.assert_array_equal(back["i2"], np.arange(9, dtype="i2"))

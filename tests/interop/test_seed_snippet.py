@@ -24,19 +24,30 @@ from pathlib import Path
 import pytest
 
 SECTIONS: list[tuple[str, str]] = [
-    ("Create a New Repo", """
+    (
+        "Create a New Repo",
+        """
         storage = icechunk.local_filesystem_storage(repo_path)
         repo = icechunk.Repository.create(storage)
-    """),
-    ("Open an Existing Repo", """
+    """,
+    ),
+    (
+        "Open an Existing Repo",
+        """
         repo = icechunk.Repository.open(storage)
-    """),
-    ("Specify Custom Config when Opening a Repo", """
+    """,
+    ),
+    (
+        "Specify Custom Config when Opening a Repo",
+        """
         config = icechunk.RepositoryConfig.default()
         config.caching = icechunk.CachingConfig(num_bytes_chunks=100_000_000)
         repo = icechunk.Repository.open(storage, config=config)
-    """),
-    ("Reading, Writing, and Modifying Data with Zarr", """
+    """,
+    ),
+    (
+        "Reading, Writing, and Modifying Data with Zarr",
+        """
         session = repo.writable_session(branch="main")
         group = zarr.create_group(session.store, path="my-group", zarr_format=3)
         array = group.create("my_array", shape=(10, 20), dtype='int32')
@@ -51,12 +62,18 @@ SECTIONS: list[tuple[str, str]] = [
         del group["subgroup"]
         del group["array"]
         session.commit(message="wrote some data")
-    """),
-    ("Transaction context manager", """
+    """,
+    ),
+    (
+        "Transaction context manager",
+        """
         with repo.transaction(branch="main", message="wrote some data") as store:
             zarr.open_group(store, path="my-group")["my_array"][0, 0] = 42  # glue
-    """),
-    ("Reading and Writing Data with Xarray", """
+    """,
+    ),
+    (
+        "Reading and Writing Data with Xarray",
+        """
         ds = xr.Dataset(  # glue
             {"temp": (("time", "x"), np.arange(6.0).reshape(3, 2))},
             coords={"time": [0, 1, 2], "x": [10, 20]},
@@ -71,8 +88,11 @@ SECTIONS: list[tuple[str, str]] = [
         ds2 = xr.open_zarr(session.store, group="xr-group", zarr_format=3, consolidated=False)
         assert ds2.sizes["time"] == 6  # glue
         assert ds2["temp"].values[3:].tolist() == ds["temp"].values.tolist()  # glue
-    """),
-    ("Resolve a Commit Conflict", """
+    """,
+    ),
+    (
+        "Resolve a Commit Conflict",
+        """
         session = repo.writable_session("main")
         zarr.open_array(session.store, path="my-group/my_array")[1, 1] = 5
         other = repo.writable_session("main")  # glue: someone else commits first
@@ -98,8 +118,11 @@ SECTIONS: list[tuple[str, str]] = [
         session.commit("commit message", rebase_with=icechunk.ConflictDetector())
         final = zarr.open_array(repo.readonly_session("main").store, path="my-group/my_array")
         assert (final[1, 1], final[19, 29], final[2, 2]) == (7, 6, 9)  # glue
-    """),
-    ("Branches, tags and history", """
+    """,
+    ),
+    (
+        "Branches, tags and history",
+        """
         for snapshot in repo.ancestry(branch="main"):
             print(snapshot)
         session = repo.readonly_session(snapshot_id=snapshot_id)
@@ -114,8 +137,11 @@ SECTIONS: list[tuple[str, str]] = [
         session = repo.readonly_session(tag="v1.0.0")
         assert session.snapshot_id == snapshot_id  # glue
         repo.delete_tag("v1.0.0")
-    """),
-    ("Repo Maintenance", """
+    """,
+    ),
+    (
+        "Repo Maintenance",
+        """
         from datetime import datetime, timedelta, timezone
         expiry_time = datetime.now(timezone.utc) - timedelta(days=10)  # tz-aware, see docstring
         expired = repo.expire_snapshots(older_than=expiry_time)
@@ -125,14 +151,16 @@ SECTIONS: list[tuple[str, str]] = [
         async def main():  # glue
             return await repo.garbage_collect_async(expiry_time)
         results = asyncio.run(main())
-    """),
+    """,
+    ),
 ]
 
 
 @pytest.mark.parametrize("module_name", ["icechunk", "pyicechunk"])
 def test_common_operations_snippet(module_name: str, tmp_path: Path) -> None:
     namespace: dict[str, object] = {"repo_path": str(tmp_path / "repo")}
-    exec(f"import asyncio\nimport numpy as np\nimport xarray as xr\nimport zarr\nimport {module_name} as icechunk", namespace)
+    prelude = "import asyncio\nimport numpy as np\nimport xarray as xr\nimport zarr\n"
+    exec(f"{prelude}import {module_name} as icechunk", namespace)
     assert importlib.import_module(module_name) is namespace["icechunk"]
     for title, code in SECTIONS:
         try:
