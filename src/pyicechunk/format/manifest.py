@@ -88,7 +88,8 @@ def _gather_index(starts: I64, lens: I64) -> I64:
     if total == 0:
         return np.zeros(0, dtype=np.int64)
     seg_off = np.cumsum(lens) - lens
-    return np.arange(total, dtype=np.int64) + np.repeat(starts - seg_off, lens)
+    out: I64 = np.arange(total, dtype=np.int64) + np.repeat(starts - seg_off, lens)
+    return out
 
 
 def _first_unsorted(coords: U32) -> int:
@@ -128,7 +129,8 @@ class _Fields:
         e = self._entries[:, i] != 0
         if self._inverse is None:
             return np.full(len(self.tpos), bool(e[0]))
-        return e[self._inverse]
+        out: Bool = e[self._inverse]
+        return out
 
     def pos(self, i: int) -> I64:
         """Absolute field positions, -1 where the field is absent."""
@@ -136,7 +138,8 @@ class _Fields:
         if self._inverse is None:
             if e[0] == 0:
                 return np.full(len(self.tpos), -1, dtype=np.int64)
-            return self.tpos + e[0]
+            out: I64 = self.tpos + e[0]
+            return out
         ei = e[self._inverse]
         return np.where(ei != 0, self.tpos + ei, -1)
 
@@ -199,8 +202,10 @@ class _Reader:
             self.fail(f"{what} is out of range")
         if width % 4 == 0 and not (pos % 4).any():
             words = (pos // 4)[:, None] + np.arange(width // 4)
-            return self._u32[words].view(np.uint8).reshape(len(pos), width)
-        return self.u8[pos[:, None] + np.arange(width)]
+            out: U8 = self._u32[words].view(np.uint8).reshape(len(pos), width)
+            return out
+        rows: U8 = self.u8[pos[:, None] + np.arange(width)]
+        return rows
 
     def deref(self, pos: I64, what: str) -> I64:
         """Follow unsigned forward offsets stored at ``pos``."""
@@ -383,10 +388,7 @@ class ArrayManifest:
             bits = [max(m.bit_length(), 1) for m in self._maxes]
             if sum(bits) <= 64:
                 shifts = [sum(bits[d + 1 :]) for d in range(ndim)]
-                keys = np.zeros(n, dtype=np.uint64)
-                for d, s in enumerate(shifts):
-                    keys |= self.coords[:, d].astype(np.uint64) << np.uint64(s)
-                self._shifts, self._keys = shifts, keys
+                self._shifts, self._keys = shifts, _shift_keys(self.coords, shifts)
             else:
                 self._keys = _bytes_keys(self.coords)
         return self._keys
@@ -454,9 +456,7 @@ class ArrayManifest:
         ok &= (q <= np.array(self._maxes, dtype=np.int64)).all(axis=1)
         qq = q[ok].astype(np.uint32)
         if self._shifts is not None:
-            qk = np.zeros(len(qq), dtype=np.uint64)
-            for d, s in enumerate(self._shifts):
-                qk |= qq[:, d].astype(np.uint64) << np.uint64(s)
+            qk: npt.NDArray[np.uint64] | npt.NDArray[np.bytes_] = _shift_keys(qq, self._shifts)
         else:
             qk = _bytes_keys(qq)
         i = np.searchsorted(keys, qk)
@@ -718,11 +718,13 @@ class ArrayManifest:
             raise IcechunkError(
                 f"node {self.node_id.hex()} has {self.ndim} dimensions, got bounds {upper}"
             )
-        return (self.coords < np.array(upper, dtype=np.int64)).all(axis=1)
+        mask: Bool = np.asarray((self.coords < np.array(upper, dtype=np.int64)).all(axis=1))
+        return mask
 
     def native_chunk_ids(self) -> U8:
         """``(k, 12)`` chunk ids of the NATIVE refs."""
-        return self.chunk_id[self.kind == NATIVE]
+        ids: U8 = self.chunk_id[self.kind == NATIVE]
+        return ids
 
     def total_bytes_by_kind(self) -> tuple[int, int, int]:
         """Total referenced bytes: native, virtual and inlined."""
@@ -743,6 +745,14 @@ def _sort_unique(am: ArrayManifest) -> ArrayManifest:
             "is given more than once"
         )
     return am
+
+
+def _shift_keys(coords: U32, shifts: list[int]) -> npt.NDArray[np.uint64]:
+    """One u64 per row: the coordinates packed into disjoint bit fields, most significant first."""
+    keys = np.zeros(len(coords), dtype=np.uint64)
+    for d, s in enumerate(shifts):
+        keys |= coords[:, d].astype(np.uint64) << np.uint64(s)
+    return keys
 
 
 def _bytes_keys(coords: U32) -> npt.NDArray[np.bytes_]:
