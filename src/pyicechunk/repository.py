@@ -7,6 +7,7 @@ import contextlib
 import copy
 import datetime as dt
 import json
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -38,7 +39,7 @@ from pyicechunk.session import (
 )
 from pyicechunk.storage import ObjectVersion, Storage
 from pyicechunk.store import IcechunkStore
-from pyicechunk.types import Diff, ManifestFileInfo, SnapshotInfo
+from pyicechunk.types import ChunkStorageStats, Diff, ManifestFileInfo, SnapshotInfo
 
 __all__ = ["Repository"]
 
@@ -756,6 +757,56 @@ class Repository:
             nodes.append(entry)
         doc["nodes"] = nodes
         return json.dumps(doc, indent=2 if pretty else None)
+
+
+    # -- maintenance --------------------------------------------------------------------------
+
+    def chunk_storage_stats(
+        self,
+        *,
+        max_snapshots_in_memory: int = 50,
+        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_concurrent_manifest_fetches: int = 500,
+    ) -> ChunkStorageStats:
+        """Bytes of native, virtual and inline chunk data reachable from any branch or tag."""
+        return sync(self.chunk_storage_stats_async(
+            max_snapshots_in_memory=max_snapshots_in_memory,
+            max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
+            max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+        ))
+
+    async def chunk_storage_stats_async(
+        self,
+        *,
+        max_snapshots_in_memory: int = 50,
+        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_concurrent_manifest_fetches: int = 500,
+    ) -> ChunkStorageStats:
+        """Async version of :meth:`chunk_storage_stats`."""
+        from pyicechunk.ops.stats import chunk_storage_stats
+
+        return await chunk_storage_stats(
+            self._backend, self._ctx.assets,
+            max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+        )
+
+    def total_chunks_storage(self, **kwargs: int) -> int:
+        """Deprecated: use :meth:`chunk_storage_stats` (this returns its ``native_bytes``)."""
+        warnings.warn(
+            "total_chunks_storage is deprecated, use chunk_storage_stats instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.chunk_storage_stats(**kwargs).native_bytes
+
+    async def total_chunks_storage_async(self, **kwargs: int) -> int:
+        """Deprecated: use :meth:`chunk_storage_stats_async`."""
+        warnings.warn(
+            "total_chunks_storage is deprecated, use chunk_storage_stats instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return (await self.chunk_storage_stats_async(**kwargs)).native_bytes
 
 
 def _session_ctx(ctx: RepoContext) -> RepoContext:

@@ -1,0 +1,1 @@
+"""Maintenance and inspection operations over a whole repository (PyIceberg-style facades)."""

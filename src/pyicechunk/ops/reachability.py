@@ -1,0 +1,38 @@
+"""Which snapshots and manifests the repository's refs can reach."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pyicechunk.asset_manager import AssetManager
+from pyicechunk.format.snapshot import ManifestFileInfo, Snapshot
+from pyicechunk.refs import fetch_branch, fetch_tag, list_refs
+from pyicechunk.storage import StorageBackend
+
+__all__ = ["reachable_manifests", "reachable_snapshots"]
+
+
+async def reachable_snapshots(backend: StorageBackend, assets: AssetManager) -> list[Snapshot]:
+    """Every snapshot in the ancestry of a branch or a live tag, each once."""
+    refs = await list_refs(backend)
+    tips = await asyncio.gather(
+        *(fetch_branch(backend, b) for b in sorted(refs.branches)),
+        *(fetch_tag(backend, t) for t in sorted(refs.tags)),
+    )
+    seen: dict[bytes, Snapshot] = {}
+    for tip in tips:
+        sid: bytes | None = tip
+        while sid is not None and sid not in seen:
+            snapshot = await assets.fetch_snapshot(sid)
+            seen[sid] = snapshot
+            sid = snapshot.parent_id
+    return list(seen.values())
+
+
+def reachable_manifests(snapshots: list[Snapshot]) -> dict[bytes, ManifestFileInfo]:
+    """The manifests referenced by the given snapshots, by id."""
+    out: dict[bytes, ManifestFileInfo] = {}
+    for snapshot in snapshots:
+        for info in snapshot.manifest_files:
+            out.setdefault(info.id, info)
+    return out
