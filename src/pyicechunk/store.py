@@ -102,18 +102,20 @@ def _node_path(relative: str) -> str | None:
 
 def _parse_coords(text: str) -> tuple[int, ...] | None:
     """Chunk coordinates from ``0/1/2``; None unless every component is a u32."""
-    coords = []
-    for part in text.split("/"):
-        # Rust's u32 parser accepts an optional "+" and ASCII digits only; Python's int()
-        # would also take whitespace, "_" and non-ASCII digits.
-        digits = part[1:] if part[:1] == "+" else part
-        if not (digits.isascii() and digits.isdigit()):
+    parts = text.split("/")
+    # Fast path: plain ASCII digits (int() alone would also take " 1", "1_0" and non-ASCII
+    # digits, which the reference's u32 parser refuses).
+    if text.isascii() and text.replace("/", "").isdigit() and "" not in parts:
+        coords = tuple(map(int, parts))
+    else:
+        # Rust's u32 parser also accepts a leading "+".
+        digits = [p[1:] if p[:1] == "+" else p for p in parts]
+        if not all(d.isascii() and d.isdigit() for d in digits):
             return None
-        value = int(digits)
-        if value >= _U32_LIMIT:
-            return None
-        coords.append(value)
-    return tuple(coords)
+        coords = tuple(map(int, digits))
+    if len(text) > 9 and max(coords) >= _U32_LIMIT:
+        return None
+    return coords
 
 
 def _parse_key(key: str) -> _ParsedKey:
@@ -124,28 +126,29 @@ def _parse_key(key: str) -> _ParsedKey:
     IcechunkError
         If the key is neither metadata, a chunk, nor a zarr v2 key.
     """
-    if key == "zarr.json":
-        return (_METADATA, "/", _NO_COORDS)
-    if key.endswith(_METADATA_SUFFIX):
-        path = _node_path(key[: -len(_METADATA_SUFFIX)])
-        if path is None:
-            raise _invalid_key(key)
-        return (_METADATA, path, _NO_COORDS)
-    last = key.rpartition("/")[2]
-    if last in _V2_NAMES:
+    if key.endswith("zarr.json"):
+        if key == "zarr.json":
+            return (_METADATA, "/", _NO_COORDS)
+        if key.endswith(_METADATA_SUFFIX):
+            path = _node_path(key[: -len(_METADATA_SUFFIX)])
+            if path is None:
+                raise _invalid_key(key)
+            return (_METADATA, path, _NO_COORDS)
+    if "." in key and key.rpartition("/")[2] in _V2_NAMES:
         return (_V2, key, _NO_COORDS)
-    if key == "c":
-        return (_CHUNK, "/", _NO_COORDS)
     # The reference splits at the LAST "c" character, not at a "/c/" component: "a/c/0/1" is
     # chunk (0, 1) of /a, "a/c" the chunk of a 0-d array /a, and so is "arc" of /ar.
     head, sep, tail = key.rpartition("c")
     if not sep:
         raise _invalid_key(key)
-    if head.endswith("/"):
-        head = head[:-1]
-    path = _node_path(head)
-    if path is None:
-        raise _invalid_key(key)
+    if head:
+        if head[-1] == "/":
+            head = head[:-1]
+        path = _node_path(head)
+        if path is None:
+            raise _invalid_key(key)
+    else:
+        path = "/"
     if not tail:
         return (_CHUNK, path, _NO_COORDS)
     coords = _parse_coords(tail[1:]) if tail[0] == "/" else None
@@ -329,7 +332,8 @@ class IcechunkStore(Store):
         ValueError
             If `byte_range` is not a byte request.
         """
-        _check_byte_range(byte_range)
+        if byte_range is not None:
+            _check_byte_range(byte_range)
         kind, path, coords = _parse_key(key)
         data: bytes | None
         if kind == _CHUNK:
@@ -445,12 +449,17 @@ class IcechunkStore(Store):
                 "IcechunkStore.set(): `value` must be a Buffer instance. "
                 f"Got an instance of {type(value)} instead."
             )
-        self._ensure_writable()
+        core = self._core
+        # _ensure_writable, inlined: zarr calls set once per chunk.
+        if core.read_only:
+            raise IcechunkError(_READ_ONLY_MESSAGE)
+        if self._read_only:
+            self._check_writable()
         kind, path, coords = _parse_key(key)
         if kind == _CHUNK:
-            await self._core.set_chunk(path, coords, value.to_bytes())
+            await core.set_chunk(path, coords, value.to_bytes())
         elif kind == _METADATA:
-            await self._core.set_metadata(path, value.to_bytes())
+            await core.set_metadata(path, value.to_bytes())
         else:
             raise IcechunkError(
                 "store method `Icechunk cannot set Zarr V2 metadata keys` "
