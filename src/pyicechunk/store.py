@@ -34,7 +34,7 @@ from pyicechunk.exceptions import IcechunkError
 if TYPE_CHECKING:
     from zarr.core.common import BytesLike
 
-    from pyicechunk.session import ForkSession, Session, _SessionCore
+    from pyicechunk.session import ForkSession, NodeInfo, Session, _SessionCore
 
 __all__ = ["IcechunkStore"]
 
@@ -244,9 +244,6 @@ class IcechunkStore(Store):
         if not self._core.read_only and not self._for_fork:
             raise ValueError(_PICKLE_WRITABLE_MESSAGE)
         return self.__dict__.copy()
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
 
     def with_read_only(self, read_only: bool = False) -> IcechunkStore:
         """Return a new, not yet opened store over the same session.
@@ -619,7 +616,7 @@ class IcechunkStore(Store):
         -------
         AsyncIterator[str]
         """
-        return self._list_prefix("", check=False)
+        return self._list_prefix("")
 
     def list_prefix(self, prefix: str) -> AsyncIterator[str]:
         """Every key of the node at `prefix` and of the nodes below it.
@@ -639,21 +636,21 @@ class IcechunkStore(Store):
         IcechunkError
             When iterated, if the prefix is not the path of a node.
         """
-        return self._list_prefix(prefix, check=True)
+        return self._list_prefix(prefix)
 
-    async def _prefix_nodes(self, prefix: str, check: bool) -> tuple[str, builtins.list[Any]]:
-        """The trimmed prefix and the nodes a prefix listing covers."""
+    async def _prefix_nodes(self, prefix: str) -> builtins.list[NodeInfo]:
+        """The nodes a prefix listing covers: the node at `prefix` and every node below it."""
         trimmed = prefix.rstrip("/")
         path = _node_path(trimmed.lstrip("/"))
         if path is None:
             raise IcechunkError(f"bad key prefix ({trimmed}): Cannot convert to a path")
         nodes = await self._core.list_nodes(path)
-        if check and path != "/" and (not nodes or nodes[0].path != path):
+        if path != "/" and (not nodes or nodes[0].path != path):
             raise IcechunkError(f"bad key prefix ({trimmed}): {_PREFIX_NOT_A_NODE}")
-        return trimmed.lstrip("/"), nodes
+        return nodes
 
-    async def _list_prefix(self, prefix: str, check: bool) -> AsyncIterator[str]:
-        _, nodes = await self._prefix_nodes(prefix, check)
+    async def _list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        nodes = await self._prefix_nodes(prefix)
         for node in nodes:
             yield _metadata_key(node.path)
         arrays = [node.path for node in nodes if node.is_array]
@@ -764,7 +761,7 @@ class IcechunkStore(Store):
         IcechunkError
             If the prefix is not the path of a node.
         """
-        _, nodes = await self._prefix_nodes(prefix, check=True)
+        nodes = await self._prefix_nodes(prefix)
         total = 0
         core = self._core
         for node in nodes:
