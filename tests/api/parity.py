@@ -38,9 +38,6 @@ DIFFERS: dict[str, str] = {
         "pyicechunk has Session.amend and commit(allow_empty=True) (icechunk 2.x features); "
         "1.1.21 has neither"
     ),
-    "blocking_call_in_event_loop": (
-        "blocking methods work inside a running event loop in pyicechunk; the reference raises"
-    ),
 }
 
 T = TypeVar("T")
