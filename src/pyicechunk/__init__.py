@@ -8,6 +8,7 @@ format (spec version 1) as icechunk 1.1 through the same Python API::
 
 from pyicechunk._debug import print_debug_info
 from pyicechunk._logging import initialize_logs, set_logs_filter
+from pyicechunk._version import __version__
 from pyicechunk.config import (
     CachingConfig,
     CompressionAlgorithm,
@@ -36,8 +37,6 @@ from pyicechunk.session import ForkSession, Session
 from pyicechunk.storage import Storage, in_memory_storage, local_filesystem_storage
 from pyicechunk.store import IcechunkStore
 from pyicechunk.types import ChunkType, Diff, GCSummary, ManifestFileInfo, SnapshotInfo
-
-from pyicechunk._version import __version__
 
 
 def spec_version() -> int:

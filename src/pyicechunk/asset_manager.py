@@ -93,10 +93,10 @@ class _WeightedLRU(Generic[K, V]):
                 self._total -= old[1]
 
 
-async def _maybe_offload(size: int, fn: Callable[..., V], *args: Any) -> V:
+async def _maybe_offload(size: int, fn: Callable[[], V]) -> V:
     if size >= _OFFLOAD_BYTES:
-        return await asyncio.to_thread(fn, *args)
-    return fn(*args)
+        return await asyncio.to_thread(fn)
+    return fn()
 
 
 def _decode(data: bytes, file_type: FileType, key: str, decoder: Callable[[bytes], V]) -> V:
@@ -153,7 +153,7 @@ class AssetManager:
         key = snapshot_key(snapshot_id)
         data = await self.backend.get(key)
         snapshot = await _maybe_offload(
-            len(data) * 8, _decode, data, FileType.SNAPSHOT, key, decode_snapshot
+            len(data) * 8, lambda: _decode(data, FileType.SNAPSHOT, key, decode_snapshot)
         )
         if snapshot.id != snapshot_id:
             raise IcechunkError(
@@ -170,7 +170,8 @@ class AssetManager:
 
     async def write_snapshot(self, snapshot: Snapshot) -> None:
         data = await _maybe_offload(
-            len(snapshot.nodes) * 256, self._encode, FileType.SNAPSHOT, encode_snapshot, snapshot
+            len(snapshot.nodes) * 256,
+            lambda: self._encode(FileType.SNAPSHOT, encode_snapshot, snapshot),
         )
         await self.backend.put(snapshot_key(snapshot.id), data)
         self._snapshots.put(snapshot.id, snapshot)
@@ -187,7 +188,7 @@ class AssetManager:
         else:
             data = await self.backend.get(key)
         manifest = await _maybe_offload(
-            len(data) * 4, _decode, data, FileType.MANIFEST, key, decode_manifest
+            len(data) * 4, lambda: _decode(data, FileType.MANIFEST, key, decode_manifest)
         )
         if manifest.id != manifest_id:
             raise IcechunkError(
@@ -200,7 +201,7 @@ class AssetManager:
     async def write_manifest(self, manifest_id: bytes, arrays: Sequence[ArrayManifest]) -> int:
         """Write a manifest and return its size in bytes (header included)."""
         n = sum(len(a) for a in arrays)
-        data = await _maybe_offload(n * 32, self._encode_manifest, manifest_id, arrays)
+        data = await _maybe_offload(n * 32, lambda: self._encode_manifest(manifest_id, arrays))
         await self.backend.put(manifest_key(manifest_id), data)
         return len(data)
 
@@ -218,7 +219,8 @@ class AssetManager:
         key = transaction_key(snapshot_id)
         data = await self.backend.get(key)
         tx = await _maybe_offload(
-            len(data) * 4, _decode, data, FileType.TRANSACTION_LOG, key, decode_transaction_log
+            len(data) * 4,
+            lambda: _decode(data, FileType.TRANSACTION_LOG, key, decode_transaction_log),
         )
         self._transactions.put(snapshot_id, tx)
         return tx
@@ -226,7 +228,7 @@ class AssetManager:
     async def write_transaction_log(self, tx: TransactionLog) -> None:
         size = sum(len(c) for c in tx.updated_chunks.values())
         data = await _maybe_offload(
-            size * 16, self._encode, FileType.TRANSACTION_LOG, encode_transaction_log, tx
+            size * 16, lambda: self._encode(FileType.TRANSACTION_LOG, encode_transaction_log, tx)
         )
         await self.backend.put(transaction_key(tx.id), data)
 

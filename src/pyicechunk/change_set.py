@@ -60,9 +60,7 @@ class ChangeSet:
         return self.new_groups.get(path)
 
     def is_deleted(self, path: str, node_id: bytes) -> bool:
-        return (
-            self.deleted_arrays.get(path) == node_id or self.deleted_groups.get(path) == node_id
-        )
+        return self.deleted_arrays.get(path) == node_id or self.deleted_groups.get(path) == node_id
 
     def set_chunk(self, node_id: bytes, coords: Coords, payload: ChunkPayload | None) -> None:
         self.touched = True

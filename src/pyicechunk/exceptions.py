@@ -64,7 +64,9 @@ class ConflictError(Exception):
         The snapshot the branch points at now, or None if the branch no longer exists.
     """
 
-    def __init__(self, expected_parent: str | None = None, actual_parent: str | None = None) -> None:
+    def __init__(
+        self, expected_parent: str | None = None, actual_parent: str | None = None
+    ) -> None:
         super().__init__(expected_parent, actual_parent)
         self.expected_parent = expected_parent
         self.actual_parent = actual_parent

@@ -94,7 +94,7 @@ class _Ancestry:
         if not self._started:
             self._next_id = await self._repo._resolve(*self._start)
             self._started = True
-        out = []
+        out: list[SnapshotInfo] = []
         while self._next_id is not None and len(out) < batch:
             snapshot = await self._repo._fetch_snapshot(self._next_id)
             out.append(snapshot_info(snapshot))
@@ -203,7 +203,8 @@ class Repository:
         backend = storage._backend
         if backend.read_only:
             raise IcechunkError(
-                "the storage used by this Icechunk repository is read-only: Cannot create repository"
+                "the storage used by this Icechunk repository is read-only: "
+                "Cannot create repository"
             )
         if await backend.list(""):
             raise IcechunkError(
@@ -362,11 +363,14 @@ class Repository:
         ``authorize_virtual_chunk_access=None`` keeps the current authorizations. The default
         commit metadata is not carried over.
         """
-        merged = self._ctx.config.merge(config) if config is not None else copy.deepcopy(
-            self._ctx.config
+        merged = (
+            self._ctx.config.merge(config)
+            if config is not None
+            else copy.deepcopy(self._ctx.config)
         )
         authorize = (
-            self._authorize if authorize_virtual_chunk_access is None
+            self._authorize
+            if authorize_virtual_chunk_access is None
             else authorize_virtual_chunk_access
         )
         return Repository._build(
@@ -442,9 +446,7 @@ class Repository:
         except ObjectNotFoundError:
             raise IcechunkError(f"snapshot not found: `{encode_id(snapshot_id)}`") from None
 
-    async def _resolve(
-        self, branch: str | None, tag: str | None, snapshot_id: str | None
-    ) -> bytes:
+    async def _resolve(self, branch: str | None, tag: str | None, snapshot_id: str | None) -> bytes:
         given = [x for x in (branch, tag, snapshot_id) if x is not None]
         if len(given) != 1:
             raise ValueError(_ONE_OF)
@@ -468,8 +470,9 @@ class Repository:
         as_of: dt.datetime | None = None,
     ) -> Session:
         """A read-only session at a branch tip (optionally as of a time), a tag or a snapshot."""
-        return sync(self.readonly_session_async(branch, tag=tag, snapshot_id=snapshot_id,
-                                                as_of=as_of))
+        return sync(
+            self.readonly_session_async(branch, tag=tag, snapshot_id=snapshot_id, as_of=as_of)
+        )
 
     async def readonly_session_async(
         self,
@@ -527,8 +530,9 @@ class Repository:
         """Yield a writable store on ``branch`` and commit when the block exits normally."""
         session = self.writable_session(branch)
         yield session.store
-        session.commit(message, metadata=metadata, rebase_with=rebase_with,
-                       rebase_tries=rebase_tries)
+        session.commit(
+            message, metadata=metadata, rebase_with=rebase_with, rebase_tries=rebase_tries
+        )
 
     # -- refs ---------------------------------------------------------------------------------
 
@@ -559,7 +563,10 @@ class Repository:
         await self._fetch_snapshot(sid)
         try:
             await update_branch(
-                self._backend, branch, sid, None,
+                self._backend,
+                branch,
+                sid,
+                None,
                 conditional_create=self._ctx.setting("unsafe_use_conditional_create"),
             )
         except BranchConflict as c:
@@ -576,7 +583,7 @@ class Repository:
     def reset_branch(
         self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
     ) -> None:
-        """Point a branch at any existing snapshot (optionally only if it is at ``from_snapshot_id``)."""
+        """Point a branch at any existing snapshot (only if at ``from_snapshot_id``, if given)."""
         sync(self.reset_branch_async(branch, snapshot_id, from_snapshot_id=from_snapshot_id))
 
     async def reset_branch_async(
@@ -584,16 +591,17 @@ class Repository:
     ) -> None:
         """Async version of :meth:`reset_branch`."""
         sid = parse_snapshot_id(snapshot_id)
-        expected = (
-            parse_snapshot_id(from_snapshot_id) if from_snapshot_id is not None else None
-        )
+        expected = parse_snapshot_id(from_snapshot_id) if from_snapshot_id is not None else None
         await self._fetch_snapshot(sid)
         current = await fetch_branch(self._backend, branch)
         if expected is None:
             expected = current
         try:
             await update_branch(
-                self._backend, branch, sid, expected,
+                self._backend,
+                branch,
+                sid,
+                expected,
                 conditional_update=self._ctx.setting("unsafe_use_conditional_update"),
             )
         except BranchConflict as c:
@@ -625,7 +633,9 @@ class Repository:
         sid = parse_snapshot_id(snapshot_id)
         await self._fetch_snapshot(sid)
         await create_tag(
-            self._backend, tag, sid,
+            self._backend,
+            tag,
+            sid,
             conditional_create=self._ctx.setting("unsafe_use_conditional_create"),
         )
 
@@ -676,11 +686,17 @@ class Repository:
         to_tag: str | None = None,
         to_snapshot_id: str | None = None,
     ) -> Diff:
-        """The changes made after ``from`` up to and including ``to`` (``from`` must be an ancestor)."""
-        return sync(self.diff_async(
-            from_branch=from_branch, from_tag=from_tag, from_snapshot_id=from_snapshot_id,
-            to_branch=to_branch, to_tag=to_tag, to_snapshot_id=to_snapshot_id,
-        ))
+        """The changes after ``from`` up to and including ``to`` (``from`` must be an ancestor)."""
+        return sync(
+            self.diff_async(
+                from_branch=from_branch,
+                from_tag=from_tag,
+                from_snapshot_id=from_snapshot_id,
+                to_branch=to_branch,
+                to_tag=to_tag,
+                to_snapshot_id=to_snapshot_id,
+            )
+        )
 
     async def diff_async(
         self,
@@ -693,7 +709,10 @@ class Repository:
         to_snapshot_id: str | None = None,
     ) -> Diff:
         """Async version of :meth:`diff`."""
-        for group in ((from_branch, from_tag, from_snapshot_id), (to_branch, to_tag, to_snapshot_id)):
+        for group in (
+            (from_branch, from_tag, from_snapshot_id),
+            (to_branch, to_tag, to_snapshot_id),
+        ):
             if sum(x is not None for x in group) != 1:
                 raise ValueError(_ONE_OF)
         from_id, to_id = await asyncio.gather(
@@ -758,7 +777,6 @@ class Repository:
         doc["nodes"] = nodes
         return json.dumps(doc, indent=2 if pretty else None)
 
-
     # -- maintenance --------------------------------------------------------------------------
 
     def chunk_storage_stats(
@@ -769,11 +787,13 @@ class Repository:
         max_concurrent_manifest_fetches: int = 500,
     ) -> ChunkStorageStats:
         """Bytes of native, virtual and inline chunk data reachable from any branch or tag."""
-        return sync(self.chunk_storage_stats_async(
-            max_snapshots_in_memory=max_snapshots_in_memory,
-            max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
-            max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
-        ))
+        return sync(
+            self.chunk_storage_stats_async(
+                max_snapshots_in_memory=max_snapshots_in_memory,
+                max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
+                max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+            )
+        )
 
     async def chunk_storage_stats_async(
         self,
@@ -786,7 +806,8 @@ class Repository:
         from pyicechunk.ops.stats import chunk_storage_stats
 
         return await chunk_storage_stats(
-            self._backend, self._ctx.assets,
+            self._backend,
+            self._ctx.assets,
             max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
         )
 
@@ -830,4 +851,3 @@ async def _read_config(storage: Storage) -> tuple[RepositoryConfig | None, Objec
     except ObjectNotFoundError:
         return None, None
     return config_from_yaml(data), version
-

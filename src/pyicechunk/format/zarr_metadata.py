@@ -52,7 +52,9 @@ def parse_node_metadata(path: str, data: bytes) -> ArrayMeta | GroupMeta:
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise IcechunkError(f"bad metadata: zarr.json for node {path} is not valid JSON ({e})")
+        raise IcechunkError(
+            f"bad metadata: zarr.json for node {path} is not valid JSON ({e})"
+        ) from None
     if not isinstance(doc, dict):
         raise IcechunkError(f"bad metadata: zarr.json for node {path} must be a JSON object")
     node_type = doc.get("node_type")

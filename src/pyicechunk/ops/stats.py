@@ -46,7 +46,9 @@ async def chunk_storage_stats(
                 native_lengths.append(array.length[native])
             inlined_bytes += int(array.data_len[kind == INLINE].sum())
             for i in np.flatnonzero(kind == VIRTUAL):
-                blob = bytes(array.blob[array.data_start[i] : array.data_start[i] + array.data_len[i]])
+                blob = bytes(
+                    array.blob[array.data_start[i] : array.data_start[i] + array.data_len[i]]
+                )
                 key = (blob, int(array.offset[i]), int(array.length[i]))
                 if key not in virtual_seen:
                     virtual_seen.add(key)
