@@ -34,7 +34,7 @@ from pyicechunk.exceptions import IcechunkError
 if TYPE_CHECKING:
     from zarr.core.common import BytesLike
 
-    from pyicechunk.session import ForkSession, NodeInfo, Session, _SessionCore
+    from pyicechunk.session import ForkSession, Session, _SessionCore
 
 __all__ = ["IcechunkStore"]
 
@@ -45,7 +45,6 @@ _PICKLE_WRITABLE_MESSAGE: Final = (
     "please use `icechunk.xarray.to_icechunk` instead. "
 )
 _READ_ONLY_MESSAGE: Final = "cannot write to read-only store"
-_PREFIX_NOT_A_NODE: Final = "Only prefixes pointing to a group or array are allowed"
 # The core reports a location outside every virtual chunk container with this message;
 # set_virtual_refs skips such refs instead of failing, as the reference does.
 _NO_CONTAINER_MESSAGE: Final = "invalid chunk location, no matching virtual chunk container"
@@ -155,6 +154,21 @@ def _parse_key(key: str) -> _ParsedKey:
     if coords is None:
         raise _invalid_key(key)
     return (_CHUNK, path, coords)
+
+
+def _prefix_path(prefix: str) -> tuple[str, str]:
+    """The prefix without trailing ``/`` (as error messages show it) and its node path."""
+    trimmed = prefix.rstrip("/")
+    path = _node_path(trimmed.lstrip("/"))
+    if path is None:
+        raise IcechunkError(f"bad key prefix ({trimmed}): Cannot convert to a path")
+    return trimmed, path
+
+
+def _not_a_node(trimmed: str) -> IcechunkError:
+    return IcechunkError(
+        f"bad key prefix ({trimmed}): Only prefixes pointing to a group or array are allowed"
+    )
 
 
 def _metadata_key(path: str) -> str:
@@ -616,7 +630,7 @@ class IcechunkStore(Store):
         -------
         AsyncIterator[str]
         """
-        return self._list_prefix("")
+        return self._list_below("/")
 
     def list_prefix(self, prefix: str) -> AsyncIterator[str]:
         """Every key of the node at `prefix` and of the nodes below it.
@@ -634,30 +648,23 @@ class IcechunkStore(Store):
         Raises
         ------
         IcechunkError
-            When iterated, if the prefix is not the path of a node.
+            If the prefix is not the path of a node (raised by the call, as in icechunk).
         """
-        return self._list_prefix(prefix)
+        trimmed, path = _prefix_path(prefix)
+        # The session's node table is in memory, so the check can run before the iteration.
+        if path != "/" and self._core.node(path) is None:
+            raise _not_a_node(trimmed)
+        return self._list_below(path)
 
-    async def _prefix_nodes(self, prefix: str) -> builtins.list[NodeInfo]:
-        """The nodes a prefix listing covers: the node at `prefix` and every node below it."""
-        trimmed = prefix.rstrip("/")
-        path = _node_path(trimmed.lstrip("/"))
-        if path is None:
-            raise IcechunkError(f"bad key prefix ({trimmed}): Cannot convert to a path")
+    async def _list_below(self, path: str) -> AsyncIterator[str]:
         nodes = await self._core.list_nodes(path)
-        if path != "/" and (not nodes or nodes[0].path != path):
-            raise IcechunkError(f"bad key prefix ({trimmed}): {_PREFIX_NOT_A_NODE}")
-        return nodes
-
-    async def _list_prefix(self, prefix: str) -> AsyncIterator[str]:
-        nodes = await self._prefix_nodes(prefix)
         for node in nodes:
             yield _metadata_key(node.path)
         arrays = [node.path for node in nodes if node.is_array]
         # One listing per array, all in flight together, rather than one await per chunk.
         all_coords = await asyncio.gather(*(self._core.chunk_coords(p) for p in arrays))
-        for path, coords_list in zip(arrays, all_coords, strict=True):
-            key_prefix = _chunk_key_prefix(path)
+        for array, coords_list in zip(arrays, all_coords, strict=True):
+            key_prefix = _chunk_key_prefix(array)
             for coords in coords_list:
                 yield _chunk_key(key_prefix, coords)
 
@@ -761,7 +768,10 @@ class IcechunkStore(Store):
         IcechunkError
             If the prefix is not the path of a node.
         """
-        nodes = await self._prefix_nodes(prefix)
+        trimmed, path = _prefix_path(prefix)
+        nodes = await self._core.list_nodes(path)
+        if path != "/" and (not nodes or nodes[0].path != path):
+            raise _not_a_node(trimmed)
         total = 0
         core = self._core
         for node in nodes:
