@@ -31,6 +31,14 @@ from pyicechunk.config import (
     local_filesystem_store,
     s3_store,
 )
+from pyicechunk.conflicts import (
+    BasicConflictSolver,
+    Conflict,
+    ConflictDetector,
+    ConflictSolver,
+    ConflictType,
+    VersionSelection,
+)
 from pyicechunk.exceptions import ConflictError, IcechunkError, RebaseFailedError
 from pyicechunk.repository import Repository
 from pyicechunk.session import ForkSession, Session
@@ -45,11 +53,16 @@ def spec_version() -> int:
 
 
 __all__ = [
+    "BasicConflictSolver",
     "CachingConfig",
     "ChunkType",
     "CompressionAlgorithm",
     "CompressionConfig",
+    "Conflict",
+    "ConflictDetector",
     "ConflictError",
+    "ConflictSolver",
+    "ConflictType",
     "Diff",
     "ForkSession",
     "GCSummary",
@@ -73,6 +86,7 @@ __all__ = [
     "StorageConcurrencySettings",
     "StorageRetriesSettings",
     "StorageSettings",
+    "VersionSelection",
     "VirtualChunkContainer",
     "__version__",
     "gcs_store",

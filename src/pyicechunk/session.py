@@ -15,7 +15,7 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 from zarr.abc.store import ByteRequest
@@ -1012,12 +1012,46 @@ class Session:
 
     async def rebase_async(self, solver: Any) -> None:
         """Async version of :meth:`rebase`."""
-        if self._core.read_only:
+        from pyicechunk.conflicts import ConflictSolver
+        from pyicechunk.exceptions import RebaseFailedError
+        from pyicechunk.refs import fetch_branch
+
+        core = self._core
+        if core.read_only or core.branch is None:
             raise IcechunkError(_READ_ONLY_SESSION)
-        raise IcechunkError(
-            "rebase is not available in this version of pyicechunk yet; open a new session on "
-            "the branch tip and write the changes again"
-        )
+        if not isinstance(solver, ConflictSolver):
+            raise TypeError(
+                f"argument 'solver': '{type(solver).__name__}' object cannot be converted to "
+                "'ConflictSolver'"
+            )
+        assets = core.ctx.assets
+        tip_id = await fetch_branch(core.ctx.storage._backend, core.branch)
+        if tip_id == core.base.id:
+            return
+        landed: list[Snapshot] = []
+        snapshot_id: bytes | None = tip_id
+        while snapshot_id != core.base.id:
+            if snapshot_id is None:
+                raise IcechunkError(
+                    f"cannot rebase: the session's base snapshot {core.snapshot_id} is not in the "
+                    f"history of branch `{core.branch}` (was the branch reset?); open a new "
+                    "writable session on the branch and write the changes again"
+                )
+            snapshot = await assets.fetch_snapshot(snapshot_id)
+            landed.append(snapshot)
+            snapshot_id = snapshot.parent_id
+        tip = landed[0]
+        # The solvers never modify the change set they get, so a failure leaves it untouched.
+        changes = core.changes
+        current = core.base
+        for snapshot in reversed(landed):
+            tx = await assets.fetch_transaction_log(snapshot.id)
+            solved = solver._solve(tx, tip, changes, current)
+            if isinstance(solved, list):
+                raise RebaseFailedError(encode_id(snapshot.id), solved)
+            changes, current = solved, snapshot
+        core.base = tip
+        core.changes = changes
 
     # -- inspection ---------------------------------------------------------------------------
 
@@ -1060,9 +1094,132 @@ class Session:
             "API instead. Better yet, use `to_icechunk` if that will fit your needs."
         )
 
+    # -- distributed writes -------------------------------------------------------------------
+
+    def fork(self) -> ForkSession:
+        """Make an independent, picklable copy of this clean writable session.
+
+        Send the forks to workers, let each write through its ``store``, bring them back and
+        combine their changes here with :meth:`merge` before committing.
+
+        Returns
+        -------
+        ForkSession
+            A deep copy sharing nothing mutable with this session.
+
+        Raises
+        ------
+        ValueError
+            If this session has uncommitted changes, or is read-only.
+        """
+        import pickle
+
+        core = self._core
+        if core.changes.touched:
+            raise ValueError(
+                "Cannot fork a Session with uncommitted changes. Make a commit, create a new "
+                "Session, and then fork that to execute distributed writes."
+            )
+        if core.read_only:
+            raise ValueError(
+                "You should not need to fork a read-only session. Read-only sessions can be "
+                "pickled and transmitted directly."
+            )
+        clone: _SessionCore = pickle.loads(pickle.dumps(core))
+        clone.forked = False
+        core.forked = True
+        return ForkSession._wrap(clone)  # type: ignore[return-value]
+
+    def _merge_one(self, other: Session, required: type[Session], error: str) -> None:
+        if not isinstance(other, required):
+            raise TypeError(error)
+        if self._core.read_only:
+            raise IcechunkError(_READ_ONLY_SESSION)
+        self._core.changes.merge(other._core.changes)
+
+    def merge(self, *others: ForkSession) -> None:
+        """Bring the changes of forks of this session into it (the last one wins on overlap).
+
+        Parameters
+        ----------
+        *others
+            Sessions created with :meth:`fork` (possibly pickled and written to elsewhere).
+
+        Raises
+        ------
+        TypeError
+            If one of ``others`` is not a :class:`ForkSession`.
+        IcechunkError
+            If this session is read-only.
+        """
+        for other in others:
+            self._merge_one(
+                other,
+                ForkSession,
+                "Sessions can only be merged with a ForkSession created with Session.fork(). "
+                f"Received {type(other).__name__} instead.",
+            )
+        self._core.forked = False
+
+    async def merge_async(self, *others: ForkSession) -> None:
+        """Async version of :meth:`merge`."""
+        self.merge(*others)
+
+
+_FORK_CANNOT = (
+    "Cannot {} a fork of a Session. If you are using uncooperative writes, please send the "
+    "Repository object to your workers, not a Session. See "
+    "https://icechunk.io/en/stable/icechunk-python/parallel/#distributed-writes for more."
+)
+
 
 class ForkSession(Session):
-    """A picklable copy of a writable session, for distributed writes (see issue on forks)."""
+    """A picklable copy of a writable session, for distributed writes (see issue on forks).
+
+    A fork cannot commit or flush: merge it back into the session it came from.
+    """
 
     def __getstate__(self) -> dict[str, Any]:
         return {"_session": self._core}
+
+    def merge(self, *others: ForkSession) -> None:
+        """Bring the changes of other forks into this one (the last one wins on overlap).
+
+        Raises
+        ------
+        TypeError
+            If one of ``others`` is not a :class:`ForkSession`.
+        """
+        for other in others:
+            self._merge_one(
+                other,
+                ForkSession,
+                "A ForkSession can only be merged with another ForkSession. "
+                f"Received {type(other)} instead.",
+            )
+
+    async def merge_async(self, *others: ForkSession) -> None:
+        """Async version of :meth:`merge`."""
+        self.merge(*others)
+
+    def commit(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available on a fork.
+
+        Raises
+        ------
+        TypeError
+            Always; merge the fork into its parent session and commit that.
+        """
+        raise TypeError(_FORK_CANNOT.format("commit"))
+
+    async def commit_async(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available on a fork (see :meth:`commit`)."""
+        raise TypeError(_FORK_CANNOT.format("commit"))
+
+    def flush(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available on a fork (see :meth:`commit`)."""
+        raise TypeError(_FORK_CANNOT.format("flush"))
+
+    async def flush_async(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available on a fork (see :meth:`commit`)."""
+        raise TypeError(_FORK_CANNOT.format("flush"))
