@@ -152,8 +152,12 @@ def run(opts: Options) -> dict[str, dict[str, dict[str, list[float]]]]:
             for case in needed:
                 for impl in order:
                     directory = rep_dir / impl / PRODUCER.get(case, case)
-                    print(f"[{rep + 1}/{opts.repeat}] {case:<14} {impl}", file=sys.stderr)
                     timings = measure(impl, case, directory, opts.quick)
+                    print(
+                        f"[{rep + 1}/{opts.repeat}] {case:<14} {impl:<10} "
+                        f"{fmt_seconds(timings['total'])}",
+                        file=sys.stderr,
+                    )
                     if case in opts.cases:
                         by_phase = samples.setdefault(case, {}).setdefault(impl, {})
                         for phase, seconds in timings.items():
