@@ -240,6 +240,13 @@ PARTIAL_CONFIGS = [
     ),
     lambda m: m.RepositoryConfig(manifest=m.ManifestConfig(preload=m.ManifestPreloadConfig())),
     lambda m: m.RepositoryConfig(virtual_chunk_containers={}),
+    # Quoting and key-style corner cases where PyYAML and libyaml differ by default.
+    lambda m: m.RepositoryConfig(
+        storage=m.StorageSettings(
+            storage_class="00", metadata_storage_class="yes", chunks_storage_class="multi\nline"
+        ),
+        virtual_chunk_containers={"": m.VirtualChunkContainer("s3://b/", m.s3_store(region="1.5"))},
+    ),
 ]
 
 

@@ -88,6 +88,13 @@ class _Dumper(yaml.emitter.Emitter, yaml.serializer.Serializer, _Resolver):
         yaml.serializer.Serializer.__init__(self)
         _Resolver.__init__(self)
 
+    def check_simple_key(self) -> bool:
+        # libyaml writes an empty key as the simple key '' where PyYAML would use "? ''".
+        event = self.event
+        if isinstance(event, yaml.ScalarEvent) and event.value == "":
+            return True
+        return bool(super().check_simple_key())
+
     def choose_scalar_style(self) -> str:
         # libyaml (the reference's emitter) writes a tagged scalar plain when plain is safe;
         # PyYAML would quote every tagged scalar.
@@ -146,7 +153,10 @@ def _parse_int(text: str) -> int | None:
 
 
 def _plain_is_not_a_string(text: str) -> bool:
-    """Whether a plain scalar with this text would be read back as null, bool or a number."""
+    """Whether serde quotes this text: it could read back as null, bool or a number."""
+    if _leading_zero_digits(text):
+        # A number in YAML 1.1's octal reading; serde quotes it although 1.2 reads a string.
+        return True
     if text in _NULLS or text in _TRUES or text in _FALSES or text in _SPECIAL_FLOATS:
         return True
     if _parse_int(text) is not None:
