@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+import icechunk
 import pytest
 
 from pyicechunk.storage import Storage, StorageBackend, in_memory_storage
@@ -97,3 +98,9 @@ def test_store_is_freed_with_its_last_handle() -> None:
     records = _warnings_while(lambda: copies.append(pickle.loads(pickled)))
     assert [r.levelname for r in records] == ["WARNING"]
     assert asyncio.run(copies[0]._backend.exists("a")) is False
+
+
+def test_in_memory_default_settings_match_reference() -> None:
+    ours = in_memory_storage().default_settings()
+    theirs = icechunk.in_memory_storage().default_settings()
+    assert repr(ours) == repr(theirs)

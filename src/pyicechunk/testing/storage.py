@@ -182,9 +182,7 @@ class StorageTests:
         assert await storage_backend.get(key) == b"three"
 
     @_async_test
-    async def test_put_if_absent_race_has_one_winner(
-        self, storage_backend: StorageBackend
-    ) -> None:
+    async def test_put_if_absent_race_has_one_winner(self, storage_backend: StorageBackend) -> None:
         key = "refs/branch.race/ref.json"
         payloads = [f"writer {i}".encode() for i in range(32)]
         won = await asyncio.gather(*(storage_backend.put_if_absent(key, p) for p in payloads))
@@ -219,9 +217,7 @@ class StorageTests:
         assert await storage_backend.get(key) == b"same"
 
     @_async_test
-    async def test_put_if_version_on_missing_object(
-        self, storage_backend: StorageBackend
-    ) -> None:
+    async def test_put_if_version_on_missing_object(self, storage_backend: StorageBackend) -> None:
         key = "refs/branch.gone/ref.json"
         assert not await storage_backend.put_if_version(key, b"x", ObjectVersion("1"))
         await storage_backend.put(key, b"x")
@@ -240,9 +236,7 @@ class StorageTests:
         await asyncio.gather(*(_increment(storage_backend, key) for _ in range(40)))
         assert await storage_backend.get(key) == b"40"
 
-    def test_compare_and_swap_from_threads_and_loops(
-        self, storage_backend: StorageBackend
-    ) -> None:
+    def test_compare_and_swap_from_threads_and_loops(self, storage_backend: StorageBackend) -> None:
         """Each thread runs its own event loop against the same backend object."""
         key = "counter"
         asyncio.run(storage_backend.put(key, b"0"))
