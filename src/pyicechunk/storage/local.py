@@ -62,8 +62,8 @@ def _get_executor() -> ThreadPoolExecutor:
     if _executor is None:
         with _executor_lock:
             if _executor is None:
-                # Filesystem calls mostly wait on the disk (fsync above all), so many more
-                # threads than cores keep the device busy (benchmarks/bench_local_storage.py).
+                # Filesystem calls mostly wait on the disk (fsync above all), not on the CPU,
+                # so the pool has many more threads than there are cores.
                 _executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="pyicechunk-fs")
     return _executor
 
@@ -291,53 +291,53 @@ class LocalFileSystemBackend(StorageBackend):
             )
         return f"{self._root}/{key}"
 
-    async def _call(self, key: str, function: Callable[..., _T], *args: Any) -> _T:
+    async def _call(self, what: str, function: Callable[..., _T], *args: Any) -> _T:
         try:
             return await asyncio.get_running_loop().run_in_executor(
                 _get_executor(), function, *args
             )
         except OSError as e:
             raise IcechunkError(
-                f"local filesystem storage error for object {key!r} under {self._root}: {e}"
+                f"local filesystem storage error for {what} under {self._root}: {e}"
             ) from e
 
     def supports_conditional_update(self) -> bool:
         return True
 
     async def get(self, key: str, byte_range: ByteRequest | None = None) -> bytes:
-        return await self._call(key, _read, self._path(key), key, byte_range)
+        return await self._call(f"object {key!r}", _read, self._path(key), key, byte_range)
 
     async def get_versioned(self, key: str) -> tuple[bytes, ObjectVersion]:
-        return await self._call(key, _get_versioned, self._path(key), key)
+        return await self._call(f"object {key!r}", _get_versioned, self._path(key), key)
 
     async def put(self, key: str, data: bytes) -> None:
-        await self._call(key, _put, self._path(key), data)
+        await self._call(f"object {key!r}", _put, self._path(key), data)
 
     async def put_if_absent(self, key: str, data: bytes) -> bool:
-        return await self._call(key, _put_if_absent, self._path(key), data)
+        return await self._call(f"object {key!r}", _put_if_absent, self._path(key), data)
 
     async def put_if_version(self, key: str, data: bytes, version: ObjectVersion) -> bool:
-        return await self._call(key, _put_if_version, self._path(key), data, version)
+        return await self._call(f"object {key!r}", _put_if_version, self._path(key), data, version)
 
     async def delete(self, key: str) -> None:
         await self.delete_many([key])
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         paths = [self._path(key) for key in keys]
-        return await self._call(", ".join(keys), _delete_many, paths)
+        return await self._call(f"{len(keys)} objects to delete", _delete_many, paths)
 
     async def exists(self, key: str) -> bool:
-        return await self._call(key, _stat_file, self._path(key)) is not None
+        return await self._call(f"object {key!r}", _stat_file, self._path(key)) is not None
 
     async def head(self, key: str) -> ObjectInfo | None:
-        st = await self._call(key, _stat_file, self._path(key))
+        st = await self._call(f"object {key!r}", _stat_file, self._path(key))
         return None if st is None else _info(key, st)
 
     async def list(self, prefix: str) -> list[ObjectInfo]:
         base = prefix.rpartition("/")[0]
         if base:
             _check_key(base)
-        return await self._call(prefix, _list, self._root, prefix)
+        return await self._call(f"the listing of {prefix!r}", _list, self._root, prefix)
 
     def default_settings(self) -> StorageSettings:
         from pyicechunk.config import (
