@@ -16,6 +16,8 @@ import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar
 
+import numpy as np
+
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.ids import encode_id
 
@@ -399,8 +401,7 @@ def detect_conflicts(
         theirs = tx.updated_chunks.get(nid)
         if theirs is None or not len(theirs):
             continue
-        landed = {tuple(int(x) for x in row) for row in theirs}
-        both = sorted(c for c in ours if c in landed)
+        both = _common_coords(list(ours), theirs)
         if both:
             double.append(Conflict._make(ConflictType.ChunkDoubleUpdate, path_of(nid), nid, both))
     out.extend(sorted(double, key=lambda c: c.path))
@@ -416,6 +417,22 @@ def detect_conflicts(
         if node is not None and node.id in updated_groups:
             out.append(Conflict._make(ConflictType.DeleteOfUpdatedGroup, path, node.id))
     return out
+
+
+def _common_coords(ours: list[Coords], theirs: np.ndarray) -> list[Coords]:
+    """The coordinates in both ``ours`` and the ``(n, ndim)`` array ``theirs``, sorted.
+
+    Rows are compared as opaque byte strings so that large logs are matched without a Python
+    loop over every committed chunk.
+    """
+    ndim = theirs.shape[1]
+    if ndim == 0:
+        return [c for c in ours if c == ()]
+    mine = np.array(ours, dtype=np.uint32).reshape(len(ours), ndim)
+    row = np.dtype((np.void, 4 * ndim))
+    landed = np.ascontiguousarray(theirs, dtype=np.uint32).view(row).ravel()
+    hit = np.isin(np.ascontiguousarray(mine).view(row).ravel(), landed)
+    return sorted(c for c, h in zip(ours, hit.tolist(), strict=True) if h)
 
 
 def _closest_array_ancestor(snapshot: Snapshot, path: str) -> str | None:

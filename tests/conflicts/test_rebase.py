@@ -172,3 +172,28 @@ def test_pickled_fork_state_is_checked() -> None:
     fork = repo.writable_session("main").fork()
     with pytest.raises(ValueError, match="Invalid state"):
         fork.__setstate__(["not", "a", "dict"])
+
+
+@pytest.mark.parametrize(
+    ("shape", "chunks", "ours_region", "theirs_region"),
+    [
+        ((4, 4), (2, 2), (slice(0, 4), slice(0, 2)), (slice(2, 4), slice(0, 4))),
+        ((), (), (), ()),
+    ],
+)
+def test_chunk_conflicts_in_other_dimensions(
+    ic: ModuleType, shape: Any, chunks: Any, ours_region: Any, theirs_region: Any
+) -> None:
+    repo = ic.Repository.create(ic.in_memory_storage())
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="m", shape=shape, chunks=chunks, dtype="i4")
+    session.commit("base")
+    ours, theirs = repo.writable_session("main"), repo.writable_session("main")
+    zarr.open_array(theirs.store, path="m", mode="r+")[theirs_region] = 1
+    theirs.commit("theirs")
+    zarr.open_array(ours.store, path="m", mode="r+")[ours_region] = 2
+    with pytest.raises(ic.RebaseFailedError) as info:
+        ours.rebase(ic.ConflictDetector())
+    [conflict] = info.value.conflicts
+    expected = [[1, 0]] if shape else [[]]
+    assert sorted(conflict.conflicted_chunks) == expected
