@@ -203,6 +203,7 @@ class AssetManager:
         n = sum(len(a) for a in arrays)
         data = await _maybe_offload(n * 32, lambda: self._encode_manifest(manifest_id, arrays))
         await self.backend.put(manifest_key(manifest_id), data)
+        self._manifests.put(manifest_id, Manifest(manifest_id, list(arrays)))
         return len(data)
 
     def _encode_manifest(self, manifest_id: bytes, arrays: Sequence[ArrayManifest]) -> bytes:

@@ -105,8 +105,12 @@ async def update_branch(
     *,
     conditional_create: bool = True,
     conditional_update: bool = True,
+    known: tuple[bytes | None, ObjectVersion | None] | None = None,
 ) -> None:
     """Point ``name`` at ``new_id`` if it currently points at ``expected`` (None: absent).
+
+    ``known`` is the (snapshot id, version) the caller just read, saving one read; a stale value
+    only costs a retry, because the write itself is conditional.
 
     Raises
     ------
@@ -116,7 +120,11 @@ async def update_branch(
     key = branch_key(name)
     payload = encode_ref(new_id)
     while True:
-        current, version = await fetch_branch_versioned(backend, name)
+        if known is not None:
+            # The caller read the ref moments ago: start from that instead of reading again.
+            (current, version), known = known, None
+        else:
+            current, version = await fetch_branch_versioned(backend, name)
         if current != expected:
             raise BranchConflict(expected, current)
         if current is None:

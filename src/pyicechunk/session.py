@@ -21,7 +21,14 @@ import numpy as np
 from zarr.abc.store import ByteRequest
 
 from pyicechunk._sync import sync
-from pyicechunk.asset_manager import AssetManager, slice_bytes
+from pyicechunk.asset_manager import (
+    AssetManager,
+    chunk_key,
+    manifest_key,
+    slice_bytes,
+    snapshot_key,
+    transaction_key,
+)
 from pyicechunk.change_set import ChangeSet
 from pyicechunk.exceptions import ConflictError, IcechunkError
 from pyicechunk.format.ids import encode_id, new_chunk_id, new_manifest_id, new_node_id, new_snapshot_id
@@ -51,6 +58,7 @@ from pyicechunk.format.zarr_metadata import (
     parse_node_metadata,
 )
 from pyicechunk.refs import BranchConflict, fetch_branch_versioned, update_branch
+from pyicechunk.storage import ObjectVersion
 from pyicechunk.types import ChunkType, Diff, diff_from_changes
 
 if TYPE_CHECKING:
@@ -525,14 +533,27 @@ class _SessionCore:
             raise TypeError(f"argument 'message': '{type(message).__name__}' object is not a str")
         props = self._properties(metadata)
         assert self.branch is not None
-        backend = self.ctx.storage._backend
-        current, _ = await fetch_branch_versioned(backend, self.branch)
-        if current != self.base.id:
-            raise ConflictError(self.snapshot_id, None if current is None else encode_id(current))
+        current, version = await self._check_tip(self.base.id)
         snapshot = await self._write_snapshot(message, props, self.base.id, self.base.flushed_at)
-        await self._move_branch(snapshot.id, self.base.id)
+        await self._move_branch(snapshot.id, self.base.id, (current, version))
         self._finish(snapshot)
         return encode_id(snapshot.id)
+
+    async def _check_tip(self, expected: bytes) -> tuple[bytes | None, ObjectVersion | None]:
+        """Refuse to write anything if the branch moved or the repository is not spec v1."""
+        assert self.branch is not None
+        backend = self.ctx.storage._backend
+        (current, version), v2 = await asyncio.gather(
+            fetch_branch_versioned(backend, self.branch), backend.exists("repo")
+        )
+        if v2:
+            raise IcechunkError(
+                "this repository uses Icechunk v2 format (an object named `repo` exists at its "
+                "root); pyicechunk writes spec version 1 only and will not commit to it"
+            )
+        if current != expected:
+            raise ConflictError(self.snapshot_id, None if current is None else encode_id(current))
+        return current, version
 
     async def amend(self, message: str, metadata: Mapping[str, Any] | None) -> str:
         self._check_can_commit()
@@ -546,10 +567,7 @@ class _SessionCore:
             )
         props = self._properties(metadata)
         assert self.branch is not None
-        backend = self.ctx.storage._backend
-        current, _ = await fetch_branch_versioned(backend, self.branch)
-        if current != tip.id:
-            raise ConflictError(self.snapshot_id, None if current is None else encode_id(current))
+        current, version = await self._check_tip(tip.id)
         assets = self.ctx.assets
         parent, tip_tx = await asyncio.gather(
             assets.fetch_snapshot(tip.parent_id), assets.fetch_transaction_log(tip.id)
@@ -557,23 +575,24 @@ class _SessionCore:
         snapshot = await self._write_snapshot(
             message, props, tip.parent_id, parent.flushed_at, earlier_tx=tip_tx
         )
-        await self._move_branch(snapshot.id, tip.id)
+        await self._move_branch(snapshot.id, tip.id, (current, version))
         self._finish(snapshot)
         return encode_id(snapshot.id)
 
-    async def _move_branch(self, new_id: bytes, expected: bytes) -> None:
+    async def _move_branch(
+        self,
+        new_id: bytes,
+        expected: bytes,
+        known: tuple[bytes | None, ObjectVersion | None],
+    ) -> None:
         assert self.branch is not None
         backend = self.ctx.storage._backend
-        if await backend.exists("repo"):
-            raise IcechunkError(
-                "this repository uses Icechunk v2 format (an object named `repo` exists at its "
-                "root); pyicechunk writes spec version 1 only and will not commit to it"
-            )
         try:
             await update_branch(
                 backend, self.branch, new_id, expected,
                 conditional_create=self.ctx.setting("unsafe_use_conditional_create"),
                 conditional_update=self.ctx.setting("unsafe_use_conditional_update"),
+                known=known,
             )
         except BranchConflict as c:
             raise ConflictError(
@@ -636,7 +655,21 @@ class _SessionCore:
         if earlier_tx is not None:
             tx = _combine_transaction_logs(earlier_tx, tx, snapshot_id)
         await asyncio.gather(assets.write_snapshot(snapshot), assets.write_transaction_log(tx))
+        await self.ctx.storage._backend.make_durable(self._written_keys(snapshot))
         return snapshot
+
+    def _written_keys(self, snapshot: Snapshot) -> list[str]:
+        """Objects this session wrote that the new snapshot references."""
+        keys = [snapshot_key(snapshot.id), transaction_key(snapshot.id)]
+        base_manifests = {m.id for m in self.base.manifest_files}
+        keys.extend(
+            manifest_key(m.id) for m in snapshot.manifest_files if m.id not in base_manifests
+        )
+        for per_node in self.changes.chunks.values():
+            keys.extend(
+                chunk_key(p.chunk_id) for p in per_node.values() if isinstance(p, NativePayload)
+            )
+        return keys
 
     async def _carry_node(
         self, node: NodeSnapshot

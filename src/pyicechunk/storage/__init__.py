@@ -124,7 +124,20 @@ class StorageBackend(abc.ABC):
 
     @abc.abstractmethod
     async def put(self, key: str, data: bytes) -> None:
-        """Write an object unconditionally; readers see the old or the new bytes, never a mix."""
+        """Write an object unconditionally; readers see the old or the new bytes, never a mix.
+
+        The write may not be durable until :meth:`make_durable` is called for it;
+        :meth:`put_if_absent` and :meth:`put_if_version` are durable on return.
+        """
+
+    async def make_durable(self, keys: Sequence[str]) -> None:
+        """Make objects written with :meth:`put` durable before anything refers to them.
+
+        :meth:`put` only promises atomic visibility. Callers (a commit, before it moves a ref)
+        pass every object the new ref will reach; backends whose writes are durable when
+        acknowledged (memory, object stores) have nothing to do.
+        """
+        return None
 
     @abc.abstractmethod
     async def put_if_absent(self, key: str, data: bytes) -> bool:

@@ -2,9 +2,14 @@
 
 Each key is a file under the root directory. The design choices that make it safe:
 
-* Every write goes to a temporary file in the target's directory, which is written, fsynced and
-  then renamed (``put``, ``put_if_version``) or hard-linked (``put_if_absent``) into place, so a
-  reader never sees a partial object and an object is on disk before anything can refer to it.
+* Every write goes to a temporary file in the target's directory, which is written and then
+  renamed (``put``, ``put_if_version``) or hard-linked (``put_if_absent``) into place, so a
+  reader never sees a partial object. Conditional writes (refs, config, tags) are fsynced with
+  their directory before they return. Plain ``put`` (chunks, manifests, snapshots, transaction
+  logs: immutable objects with fresh random names) is made durable by ``make_durable``, which a
+  commit calls for everything the new snapshot references before it moves the ref: so a ref
+  never points at data that a power loss could take away, and bulk writes are not serialised
+  behind one fsync each.
   Temporary names are ``<name>#<digits>``: the reference's filesystem listing skips exactly this
   pattern, so a temporary file left behind by a crash is invisible to both implementations.
 * ``put_if_absent`` relies on ``link(2)`` failing when the target exists, which is atomic.
@@ -122,8 +127,8 @@ def _get_versioned(path: str, key: str) -> tuple[bytes, ObjectVersion]:
         raise ObjectNotFoundError(key) from None
 
 
-def _write_temporary(path: str, data: bytes) -> str:
-    """Write ``data`` durably to a new temporary file beside ``path`` and return its name."""
+def _write_temporary(path: str, data: bytes, durable: bool = True) -> str:
+    """Write ``data`` to a new temporary file beside ``path`` (fsynced if ``durable``)."""
     directory = os.path.dirname(path)
     tmp = f"{path}#{secrets.randbits(63)}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
@@ -136,7 +141,8 @@ def _write_temporary(path: str, data: bytes) -> str:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         os.unlink(tmp)
@@ -154,13 +160,24 @@ def _fsync_directory(directory: str) -> None:
 
 
 def _put(path: str, data: bytes) -> None:
-    tmp = _write_temporary(path, data)
+    # Not fsynced here: a commit makes every object it references durable in one concurrent
+    # barrier just before the ref moves (``make_durable``), which lets the kernel write chunks
+    # back while zarr is still producing them instead of waiting on each one.
+    tmp = _write_temporary(path, data, durable=False)
     try:
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
-    _fsync_directory(os.path.dirname(path))
+
+
+def _sync_files(paths: Sequence[str]) -> None:
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
 
 
 def _put_if_absent(path: str, data: bytes) -> bool:
@@ -312,6 +329,21 @@ class LocalFileSystemBackend(StorageBackend):
 
     async def put(self, key: str, data: bytes) -> None:
         await self._call(f"object {key!r}", _put, self._path(key), data)
+
+    async def make_durable(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        paths = [self._path(key) for key in keys]
+        # File contents and the directory entries that name them are independent, so all the
+        # syncs run at once; the barrier is complete when every one has returned.
+        # Up to 16 batches in flight: enough to keep the device queue full, few thread hops.
+        size = max(1, -(-len(paths) // 16))
+        batches = [paths[i : i + size] for i in range(0, len(paths), size)]
+        directories = sorted({os.path.dirname(p) for p in paths})
+        await asyncio.gather(
+            *(self._call(f"{len(b)} objects to sync", _sync_files, b) for b in batches),
+            *(self._call(f"directory {d!r}", _fsync_directory, d) for d in directories),
+        )
 
     async def put_if_absent(self, key: str, data: bytes) -> bool:
         return await self._call(f"object {key!r}", _put_if_absent, self._path(key), data)
