@@ -34,6 +34,10 @@ DIFFERS: dict[str, str] = {
         "get_partial_values returns None for a missing key in pyicechunk; the reference raises "
         "TypeError"
     ),
+    "compression_config_repr": (
+        "CompressionConfig's repr shows the algorithm that is set in pyicechunk; the reference "
+        "always prints algorithm=None"
+    ),
     "amend_and_allow_empty": (
         "pyicechunk has Session.amend and commit(allow_empty=True) (icechunk 2.x features); "
         "1.1.21 has neither"
