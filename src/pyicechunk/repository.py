@@ -997,9 +997,14 @@ class Repository:
 
 def _session_ctx(ctx: RepoContext) -> RepoContext:
     """A context for a new session: default metadata frozen at session creation."""
-    clone = copy.copy(ctx)
-    clone.default_metadata = dict(ctx.default_metadata)
-    return clone
+    # Sessions share the repository's caches (copy.copy would drop them: see __getstate__).
+    return RepoContext(
+        storage=ctx.storage,
+        config=ctx.config,
+        default_metadata=dict(ctx.default_metadata),
+        authorized_prefixes=ctx.authorized_prefixes,
+        _assets=ctx.assets,
+    )
 
 
 def _check_storage(storage: Any) -> None:
