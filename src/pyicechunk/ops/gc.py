@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -56,17 +57,34 @@ def decode_object_names(
         Which names are the text form of an id; the others are not Icechunk objects.
     """
     n = len(names)
-    valid = np.fromiter((len(s) == _ID_CHARS and s.isascii() for s in names), bool, n)
-    text = np.zeros((n, _ID_CHARS), dtype=np.uint8)
-    if valid.any():
-        good = [s for s, ok in zip(names, valid, strict=True) if ok]
-        raw = np.frombuffer("".join(good).encode("ascii"), dtype=np.uint8)
-        text[valid] = raw.reshape(len(good), _ID_CHARS)
+    valid = np.fromiter(map(len, names), np.int64, n) == _ID_CHARS
+    joined = "".join(names)
+    if not joined.isascii():
+        valid &= np.fromiter(map(str.isascii, names), bool, n)
+    good = names if valid.all() else list(itertools.compress(names, valid.tolist()))
+    raw = np.frombuffer("".join(good).encode("ascii"), dtype=np.uint8).reshape(-1, _ID_CHARS)
+    if len(good) == n:
+        text = raw
+    else:
+        text = np.zeros((n, _ID_CHARS), dtype=np.uint8)
+        text[valid] = raw
     symbols = _SYMBOL[text]
     valid &= (symbols != 255).all(axis=1)
-    # 20 symbols x 5 bits = 100 bits; the id is the first 96 (the last 4 are padding).
-    bits = np.unpackbits(symbols[:, :, None], axis=2)[:, :, 3:].reshape(n, 5 * _ID_CHARS)
-    ids = np.packbits(bits[:, :96], axis=1)
+    # 20 symbols x 5 bits = 100 bits; the id is the first 96 (the last 4 are padding). Eight
+    # symbols make 40 bits = 5 whole bytes, so build the id from 5 + 5 + 2 bytes.
+    wide = np.ascontiguousarray(symbols.T).astype(np.uint64)
+    ids = np.empty((n, 12), dtype=np.uint8)
+    for group in range(3):
+        first = 8 * group
+        count = min(8, _ID_CHARS - first)
+        value = np.zeros(n, dtype=np.uint64)
+        for k in range(count):
+            value = (value << np.uint64(5)) | wide[first + k]
+        nbytes = 5 * count // 8
+        value >>= np.uint64(5 * count - 8 * nbytes)
+        for b in range(nbytes):
+            shift = np.uint64(8 * (nbytes - 1 - b))
+            ids[:, 5 * group + b] = (value >> shift) & np.uint64(0xFF)
     return ids.view("S12").ravel(), valid
 
 
