@@ -31,7 +31,13 @@ from pyicechunk.asset_manager import (
 )
 from pyicechunk.change_set import ChangeSet
 from pyicechunk.exceptions import ConflictError, IcechunkError
-from pyicechunk.format.ids import encode_id, new_chunk_id, new_manifest_id, new_node_id, new_snapshot_id
+from pyicechunk.format.ids import (
+    encode_id,
+    new_chunk_id,
+    new_manifest_id,
+    new_node_id,
+    new_snapshot_id,
+)
 from pyicechunk.format.manifest import (
     ArrayManifest,
     ChunkPayload,
@@ -136,7 +142,7 @@ def make_asset_manager(storage: Storage, config: RepositoryConfig) -> AssetManag
 
 
 def _storage_flag(storage: Storage, config: RepositoryConfig, name: str) -> bool:
-    """An ``unsafe_use_*`` flag: the repo config wins over the backend's default; unset means true."""
+    """An ``unsafe_use_*`` flag: repo config over backend default; unset means true."""
     for settings in (config.storage, storage.default_settings()):
         value = getattr(settings, name, None) if settings is not None else None
         if value is not None:
@@ -152,7 +158,9 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
-        raise TypeError(f"argument 'metadata': '{type(metadata).__name__}' object cannot be cast as 'dict'")
+        raise TypeError(
+            f"argument 'metadata': '{type(metadata).__name__}' object cannot be cast as 'dict'"
+        )
     for key, value in metadata.items():
         if not isinstance(key, str):
             raise TypeError(f"commit metadata keys must be str, got {key!r}")
@@ -207,8 +215,9 @@ class _SessionCore:
         if new is not None:
             node_id, meta = new
             if isinstance(meta, ArrayMeta):
-                return NodeInfo(path, node_id, True, meta.user_data, meta.shape,
-                                meta.dimension_names, (), True)
+                return NodeInfo(
+                    path, node_id, True, meta.user_data, meta.shape, meta.dimension_names, (), True
+                )
             return NodeInfo(path, node_id, False, meta, is_new=True)
         base = self.base.get_node(path)
         if base is None or changes.is_deleted(path, base.id):
@@ -221,10 +230,24 @@ class _SessionCore:
             return NodeInfo(node.path, node.id, False, user_data)
         meta = self.changes.updated_arrays.get(node.id)
         if meta is None:
-            return NodeInfo(node.path, node.id, True, node.user_data, node.array.shape,
-                            node.array.dimension_names, node.array.manifests)
-        return NodeInfo(node.path, node.id, True, meta.user_data, meta.shape,
-                        meta.dimension_names, node.array.manifests)
+            return NodeInfo(
+                node.path,
+                node.id,
+                True,
+                node.user_data,
+                node.array.shape,
+                node.array.dimension_names,
+                node.array.manifests,
+            )
+        return NodeInfo(
+            node.path,
+            node.id,
+            True,
+            meta.user_data,
+            meta.shape,
+            meta.dimension_names,
+            node.array.manifests,
+        )
 
     def nodes(self, prefix: str = "/") -> list[NodeInfo]:
         """The node at ``prefix`` and all nodes below it, sorted by path."""
@@ -458,7 +481,9 @@ class _SessionCore:
 
     async def chunk_type(self, path: str, coords: Coords) -> ChunkType:
         if not path.startswith("/"):
-            raise IcechunkError(f"could not create path from prefix `{path}`: paths must be absolute")
+            raise IcechunkError(
+                f"could not create path from prefix `{path}`: paths must be absolute"
+            )
         node = self.node(path)
         if node is None:
             raise IcechunkError(f"session error: node not found at `{path}`")
@@ -486,8 +511,14 @@ class _SessionCore:
         return out
 
     async def set_virtual_ref(
-        self, path: str, coords: Coords, location: str, offset: int, length: int,
-        checksum: str | dt.datetime | None, validate_container: bool,
+        self,
+        path: str,
+        coords: Coords,
+        location: str,
+        offset: int,
+        length: int,
+        checksum: str | dt.datetime | None,
+        validate_container: bool,
     ) -> None:
         raise IcechunkError(
             "virtual chunk references are not supported by this version of pyicechunk yet"
@@ -500,8 +531,10 @@ class _SessionCore:
             return Diff()
         tx = self.changes.to_transaction_log(self.base.id)
         paths = {n.id: n.path for n in self.base.nodes}
-        for path, (node_id, _) in (*self.changes.new_groups.items(),
-                                   *self.changes.new_arrays.items()):
+        for path, (node_id, _) in (
+            *self.changes.new_groups.items(),
+            *self.changes.new_arrays.items(),
+        ):
             paths[node_id] = path
         return diff_from_transaction_logs([tx], paths)
 
@@ -589,7 +622,10 @@ class _SessionCore:
         backend = self.ctx.storage._backend
         try:
             await update_branch(
-                backend, self.branch, new_id, expected,
+                backend,
+                self.branch,
+                new_id,
+                expected,
                 conditional_create=self.ctx.setting("unsafe_use_conditional_create"),
                 conditional_update=self.ctx.setting("unsafe_use_conditional_update"),
                 known=known,
@@ -725,7 +761,9 @@ class _SessionCore:
         parts: list[ArrayManifest] = []
         touched = None
         if chunk_changes:
-            touched = np.array(list(chunk_changes), dtype=np.uint32).reshape(len(chunk_changes), ndim)
+            touched = np.array(list(chunk_changes), dtype=np.uint32).reshape(
+                len(chunk_changes), ndim
+            )
         manifests = await asyncio.gather(*(self._fetch_manifest(m.object_id) for m in old_refs))
         for manifest in manifests:
             array = manifest.array(node_id)
@@ -737,7 +775,9 @@ class _SessionCore:
                 keep[hits[hits >= 0]] = False
             parts.append(array.take(keep))
         if chunk_changes:
-            coords = [c for c, p in chunk_changes.items() if p is not None and coords_in_grid(c, shape)]
+            coords = [
+                c for c, p in chunk_changes.items() if p is not None and coords_in_grid(c, shape)
+            ]
             if coords:
                 payloads = [chunk_changes[c] for c in coords]
                 parts.append(ArrayManifest.from_payloads(node_id, ndim, coords, payloads))  # type: ignore[arg-type]
@@ -751,7 +791,9 @@ class _SessionCore:
         return (ref,), (ManifestFileInfo(manifest_id, size, len(merged)),)
 
 
-async def _ready(node: NodeSnapshot, infos: tuple[ManifestFileInfo, ...]) -> tuple[NodeSnapshot, tuple[ManifestFileInfo, ...]]:
+async def _ready(
+    node: NodeSnapshot, infos: tuple[ManifestFileInfo, ...]
+) -> tuple[NodeSnapshot, tuple[ManifestFileInfo, ...]]:
     return node, infos
 
 
@@ -807,13 +849,19 @@ def _combine_transaction_logs(
     )
 
 
-def diff_from_transaction_logs(
-    logs: Iterable[TransactionLog], paths: Mapping[bytes, str]
-) -> Diff:
+def diff_from_transaction_logs(logs: Iterable[TransactionLog], paths: Mapping[bytes, str]) -> Diff:
     """Union of transaction logs, with node ids turned into paths (unknown ids are left out)."""
-    sets: dict[str, set[bytes]] = {k: set() for k in (
-        "new_groups", "new_arrays", "deleted_groups", "deleted_arrays",
-        "updated_groups", "updated_arrays")}
+    sets: dict[str, set[bytes]] = {
+        k: set()
+        for k in (
+            "new_groups",
+            "new_arrays",
+            "deleted_groups",
+            "deleted_arrays",
+            "updated_groups",
+            "updated_arrays",
+        )
+    }
     chunks: dict[bytes, set[Coords]] = {}
     for tx in logs:
         for name, ids in sets.items():
@@ -964,8 +1012,11 @@ class Session:
             No changes, a read-only session, or a storage failure.
         """
         self._warn_forked("Committing")
-        return sync(self.commit_async(message, metadata, rebase_with, rebase_tries,
-                                      allow_empty=allow_empty, _warn=False))
+        return sync(
+            self.commit_async(
+                message, metadata, rebase_with, rebase_tries, allow_empty=allow_empty, _warn=False
+            )
+        )
 
     async def commit_async(
         self,
@@ -1040,7 +1091,7 @@ class Session:
         return await self._core.flush(message, metadata)
 
     def rebase(self, solver: Any) -> None:
-        """Replay this session's changes on top of the branch tip, using ``solver`` for conflicts."""
+        """Replay this session's changes on the branch tip, using ``solver`` for conflicts."""
         sync(self.rebase_async(solver))
 
     async def rebase_async(self, solver: Any) -> None:
