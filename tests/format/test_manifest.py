@@ -19,6 +19,7 @@ from pyicechunk.format.manifest import (
     ArrayManifest,
     ChunkPayload,
     InlinePayload,
+    Manifest,
     NativePayload,
     VirtualPayload,
     decode_manifest,
@@ -201,6 +202,12 @@ def test_encode_refuses_unsorted_and_duplicates() -> None:
         ArrayManifest.from_payloads(b"u" * 8, 1, [(0,), (0,)], [InlinePayload(b"")] * 2)
 
 
+COORDS_OF_SAMPLE: dict[bytes, list[tuple[int, ...]]] = {
+    b"s" * 8: [(0, 0), (0, 1), (3, 2), (4, 4), (1, 1), (9, 9)],
+    b"t" * 8: [()],
+}
+
+
 def _sample_buffer() -> bytes:
     am = ArrayManifest.from_payloads(
         b"s" * 8,
@@ -217,13 +224,33 @@ def _sample_buffer() -> bytes:
     return encode_manifest(MID, [am, other])
 
 
+def decode_full(buf: bytes) -> Manifest:
+    """Decode a manifest and force the bulk decode of all its refs (which validates them)."""
+    m = decode_manifest(buf)
+    for a in m.arrays:
+        a.coords  # noqa: B018 - the first column access decodes every ref
+    return m
+
+
+def lazy_view(m: Manifest) -> list[dict[tuple[int, ...], ChunkPayload | None]]:
+    """Each sample coordinate's payload via find/payload (lazy unless already decoded)."""
+    out = []
+    for a in m.arrays:
+        seen: dict[tuple[int, ...], ChunkPayload | None] = {}
+        for c in COORDS_OF_SAMPLE.get(a.node_id, []):
+            i = a.find(c)
+            seen[c] = a.payload(i) if i >= 0 else None
+        out.append(seen)
+    return out
+
+
 def test_corruption_raises_only_icechunk_error() -> None:
     buf = _sample_buffer()
-    full = [payloads_of(a) for a in decode_manifest(buf).arrays]
+    full = [payloads_of(a) for a in decode_full(buf).arrays]
     survived = 0
     for cut in range(len(buf)):
         try:
-            m = decode_manifest(buf[:cut])
+            m = decode_full(buf[:cut])
         except IcechunkError:
             continue
         # only trailing padding or a string's NUL terminator may be cut off
@@ -231,17 +258,23 @@ def test_corruption_raises_only_icechunk_error() -> None:
         survived += 1
     assert survived < 8
     rng = np.random.default_rng(7)
+    lazy_hits = 0
     for _ in range(400):
         damaged = bytearray(buf)
         for pos in rng.integers(0, len(buf), size=rng.integers(1, 4)):
             damaged[pos] = int(rng.integers(0, 256))
         try:
-            m = decode_manifest(bytes(damaged))
-            for a in m.arrays:
-                for i in range(len(a)):
-                    a.payload(i)
+            lazy = lazy_view(decode_manifest(bytes(damaged)))
         except IcechunkError:
-            pass
+            lazy = None
+        try:
+            bulk = lazy_view(decode_full(bytes(damaged)))
+        except IcechunkError:
+            continue
+        # the buffer passed full validation: lazy lookups must have succeeded and agree
+        assert lazy == bulk
+        lazy_hits += 1
+    assert lazy_hits > 0
 
 
 def test_decoder_rejects_unsorted_and_ndim_mismatch() -> None:
@@ -252,12 +285,12 @@ def test_decoder_rejects_unsorted_and_ndim_mismatch() -> None:
     i2 = bytes(buf).index((1).to_bytes(4, "little") + (2).to_bytes(4, "little"))
     buf[i1 + 4 : i1 + 8], buf[i2 + 4 : i2 + 8] = buf[i2 + 4 : i2 + 8], buf[i1 + 4 : i1 + 8]
     with pytest.raises(IcechunkError, match="not sorted"):
-        decode_manifest(bytes(buf))
+        decode_full(bytes(buf))
     buf = bytearray(encode_manifest(MID, [am]))
     i2 = bytes(buf).index((1).to_bytes(4, "little") + (2).to_bytes(4, "little"))
     buf[i2 : i2 + 4] = (0).to_bytes(4, "little")
     with pytest.raises(IcechunkError, match="different numbers of dimensions"):
-        decode_manifest(bytes(buf))
+        decode_full(bytes(buf))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn
@@ -298,7 +299,10 @@ class ArrayManifest:
 
     __slots__ = (
         "_keys",
+        "_lazy",
         "_maxes",
+        "_n",
+        "_ndim",
         "_shifts",
         "blob",
         "chunk_id",
@@ -333,6 +337,58 @@ class ArrayManifest:
         if len(node_id) != 8:
             raise IcechunkError(f"a node id has 8 bytes, got {len(node_id)}")
         self.node_id = node_id
+        self._lazy: tuple[_LazyRefs, int] | None = None
+        self._keys: npt.NDArray[np.uint64] | npt.NDArray[np.bytes_] | None = None
+        self._shifts: list[int] | None = None
+        self._maxes: list[int] | None = None
+        self._set_columns(
+            coords,
+            kind,
+            chunk_id,
+            offset,
+            length,
+            blob,
+            data_start,
+            data_len,
+            etag_start,
+            etag_len,
+            last_modified,
+        )
+
+    @classmethod
+    def _undecoded(cls, node_id: bytes, refs: _LazyRefs, j: int, n: int) -> ArrayManifest:
+        """An array whose columns stay in ``refs`` (array ``j`` of a manifest) until needed."""
+        self = cls.__new__(cls)
+        self.node_id = node_id
+        self._lazy = (refs, j)
+        self._n = n
+        self._ndim = None
+        self._keys = self._shifts = self._maxes = None
+        return self
+
+    def __getattr__(self, name: str) -> object:
+        # Only reached for unset slots: the columns of an array that has not been decoded yet.
+        lazy = self._lazy
+        if lazy is None or name not in _COLUMNS:
+            raise AttributeError(name)
+        lazy[0].decode_all()
+        return object.__getattribute__(self, name)
+
+    def _set_columns(
+        self,
+        coords: npt.ArrayLike,
+        kind: npt.ArrayLike,
+        chunk_id: npt.ArrayLike,
+        offset: npt.ArrayLike,
+        length: npt.ArrayLike,
+        blob: bytes | bytearray | memoryview | npt.NDArray[np.uint8],
+        data_start: npt.ArrayLike,
+        data_len: npt.ArrayLike,
+        etag_start: npt.ArrayLike,
+        etag_len: npt.ArrayLike,
+        last_modified: npt.ArrayLike,
+    ) -> None:
+        node_id = self.node_id
         self.coords: U32 = np.ascontiguousarray(coords, dtype=np.uint32)
         if self.coords.ndim != 2:
             raise IcechunkError("chunk coordinates must be a 2-d (n, ndim) array")
@@ -362,12 +418,12 @@ class ArrayManifest:
         )
         if any(len(c) != n for c in columns):
             raise IcechunkError(f"chunk ref columns of node {node_id.hex()} differ in length")
-        self._keys: npt.NDArray[np.uint64] | npt.NDArray[np.bytes_] | None = None
-        self._shifts: list[int] | None = None
-        self._maxes: list[int] | None = None
+        self._n = n
+        self._ndim: int | None = int(self.coords.shape[1])
+        self._lazy = None
 
     def __len__(self) -> int:
-        return len(self.coords)
+        return self._n
 
     def __repr__(self) -> str:
         return f"ArrayManifest(node_id={self.node_id.hex()}, refs={len(self)}, ndim={self.ndim})"
@@ -375,7 +431,11 @@ class ArrayManifest:
     @property
     def ndim(self) -> int:
         """Number of dimensions of the chunk coordinates."""
-        return int(self.coords.shape[1])
+        if self._ndim is None:
+            assert self._lazy is not None
+            refs, j = self._lazy
+            self._ndim = refs.ndim(j) if self._n else 0
+        return self._ndim
 
     # ---- lookups -----------------------------------------------------------------------------
 
@@ -408,6 +468,8 @@ class ArrayManifest:
         """
         if len(coords) != self.ndim or len(self) == 0:
             return -1
+        if self._lazy is not None:
+            return self._lazy[0].find(self._lazy[1], tuple(coords))
         keys = self._lookup_keys()
         assert self._maxes is not None
         for c, m in zip(coords, self._maxes, strict=True):
@@ -481,8 +543,11 @@ class ArrayManifest:
         Raises
         ------
         IcechunkError
-            If a stored string is not valid UTF-8.
+            If a stored string is not valid UTF-8, or (before the columns are decoded) the
+            ref's table is damaged.
         """
+        if self._lazy is not None:
+            return self._lazy[0].payload(self._lazy[1], i)
         k = int(self.kind[i])
         if k == NATIVE:
             return NativePayload(bytes(self.chunk_id[i]), int(self.offset[i]), int(self.length[i]))
@@ -993,98 +1058,234 @@ def _encode_array_refs(
 # --------------------------------------------------------------------------------------------
 # decoding
 
+_COLUMNS = frozenset(
+    (
+        "blob",
+        "chunk_id",
+        "coords",
+        "data_len",
+        "data_start",
+        "etag_len",
+        "etag_start",
+        "kind",
+        "last_modified",
+        "length",
+        "offset",
+    )
+)
 
-def decode_manifest(buf: bytes | bytearray | memoryview) -> Manifest:
-    """Decode a manifest flatbuffer (no header, already decompressed).
+_U16 = struct.Struct("<H")
+_I32 = struct.Struct("<i")
+_U32S = struct.Struct("<I")
+_U64S = struct.Struct("<Q")
 
-    Parameters
-    ----------
-    buf
-        The flatbuffer bytes. Decoded columns may reference this buffer without copying.
 
-    Returns
-    -------
-    Manifest
-        The manifest with numpy columns per array.
+class _LazyRefs:
+    """The undecoded chunk refs of every array of one manifest flatbuffer.
 
-    Raises
-    ------
-    IcechunkError
-        If the buffer is damaged: offsets out of range, missing required fields, refs of an
-        array with different dimensions, unsorted refs or arrays, or an unknown ref kind.
+    A single-chunk read needs about log2(n) ref tables, so :meth:`find` and :meth:`payload`
+    read those tables one by one with the same checks as the vectorised decoder (bounds,
+    alignment, vtable consistency, required fields, dimensions). The first bulk use of any
+    array decodes the refs of all arrays at once (:meth:`decode_all`), which also checks what
+    single lookups cannot: that every ref is well formed and the refs are sorted. Lookups do
+    check that the refs they visit are in order, so damage on their path is an error too.
     """
-    r = _Reader(buf, "manifest")
-    root = r.tables(r.root(), 2, "Manifest")
-    mid = r.structs(root.require(0, "Manifest.id"), 12, "Manifest.id")[0].tobytes()
-    astart, alen = r.vector(root.require(1, "Manifest.arrays"), 4, "Manifest.arrays")
-    am_pos = r.offsets(astart, alen, "ArrayManifest")
-    amf = r.tables(am_pos, 2, "ArrayManifest")
-    node_ids = r.structs(amf.require(0, "ArrayManifest.node_id"), 8, "ArrayManifest.node_id")
-    rstart, rlen = r.vector(amf.require(1, "ArrayManifest.refs"), 4, "ArrayManifest.refs")
-    tpos = r.offsets(rstart, rlen, "ChunkRef")
-    f = r.tables(tpos, 8, "ChunkRef")
-    n = len(tpos)
 
-    istart, ilen = r.vector(f.require(0, "ChunkRef.index"), 4, "ChunkRef.index")
-    flat = r._u32[_gather_index(istart // 4, ilen)]
+    __slots__ = ("arrays", "buf", "reader", "rlen", "rstart")
 
-    has_cid, has_loc, has_inl = f.present(4), f.present(5), f.present(1)
-    kind = np.where(has_cid, NATIVE, np.where(has_loc, VIRTUAL, INLINE)).astype(np.uint8)
-    none = ~(has_cid | has_loc | has_inl)
-    if none.any():
-        r.fail(
-            f"chunk ref at byte {int(tpos[none.argmax()])} has no inline, native or virtual data"
-        )
+    def __init__(
+        self, reader: _Reader, buf: bytes | bytearray | memoryview, rstart: I64, rlen: I64
+    ):
+        self.reader = reader
+        self.buf = buf
+        self.rstart = [int(x) for x in rstart]
+        self.rlen = rlen
+        self.arrays: list[ArrayManifest] = []
 
-    def u64_field(i: int, name: str) -> U64:
-        p = f.pos(i)
-        out = np.zeros(n, dtype=np.uint64)
-        m = p >= 0
-        out[m] = r.u64(p[m], name)
-        return out
+    # ---- scalar, checked reads --------------------------------------------------------------
 
-    offset = u64_field(2, "ChunkRef.offset")
-    length = u64_field(3, "ChunkRef.length")
-    chunk_id = np.zeros((n, 12), dtype=np.uint8)
-    chunk_id[has_cid] = r.structs(f.pos(4)[has_cid], 12, "ChunkRef.chunk_id")
-    last_modified = np.zeros(n, dtype=np.uint32)
-    plm = f.pos(7)
-    mlm = plm >= 0
-    last_modified[mlm] = r.u32(plm[mlm], "ChunkRef.checksum_last_modified")
+    def _scalar(self, fmt: struct.Struct, pos: int, what: str) -> int:
+        w = fmt.size
+        if pos < 0 or pos + w > self.reader.size or pos % w:
+            self.reader.fail(f"{what} at byte {pos} is out of range or not {w}-byte aligned")
+        value: int = fmt.unpack_from(self.buf, pos)[0]
+        return value
 
-    data_start = np.zeros(n, dtype=np.int64)
-    data_len = np.zeros(n, dtype=np.int64)
-    inl = kind == INLINE
-    data_start[inl], data_len[inl] = r.vector(f.pos(1)[inl], 1, "ChunkRef.inline")
-    vir = kind == VIRTUAL
-    data_start[vir], data_len[vir] = r.vector(f.pos(5)[vir], 1, "ChunkRef.location")
-    etag_start = np.zeros(n, dtype=np.int64)
-    etag_len = np.full(n, -1, dtype=np.int64)
-    ve = vir & f.present(6)
-    etag_start[ve], etag_len[ve] = r.vector(f.pos(6)[ve], 1, "ChunkRef.checksum_etag")
+    def _deref(self, pos: int, what: str) -> int:
+        target = pos + self._scalar(_U32S, pos, what)
+        if target >= self.reader.size or target == pos:
+            self.reader.fail(f"offset of {what} points outside the buffer")
+        return target
 
-    arrays: list[ArrayManifest] = []
-    ref_end = np.cumsum(rlen)
-    coord_end = np.cumsum(ilen)
-    for j in range(len(am_pos)):
-        lo, hi = int(ref_end[j] - rlen[j]), int(ref_end[j])
-        nid = node_ids[j].tobytes()
-        if arrays and arrays[-1].node_id >= nid:
-            r.fail(f"arrays are not sorted by node id at node {nid.hex()}")
-        nd = int(ilen[lo]) if hi > lo else 0
-        if hi > lo and (ilen[lo:hi] != nd).any():
-            r.fail(f"chunk refs of node {nid.hex()} have different numbers of dimensions")
-        c0 = int(coord_end[lo] - ilen[lo]) if hi > lo else 0
-        coords = flat[c0 : c0 + nd * (hi - lo)].reshape(hi - lo, nd)
-        bad = _first_unsorted(coords)
-        if bad >= 0:
+    def _vector(self, pos: int, elem: int, what: str) -> tuple[int, int]:
+        vpos = self._deref(pos, what)
+        n = self._scalar(_U32S, vpos, f"length of {what}")
+        if vpos + 4 + n * elem > self.reader.size:
+            self.reader.fail(f"vector {what} runs past the end of the buffer")
+        return vpos + 4, n
+
+    def _ref_fields(self, j: int, i: int) -> list[int]:
+        """Positions of the 8 fields of ref ``i`` of array ``j`` (-1 if absent), validated."""
+        if not 0 <= i < int(self.rlen[j]):
+            raise IndexError(i)
+        tpos = self._deref(self.rstart[j] + 4 * i, "ChunkRef")
+        vt = tpos - self._scalar(_I32, tpos, "ChunkRef table")
+        vt_len = self._scalar(_U16, vt, "ChunkRef vtable")
+        tbl_size = self._scalar(_U16, vt + 2, "ChunkRef vtable")
+        if vt_len < 4 or vt_len % 2 or vt + vt_len > self.reader.size:
+            self.reader.fail("ChunkRef vtable is malformed")
+        entries = [
+            self._scalar(_U16, vt + 4 + 2 * f, "ChunkRef vtable") if vt_len > 4 + 2 * f else 0
+            for f in range(8)
+        ]
+        if max(entries) >= tbl_size:
+            self.reader.fail("ChunkRef field lies outside its table")
+        if tpos + tbl_size > self.reader.size or tbl_size < 4:
+            self.reader.fail("ChunkRef table runs past the end of the buffer")
+        return [tpos + e if e else -1 for e in entries]
+
+    def _coords(self, j: int, fields: list[int], ndim: int | None) -> tuple[int, ...]:
+        if fields[0] < 0:
+            self.reader.fail("required field ChunkRef.index is missing")
+        start, n = self._vector(fields[0], 4, "ChunkRef.index")
+        if ndim is not None and n != ndim:
+            nid = self.arrays[j].node_id.hex()
+            self.reader.fail(f"chunk refs of node {nid} have different numbers of dimensions")
+        return struct.unpack_from(f"<{n}I", self.buf, start)
+
+    # ---- single lookups ---------------------------------------------------------------------
+
+    def ndim(self, j: int) -> int:
+        """Number of dimensions of array ``j``, from its first ref (which must exist)."""
+        return len(self._coords(j, self._ref_fields(j, 0), None))
+
+    def find(self, j: int, key: tuple[int, ...]) -> int:
+        """Binary search of ``key`` over the refs of array ``j``; index or -1."""
+        ndim = self.arrays[j].ndim
+        lo, hi = 0, int(self.rlen[j])
+        below: tuple[int, ...] | None = None  # coordinates at lo - 1 and hi, once visited
+        above: tuple[int, ...] | None = None
+        while lo < hi:
+            mid = (lo + hi) // 2
+            c = self._coords(j, self._ref_fields(j, mid), ndim)
+            if (below is not None and c <= below) or (above is not None and c >= above):
+                self.reader.fail(
+                    f"chunk refs of node {self.arrays[j].node_id.hex()} are not sorted and "
+                    f"unique at {c}"
+                )
+            if c == key:
+                return mid
+            if c < key:
+                lo, below = mid + 1, c
+            else:
+                hi, above = mid, c
+        return -1
+
+    def payload(self, j: int, i: int) -> ChunkPayload:
+        """Decode ref ``i`` of array ``j`` alone."""
+        f = self._ref_fields(j, i)
+        am = self.arrays[j]
+        coords = self._coords(j, f, am.ndim)
+        offset = self._scalar(_U64S, f[2], "ChunkRef.offset") if f[2] >= 0 else 0
+        length = self._scalar(_U64S, f[3], "ChunkRef.length") if f[3] >= 0 else 0
+        lm = self._scalar(_U32S, f[7], "ChunkRef.checksum_last_modified") if f[7] >= 0 else 0
+        if f[4] >= 0:
+            p = f[4]
+            if p + 12 > self.reader.size:
+                self.reader.fail("ChunkRef.chunk_id is out of range")
+            return NativePayload(bytes(self.buf[p : p + 12]), offset, length)
+        if f[5] < 0:
+            if f[1] < 0:
+                self.reader.fail(
+                    f"chunk ref {coords} of node {am.node_id.hex()} has no inline, native or "
+                    "virtual data"
+                )
+            s, n = self._vector(f[1], 1, "ChunkRef.inline")
+            return InlinePayload(bytes(self.buf[s : s + n]))
+        s, n = self._vector(f[5], 1, "ChunkRef.location")
+        etag = None
+        try:
+            location = str(self.buf[s : s + n], "utf-8")
+            if f[6] >= 0:
+                s, n = self._vector(f[6], 1, "ChunkRef.checksum_etag")
+                etag = str(self.buf[s : s + n], "utf-8")
+        except UnicodeDecodeError as e:
+            raise IcechunkError(
+                f"virtual chunk ref {coords} of node {am.node_id.hex()} has a string that is "
+                f"not UTF-8: {e}"
+            ) from None
+        return VirtualPayload(location, offset, length, etag, lm)
+
+    # ---- bulk -------------------------------------------------------------------------------
+
+    def decode_all(self) -> None:
+        """Decode the refs of every array into numpy columns (vectorised, once)."""
+        r = self.reader
+        rlen = self.rlen
+        tpos = r.offsets(np.array(self.rstart, dtype=np.int64), rlen, "ChunkRef")
+        f = r.tables(tpos, 8, "ChunkRef")
+        n = len(tpos)
+
+        istart, ilen = r.vector(f.require(0, "ChunkRef.index"), 4, "ChunkRef.index")
+        flat = r._u32[_gather_index(istart // 4, ilen)]
+
+        has_cid, has_loc, has_inl = f.present(4), f.present(5), f.present(1)
+        kind = np.where(has_cid, NATIVE, np.where(has_loc, VIRTUAL, INLINE)).astype(np.uint8)
+        none = ~(has_cid | has_loc | has_inl)
+        if none.any():
             r.fail(
-                f"chunk refs of node {nid.hex()} are not sorted and unique at "
-                f"{tuple(int(c) for c in coords[bad])}"
+                f"chunk ref at byte {int(tpos[none.argmax()])} has no inline, native or "
+                "virtual data"
             )
-        arrays.append(
-            ArrayManifest(
-                nid,
+
+        def u64_field(i: int, name: str) -> U64:
+            p = f.pos(i)
+            out = np.zeros(n, dtype=np.uint64)
+            m = p >= 0
+            out[m] = r.u64(p[m], name)
+            return out
+
+        offset = u64_field(2, "ChunkRef.offset")
+        length = u64_field(3, "ChunkRef.length")
+        chunk_id = np.zeros((n, 12), dtype=np.uint8)
+        chunk_id[has_cid] = r.structs(f.pos(4)[has_cid], 12, "ChunkRef.chunk_id")
+        last_modified = np.zeros(n, dtype=np.uint32)
+        plm = f.pos(7)
+        mlm = plm >= 0
+        last_modified[mlm] = r.u32(plm[mlm], "ChunkRef.checksum_last_modified")
+
+        data_start = np.zeros(n, dtype=np.int64)
+        data_len = np.zeros(n, dtype=np.int64)
+        inl = kind == INLINE
+        data_start[inl], data_len[inl] = r.vector(f.pos(1)[inl], 1, "ChunkRef.inline")
+        vir = kind == VIRTUAL
+        data_start[vir], data_len[vir] = r.vector(f.pos(5)[vir], 1, "ChunkRef.location")
+        etag_start = np.zeros(n, dtype=np.int64)
+        etag_len = np.full(n, -1, dtype=np.int64)
+        ve = vir & f.present(6)
+        etag_start[ve], etag_len[ve] = r.vector(f.pos(6)[ve], 1, "ChunkRef.checksum_etag")
+
+        ref_end = np.cumsum(rlen)
+        coord_end = np.cumsum(ilen)
+        columns = []
+        for j, am in enumerate(self.arrays):
+            lo, hi = int(ref_end[j] - rlen[j]), int(ref_end[j])
+            nid = am.node_id
+            nd = int(ilen[lo]) if hi > lo else 0
+            if hi > lo and (ilen[lo:hi] != nd).any():
+                r.fail(f"chunk refs of node {nid.hex()} have different numbers of dimensions")
+            c0 = int(coord_end[lo] - ilen[lo]) if hi > lo else 0
+            coords = flat[c0 : c0 + nd * (hi - lo)].reshape(hi - lo, nd)
+            bad = _first_unsorted(coords)
+            if bad >= 0:
+                r.fail(
+                    f"chunk refs of node {nid.hex()} are not sorted and unique at "
+                    f"{tuple(int(c) for c in coords[bad])}"
+                )
+            columns.append((lo, hi, coords))
+        # Only after every check passed, so that a failure leaves all arrays undecoded.
+        for am, (lo, hi, coords) in zip(self.arrays, columns, strict=True):
+            am._set_columns(
                 coords,
                 kind[lo:hi],
                 chunk_id[lo:hi],
@@ -1097,5 +1298,47 @@ def decode_manifest(buf: bytes | bytearray | memoryview) -> Manifest:
                 etag_len[lo:hi],
                 last_modified[lo:hi],
             )
-        )
-    return Manifest(mid, arrays)
+
+
+def decode_manifest(buf: bytes | bytearray | memoryview) -> Manifest:
+    """Decode a manifest flatbuffer (no header, already decompressed).
+
+    Only the manifest and array tables are decoded here. The chunk refs stay in ``buf``: a
+    single :meth:`ArrayManifest.find` / :meth:`ArrayManifest.payload` reads just the refs it
+    visits, and the first use of any column decodes (and fully validates) the refs of all
+    arrays at once.
+
+    Parameters
+    ----------
+    buf
+        The flatbuffer bytes, kept by the result; decoded columns may reference them without
+        copying.
+
+    Returns
+    -------
+    Manifest
+        The manifest, one :class:`ArrayManifest` per array.
+
+    Raises
+    ------
+    IcechunkError
+        If the manifest or array tables are damaged (offsets out of range, missing required
+        fields, arrays not sorted by node id). Damage in the chunk refs is reported by the
+        lookup or column access that meets it: offsets out of range, missing required fields,
+        refs of an array with different dimensions, unsorted refs or an unknown ref kind.
+    """
+    r = _Reader(buf, "manifest")
+    root = r.tables(r.root(), 2, "Manifest")
+    mid = r.structs(root.require(0, "Manifest.id"), 12, "Manifest.id")[0].tobytes()
+    astart, alen = r.vector(root.require(1, "Manifest.arrays"), 4, "Manifest.arrays")
+    am_pos = r.offsets(astart, alen, "ArrayManifest")
+    amf = r.tables(am_pos, 2, "ArrayManifest")
+    node_ids = r.structs(amf.require(0, "ArrayManifest.node_id"), 8, "ArrayManifest.node_id")
+    rstart, rlen = r.vector(amf.require(1, "ArrayManifest.refs"), 4, "ArrayManifest.refs")
+    refs = _LazyRefs(r, buf, rstart, rlen)
+    for j in range(len(am_pos)):
+        nid = node_ids[j].tobytes()
+        if refs.arrays and refs.arrays[-1].node_id >= nid:
+            r.fail(f"arrays are not sorted by node id at node {nid.hex()}")
+        refs.arrays.append(ArrayManifest._undecoded(nid, refs, j, int(rlen[j])))
+    return Manifest(mid, refs.arrays)

@@ -1,0 +1,107 @@
+"""Micro-benchmark of manifest decode/lookup/encode (not a test; run it directly).
+
+Prints the best of several runs per phase, in milliseconds.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import zstandard
+
+from pyicechunk.format.header import FileType, decode_object, encode_object
+from pyicechunk.format.manifest import (
+    INLINE,
+    NATIVE,
+    ArrayManifest,
+    decode_manifest,
+    encode_manifest,
+)
+
+
+def best(fn: Callable[[], object], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times) * 1e3
+
+
+def inline_1d(n: int) -> ArrayManifest:
+    data = np.arange(1, n + 1, dtype="<f8").tobytes()
+    return ArrayManifest(
+        b"\x01" * 8,
+        np.arange(n, dtype=np.uint32).reshape(n, 1),
+        np.full(n, INLINE, dtype=np.uint8),
+        np.zeros((n, 12), dtype=np.uint8),
+        np.zeros(n),
+        np.zeros(n),
+        data,
+        np.arange(n) * 8,
+        np.full(n, 8),
+        np.zeros(n),
+        np.full(n, -1),
+        np.zeros(n),
+    )
+
+
+def native_2d(n: int) -> ArrayManifest:
+    side = int(np.ceil(np.sqrt(n)))
+    idx = np.arange(n)
+    coords = np.stack([idx // side, idx % side], axis=1)
+    rng = np.random.default_rng(0)
+    return ArrayManifest(
+        b"\x02" * 8,
+        coords,
+        np.full(n, NATIVE, dtype=np.uint8),
+        rng.integers(0, 256, (n, 12), dtype=np.uint8),
+        np.zeros(n),
+        np.full(n, 1 << 20),
+        b"",
+        np.zeros(n),
+        np.zeros(n),
+        np.zeros(n),
+        np.full(n, -1),
+        np.zeros(n),
+    )
+
+
+def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+    mid = b"\x07" * 12
+    inl = inline_1d(100_000)
+    flat = encode_manifest(mid, [inl])
+    ours = encode_object(FileType.MANIFEST, flat)
+    # the reference streams its objects: no content size in the frame header
+    cobj = zstandard.ZstdCompressor(level=3).compressobj()
+    theirs = ours[:39] + cobj.compress(flat) + cobj.flush()
+    print(f"inline manifest: {len(flat) / 1e6:.2f} MB decompressed")
+    for name, obj in (("with content size", ours), ("streamed", theirs)):
+        t = best(lambda o=obj: decode_object(o, FileType.MANIFEST, "m"), runs)  # type: ignore[misc]
+        print(f"decode_object ({name}): {t:.2f} ms")
+
+    def read_one() -> None:
+        m = decode_manifest(flat)
+        a = m.array(b"\x01" * 8)
+        assert a is not None
+        i = a.find((54_321,))
+        a.payload(i)
+
+    print(f"decode_manifest + find + payload (100k inline): {best(read_one, runs):.2f} ms")
+
+    def full() -> None:
+        a = decode_manifest(flat).arrays[0]
+        a.take(np.arange(len(a)))
+
+    print(f"decode_manifest + full decode (100k inline): {best(full, runs):.2f} ms")
+    print(f"encode 100k inline: {best(lambda: encode_manifest(mid, [inl]), runs):.2f} ms")
+    nat = native_2d(1_000_000)
+    print(f"encode 1M native 2-d: {best(lambda: encode_manifest(mid, [nat]), runs):.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
