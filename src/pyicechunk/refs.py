@@ -7,6 +7,7 @@ tombstone; a deleted tag's name can never be reused).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
@@ -106,11 +107,13 @@ async def update_branch(
     conditional_create: bool = True,
     conditional_update: bool = True,
     known: tuple[bytes | None, ObjectVersion | None] | None = None,
+    durable: Sequence[str] = (),
 ) -> None:
     """Point ``name`` at ``new_id`` if it currently points at ``expected`` (None: absent).
 
     ``known`` is the (snapshot id, version) the caller just read, saving one read; a stale value
-    only costs a retry, because the write itself is conditional.
+    only costs a retry, because the write itself is conditional. ``durable`` names objects the
+    new ref reaches: they are on disk before the ref moves.
 
     Raises
     ------
@@ -129,16 +132,18 @@ async def update_branch(
             raise BranchConflict(expected, current)
         if current is None:
             if not conditional_create:
+                await backend.make_durable(durable)
                 await backend.put(key, payload)
                 return
-            if await backend.put_if_absent(key, payload):
+            if await backend.put_if_absent(key, payload, durable=durable):
                 return
         else:
             assert version is not None
             if not conditional_update:
+                await backend.make_durable(durable)
                 await backend.put(key, payload)
                 return
-            if await backend.put_if_version(key, payload, version):
+            if await backend.put_if_version(key, payload, version, durable=durable):
                 return
         # Someone else wrote in between: read again; the comparison above reports it.
 

@@ -553,6 +553,8 @@ class _SessionCore:
         self._check_can_commit()
         props = self._properties(metadata)
         snapshot = await self._write_snapshot(message, props, self.base.id, self.base.flushed_at)
+        # No ref moves, but the caller gets an id to branch or tag from: make it durable now.
+        await self.ctx.storage._backend.make_durable(self._written_keys(snapshot))
         self._finish(snapshot)
         return encode_id(snapshot.id)
 
@@ -568,7 +570,7 @@ class _SessionCore:
         assert self.branch is not None
         current, version = await self._check_tip(self.base.id)
         snapshot = await self._write_snapshot(message, props, self.base.id, self.base.flushed_at)
-        await self._move_branch(snapshot.id, self.base.id, (current, version))
+        await self._move_branch(snapshot, self.base.id, (current, version))
         self._finish(snapshot)
         return encode_id(snapshot.id)
 
@@ -608,27 +610,29 @@ class _SessionCore:
         snapshot = await self._write_snapshot(
             message, props, tip.parent_id, parent.flushed_at, earlier_tx=tip_tx
         )
-        await self._move_branch(snapshot.id, tip.id, (current, version))
+        await self._move_branch(snapshot, tip.id, (current, version))
         self._finish(snapshot)
         return encode_id(snapshot.id)
 
     async def _move_branch(
         self,
-        new_id: bytes,
+        snapshot: Snapshot,
         expected: bytes,
         known: tuple[bytes | None, ObjectVersion | None],
     ) -> None:
+        """Point the branch at ``snapshot`` once everything it references is durable."""
         assert self.branch is not None
         backend = self.ctx.storage._backend
         try:
             await update_branch(
                 backend,
                 self.branch,
-                new_id,
+                snapshot.id,
                 expected,
                 conditional_create=self.ctx.setting("unsafe_use_conditional_create"),
                 conditional_update=self.ctx.setting("unsafe_use_conditional_update"),
                 known=known,
+                durable=self._written_keys(snapshot),
             )
         except BranchConflict as c:
             raise ConflictError(
@@ -691,7 +695,6 @@ class _SessionCore:
         if earlier_tx is not None:
             tx = _combine_transaction_logs(earlier_tx, tx, snapshot_id)
         await asyncio.gather(assets.write_snapshot(snapshot), assets.write_transaction_log(tx))
-        await self.ctx.storage._backend.make_durable(self._written_keys(snapshot))
         return snapshot
 
     def _written_keys(self, snapshot: Snapshot) -> list[str]:

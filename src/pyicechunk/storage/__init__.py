@@ -140,8 +140,13 @@ class StorageBackend(abc.ABC):
         return None
 
     @abc.abstractmethod
-    async def put_if_absent(self, key: str, data: bytes) -> bool:
+    async def put_if_absent(
+        self, key: str, data: bytes, *, durable: Sequence[str] = ()
+    ) -> bool:
         """Create an object atomically if no object exists under ``key``.
+
+        Objects named in ``durable`` are made durable (:meth:`make_durable`) before the new
+        object becomes visible; a backend may overlap that with preparing the write.
 
         Returns
         -------
@@ -150,8 +155,12 @@ class StorageBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def put_if_version(self, key: str, data: bytes, version: ObjectVersion) -> bool:
+    async def put_if_version(
+        self, key: str, data: bytes, version: ObjectVersion, *, durable: Sequence[str] = ()
+    ) -> bool:
         """Replace an object only if its current version is ``version`` (compare-and-swap).
+
+        Objects named in ``durable`` are made durable before the new version becomes visible.
 
         Returns
         -------

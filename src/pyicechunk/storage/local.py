@@ -209,8 +209,8 @@ def _sync_files(paths: Sequence[str]) -> None:
             os.close(fd)
 
 
-def _put_if_absent(path: str, data: bytes) -> bool:
-    tmp = _write_temporary(path, data)
+def _link_if_absent(path: str, tmp: str) -> bool:
+    """Give the fully written temporary file ``tmp`` the name ``path`` unless that exists."""
     try:
         os.link(tmp, path)
     except FileExistsError:
@@ -221,16 +221,17 @@ def _put_if_absent(path: str, data: bytes) -> bool:
     return True
 
 
-def _put_if_version(path: str, data: bytes, version: ObjectVersion) -> bool:
+def _swap_if_version(path: str, tmp: str, version: ObjectVersion) -> bool:
+    """Rename ``tmp`` over ``path`` if ``path`` is still at ``version`` (under the dir lock)."""
     directory = os.path.dirname(path)
     try:
         dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except _NOT_FOUND:
+        os.unlink(tmp)
         return False
     try:
-        # The data is written and fsynced before taking the lock, to keep the critical section
-        # down to compare + rename + directory fsync.
-        tmp = _write_temporary(path, data)
+        # The data was written and fsynced before taking the lock, to keep the critical
+        # section down to compare + rename + directory fsync.
         try:
             fcntl.flock(dir_fd, fcntl.LOCK_EX)
             try:
@@ -374,11 +375,33 @@ class LocalFileSystemBackend(StorageBackend):
             *(self._call(f"directory {d!r}", _fsync_directory, d) for d in directories),
         )
 
-    async def put_if_absent(self, key: str, data: bytes) -> bool:
-        return await self._call(f"object {key!r}", _put_if_absent, self._path(key), data)
+    async def _prepare(self, key: str, data: bytes, durable: Sequence[str]) -> tuple[str, str]:
+        """Write the new object to a durable temporary file while ``durable`` is synced."""
+        path = self._path(key)
+        results = await asyncio.gather(
+            self._call(f"object {key!r}", _write_temporary, path, data),
+            self.make_durable(durable),
+            return_exceptions=True,
+        )
+        tmp, synced = results
+        if isinstance(tmp, BaseException):
+            raise tmp
+        if isinstance(synced, BaseException):
+            await self._call(f"object {key!r}", os.unlink, tmp)
+            raise synced
+        return path, tmp
 
-    async def put_if_version(self, key: str, data: bytes, version: ObjectVersion) -> bool:
-        return await self._call(f"object {key!r}", _put_if_version, self._path(key), data, version)
+    async def put_if_absent(
+        self, key: str, data: bytes, *, durable: Sequence[str] = ()
+    ) -> bool:
+        path, tmp = await self._prepare(key, data, durable)
+        return await self._call(f"object {key!r}", _link_if_absent, path, tmp)
+
+    async def put_if_version(
+        self, key: str, data: bytes, version: ObjectVersion, *, durable: Sequence[str] = ()
+    ) -> bool:
+        path, tmp = await self._prepare(key, data, durable)
+        return await self._call(f"object {key!r}", _swap_if_version, path, tmp, version)
 
     async def delete(self, key: str) -> None:
         await self.delete_many([key])

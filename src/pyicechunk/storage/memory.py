@@ -124,7 +124,9 @@ class InMemoryBackend(StorageBackend):
         with self._objects.lock:
             self._objects.write(key, data)
 
-    async def put_if_absent(self, key: str, data: bytes) -> bool:
+    async def put_if_absent(
+        self, key: str, data: bytes, *, durable: Sequence[str] = ()
+    ) -> bool:
         _check_key(key)
         with self._objects.lock:
             if key in self._objects.entries:
@@ -132,7 +134,9 @@ class InMemoryBackend(StorageBackend):
             self._objects.write(key, data)
             return True
 
-    async def put_if_version(self, key: str, data: bytes, version: ObjectVersion) -> bool:
+    async def put_if_version(
+        self, key: str, data: bytes, version: ObjectVersion, *, durable: Sequence[str] = ()
+    ) -> bool:
         _check_key(key)
         with self._objects.lock:
             entry = self._objects.entries.get(key)
