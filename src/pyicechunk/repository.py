@@ -60,13 +60,22 @@ def _datetime_to_micros(value: dt.datetime, arg: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def _copy_json(value: Any) -> Any:
+    # Commit metadata is JSON-like; copying only containers is much cheaper than deepcopy.
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    return value
+
+
 def snapshot_info(snapshot: Snapshot) -> SnapshotInfo:
     return SnapshotInfo(
         id=encode_id(snapshot.id),
         parent_id=None if snapshot.parent_id is None else encode_id(snapshot.parent_id),
         written_at=_micros_to_datetime(snapshot.flushed_at),
         message=snapshot.message,
-        metadata=copy.deepcopy(snapshot.metadata),
+        metadata=_copy_json(snapshot.metadata),
         manifests=[
             ManifestFileInfo(encode_id(m.id), m.size_bytes, m.num_chunk_refs)
             for m in snapshot.manifest_files
