@@ -1087,15 +1087,17 @@ class _LazyRefs:
     read those tables one by one with the same checks as the vectorised decoder (bounds,
     alignment, vtable consistency, required fields, dimensions). The first bulk use of any
     array decodes the refs of all arrays at once (:meth:`decode_all`), which also checks what
-    single lookups cannot: that every ref is well formed and the refs are sorted. Lookups do
-    check that the refs they visit are in order, so damage on their path is an error too.
+    single lookups cannot: that every ref is well formed and the refs are sorted. A lookup
+    checks that the coordinates it visits are consistent with a sorted order; a damaged
+    coordinate that keeps them consistent can make it miss a ref (answer "absent"), but every
+    ref it returns was read and checked in full.
     """
 
     __slots__ = ("arrays", "buf", "reader", "rlen", "rstart")
 
     def __init__(
         self, reader: _Reader, buf: bytes | bytearray | memoryview, rstart: I64, rlen: I64
-    ):
+    ) -> None:
         self.reader = reader
         self.buf = buf
         self.rstart = [int(x) for x in rstart]
