@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import icechunk
@@ -491,3 +492,61 @@ def test_lazy_lookup_reports_damage_on_its_path() -> None:
         lazy.kind  # noqa: B018
     with pytest.raises(IndexError):
         decode_manifest(good).arrays[0].payload(n)
+
+
+@st.composite
+def single_kind_array(draw: st.DrawFn) -> tuple[int, dict[tuple[int, ...], ChunkPayload]]:
+    """Refs of one kind (the encoder's block paths), inline ones often all of one size."""
+    ndim = draw(st.integers(0, 4))
+    coord = st.tuples(*[st.integers(0, draw(st.sampled_from([3, 2**32 - 1])))] * ndim)
+    size = draw(st.none() | st.integers(0, 20))
+    inline = st.binary(max_size=40) if size is None else st.binary(min_size=size, max_size=size)
+    kind = draw(st.sampled_from([st.builds(InlinePayload, inline), payloads]))
+    refs = draw(st.dictionaries(coord, kind, min_size=1, max_size=1 if ndim == 0 else 40))
+    return ndim, refs
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(single_kind_array(), st.data())
+def test_round_trip_single_kind_and_subsets(
+    array: tuple[int, dict[tuple[int, ...], ChunkPayload]], data: st.DataObject
+) -> None:
+    ndim, refs = array
+    natives = {c: p for c, p in refs.items() if isinstance(p, NativePayload)}
+    for chosen in (refs, natives):
+        if not chosen:
+            continue
+        am = ArrayManifest.from_payloads(b"k" * 8, ndim, list(chosen), list(chosen.values()))
+        # a subset shares the blob with gaps between the kept payloads
+        keep = data.draw(st.lists(st.booleans(), min_size=len(am), max_size=len(am)))
+        sub = am.take(np.array(keep, dtype=bool)) if any(keep) else am
+        for part in (am, sub):
+            buf = encode_manifest(MID, [part])
+            got = decode_full(buf).arrays[0]
+            assert payloads_of(got) == payloads_of(part)
+            assert encode_manifest(MID, [got]) == buf
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 5).flatmap(
+        lambda nd: st.lists(
+            st.tuples(*[st.sampled_from([0, 1, 2**31, 2**32 - 1])] * nd), min_size=2, max_size=8
+        )
+    )
+)
+def test_unsorted_rows_are_found_like_tuple_comparison(rows: list[tuple[int, ...]]) -> None:
+    ndim = len(rows[0])
+    am_coords = np.array(rows, dtype=np.uint32).reshape(len(rows), ndim)
+    bad = next((i for i in range(1, len(rows)) if not rows[i] > rows[i - 1]), None)
+    am = ArrayManifest(
+        b"u" * 8, am_coords, np.full(len(rows), NATIVE), np.zeros((len(rows), 12)),
+        np.zeros(len(rows)), np.zeros(len(rows)), b"", np.zeros(len(rows)),
+        np.zeros(len(rows)), np.zeros(len(rows)), np.full(len(rows), -1), np.zeros(len(rows)),
+    )  # fmt: skip
+    if bad is None:
+        got = decode_full(encode_manifest(MID, [am])).arrays[0].coords.tolist()
+        assert [tuple(r) for r in got] == rows
+    else:
+        with pytest.raises(IcechunkError, match=re.escape(f"unique at {rows[bad]}")):
+            encode_manifest(MID, [am])

@@ -100,13 +100,20 @@ def _first_unsorted(coords: U32) -> int:
         return -1
     if ndim == 0:
         return 1
-    prev, nxt = coords[:-1], coords[1:]
-    diff = prev != nxt
-    first = diff.argmax(axis=1)
-    rows = np.arange(n - 1)
-    ok = diff[rows, first] & (nxt[rows, first] > prev[rows, first])
-    bad = np.flatnonzero(~ok)
-    return int(bad[0]) + 1 if len(bad) else -1
+    # Pack pairs of u32 coordinates into u64 words, then compare adjacent rows
+    # lexicographically word by word, last word first.
+    words = [coords[:, d].astype(np.uint64) << np.uint64(32) for d in range(0, ndim - 1, 2)]
+    for w, d in zip(words, range(1, ndim, 2), strict=False):
+        w |= coords[:, d]
+    if ndim % 2:
+        words.append(coords[:, ndim - 1].astype(np.uint64))
+    gt = words[-1][1:] > words[-1][:-1]
+    for w in reversed(words[:-1]):
+        prev, nxt = w[:-1], w[1:]
+        gt = (nxt > prev) | ((nxt == prev) & gt)
+    if gt.all():
+        return -1
+    return int(np.argmin(gt)) + 1
 
 
 def _align(x: int, a: int) -> int:
@@ -941,6 +948,22 @@ def encode_manifest(manifest_id: bytes, arrays: Sequence[ArrayManifest]) -> byte
         n, nd = len(a), a.ndim
         iv = 4 + 4 * nd
         k = a.kind
+        am = pos
+        r0 = _align(am + 20 + 4 * n, 8)
+        single = int(k[0]) if (k == k[0]).all() else -1
+        if single == NATIVE:
+            rec_size = _align(36 + iv, 8)
+            rec = r0 + rec_size * np.arange(n, dtype=np.int64)
+            plans.append(_Plan(am, rec, rec_size, single, None, None))
+            pos = r0 + rec_size * n
+            continue
+        if single == INLINE:
+            stride = _align_all(12 + iv + 4 + a.data_len, 8)
+            rec = r0 + np.cumsum(stride) - stride
+            uniform = int(stride[0]) if (stride == stride[0]).all() else 0
+            plans.append(_Plan(am, rec, uniform, single, None, None))
+            pos = int(r0 + stride.sum())
+            continue
         loc_end = 36 + iv + 4 + a.data_len + 1
         has_etag = a.etag_len >= 0
         etag_at = _align_all(loc_end, 4)
@@ -949,10 +972,8 @@ def encode_manifest(manifest_id: bytes, arrays: Sequence[ArrayManifest]) -> byte
             k == NATIVE, 36 + iv, np.where(k == INLINE, 12 + iv + 4 + a.data_len, vir_end)
         )
         stride = _align_all(size, 8)
-        am = pos
-        r0 = _align(am + 20 + 4 * n, 8)
         rec = r0 + np.cumsum(stride) - stride
-        plans.append((am, rec, etag_at, has_etag))
+        plans.append(_Plan(am, rec, 0, -1, etag_at, has_etag))
         pos = int(r0 + stride.sum())
     if pos >= 1 << 31:
         raise IcechunkError(f"manifest would be {pos} bytes; flatbuffers must stay below 2 GiB")
@@ -967,45 +988,117 @@ def encode_manifest(manifest_id: bytes, arrays: Sequence[ArrayManifest]) -> byte
     buf[table + 4 : table + 16] = np.frombuffer(manifest_id, dtype=np.uint8)
     b32[(table + 16) // 4] = vec - (table + 16)
     b32[vec // 4] = na
-    for j, (a, (am, rec, etag_at, has_etag)) in enumerate(zip(arrays, plans, strict=True)):
+    for j, (a, plan) in enumerate(zip(arrays, plans, strict=True)):
         slot = vec + 4 + 4 * j
+        am = plan.am
         b32[slot // 4] = am - slot
-        _encode_array_refs(
-            buf,
-            b32,
-            b64,
-            a,
-            am,
-            rec,
-            etag_at,
-            has_etag,
-            vt_arr,
-            (vt_inl, vt_nat, vt_vir, vt_vir_ne),
-        )
+        b32[am // 4] = am - vt_arr
+        buf[am + 4 : am + 12] = np.frombuffer(a.node_id, dtype=np.uint8)
+        b32[(am + 12) // 4] = 4
+        b32[(am + 16) // 4] = len(a)
+        slots = am + 20 + 4 * np.arange(len(a), dtype=np.int64)
+        b32[slots // 4] = plan.rec - slots
+        if plan.kind == NATIVE:
+            _encode_native_refs(buf, a, plan, vt_nat)
+        elif plan.kind == INLINE:
+            _encode_inline_refs(buf, a, plan, vt_inl)
+        else:
+            _encode_mixed_refs(buf, b32, b64, a, plan, (vt_inl, vt_nat, vt_vir, vt_vir_ne))
     return buf.tobytes()
 
 
-def _encode_array_refs(
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Where the refs of one array go.
+
+    ``stride`` is the common record size when every record has the same size (else 0);
+    ``kind`` the common kind of all refs (else -1); ``etag_at`` and ``has_etag`` describe
+    virtual records and are only computed for mixed arrays.
+    """
+
+    am: int
+    rec: I64
+    stride: int
+    kind: int
+    etag_at: I64 | None
+    has_etag: Bool | None
+
+
+def _records(buf: U8, plan: _Plan, words: int) -> tuple[U32, bool]:
+    """The first ``words`` u32 of every record: a view when records are evenly spaced, else
+    a scratch array that :func:`_scatter_records` must copy into place."""
+    n = len(plan.rec)
+    if plan.stride:
+        r0 = int(plan.rec[0])
+        block: U32 = buf[r0 : r0 + n * plan.stride].view("<u4").reshape(n, plan.stride // 4)
+        return block[:, :words], True
+    return np.empty((n, words), dtype="<u4"), False
+
+
+def _scatter_records(buf: U8, plan: _Plan, head: U32) -> None:
+    words = head.shape[1]
+    b32 = buf.view("<u4")
+    b32[(plan.rec // 4)[:, None] + np.arange(words)] = head
+
+
+def _encode_native_refs(buf: U8, a: ArrayManifest, plan: _Plan, vt: int) -> None:
+    # Native table (36 bytes): soffset, index offset, offset u64, length u64, chunk id;
+    # then the index vector [nd, coords...]. The records are evenly spaced.
+    n, nd = len(a), a.ndim
+    head, _ = _records(buf, plan, 10 + nd)
+    head[:, 0] = plan.rec - vt
+    head[:, 1] = 32
+    head[:, 2:4] = a.offset.astype("<u8", copy=False).view("<u4").reshape(n, 2)
+    head[:, 4:6] = a.length.astype("<u8", copy=False).view("<u4").reshape(n, 2)
+    head[:, 6:9] = np.ascontiguousarray(a.chunk_id).view("<u4")
+    head[:, 9] = nd
+    head[:, 10:] = a.coords
+
+
+def _encode_inline_refs(buf: U8, a: ArrayManifest, plan: _Plan, vt: int) -> None:
+    # Inline table (12 bytes): soffset, index offset, data offset; then the index vector
+    # [nd, coords...] and the data vector [len, bytes...].
+    n, nd = len(a), a.ndim
+    words = 5 + nd
+    head, in_place = _records(buf, plan, words)
+    head[:, 0] = plan.rec - vt
+    head[:, 1] = 8
+    head[:, 2] = 8 + 4 * nd
+    head[:, 3] = nd
+    head[:, 4 : 4 + nd] = a.coords
+    head[:, 4 + nd] = a.data_len
+    if not in_place:
+        _scatter_records(buf, plan, head)
+    size = int(a.data_len[0])
+    if not in_place or (a.data_len != size).any():
+        buf[_gather_index(plan.rec + 4 * words, a.data_len)] = a.blob[
+            _gather_index(a.data_start, a.data_len)
+        ]
+        return
+    if size == 0:
+        return
+    r0, s0 = int(plan.rec[0]), int(a.data_start[0])
+    dst = buf[r0 : r0 + n * plan.stride].reshape(n, plan.stride)[:, 4 * words : 4 * words + size]
+    if (a.data_start == s0 + size * np.arange(n, dtype=np.int64)).all():
+        dst[:] = a.blob[s0 : s0 + n * size].reshape(n, size)
+    else:
+        dst[:] = a.blob[a.data_start[:, None] + np.arange(size)]
+
+
+def _encode_mixed_refs(
     buf: U8,
     b32: U32,
     b64: U64,
     a: ArrayManifest,
-    am: int,
-    rec: I64,
-    etag_at: I64,
-    has_etag: Bool,
-    vt_arr: int,
+    plan: _Plan,
     vt_refs: tuple[int, int, int, int],
 ) -> None:
     vt_inl, vt_nat, vt_vir, vt_vir_ne = vt_refs
-    n, nd = len(a), a.ndim
+    nd = a.ndim
     iv = 4 + 4 * nd
-    b32[am // 4] = am - vt_arr
-    buf[am + 4 : am + 12] = np.frombuffer(a.node_id, dtype=np.uint8)
-    b32[(am + 12) // 4] = 4
-    b32[(am + 16) // 4] = n
-    slots = am + 20 + 4 * np.arange(n, dtype=np.int64)
-    b32[slots // 4] = rec - slots
+    rec = plan.rec
+    assert plan.etag_at is not None and plan.has_etag is not None
+    etag_at, has_etag = plan.etag_at, plan.has_etag
     k = a.kind
     inl = k == INLINE
     nat = k == NATIVE
