@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.ids import encode_id
+from pyicechunk.format.zarr_metadata import ArrayMeta, coords_in_grid, parse_node_metadata
 
 if TYPE_CHECKING:
     from pyicechunk.change_set import ChangeSet
-    from pyicechunk.format.snapshot import Snapshot
+    from pyicechunk.format.snapshot import NodeSnapshot, Snapshot
     from pyicechunk.format.transaction_log import TransactionLog
 
 __all__ = [
@@ -252,17 +254,55 @@ class BasicConflictSolver(ConflictSolver):
         deletion wins.
     fail_on_delete_of_updated_group
         The same for groups.
+    merge_metadata
+        Also resolve ``zarr.json`` changed on both sides, and chunk writes into an array whose
+        metadata the commit changed, by the rules below (an extension: icechunk 1.1 never
+        resolves these). Off by default, which behaves like the reference.
 
     Notes
     -----
-    Metadata changed on both sides, changes to nodes the commit deleted, chunks written to an
-    array whose metadata the commit changed, and new nodes that collide with committed ones are
-    never resolved.
+    Changes to nodes the commit deleted and new nodes that collide with committed ones are never
+    resolved. Without ``merge_metadata`` neither are metadata changed on both sides nor chunks
+    written to an array whose metadata the commit changed.
+
+    With ``merge_metadata=True`` a node whose ``zarr.json`` both sides changed is merged against
+    the version the session started from (the base):
+
+    * Everything but ``attributes`` (and, for arrays, ``shape``) must be equal on both sides:
+      node type, data type, chunk grid, codecs, fill value, dimension names, storage
+      transformers and so on. Otherwise the conflict stays.
+    * Attributes are merged key by key. A key changed (added, modified or removed) on one side
+      only takes that side's value; a key changed on both sides to different values collides
+      and ``on_chunk_conflict`` decides: ``UseOurs`` keeps the session's value, ``UseTheirs``
+      the committed one, ``Fail`` keeps the conflict.
+    * A shape changed on one side only takes that side's shape. When both sides resized, they
+      must have changed the same dimensions (otherwise the conflict stays) and each such
+      dimension keeps the larger length. Chunks the commit truncated away read as the fill
+      value in the grown region.
+    * The merged document keeps the session's key order (keys only the commit added follow)
+      and is written as zarr writes it, as JSON with a two-space indent; when it equals the
+      session's document the session's bytes are kept as they were.
+
+    Chunks the session wrote into an array whose metadata only the commit changed are kept when
+    the commit's change passes the same equality test against the base (only attributes or
+    shape differ) and every written chunk lies inside the resulting shape.
+
+    Two appends from the same base write the same chunk coordinates, so merging their
+    metadata does not merge their data: those chunks are a ``ChunkDoubleUpdate`` that
+    ``on_chunk_conflict`` settles, and ``UseOurs`` or ``UseTheirs`` keep only one side's rows.
+    Concurrent appenders should use ``on_chunk_conflict=VersionSelection.Fail`` and append
+    again from the new tip when the rebase fails.
 
     Raises
     ------
     TypeError
         If ``on_chunk_conflict`` is not a :class:`VersionSelection`.
+
+    Examples
+    --------
+    >>> solver = BasicConflictSolver(
+    ...     on_chunk_conflict=VersionSelection.Fail, merge_metadata=True
+    ... )
     """
 
     _ALWAYS_FATAL: ClassVar[tuple[ConflictType, ...]] = (
@@ -281,6 +321,7 @@ class BasicConflictSolver(ConflictSolver):
         on_chunk_conflict: VersionSelection = VersionSelection.UseOurs,
         fail_on_delete_of_updated_array: bool = False,
         fail_on_delete_of_updated_group: bool = False,
+        merge_metadata: bool = False,
     ) -> None:
         if not isinstance(on_chunk_conflict, VersionSelection):
             raise TypeError(
@@ -290,6 +331,7 @@ class BasicConflictSolver(ConflictSolver):
         self._on_chunk_conflict = on_chunk_conflict
         self._fail_on_delete_of_updated_array = bool(fail_on_delete_of_updated_array)
         self._fail_on_delete_of_updated_group = bool(fail_on_delete_of_updated_group)
+        self._merge_metadata = bool(merge_metadata)
 
     def _fatal(self, conflict: Conflict) -> bool:
         kind = conflict.conflict_type
@@ -309,6 +351,10 @@ class BasicConflictSolver(ConflictSolver):
         current: Snapshot,
     ) -> ChangeSet | list[Conflict]:
         conflicts = detect_conflicts(previous_change, tip, changes, current)
+        if conflicts and self._merge_metadata:
+            changes, conflicts = _merge_metadata(
+                conflicts, tip, changes, current, self._on_chunk_conflict
+            )
         if not conflicts:
             return changes
         if any(self._fatal(c) for c in conflicts):
@@ -443,3 +489,189 @@ def _closest_array_ancestor(snapshot: Snapshot, path: str) -> str | None:
         if node is not None and node.array is not None:
             return path
     return None
+
+
+_MISSING: Any = object()
+
+
+def _merge_metadata(
+    conflicts: list[Conflict],
+    tip: Snapshot,
+    changes: ChangeSet,
+    current: Snapshot,
+    on_collision: VersionSelection,
+) -> tuple[ChangeSet, list[Conflict]]:
+    """Settle the metadata conflicts that ``BasicConflictSolver(merge_metadata=True)`` accepts.
+
+    The commit's ``zarr.json`` is read from ``tip`` because solvers are not handed the landed
+    snapshot itself. Over several landed commits this can only move a failure to an earlier
+    step: a later commit that changed the node again is a conflict of its own either way.
+
+    Returns
+    -------
+    tuple of ChangeSet and list of Conflict
+        The change set carrying the merged metadata (a copy when anything changed) and the
+        conflicts that remain, in their original order.
+    """
+    updated_arrays = dict(changes.updated_arrays)
+    updated_groups = dict(changes.updated_groups)
+    merged_docs: dict[bytes, bytes] = {}
+    solved: set[int] = set()
+
+    def sides(conflict: Conflict) -> tuple[NodeSnapshot, NodeSnapshot] | None:
+        base = current.get_node(conflict.path)
+        theirs = tip.get_node(conflict.path)
+        if base is None or theirs is None:
+            return None
+        if not base.id == theirs.id == conflict._node_id:
+            return None
+        return base, theirs
+
+    for i, conflict in enumerate(conflicts):
+        if conflict.conflict_type is not ConflictType.ZarrMetadataDoubleUpdate:
+            continue
+        nid = conflict._node_id
+        found = sides(conflict)
+        if nid is None or found is None:
+            continue
+        base, theirs = found
+        ours_meta = updated_arrays.get(nid)
+        ours = ours_meta.user_data if ours_meta is not None else updated_groups[nid]
+        merged = _merge_documents(base.user_data, ours, theirs.user_data, on_collision)
+        if merged is None:
+            continue
+        if merged is not ours:
+            if ours_meta is not None:
+                meta = parse_node_metadata(conflict.path, merged)
+                assert isinstance(meta, ArrayMeta)
+                updated_arrays[nid] = meta
+            else:
+                updated_groups[nid] = merged
+        merged_docs[nid] = merged
+        solved.add(i)
+
+    for i, conflict in enumerate(conflicts):
+        if conflict.conflict_type is not ConflictType.ChunksUpdatedInUpdatedArray:
+            continue
+        nid = conflict._node_id
+        assert nid is not None
+        doc = merged_docs.get(nid)
+        if doc is None and nid not in changes.updated_arrays:
+            # only the commit changed the metadata: merging it with the untouched base checks
+            # that nothing but attributes and shape moved
+            found = sides(conflict)
+            if found is not None:
+                base, theirs = found
+                doc = _merge_documents(
+                    base.user_data, base.user_data, theirs.user_data, on_collision
+                )
+        if doc is None:
+            continue
+        meta = parse_node_metadata(conflict.path, doc)
+        if isinstance(meta, ArrayMeta) and all(
+            coords_in_grid(c, meta.shape) and len(c) == len(meta.shape) for c in changes.chunks[nid]
+        ):
+            solved.add(i)
+
+    if not solved:
+        return changes, conflicts
+    out = dataclasses.replace(changes, updated_arrays=updated_arrays, updated_groups=updated_groups)
+    return out, [c for i, c in enumerate(conflicts) if i not in solved]
+
+
+def _load_object(data: bytes) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _canonical(value: Any) -> str:
+    """A text that is equal for equal JSON values (NaN included, key order ignored)."""
+    return json.dumps(value, sort_keys=True, allow_nan=True)
+
+
+def _merge_documents(
+    base: bytes, ours: bytes, theirs: bytes, on_collision: VersionSelection
+) -> bytes | None:
+    """Three-way merge of ``zarr.json`` documents; None when the rules leave a conflict.
+
+    Returns ``ours`` itself (the same object) when the merge changes nothing in it.
+    """
+    docs = [_load_object(d) for d in (base, ours, theirs)]
+    b, o, t = docs
+    if b is None or o is None or t is None:
+        return None
+    is_array = o.get("node_type") == "array"
+    free = {"attributes", "shape"} if is_array else {"attributes"}
+    fixed_o = {k: _canonical(v) for k, v in o.items() if k not in free}
+    fixed_t = {k: _canonical(v) for k, v in t.items() if k not in free}
+    if fixed_o != fixed_t:
+        return None
+
+    attrs = [d.get("attributes", {}) for d in (b, o, t)]
+    if not all(isinstance(a, dict) for a in attrs):
+        return None
+    merged_attrs = _merge_attributes(attrs[0], attrs[1], attrs[2], on_collision)
+    if merged_attrs is None:
+        return None
+
+    merged: dict[str, Any] = {}
+    for key, value in o.items():
+        merged[key] = merged_attrs if key == "attributes" else value
+    if "attributes" not in o and merged_attrs:
+        merged["attributes"] = merged_attrs
+    if is_array:
+        shape = _merge_shapes(b.get("shape"), o.get("shape"), t.get("shape"))
+        if shape is None:
+            return None
+        merged["shape"] = shape
+    if _canonical(merged) == _canonical(o):
+        return ours
+    # zarr's own serialisation of zarr.json
+    return json.dumps(merged, indent=2, allow_nan=True).encode()
+
+
+def _merge_attributes(
+    base: dict[str, Any],
+    ours: dict[str, Any],
+    theirs: dict[str, Any],
+    on_collision: VersionSelection,
+) -> dict[str, Any] | None:
+    """Key-by-key three-way merge; None if a key both sides changed differently must fail."""
+    values: dict[str, Any] = {}
+    for key in [*ours, *(k for k in theirs if k not in ours), *(k for k in base if k not in ours)]:
+        if key in values:
+            continue
+        b, o, t = (d.get(key, _MISSING) for d in (base, ours, theirs))
+        cb, co, ct = (None if v is _MISSING else _canonical(v) for v in (b, o, t))
+        if co == ct or ct == cb:
+            value = o
+        elif co == cb:
+            value = t
+        elif on_collision is VersionSelection.UseOurs:
+            value = o
+        elif on_collision is VersionSelection.UseTheirs:
+            value = t
+        else:
+            return None
+        values[key] = value
+    return {k: v for k, v in values.items() if v is not _MISSING}
+
+
+def _merge_shapes(base: Any, ours: Any, theirs: Any) -> list[int] | None:
+    """The merged ``shape`` list, or None when the resizes do not combine."""
+    if not (isinstance(base, list) and isinstance(ours, list) and isinstance(theirs, list)):
+        return None
+    if not len(base) == len(ours) == len(theirs):
+        return None
+    if ours == base:
+        return theirs
+    if theirs == base or ours == theirs:
+        return ours
+    changed_ours = [i for i, (o, b) in enumerate(zip(ours, base, strict=True)) if o != b]
+    changed_theirs = [i for i, (t, b) in enumerate(zip(theirs, base, strict=True)) if t != b]
+    if changed_ours != changed_theirs:
+        return None
+    return [max(o, t) for o, t in zip(ours, theirs, strict=True)]
