@@ -14,7 +14,9 @@ in an SDK that a user does not need.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import copy
+import importlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -24,7 +26,17 @@ from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Suf
 from pyicechunk.exceptions import IcechunkError
 
 if TYPE_CHECKING:
-    from pyicechunk.config import StorageSettings
+    from types import ModuleType
+
+    from pyicechunk.config import S3Options, StorageSettings
+    from pyicechunk.credentials import (
+        AnyAzureCredential,
+        AnyGcsCredential,
+        AnyS3Credential,
+        GcsBearerCredential,
+        S3StaticCredentials,
+    )
+    from pyicechunk.storage.object_store import ObjectStoreSpec
 
 __all__ = [
     "ByteRequest",
@@ -35,8 +47,13 @@ __all__ = [
     "Storage",
     "StorageBackend",
     "SuffixByteRequest",
+    "azure_storage",
+    "gcs_storage",
     "in_memory_storage",
     "local_filesystem_storage",
+    "r2_storage",
+    "s3_storage",
+    "tigris_storage",
 ]
 
 
@@ -193,6 +210,17 @@ class StorageBackend(abc.ABC):
     def default_settings(self) -> StorageSettings:
         """The storage settings this backend uses where the repository config sets none."""
 
+    def with_settings(self, settings: StorageSettings) -> StorageBackend:
+        """This backend, using ``settings`` (its defaults merged with the repository's).
+
+        Backends whose behaviour the settings do not change return themselves.
+        """
+        return self
+
+    def _storage_repr(self) -> str:
+        """The repr of a :class:`Storage` holding this backend."""
+        return f"ObjectStorage(backend={self!r})"
+
     @abc.abstractmethod
     def __repr__(self) -> str: ...
 
@@ -260,6 +288,20 @@ def _check_key(key: str) -> None:
     )
 
 
+def _object_store_module() -> ModuleType:
+    # Imported on first use: it is the only module that needs obstore.
+    return importlib.import_module("pyicechunk.storage.object_store")
+
+
+def _reject_tigris_endpoint(config: S3Options) -> None:
+    endpoint = config.endpoint_url or ""
+    if "fly.storage.tigris.dev" in endpoint or "t3.storage.dev" in endpoint:
+        raise IcechunkError(
+            "storage error: Tigris Storage is not S3 compatible, use the Tigris specific "
+            "constructor instead"
+        )
+
+
 _NO_INIT_MESSAGE = (
     "cannot create 'Storage' instances; use a constructor such as local_filesystem_storage(path)"
 )
@@ -299,6 +341,130 @@ class Storage:
 
         return cls._from_backend(LocalFileSystemBackend(path))
 
+    @classmethod
+    def new_s3(
+        cls,
+        config: S3Options,
+        bucket: str,
+        prefix: str | None,
+        credentials: AnyS3Credential | None = None,
+    ) -> Storage:
+        """Storage in an S3 or S3-compatible bucket; see :func:`s3_storage`."""
+        _reject_tigris_endpoint(config)
+        spec = _object_store_module().s3_spec("s3", config, bucket, prefix, credentials)
+        return cls._object_store(spec)
+
+    @classmethod
+    def new_s3_object_store(
+        cls,
+        config: S3Options,
+        bucket: str,
+        prefix: str | None,
+        credentials: AnyS3Credential | None = None,
+    ) -> Storage:
+        """S3 storage through the generic object-store backend; see ``s3_object_store_storage``."""
+        _reject_tigris_endpoint(config)
+        spec = _object_store_module().s3_spec(
+            "s3_object_store", config, bucket, prefix, credentials
+        )
+        return cls._object_store(spec)
+
+    @classmethod
+    def new_tigris(
+        cls,
+        config: S3Options,
+        bucket: str,
+        prefix: str | None,
+        use_weak_consistency: bool,
+        credentials: AnyS3Credential | None = None,
+    ) -> Storage:
+        """Storage in a Tigris bucket; see :func:`tigris_storage`."""
+        options = copy.copy(config)
+        if options.endpoint_url is None:
+            options.endpoint_url = "https://t3.storage.dev"
+        headers: tuple[tuple[str, str], ...] = ()
+        if not use_weak_consistency:
+            if options.region is None:
+                raise IcechunkError(
+                    "storage error: Tigris storage requires a region to provide full consistency. "
+                    "Either set the region for the bucket or use the read-only, eventually "
+                    "consistent storage by passing `use_weak_consistency=True` (experts only)"
+                )
+            headers = (("X-Tigris-Regions", options.region), ("X-Tigris-Consistent", "true"))
+        spec = _object_store_module().s3_spec(
+            "s3",
+            options,
+            bucket,
+            prefix,
+            credentials,
+            read_only=use_weak_consistency,
+            extra_headers=headers,
+        )
+        return cls._object_store(spec)
+
+    @classmethod
+    def new_r2(
+        cls,
+        bucket: str | None,
+        prefix: str | None,
+        account_id: str | None,
+        credentials: AnyS3Credential | None = None,
+        *,
+        config: S3Options,
+    ) -> Storage:
+        """Storage in a Cloudflare R2 bucket; see :func:`r2_storage`."""
+        if bucket is None:
+            if prefix is None:
+                raise IcechunkError(
+                    "storage configuration error: Either bucket or prefix must be provided."
+                )
+            # Like the reference: the prefix's first segment names the bucket.
+            bucket, _, rest = prefix.partition("/")
+            prefix = rest or None
+        if config.endpoint_url is None and account_id is None:
+            raise IcechunkError(
+                "storage configuration error: Either endpoint_url or account_id must be provided."
+            )
+        options = copy.copy(config)
+        if options.region is None:
+            options.region = "auto"
+        if options.endpoint_url is None:
+            options.endpoint_url = f"https://{account_id}.r2.cloudflarestorage.com"
+        options.force_path_style = True
+        spec = _object_store_module().s3_spec("s3", options, bucket, prefix, credentials)
+        return cls._object_store(spec)
+
+    @classmethod
+    def new_gcs(
+        cls,
+        bucket: str,
+        prefix: str | None,
+        credentials: AnyGcsCredential | None = None,
+        *,
+        config: dict[str, str] | None = None,
+    ) -> Storage:
+        """Storage in a Google Cloud Storage bucket; see :func:`gcs_storage`."""
+        spec = _object_store_module().gcs_spec(bucket, prefix, credentials, config)
+        return cls._object_store(spec)
+
+    @classmethod
+    def new_azure_blob(
+        cls,
+        account: str,
+        container: str,
+        prefix: str,
+        credentials: AnyAzureCredential | None = None,
+        *,
+        config: dict[str, str] | None = None,
+    ) -> Storage:
+        """Storage in an Azure Blob Storage container; see :func:`azure_storage`."""
+        spec = _object_store_module().azure_spec(account, container, prefix, credentials, config)
+        return cls._object_store(spec)
+
+    @classmethod
+    def _object_store(cls, spec: ObjectStoreSpec) -> Storage:
+        return cls._from_backend(_object_store_module().ObjectStoreBackend(spec))
+
     def default_settings(self) -> StorageSettings:
         """The storage settings this storage uses where the repository config sets none.
 
@@ -310,7 +476,7 @@ class Storage:
         return self._backend.default_settings()
 
     def __repr__(self) -> str:
-        return f"ObjectStorage(backend={self._backend!r})"
+        return self._backend._storage_repr()
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Storage._from_backend, (self._backend,))
@@ -348,3 +514,315 @@ def local_filesystem_storage(path: str) -> Storage:
         The new storage.
     """
     return Storage.new_local_filesystem(path)
+
+
+def s3_storage(
+    *,
+    bucket: str,
+    prefix: str | None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    allow_http: bool = False,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    session_token: str | None = None,
+    expires_after: datetime | None = None,
+    anonymous: bool | None = None,
+    from_env: bool | None = None,
+    get_credentials: Callable[[], S3StaticCredentials] | None = None,
+    scatter_initial_credentials: bool = False,
+    force_path_style: bool = False,
+    network_stream_timeout_seconds: int = 60,
+    requester_pays: bool = False,
+) -> Storage:
+    """Create storage in an S3 or S3-compatible bucket.
+
+    Parameters
+    ----------
+    bucket
+        The bucket.
+    prefix
+        The repository's key prefix inside the bucket (None: the bucket root).
+    region, endpoint_url, allow_http, force_path_style
+        Connection options; see :class:`~pyicechunk.S3Options`.
+    network_stream_timeout_seconds, requester_pays
+        More connection options; a timeout of 0 disables it.
+    access_key_id, secret_access_key, session_token, expires_after
+        Fixed credentials.
+    anonymous, from_env, get_credentials, scatter_initial_credentials
+        Other credential kinds; :func:`pyicechunk.credentials.s3_credentials` picks one.
+
+    Returns
+    -------
+    Storage
+
+    Raises
+    ------
+    ValueError
+        If the credential arguments conflict.
+    """
+    from pyicechunk.config import S3Options
+    from pyicechunk.credentials import s3_credentials
+
+    credentials = s3_credentials(
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+        session_token=session_token,
+        expires_after=expires_after,
+        anonymous=anonymous,
+        from_env=from_env,
+        get_credentials=get_credentials,
+        scatter_initial_credentials=scatter_initial_credentials,
+    )
+    options = S3Options(
+        region=region,
+        endpoint_url=endpoint_url,
+        allow_http=allow_http,
+        force_path_style=force_path_style,
+        network_stream_timeout_seconds=network_stream_timeout_seconds,
+        requester_pays=requester_pays,
+    )
+    return Storage.new_s3(options, bucket, prefix, credentials)
+
+
+def s3_object_store_storage(
+    *,
+    bucket: str,
+    prefix: str | None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    allow_http: bool = False,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    session_token: str | None = None,
+    expires_after: datetime | None = None,
+    anonymous: bool | None = None,
+    from_env: bool | None = None,
+    force_path_style: bool = False,
+) -> Storage:
+    """Create S3 storage through the generic object-store backend (see :func:`s3_storage`).
+
+    Returns
+    -------
+    Storage
+
+    Raises
+    ------
+    ValueError
+        If the credential arguments conflict.
+    """
+    from pyicechunk.config import S3Options
+    from pyicechunk.credentials import s3_credentials
+
+    credentials = s3_credentials(
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+        session_token=session_token,
+        expires_after=expires_after,
+        anonymous=anonymous,
+        from_env=from_env,
+    )
+    options = S3Options(
+        region=region,
+        endpoint_url=endpoint_url,
+        allow_http=allow_http,
+        force_path_style=force_path_style,
+    )
+    return Storage.new_s3_object_store(options, bucket, prefix, credentials)
+
+
+def tigris_storage(
+    *,
+    bucket: str,
+    prefix: str | None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    use_weak_consistency: bool = False,
+    allow_http: bool = False,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    session_token: str | None = None,
+    expires_after: datetime | None = None,
+    anonymous: bool | None = None,
+    from_env: bool | None = None,
+    get_credentials: Callable[[], S3StaticCredentials] | None = None,
+    scatter_initial_credentials: bool = False,
+    network_stream_timeout_seconds: int = 60,
+) -> Storage:
+    """Create storage in a Tigris bucket (default endpoint ``https://t3.storage.dev``).
+
+    Parameters
+    ----------
+    region
+        Required unless ``use_weak_consistency``: requests pin it for consistent reads.
+    use_weak_consistency
+        Eventually consistent, read-only storage without a region (experts only).
+
+    Returns
+    -------
+    Storage
+
+    Raises
+    ------
+    IcechunkError
+        If there is no region and ``use_weak_consistency`` is false.
+    ValueError
+        If the credential arguments conflict.
+    """
+    from pyicechunk.config import S3Options
+    from pyicechunk.credentials import s3_credentials
+
+    credentials = s3_credentials(
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+        session_token=session_token,
+        expires_after=expires_after,
+        anonymous=anonymous,
+        from_env=from_env,
+        get_credentials=get_credentials,
+        scatter_initial_credentials=scatter_initial_credentials,
+    )
+    options = S3Options(
+        region=region,
+        endpoint_url=endpoint_url,
+        allow_http=allow_http,
+        network_stream_timeout_seconds=network_stream_timeout_seconds,
+    )
+    return Storage.new_tigris(options, bucket, prefix, use_weak_consistency, credentials)
+
+
+def r2_storage(
+    *,
+    bucket: str | None = None,
+    prefix: str | None = None,
+    account_id: str | None = None,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    allow_http: bool = False,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    session_token: str | None = None,
+    expires_after: datetime | None = None,
+    anonymous: bool | None = None,
+    from_env: bool | None = None,
+    get_credentials: Callable[[], S3StaticCredentials] | None = None,
+    scatter_initial_credentials: bool = False,
+    network_stream_timeout_seconds: int = 60,
+) -> Storage:
+    """Create storage in a Cloudflare R2 bucket.
+
+    Parameters
+    ----------
+    bucket
+        The bucket; without it the first segment of ``prefix`` names the bucket.
+    account_id
+        Gives the endpoint ``https://<account_id>.r2.cloudflarestorage.com``.
+    endpoint_url
+        An explicit endpoint; one of it and ``account_id`` is required.
+
+    Returns
+    -------
+    Storage
+
+    Raises
+    ------
+    IcechunkError
+        If neither ``endpoint_url`` nor ``account_id`` is given, or neither bucket nor prefix.
+    ValueError
+        If the credential arguments conflict.
+    """
+    from pyicechunk.config import S3Options
+    from pyicechunk.credentials import s3_credentials
+
+    credentials = s3_credentials(
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+        session_token=session_token,
+        expires_after=expires_after,
+        anonymous=anonymous,
+        from_env=from_env,
+        get_credentials=get_credentials,
+        scatter_initial_credentials=scatter_initial_credentials,
+    )
+    options = S3Options(
+        region=region,
+        endpoint_url=endpoint_url,
+        allow_http=allow_http,
+        network_stream_timeout_seconds=network_stream_timeout_seconds,
+    )
+    return Storage.new_r2(bucket, prefix, account_id, credentials, config=options)
+
+
+def gcs_storage(
+    *,
+    bucket: str,
+    prefix: str | None,
+    service_account_file: str | None = None,
+    service_account_key: str | None = None,
+    application_credentials: str | None = None,
+    bearer_token: str | None = None,
+    anonymous: bool | None = None,
+    from_env: bool | None = None,
+    config: dict[str, str] | None = None,
+    get_credentials: Callable[[], GcsBearerCredential] | None = None,
+    scatter_initial_credentials: bool = False,
+) -> Storage:
+    """Create storage in a Google Cloud Storage bucket.
+
+    Credentials are chosen by :func:`pyicechunk.credentials.gcs_credentials`; ``config``
+    passes extra store options.
+
+    Returns
+    -------
+    Storage
+
+    Raises
+    ------
+    ValueError
+        If the credential arguments conflict.
+    """
+    from pyicechunk.credentials import gcs_credentials
+
+    credentials = gcs_credentials(
+        service_account_file=service_account_file,
+        service_account_key=service_account_key,
+        application_credentials=application_credentials,
+        bearer_token=bearer_token,
+        from_env=from_env,
+        anonymous=anonymous,
+        get_credentials=get_credentials,
+        scatter_initial_credentials=scatter_initial_credentials,
+    )
+    return Storage.new_gcs(bucket, prefix, credentials, config=config)
+
+
+def azure_storage(
+    *,
+    account: str,
+    container: str,
+    prefix: str,
+    access_key: str | None = None,
+    sas_token: str | None = None,
+    bearer_token: str | None = None,
+    from_env: bool | None = None,
+    config: dict[str, str] | None = None,
+) -> Storage:
+    """Create storage in an Azure Blob Storage container.
+
+    Credentials are chosen by :func:`pyicechunk.credentials.azure_credentials`.
+
+    Returns
+    -------
+    Storage
+
+    Raises
+    ------
+    ValueError
+        If the credential arguments conflict.
+    """
+    from pyicechunk.credentials import azure_credentials
+
+    credentials = azure_credentials(
+        access_key=access_key, sas_token=sas_token, bearer_token=bearer_token, from_env=from_env
+    )
+    return Storage.new_azure_blob(account, container, prefix, credentials, config=config)
