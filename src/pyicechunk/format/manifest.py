@@ -1,12 +1,15 @@
 """Manifests: the chunk references of one or more arrays (spec §5), as numpy columns.
 
 A manifest can hold millions of chunk references, so nothing here builds one Python object per
-reference except :meth:`ArrayManifest.payload`, which serves a single chunk read. Decoding reads
-the flatbuffer with vectorised gathers and validates every offset the way the reference's
-flatbuffers verifier would; encoding computes the whole layout with cumulative sums and fills
-one preallocated buffer.
+reference except :meth:`ArrayManifest.payload`, which serves a single chunk read. Decoding is
+lazy: :func:`decode_manifest` reads the manifest and array tables only, a single lookup binary
+searches the flatbuffer's sorted refs directly (reading about log2(n) ref tables, each checked),
+and the first bulk use decodes every ref with vectorised gathers, validating every offset the
+way the reference's flatbuffers verifier would. Encoding computes the whole layout with
+cumulative sums and fills one preallocated buffer, writing arrays whose refs share one kind as
+blocks of records.
 
-The private ``_Reader`` / ``_gather_index`` / ``_check_sorted`` helpers are shared with
+The private ``_Reader`` / ``_gather_index`` / ``_vtable_block`` helpers are shared with
 :mod:`pyicechunk.format.transaction_log`.
 """
 
