@@ -441,11 +441,14 @@ class ArrayManifest:
     @property
     def ndim(self) -> int:
         """Number of dimensions of the chunk coordinates."""
-        if self._ndim is None:
-            assert self._lazy is not None
-            refs, j = self._lazy
-            self._ndim = refs.ndim(j) if self._n else 0
-        return self._ndim
+        ndim = self._ndim
+        if ndim is None:
+            # Another thread may decode the columns meanwhile: read _lazy once.
+            lazy = self._lazy
+            if lazy is None:
+                return int(self.coords.shape[1])
+            ndim = self._ndim = lazy[0].ndim(lazy[1]) if self._n else 0
+        return ndim
 
     # ---- lookups -----------------------------------------------------------------------------
 
@@ -478,8 +481,9 @@ class ArrayManifest:
         """
         if len(coords) != self.ndim or len(self) == 0:
             return -1
-        if self._lazy is not None:
-            return self._lazy[0].find(self._lazy[1], tuple(coords))
+        lazy = self._lazy
+        if lazy is not None:
+            return lazy[0].find(lazy[1], tuple(coords))
         keys = self._lookup_keys()
         assert self._maxes is not None
         for c, m in zip(coords, self._maxes, strict=True):
@@ -556,8 +560,9 @@ class ArrayManifest:
             If a stored string is not valid UTF-8, or (before the columns are decoded) the
             ref's table is damaged.
         """
-        if self._lazy is not None:
-            return self._lazy[0].payload(self._lazy[1], i)
+        lazy = self._lazy
+        if lazy is not None:
+            return lazy[0].payload(lazy[1], i)
         k = int(self.kind[i])
         if k == NATIVE:
             return NativePayload(bytes(self.chunk_id[i]), int(self.offset[i]), int(self.length[i]))
