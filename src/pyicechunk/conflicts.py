@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -25,7 +25,7 @@ from pyicechunk.format.zarr_metadata import ArrayMeta, coords_in_grid, parse_nod
 
 if TYPE_CHECKING:
     from pyicechunk.change_set import ChangeSet
-    from pyicechunk.format.snapshot import NodeSnapshot, Snapshot
+    from pyicechunk.format.snapshot import ArrayNodeData, NodeSnapshot, Snapshot
     from pyicechunk.format.transaction_log import TransactionLog
 
 __all__ = [
@@ -207,6 +207,7 @@ class ConflictSolver(abc.ABC):
         tip: Snapshot,
         changes: ChangeSet,
         current: Snapshot,
+        landed: Snapshot,
     ) -> ChangeSet | list[Conflict]:
         """Reconcile ``changes`` with one landed commit.
 
@@ -220,6 +221,8 @@ class ConflictSolver(abc.ABC):
             The session's change set; it is never modified.
         current
             The snapshot ``changes`` is based on before this step.
+        landed
+            The snapshot the landed commit created (``current``'s successor on the branch).
 
         Returns
         -------
@@ -237,6 +240,7 @@ class ConflictDetector(ConflictSolver):
         tip: Snapshot,
         changes: ChangeSet,
         current: Snapshot,
+        landed: Snapshot,
     ) -> ChangeSet | list[Conflict]:
         conflicts = detect_conflicts(previous_change, tip, changes, current)
         return conflicts if conflicts else changes
@@ -258,6 +262,12 @@ class BasicConflictSolver(ConflictSolver):
         Also resolve ``zarr.json`` changed on both sides, and chunk writes into an array whose
         metadata the commit changed, by the rules below (an extension: icechunk 1.1 never
         resolves these). Off by default, which behaves like the reference.
+    append_dim
+        Settle concurrent appends along this dimension by placing the session's rows after the
+        committed ones (see below; an extension as well). Either a name from the arrays'
+        ``dimension_names`` or an axis index (negative counts from the end). Arrays that have
+        this dimension are also merged by the ``merge_metadata`` rules. None (the default)
+        turns the rule off.
 
     Notes
     -----
@@ -288,21 +298,44 @@ class BasicConflictSolver(ConflictSolver):
     shape differ) and every written chunk lies inside the resulting shape.
 
     Two appends from the same base write the same chunk coordinates, so merging their
-    metadata does not merge their data: those chunks are a ``ChunkDoubleUpdate`` that
-    ``on_chunk_conflict`` settles, and ``UseOurs`` or ``UseTheirs`` keep only one side's rows.
-    Concurrent appenders should use ``on_chunk_conflict=VersionSelection.Fail`` and append
-    again from the new tip when the rebase fails.
+    metadata alone does not merge their data: without ``append_dim`` those chunks are a
+    ``ChunkDoubleUpdate`` that ``on_chunk_conflict`` settles, and ``UseOurs`` or ``UseTheirs``
+    keep only one side's rows.
+
+    With ``append_dim`` set, an array whose length along that dimension both the session and
+    the landed commit grew from the same base length ``L0`` (the commit to ``L1``, the session
+    to ``L2``) is taken as two appends, and the session's rows go after the committed ones:
+
+    * every chunk the session wrote or deleted in the array moves ``(L1 - L0) / c`` positions
+      along the dimension, ``c`` being the length of the chunk grid of ``zarr.json`` along it
+      (for a sharded array that is the shard length);
+    * the session's length along the dimension becomes ``L1 + (L2 - L0)`` (its ``zarr.json``
+      is rewritten like a merged one), and the rest of the document is merged by the rules
+      above.
+
+    This needs ``L0`` and ``L1`` to be multiples of ``c`` (only whole chunks can move; a partly
+    filled last chunk would need re-encoding), every chunk the session changed in the array to
+    lie at or after position ``L0 / c`` along the dimension (the session only appended), and
+    the chunk grid, the dimension names and the length of every other dimension to be the same
+    in all three versions. Otherwise the array's ``ZarrMetadataDoubleUpdate`` stays, together
+    with the ``ChunksUpdatedInUpdatedArray`` and ``ChunkDoubleUpdate`` conflicts it brings,
+    whatever ``on_chunk_conflict`` says: keeping the larger shape would lose one side's rows.
+    Arrays only the session grew, or only the commit grew, follow the metadata rules above.
+    When several commits landed, each one moves the session's rows again, so they end up after
+    all the committed appends, in their own order.
 
     Raises
     ------
     TypeError
-        If ``on_chunk_conflict`` is not a :class:`VersionSelection`.
+        If ``on_chunk_conflict`` is not a :class:`VersionSelection`, or ``append_dim`` is
+        neither a string, an integer nor None.
 
     Examples
     --------
     >>> solver = BasicConflictSolver(
     ...     on_chunk_conflict=VersionSelection.Fail, merge_metadata=True
     ... )
+    >>> appends = BasicConflictSolver(on_chunk_conflict=VersionSelection.Fail, append_dim="time")
     """
 
     _ALWAYS_FATAL: ClassVar[tuple[ConflictType, ...]] = (
@@ -322,6 +355,7 @@ class BasicConflictSolver(ConflictSolver):
         fail_on_delete_of_updated_array: bool = False,
         fail_on_delete_of_updated_group: bool = False,
         merge_metadata: bool = False,
+        append_dim: str | int | None = None,
     ) -> None:
         if not isinstance(on_chunk_conflict, VersionSelection):
             raise TypeError(
@@ -332,6 +366,14 @@ class BasicConflictSolver(ConflictSolver):
         self._fail_on_delete_of_updated_array = bool(fail_on_delete_of_updated_array)
         self._fail_on_delete_of_updated_group = bool(fail_on_delete_of_updated_group)
         self._merge_metadata = bool(merge_metadata)
+        if append_dim is not None and (
+            isinstance(append_dim, bool) or not isinstance(append_dim, str | int)
+        ):
+            raise TypeError(
+                "argument 'append_dim' must be a dimension name (str), an axis index (int) or "
+                f"None, got {type(append_dim).__name__}"
+            )
+        self._append_dim = append_dim
 
     def _fatal(self, conflict: Conflict) -> bool:
         kind = conflict.conflict_type
@@ -343,17 +385,46 @@ class BasicConflictSolver(ConflictSolver):
             return self._fail_on_delete_of_updated_group
         return kind in self._ALWAYS_FATAL
 
+    def _their_version(
+        self, base: NodeSnapshot, tip: Snapshot, landed: Snapshot, refused: set[bytes]
+    ) -> Snapshot | None:
+        """Where to read the commit's version of ``base`` for a metadata merge; None: no merge.
+
+        Arrays the append rule covers are followed commit by commit because their lengths add
+        up; the plain ``merge_metadata`` rule compares with the branch tip, so that over several
+        commits each resized length is weighed against the final one.
+        """
+        if base.id in refused:
+            return None
+        if (
+            self._append_dim is not None
+            and base.array is not None
+            and _append_axis(self._append_dim, base.array) is not None
+        ):
+            return landed
+        return tip if self._merge_metadata else None
+
     def _solve(
         self,
         previous_change: TransactionLog,
         tip: Snapshot,
         changes: ChangeSet,
         current: Snapshot,
+        landed: Snapshot,
     ) -> ChangeSet | list[Conflict]:
+        refused: set[bytes] = set()
+        if self._append_dim is not None:
+            changes, refused = _shift_appends(
+                previous_change, changes, current, landed, self._append_dim
+            )
         conflicts = detect_conflicts(previous_change, tip, changes, current)
-        if conflicts and self._merge_metadata:
+        if conflicts and (self._merge_metadata or self._append_dim is not None):
             changes, conflicts = _merge_metadata(
-                conflicts, tip, changes, current, self._on_chunk_conflict
+                conflicts,
+                changes,
+                current,
+                self._on_chunk_conflict,
+                lambda base: self._their_version(base, tip, landed, refused),
             )
         if not conflicts:
             return changes
@@ -491,21 +562,135 @@ def _closest_array_ancestor(snapshot: Snapshot, path: str) -> str | None:
     return None
 
 
+def _append_axis(append_dim: str | int, array: ArrayNodeData | ArrayMeta) -> int | None:
+    """The axis ``append_dim`` names in ``array``, or None when the array has no such axis.
+
+    A name must occur exactly once in the dimension names to identify an axis.
+    """
+    ndim = len(array.shape)
+    if isinstance(append_dim, str):
+        names = list(array.dimension_names or ())
+        return names.index(append_dim) if names.count(append_dim) == 1 else None
+    axis = append_dim + ndim if append_dim < 0 else append_dim
+    return axis if 0 <= axis < ndim else None
+
+
+def _shift_appends(
+    previous_change: TransactionLog,
+    changes: ChangeSet,
+    current: Snapshot,
+    landed: Snapshot,
+    append_dim: str | int,
+) -> tuple[ChangeSet, set[bytes]]:
+    """Move the session's appends along ``append_dim`` behind the landed commit's appends.
+
+    See the Notes of :class:`BasicConflictSolver` for the rule and its preconditions.
+
+    Returns
+    -------
+    tuple of ChangeSet and set of bytes
+        The change set with the appends moved (a copy when anything moved), and the ids of the
+        arrays both sides appended to that cannot be moved: their metadata must not be merged.
+    """
+    theirs_updated = set(previous_change.updated_arrays)
+    candidates = [nid for nid in changes.updated_arrays if nid in theirs_updated]
+    if not candidates:
+        return changes, set()
+    base_nodes = {node.id: node for node in current.nodes}
+    updated_arrays = dict(changes.updated_arrays)
+    chunks = dict(changes.chunks)
+    refused: set[bytes] = set()
+    moved_any = False
+    for nid in candidates:
+        base = base_nodes.get(nid)
+        if base is None or base.array is None:
+            continue
+        theirs = landed.get_node(base.path)
+        if theirs is None or theirs.id != nid or theirs.array is None:
+            continue
+        ours = updated_arrays[nid]
+        axis = _append_axis(append_dim, base.array)
+        if axis is None or len(ours.shape) <= axis or len(theirs.array.shape) <= axis:
+            continue
+        l0 = base.array.shape[axis].array_length
+        l1 = theirs.array.shape[axis].array_length
+        l2 = ours.shape[axis].array_length
+        if not (l1 > l0 and l2 > l0):
+            continue
+        shift = _append_shift(base.array, theirs.array, ours, axis, chunks.get(nid, {}))
+        if shift is None:
+            refused.add(nid)
+            continue
+        moved = _with_length(base.path, ours, axis, l1 + l2 - l0)
+        if moved is None:
+            refused.add(nid)
+            continue
+        updated_arrays[nid] = moved
+        moved_any = True
+        if nid in chunks:
+            chunks[nid] = {
+                (*c[:axis], c[axis] + shift, *c[axis + 1 :]): p for c, p in chunks[nid].items()
+            }
+    if not moved_any:
+        return changes, refused
+    return dataclasses.replace(changes, updated_arrays=updated_arrays, chunks=chunks), refused
+
+
+def _append_shift(
+    base: ArrayNodeData,
+    theirs: ArrayNodeData,
+    ours: ArrayMeta,
+    axis: int,
+    our_chunks: dict[Coords, Any],
+) -> int | None:
+    """How many chunk positions the session's appends move, or None if they cannot move."""
+    if base.dimension_names != theirs.dimension_names or (
+        base.dimension_names != ours.dimension_names
+    ):
+        return None
+    if not len(base.shape) == len(theirs.shape) == len(ours.shape):
+        return None
+    for dim, (b, t, o) in enumerate(zip(base.shape, theirs.shape, ours.shape, strict=True)):
+        if not b.chunk_length == t.chunk_length == o.chunk_length:
+            return None
+        if dim != axis and not b.array_length == t.array_length == o.array_length:
+            return None
+    c = base.shape[axis].chunk_length
+    l0 = base.shape[axis].array_length
+    l1 = theirs.shape[axis].array_length
+    if l0 % c or l1 % c:
+        return None
+    first = l0 // c
+    if any(len(coords) != len(base.shape) or coords[axis] < first for coords in our_chunks):
+        return None
+    return (l1 - l0) // c
+
+
+def _with_length(path: str, meta: ArrayMeta, axis: int, length: int) -> ArrayMeta | None:
+    """``meta`` with its length along ``axis`` set, zarr.json rewritten; None if unreadable."""
+    doc = _load_object(meta.user_data)
+    if doc is None or not isinstance(doc.get("shape"), list) or len(doc["shape"]) <= axis:
+        return None
+    doc["shape"][axis] = length
+    parsed = parse_node_metadata(path, json.dumps(doc, indent=2, allow_nan=True).encode())
+    assert isinstance(parsed, ArrayMeta)
+    return parsed
+
+
 _MISSING: Any = object()
 
 
 def _merge_metadata(
     conflicts: list[Conflict],
-    tip: Snapshot,
     changes: ChangeSet,
     current: Snapshot,
     on_collision: VersionSelection,
+    their_version: Callable[[NodeSnapshot], Snapshot | None],
 ) -> tuple[ChangeSet, list[Conflict]]:
-    """Settle the metadata conflicts that ``BasicConflictSolver(merge_metadata=True)`` accepts.
+    """Settle the metadata conflicts that ``BasicConflictSolver`` merges.
 
-    The commit's ``zarr.json`` is read from ``tip`` because solvers are not handed the landed
-    snapshot itself. Over several landed commits this can only move a failure to an earlier
-    step: a later commit that changed the node again is a conflict of its own either way.
+    ``their_version``, given a node of ``current``, names the snapshot holding the commit's
+    version of it, or None to leave the node's conflicts alone.
 
     Returns
     -------
@@ -520,10 +705,11 @@ def _merge_metadata(
 
     def sides(conflict: Conflict) -> tuple[NodeSnapshot, NodeSnapshot] | None:
         base = current.get_node(conflict.path)
-        theirs = tip.get_node(conflict.path)
-        if base is None or theirs is None:
+        source = None if base is None else their_version(base)
+        if base is None or source is None:
             return None
-        if not base.id == theirs.id == conflict._node_id:
+        theirs = source.get_node(conflict.path)
+        if theirs is None or not base.id == theirs.id == conflict._node_id:
             return None
         return base, theirs
 

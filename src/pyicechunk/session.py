@@ -1133,7 +1133,7 @@ class Session:
         current = core.base
         for snapshot in reversed(landed):
             tx = await assets.fetch_transaction_log(snapshot.id)
-            solved = solver._solve(tx, tip, changes, current)
+            solved = solver._solve(tx, tip, changes, current, snapshot)
             if isinstance(solved, list):
                 raise RebaseFailedError(encode_id(snapshot.id), solved)
             changes, current = solved, snapshot
