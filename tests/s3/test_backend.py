@@ -7,6 +7,7 @@ import pickle
 from typing import Any
 
 import pytest
+from s3_helpers import s3_kwargs
 
 from pyicechunk.config import StorageConcurrencySettings, StorageSettings
 from pyicechunk.storage import (
@@ -17,8 +18,6 @@ from pyicechunk.storage import (
     SuffixByteRequest,
 )
 from pyicechunk.testing.storage import StorageTests
-
-from s3_helpers import s3_kwargs
 
 
 class TestS3Backend(StorageTests):

@@ -84,9 +84,7 @@ def _committer(endpoint: str, bucket: str, worker: int, n: int) -> None:
                 continue
 
 
-def test_processes_commit_to_one_branch_without_losing_any(
-    s3_server: Any, s3_bucket: str
-) -> None:
+def test_processes_commit_to_one_branch_without_losing_any(s3_server: Any, s3_bucket: str) -> None:
     repo = pyicechunk.Repository.create(s3_storage(**s3_kwargs(s3_server, s3_bucket, "r")))
     session = repo.writable_session("main")
     zarr.open_group(session.store, mode="w")

@@ -266,7 +266,15 @@ class ObjectStoreBackend(StorageBackend):
         self._spec = spec
         self.read_only = spec.read_only
         self._eff = (spec.settings or StorageSettings())._effective()
-        self._store = _BUILDERS[spec.kind](spec, self._eff)
+        self._client: Any = None
+
+    @property
+    def _store(self) -> Any:
+        # Built at first use, like the reference, which validates credentials only when it
+        # talks to the service (an Azure key that is not base64 fails then, not at construction).
+        if self._client is None:
+            self._client = _BUILDERS[self._spec.kind](self._spec, self._eff)
+        return self._client
 
     # -- identity -----------------------------------------------------------------------------
 
