@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from pyicechunk._sync import sync
-from pyicechunk.config import RepositoryConfig
+from pyicechunk.config import RepositoryConfig, StorageSettings
 from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
 from pyicechunk.format.config_yaml import config_from_yaml, config_to_yaml
 from pyicechunk.format.ids import encode_id
@@ -139,6 +139,7 @@ class Repository:
     """
 
     _ctx: RepoContext
+    _storage: Storage
     _authorize: dict[str, Any]
     _config_version: ObjectVersion | None
     _config_exists: bool
@@ -159,8 +160,9 @@ class Repository:
         config_exists: bool,
     ) -> Repository:
         repo = cls.__new__(cls)
+        repo._storage = storage
         repo._ctx = RepoContext(
-            storage=storage,
+            storage=_with_settings(storage, config),
             config=config,
             authorized_prefixes=frozenset(authorize or {}),
         )
@@ -383,7 +385,7 @@ class Repository:
             else authorize_virtual_chunk_access
         )
         return Repository._build(
-            self._ctx.storage, merged, authorize, self._config_version, self._config_exists
+            self._storage, merged, authorize, self._config_version, self._config_exists
         )
 
     async def reopen_async(
@@ -399,7 +401,7 @@ class Repository:
     def __getstate__(self) -> dict[str, Any]:
         return {
             "_repository": {
-                "storage": self._ctx.storage,
+                "storage": self._storage,
                 "config": self._ctx.config,
                 "authorize": self._authorize,
                 "default_metadata": self._ctx.default_metadata,
@@ -432,7 +434,7 @@ class Repository:
     @property
     def storage(self) -> Storage:
         """The storage this repository lives in."""
-        return self._ctx.storage
+        return self._storage
 
     @property
     def authorized_virtual_container_prefixes(self) -> set[str]:
@@ -1014,6 +1016,13 @@ def _session_ctx(ctx: RepoContext) -> RepoContext:
         authorized_prefixes=ctx.authorized_prefixes,
         _assets=ctx.assets,
     )
+
+
+def _with_settings(storage: Storage, config: RepositoryConfig) -> Storage:
+    """The storage as the repository uses it: backend defaults overridden by config.storage."""
+    settings = (config.storage or StorageSettings()).merged_over(storage.default_settings())
+    backend = storage._backend.with_settings(settings)
+    return storage if backend is storage._backend else Storage._from_backend(backend)
 
 
 def _check_storage(storage: Any) -> None:

@@ -136,10 +136,8 @@ def test_object_metadata_written_when_enabled(
         storage=pyicechunk.StorageSettings(unsafe_use_metadata=use_metadata)
     )
     storage = s3_storage(**s3_kwargs(s3_server, s3_bucket, "m"))
-    # Until the repository passes its settings to the backend, apply them the same way here.
-    assert config.storage is not None
-    backend = storage._backend.with_settings(config.storage.merged_over(storage.default_settings()))
-    repo = pyicechunk.Repository.create(pyicechunk.Storage._from_backend(backend), config=config)
+    # The repository applies its config's storage settings to the backend itself.
+    repo = pyicechunk.Repository.create(storage, config=config)
     _commit_one(repo, "a", 1, "c")
     client = s3_server.client()
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"]]
