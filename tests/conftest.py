@@ -82,3 +82,38 @@ def s3_bucket(s3_server: S3Server) -> str:
     name = f"test-{uuid.uuid4().hex[:20]}"
     s3_server.client().create_bucket(Bucket=name)
     return name
+
+
+STORAGE_KINDS = ("memory", "local", "s3")
+
+
+@pytest.fixture
+def new_storage(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    """Factory ``kind -> Storage``: a new, empty pyicechunk storage location of that kind.
+
+    ``kind`` is ``'memory'``, ``'local'`` or ``'s3'``; the S3 server starts only when an S3
+    location is asked for, so memory and local tests do not pay for it.
+    """
+    from pyicechunk.storage import in_memory_storage, local_filesystem_storage, s3_storage
+
+    def make(kind: str) -> Any:
+        if kind == "memory":
+            return in_memory_storage()
+        if kind == "local":
+            return local_filesystem_storage(str(tmp_path / f"repo-{uuid.uuid4().hex[:8]}"))
+        if kind == "s3":
+            server: S3Server = request.getfixturevalue("s3_server")
+            bucket: str = request.getfixturevalue("s3_bucket")
+            return s3_storage(
+                bucket=bucket,
+                prefix=f"repo-{uuid.uuid4().hex[:8]}",
+                endpoint_url=server.endpoint_url,
+                allow_http=True,
+                force_path_style=True,
+                access_key_id=server.access_key_id,
+                secret_access_key=server.secret_access_key,
+                region=server.region,
+            )
+        raise ValueError(f"unknown storage kind {kind!r}; use one of {STORAGE_KINDS}")
+
+    return make
