@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from importlib import import_module
@@ -12,11 +11,6 @@ from types import ModuleType
 import icechunk
 import pytest
 import zarr
-
-
-def implementation() -> ModuleType:
-    # The demo can be pointed at the reference (see pyicechunk.demo); open with the same one.
-    return import_module(os.environ.get("PYICECHUNK_DEMO_IMPL", "pyicechunk"))
 
 
 def pyicechunk_cmd(*args: str, hide_xarray: bool = False) -> subprocess.CompletedProcess[str]:
@@ -57,7 +51,7 @@ def test_demo_builds_a_repository(tmp_path: Path, hide_xarray: bool) -> None:
     done = pyicechunk_cmd("demo", str(path), hide_xarray=hide_xarray)
     assert done.returncode == 0, done.stderr
     assert "Time travel" in done.stdout
-    check_demo_repository(path, implementation())
+    check_demo_repository(path, import_module("pyicechunk"))
     # Whatever wrote it, the reference implementation reads it.
     check_demo_repository(path, icechunk)
 
@@ -76,7 +70,7 @@ def test_demo_overwrite_replaces_existing_content(tmp_path: Path) -> None:
     done = pyicechunk_cmd("demo", str(tmp_path), "--overwrite")
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "junk.txt").exists()
-    check_demo_repository(tmp_path, implementation())
+    check_demo_repository(tmp_path, import_module("pyicechunk"))
 
 
 def test_info_prints_versions() -> None:

@@ -10,7 +10,6 @@ import os
 import shutil
 from importlib import import_module
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -24,12 +23,6 @@ LAT = np.linspace(-60.0, 60.0, 5)
 LON = np.linspace(0.0, 315.0, 8)
 FIRST_DAYS = 4
 MORE_DAYS = 3
-
-
-def _icechunk() -> ModuleType:
-    # PYICECHUNK_DEMO_IMPL=icechunk runs the same tour on the reference implementation, which is
-    # how the demo is checked against icechunk 1.1. Deliberately undocumented for users.
-    return import_module(os.environ.get("PYICECHUNK_DEMO_IMPL", "pyicechunk"))
 
 
 def _temperatures(first_day: int, days: int) -> np.ndarray[Any, np.dtype[np.float32]]:
@@ -147,7 +140,8 @@ def run(path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
     IcechunkError
         If ``path`` is not empty and ``overwrite`` is false.
     """
-    ic = _icechunk()
+    import pyicechunk as ic
+
     target = Path(path)
     _prepare(target, overwrite)
     how = "xarray" if _have_xarray() else "zarr (xarray is not installed)"
