@@ -288,3 +288,31 @@ def test_chunkmanager_store_kwargs_reach_dask(repo: ic.Repository) -> None:
     session = repo.writable_session("main")
     to_icechunk(ds, session, chunkmanager_store_kwargs={"scheduler": "sync"})
     xr.testing.assert_identical(read(session), ds.compute())
+
+
+def test_mode_a_minus_appends_only_variables_with_append_dim(repo: ic.Repository) -> None:
+    first = make_ds(0, 6, seed=1).assign(static=(("x",), np.arange(8.0)))
+    commit_one(repo, first, encoding={"temp": {"chunks": (3, 8)}, "flag": {"chunks": (3,)}})
+    second = make_ds(6, 6, seed=2).assign(static=(("x",), np.full(8, -1.0)))
+    commit_one(repo, second.chunk({"time": 3}), mode="a-", append_dim="time")
+    got = read(repo.readonly_session("main"))
+    # "a-" leaves variables without the append dimension alone; "a" would overwrite them
+    np.testing.assert_array_equal(got.static.values, np.arange(8.0))
+    appended = ["temp", "flag"]
+    expected = xr.concat([first[appended], second[appended]], "time")
+    xr.testing.assert_identical(got[appended], expected)
+
+
+def test_safe_chunks_and_align_chunks(repo: ic.Repository) -> None:
+    first = make_ds(0, 6, seed=1)
+    commit_one(repo, first, encoding={"temp": {"chunks": (3, 8)}, "flag": {"chunks": (3,)}})
+    second = make_ds(6, 6, seed=2).chunk({"time": 2})  # dask chunks straddle zarr chunks
+    session = repo.writable_session("main")
+    with pytest.raises(ValueError, match="would overlap multiple Dask chunks"):
+        to_icechunk(second, session, append_dim="time")
+    assert not session.has_uncommitted_changes
+    to_icechunk(second, session, append_dim="time", align_chunks=True)
+    session.commit("aligned")
+    xr.testing.assert_identical(
+        read(repo.readonly_session("main")), xr.concat([first, second], "time").compute()
+    )
