@@ -11,6 +11,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,7 +51,15 @@ def s3_server() -> Iterator[S3Server]:
     """A moto S3 server in its own process, on a free 127.0.0.1 port, for the whole session."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        # moto.server with atomic conditional writes (see _moto_server.py)
+        [
+            sys.executable,
+            str(Path(__file__).with_name("_moto_server.py")),
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
