@@ -126,3 +126,138 @@ def new_storage(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
         raise ValueError(f"unknown storage kind {kind!r}; use one of {STORAGE_KINDS}")
 
     return make
+
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+# The Azure storage emulator's documented, public development key.
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+_AZURITE_DIR = Path.home() / ".cache" / "pyicechunk" / "azurite"
+
+
+def _azurite_blob_executable() -> str:
+    """azurite-blob from PATH, else from a cache directory, installed there with npm once."""
+    import fcntl
+    import shutil
+
+    found = shutil.which("azurite-blob")
+    if found:
+        return found
+    exe = _AZURITE_DIR / "node_modules" / ".bin" / "azurite-blob"
+    _AZURITE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(_AZURITE_DIR / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # xdist workers install it once between them
+        if not exe.exists():
+            subprocess.run(
+                [
+                    "npm",
+                    "install",
+                    "--no-audit",
+                    "--no-fund",
+                    "--prefix",
+                    str(_AZURITE_DIR),
+                    "azurite",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
+    return str(exe)
+
+
+@dataclass(frozen=True)
+class AzuriteServer:
+    """Where the Azure blob emulator listens (account devstoreaccount1, the public key)."""
+
+    url: str
+
+    def create_container(self, name: str) -> None:
+        """Create a container with a Shared Key signed request (obstore cannot create one)."""
+        import base64
+        import hashlib
+        import hmac
+        from email.utils import formatdate
+
+        date = formatdate(usegmt=True)
+        version = "2021-08-06"
+        headers = f"x-ms-date:{date}\nx-ms-version:{version}"
+        resource = f"/{AZURITE_ACCOUNT}/{AZURITE_ACCOUNT}/{name}\nrestype:container"
+        to_sign = "\n".join(["PUT", *[""] * 11, headers, resource])
+        key = base64.b64decode(AZURITE_KEY)
+        signature = base64.b64encode(
+            hmac.new(key, to_sign.encode(), hashlib.sha256).digest()
+        ).decode()
+        request = urllib.request.Request(
+            f"{self.url}/{AZURITE_ACCOUNT}/{name}?restype=container",
+            method="PUT",
+            headers={
+                "x-ms-date": date,
+                "x-ms-version": version,
+                "Authorization": f"SharedKey {AZURITE_ACCOUNT}:{signature}",
+                "Content-Length": "0",
+            },
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+
+
+@pytest.fixture(scope="session")
+def azurite_server() -> Iterator[AzuriteServer]:
+    """azurite's blob service on a free 127.0.0.1 port, in memory, for the whole session.
+
+    obstore's emulator mode reads the endpoint from ``AZURITE_BLOB_STORAGE_URL`` when it builds
+    a client, so the fixture sets it for this process.
+    """
+    import os
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            _azurite_blob_executable(),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--loose",
+            "--silent",
+            "--disableTelemetry",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"azurite did not start on port {port}") from None
+            time.sleep(0.1)
+    url = f"http://127.0.0.1:{port}"
+    previous = os.environ.get("AZURITE_BLOB_STORAGE_URL")
+    os.environ["AZURITE_BLOB_STORAGE_URL"] = url
+    try:
+        yield AzuriteServer(url)
+    finally:
+        if previous is None:
+            os.environ.pop("AZURITE_BLOB_STORAGE_URL", None)
+        else:
+            os.environ["AZURITE_BLOB_STORAGE_URL"] = previous
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def azure_container(azurite_server: AzuriteServer) -> str:
+    """A new, empty container on the azurite server."""
+    name = f"test-{uuid.uuid4().hex[:20]}"
+    azurite_server.create_container(name)
+    return name
