@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from unittest import mock
 
 import icechunk
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from zarr.core.buffer import default_buffer_prototype
 
+import pyicechunk.format.manifest as manifest_module
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.manifest import (
     INLINE,
@@ -417,6 +419,11 @@ def test_reference_reads_our_manifests(ref_repo: Path, tmp_path: Path) -> None:
 
 def _assert_lazy_matches_full(buf: bytes, probes: dict[bytes, list[tuple[int, ...]]]) -> int:
     """Lazy find/payload on a fresh decode against the fully decoded columns; refs checked."""
+    with mock.patch.object(manifest_module, "_LAZY_LOOKUPS", 10**9):
+        return _lazy_matches_full(buf, probes)
+
+
+def _lazy_matches_full(buf: bytes, probes: dict[bytes, list[tuple[int, ...]]]) -> int:
     lazy_m, full_m = decode_manifest(buf), decode_full(buf)
     checked = 0
     for lazy, full in zip(lazy_m.arrays, full_m.arrays, strict=True):
@@ -550,3 +557,19 @@ def test_unsorted_rows_are_found_like_tuple_comparison(rows: list[tuple[int, ...
     else:
         with pytest.raises(IcechunkError, match=re.escape(f"unique at {rows[bad]}")):
             encode_manifest(MID, [am])
+
+
+def test_many_lookups_switch_to_one_full_decode() -> None:
+    # A bulk read (many lookups in one manifest) decodes the columns once instead of searching
+    # the raw buffer again and again; answers are the same either way.
+    n = 4 * manifest_module._LAZY_LOOKUPS
+    coords = [(i,) for i in range(n)]
+    arr = ArrayManifest.from_payloads(
+        b"\x00" * 7 + b"\x01", 1, coords, [InlinePayload(bytes([i])) for i in range(n)]
+    )
+    m = decode_manifest(encode_manifest(b"\x00" * 12, [arr]))
+    only = m.arrays[0]
+    for i, c in enumerate(coords):
+        j = only.find(c)
+        assert j == i and only.payload(j) == InlinePayload(bytes([i]))
+        assert (only._lazy is not None) == (i < manifest_module._LAZY_LOOKUPS)

@@ -483,7 +483,13 @@ class ArrayManifest:
             return -1
         lazy = self._lazy
         if lazy is not None:
-            return lazy[0].find(lazy[1], tuple(coords))
+            refs, j = lazy
+            refs.lookups += 1
+            if refs.lookups <= _LAZY_LOOKUPS:
+                return refs.find(j, tuple(coords))
+            # Many lookups in one manifest (a bulk read): one vectorised decode is cheaper than
+            # more binary searches in Python over the raw buffer.
+            refs.decode_all()
         keys = self._lookup_keys()
         assert self._maxes is not None
         for c, m in zip(coords, self._maxes, strict=True):
@@ -1181,6 +1187,10 @@ _U32S = struct.Struct("<I")
 _U64S = struct.Struct("<Q")
 
 
+# Lookups served from the raw buffer before a manifest is decoded in full.
+_LAZY_LOOKUPS = 8
+
+
 class _LazyRefs:
     """The undecoded chunk refs of every array of one manifest flatbuffer.
 
@@ -1194,7 +1204,7 @@ class _LazyRefs:
     ref it returns was read and checked in full.
     """
 
-    __slots__ = ("arrays", "buf", "reader", "rlen", "rstart")
+    __slots__ = ("arrays", "buf", "lookups", "reader", "rlen", "rstart")
 
     def __init__(
         self, reader: _Reader, buf: bytes | bytearray | memoryview, rstart: I64, rlen: I64
@@ -1204,6 +1214,7 @@ class _LazyRefs:
         self.rstart = [int(x) for x in rstart]
         self.rlen = rlen
         self.arrays: list[ArrayManifest] = []
+        self.lookups = 0
 
     # ---- scalar, checked reads --------------------------------------------------------------
 
