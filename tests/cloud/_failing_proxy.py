@@ -1,0 +1,116 @@
+"""A tiny HTTP proxy that answers 503 to chosen requests and forwards the rest to a server.
+
+It runs an ``asyncio.start_server`` on 127.0.0.1 in a background thread. Each request is read
+whole (headers and a Content-Length body, which is how obstore sends them), then either answered
+with ``503 Service Unavailable`` or forwarded to the upstream server on a new connection with
+``Connection: close``; the upstream's response is relayed and the client connection closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Rule:
+    """Answer 503 to the first ``count`` requests with this method whose path contains ``path``."""
+
+    method: str
+    path: str
+    count: int
+    seen: list[float] = field(default_factory=list)  # monotonic arrival times of matches
+
+
+class FailingProxy:
+    """Forward to ``upstream_port`` on 127.0.0.1, failing requests that match :attr:`rule`."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.rule: Rule | None = None
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._started.wait(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def start() -> None:
+            server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            self.port = server.sockets[0].getsockname()[1]
+            self._server = server
+            self._started.set()
+
+        self._loop.run_until_complete(start())
+        self._loop.run_forever()
+        # obstore keeps idle connections open: end their handlers before closing the loop
+        self._server.close()
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.run_until_complete(asyncio.sleep(0))  # let the closed transports finish
+        self._loop.close()
+
+    def close(self) -> None:
+        """Stop serving and release the loop (connections in flight are dropped)."""
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = lines[0].split(" ", 2)
+                headers = [line for line in lines[1:] if line]
+                length = 0
+                for line in headers:
+                    name, _, value = line.partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value.strip())
+                body = await reader.readexactly(length) if length else b""
+                rule = self.rule
+                if rule and method == rule.method and rule.path in target:
+                    rule.seen.append(time.monotonic())
+                    if len(rule.seen) <= rule.count:
+                        writer.write(
+                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                            b"Connection: keep-alive\r\n\r\n"
+                        )
+                        await writer.drain()
+                        continue
+                await self._forward(method, target, headers, body, writer)
+                return
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+
+    async def _forward(
+        self,
+        method: str,
+        target: str,
+        headers: list[str],
+        body: bytes,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        kept = [h for h in headers if h.split(":", 1)[0].strip().lower() != "connection"]
+        request = "\r\n".join([f"{method} {target} HTTP/1.1", *kept, "Connection: close", "", ""])
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        up_writer.write(request.encode("latin-1") + body)
+        await up_writer.drain()
+        response = await up_reader.read()
+        up_writer.close()
+        writer.write(response)
+        await writer.drain()
