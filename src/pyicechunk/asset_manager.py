@@ -235,7 +235,7 @@ class AssetManager:
 
     # -- chunks ------------------------------------------------------------------------------
 
-    async def write_chunk(self, chunk_id: bytes, data: bytes) -> None:
+    async def write_chunk(self, chunk_id: bytes, data: bytes | memoryview) -> None:
         await self.backend.put(chunk_key(chunk_id), data)
 
     async def fetch_chunk(

@@ -358,7 +358,7 @@ class _SessionCore:
                 f"for array at {node.path}"
             )
 
-    async def set_chunk(self, path: str, coords: Coords, data: bytes) -> None:
+    async def set_chunk(self, path: str, coords: Coords, data: bytes | memoryview) -> None:
         self._check_writable()
         node = self._array(path)
         self._check_coords(node, coords)

@@ -140,7 +140,7 @@ class StorageBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes | memoryview) -> None:
         """Write an object unconditionally; readers see the old or the new bytes, never a mix.
 
         The write may not be durable until :meth:`make_durable` is called for it;

@@ -154,7 +154,7 @@ _start_writeback = _load_sync_file_range()
 _WRITEBACK_MIN_BYTES = 64 * 1024
 
 
-def _write_temporary(path: str, data: bytes, durable: bool = True) -> str:
+def _write_temporary(path: str, data: bytes | memoryview, durable: bool = True) -> str:
     """Write ``data`` to a new temporary file beside ``path`` (fsynced if ``durable``)."""
     directory = os.path.dirname(path)
     tmp = f"{path}#{secrets.randbits(63)}"
@@ -188,7 +188,7 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def _put(path: str, data: bytes) -> None:
+def _put(path: str, data: bytes | memoryview) -> None:
     # Not fsynced here: a commit makes every object it references durable in one concurrent
     # barrier just before the ref moves (``make_durable``), which lets the kernel write chunks
     # back while zarr is still producing them instead of waiting on each one.
@@ -357,7 +357,7 @@ class LocalFileSystemBackend(StorageBackend):
     async def get_versioned(self, key: str) -> tuple[bytes, ObjectVersion]:
         return await self._call(f"object {key!r}", _get_versioned, self._path(key), key)
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes | memoryview) -> None:
         await self._call(f"object {key!r}", _put, self._path(key), data)
 
     async def make_durable(self, keys: Sequence[str]) -> None:

@@ -51,7 +51,7 @@ class _Objects:
         # One counter for the whole store, so a deleted and re-created key never repeats a version.
         self.versions = itertools.count(1)
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes | memoryview) -> None:
         self.entries[key] = _Entry(bytes(data), next(self.versions), datetime.now(UTC))
 
 
@@ -119,7 +119,7 @@ class InMemoryBackend(StorageBackend):
         entry = self._entry(key)
         return entry.data, ObjectVersion(str(entry.version))
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes | memoryview) -> None:
         _check_key(key)
         with self._objects.lock:
             self._objects.write(key, data)

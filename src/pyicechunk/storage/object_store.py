@@ -419,7 +419,7 @@ class ObjectStoreBackend(StorageBackend):
 
     # -- writes -------------------------------------------------------------------------------
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes | memoryview) -> None:
         self._check_writable(key)
         data = bytes(data)
         await self._call(

@@ -107,7 +107,7 @@ class StorageTests:
     @_async_test
     async def test_put_accepts_bytes_like(self, storage_backend: StorageBackend) -> None:
         await storage_backend.put("a", bytearray(b"from bytearray"))  # type: ignore[arg-type]
-        await storage_backend.put("b", memoryview(b"from memoryview"))  # type: ignore[arg-type]
+        await storage_backend.put("b", memoryview(b"from memoryview"))
         assert await storage_backend.get("a") == b"from bytearray"
         assert await storage_backend.get("b") == b"from memoryview"
 
