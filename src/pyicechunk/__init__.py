@@ -45,6 +45,7 @@ from pyicechunk.session import ForkSession, Session
 from pyicechunk.storage import Storage, in_memory_storage, local_filesystem_storage
 from pyicechunk.store import IcechunkStore
 from pyicechunk.types import ChunkType, Diff, GCSummary, ManifestFileInfo, SnapshotInfo
+from pyicechunk.virtual import VirtualChunkSpec
 
 
 def spec_version() -> int:
@@ -88,6 +89,7 @@ __all__ = [
     "StorageSettings",
     "VersionSelection",
     "VirtualChunkContainer",
+    "VirtualChunkSpec",
     "__version__",
     "gcs_store",
     "http_store",

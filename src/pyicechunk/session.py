@@ -413,10 +413,12 @@ class _SessionCore:
             return await self.ctx.assets.fetch_chunk(
                 payload.chunk_id, payload.offset, payload.length, byte_range
             )
-        raise IcechunkError(
-            f"cannot read virtual chunk at {payload.location}: virtual chunk containers are not "
-            "supported by this version of pyicechunk yet"
-        )
+        from pyicechunk.virtual import fetch_virtual_chunk
+
+        # Authorization carries no credentials here, so S3 containers use anonymous or
+        # environment credentials (see fetch_virtual_chunk).
+        authorized = dict.fromkeys(self.ctx.authorized_prefixes)
+        return await fetch_virtual_chunk(payload, byte_range, self.ctx.config, authorized)
 
     async def get_chunk(
         self, path: str, coords: Coords, byte_range: ByteRequest | None = None
@@ -499,15 +501,39 @@ class _SessionCore:
         return ChunkType.VIRTUAL
 
     async def virtual_chunk_locations(self) -> list[str]:
+        """Locations of every virtual ref the session sees, per array in chunk order."""
+        from pyicechunk.format.manifest import VIRTUAL as VIRTUAL_KIND
+
         out: list[str] = []
         for node in self.nodes("/"):
             if not node.is_array:
                 continue
-            base = await self._base_coords(node)
-            for row in base:
-                p = await self.payload(node, tuple(int(x) for x in row))
-                if isinstance(p, VirtualPayload):
-                    out.append(p.location)
+            assert node.shape is not None
+            changed = self.changes.chunks.get(node.node_id, {})
+            found: list[tuple[Coords, str]] = [
+                (c, p.location) for c, p in changed.items() if isinstance(p, VirtualPayload)
+            ]
+            manifests = (
+                []
+                if node.is_new
+                else await asyncio.gather(
+                    *(self._fetch_manifest(m.object_id) for m in node.manifests)
+                )
+            )
+            for manifest in manifests:
+                array = manifest.array(node.node_id)
+                if array is None or not len(array):
+                    continue
+                rows = np.flatnonzero(array.kind == VIRTUAL_KIND)
+                for i in rows:
+                    coords = tuple(int(x) for x in array.coords[i])
+                    if coords in changed or not coords_in_grid(coords, node.shape):
+                        continue
+                    start = int(array.data_start[i])
+                    blob = bytes(array.blob[start : start + int(array.data_len[i])])
+                    found.append((coords, blob.decode("utf-8")))
+            found.sort(key=lambda item: item[0])
+            out.extend(location for _, location in found)
         return out
 
     async def set_virtual_ref(
@@ -520,9 +546,28 @@ class _SessionCore:
         checksum: str | dt.datetime | None,
         validate_container: bool,
     ) -> None:
-        raise IcechunkError(
-            "virtual chunk references are not supported by this version of pyicechunk yet"
+        from pyicechunk.virtual import (
+            NO_CONTAINER_MESSAGE,
+            checksum_fields,
+            find_container,
+            normalize_location,
+            usable_containers,
         )
+
+        etag, last_modified = checksum_fields(checksum)
+        normalized = normalize_location(location)
+        self._check_writable()
+        if validate_container and (
+            find_container(normalized, usable_containers(self.ctx.config)) is None
+        ):
+            raise IcechunkError(
+                f"{NO_CONTAINER_MESSAGE}: `{normalized}`; add a VirtualChunkContainer for it "
+                "to the repository config, or pass validate_container=False"
+            )
+        node = self._array(path)
+        self._check_coords(node, coords)
+        payload = VirtualPayload(normalized, offset, length, etag, last_modified)
+        self.changes.set_chunk(node.node_id, coords, payload)
 
     # -- status and diff ----------------------------------------------------------------------
 
