@@ -164,7 +164,7 @@ class Repository:
         repo._ctx = RepoContext(
             storage=_with_settings(storage, config),
             config=config,
-            authorized_prefixes=frozenset(authorize or {}),
+            authorized=dict(authorize or {}),
         )
         repo._authorize = dict(authorize or {})
         repo._config_version = config_version
@@ -1013,7 +1013,7 @@ def _session_ctx(ctx: RepoContext) -> RepoContext:
         storage=ctx.storage,
         config=ctx.config,
         default_metadata=dict(ctx.default_metadata),
-        authorized_prefixes=ctx.authorized_prefixes,
+        authorized=ctx.authorized,
         _assets=ctx.assets,
     )
 

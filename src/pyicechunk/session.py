@@ -107,7 +107,8 @@ class RepoContext:
     storage: Storage
     config: RepositoryConfig
     default_metadata: dict[str, Any] = field(default_factory=dict)
-    authorized_prefixes: frozenset[str] = frozenset()
+    authorized: dict[str, Any] = field(default_factory=dict)
+    """Virtual chunk container prefix -> credentials (None: use the container's defaults)."""
     _assets: AssetManager | None = None
 
     @property
@@ -417,7 +418,7 @@ class _SessionCore:
 
         # Authorization carries no credentials here, so S3 containers use anonymous or
         # environment credentials (see fetch_virtual_chunk).
-        authorized = dict.fromkeys(self.ctx.authorized_prefixes)
+        authorized = self.ctx.authorized
         return await fetch_virtual_chunk(payload, byte_range, self.ctx.config, authorized)
 
     async def get_chunk(

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import zarr
-from conftest import DataFile, file_config
+from virtual_helpers import DataFile, file_config
 from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
 from zarr.core.buffer import default_buffer_prototype
 
@@ -271,7 +271,8 @@ def test_reading_needs_authorization_and_container(
         "a/c/1", "file:///elsewhere/x.bin", offset=0, length=16, validate_container=False
     )
     err = _error(ic)
-    with pytest.raises(err, match="you need to authorize"):
+    # The reference wraps long messages (this one holds a tmp path) and prefixes "  | ".
+    with pytest.raises(err, match=r"you\s+(?:\|\s+)?need\s+(?:\|\s+)?to\s+(?:\|\s+)?authorize"):
         arr[:4]
     s.commit("refs")
     authorized = ic.Repository.open(

@@ -10,8 +10,8 @@ import numpy as np
 import obstore
 import pytest
 import zarr
-from conftest import DataFile, file_config
 from obstore.store import LocalStore
+from virtual_helpers import DataFile, file_config
 
 PAIRS = [("pyicechunk", "icechunk"), ("icechunk", "pyicechunk")]
 
