@@ -187,9 +187,7 @@ def main() -> None:
             for impl in order:
                 prefix = f"big-{impl}-{uuid.uuid4().hex[:8]}"
                 for case in ("write", "read"):
-                    times[impl, case].append(
-                        _run(impl, case, endpoint, bucket, prefix, args.mib)
-                    )
+                    times[impl, case].append(_run(impl, case, endpoint, bucket, prefix, args.mib))
                 _drop_prefix(client, bucket, prefix)
             for impl in order:
                 times[impl, "open_one"].append(
@@ -212,8 +210,7 @@ def main() -> None:
         ours = statistics.median(times["pyicechunk", case])
         ref = statistics.median(times["icechunk", case])
         print(
-            f"| {labels[case]} | {ours:.3f} | {ref:.3f} | {ours / ref:.2f} | "
-            f"<= {TARGETS[case]} |"
+            f"| {labels[case]} | {ours:.3f} | {ref:.3f} | {ours / ref:.2f} | <= {TARGETS[case]} |"
         )
     print("\nraw:", json.dumps({f"{i}/{c}": v for (i, c), v in times.items()}))
 
