@@ -221,7 +221,7 @@ class FaultyBackend(StorageBackend):
     async def list(self, prefix: str) -> list[ObjectInfo]:
         return await self._run("list", prefix, lambda: self.inner.list(prefix))
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes | memoryview) -> None:
         await self._run("put", key, lambda: self.inner.put(key, data))
 
     async def put_if_absent(self, key: str, data: bytes, *, durable: Sequence[str] = ()) -> bool:
