@@ -10,6 +10,7 @@ from pyicechunk._debug import print_debug_info
 from pyicechunk._logging import initialize_logs, set_logs_filter
 from pyicechunk._version import __version__
 from pyicechunk.config import (
+    AnyObjectStoreConfig,
     CachingConfig,
     CompressionAlgorithm,
     CompressionConfig,
@@ -39,10 +40,48 @@ from pyicechunk.conflicts import (
     ConflictType,
     VersionSelection,
 )
+from pyicechunk.credentials import (
+    AnyAzureCredential,
+    AnyAzureStaticCredential,
+    AnyCredential,
+    AnyGcsCredential,
+    AnyGcsStaticCredential,
+    AnyS3Credential,
+    AzureCredentials,
+    AzureStaticCredentials,
+    Credentials,
+    GcsBearerCredential,
+    GcsCredentials,
+    GcsStaticCredentials,
+    S3Credentials,
+    S3StaticCredentials,
+    azure_credentials,
+    azure_from_env_credentials,
+    azure_static_credentials,
+    containers_credentials,
+    gcs_credentials,
+    gcs_from_env_credentials,
+    gcs_refreshable_credentials,
+    gcs_static_credentials,
+    s3_anonymous_credentials,
+    s3_credentials,
+    s3_from_env_credentials,
+    s3_refreshable_credentials,
+    s3_static_credentials,
+)
 from pyicechunk.exceptions import ConflictError, IcechunkError, RebaseFailedError
 from pyicechunk.repository import Repository
 from pyicechunk.session import ForkSession, Session
-from pyicechunk.storage import Storage, in_memory_storage, local_filesystem_storage
+from pyicechunk.storage import (
+    Storage,
+    azure_storage,
+    gcs_storage,
+    in_memory_storage,
+    local_filesystem_storage,
+    r2_storage,
+    s3_storage,
+    tigris_storage,
+)
 from pyicechunk.store import IcechunkStore
 from pyicechunk.types import ChunkType, Diff, GCSummary, ManifestFileInfo, SnapshotInfo
 from pyicechunk.virtual import VirtualChunkSpec
@@ -54,6 +93,15 @@ def spec_version() -> int:
 
 
 __all__ = [
+    "AnyAzureCredential",
+    "AnyAzureStaticCredential",
+    "AnyCredential",
+    "AnyGcsCredential",
+    "AnyGcsStaticCredential",
+    "AnyObjectStoreConfig",
+    "AnyS3Credential",
+    "AzureCredentials",
+    "AzureStaticCredentials",
     "BasicConflictSolver",
     "CachingConfig",
     "ChunkType",
@@ -64,9 +112,13 @@ __all__ = [
     "ConflictError",
     "ConflictSolver",
     "ConflictType",
+    "Credentials",
     "Diff",
     "ForkSession",
     "GCSummary",
+    "GcsBearerCredential",
+    "GcsCredentials",
+    "GcsStaticCredentials",
     "IcechunkError",
     "IcechunkStore",
     "ManifestConfig",
@@ -80,7 +132,9 @@ __all__ = [
     "RebaseFailedError",
     "Repository",
     "RepositoryConfig",
+    "S3Credentials",
     "S3Options",
+    "S3StaticCredentials",
     "Session",
     "SnapshotInfo",
     "Storage",
@@ -90,7 +144,16 @@ __all__ = [
     "VersionSelection",
     "VirtualChunkContainer",
     "VirtualChunkSpec",
-    "__version__",
+    "azure_credentials",
+    "azure_from_env_credentials",
+    "azure_static_credentials",
+    "azure_storage",
+    "containers_credentials",
+    "gcs_credentials",
+    "gcs_from_env_credentials",
+    "gcs_refreshable_credentials",
+    "gcs_static_credentials",
+    "gcs_storage",
     "gcs_store",
     "http_store",
     "in_memory_storage",
@@ -98,9 +161,18 @@ __all__ = [
     "local_filesystem_storage",
     "local_filesystem_store",
     "print_debug_info",
+    "r2_storage",
+    "s3_anonymous_credentials",
+    "s3_credentials",
+    "s3_from_env_credentials",
+    "s3_refreshable_credentials",
+    "s3_static_credentials",
+    "s3_storage",
     "s3_store",
     "set_logs_filter",
     "spec_version",
+    "tigris_storage",
+    "__version__",
 ]
 
 initialize_logs()
