@@ -7,7 +7,7 @@ as a transaction log, which is what diff, status and rebase are built from.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,7 +74,15 @@ class ChangeSet:
         self.updated_arrays.pop(node_id, None)
         self.updated_groups.pop(node_id, None)
 
-    def to_transaction_log(self, snapshot_id: bytes) -> TransactionLog:
+    def coords_array(self, node_id: bytes) -> np.ndarray:
+        """The coordinates of every chunk written or deleted in an array, as (n, ndim) u32."""
+        return _coords_array(self.chunks.get(node_id, {}))
+
+    def to_transaction_log(
+        self, snapshot_id: bytes, coords: Mapping[bytes, np.ndarray] | None = None
+    ) -> TransactionLog:
+        """These changes as a transaction log (``coords``: precomputed :meth:`coords_array`)."""
+        known = coords or {}
         return TransactionLog(
             id=snapshot_id,
             new_groups=[nid for nid, _ in self.new_groups.values()],
@@ -83,7 +91,10 @@ class ChangeSet:
             deleted_arrays=list(self.deleted_arrays.values()),
             updated_arrays=list(self.updated_arrays),
             updated_groups=list(self.updated_groups),
-            updated_chunks={nid: _coords_array(c) for nid, c in self.chunks.items()},
+            updated_chunks={
+                nid: known[nid] if nid in known else _coords_array(c)
+                for nid, c in self.chunks.items()
+            },
         )
 
     def merge(self, other: ChangeSet) -> None:

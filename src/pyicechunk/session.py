@@ -186,6 +186,9 @@ class _SessionCore:
         self.read_only = read_only
         self.changes = ChangeSet()
         self.forked = False
+        # Coordinates of the chunk changes being committed, computed once per commit and
+        # shared by the manifest writer and the transaction log.
+        self._commit_coords: dict[bytes, np.ndarray] = {}
 
     # -- pickling -----------------------------------------------------------------------------
 
@@ -353,7 +356,7 @@ class _SessionCore:
 
     def _check_coords(self, node: NodeInfo, coords: Coords) -> None:
         assert node.shape is not None
-        if not coords_in_grid(coords, node.shape):
+        if len(coords) != len(node.shape) or not coords_in_grid(coords, node.shape):
             raise IcechunkError(
                 f"invalid chunk index: coordinates ChunkIndices({list(coords)}) are not valid "
                 f"for array at {node.path}"
@@ -704,6 +707,7 @@ class _SessionCore:
         snapshot_id = new_snapshot_id()
         base = self.base
         changes = self.changes
+        self._commit_coords = {nid: changes.coords_array(nid) for nid in changes.chunks}
 
         node_jobs: list[Any] = []
         for node in base.nodes:
@@ -737,7 +741,8 @@ class _SessionCore:
             metadata=properties,
             manifest_files=tuple(sorted(infos.values(), key=lambda i: i.id)),
         )
-        tx = changes.to_transaction_log(snapshot_id)
+        tx = changes.to_transaction_log(snapshot_id, self._commit_coords)
+        self._commit_coords = {}
         if earlier_tx is not None:
             tx = _combine_transaction_logs(earlier_tx, tx, snapshot_id)
         await asyncio.gather(assets.write_snapshot(snapshot), assets.write_transaction_log(tx))
@@ -752,7 +757,7 @@ class _SessionCore:
         )
         for per_node in self.changes.chunks.values():
             keys.extend(
-                chunk_key(p.chunk_id) for p in per_node.values() if isinstance(p, NativePayload)
+                chunk_key(p.chunk_id) for p in per_node.values() if type(p) is NativePayload
             )
         return keys
 
@@ -810,9 +815,11 @@ class _SessionCore:
         parts: list[ArrayManifest] = []
         touched = None
         if chunk_changes:
-            touched = np.array(list(chunk_changes), dtype=np.uint32).reshape(
-                len(chunk_changes), ndim
-            )
+            touched = self._commit_coords.get(node_id)
+            if touched is None or len(touched) != len(chunk_changes):
+                touched = np.array(list(chunk_changes), dtype=np.uint32).reshape(
+                    len(chunk_changes), ndim
+                )
         manifests = await asyncio.gather(*(self._fetch_manifest(m.object_id) for m in old_refs))
         for manifest in manifests:
             array = manifest.array(node_id)
@@ -823,13 +830,23 @@ class _SessionCore:
                 hits = array.find_many(touched)
                 keep[hits[hits >= 0]] = False
             parts.append(array.take(keep))
-        if chunk_changes:
-            coords = [
-                c for c, p in chunk_changes.items() if p is not None and coords_in_grid(c, shape)
-            ]
-            if coords:
-                payloads = [chunk_changes[c] for c in coords]
-                parts.append(ArrayManifest.from_payloads(node_id, ndim, coords, payloads))  # type: ignore[arg-type]
+        if chunk_changes and touched is not None:
+            # Vectorised: which changes are writes (not deletions) inside the current grid.
+            payload_list = list(chunk_changes.values())
+            live = np.fromiter(
+                (p is not None for p in payload_list), dtype=bool, count=len(payload_list)
+            )
+            if ndim:
+                live &= (touched < np.array(upper, dtype=np.int64)).all(axis=1)
+            keep_idx = np.flatnonzero(live)
+            if len(keep_idx) == len(payload_list):
+                payloads = payload_list
+            else:
+                payloads = [payload_list[i] for i in keep_idx]
+            if payloads:
+                parts.append(
+                    ArrayManifest.from_payloads(node_id, ndim, touched[keep_idx], payloads)  # type: ignore[arg-type]
+                )
         parts = [p for p in parts if len(p)]
         if not parts:
             return (), ()

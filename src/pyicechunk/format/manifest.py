@@ -729,6 +729,23 @@ class ArrayManifest:
         last_modified = np.zeros(n, dtype=np.uint32)
         pieces: list[bytes] = []
         pos = 0
+        kind_of = {type(p) for p in payloads}
+        if kind_of == {InlinePayload}:
+            # The common bulk case (small chunks): whole columns at once, no per-ref numpy writes.
+            pieces = [p.data for p in payloads]  # type: ignore[union-attr]
+            data_len = np.fromiter(map(len, pieces), dtype=np.int64, count=n)
+            data_start = np.cumsum(data_len) - data_len
+            payloads = ()
+        elif kind_of == {NativePayload}:
+            native: Sequence[NativePayload] = payloads  # type: ignore[assignment]
+            joined = b"".join(p.chunk_id for p in native)
+            if len(joined) != 12 * n:
+                raise IcechunkError("every chunk id must have 12 bytes")
+            chunk_ids[:] = joined
+            kinds[:] = NATIVE
+            offset = np.fromiter((p.offset for p in native), dtype=np.uint64, count=n)
+            length = np.fromiter((p.length for p in native), dtype=np.uint64, count=n)
+            payloads = ()
         for i, p in enumerate(payloads):
             if isinstance(p, InlinePayload):
                 data_start[i], data_len[i] = pos, len(p.data)
