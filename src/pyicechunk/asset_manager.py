@@ -240,13 +240,13 @@ class AssetManager:
 
     async def fetch_chunk(
         self, chunk_id: bytes, offset: int, length: int, byte_range: ByteRequest | None
-    ) -> bytes:
+    ) -> bytes | memoryview:
         """Read ``[offset, offset+length)`` of a chunk object, narrowed by ``byte_range``."""
         key = chunk_key(chunk_id)
         start, end = _narrow(offset, length, byte_range)
         try:
             if start == 0 and byte_range is None:
-                data = await self.backend.get(key)
+                data = await self.backend.get_view(key)
                 return data if len(data) == end else data[:end]
             return await self.backend.get(key, RangeByteRequest(start, end))
         except ObjectNotFoundError as e:

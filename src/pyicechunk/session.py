@@ -410,7 +410,9 @@ class _SessionCore:
             )
         return await self.ctx.assets.fetch_manifest(manifest_id, info.size_bytes)
 
-    async def read_payload(self, payload: ChunkPayload, byte_range: ByteRequest | None) -> bytes:
+    async def read_payload(
+        self, payload: ChunkPayload, byte_range: ByteRequest | None
+    ) -> bytes | memoryview:
         if isinstance(payload, InlinePayload):
             return slice_bytes(payload.data, byte_range)
         if isinstance(payload, NativePayload):
@@ -426,7 +428,7 @@ class _SessionCore:
 
     async def get_chunk(
         self, path: str, coords: Coords, byte_range: ByteRequest | None = None
-    ) -> bytes | None:
+    ) -> bytes | memoryview | None:
         node = self.node(path)
         if node is None or not node.is_array:
             return None
@@ -437,7 +439,7 @@ class _SessionCore:
 
     async def get_chunks(
         self, requests: Sequence[tuple[str, Coords, ByteRequest | None]]
-    ) -> list[bytes | None]:
+    ) -> list[bytes | memoryview | None]:
         return list(await asyncio.gather(*(self.get_chunk(*r) for r in requests)))
 
     async def chunk_exists(self, path: str, coords: Coords) -> bool:

