@@ -773,14 +773,19 @@ class IcechunkStore(Store):
         nodes = await self._core.list_nodes(path)
         if path != "/" and (not nodes or nodes[0].path != path):
             raise _not_a_node(trimmed)
-        total = 0
         core = self._core
-        for node in nodes:
-            total += len(node.user_data)
-            if node.is_array:
-                for coords in await core.chunk_coords(node.path):
-                    total += await core.chunk_size(node.path, coords)
-        return total
+        total = sum(len(node.user_data) for node in nodes)
+        arrays = [node.path for node in nodes if node.is_array]
+        # All arrays' chunk sizes at once rather than one await per chunk.
+        per_array = await asyncio.gather(*(core.chunk_coords(p) for p in arrays))
+        sizes = await asyncio.gather(
+            *(
+                core.chunk_size(p, coords)
+                for p, all_coords in zip(arrays, per_array, strict=True)
+                for coords in all_coords
+            )
+        )
+        return total + sum(sizes)
 
     def set_virtual_ref(
         self,
