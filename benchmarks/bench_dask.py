@@ -18,7 +18,8 @@ How each implementation writes:
   ``ds.to_zarr(fork.store, compute=False)`` for the metadata, ``icechunk.dask.store_dask`` for
   the chunks, ``session.merge`` and ``commit``.
 
-Every measurement is a fresh process; the implementations alternate, in an order that flips
+Every measurement is a fresh process, started after ``os.sync()`` so that none pays for the
+write-back of another's data; the implementations alternate, in an order that flips
 from one repetition to the next; medians of the repetitions are reported with ratios.
 
 Usage::
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -151,6 +153,9 @@ def measure_one(impl: str, mode: str, mib: int, path: str) -> dict[str, float]:
 def _run_child(impl: str, mode: str, mib: int, workdir: Path) -> dict[str, float]:
     path = workdir / f"{impl}-{mode}"
     shutil.rmtree(path, ignore_errors=True)
+    # Write back what the previous measurement left dirty (icechunk never syncs), so that
+    # measurement's I/O is not charged to this one.
+    os.sync()
     cmd = [sys.executable, __file__, "--one", impl, mode, str(mib), str(path)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     shutil.rmtree(path, ignore_errors=True)

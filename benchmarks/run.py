@@ -1,7 +1,9 @@
 """Run the benchmark cases for several implementations side by side and report medians.
 
 Every measurement runs ``benchmarks/cases.py`` in a fresh Python process, so no cache survives
-from one measurement to the next (the operating system's page cache does). Within each
+from one measurement to the next (the operating system's page cache does). Before each
+measurement the harness flushes every dirty page to disk (``os.sync``), so no measurement pays
+for writing back what an earlier one left in memory. Within each
 repetition the implementations take turns case by case, in an order that rotates from one
 repetition to the next, so slow drift of the machine affects all of them alike.
 
@@ -124,7 +126,18 @@ def check_available(impls: list[str]) -> None:
                 )
 
 
+def settle() -> None:
+    """Write back what earlier measurements left dirty, so none is charged for another's I/O.
+
+    An implementation that never syncs leaves its data in the page cache; the kernel writes it
+    back some seconds later, in the middle of whichever measurement runs next.
+    """
+    if hasattr(os, "sync"):
+        os.sync()
+
+
 def measure(impl: str, case: str, directory: Path, quick: bool) -> dict[str, float]:
+    settle()
     cmd = [sys.executable, str(CASES_SCRIPT), impl, case, str(directory)]
     if quick:
         cmd.append("--quick")

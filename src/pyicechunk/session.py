@@ -10,10 +10,11 @@ commit that fails at any point leaves the branch and all committed data as they 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -603,9 +604,15 @@ class _SessionCore:
             raise IcechunkError(_NO_CHANGES)
         self._check_can_commit()
         props = self._properties(metadata)
-        snapshot = await self._write_snapshot(message, props, self.base.id, self.base.flushed_at)
-        # No ref moves, but the caller gets an id to branch or tag from: make it durable now.
-        await self.ctx.storage._backend.make_durable(self._written_keys(snapshot))
+        async with self._chunk_barrier() as chunks_durable:
+            snapshot = await self._write_snapshot(
+                message, props, self.base.id, self.base.flushed_at
+            )
+            # No ref moves, but the caller gets an id to branch or tag from: make it durable.
+            await asyncio.gather(
+                chunks_durable(),
+                self.ctx.storage._backend.make_durable(self._written_keys(snapshot)),
+            )
         self._finish(snapshot)
         return encode_id(snapshot.id)
 
@@ -619,11 +626,39 @@ class _SessionCore:
             raise TypeError(f"argument 'message': '{type(message).__name__}' object is not a str")
         props = self._properties(metadata)
         assert self.branch is not None
-        current, version = await self._check_tip(self.base.id)
-        snapshot = await self._write_snapshot(message, props, self.base.id, self.base.flushed_at)
-        await self._move_branch(snapshot, self.base.id, (current, version))
+        async with self._chunk_barrier() as chunks_durable:
+            current, version = await self._check_tip(self.base.id)
+            snapshot = await self._write_snapshot(
+                message, props, self.base.id, self.base.flushed_at
+            )
+            await chunks_durable()
+            await self._move_branch(snapshot, self.base.id, (current, version))
         self._finish(snapshot)
         return encode_id(snapshot.id)
+
+    @contextlib.asynccontextmanager
+    async def _chunk_barrier(self) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+        """Start syncing this session's chunk files now; yield a function that waits for it.
+
+        The chunks were written before the commit began, so their barrier runs while the
+        manifests and the snapshot are built and written, instead of after. If the body fails
+        before waiting, the barrier is still awaited (its outcome no longer matters).
+        """
+        keys = self._chunk_keys()
+        task = asyncio.ensure_future(self.ctx.storage._backend.make_durable(keys)) if keys else None
+
+        async def wait() -> None:
+            if task is not None:
+                await task
+
+        try:
+            yield wait
+        finally:
+            if task is not None and not task.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(task)
+            if task is not None and task.done() and not task.cancelled():
+                task.exception()  # retrieved: a failure here was already raised or moot
 
     async def _check_tip(self, expected: bytes) -> tuple[bytes | None, ObjectVersion | None]:
         """Refuse to write anything if the branch moved or the repository is not spec v1."""
@@ -658,10 +693,12 @@ class _SessionCore:
         parent, tip_tx = await asyncio.gather(
             assets.fetch_snapshot(tip.parent_id), assets.fetch_transaction_log(tip.id)
         )
-        snapshot = await self._write_snapshot(
-            message, props, tip.parent_id, parent.flushed_at, earlier_tx=tip_tx
-        )
-        await self._move_branch(snapshot, tip.id, (current, version))
+        async with self._chunk_barrier() as chunks_durable:
+            snapshot = await self._write_snapshot(
+                message, props, tip.parent_id, parent.flushed_at, earlier_tx=tip_tx
+            )
+            await chunks_durable()
+            await self._move_branch(snapshot, tip.id, (current, version))
         self._finish(snapshot)
         return encode_id(snapshot.id)
 
@@ -751,12 +788,17 @@ class _SessionCore:
         return snapshot
 
     def _written_keys(self, snapshot: Snapshot) -> list[str]:
-        """Objects this session wrote that the new snapshot references."""
+        """Metadata objects this session wrote for the new snapshot (chunks: `_chunk_keys`)."""
         keys = [snapshot_key(snapshot.id), transaction_key(snapshot.id)]
         base_manifests = {m.id for m in self.base.manifest_files}
         keys.extend(
             manifest_key(m.id) for m in snapshot.manifest_files if m.id not in base_manifests
         )
+        return keys
+
+    def _chunk_keys(self) -> list[str]:
+        """Chunk objects this session wrote that its change set still references."""
+        keys: list[str] = []
         for per_node in self.changes.chunks.values():
             keys.extend(
                 chunk_key(p.chunk_id) for p in per_node.values() if type(p) is NativePayload

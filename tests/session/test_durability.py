@@ -79,3 +79,25 @@ def test_flush_syncs_its_snapshot(tmp_path: Path) -> None:
     zarr.create_array(session.store, name="a", shape=(2,), chunks=(1,), dtype="i4")[:] = [1, 2]
     sid = session.flush("detached")
     assert {f"snapshots/{sid}", f"transactions/{sid}"} <= backend.synced
+
+
+def test_commit_of_many_chunks_syncs_them_before_the_ref(tmp_path: Path) -> None:
+    # Hundreds of chunk files take the filesystem-wide sync path; the order rule is the same.
+    root = tmp_path / "repo"
+    backend = RecordingBackend(str(root))
+    repo = icechunk.Repository.create(Storage._from_backend(backend))
+    before = objects(root)
+    session = repo.writable_session("main")
+    arr = zarr.create_array(
+        session.store, name="a", shape=(200, 128), chunks=(1, 128), dtype="f8", compressors=None
+    )
+    arr[:] = np.arange(200 * 128.0).reshape(200, 128)
+    session.commit("many chunks")
+    created = objects(root) - before - {"refs/branch.main/ref.json"}
+    assert sum(k.startswith("chunks/") for k in created) == 200
+    assert created <= backend.synced_before_ref[-1]
+    reread = repo.readonly_session("main")
+    np.testing.assert_array_equal(
+        zarr.open_array(reread.store, path="a", mode="r")[:],
+        np.arange(200 * 128.0).reshape(200, 128),
+    )

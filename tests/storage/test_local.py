@@ -206,3 +206,28 @@ def test_works_in_a_forked_child_after_use_in_parent(tmp_path: Path) -> None:
         child.kill()
         child.join()
     assert (hung, child.exitcode) == (False, 0)
+
+
+@pytest.mark.parametrize("count", [3, 40])
+def test_make_durable_small_and_large_barriers(tmp_path: Path, count: int) -> None:
+    # Below the threshold every file is fdatasynced; from it on, one syncfs per filesystem.
+    backend = LocalFileSystemBackend(str(tmp_path / "repo"))
+    keys = [f"chunks/C{i:04d}" for i in range(count)] + ["manifests/M0"]
+
+    async def scenario() -> list[bytes]:
+        for i, key in enumerate(keys):
+            await backend.put(key, bytes([i % 256]) * 1000)
+        await backend.make_durable(keys)
+        return [await backend.get(key) for key in keys]
+
+    assert run(scenario()) == [bytes([i % 256]) * 1000 for i in range(len(keys))]
+
+
+@pytest.mark.parametrize("count", [3, 40])
+def test_make_durable_of_a_missing_object_names_it(tmp_path: Path, count: int) -> None:
+    backend = LocalFileSystemBackend(str(tmp_path / "repo"))
+    run(backend.put("chunks/present", b"x"))
+    keys = ["chunks/present"] * (count - 1) + ["elsewhere/absent"]
+    with pytest.raises(IcechunkError, match="local filesystem storage error") as info:
+        run(backend.make_durable(keys))
+    assert "No such file or directory" in str(info.value)

@@ -9,7 +9,10 @@ Each key is a file under the root directory. The design choices that make it saf
   logs: immutable objects with fresh random names) is made durable by ``make_durable``, which a
   commit calls for everything the new snapshot references before it moves the ref: so a ref
   never points at data that a power loss could take away, and bulk writes are not serialised
-  behind one fsync each.
+  behind one fsync each. A large barrier (many files) is one ``syncfs(2)`` per filesystem on
+  Linux: fsyncing files one by one costs a journal commit each, so syncing the filesystem once
+  is several times faster for hundreds of chunks. (It also writes back other processes' dirty
+  data on that filesystem, which is why small barriers keep to per-file ``fdatasync``.)
   Temporary names are ``<name>#<digits>``: the reference's filesystem listing skips exactly this
   pattern, so a temporary file left behind by a crash is invisible to both implementations.
 * ``put_if_absent`` relies on ``link(2)`` failing when the target exists, which is atomic.
@@ -178,6 +181,43 @@ def _load_sync_file_range() -> Callable[[int, int], None] | None:
 
 _start_writeback = _load_sync_file_range()
 _WRITEBACK_MIN_BYTES = 64 * 1024
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
+
+
+_syncfs = _load_syncfs()
+# From this many files on, one syncfs per filesystem beats one fdatasync per file (each of
+# those waits for its own journal commit: about 0.1 ms a file on ext4, against a few ms for a
+# whole-filesystem sync when little else is dirty).
+_SYNCFS_MIN_FILES = 32
+
+
+def _sync_filesystems(directories: Sequence[str]) -> None:
+    """Make everything written on the filesystems holding ``directories`` durable."""
+    assert _syncfs is not None
+    done: set[int] = set()
+    for directory in directories:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            device = os.fstat(fd).st_dev
+            if device in done:
+                continue
+            if _syncfs(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"syncfs failed: {os.strerror(err)}", directory)
+            done.add(device)
+        finally:
+            os.close(fd)
 
 
 def _write_temporary(path: str, data: bytes | memoryview, durable: bool = True) -> str:
@@ -380,9 +420,7 @@ class LocalFileSystemBackend(StorageBackend):
     async def get(self, key: str, byte_range: ByteRequest | None = None) -> bytes:
         return await self._call(f"object {key!r}", _read, self._path(key), key, byte_range)
 
-    async def get_view(
-        self, key: str, byte_range: ByteRequest | None = None
-    ) -> bytes | memoryview:
+    async def get_view(self, key: str, byte_range: ByteRequest | None = None) -> bytes | memoryview:
         if byte_range is not None or not key.startswith("chunks/"):
             return await self.get(key, byte_range)
         return await self._call(f"object {key!r}", _map, self._path(key), key)
@@ -397,12 +435,16 @@ class LocalFileSystemBackend(StorageBackend):
         if not keys:
             return
         paths = [self._path(key) for key in keys]
+        directories = sorted({os.path.dirname(p) for p in paths})
+        if _syncfs is not None and len(paths) >= _SYNCFS_MIN_FILES:
+            # Files, their directory entries and everything else dirty on the filesystem.
+            await self._call(f"{len(paths)} objects to sync", _sync_filesystems, directories)
+            return
         # File contents and the directory entries that name them are independent, so all the
         # syncs run at once; the barrier is complete when every one has returned.
         # Up to 16 batches in flight: enough to keep the device queue full, few thread hops.
         size = max(1, -(-len(paths) // 16))
         batches = [paths[i : i + size] for i in range(0, len(paths), size)]
-        directories = sorted({os.path.dirname(p) for p in paths})
         await asyncio.gather(
             *(self._call(f"{len(b)} objects to sync", _sync_files, b) for b in batches),
             *(self._call(f"directory {d!r}", _fsync_directory, d) for d in directories),
@@ -424,9 +466,7 @@ class LocalFileSystemBackend(StorageBackend):
             raise synced
         return path, tmp
 
-    async def put_if_absent(
-        self, key: str, data: bytes, *, durable: Sequence[str] = ()
-    ) -> bool:
+    async def put_if_absent(self, key: str, data: bytes, *, durable: Sequence[str] = ()) -> bool:
         path, tmp = await self._prepare(key, data, durable)
         return await self._call(f"object {key!r}", _link_if_absent, path, tmp)
 
