@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
 
 from pyicechunk.exceptions import ObjectNotFoundError
 from pyicechunk.storage import RangeByteRequest
-from pyicechunk.storage.local import _MAP_MIN_BYTES, LocalFileSystemBackend
+from pyicechunk.storage.local import _MAP_MIN_BYTES, LocalFileSystemBackend, _in_page_cache
 
 
 def test_views_of_chunks(tmp_path: Path) -> None:
@@ -34,3 +35,24 @@ def test_views_of_chunks(tmp_path: Path) -> None:
             await backend.get_view("chunks/BIG")
 
     asyncio.run(main())
+
+
+@pytest.mark.skipif(not hasattr(os, "RWF_NOWAIT"), reason="residency probe needs RWF_NOWAIT")
+def test_uncached_chunks_are_read_not_mapped(tmp_path: Path) -> None:
+    # A chunk that is not in the page cache is read with one pread (faster than faulting a
+    # mapping in page by page); once cached, the same chunk is mapped.
+    backend = LocalFileSystemBackend(str(tmp_path))
+    big = bytes(range(256)) * (_MAP_MIN_BYTES // 256 + 3)
+    asyncio.run(backend.put("chunks/BIG", big))
+    path = tmp_path / "chunks" / "BIG"
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # clean pages can be dropped
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        assert not _in_page_cache(fd, len(big))
+    finally:
+        os.close(fd)
+    first = asyncio.run(backend.get_view("chunks/BIG"))
+    assert isinstance(first, bytes) and first == big
+    second = asyncio.run(backend.get_view("chunks/BIG"))  # the read above cached it
+    assert isinstance(second, memoryview) and second == big

@@ -119,15 +119,36 @@ def _read(path: str, key: str, byte_range: ByteRequest | None) -> bytes:
 
 
 _MAP_MIN_BYTES = 256 * 1024
+_RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
+
+
+def _in_page_cache(fd: int, size: int) -> bool:
+    """Whether the file's first, middle and last bytes can be read without waiting for a disk.
+
+    A read with ``RWF_NOWAIT`` fails instead of blocking when its data is not cached. Where the
+    flag is missing or refused, the answer is False (so the caller reads, which always works).
+    """
+    if _RWF_NOWAIT is None:
+        return False
+    probe = bytearray(1)
+    for offset in (0, size // 2, size - 1):
+        try:
+            if os.preadv(fd, [probe], offset, _RWF_NOWAIT) != 1:
+                return False
+        except OSError:  # BlockingIOError when not cached; EOPNOTSUPP where unsupported
+            return False
+    return True
 
 
 def _map(path: str, key: str) -> bytes | memoryview:
-    """A whole immutable object, memory-mapped when large.
+    """A whole immutable object, memory-mapped when large and already in the page cache.
 
     Mapping shares the page cache instead of allocating and copying (about a third faster for
-    1 MiB chunks read concurrently). It is used only for chunk objects, which are never
-    rewritten or truncated in place (new data always gets a new name), so the mapping stays
-    valid even if garbage collection unlinks the file meanwhile.
+    1 MiB chunks read concurrently). When the file is not cached, though, filling a mapping
+    reads the disk in small page-fault-sized pieces, and one large ``pread`` is about twice as
+    fast, so a cheap residency probe picks the path. Mapping is used only for chunk objects,
+    which are never rewritten or truncated in place (new data always gets a new name), so the
+    mapping stays valid even if garbage collection unlinks the file meanwhile.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -135,7 +156,7 @@ def _map(path: str, key: str) -> bytes | memoryview:
         raise ObjectNotFoundError(key) from None
     try:
         size = os.fstat(fd).st_size
-        if size < _MAP_MIN_BYTES:
+        if size < _MAP_MIN_BYTES or not _in_page_cache(fd, size):
             return os.pread(fd, size, 0)
         flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
         return memoryview(mmap.mmap(fd, size, flags=flags, prot=mmap.PROT_READ))
