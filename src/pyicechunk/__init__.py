@@ -176,3 +176,8 @@ __all__ = [
 ]
 
 initialize_logs()
+
+# The local filesystem backend is stdlib-only and the most used one: load it with the package,
+# as the cloud backends (which need obstore) are not, so opening a first repository does not
+# pay for the import.
+from pyicechunk.storage import local as _local_backend  # noqa: E402, F401

@@ -129,9 +129,7 @@ class StorageBackend(abc.ABC):
             If the range is malformed or starts past the end of the object.
         """
 
-    async def get_view(
-        self, key: str, byte_range: ByteRequest | None = None
-    ) -> bytes | memoryview:
+    async def get_view(self, key: str, byte_range: ByteRequest | None = None) -> bytes | memoryview:
         """Like :meth:`get`, but may return a read-only view instead of a copy.
 
         Only for immutable objects (chunks): a backend may map the object into memory.
@@ -166,9 +164,7 @@ class StorageBackend(abc.ABC):
         return None
 
     @abc.abstractmethod
-    async def put_if_absent(
-        self, key: str, data: bytes, *, durable: Sequence[str] = ()
-    ) -> bool:
+    async def put_if_absent(self, key: str, data: bytes, *, durable: Sequence[str] = ()) -> bool:
         """Create an object atomically if no object exists under ``key``.
 
         Objects named in ``durable`` are made durable (:meth:`make_durable`) before the new

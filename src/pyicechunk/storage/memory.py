@@ -124,9 +124,7 @@ class InMemoryBackend(StorageBackend):
         with self._objects.lock:
             self._objects.write(key, data)
 
-    async def put_if_absent(
-        self, key: str, data: bytes, *, durable: Sequence[str] = ()
-    ) -> bool:
+    async def put_if_absent(self, key: str, data: bytes, *, durable: Sequence[str] = ()) -> bool:
         _check_key(key)
         with self._objects.lock:
             if key in self._objects.entries:
