@@ -4,8 +4,9 @@ Every measurement runs ``benchmarks/cases.py`` in a fresh Python process, so no 
 from one measurement to the next (the operating system's page cache does). Before each
 measurement the harness flushes every dirty page to disk (``os.sync``), so no measurement pays
 for writing back what an earlier one left in memory. Within each
-repetition the implementations take turns case by case, in an order that rotates from one
-repetition to the next, so slow drift of the machine affects all of them alike.
+repetition the implementations take turns case by case (a reading case right after its own
+producer), in an order that rotates from one repetition to the next, so slow drift of the
+machine affects all of them alike.
 
 Usage::
 
@@ -148,6 +149,17 @@ def measure(impl: str, case: str, directory: Path, quick: bool) -> dict[str, flo
     return timings
 
 
+def _groups(cases: list[str]) -> list[list[str]]:
+    """Split ``cases`` (in CASE_ORDER) into runs of a producer followed by its readers."""
+    groups: list[list[str]] = []
+    for case in cases:
+        if case in PRODUCER and groups and groups[-1][0] == PRODUCER[case]:
+            groups[-1].append(case)
+        else:
+            groups.append([case])
+    return groups
+
+
 def run(opts: Options) -> dict[str, dict[str, dict[str, list[float]]]]:
     """Run everything; returns ``samples[case][impl][phase] -> [seconds per repetition]``."""
     samples: dict[str, dict[str, dict[str, list[float]]]] = {}
@@ -162,8 +174,13 @@ def run(opts: Options) -> dict[str, dict[str, dict[str, list[float]]]]:
             shift = rep % len(opts.impls)
             order = opts.impls[shift:] + opts.impls[:shift]
             rep_dir = base / f"rep{rep}"
-            for case in needed:
-                for impl in order:
+            for group in _groups(needed):
+                # A reading case runs right after its own producer, for each implementation in
+                # turn: every read then starts the same time after its data was written.
+                # (Running all writers first made the first reader of each repetition the one
+                # whose page cache had aged longest, and on a VM that pages out idle memory
+                # that reader was often much slower, whichever implementation it was.)
+                for impl, case in ((i, c) for i in order for c in group):
                     directory = rep_dir / impl / PRODUCER.get(case, case)
                     timings = measure(impl, case, directory, opts.quick)
                     print(
