@@ -14,7 +14,7 @@ import contextlib
 import datetime as dt
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -610,7 +610,7 @@ class _SessionCore:
             )
             # No ref moves, but the caller gets an id to branch or tag from: make it durable.
             await asyncio.gather(
-                chunks_durable(),
+                chunks_durable,
                 self.ctx.storage._backend.make_durable(self._written_keys(snapshot)),
             )
         self._finish(snapshot)
@@ -631,34 +631,28 @@ class _SessionCore:
             snapshot = await self._write_snapshot(
                 message, props, self.base.id, self.base.flushed_at
             )
-            await chunks_durable()
+            await chunks_durable
             await self._move_branch(snapshot, self.base.id, (current, version))
         self._finish(snapshot)
         return encode_id(snapshot.id)
 
     @contextlib.asynccontextmanager
-    async def _chunk_barrier(self) -> AsyncIterator[Callable[[], Awaitable[None]]]:
-        """Start syncing this session's chunk files now; yield a function that waits for it.
+    async def _chunk_barrier(self) -> AsyncIterator[asyncio.Future[None]]:
+        """Start syncing this session's chunk files now; yield the task to await before the ref.
 
         The chunks were written before the commit began, so their barrier runs while the
         manifests and the snapshot are built and written, instead of after. If the body fails
-        before waiting, the barrier is still awaited (its outcome no longer matters).
+        before awaiting it, the barrier is still waited for (its outcome no longer matters).
         """
         keys = self._chunk_keys()
-        task = asyncio.ensure_future(self.ctx.storage._backend.make_durable(keys)) if keys else None
-
-        async def wait() -> None:
-            if task is not None:
-                await task
-
+        durable = self.ctx.storage._backend.make_durable(keys) if keys else asyncio.sleep(0)
+        task = asyncio.ensure_future(durable)
         try:
-            yield wait
+            yield task
         finally:
-            if task is not None and not task.done():
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(task)
-            if task is not None and task.done() and not task.cancelled():
-                task.exception()  # retrieved: a failure here was already raised or moot
+            await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()  # retrieved: a failure was already raised, or is moot
 
     async def _check_tip(self, expected: bytes) -> tuple[bytes | None, ObjectVersion | None]:
         """Refuse to write anything if the branch moved or the repository is not spec v1."""
@@ -697,7 +691,7 @@ class _SessionCore:
             snapshot = await self._write_snapshot(
                 message, props, tip.parent_id, parent.flushed_at, earlier_tx=tip_tx
             )
-            await chunks_durable()
+            await chunks_durable
             await self._move_branch(snapshot, tip.id, (current, version))
         self._finish(snapshot)
         return encode_id(snapshot.id)

@@ -179,19 +179,28 @@ def _get_versioned(path: str, key: str) -> tuple[bytes, ObjectVersion]:
         raise ObjectNotFoundError(key) from None
 
 
+def _linux_libc_function(name: str, *argtypes: Any) -> Any:
+    """The C library's ``name`` (returning int, setting errno) on Linux; None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = list(argtypes)
+    function.restype = ctypes.c_int
+    return function
+
+
 def _load_sync_file_range() -> Callable[[int, int], None] | None:
     # Linux can start writing a file back to disk without waiting for it. Doing that for every
     # large object as it is written overlaps the disk with zarr's encoding, so the durability
     # barrier at commit time finds most pages already clean. Elsewhere this is a no-op.
-    if not sys.platform.startswith("linux"):
+    function = _linux_libc_function(
+        "sync_file_range", ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint
+    )
+    if function is None:
         return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        function = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    function.restype = ctypes.c_int
     write_flag = 2  # SYNC_FILE_RANGE_WRITE: initiate writeback, do not wait
 
     def start(fd: int, size: int) -> None:
@@ -204,19 +213,7 @@ _start_writeback = _load_sync_file_range()
 _WRITEBACK_MIN_BYTES = 64 * 1024
 
 
-def _load_syncfs() -> Callable[[int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int]
-    function.restype = ctypes.c_int
-    return function
-
-
-_syncfs = _load_syncfs()
+_syncfs: Callable[[int], int] | None = _linux_libc_function("syncfs", ctypes.c_int)
 # From this many files on, one syncfs per filesystem beats one fdatasync per file (each of
 # those waits for its own journal commit: about 0.1 ms a file on ext4, against a few ms for a
 # whole-filesystem sync when little else is dirty).
