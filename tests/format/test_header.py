@@ -1,4 +1,4 @@
-"""The 39-byte header and zstd envelope (spec §3)."""
+"""The 39-byte header and zstd envelope (FORMAT-V1 §3, FORMAT-V2 §2)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.header import (
     HEADER_SIZE,
     IMPLEMENTATION_NAME,
+    SPEC_V2,
     FileType,
     decode_object,
     encode_object,
+    open_object,
 )
 
 MAGIC = bytes.fromhex("494345f09fa78a434855 4e4b".replace(" ", ""))
@@ -37,6 +39,22 @@ def test_layout() -> None:
     assert data[39:43] == bytes.fromhex("28b52ffd")
     assert decode_object(data, FileType.MANIFEST, "m") == b"flatbuffer bytes"
     assert (FileType.SNAPSHOT, FileType.MANIFEST, FileType.TRANSACTION_LOG) == (1, 2, 4)
+    assert FileType.REPO_INFO == 6
+
+
+def test_spec2_layout_is_one_sized_frame() -> None:
+    content = bytes(range(256)) * 3
+    data = encode_object(FileType.REPO_INFO, content, spec_version=SPEC_V2)
+    assert data[36:39] == bytes((2, 6, 1))
+    params = zstandard.get_frame_parameters(data[HEADER_SIZE:])
+    assert params.content_size == len(content) and not params.has_checksum
+    assert open_object(data, FileType.REPO_INFO, "repo") == (2, content)
+    with pytest.raises(IcechunkError, match="version 2, which this reader does not handle"):
+        decode_object(data, FileType.REPO_INFO, "repo")
+    with pytest.raises(ValueError, match="only in spec version 2"):
+        encode_object(FileType.REPO_INFO, content)
+    with pytest.raises(ValueError, match="spec version 3"):
+        encode_object(FileType.SNAPSHOT, content, spec_version=3)
 
 
 def test_reads_reference_objects(tmp_path: Path) -> None:
@@ -58,26 +76,38 @@ def test_reads_reference_objects(tmp_path: Path) -> None:
             assert data[HEADER_SIZE + 4] & 0xC0 == 0
             assert int.from_bytes(decode_object(data, kind, path.name)[4:8], "little")
             for other in set(kinds.values()) - {kind}:
-                with pytest.raises(IcechunkError, match="expected a"):
+                with pytest.raises(IcechunkError, match="cannot read this file type, expected"):
                     decode_object(data, other, path.name)
 
 
 def test_checks_in_reference_order() -> None:
+    """Size, magic, spec version, file type, compression: 2.3.0's order and messages."""
     bad_everything = b"NOTICECHUNK!" + b" " * 24 + bytes((9, 9, 9))
-    with pytest.raises(IcechunkError, match=f"cannot read {KEY}: not an Icechunk file"):
-        decode_object(bad_everything, FileType.SNAPSHOT, KEY)
-    with pytest.raises(IcechunkError, match=r"spec version 2.*newer Icechunk.*upgrade"):
-        decode_object(_object(spec=2, file_type=9, compression=9), FileType.SNAPSHOT, KEY)
-    with pytest.raises(IcechunkError, match="spec version 0"):
-        decode_object(_object(spec=0), FileType.SNAPSHOT, KEY)
-    with pytest.raises(IcechunkError, match="expected a snapshot, found manifest"):
-        decode_object(_object(file_type=2, compression=9), FileType.SNAPSHOT, KEY)
-    with pytest.raises(IcechunkError, match="expected a transaction log, found chunk"):
-        decode_object(_object(file_type=5), FileType.TRANSACTION_LOG, KEY)
-    with pytest.raises(IcechunkError, match="unknown type 77"):
-        decode_object(_object(file_type=77), FileType.SNAPSHOT, KEY)
-    with pytest.raises(IcechunkError, match="compression algorithm code 2"):
-        decode_object(_object(compression=2), FileType.SNAPSHOT, KEY)
+    with pytest.raises(IcechunkError, match="invalid icechunk header size, got 38 bytes"):
+        open_object(bad_everything[:38], FileType.SNAPSHOT, KEY)
+    with pytest.raises(IcechunkError, match=f"cannot read {KEY}: invalid magic numbers in file"):
+        open_object(bad_everything, FileType.SNAPSHOT, KEY)
+    upgrade = (
+        "this repository uses Icechunk format version 3, but this library only supports up "
+        "to version 2. Please upgrade the icechunk library"
+    )
+    with pytest.raises(IcechunkError, match=upgrade):
+        open_object(_object(spec=3, file_type=9, compression=9), FileType.SNAPSHOT, KEY)
+    with pytest.raises(IcechunkError, match="format version 0"):
+        open_object(_object(spec=0), FileType.SNAPSHOT, KEY)
+    for spec in (1, 2):
+        with pytest.raises(IcechunkError, match="expected RepoInfo got 1"):
+            open_object(_object(spec, file_type=1, compression=9), FileType.REPO_INFO, KEY)
+        with pytest.raises(IcechunkError, match="expected TransactionLog got 5"):
+            open_object(_object(spec, file_type=5), FileType.TRANSACTION_LOG, KEY)
+        with pytest.raises(IcechunkError, match="expected Snapshot got 77"):
+            open_object(_object(spec, file_type=77), FileType.SNAPSHOT, KEY)
+        with pytest.raises(IcechunkError, match="invalid compression algorithm 2"):
+            open_object(_object(spec, compression=2), FileType.SNAPSHOT, KEY)
+    # 2.3.0 insists on the zstd byte; 1.1.21 ignores it, so spec-1 objects keep that leniency.
+    with pytest.raises(IcechunkError, match="invalid compression algorithm 0"):
+        open_object(_object(spec=2, compression=0), FileType.SNAPSHOT, KEY)
+    assert open_object(_object(spec=1, compression=0), FileType.SNAPSHOT, KEY) == (1, b"payload")
 
 
 def test_truncated_header() -> None:
@@ -85,7 +115,7 @@ def test_truncated_header() -> None:
     for cut in (0, 5, 12, 20, 38):
         with pytest.raises(IcechunkError, match=KEY):
             decode_object(full[:cut], FileType.SNAPSHOT, KEY)
-    with pytest.raises(IcechunkError, match="truncated"):
+    with pytest.raises(IcechunkError, match=r"header size, got 38 bytes.*truncated"):
         decode_object(full[:38], FileType.SNAPSHOT, KEY)
     with pytest.raises(IcechunkError, match="no content"):
         decode_object(full[:39], FileType.SNAPSHOT, KEY)
@@ -101,6 +131,11 @@ def test_tolerates_what_the_reference_tolerates() -> None:
     stream = zstandard.ZstdCompressor().compressobj()
     body = stream.compress(big) + stream.flush()
     assert decode_object(_object(body=body), FileType.SNAPSHOT, KEY) == big
+    # Spec 2 accepts one frame with or without content size or checksum, never two.
+    for frame in (cctx.compress(big), body):
+        assert open_object(_object(spec=2, body=frame), FileType.SNAPSHOT, KEY) == (2, big)
+    with pytest.raises(IcechunkError, match="more than one zstd frame"):
+        open_object(_object(spec=2, body=two_frames), FileType.SNAPSHOT, KEY)
 
 
 def test_corrupt_and_truncated_bodies() -> None:

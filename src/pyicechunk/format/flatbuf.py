@@ -188,6 +188,14 @@ class Builder:
             self._buf[self._head] = value
             self._slot(slot, 1)
 
+    def add_i32(self, slot: int, value: int, default: int = 0) -> None:
+        """Add an ``int32`` field; omitted when equal to ``default``."""
+        if value != default:
+            self.prep(4, 0)
+            self._head -= 4
+            _I32.pack_into(self._buf, self._head, value)
+            self._slot(slot, 4)
+
     def add_u32(self, slot: int, value: int, default: int = 0) -> None:
         """Add a ``uint32`` field; omitted when equal to ``default``."""
         if value != default:
@@ -195,6 +203,14 @@ class Builder:
             self._head -= 4
             _U32.pack_into(self._buf, self._head, value)
             self._slot(slot, 4)
+
+    def add_u16(self, slot: int, value: int, default: int = 0) -> None:
+        """Add a ``uint16`` field; omitted when equal to ``default``."""
+        if value != default:
+            self.prep(2, 0)
+            self._head -= 2
+            _U16.pack_into(self._buf, self._head, value)
+            self._slot(slot, 2)
 
     def add_u64(self, slot: int, value: int, default: int = 0) -> None:
         """Add a ``uint64`` field; omitted when equal to ``default``."""
@@ -377,6 +393,16 @@ class Table:
         """Read a ``ubyte`` field (or a union type tag)."""
         p = self.field_pos(slot, 1)
         return self.buf[p] if p else default
+
+    def i32(self, slot: int, default: int = 0) -> int:
+        """Read an ``int32`` field."""
+        p = self.field_pos(slot, 4)
+        return _I32.unpack_from(self.buf, p)[0] if p else default
+
+    def u16(self, slot: int, default: int = 0) -> int:
+        """Read a ``uint16`` field."""
+        p = self.field_pos(slot, 2)
+        return _U16.unpack_from(self.buf, p)[0] if p else default
 
     def u32(self, slot: int, default: int = 0) -> int:
         """Read a ``uint32`` field."""

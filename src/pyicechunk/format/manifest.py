@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import random
 import struct
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
 import numpy as np
 import numpy.typing as npt
+import zstandard
 
 from pyicechunk.exceptions import IcechunkError
+from pyicechunk.format.header import SPEC_V1
 
 __all__ = [
     "INLINE",
@@ -34,6 +38,7 @@ __all__ = [
     "ArrayManifest",
     "ChunkPayload",
     "InlinePayload",
+    "LocationCompression",
     "Manifest",
     "NativePayload",
     "VirtualPayload",
@@ -912,6 +917,87 @@ _VT_INLINE = (8, 12, 4, 8)  # index, inline
 _VT_NATIVE = (14, 36, 4, 0, 8, 16, 24)  # index, -, offset, length, chunk_id
 _VT_VIRTUAL = (20, 36, 4, 0, 8, 16, 0, 24, 28, 32)  # index, -, offset, length, -, loc, etag, lm
 _VT_VIRTUAL_NO_ETAG = (20, 36, 4, 0, 8, 16, 0, 24, 0, 32)
+# spec 2: the manifest table gets compression_algorithm (explicit 0) or a location dictionary;
+# compressed virtual refs have their location vector in slot 8 instead of slot 5.
+_VT_MANIFEST_PLAIN = (12, 24, 4, 16, 0, 20)  # id, arrays, -, compression_algorithm = 0
+_VT_MANIFEST_DICTIONARY = (10, 24, 4, 16, 20)  # id, arrays, location_dictionary
+_VT_VIRTUAL_COMPRESSED = (22, 36, 4, 0, 8, 16, 0, 0, 28, 32, 24)
+_VT_VIRTUAL_COMPRESSED_NO_ETAG = (22, 36, 4, 0, 8, 16, 0, 0, 0, 32, 24)
+
+
+@dataclass(frozen=True, slots=True)
+class LocationCompression:
+    """When and how spec-2 manifests compress virtual locations (FORMAT-V2 §8.2).
+
+    The fields and defaults are those of the reference's
+    ``manifest.virtual_chunk_location_compression`` config.
+    """
+
+    min_num_chunks: int = 1000
+    dictionary_max_training_samples: int = 100
+    dictionary_max_size_bytes: int = 2048
+    compression_level: int = 3
+
+
+def _compress_locations(
+    arrays: list[ArrayManifest], settings: LocationCompression, rng: random.Random
+) -> tuple[list[ArrayManifest], bytes | None]:
+    """The arrays with every virtual location zstd-compressed with a trained dictionary, and
+    the dictionary; the arrays unchanged and None when the reference's rules say not to."""
+    total = sum(len(a) for a in arrays)
+    virtual = [a.kind == VIRTUAL for a in arrays]
+    n_virtual = sum(int(m.sum()) for m in virtual)
+    if total < settings.min_num_chunks or n_virtual < settings.min_num_chunks or not n_virtual:
+        return arrays, None
+    locations = [
+        [a.blob[s : s + n].tobytes() for s, n in zip(a.data_start[m], a.data_len[m], strict=True)]
+        for a, m in zip(arrays, virtual, strict=True)
+    ]
+    flat = [loc for locs in locations for loc in locs]
+    samples = rng.sample(flat, min(settings.dictionary_max_training_samples, len(flat)))
+    # Mostly tiny locations do not compress; the reference skips them too.
+    if 2 * sum(len(x) < 8 for x in samples) >= len(samples):
+        return arrays, None
+    size = sum(map(len, samples))
+    if size < settings.dictionary_max_size_bytes:
+        samples = samples * (settings.dictionary_max_size_bytes // size + 2)
+    try:
+        training: list[bytes | bytearray | memoryview] = list(samples)
+        trained = zstandard.train_dictionary(settings.dictionary_max_size_bytes, training)
+    except zstandard.ZstdError:
+        return arrays, None  # plain locations are always valid
+    compressor = zstandard.ZstdCompressor(
+        dict_data=trained, level=settings.compression_level, write_content_size=True
+    )
+    out = []
+    for a, m, locs in zip(arrays, virtual, locations, strict=True):
+        if not locs:
+            out.append(a)
+            continue
+        pieces = [compressor.compress(loc) for loc in locs]
+        lens = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        data_start = a.data_start.copy()
+        data_len = a.data_len.copy()
+        data_len[m] = lens
+        data_start[m] = len(a.blob) + np.cumsum(lens) - lens
+        blob = np.concatenate([a.blob, np.frombuffer(b"".join(pieces), dtype=np.uint8)])
+        out.append(
+            ArrayManifest(
+                a.node_id,
+                a.coords,
+                a.kind,
+                a.chunk_id,
+                a.offset,
+                a.length,
+                blob,
+                data_start,
+                data_len,
+                a.etag_start,
+                a.etag_len,
+                a.last_modified,
+            )
+        )
+    return out, trained.as_bytes()
 
 
 def _vtable_block(start: int, vtables: Sequence[tuple[int, ...]]) -> tuple[bytes, list[int]]:
@@ -925,7 +1011,13 @@ def _vtable_block(start: int, vtables: Sequence[tuple[int, ...]]) -> tuple[bytes
     return bytes(out), positions
 
 
-def encode_manifest(manifest_id: bytes, arrays: Sequence[ArrayManifest]) -> bytes:
+def encode_manifest(
+    manifest_id: bytes,
+    arrays: Sequence[ArrayManifest],
+    spec_version: int = SPEC_V1,
+    location_compression: LocationCompression | None = None,
+    rng: random.Random | None = None,
+) -> bytes:
     """Encode a manifest flatbuffer (no header, no compression).
 
     Parameters
@@ -934,6 +1026,14 @@ def encode_manifest(manifest_id: bytes, arrays: Sequence[ArrayManifest]) -> byte
         12-byte id of the manifest.
     arrays
         Chunk refs per array; sorted here by node id.
+    spec_version
+        The layout to write. Spec 2 writes ``compression_algorithm`` explicitly (0), or, when
+        ``location_compression`` applies, a trained zstd dictionary and every virtual location
+        compressed with it.
+    location_compression
+        Settings for compressing virtual locations (spec 2 only); None never compresses.
+    rng
+        Source of randomness for choosing the dictionary's training samples.
 
     Returns
     -------
@@ -966,11 +1066,21 @@ def encode_manifest(manifest_id: bytes, arrays: Sequence[ArrayManifest]) -> byte
         if (a.kind > VIRTUAL).any():
             raise IcechunkError(f"node {a.node_id.hex()} has an unknown chunk ref kind")
 
-    vts, (vt_man, vt_arr, vt_inl, vt_nat, vt_vir, vt_vir_ne) = _vtable_block(
-        8, [_VT_MANIFEST, _VT_ARRAY, _VT_INLINE, _VT_NATIVE, _VT_VIRTUAL, _VT_VIRTUAL_NO_ETAG]
-    )
+    dictionary = None
+    vt_list = [_VT_MANIFEST, _VT_ARRAY, _VT_INLINE, _VT_NATIVE, _VT_VIRTUAL, _VT_VIRTUAL_NO_ETAG]
+    if spec_version != SPEC_V1:
+        if location_compression is not None:
+            arrays, dictionary = _compress_locations(
+                arrays, location_compression, rng or random.Random()
+            )
+        if dictionary is None:
+            vt_list[0] = _VT_MANIFEST_PLAIN
+        else:
+            vt_list[0] = _VT_MANIFEST_DICTIONARY
+            vt_list[4:] = [_VT_VIRTUAL_COMPRESSED, _VT_VIRTUAL_COMPRESSED_NO_ETAG]
+    vts, (vt_man, vt_arr, vt_inl, vt_nat, vt_vir, vt_vir_ne) = _vtable_block(8, vt_list)
     table = 8 + len(vts)
-    vec = table + 20
+    vec = table + vt_list[0][1]
     na = len(arrays)
     # plan array layouts first: everything is computed before the buffer is allocated
     pos = _align(vec + 4 + 4 * na, 8)
@@ -1006,6 +1116,9 @@ def encode_manifest(manifest_id: bytes, arrays: Sequence[ArrayManifest]) -> byte
         rec = r0 + np.cumsum(stride) - stride
         plans.append(_Plan(am, rec, 0, -1, etag_at, has_etag))
         pos = int(r0 + stride.sum())
+    dict_at = pos = _align(pos, 4)
+    if dictionary is not None:
+        pos += 4 + len(dictionary)
     if pos >= 1 << 31:
         raise IcechunkError(f"manifest would be {pos} bytes; flatbuffers must stay below 2 GiB")
 
@@ -1019,6 +1132,10 @@ def encode_manifest(manifest_id: bytes, arrays: Sequence[ArrayManifest]) -> byte
     buf[table + 4 : table + 16] = np.frombuffer(manifest_id, dtype=np.uint8)
     b32[(table + 16) // 4] = vec - (table + 16)
     b32[vec // 4] = na
+    if dictionary is not None:
+        b32[(table + 20) // 4] = dict_at - (table + 20)
+        b32[dict_at // 4] = len(dictionary)
+        buf[dict_at + 4 : dict_at + 4 + len(dictionary)] = np.frombuffer(dictionary, np.uint8)
     for j, (a, plan) in enumerate(zip(arrays, plans, strict=True)):
         slot = vec + 4 + 4 * j
         am = plan.am
@@ -1207,6 +1324,55 @@ _U64S = struct.Struct("<Q")
 # Lookups served from the raw buffer before a manifest is decoded in full.
 _LAZY_LOOKUPS = 8
 
+# ChunkRef slots read: 0 index .. 7 checksum_last_modified, 8 compressed_location (spec 2);
+# slot 9 (extra) is ignored.
+_REF_FIELDS = 9
+# The reference refuses decompressed locations longer than this.
+_MAX_LOCATION = 1024
+_COMPRESSION_NONE, _COMPRESSION_ZSTD = 0, 1
+
+
+class _LocationDecompressor:
+    """Decompresses virtual locations with a manifest's zstd dictionary (FORMAT-V2 §8.1).
+
+    zstandard decompressors are not thread-safe, so each bulk decode or single lookup makes
+    its own from the dictionary bytes.
+    """
+
+    __slots__ = ("_dictionary", "_local")
+
+    def __init__(self, dictionary: bytes) -> None:
+        self._dictionary = dictionary
+        self._local = threading.local()
+
+    def decompress(self, frame: bytes, what: str) -> bytes:
+        dctx: zstandard.ZstdDecompressor | None = getattr(self._local, "dctx", None)
+        try:
+            if dctx is None:
+                dictionary = zstandard.ZstdCompressionDict(self._dictionary)
+                dctx = self._local.dctx = zstandard.ZstdDecompressor(dict_data=dictionary)
+            out: bytes = dctx.decompress(frame, max_output_size=_MAX_LOCATION)
+        except zstandard.ZstdError as exc:
+            raise IcechunkError(
+                f"invalid manifest: {what} cannot be decompressed ({exc}); the manifest is damaged"
+            ) from None
+        if len(out) > _MAX_LOCATION:
+            raise IcechunkError(
+                f"invalid manifest: {what} decompresses to more than {_MAX_LOCATION} bytes"
+            )
+        return out
+
+
+def _location_decompressor(r: _Reader, root: _Fields) -> _LocationDecompressor | None:
+    """The manifest's location decompressor, or None unless it declares zstd and a dictionary."""
+    algorithm_pos = root.pos(3)
+    algorithm = int(r.u8[algorithm_pos[0]]) if algorithm_pos[0] >= 0 else _COMPRESSION_ZSTD
+    dict_pos = root.pos(2)
+    if algorithm != _COMPRESSION_ZSTD or dict_pos[0] < 0:
+        return None
+    start, n = r.vector(dict_pos, 1, "Manifest.location_dictionary")
+    return _LocationDecompressor(r.u8[int(start[0]) : int(start[0] + n[0])].tobytes())
+
 
 class _LazyRefs:
     """The undecoded chunk refs of every array of one manifest flatbuffer.
@@ -1221,17 +1387,33 @@ class _LazyRefs:
     ref it returns was read and checked in full.
     """
 
-    __slots__ = ("arrays", "buf", "lookups", "reader", "rlen", "rstart")
+    __slots__ = ("arrays", "buf", "locations", "lookups", "reader", "rlen", "rstart")
 
     def __init__(
-        self, reader: _Reader, buf: bytes | bytearray | memoryview, rstart: I64, rlen: I64
+        self,
+        reader: _Reader,
+        buf: bytes | bytearray | memoryview,
+        rstart: I64,
+        rlen: I64,
+        locations: _LocationDecompressor | None,
     ) -> None:
         self.reader = reader
         self.buf = buf
         self.rstart = [int(x) for x in rstart]
         self.rlen = rlen
+        self.locations = locations
         self.arrays: list[ArrayManifest] = []
         self.lookups = 0
+
+    def _location(self, pos: int, what: str) -> bytes:
+        """The bytes of the compressed location vector referenced at ``pos``, decompressed."""
+        s, n = self._vector(pos, 1, "ChunkRef.compressed_location")
+        if self.locations is None:
+            self.reader.fail(
+                f"{what}: compressed chunk location present but no decompression dictionary "
+                "available"
+            )
+        return self.locations.decompress(bytes(self.buf[s : s + n]), what)
 
     # ---- scalar, checked reads --------------------------------------------------------------
 
@@ -1256,7 +1438,7 @@ class _LazyRefs:
         return vpos + 4, n
 
     def _ref_fields(self, j: int, i: int) -> list[int]:
-        """Positions of the 8 fields of ref ``i`` of array ``j`` (-1 if absent), validated."""
+        """Positions of the 9 fields of ref ``i`` of array ``j`` (-1 if absent), validated."""
         if not 0 <= i < int(self.rlen[j]):
             raise IndexError(i)
         tpos = self._deref(self.rstart[j] + 4 * i, "ChunkRef")
@@ -1267,7 +1449,7 @@ class _LazyRefs:
             self.reader.fail("ChunkRef vtable is malformed")
         entries = [
             self._scalar(_U16, vt + 4 + 2 * f, "ChunkRef vtable") if vt_len > 4 + 2 * f else 0
-            for f in range(8)
+            for f in range(_REF_FIELDS)
         ]
         if max(entries) >= tbl_size:
             self.reader.fail("ChunkRef field lies outside its table")
@@ -1325,7 +1507,7 @@ class _LazyRefs:
             if p + 12 > self.reader.size:
                 self.reader.fail("ChunkRef.chunk_id is out of range")
             return NativePayload(bytes(self.buf[p : p + 12]), offset, length)
-        if f[5] < 0:
+        if f[5] < 0 and f[8] < 0:
             if f[1] < 0:
                 self.reader.fail(
                     f"chunk ref {coords} of node {am.node_id.hex()} has no inline, native or "
@@ -1333,10 +1515,14 @@ class _LazyRefs:
                 )
             s, n = self._vector(f[1], 1, "ChunkRef.inline")
             return InlinePayload(bytes(self.buf[s : s + n]))
-        s, n = self._vector(f[5], 1, "ChunkRef.location")
+        if f[8] >= 0:
+            raw = self._location(f[8], f"chunk ref {coords} of node {am.node_id.hex()}")
+        else:
+            s, n = self._vector(f[5], 1, "ChunkRef.location")
+            raw = bytes(self.buf[s : s + n])
         etag = None
         try:
-            location = str(self.buf[s : s + n], "utf-8")
+            location = str(raw, "utf-8")
             if f[6] >= 0:
                 s, n = self._vector(f[6], 1, "ChunkRef.checksum_etag")
                 etag = str(self.buf[s : s + n], "utf-8")
@@ -1349,18 +1535,37 @@ class _LazyRefs:
 
     # ---- bulk -------------------------------------------------------------------------------
 
+    def _decompress_locations(self, pos: I64, mask: Bool, data_start: I64, data_len: I64) -> U8:
+        """Decompress every compressed location; returns the buffer extended with them and
+        points ``data_start``/``data_len`` of those refs at the decompressed copies."""
+        r = self.reader
+        starts, lens = r.vector(pos[mask], 1, "ChunkRef.compressed_location")
+        if self.locations is None:
+            r.fail("compressed chunk location present but no decompression dictionary available")
+        pieces = [
+            self.locations.decompress(bytes(r.u8[s : s + n]), "a compressed chunk location")
+            for s, n in zip(starts.tolist(), lens.tolist(), strict=True)
+        ]
+        out_len = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        data_len[mask] = out_len
+        data_start[mask] = r.size + np.cumsum(out_len) - out_len
+        blob: U8 = np.concatenate([r.u8, np.frombuffer(b"".join(pieces), dtype=np.uint8)])
+        return blob
+
     def decode_all(self) -> None:
         """Decode the refs of every array into numpy columns (vectorised, once)."""
         r = self.reader
         rlen = self.rlen
         tpos = r.offsets(np.array(self.rstart, dtype=np.int64), rlen, "ChunkRef")
-        f = r.tables(tpos, 8, "ChunkRef")
+        f = r.tables(tpos, _REF_FIELDS, "ChunkRef")
         n = len(tpos)
 
         istart, ilen = r.vector(f.require(0, "ChunkRef.index"), 4, "ChunkRef.index")
         flat = r._u32[_gather_index(istart // 4, ilen)]
 
-        has_cid, has_loc, has_inl = f.present(4), f.present(5), f.present(1)
+        has_cid, has_inl = f.present(4), f.present(1)
+        has_cloc = f.present(8) & ~has_cid
+        has_loc = f.present(5) | has_cloc
         kind = np.where(has_cid, NATIVE, np.where(has_loc, VIRTUAL, INLINE)).astype(np.uint8)
         none = ~(has_cid | has_loc | has_inl)
         if none.any():
@@ -1389,8 +1594,12 @@ class _LazyRefs:
         data_len = np.zeros(n, dtype=np.int64)
         inl = kind == INLINE
         data_start[inl], data_len[inl] = r.vector(f.pos(1)[inl], 1, "ChunkRef.inline")
+        plain = (kind == VIRTUAL) & ~has_cloc
+        data_start[plain], data_len[plain] = r.vector(f.pos(5)[plain], 1, "ChunkRef.location")
+        blob = r.u8
+        if has_cloc.any():
+            blob = self._decompress_locations(f.pos(8), has_cloc, data_start, data_len)
         vir = kind == VIRTUAL
-        data_start[vir], data_len[vir] = r.vector(f.pos(5)[vir], 1, "ChunkRef.location")
         etag_start = np.zeros(n, dtype=np.int64)
         etag_len = np.full(n, -1, dtype=np.int64)
         ve = vir & f.present(6)
@@ -1422,7 +1631,7 @@ class _LazyRefs:
                 chunk_id[lo:hi],
                 offset[lo:hi],
                 length[lo:hi],
-                r.u8,
+                blob,
                 data_start[lo:hi],
                 data_len[lo:hi],
                 etag_start[lo:hi],
@@ -1459,14 +1668,14 @@ def decode_manifest(buf: bytes | bytearray | memoryview) -> Manifest:
         refs of an array with different dimensions, unsorted refs or an unknown ref kind.
     """
     r = _Reader(buf, "manifest")
-    root = r.tables(r.root(), 2, "Manifest")
+    root = r.tables(r.root(), 4, "Manifest")
     mid = r.structs(root.require(0, "Manifest.id"), 12, "Manifest.id")[0].tobytes()
     astart, alen = r.vector(root.require(1, "Manifest.arrays"), 4, "Manifest.arrays")
     am_pos = r.offsets(astart, alen, "ArrayManifest")
     amf = r.tables(am_pos, 2, "ArrayManifest")
     node_ids = r.structs(amf.require(0, "ArrayManifest.node_id"), 8, "ArrayManifest.node_id")
     rstart, rlen = r.vector(amf.require(1, "ArrayManifest.refs"), 4, "ArrayManifest.refs")
-    refs = _LazyRefs(r, buf, rstart, rlen)
+    refs = _LazyRefs(r, buf, rstart, rlen, _location_decompressor(r, root))
     for j in range(len(am_pos)):
         nid = node_ids[j].tobytes()
         if refs.arrays and refs.arrays[-1].node_id >= nid:

@@ -1,7 +1,17 @@
-"""Snapshots: the node tree, commit message, properties and manifest list of one commit (§4).
+"""Snapshots: the node tree, commit message, properties and manifest list of one commit.
 
 The dataclasses here are the decoded form of ``snapshots/<id>`` objects; :func:`encode_snapshot`
-and :func:`decode_snapshot` convert them to and from the flatbuffer (without the §3 header).
+and :func:`decode_snapshot` convert them to and from the flatbuffer (without the header), in
+either layout:
+
+* spec 1 (FORMAT-V1 §4): ``parent_id``, struct ``shape`` with chunk lengths, struct
+  ``manifest_files``, MessagePack metadata values;
+* spec 2 (FORMAT-V2 §7): no ``parent_id`` (history lives in the ``repo`` object), table
+  ``shape_v2`` with chunk counts, table ``manifest_files_v2``, FlexBuffer metadata values; the
+  spec-1 vectors are written empty.
+
+As in the reference, the decoder takes each v2 list whenever it is present and the v1 list
+otherwise, whatever the header says; only the metadata encoding follows the header's spec byte.
 """
 
 from __future__ import annotations
@@ -18,7 +28,9 @@ from typing import Any
 import msgpack
 
 from pyicechunk.exceptions import IcechunkError
-from pyicechunk.format.flatbuf import Builder, Table, malformed, required, root_table
+from pyicechunk.format.flatbuf import Builder, Table, Vector, malformed, required, root_table
+from pyicechunk.format.flexbuffers import decode_flexbuffer, encode_flexbuffer
+from pyicechunk.format.header import SPEC_V1
 from pyicechunk.format.ids import INITIAL_SNAPSHOT_ID, encode_id
 
 __all__ = [
@@ -51,10 +63,29 @@ _U64_MAX = 2**64 - 1
 
 @dataclass(frozen=True, slots=True)
 class DimensionShape:
-    """Length of one array dimension and of its chunks (for sharded arrays, of its shards)."""
+    """Length of one array dimension, of its chunks and their number (for sharded arrays, of
+    its shards).
+
+    Spec 1 stores the chunk length, spec 2 the number of chunks (which also covers
+    rectilinear grids). ``num_chunks`` defaults to ceil(array_length / chunk_length). Decoded
+    spec-2 shapes carry a chunk length back-computed as ceil(array_length / num_chunks), as
+    2.3.0 does; the exact chunk sizes are in the node's zarr metadata.
+    """
 
     array_length: int
     chunk_length: int
+    num_chunks: int = -1
+
+    def __post_init__(self) -> None:
+        if self.num_chunks < 0:
+            n = -(-self.array_length // self.chunk_length) if self.chunk_length else 0
+            object.__setattr__(self, "num_chunks", n)
+
+    @classmethod
+    def from_num_chunks(cls, array_length: int, num_chunks: int) -> DimensionShape:
+        """The shape of a spec-2 dimension, from its length and number of chunks."""
+        chunk_length = -(-array_length // num_chunks) if num_chunks else 0
+        return cls(array_length, chunk_length, num_chunks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,8 +247,9 @@ def _json_value(value: Any, where: str) -> Any:
     )
 
 
-def encode_metadata_value(value: Any, name: str = "value") -> bytes:
-    """Encode one commit-property value as MessagePack of a JSON value (§4.6).
+def encode_metadata_value(value: Any, name: str = "value", spec_version: int = SPEC_V1) -> bytes:
+    """Encode one commit-property value: MessagePack in spec 1 (FORMAT-V1 §4.6), a FlexBuffer
+    in spec 2 (FORMAT-V2 §6), of the JSON value the reference would see.
 
     Dictionary keys are sorted recursively, which makes the bytes identical to the reference's.
 
@@ -227,29 +259,44 @@ def encode_metadata_value(value: Any, name: str = "value") -> bytes:
         A JSON-compatible value: str, int, float, bool, None, list, tuple or dict with str keys.
     name
         The property name, used in error messages.
+    spec_version
+        The layout of the snapshot the value goes into.
 
     Returns
     -------
     bytes
-        The MessagePack encoding.
+        The encoded value.
 
     Raises
     ------
     TypeError
         If the value (or something nested in it) is not JSON-compatible.
     """
-    packed: bytes = msgpack.packb(_json_value(value, repr(name)))
-    return packed
+    json_value = _json_value(value, repr(name))
+    if spec_version == SPEC_V1:
+        packed: bytes = msgpack.packb(json_value)
+        return packed
+    try:
+        return encode_flexbuffer(json_value)
+    except ValueError as exc:
+        raise TypeError(f"commit metadata {name!r} cannot be stored: {exc}") from None
 
 
-def decode_metadata_value(data: bytes) -> Any:
+def decode_metadata_value(data: bytes, spec_version: int = SPEC_V1) -> Any:
     """Decode one commit-property value written by :func:`encode_metadata_value`.
 
     Raises
     ------
     IcechunkError
-        If the bytes are not a single MessagePack value.
+        If the bytes are not a single value in the version's encoding.
     """
+    if spec_version != SPEC_V1:
+        try:
+            return decode_flexbuffer(data)
+        except IcechunkError as exc:
+            raise IcechunkError(
+                f"error during metadata deserialization: {exc.message}; the snapshot is damaged"
+            ) from None
     try:
         return msgpack.unpackb(data, raw=False, strict_map_key=True)
     except (ValueError, TypeError) as exc:  # msgpack's errors derive from ValueError
@@ -258,21 +305,27 @@ def decode_metadata_value(data: bytes) -> Any:
         ) from None
 
 
-def initial_snapshot(flushed_at: int) -> Snapshot:
-    """Return the first snapshot of a new repository (§4.7).
+def initial_snapshot(flushed_at: int, spec_version: int = SPEC_V1) -> Snapshot:
+    """Return the first snapshot of a new repository (FORMAT-V1 §4.7, FORMAT-V2 §7.3).
 
     Parameters
     ----------
     flushed_at
         Creation time in microseconds since the Unix epoch (UTC).
+    spec_version
+        Spec 1 marks the root with ``__root: true`` as icechunk 1.1 does, spec 2 with
+        ``__icechunk: {is_root: true}`` as 2.3 does.
     """
+    metadata: dict[str, Any] = (
+        {"__root": True} if spec_version == SPEC_V1 else {"__icechunk": {"is_root": True}}
+    )
     return Snapshot(
         id=INITIAL_SNAPSHOT_ID,
         parent_id=None,
         nodes=(),
         flushed_at=flushed_at,
         message=INITIAL_MESSAGE,
-        metadata={"__root": True},
+        metadata=metadata,
         manifest_files=(),
     )
 
@@ -283,12 +336,22 @@ def _check_id(value: bytes, size: int, what: str) -> bytes:
     return value
 
 
-def _encode_array(b: Builder, array: ArrayNodeData) -> int:
-    shape = b.create_vector(
-        b"".join([_DIMENSION_SHAPE.pack(d.array_length, d.chunk_length) for d in array.shape]),
-        16,
-        8,
-    )
+def _encode_shape(b: Builder, shape: tuple[DimensionShape, ...], v2: bool) -> tuple[int, int]:
+    """References of the v1 struct vector and (spec 2) the v2 table vector of a shape."""
+    if not v2:
+        packed = b"".join([_DIMENSION_SHAPE.pack(d.array_length, d.chunk_length) for d in shape])
+        return b.create_vector(packed, 16, 8), 0
+    dims = []
+    for d in shape:
+        b.start_table(2)
+        b.add_u64(0, d.array_length)
+        b.add_u32(1, d.num_chunks)
+        dims.append(b.end_table())
+    return b.create_vector(b"", 16, 8), b.create_offset_vector(dims)
+
+
+def _encode_array(b: Builder, array: ArrayNodeData, v2: bool) -> int:
+    shape, shape_v2 = _encode_shape(b, array.shape, v2)
     names = 0
     if array.dimension_names is not None:
         name_refs = []
@@ -310,23 +373,52 @@ def _encode_array(b: Builder, array: ArrayNodeData) -> int:
         b.add_offset(1, extents)
         ref_refs.append(b.end_table(required=(0, 1)))
     manifests = b.create_offset_vector(ref_refs)
-    b.start_table(3)
+    b.start_table(4 if v2 else 3)
     b.add_offset(0, shape)
     if names:
         b.add_offset(1, names)
     b.add_offset(2, manifests)
+    if v2:
+        b.add_offset(3, shape_v2)
     return b.end_table(required=(0, 2))
 
 
-def encode_snapshot(snapshot: Snapshot) -> bytes:
+def _encode_manifest_files(b: Builder, files: list[ManifestFileInfo], v2: bool) -> tuple[int, int]:
+    """References of the v1 struct list and (spec 2) the v2 table list of manifest files."""
+    if not v2:
+        packed = b"".join(
+            [
+                _MANIFEST_FILE_INFO.pack(
+                    _check_id(info.id, 12, "manifest id"), info.size_bytes, info.num_chunk_refs
+                )
+                for info in files
+            ]
+        )
+        return b.create_vector(packed, 32, 8), 0
+    tables = []
+    for info in files:
+        b.start_table(3)
+        b.add_u64(1, info.size_bytes)
+        b.add_struct(0, _check_id(info.id, 12, "manifest id"), 1)
+        b.add_u32(2, info.num_chunk_refs)
+        tables.append(b.end_table())
+    return b.create_vector(b"", 32, 8), b.create_offset_vector(tables)
+
+
+def encode_snapshot(snapshot: Snapshot, spec_version: int = SPEC_V1) -> bytes:
     """Encode a snapshot as a flatbuffer (no header).
 
-    Nodes are written sorted by path, manifest files by id and metadata items by name.
+    Nodes are written sorted by path, manifest files by id and metadata items by name. In
+    spec 2 the parent is not written (``repo`` records it) and the spec-1 ``shape`` and
+    ``manifest_files`` vectors are left empty.
 
     Parameters
     ----------
     snapshot
         The snapshot to encode.
+    spec_version
+        The layout to write, :data:`~pyicechunk.format.header.SPEC_V1` or ``SPEC_V2``; the
+        object's header must carry the same version.
 
     Returns
     -------
@@ -344,6 +436,7 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
     """
     if not 0 <= snapshot.flushed_at < 2**63:
         raise ValueError(f"flushed_at {snapshot.flushed_at} is outside the range of the format")
+    v2 = spec_version != SPEC_V1
     estimate = 512 + sum(len(n.user_data) + len(n.path) + 128 for n in snapshot.nodes)
     b = Builder(estimate)
     group_data = 0
@@ -358,7 +451,7 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
                 group_data = b.end_table()
             tag, data = _UNION_GROUP, group_data
         else:
-            tag, data = _UNION_ARRAY, _encode_array(b, node.array)
+            tag, data = _UNION_ARRAY, _encode_array(b, node.array, v2)
         b.start_table(5)
         b.add_struct(0, _check_id(node.id, 8, "node id"), 1)
         b.add_offset(1, path)
@@ -370,7 +463,7 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
     message = b.create_string(snapshot.message)
     item_refs = []
     for name in sorted(snapshot.metadata):
-        value = encode_metadata_value(snapshot.metadata[name], name)
+        value = encode_metadata_value(snapshot.metadata[name], name, spec_version)
         name_ref = b.create_string(name)
         value_ref = b.create_bytes_vector(value)
         b.start_table(2)
@@ -378,33 +471,37 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
         b.add_offset(1, value_ref)
         item_refs.append(b.end_table(required=(0, 1)))
     metadata = b.create_offset_vector(item_refs)
-    manifest_files = b.create_vector(
-        b"".join(
-            [
-                _MANIFEST_FILE_INFO.pack(
-                    _check_id(info.id, 12, "manifest id"), info.size_bytes, info.num_chunk_refs
-                )
-                for info in sorted(snapshot.manifest_files, key=_id_of)
-            ]
-        ),
-        32,
-        8,
-    )
-    b.start_table(7)
+    files, files_v2 = _encode_manifest_files(b, sorted(snapshot.manifest_files, key=_id_of), v2)
+    b.start_table(8 if v2 else 7)
     b.add_u64(3, snapshot.flushed_at)
     b.add_struct(0, _check_id(snapshot.id, 12, "snapshot id"), 1)
-    if snapshot.parent_id is not None:
+    if snapshot.parent_id is not None and not v2:
         b.add_struct(1, _check_id(snapshot.parent_id, 12, "parent snapshot id"), 1)
     b.add_offset(2, nodes)
     b.add_offset(4, message)
     b.add_offset(5, metadata)
-    b.add_offset(6, manifest_files)
+    b.add_offset(6, files)
+    if v2:
+        b.add_offset(7, files_v2)
     return b.finish(b.end_table(required=(0, 2, 4, 5, 6)))
 
 
-def _decode_array(t: Table, where: str) -> ArrayNodeData:
+def _decode_shape(t: Table, where: str) -> tuple[DimensionShape, ...]:
+    v2 = t.vector(3, 4)
+    if v2 is not None:
+        dims = [v2.table(i) for i in range(len(v2))]
+        return tuple(DimensionShape.from_num_chunks(d.u64(0), d.u32(1)) for d in dims)
     shape_vec = required(t.vector(0, 16), f"{where}.shape")
-    shape = tuple(DimensionShape(a, c) for a, c in _DIMENSION_SHAPE.iter_unpack(shape_vec.raw()))
+    shape = []
+    for a, c in _DIMENSION_SHAPE.iter_unpack(shape_vec.raw()):
+        if c == 0 and a:
+            malformed(f"{where}.shape has a dimension of length {a} with chunk length 0")
+        shape.append(DimensionShape(a, c))
+    return tuple(shape)
+
+
+def _decode_array(t: Table, where: str) -> ArrayNodeData:
+    shape = _decode_shape(t, where)
     names: tuple[str | None, ...] | None = None
     names_vec = t.vector(1, 4)
     if names_vec is not None:
@@ -439,18 +536,39 @@ def _decode_node(t: Table, i: int) -> NodeSnapshot:
     malformed(f"{where}.node_data has the invalid union type {tag}")
 
 
-def decode_snapshot(buf: bytes | memoryview) -> Snapshot:
+def _decode_manifest_files(root: Table) -> tuple[ManifestFileInfo, ...]:
+    v2: Vector | None = root.vector(7, 4)
+    if v2 is None:
+        files_vec = required(root.vector(6, 32), "Snapshot.manifest_files")
+        return tuple(
+            ManifestFileInfo(mid, size, count)
+            for mid, size, count in _MANIFEST_FILE_INFO.iter_unpack(files_vec.raw())
+        )
+    out = []
+    for i in range(len(v2)):
+        t = v2.table(i)
+        mid = required(t.struct_bytes(0, 12), f"Snapshot.manifest_files_v2[{i}].id")
+        out.append(ManifestFileInfo(mid, t.u64(1), t.u32(2)))
+    return tuple(out)
+
+
+def decode_snapshot(buf: bytes | memoryview, spec_version: int = SPEC_V1) -> Snapshot:
     """Decode a snapshot flatbuffer (the content of a ``snapshots/`` object after its header).
 
     Parameters
     ----------
     buf
         The decompressed flatbuffer.
+    spec_version
+        The spec byte of the object's header: it decides how metadata values are encoded
+        (MessagePack in spec 1, FlexBuffers in spec 2) and, in spec 2, that a stored
+        ``parent_id`` is ignored. Shapes and manifest lists are read from the v2 fields
+        whenever present, else from the v1 fields.
 
     Returns
     -------
     Snapshot
-        The decoded snapshot, nodes sorted by path.
+        The decoded snapshot, nodes sorted by path; ``parent_id`` is None for spec 2.
 
     Raises
     ------
@@ -460,12 +578,13 @@ def decode_snapshot(buf: bytes | memoryview) -> Snapshot:
     """
     root = root_table(buf)
     snapshot_id = required(root.struct_bytes(0, 12), "Snapshot.id")
-    parent_id = root.struct_bytes(1, 12)
+    parent_id = root.struct_bytes(1, 12) if spec_version == SPEC_V1 else None
     nodes_vec = required(root.vector(2, 4), "Snapshot.nodes")
     flushed_at = root.u64(3)
     message = required(root.string(4), "Snapshot.message")
     metadata_vec = required(root.vector(5, 4), "Snapshot.metadata")
-    files_vec = required(root.vector(6, 32), "Snapshot.manifest_files")
+    # Still required in spec 2, where it is written empty.
+    required(root.vector(6, 32), "Snapshot.manifest_files")
 
     nodes = tuple(_decode_node(nodes_vec.table(i), i) for i in range(len(nodes_vec)))
     metadata: dict[str, Any] = {}
@@ -473,11 +592,7 @@ def decode_snapshot(buf: bytes | memoryview) -> Snapshot:
         item = metadata_vec.table(i)
         name = required(item.string(0), f"Snapshot.metadata[{i}].name")
         value = required(item.bytes_vector(1), f"Snapshot.metadata[{i}].value")
-        metadata[name] = decode_metadata_value(value)
-    manifest_files = tuple(
-        ManifestFileInfo(mid, size, count)
-        for mid, size, count in _MANIFEST_FILE_INFO.iter_unpack(files_vec.raw())
-    )
+        metadata[name] = decode_metadata_value(value, spec_version)
     snapshot = Snapshot(
         id=snapshot_id,
         parent_id=parent_id,
@@ -485,7 +600,7 @@ def decode_snapshot(buf: bytes | memoryview) -> Snapshot:
         flushed_at=flushed_at,
         message=message,
         metadata=metadata,
-        manifest_files=manifest_files,
+        manifest_files=_decode_manifest_files(root),
     )
     paths = [n.path for n in snapshot.nodes]
     for a, b in itertools.pairwise(paths):
