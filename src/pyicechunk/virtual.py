@@ -1,16 +1,20 @@
-"""Virtual chunk references: locations, containers, checksums and fetching (FORMAT-V1 §5.2).
+"""Virtual chunk references: containers, checksums and fetching (FORMAT-V1 §5.2).
 
-A virtual chunk is a byte range of an object outside the repository. Its location is stored
-normalised (parsed as a URL, empty path segments dropped), and reading it needs a virtual chunk
-container from the repository config whose ``url_prefix`` matches, plus the user's authorization
-for that prefix (``authorize_virtual_chunk_access``), which may carry credentials.
+A virtual chunk is a byte range of an object outside the repository. Reading it needs a virtual
+chunk container from the repository config whose ``url_prefix`` holds the chunk's location, plus
+the user's authorization for that prefix (``authorize_virtual_chunk_access``), which may carry
+credentials. The location is parsed once (:mod:`pyicechunk.virtual_location`); the container is
+chosen and the fetch addressed from that parsed value only, so nothing outside an authorized
+container is ever fetched.
 
 Fetching goes through obstore: ``file://`` with a root-less local store, ``s3://`` with an S3
 store per bucket, ``gs://`` and ``az://`` with GCS and Azure stores per bucket/container and
-``http(s)://`` with an HTTP store per host. Stores are cached across sessions, keyed by what
-defines them, because building one (credential lookup, client setup) costs far more than a read.
-A checksum is checked by the object store itself with a conditional GET (``If-Match`` for an
-ETag, ``If-Unmodified-Since`` for a last-modified bound).
+``http(s)://`` with an HTTP store per host and port. obstore takes object paths as decoded
+segments and escapes them itself (a ``%`` in a segment is sent as ``%25``), so a segment can
+only ever name one file or key. Stores are cached across sessions, keyed by what defines them,
+because building one (credential lookup, client setup) costs far more than a read. A checksum is
+checked by the object store itself with a conditional GET (``If-Match`` for an ETag,
+``If-Unmodified-Since`` for a last-modified bound).
 """
 
 from __future__ import annotations
@@ -18,9 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import pickle
-import re
 import threading
-import urllib.parse
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -34,12 +36,17 @@ from pyicechunk.config import (
     S3Options,
     StorageSettings,
     VirtualChunkContainer,
-    _rust_debug_str,
     _validate_container,
 )
 from pyicechunk.credentials import Credentials, GcsCredentials, S3Credentials
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.manifest import VirtualPayload
+from pyicechunk.virtual_location import (
+    VirtualLocation,
+    normalize_location,
+    parse_container_prefix,
+    parse_location,
+)
 
 __all__ = [
     "NO_CONTAINER_MESSAGE",
@@ -53,153 +60,16 @@ __all__ = [
 
 NO_CONTAINER_MESSAGE: Final = "invalid chunk location, no matching virtual chunk container"
 
-_SCHEME_RE: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
-# Schemes the WHATWG URL standard treats specially: "\" is a path separator, hosts are
-# lower-cased, and an authority is implied after the scheme.
-_SPECIAL: Final = frozenset({"http", "https", "ws", "wss", "ftp", "file"})
-# Characters the URL path percent-encode set escapes (besides controls and non-ASCII).
-_PATH_ESCAPE: Final = frozenset(' "<>`{}')
-_FORBIDDEN_HOST: Final = frozenset(" #/:<>?@[\\]^|")
 _TIGRIS_ENDPOINT: Final = "https://t3.storage.dev"
 _FETCHER_CACHE_SIZE: Final = 50
 
 
-def _parse_error(location: str, cause: str) -> IcechunkError:
-    return IcechunkError(
-        f"error parsing virtual ref URL: {_rust_debug_str(location)} ({cause}); virtual chunk "
-        "locations must be absolute URLs such as s3://bucket/file.nc or file:///data/file.nc"
-    )
-
-
-def _escape_segment(segment: str) -> str:
-    out = []
-    for ch in segment:
-        if ch in _PATH_ESCAPE or ord(ch) < 0x20 or ord(ch) >= 0x7F:
-            out.append("".join(f"%{b:02X}" for b in ch.encode("utf-8")))
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def _dot_kind(segment: str) -> int:
-    """1 for a "." segment, 2 for "..", 0 otherwise (percent-encoded dots count)."""
-    lowered = segment.lower()
-    if lowered in (".", "%2e"):
-        return 1
-    if lowered in ("..", ".%2e", "%2e.", "%2e%2e"):
-        return 2
-    return 0
-
-
-def _split_authority(location: str, scheme: str, authority: str) -> str:
-    """The host of an authority (user info and port dropped), validated."""
-    host_port = authority.rpartition("@")[2]
-    if host_port.startswith("["):
-        end = host_port.find("]")
-        if end == -1:
-            raise _parse_error(location, "invalid IPv6 address")
-        host, port = host_port[: end + 1], host_port[end + 1 :]
-        if port and not port.startswith(":"):
-            raise _parse_error(location, "invalid IPv6 address")
-        port = port[1:]
-    else:
-        host, _, port = host_port.partition(":")
-    if port and not port.isdigit():
-        raise _parse_error(location, "invalid port number")
-    if any(ch in _FORBIDDEN_HOST for ch in host if not host.startswith("[")):
-        raise _parse_error(location, "invalid domain character")
-    if scheme in _SPECIAL:
-        if not host and scheme != "file":
-            raise _parse_error(location, "empty host")
-        host = host.lower()
-        if scheme == "file" and host == "localhost":
-            host = ""
-    return host
-
-
-def normalize_location(location: str) -> str:
-    """Return a virtual chunk location in the form the format stores (FORMAT-V1 §5.2).
-
-    The location is parsed as a URL; query, fragment, user info and port are dropped, ``.`` and
-    ``..`` segments are resolved, empty path segments are removed, and the result is
-    ``scheme://host/segments``. ``file`` URLs may have an empty host; others must have one.
-
-    Parameters
-    ----------
-    location
-        The location as the user gave it, e.g. ``s3://bucket//dir/file.nc``.
-
-    Returns
-    -------
-    str
-        The normalised location, e.g. ``s3://bucket/dir/file.nc``.
-
-    Raises
-    ------
-    IcechunkError
-        If the location is not an absolute URL, has no path, or (not ``file``) has no host.
-    """
-    text = location.strip("".join(chr(c) for c in range(0x21)))
-    text = text.replace("\t", "").replace("\n", "").replace("\r", "")
-    match = _SCHEME_RE.match(text)
-    if match is None:
-        raise _parse_error(location, "relative URL without a base")
-    scheme = match.group(1).lower()
-    rest = text[match.end() :].split("#", 1)[0].split("?", 1)[0]
-    special = scheme in _SPECIAL
-    if special:
-        rest = rest.replace("\\", "/")
-    host: str | None = None
-    if special and scheme != "file":
-        # http:foo/bar means http://foo/bar for special schemes
-        rest = rest.lstrip("/")
-        authority, slash, path = rest.partition("/")
-        host = _split_authority(location, scheme, authority)
-        path = slash + path
-    elif rest.startswith("//"):
-        authority, slash, path = rest[2:].partition("/")
-        host = _split_authority(location, scheme, authority)
-        path = slash + path
-    else:
-        path = rest
-    if scheme == "file":
-        host = host or ""
-        if not path.startswith("/"):
-            path = "/" + path
-    if not path.startswith("/"):
-        raise IcechunkError(
-            f"virtual reference has no path segments {location}: a location needs a path, "
-            "e.g. s3://bucket/file.nc"
-        )
-    if not host and scheme != "file":
-        raise IcechunkError(
-            f"error parsing bucket name from virtual ref URL {location}: non-file locations "
-            "need a host (bucket), e.g. s3://bucket/file.nc"
-        )
-    segments: list[str] = []
-    raw = path[1:].split("/")
-    for i, segment in enumerate(raw):
-        kind = _dot_kind(segment)
-        last = i == len(raw) - 1
-        if kind == 2:
-            if segments:
-                segments.pop()
-            if last:
-                segments.append("")
-        elif kind == 1:
-            if last:
-                segments.append("")
-        else:
-            segments.append(_escape_segment(segment))
-    kept = "/".join(s for s in segments if s)
-    return f"{scheme}://{host}/{kept}"
-
-
 def usable_containers(config: RepositoryConfig) -> list[VirtualChunkContainer]:
-    """The config's valid containers, longest ``url_prefix`` first.
+    """The config's valid containers, deepest ``url_prefix`` first.
 
-    A persisted config may hold containers that would not pass validation; like the reference,
-    they are ignored rather than failing every read. A missing trailing ``/`` is added.
+    A persisted config may hold containers that would not pass validation, or whose prefix the
+    location parser refuses; like the reference, they are ignored rather than failing every
+    read. A missing trailing ``/`` is added.
 
     Parameters
     ----------
@@ -210,39 +80,56 @@ def usable_containers(config: RepositoryConfig) -> list[VirtualChunkContainer]:
     -------
     list of VirtualChunkContainer
     """
-    out: list[VirtualChunkContainer] = []
+    out: list[tuple[int, VirtualChunkContainer]] = []
     for cont in (config.virtual_chunk_containers or {}).values():
         prefix = cont.url_prefix if cont.url_prefix.endswith("/") else cont.url_prefix + "/"
         fixed = VirtualChunkContainer(prefix, cont.store)  # type: ignore[arg-type]
         try:
             _validate_container(fixed)
+            depth = len(parse_container_prefix(prefix).segments)
         except ValueError:
             continue
-        out.append(fixed)
-    out.sort(key=lambda c: -len(c.url_prefix))
-    return out
+        out.append((depth, fixed))
+    out.sort(key=lambda item: (-item[0], -len(item[1].url_prefix)))
+    return [cont for _, cont in out]
+
+
+def _container_for(
+    location: VirtualLocation, containers: Sequence[VirtualChunkContainer]
+) -> VirtualChunkContainer | None:
+    for cont in containers:
+        if location.within(parse_container_prefix(cont.url_prefix)):
+            return cont
+    return None
 
 
 def find_container(
     location: str, containers: Sequence[VirtualChunkContainer]
 ) -> VirtualChunkContainer | None:
-    """The first container (of a longest-prefix-first list) whose prefix starts ``location``.
+    """The container (of a deepest-first list) that holds ``location``, parsed as a read will.
 
     Parameters
     ----------
     location
-        A normalised location.
+        A normalised location, as it will be stored.
     containers
         As returned by :func:`usable_containers`.
 
     Returns
     -------
     VirtualChunkContainer or None
+
+    Raises
+    ------
+    IcechunkError
+        Starting with :data:`NO_CONTAINER_MESSAGE`, if the location could never be read from
+        any container (see :func:`pyicechunk.virtual_location.parse_location`).
     """
-    for cont in containers:
-        if location.startswith(cont.url_prefix):
-            return cont
-    return None
+    try:
+        parsed = parse_location(location)
+    except IcechunkError as e:
+        raise IcechunkError(f"{NO_CONTAINER_MESSAGE}: {e.message}") from None
+    return _container_for(parsed, containers)
 
 
 def checksum_fields(checksum: str | dt.datetime | None) -> tuple[str | None, int]:
@@ -365,8 +252,7 @@ def _s3_fields(opts: S3Options) -> dict[str, Any]:
 
 def _build_store(
     cont: VirtualChunkContainer,
-    host: str,
-    scheme: str,
+    location: VirtualLocation,
     authorized: Mapping[str, Any],
     settings: StorageSettings | None,
 ) -> Any:
@@ -398,21 +284,27 @@ def _build_store(
             f"virtual chunk container {cont.url_prefix} uses an in-memory store, which cannot "
             "hold virtual chunks; use a file://, s3://, gs://, az:// or http(s):// container"
         )
-    key = (cont.url_prefix, store._rust_debug(), host, pickle.dumps(cred), repr(settings))
-    return _cached_store(key, lambda: _make_remote(cont, scheme, host, cred, settings))
+    key = (
+        cont.url_prefix,
+        store._rust_debug(),
+        location.scheme,
+        location.authority,
+        pickle.dumps(cred),
+        repr(settings),
+    )
+    return _cached_store(key, lambda: _make_remote(cont, location, cred, settings))
 
 
 def _make_remote(
     cont: VirtualChunkContainer,
-    scheme: str,
-    host: str,
+    location: VirtualLocation,
     cred: Any,
     settings: StorageSettings | None,
 ) -> Any:
     from pyicechunk.storage.object_store import _azure_store, _gcs_store, azure_spec, gcs_spec
 
     store: Any = cont.store
-    bucket = urllib.parse.unquote(host)
+    bucket = location.host
     if isinstance(store, ObjectStoreConfig.Gcs):
         gcs = gcs_spec(bucket, None, cred or GcsCredentials.Anonymous(), store._0)
         return _gcs_store(gcs, _effective(settings))
@@ -423,7 +315,8 @@ def _make_remote(
         return _azure_store(azure, _effective(settings))
     if isinstance(store, ObjectStoreConfig.Http):
         return _obstore().store.HTTPStore.from_url(
-            f"{scheme}://{host}", client_options=dict(store._0 or {}) or None
+            f"{location.scheme}://{location.authority}",
+            client_options=dict(store._0 or {}) or None,
         )
     return _s3_fetcher(cont, bucket, cred, settings)
 
@@ -468,24 +361,23 @@ async def fetch_virtual_chunk(
     Raises
     ------
     IcechunkError
-        If no container matches, the container is not authorized, the object is missing or
-        shorter than the reference says, or the object's checksum changed.
+        If the location cannot be parsed into one unambiguous value, no container holds it,
+        the container is not authorized, the object is missing or shorter than the reference
+        says, or the object's checksum changed. In the first three cases nothing is fetched.
     """
-    location = payload.location
-    if _SCHEME_RE.match(location) is None:
-        raise _parse_error(location, "relative URL without a base")
-    decoded = urllib.parse.unquote(location)
-    cont = find_container(decoded, usable_containers(config))
+    location = parse_location(payload.location)
+    cont = _container_for(location, usable_containers(config))
     if cont is None:
+        shown = str(location)
+        if shown != payload.location:
+            shown = f"{payload.location}, which resolves to {shown}"
         raise IcechunkError(
-            f"no virtual chunk container can handle the chunk location ({location}), edit the "
+            f"no virtual chunk container can handle the chunk location ({shown}), edit the "
             "repository configuration adding a virtual chunk container for the chunk "
             "references, see https://icechunk.io/en/stable/virtual/"
         )
-    scheme, _, rest = location.partition("://")
-    host, _, path = rest.partition("/")
     authorized = {(k if k.endswith("/") else k + "/"): v for k, v in authorized.items()}
-    store = _build_store(cont, host, scheme, authorized, config.storage)
+    store = _build_store(cont, location, authorized, config.storage)
     start, end = _narrow(payload.offset, payload.length, byte_range)
     if end <= start:
         return b""
@@ -496,21 +388,21 @@ async def fetch_virtual_chunk(
         options["if_unmodified_since"] = dt.datetime.fromtimestamp(payload.last_modified, dt.UTC)
     ob = _obstore()
     try:
-        result = await ob.get_async(store, urllib.parse.unquote(path), options=options)
+        result = await ob.get_async(store, location.key, options=options)
         data = bytes(await result.bytes_async())
     except ob.exceptions.PreconditionError:
         raise IcechunkError(
-            f"the checksum of the object owning the virtual chunk has changed ({location})"
+            f"the checksum of the object owning the virtual chunk has changed ({payload.location})"
         ) from None
     except Exception as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise IcechunkError(
-            f"error fetching virtual reference {location} bytes {start}..{end}: {first}"
+            f"error fetching virtual reference {payload.location} bytes {start}..{end}: {first}"
         ) from e
     if len(data) != end - start:
         raise IcechunkError(
             f"error retrieving virtual chunk, not enough data. Expected: ({end - start}), "
-            f"available ({len(data)}) in {location}"
+            f"available ({len(data)}) in {payload.location}"
         )
     return data
 
