@@ -47,24 +47,67 @@ class BranchConflict(Exception):
         return f"branch update conflict: `({some(self.expected)}) != ({some(self.actual)})`"
 
 
+def _invalid_name(name: str, why: str) -> IcechunkError:
+    return IcechunkError(f"invalid ref name `{name}`: {why}")
+
+
+def _check_component(name: str) -> None:
+    """Refuse a name that would not be exactly one component of a storage key.
+
+    A ref's name is spliced into ``refs/branch.<name>/``; with a separator (``/``, or ``\\``
+    on Windows) or a NUL in it, the key would reach another directory or be cut short. Every
+    key function checks this, so no lookup, update or delete can address anything but the
+    ref's own directory, whatever name it is given.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"ref names must be str, not {type(name).__name__}")
+    if "/" in name or "\\" in name or "\0" in name:
+        raise _invalid_name(name, "branch and tag names cannot contain '/', '\\' or NUL characters")
+
+
 def branch_key(name: str) -> str:
+    _check_component(name)
     return f"refs/branch.{name}/ref.json"
 
 
 def tag_key(name: str) -> str:
+    _check_component(name)
     return f"refs/tag.{name}/ref.json"
 
 
 def _tombstone_key(name: str) -> str:
-    return f"refs/tag.{name}/ref.json.deleted"
+    return f"{tag_key(name)}.deleted"
 
 
 def validate_ref_name(name: str) -> None:
-    """Refuse names the format cannot hold (a ``/`` would nest keys under ``refs/``)."""
-    if not isinstance(name, str):
-        raise TypeError(f"ref names must be str, not {type(name).__name__}")
-    if "/" in name:
-        raise IcechunkError(f"invalid ref name `{name}`: branch and tag names cannot contain '/'")
+    """Refuse a name for a new branch or tag that could not be stored and read back safely.
+
+    On top of what every key function refuses (see ``_check_component``), a new ref may not be
+    empty (the reference accepts ``""``; a nameless ref is a mistake, and would be the directory
+    ``refs/branch.``), ``.`` or ``..``, hold control characters, or hold ``%``: icechunk's local
+    filesystem storage percent-encodes file names and lists them back encoded (its branch
+    ``%2F`` comes back as ``%252F``), so such a name would not survive a round trip.
+
+    Raises
+    ------
+    IcechunkError
+        For such a name, saying why.
+    TypeError
+        If ``name`` is not a str.
+    """
+    _check_component(name)
+    if not name:
+        raise _invalid_name(name, "branch and tag names cannot be empty")
+    if name in (".", ".."):
+        raise _invalid_name(name, "branch and tag names cannot be '.' or '..'")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        raise _invalid_name(name, "branch and tag names cannot contain control characters")
+    if "%" in name:
+        raise _invalid_name(
+            name,
+            "branch and tag names cannot contain '%' (icechunk's filesystem storage "
+            "percent-encodes names, so such a name would not read back the same)",
+        )
 
 
 def parse_snapshot_id(text: str) -> bytes:

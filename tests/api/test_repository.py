@@ -291,9 +291,14 @@ def test_branch_errors(ic: ModuleType, repo: Any) -> None:
         repo.delete_branch("main")
     with pytest.raises(ic.IcechunkError, match=msg("invalid ref name `a/b`")):
         repo.create_branch("a/b", sid)
-    repo.create_branch("", sid)
     repo.create_branch("with space", sid)
-    assert {"", "with space"} <= repo.list_branches()
+    assert "with space" in repo.list_branches()
+    # icechunk 1.1.21 accepts an empty name; pyicechunk refuses it (a nameless ref is a mistake)
+    if ic.__name__ == "pyicechunk":
+        with pytest.raises(ic.IcechunkError, match=msg("invalid ref name ``")):
+            repo.create_branch("", sid)
+    else:
+        repo.create_branch("", sid)
 
 
 @pytest.mark.parametrize("op", ["create_branch", "create_tag", "reset_branch", "readonly_session"])

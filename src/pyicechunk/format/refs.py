@@ -40,6 +40,13 @@ def decode_ref(data: bytes, key: str) -> bytes:
     """
     try:
         document = json.loads(data)
+    except RecursionError:
+        # A real ref is one flat object; nesting deep enough to exhaust the parser's stack is
+        # damage (or hostile), and must not surface as Python's own RecursionError.
+        raise IcechunkError(
+            f"cannot read ref {key}: its JSON is nested too deeply to be a ref file (expected "
+            '{"snapshot":"<id>"}); the ref file is damaged'
+        ) from None
     except (ValueError, UnicodeDecodeError):
         document = None
     text = document.get("snapshot") if isinstance(document, dict) else None
