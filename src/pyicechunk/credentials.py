@@ -83,13 +83,13 @@ class S3StaticCredentials:
         (self.access_key_id, self.secret_access_key, self.session_token, self.expires_after) = state
 
     def __repr__(self) -> str:
-        # The reference's repr, quoting included.
-        token = "None" if self.session_token is None else f'"{self.session_token}"'
+        # icechunk 1.1's layout, with icechunk 2's masking: secrets never reach a repr, a log
+        # line or an error message; the first characters of the key id say which key it is.
+        token = "None" if self.session_token is None else '"****"'
         expires = "None" if self.expires_after is None else str(self.expires_after)
         return (
-            f'S3StaticCredentials(access_key_id="{self.access_key_id}", '
-            f'secret_access_key="{self.secret_access_key}", session_token={token}, '
-            f"expires_after={expires})"
+            f'S3StaticCredentials(access_key_id="{self.access_key_id[:4]}****", '
+            f'secret_access_key="****", session_token={token}, expires_after={expires})'
         )
 
 
