@@ -21,6 +21,13 @@ Each key is a file under the root directory. The design choices that make it saf
   objects, so nothing new appears under ``refs/`` (where the reference rejects unknown names) or
   at the root (where ``Repository.create`` requires a clean prefix). Each branch has its own
   directory, so commits to different branches do not wait for each other.
+* Symbolic links are never followed under ``refs/``: an operation on a ref whose path below the
+  root passes through a link (``refs`` itself, ``refs/branch.x`` or its ``ref.json``) raises,
+  and listings skip links there. A linked ref directory would otherwise make a commit write its
+  temporary file and new ref outside the repository, and a linked ref file would be read from
+  anywhere. Other objects follow links as before (a ``chunks`` directory on another disk is a
+  deliberate layout, and the reference follows links too). The check is ``lstat`` per path
+  component before the operation; a link swapped in between check and use is not caught.
 * The version token combines the file's inode, its modification time and a digest of its
   content. Inode numbers are recycled and timestamps are coarse, so inode and time alone could
   repeat for a different object of the same size; with the digest a repeat means the content is
@@ -371,9 +378,34 @@ def _stat_file(path: str) -> os.stat_result | None:
     return st if stat.S_ISREG(st.st_mode) else None
 
 
+def _under_refs(key: str) -> bool:
+    """Whether a key (or key prefix) is under ``refs/``, which no symbolic link may lead into."""
+    return key == "refs" or key.startswith("refs/")
+
+
+def _refuse_links(root: str, key: str) -> None:
+    """Raise if the path of ``key`` below ``root`` passes through a symbolic link."""
+    path = root
+    for part in key.split("/"):
+        path = f"{path}/{part}"
+        try:
+            is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+        except OSError:
+            return  # not there (yet): the operation itself reports what it finds
+        if is_link:
+            raise IcechunkError(
+                f"refusing to follow the symbolic link {path} (for {key!r}): refs in a local "
+                "repository must be real files and directories inside it, so that nothing "
+                "outside the repository is read or written through them; replace the link "
+                "with the ref it should be"
+            )
+
+
 def _list(root: str, prefix: str) -> list[ObjectInfo]:
     # Start the walk in the deepest directory that the prefix names completely.
     base, _, _ = prefix.rpartition("/")
+    if base and _under_refs(base):
+        _refuse_links(root, base)
     found: list[ObjectInfo] = []
     pending = [(f"{root}/{base}" if base else root, f"{base}/" if base else "")]
     while pending:
@@ -385,6 +417,8 @@ def _list(root: str, prefix: str) -> list[ObjectInfo]:
         for entry in entries:
             key = key_prefix + entry.name
             try:
+                if _under_refs(key) and entry.is_symlink():
+                    continue  # not a ref: a link to somewhere else
                 if entry.is_dir():
                     if (key + "/").startswith(prefix) or prefix.startswith(key + "/"):
                         pending.append((entry.path, key + "/"))
@@ -420,6 +454,8 @@ class LocalFileSystemBackend(StorageBackend):
                 f"invalid storage key {key!r}: a final component of the form '<name>#<digits>' "
                 "is reserved for temporary files on the local filesystem"
             )
+        if _under_refs(key):
+            _refuse_links(self._root, key)  # a few lstat calls, on ref operations only
         return f"{self._root}/{key}"
 
     async def _call(self, what: str, function: Callable[..., _T], *args: Any) -> _T:
