@@ -261,3 +261,7 @@ def azure_container(azurite_server: AzuriteServer) -> str:
     name = f"test-{uuid.uuid4().hex[:20]}"
     azurite_server.create_container(name)
     return name
+
+
+# icechunk 2.3.0 beside pyicechunk: ic2, pyic, impl, both, storage_spec (see tests/oracle/).
+from oracle.fixtures import both, ic2, ic2_process, impl, pyic, storage_spec  # noqa: E402, F401
