@@ -1118,7 +1118,7 @@ def encode_manifest(
         pos = int(r0 + stride.sum())
     dict_at = pos = _align(pos, 4)
     if dictionary is not None:
-        pos += 4 + len(dictionary)
+        pos = _align(pos + 4 + len(dictionary), 8)  # the buffer is also viewed as u64
     if pos >= 1 << 31:
         raise IcechunkError(f"manifest would be {pos} bytes; flatbuffers must stay below 2 GiB")
 

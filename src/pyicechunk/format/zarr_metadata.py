@@ -108,15 +108,14 @@ def _parse_array(path: str, data: bytes, doc: dict[str, Any]) -> ArrayMeta:
 
 def grid_upper(shape: tuple[DimensionShape, ...]) -> tuple[int, ...]:
     """Number of chunk positions per dimension (a zero-length dimension still has one)."""
-    return tuple(
-        1 if d.array_length == 0 else (d.array_length - 1) // d.chunk_length + 1 for d in shape
-    )
+    return tuple(max(d.num_chunks, 1) for d in shape)
 
 
 def coords_in_grid(coords: tuple[int, ...], shape: tuple[DimensionShape, ...]) -> bool:
     """Whether chunk coordinates fit the grid (extra or missing dimensions are not checked)."""
+    # Spec 2 stores the number of chunks (a rectilinear grid has no single chunk length);
+    # index 0 stays valid for zero-length dimensions.
     for c, d in zip(coords, shape, strict=False):
-        max_index = 0 if d.array_length == 0 else (d.array_length - 1) // d.chunk_length
-        if c > max_index:
+        if c > max(d.num_chunks, 1) - 1:
             return False
     return True
