@@ -1,0 +1,298 @@
+"""Object store configs: where the bytes of a virtual chunk container live.
+
+``ObjectStoreConfig`` has one nested variant per kind of store; ``S3Options`` is the payload of
+the S3-family variants; ``s3_store`` and its siblings are the reference's constructors.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Mapping
+from typing import ClassVar
+
+from ._checks import _bool, _instance, _opt_str, _opt_uint, _str_map, _type_name
+from ._formatting import _rust_debug_str
+from ._record import _field, _Record
+from ._variant import _nest, _TupleLike, _Wrapper
+
+
+class S3Options(_Record):
+    """Options for S3 and S3-compatible object stores.
+
+    Parameters
+    ----------
+    region
+        The bucket's region.
+    endpoint_url
+        A custom endpoint, for S3-compatible stores.
+    allow_http
+        Allow plain HTTP connections.
+    anonymous
+        Send unsigned requests.
+    force_path_style
+        Use path-style addressing instead of virtual-hosted buckets.
+    network_stream_timeout_seconds
+        Timeout for stalled network streams; 0 disables it.
+    requester_pays
+        Send the requester-pays header.
+    """
+
+    region: str | None = _field(_opt_str, default=None)
+    endpoint_url: str | None = _field(_opt_str, default=None)
+    allow_http: bool = _field(_bool, default=False)
+    anonymous: bool = _field(_bool, default=False)
+    force_path_style: bool = _field(_bool, default=False)
+    network_stream_timeout_seconds: int | None = _field(_opt_uint(32), default=None)
+    requester_pays: bool = _field(_bool, default=False)
+
+    @staticmethod
+    def _repr_value(value: object) -> str:
+        # The reference prints these strings unquoted.
+        return str(value)
+
+    def _rust_debug(self) -> str:
+        def opt(v: object) -> str:
+            if v is None:
+                return "None"
+            return f"Some({_rust_debug_str(v) if isinstance(v, str) else v})"
+
+        b = {True: "true", False: "false"}
+        return (
+            f"S3Options {{ region: {opt(self.region)}, endpoint_url: {opt(self.endpoint_url)}, "
+            f"anonymous: {b[self.anonymous]}, allow_http: {b[self.allow_http]}, "
+            f"force_path_style: {b[self.force_path_style]}, "
+            f"network_stream_timeout_seconds: {opt(self.network_stream_timeout_seconds)}, "
+            f"requester_pays: {b[self.requester_pays]} }}"
+        )
+
+
+class ObjectStoreConfig(_TupleLike):
+    """Where the bytes of a virtual chunk container live; one nested class per kind of store.
+
+    The variants are ``InMemory()``, ``LocalFileSystem(path)``, ``S3Compatible(options)``,
+    ``S3(options)``, ``Gcs(opts)``, ``Azure(opts)``, ``Tigris(options)`` and ``Http(opts)``.
+    Each exposes its argument as ``_0`` and supports ``match`` statements.
+    """
+
+    InMemory: ClassVar[type[_OscInMemory]]
+    LocalFileSystem: ClassVar[type[_OscLocalFileSystem]]
+    S3Compatible: ClassVar[type[_OscS3Compatible]]
+    S3: ClassVar[type[_OscS3]]
+    Gcs: ClassVar[type[_OscGcs]]
+    Azure: ClassVar[type[_OscAzure]]
+    Tigris: ClassVar[type[_OscTigris]]
+    Http: ClassVar[type[_OscHttp]]
+
+    __hash__ = None  # type: ignore[assignment]
+    # The variant's name in config.yaml; the URL schemes of the container prefixes it can
+    # serve, and how the error for a prefix without a host names them (None: by its scheme).
+    _TAG: ClassVar[str] = ""
+    _SCHEMES: ClassVar[tuple[str, ...]] = ()
+    _HOST_LABEL: ClassVar[str | None] = None
+
+    def _rust_debug(self) -> str:
+        raise NotImplementedError
+
+
+class _OscInMemory(ObjectStoreConfig):
+    _TAG = "in_memory"
+
+    def _rust_debug(self) -> str:
+        return "InMemory"
+
+
+class _OscLocalFileSystem(_Wrapper, ObjectStoreConfig):
+    _TAG = "local_file_system"
+    _SCHEMES = ("file",)
+    _0: pathlib.Path
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(
+                f"argument '_0': expected str, bytes or os.PathLike object, not {_type_name(path)}"
+            )
+        self._0 = pathlib.Path(path)
+
+    def _rust_debug(self) -> str:
+        return f"LocalFileSystem({_rust_debug_str(str(self._0))})"
+
+
+class _OscS3Like(_Wrapper, ObjectStoreConfig):
+    _SCHEMES: ClassVar[tuple[str, ...]] = ("s3",)
+    _0: S3Options
+
+    def __init__(self, options: S3Options) -> None:
+        self._0 = _instance("_0", options, S3Options)
+
+    def _rust_debug(self) -> str:
+        return f"{type(self).__name__}({self._0._rust_debug()})"
+
+
+class _OscS3Compatible(_OscS3Like):
+    _TAG = "s3_compatible"
+
+
+class _OscS3(_OscS3Like):
+    _TAG = "s3"
+
+
+class _OscTigris(_OscS3Like):
+    _TAG = "tigris"
+    _SCHEMES = ("s3", "tigris")
+
+
+class _OscMapLike(_Wrapper, ObjectStoreConfig):
+    _0: dict[str, str] | None
+
+    def __init__(self, opts: Mapping[str, str] | None) -> None:
+        self._0 = _str_map("_0", opts)
+
+    def _rust_debug(self) -> str:
+        items = ", ".join(
+            f"{_rust_debug_str(k)}: {_rust_debug_str(v)}" for k, v in (self._0 or {}).items()
+        )
+        return f"{type(self).__name__}({{{items}}})"
+
+
+class _OscGcs(_OscMapLike):
+    _TAG = "gcs"
+    _SCHEMES = ("gcs", "gs")
+    _HOST_LABEL = "GCS"
+
+
+class _OscAzure(_OscMapLike):
+    _TAG = "azure"
+    _SCHEMES = ("az", "azure", "abfs")
+    _HOST_LABEL = "Azure"
+
+
+class _OscHttp(_OscMapLike):
+    _TAG = "http"
+    _SCHEMES = ("http", "https")
+    _HOST_LABEL = "http(s)://"
+
+
+_nest(
+    ObjectStoreConfig,
+    {
+        "InMemory": _OscInMemory,
+        "LocalFileSystem": _OscLocalFileSystem,
+        "S3Compatible": _OscS3Compatible,
+        "S3": _OscS3,
+        "Gcs": _OscGcs,
+        "Azure": _OscAzure,
+        "Tigris": _OscTigris,
+        "Http": _OscHttp,
+    },
+)
+
+AnyObjectStoreConfig = (
+    _OscInMemory
+    | _OscLocalFileSystem
+    | _OscS3Compatible
+    | _OscS3
+    | _OscGcs
+    | _OscAzure
+    | _OscTigris
+    | _OscHttp
+)
+
+
+def s3_store(
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    allow_http: bool = False,
+    anonymous: bool = False,
+    s3_compatible: bool = False,
+    force_path_style: bool = False,
+    network_stream_timeout_seconds: int = 60,
+    requester_pays: bool = False,
+) -> _OscS3Compatible | _OscS3:
+    """Build the store config of an S3 (or S3-compatible) virtual chunk container.
+
+    Parameters
+    ----------
+    region, endpoint_url, allow_http, anonymous, force_path_style
+        As in :class:`S3Options`.
+    network_stream_timeout_seconds, requester_pays
+        As in :class:`S3Options`.
+    s3_compatible
+        Return ``ObjectStoreConfig.S3Compatible`` instead of ``ObjectStoreConfig.S3``.
+
+    Returns
+    -------
+    ObjectStoreConfig.S3 or ObjectStoreConfig.S3Compatible
+    """
+    options = S3Options(
+        region=region,
+        endpoint_url=endpoint_url,
+        allow_http=allow_http,
+        anonymous=anonymous,
+        force_path_style=force_path_style,
+        network_stream_timeout_seconds=network_stream_timeout_seconds,
+        requester_pays=requester_pays,
+    )
+    return _OscS3Compatible(options) if s3_compatible else _OscS3(options)
+
+
+def gcs_store(opts: dict[str, str] | None = None) -> _OscGcs:
+    """Build the store config of a Google Cloud Storage virtual chunk container.
+
+    Parameters
+    ----------
+    opts
+        Options of the Google Cloud Storage client, passed to the object store as they are.
+
+    Returns
+    -------
+    ObjectStoreConfig.Gcs
+    """
+    return _OscGcs(opts)
+
+
+def http_store(opts: dict[str, str] | None = None) -> _OscHttp:
+    """Build the store config of an HTTP(S) virtual chunk container.
+
+    Parameters
+    ----------
+    opts
+        Client options such as ``timeout``, passed through to the HTTP client.
+
+    Returns
+    -------
+    ObjectStoreConfig.Http
+    """
+    return _OscHttp(opts)
+
+
+def local_filesystem_store(path: str) -> _OscLocalFileSystem:
+    """Build the store config of a local-filesystem virtual chunk container.
+
+    Parameters
+    ----------
+    path
+        The directory the container's URLs resolve against.
+
+    Returns
+    -------
+    ObjectStoreConfig.LocalFileSystem
+    """
+    return _OscLocalFileSystem(path)
+
+
+def azure_store(*, account: str, config: dict[str, str] | None = None) -> _OscAzure:
+    """Build the store config of an Azure Blob Storage virtual chunk container.
+
+    Parameters
+    ----------
+    account
+        The storage account name.
+    config
+        Further client options.
+
+    Returns
+    -------
+    ObjectStoreConfig.Azure
+    """
+    return _OscAzure({"account": account, **(config or {})})

@@ -1,0 +1,80 @@
+"""Virtual chunk containers: which URL prefixes virtual references may point into.
+
+A container pairs a URL prefix with the object store config that fetches it; a prefix must
+suit its store (``s3://`` for S3, ``file://`` for a local filesystem, ...), which
+``_validate_container`` checks with the reference's messages.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ._checks import _instance, _opt_instance, _opt_str, _str
+from ._object_store import AnyObjectStoreConfig, ObjectStoreConfig, _OscLocalFileSystem
+from ._record import _field, _Record
+
+
+class VirtualChunkContainer(_Record):
+    """Permission for virtual references under a URL prefix, and how to fetch them.
+
+    Parameters
+    ----------
+    url_prefix
+        The URL prefix this container serves; must end in ``/`` (checked when the container
+        is added to a :class:`RepositoryConfig`).
+    store
+        One of the ``ObjectStoreConfig`` variants.
+    """
+
+    # The reference's repr leaves out the name, which its 1.1 constructor cannot set.
+    name: str | None = _field(_opt_str, default=None, init=False, repr=False)
+    url_prefix: str = _field(_str)
+    store: ObjectStoreConfig | None = _field(_opt_instance(ObjectStoreConfig))
+
+    def __init__(self, url_prefix: str, store: AnyObjectStoreConfig) -> None:
+        self.name = None
+        self.url_prefix = url_prefix
+        # The attribute may be set to None later; the constructor wants a store.
+        self.store = _instance("store", store, ObjectStoreConfig)
+
+    @staticmethod
+    def _repr_value(value: object) -> str:
+        return repr(value)
+
+
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):(.*)$", re.DOTALL)
+
+
+def _validate_container(cont: VirtualChunkContainer) -> None:
+    """Raise ValueError (with the reference's messages) if the container cannot be used."""
+    prefix = cont.url_prefix
+    if not prefix.endswith("/"):
+        raise ValueError("VirtualChunkContainer url_prefix must end in a / character")
+    match = _SCHEME_RE.match(prefix)
+    if match is None:
+        raise ValueError("relative URL without a base")
+    scheme, rest = match.group(1).lower(), match.group(2)
+    host = ""
+    path = rest
+    if rest.startswith("//"):
+        authority_end = len(rest)
+        for sep in "/?#":
+            pos = rest.find(sep, 2)
+            if pos != -1:
+                authority_end = min(authority_end, pos)
+        host = rest[2:authority_end]
+        path = rest[authority_end:]
+    store = cont.store
+    if store is None or scheme not in store._SCHEMES:
+        debug = store._rust_debug() if store is not None else "None"
+        raise ValueError(
+            f"Invalid url prefix scheme ({scheme}) for this object store config: ({debug})"
+        )
+    if isinstance(store, _OscLocalFileSystem):
+        if not host and len(path) < 2:
+            raise ValueError("Url prefix for file:// containers must include a path")
+        if any(segment in (".", "..") for segment in path.split("/")):
+            raise ValueError("Url prefix for file:// containers must be a canonical url")
+    elif not host:
+        label = store._HOST_LABEL or f"{scheme}://"
+        raise ValueError(f"Url prefix for {label} containers must include a host")

@@ -1,0 +1,39 @@
+"""Storage settings over a backend's defaults, and their effective values."""
+
+from __future__ import annotations
+
+import pyicechunk.config as pc
+
+
+def test_storage_settings_merged_over_backend_defaults() -> None:
+    local_fs_defaults = pc.StorageSettings(
+        concurrency=pc.StorageConcurrencySettings(5, 4096),
+        retries=pc.StorageRetriesSettings(1, 0, 0),
+        unsafe_use_conditional_update=False,
+        unsafe_use_metadata=False,
+    )
+    mine = pc.StorageSettings(
+        retries=pc.StorageRetriesSettings(max_tries=4), unsafe_use_metadata=True, storage_class="S"
+    )
+    eff = mine.merged_over(local_fs_defaults)._effective()
+    assert (eff.max_concurrent_requests_for_object, eff.ideal_concurrent_request_size) == (5, 4096)
+    assert (eff.max_tries, eff.initial_backoff_ms, eff.max_backoff_ms) == (4, 0, 0)
+    assert eff.unsafe_use_conditional_update is False
+    assert eff.unsafe_use_conditional_create is True
+    assert eff.unsafe_use_metadata is True
+    assert (eff.storage_class, eff.metadata_storage_class, eff.chunks_storage_class) == ("S",) * 3
+    plain_eff = pc.StorageSettings()._effective()
+    assert (
+        plain_eff.max_concurrent_requests_for_object,
+        plain_eff.ideal_concurrent_request_size,
+    ) == (
+        18,
+        12 * 2**20,
+    )
+    assert (plain_eff.max_tries, plain_eff.initial_backoff_ms, plain_eff.max_backoff_ms) == (
+        10,
+        100,
+        180_000,
+    )
+    assert plain_eff.minimum_size_for_multipart_upload == 100 * 2**20
+    assert local_fs_defaults.unsafe_use_metadata is False  # inputs unchanged
