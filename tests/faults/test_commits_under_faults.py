@@ -183,12 +183,18 @@ def test_same_seed_same_faults() -> None:
     assert first != outcomes(12)
 
 
-def test_lost_acknowledgement_still_writes() -> None:
+def test_lost_acknowledgements() -> None:
     inner = pyicechunk.in_memory_storage()._backend
-    faulty = FaultyBackend(inner, FaultPlan(rates={"put_if_absent": 1.0}, lost_ack=1.0))
-    with pytest.raises(InjectedFault, match="put_if_absent 'refs/x'"):
-        asyncio.run(faulty.put_if_absent("refs/x", b"1"))
+    plan = FaultPlan(rates={"put": 1.0, "put_if_absent": 1.0}, lost_ack=1.0)
+    faulty = FaultyBackend(inner, plan)
+    # a plain write lands and still raises: it has nothing to be recognised by
+    with pytest.raises(InjectedFault, match="put 'chunks/x'"):
+        asyncio.run(faulty.put("chunks/x", b"1"))
+    assert asyncio.run(inner.get("chunks/x")) == b"1"
+    # a conditional write's write id shows that it landed: the lost response is a success
+    assert asyncio.run(faulty.put_if_absent("refs/x", b"1"))
     assert asyncio.run(inner.get("refs/x")) == b"1"
+    assert faulty.injected == {"put": 1, "put_if_absent": 1}
     before = FaultyBackend(inner, FaultPlan(rates={"put": 1.0}, kind="oserror"))
     with pytest.raises(ConnectionResetError):
         asyncio.run(before.put("refs/y", b"1"))

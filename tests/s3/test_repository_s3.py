@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import uuid
 from types import SimpleNamespace
 from typing import Any
 
@@ -145,12 +146,19 @@ def test_object_metadata_written_when_enabled(
     for key in keys:
         head = client.head_object(Bucket=s3_bucket, Key=key)
         folder = key.split("/")[1]
-        if folder in kinds and use_metadata:
+        if not use_metadata:
+            assert head["Metadata"] == {}
+        elif folder in kinds:
             assert head["Metadata"] == {
                 "ic_spec_ver": "1",
                 "ic_client": head["Metadata"]["ic_client"],
                 "ic_file_type": kinds[folder],
                 "ic_comp_alg": "zstd",
             }
+        elif folder in ("refs", "config.yaml"):
+            # conditional writes carry their write id (FORMAT-V2 §14), a UUID4
+            stamp = head["Metadata"].pop("icechunk_write_id")
+            assert uuid.UUID(stamp).version == 4
+            assert head["Metadata"] == {}
         else:
             assert head["Metadata"] == {}

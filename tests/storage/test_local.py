@@ -5,6 +5,7 @@ import json
 import multiprocessing
 import os
 import pickle
+import uuid
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 import icechunk
 import pytest
 
+import pyicechunk
 from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
 from pyicechunk.storage import (
     ObjectVersion,
@@ -21,6 +23,7 @@ from pyicechunk.storage import (
     local_filesystem_storage,
 )
 from pyicechunk.storage.local import LocalFileSystemBackend
+from pyicechunk.testing.faults import FaultPlan, FaultyBackend
 from pyicechunk.testing.storage import StorageTests
 
 
@@ -231,3 +234,28 @@ def test_make_durable_of_a_missing_object_names_it(tmp_path: Path, count: int) -
     with pytest.raises(IcechunkError, match="local filesystem storage error") as info:
         run(backend.make_durable(keys))
     assert "No such file or directory" in str(info.value)
+
+
+def test_write_ids_are_extended_attributes_no_reader_sees(tmp_path: Path) -> None:
+    """Conditional writes stamp ``user.icechunk_write_id``; listings and the reference see
+    only the objects, and a ref the reference rewrites simply carries no stamp."""
+    root = tmp_path / "repo"
+    storage = local_filesystem_storage(str(root))
+    repo = pyicechunk.Repository.create(storage)
+    tip = repo.lookup_branch("main")
+    repo.create_tag("v1", tip)
+    keys = ["refs/branch.main/ref.json", "refs/tag.v1/ref.json"]
+    for key in keys:
+        stamp = os.getxattr(root / key, "user.icechunk_write_id").decode()
+        assert uuid.UUID(stamp).version == 4
+        assert run(storage._backend._read_write_id(key)) == stamp
+    on_disk = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert on_disk == [info.key for info in run(storage._backend.list(""))]
+    theirs = icechunk.Repository.open(icechunk.local_filesystem_storage(str(root)))
+    assert theirs.list_tags() == {"v1"}
+    theirs.create_branch("dev", tip)
+    assert run(storage._backend._read_write_id("refs/branch.dev/ref.json")) is None
+    # a lost response to our next update is still recognised as our own write
+    faulty = FaultyBackend(storage._backend, FaultPlan(rates={"put_if_version": 1.0}, lost_ack=1.0))
+    data, version = run(faulty.get_versioned("refs/branch.dev/ref.json"))
+    assert run(faulty.put_if_version("refs/branch.dev/ref.json", data, version))

@@ -9,6 +9,16 @@ and compare-and-swap against an :class:`ObjectVersion` from :meth:`StorageBacken
 and :func:`local_filesystem_storage` return; the repository works with its ``_backend``.
 Backends live in private modules and are imported lazily, so importing this package never pulls
 in an SDK that a user does not need.
+
+Lost responses (FORMAT-V2 §14). A conditional write can land while its response is lost (a
+dropped connection, a proxy that times out); the retry then fails its precondition against the
+object just written, which would read as a conflict ("tag already exists", "branch moved").
+So every conditional write is stamped with a write id, a UUID4 made once per call of
+:meth:`StorageBackend.put_if_absent` / :meth:`StorageBackend.put_if_version` and shared by
+every retry below it, stored as user metadata ``icechunk_write_id`` (the reference's key).
+When the write fails its precondition, or fails in a way that may hide a landed write, the
+backend reads the stamp back: our id means the write landed and the call succeeds; another id,
+none or no object means it did not; a failed read-back is an error, never a guess.
 """
 
 from __future__ import annotations
@@ -16,7 +26,9 @@ from __future__ import annotations
 import abc
 import copy
 import importlib
-from collections.abc import Callable, Sequence
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -55,6 +67,24 @@ __all__ = [
     "s3_storage",
     "tigris_storage",
 ]
+
+
+logger = logging.getLogger("pyicechunk.storage")
+
+# The user-metadata key of a conditional write's write id: the key icechunk 2.x stamps and reads.
+_WRITE_ID_KEY = "icechunk_write_id"
+# The same key without underscores, which some servers and gateways return (and later
+# reference versions stamp); a stamp under either name is recognised.
+_WRITE_ID_KEY_ALPHANUMERIC = "icechunkwriteid"
+
+
+def _new_write_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _stored_write_id(metadata: Mapping[str, str]) -> str | None:
+    """The write id in an object's user metadata, under either spelling of the key."""
+    return metadata.get(_WRITE_ID_KEY) or metadata.get(_WRITE_ID_KEY_ALPHANUMERIC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +193,6 @@ class StorageBackend(abc.ABC):
         """
         return None
 
-    @abc.abstractmethod
     async def put_if_absent(self, key: str, data: bytes, *, durable: Sequence[str] = ()) -> bool:
         """Create an object atomically if no object exists under ``key``.
 
@@ -173,10 +202,17 @@ class StorageBackend(abc.ABC):
         Returns
         -------
         bool
-            True if this call created the object, False if one already existed (it is unchanged).
-        """
+            True if this call created the object (also when its response was lost and the
+            object's write id shows it landed), False if one already existed (it is unchanged).
 
-    @abc.abstractmethod
+        Raises
+        ------
+        IcechunkError
+            If the write failed, or failed in a way that may hide a landed write and reading
+            the object back could not tell.
+        """
+        return await self._put_conditionally(key, data, None, durable)
+
     async def put_if_version(
         self, key: str, data: bytes, version: ObjectVersion, *, durable: Sequence[str] = ()
     ) -> bool:
@@ -187,9 +223,88 @@ class StorageBackend(abc.ABC):
         Returns
         -------
         bool
-            True if the object was replaced; False if it changed since ``version`` was read or
-            no longer exists.
+            True if the object was replaced (also when the response was lost and the object's
+            write id shows it landed); False if it changed since ``version`` was read or no
+            longer exists.
+
+        Raises
+        ------
+        IcechunkError
+            As for :meth:`put_if_absent`.
         """
+        return await self._put_conditionally(key, data, version, durable)
+
+    async def _put_conditionally(
+        self, key: str, data: bytes, version: ObjectVersion | None, durable: Sequence[str]
+    ) -> bool:
+        """One logical conditional write, with lost-response recovery (module docstring)."""
+        write_id = _new_write_id() if self._stamps_write_ids() else None
+        try:
+            if await self._write_conditionally(key, data, version, write_id, durable):
+                return True
+        except Exception as error:
+            if write_id is None or not self._may_have_landed(error):
+                raise
+            if await self._is_our_write(key, write_id, error):
+                return True
+            raise  # it did not land: the original failure stands
+        # The precondition failed: against another writer's object, or against this very
+        # write if it landed once already and a retry below us sent it again.
+        return write_id is not None and await self._is_our_write(key, write_id, None)
+
+    async def _is_our_write(self, key: str, write_id: str, error: Exception | None) -> bool:
+        try:
+            stored = await self._read_write_id(key)
+        except Exception as read_error:
+            failure = "failed its precondition" if error is None else f"failed ({error})"
+            raise IcechunkError(
+                f"storage error: the conditional write of {key} {failure}, and reading the "
+                f"object back to see whether this write landed failed too ({read_error}); "
+                f"nothing was assumed: check {key} before retrying"
+            ) from read_error
+        if stored != write_id:
+            return False
+        logger.debug("conditional write of %s: response lost, but the write landed", key)
+        return True
+
+    @abc.abstractmethod
+    async def _write_conditionally(
+        self,
+        key: str,
+        data: bytes,
+        version: ObjectVersion | None,
+        write_id: str | None,
+        durable: Sequence[str],
+    ) -> bool:
+        """One conditional write: create if absent (``version`` None) or compare-and-swap.
+
+        Stamps the object with ``write_id`` when it is not None; any retry the backend or its
+        SDK makes must send the same id. Objects in ``durable`` are durable before the new
+        object is visible.
+
+        Returns
+        -------
+        bool
+            True if the object was written, False if the precondition failed.
+        """
+
+    def _stamps_write_ids(self) -> bool:
+        """Whether conditional writes carry write ids that :meth:`_read_write_id` can read."""
+        return False
+
+    async def _read_write_id(self, key: str) -> str | None:
+        """The write id stamped on the object under ``key``; None if it is missing or unstamped.
+
+        Raises
+        ------
+        IcechunkError
+            If the object's metadata cannot be read.
+        """
+        return None
+
+    def _may_have_landed(self, error: Exception) -> bool:
+        """Whether a conditional write that raised ``error`` may have been applied anyway."""
+        return True
 
     @abc.abstractmethod
     async def delete(self, key: str) -> None:

@@ -21,6 +21,19 @@ Each key is a file under the root directory. The design choices that make it saf
   objects, so nothing new appears under ``refs/`` (where the reference rejects unknown names) or
   at the root (where ``Repository.create`` requires a clean prefix). Each branch has its own
   directory, so commits to different branches do not wait for each other.
+* Conditional writes carry their write id (lost-response recovery, see
+  :mod:`pyicechunk.storage`) in the extended attribute ``user.icechunk_write_id`` of the
+  temporary file, set before it is fsynced and linked or renamed into place: the id belongs to
+  the inode, so it appears atomically with the content, survives a crash with it, and no other
+  reader (the reference, ``ls``) ever sees it, unlike a sidecar file, which would be a second,
+  separately visible object under ``refs/``. It is written whatever ``unsafe_use_metadata``
+  says: that switch keeps metadata headers away from object stores that refuse them, and no
+  server is involved here. A filesystem without user extended attributes gets no stamps (one
+  warning); its conditional writes work as before, without recovery. On a local disk every call
+  reports its own outcome, so a failed call never hides a landed write (one that fails after
+  the rename, in the directory fsync, is reported: it may not survive a power loss); the read-
+  back serves network filesystems, where a ``link`` whose reply was lost is sent again and fails
+  with ``EEXIST`` against itself, and wrappers that lose responses on purpose (the fault tests).
 * Symbolic links are never followed under ``refs/``: an operation on a ref whose path below the
   root passes through a link (``refs`` itself, ``refs/branch.x`` or its ``ref.json``) raises,
   and listings skip links there. A linked ref directory would otherwise make a commit write its
@@ -41,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import errno
 import fcntl
 import hashlib
 import mmap
@@ -56,12 +70,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
 from pyicechunk.storage import (
+    _WRITE_ID_KEY,
     ByteRequest,
     ObjectInfo,
     ObjectVersion,
     StorageBackend,
     _check_key,
     _resolve_byte_range,
+    logger,
 )
 
 if TYPE_CHECKING:
@@ -245,8 +261,51 @@ def _sync_filesystems(directories: Sequence[str]) -> None:
             os.close(fd)
 
 
-def _write_temporary(path: str, data: bytes | memoryview, durable: bool = True) -> str:
-    """Write ``data`` to a new temporary file beside ``path`` (fsynced if ``durable``)."""
+_WRITE_ID_XATTR = f"user.{_WRITE_ID_KEY}"
+_XATTRS = hasattr(os, "setxattr")  # Linux only
+_NO_XATTRS = (errno.ENOTSUP, errno.EOPNOTSUPP)
+_warned_unstamped = False
+
+
+def _warn_unstamped_once(where: str) -> None:
+    global _warned_unstamped
+    if not _warned_unstamped:
+        _warned_unstamped = True
+        logger.warning(
+            "conditional writes under %s carry no write id (no user extended attributes "
+            "there): a conditional write whose response is lost surfaces as a conflict",
+            where,
+        )
+
+
+def _stamp(fd: int, path: str, write_id: str) -> None:
+    try:
+        os.setxattr(fd, _WRITE_ID_XATTR, write_id.encode("ascii"))
+    except OSError as e:
+        if e.errno not in _NO_XATTRS:
+            raise
+        _warn_unstamped_once(os.path.dirname(path))
+
+
+def _read_stamp(path: str) -> str | None:
+    try:
+        value = os.getxattr(path, _WRITE_ID_XATTR)
+    except _NOT_FOUND:
+        return None
+    except OSError as e:
+        if e.errno in (errno.ENODATA, *_NO_XATTRS):
+            return None
+        raise
+    return value.decode("ascii", "replace")
+
+
+def _write_temporary(
+    path: str, data: bytes | memoryview, durable: bool = True, write_id: str | None = None
+) -> str:
+    """Write ``data`` to a new temporary file beside ``path`` (fsynced if ``durable``).
+
+    With a ``write_id``, the file is stamped with it before the fsync.
+    """
     directory = os.path.dirname(path)
     tmp = f"{path}#{secrets.randbits(63)}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
@@ -259,6 +318,8 @@ def _write_temporary(path: str, data: bytes | memoryview, durable: bool = True) 
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+        if write_id is not None:
+            _stamp(fd, path, write_id)
         if durable:
             os.fsync(fd)
         elif _start_writeback is not None and len(data) >= _WRITEBACK_MIN_BYTES:
@@ -504,11 +565,13 @@ class LocalFileSystemBackend(StorageBackend):
             *(self._call(f"directory {d!r}", _fsync_directory, d) for d in directories),
         )
 
-    async def _prepare(self, key: str, data: bytes, durable: Sequence[str]) -> tuple[str, str]:
+    async def _prepare(
+        self, key: str, data: bytes, durable: Sequence[str], write_id: str | None
+    ) -> tuple[str, str]:
         """Write the new object to a durable temporary file while ``durable`` is synced."""
         path = self._path(key)
         results = await asyncio.gather(
-            self._call(f"object {key!r}", _write_temporary, path, data),
+            self._call(f"object {key!r}", _write_temporary, path, data, True, write_id),
             self.make_durable(durable),
             return_exceptions=True,
         )
@@ -520,15 +583,30 @@ class LocalFileSystemBackend(StorageBackend):
             raise synced
         return path, tmp
 
-    async def put_if_absent(self, key: str, data: bytes, *, durable: Sequence[str] = ()) -> bool:
-        path, tmp = await self._prepare(key, data, durable)
-        return await self._call(f"object {key!r}", _link_if_absent, path, tmp)
-
-    async def put_if_version(
-        self, key: str, data: bytes, version: ObjectVersion, *, durable: Sequence[str] = ()
+    async def _write_conditionally(
+        self,
+        key: str,
+        data: bytes,
+        version: ObjectVersion | None,
+        write_id: str | None,
+        durable: Sequence[str],
     ) -> bool:
-        path, tmp = await self._prepare(key, data, durable)
+        path, tmp = await self._prepare(key, data, durable, write_id)
+        if version is None:
+            return await self._call(f"object {key!r}", _link_if_absent, path, tmp)
         return await self._call(f"object {key!r}", _swap_if_version, path, tmp, version)
+
+    def _stamps_write_ids(self) -> bool:
+        if not _XATTRS:
+            _warn_unstamped_once(self._root)
+        return _XATTRS
+
+    async def _read_write_id(self, key: str) -> str | None:
+        return await self._call(f"the write id of {key!r}", _read_stamp, self._path(key))
+
+    def _may_have_landed(self, error: Exception) -> bool:
+        # See the module docstring: a local call's failure is its outcome.
+        return False
 
     async def delete(self, key: str) -> None:
         await self.delete_many([key])

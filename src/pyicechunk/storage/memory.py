@@ -1,9 +1,13 @@
-"""In-memory storage backend: a dictionary shared by every handle on the same store."""
+"""In-memory storage backend: a dictionary shared by every handle on the same store.
+
+Conditional writes keep their write id with the entry, as an object store keeps it in user
+metadata, so lost-response recovery (see :mod:`pyicechunk.storage`) works here too when a
+wrapper such as the fault injector loses a response.
+"""
 
 from __future__ import annotations
 
 import itertools
-import logging
 import secrets
 import threading
 import weakref
@@ -20,6 +24,7 @@ from pyicechunk.storage import (
     StorageBackend,
     _check_key,
     _resolve_byte_range,
+    logger,
 )
 
 if TYPE_CHECKING:
@@ -27,14 +32,13 @@ if TYPE_CHECKING:
 
 __all__ = ["InMemoryBackend"]
 
-logger = logging.getLogger("pyicechunk.storage")
-
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
     data: bytes
     version: int
     last_modified: datetime
+    write_id: str | None
 
 
 class _Objects:
@@ -51,8 +55,8 @@ class _Objects:
         # One counter for the whole store, so a deleted and re-created key never repeats a version.
         self.versions = itertools.count(1)
 
-    def write(self, key: str, data: bytes | memoryview) -> None:
-        self.entries[key] = _Entry(bytes(data), next(self.versions), datetime.now(UTC))
+    def write(self, key: str, data: bytes | memoryview, write_id: str | None = None) -> None:
+        self.entries[key] = _Entry(bytes(data), next(self.versions), datetime.now(UTC), write_id)
 
 
 # Pickled handles carry only the token; unpickling in the same process finds the live store
@@ -124,24 +128,36 @@ class InMemoryBackend(StorageBackend):
         with self._objects.lock:
             self._objects.write(key, data)
 
-    async def put_if_absent(self, key: str, data: bytes, *, durable: Sequence[str] = ()) -> bool:
-        _check_key(key)
-        with self._objects.lock:
-            if key in self._objects.entries:
-                return False
-            self._objects.write(key, data)
-            return True
-
-    async def put_if_version(
-        self, key: str, data: bytes, version: ObjectVersion, *, durable: Sequence[str] = ()
+    async def _write_conditionally(
+        self,
+        key: str,
+        data: bytes,
+        version: ObjectVersion | None,
+        write_id: str | None,
+        durable: Sequence[str],
     ) -> bool:
         _check_key(key)
         with self._objects.lock:
             entry = self._objects.entries.get(key)
-            if entry is None or str(entry.version) != version.token:
+            if version is None:
+                if entry is not None:
+                    return False
+            elif entry is None or str(entry.version) != version.token:
                 return False
-            self._objects.write(key, data)
+            self._objects.write(key, data, write_id)
             return True
+
+    def _stamps_write_ids(self) -> bool:
+        return True
+
+    def _may_have_landed(self, error: Exception) -> bool:
+        # Nothing is lost between a dictionary and its caller: an error means no write.
+        return False
+
+    async def _read_write_id(self, key: str) -> str | None:
+        _check_key(key)
+        entry = self._objects.entries.get(key)
+        return None if entry is None else entry.write_id
 
     async def delete(self, key: str) -> None:
         await self.delete_many([key])

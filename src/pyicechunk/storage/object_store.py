@@ -7,6 +7,15 @@ requests on its own runtime, so one backend object works from any event loop and
 Conditional writes follow FORMAT-V1 §7.2: create-if-absent is ``If-None-Match: *`` (obstore
 ``PutMode`` ``"create"``) and compare-and-swap is ``If-Match: <etag>`` (``PutMode`` update).
 Acknowledged writes are durable, so :meth:`make_durable` has nothing to do.
+
+Lost responses (FORMAT-V2 §14): as in the reference, a conditional write carries its write id
+as the user-metadata attribute ``icechunk_write_id`` only when ``unsafe_use_metadata`` is on
+(the default); the switch exists for stores that refuse user metadata, so with it off nothing
+is stamped, a lost response surfaces as a conflict or an error as before, and a warning says so
+once. obstore resends a write after a 5xx answer (the same request, so the same id) and gives
+up without resending when the connection breaks after the request went out (a conditional PUT
+is not idempotent): the first case ends in a failed precondition, the second in a transport
+error, and both are resolved by reading the stamp back with a HEAD request.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from pyicechunk.credentials import (
 )
 from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
 from pyicechunk.storage import (
+    _WRITE_ID_KEY,
     ByteRequest,
     ObjectInfo,
     ObjectVersion,
@@ -43,6 +53,8 @@ from pyicechunk.storage import (
     SuffixByteRequest,
     _check_key,
     _resolve_byte_range,
+    _stored_write_id,
+    logger,
 )
 
 if TYPE_CHECKING:
@@ -431,32 +443,38 @@ class ObjectStoreBackend(StorageBackend):
             use_multipart=len(data) >= self._eff.minimum_size_for_multipart_upload,
         )
 
-    async def put_if_absent(self, key: str, data: bytes, *, durable: Sequence[str] = ()) -> bool:
-        if not self._eff.unsafe_use_conditional_create:
-            await self.put(key, data)
-            return True
-        return await self._conditional_put(key, data, "create")
-
-    async def put_if_version(
-        self, key: str, data: bytes, version: ObjectVersion, *, durable: Sequence[str] = ()
+    async def _write_conditionally(
+        self,
+        key: str,
+        data: bytes,
+        version: ObjectVersion | None,
+        write_id: str | None,
+        durable: Sequence[str],
     ) -> bool:
-        if not self._eff.unsafe_use_conditional_update:
-            await self.put(key, data)
-            return True
-        etag, _, object_version = version.token.partition(_TOKEN_SEP)
-        mode = {"e_tag": etag}
-        if object_version:
-            mode["version"] = object_version
-        return await self._conditional_put(key, data, mode)
-
-    async def _conditional_put(self, key: str, data: bytes, mode: Any) -> bool:
+        eff = self._eff
+        if version is None:
+            if not eff.unsafe_use_conditional_create:
+                await self.put(key, data)
+                return True
+            mode: Any = "create"
+        else:
+            if not eff.unsafe_use_conditional_update:
+                await self.put(key, data)
+                return True
+            etag, _, object_version = version.token.partition(_TOKEN_SEP)
+            mode = {"e_tag": etag}
+            if object_version:
+                mode["version"] = object_version
         self._check_writable(key)
         data = bytes(data)
+        attributes = self._attributes(key, data) or {}
+        if write_id is not None:
+            attributes[_WRITE_ID_KEY] = write_id
+        else:
+            _warn_unstamped_once()
         obs = _obstore()
         try:
-            await obs.put_async(
-                self._store, key, data, mode=mode, attributes=self._attributes(key, data)
-            )
+            await obs.put_async(self._store, key, data, mode=mode, attributes=attributes or None)
         except (
             obs.exceptions.AlreadyExistsError,
             obs.exceptions.PreconditionError,
@@ -467,6 +485,22 @@ class ObjectStoreBackend(StorageBackend):
         except Exception as e:
             raise self._error(key, e) from e
         return True
+
+    def _stamps_write_ids(self) -> bool:
+        return self._eff.unsafe_use_metadata
+
+    def _may_have_landed(self, error: Exception) -> bool:
+        # Like the reference: only obstore's generic (transport) errors can hide a landed
+        # write; a refusal (permissions, credentials, a bad path) means it never happened.
+        return isinstance(error.__cause__, _obstore().exceptions.GenericError)
+
+    async def _read_write_id(self, key: str) -> str | None:
+        # A plain head_async drops user metadata; a head-only get keeps it.
+        try:
+            result = await self._call(key, _obstore().get_async, key, options={"head": True})
+        except ObjectNotFoundError:
+            return None
+        return _stored_write_id(result.attributes)
 
     async def delete(self, key: str) -> None:
         self._check_writable(key)
@@ -537,6 +571,21 @@ class ObjectStoreBackend(StorageBackend):
             return ObjectNotFoundError(key)
         first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
         return IcechunkError(f"storage error: {first_line} (object {key!r} in {self!r})")
+
+
+_warned_unstamped = False
+
+
+def _warn_unstamped_once() -> None:
+    global _warned_unstamped
+    if not _warned_unstamped:
+        _warned_unstamped = True
+        logger.warning(
+            "conditional writes are on but unsafe_use_metadata is off, so they carry no write "
+            "id: a conditional write whose response is lost surfaces as a conflict or an error "
+            "even though it landed; turn unsafe_use_metadata on unless the store refuses user "
+            "metadata"
+        )
 
 
 def _version_token(meta: Any) -> ObjectVersion:

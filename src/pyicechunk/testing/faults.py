@@ -15,7 +15,11 @@ differently between threads::
 
 A failing write can fail before it reaches the inner backend (nothing happened) or after it
 (the write landed but its acknowledgement was lost), which is what a dropped connection does to
-a real object store.
+a real object store. A conditional write whose acknowledgement is lost is recovered by the
+write-id read-back of :class:`~pyicechunk.storage.StorageBackend` (the read-back is a
+``'head'`` call, which can fail too); with ``FaultPlan(resend=True)`` it is first sent again
+with the same write id, as an SDK's transparent retry does, so that the retry fails its
+precondition against the write that landed.
 """
 
 from __future__ import annotations
@@ -63,6 +67,10 @@ class InjectedFault(IcechunkError):
     """A transient storage failure injected by :class:`FaultyBackend`."""
 
 
+# What the three fault kinds raise.
+_INJECTED = (InjectedFault, ConnectionResetError, TimeoutError)
+
+
 @dataclass(frozen=True)
 class FaultPlan:
     """Which calls a :class:`FaultyBackend` makes fail, and how.
@@ -82,6 +90,10 @@ class FaultPlan:
         Fraction of failing writes that fail after the inner backend completed them.
     delay
         Seconds a ``'timeout'`` fault waits before raising.
+    resend
+        Whether a conditional write whose acknowledgement was lost is sent once more with the
+        same write id, whose answer (usually a failed precondition) is then returned instead
+        of the fault.
     """
 
     seed: int = 0
@@ -89,6 +101,7 @@ class FaultPlan:
     kind: FaultKind = "error"
     lost_ack: float = 0.0
     delay: float = 0.05
+    resend: bool = False
 
     def __post_init__(self) -> None:
         unknown = set(self.rates) - set(OPERATIONS)
@@ -180,11 +193,15 @@ class FaultyBackend(StorageBackend):
             raise ConnectionResetError(f"injected connection reset in {where}")
         raise InjectedFault(f"storage error: injected transient failure in {where}; retry")
 
-    async def _run(self, op: str, key: str, call: Callable[[], Awaitable[_T]]) -> _T:
+    async def _run(
+        self, op: str, key: str, call: Callable[[], Awaitable[_T]], *, resend: bool = False
+    ) -> _T:
         fail, after = self._decide(op, key)
         if fail and not after:
             await self._fail(op, key)
         result = await call()
+        if fail and resend:
+            return await call()
         if fail:
             await self._fail(op, key)
         return result
@@ -198,12 +215,17 @@ class FaultyBackend(StorageBackend):
         return self.inner.default_settings()
 
     def with_settings(self, settings: StorageSettings) -> FaultyBackend:
-        """The wrapper around ``inner.with_settings(settings)``, sharing this one's state."""
+        """The wrapper around ``inner.with_settings(settings)``, sharing this one's state.
+
+        A shallow copy (not ``copy.copy``, which would go through ``__reduce__``): a subclass
+        stays itself and shares its attributes with the original.
+        """
         inner = self.inner.with_settings(settings)
         if inner is self.inner:
             return self
-        twin = FaultyBackend(inner, self.plan)
-        twin._state = self._state
+        twin = type(self).__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        twin.inner = inner
         return twin
 
     async def get(self, key: str, byte_range: ByteRequest | None = None) -> bytes:
@@ -224,19 +246,31 @@ class FaultyBackend(StorageBackend):
     async def put(self, key: str, data: bytes | memoryview) -> None:
         await self._run("put", key, lambda: self.inner.put(key, data))
 
-    async def put_if_absent(self, key: str, data: bytes, *, durable: Sequence[str] = ()) -> bool:
+    async def _write_conditionally(
+        self,
+        key: str,
+        data: bytes,
+        version: ObjectVersion | None,
+        write_id: str | None,
+        durable: Sequence[str],
+    ) -> bool:
+        inner = self.inner
         return await self._run(
-            "put_if_absent", key, lambda: self.inner.put_if_absent(key, data, durable=durable)
+            "put_if_absent" if version is None else "put_if_version",
+            key,
+            lambda: inner._write_conditionally(key, data, version, write_id, durable),
+            resend=self.plan.resend,
         )
 
-    async def put_if_version(
-        self, key: str, data: bytes, version: ObjectVersion, *, durable: Sequence[str] = ()
-    ) -> bool:
-        return await self._run(
-            "put_if_version",
-            key,
-            lambda: self.inner.put_if_version(key, data, version, durable=durable),
-        )
+    def _stamps_write_ids(self) -> bool:
+        return self.inner._stamps_write_ids()
+
+    async def _read_write_id(self, key: str) -> str | None:
+        return await self._run("head", key, lambda: self.inner._read_write_id(key))
+
+    def _may_have_landed(self, error: Exception) -> bool:
+        # Every injected failure looks like a transport error to the caller.
+        return isinstance(error, _INJECTED) or self.inner._may_have_landed(error)
 
     async def make_durable(self, keys: Sequence[str]) -> None:
         await self._run("make_durable", ",".join(keys), lambda: self.inner.make_durable(keys))

@@ -18,6 +18,7 @@ import asyncio
 import functools
 import pickle
 import threading
+import uuid
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -34,6 +35,7 @@ from pyicechunk.storage import (
     StorageBackend,
     SuffixByteRequest,
 )
+from pyicechunk.testing.faults import FaultPlan, FaultyBackend, InjectedFault
 
 __all__ = ["StorageTests"]
 
@@ -259,6 +261,92 @@ class StorageTests:
             thread.join()
         assert errors == []
         assert asyncio.run(storage_backend.get(key)) == b"60"
+
+    # --- lost responses to conditional writes ---------------------------------------------
+
+    @_async_test
+    async def test_conditional_writes_carry_write_ids(
+        self, storage_backend: StorageBackend
+    ) -> None:
+        key = "refs/branch.main/ref.json"
+        assert await storage_backend._read_write_id(key) is None  # no object
+        assert await storage_backend.put_if_absent(key, b"1")
+        created = await storage_backend._read_write_id(key)
+        _, version = await storage_backend.get_versioned(key)
+        assert await storage_backend.put_if_version(key, b"2", version)
+        updated = await storage_backend._read_write_id(key)
+        if storage_backend._stamps_write_ids():
+            assert created is not None and updated is not None
+            assert uuid.UUID(created).version == uuid.UUID(updated).version == 4
+            assert created != updated  # one id per write
+        else:
+            assert created is None and updated is None
+        await storage_backend.put(key, b"3")  # unconditional writes carry none
+        assert await storage_backend._read_write_id(key) is None
+
+    @pytest.mark.parametrize("resend", [False, True], ids=["lost", "lost-then-resent"])
+    @_async_test
+    async def test_lost_response_to_a_conditional_write_is_success(
+        self, storage_backend: StorageBackend, resend: bool
+    ) -> None:
+        """The write lands and its response is lost (and with ``resend`` the same write is sent
+        again and fails its precondition against itself): the call still succeeds, once."""
+        plan = FaultPlan(
+            rates={"put_if_absent": 1.0, "put_if_version": 1.0}, lost_ack=1.0, resend=resend
+        )
+        lossy = FaultyBackend(storage_backend, plan)
+        key = "refs/tag.v1/ref.json"
+        if not storage_backend._stamps_write_ids():
+            # Nothing to recognise the write by: the loss surfaces as before.
+            if resend:
+                assert not await lossy.put_if_absent(key, b"one")
+            else:
+                with pytest.raises(InjectedFault):
+                    await lossy.put_if_absent(key, b"one")
+            assert await storage_backend.get(key) == b"one"
+            return
+        assert await lossy.put_if_absent(key, b"one")
+        _, version = await storage_backend.get_versioned(key)
+        assert await lossy.put_if_version(key, b"two", version)
+        assert await storage_backend.get(key) == b"two"
+        assert lossy.injected["put_if_absent"] == lossy.injected["put_if_version"] == 1
+
+    @pytest.mark.parametrize("resend", [False, True], ids=["lost", "lost-then-resent"])
+    @_async_test
+    async def test_lost_response_to_a_genuine_conflict_is_no_success(
+        self, storage_backend: StorageBackend, resend: bool
+    ) -> None:
+        """Another writer's object fails the precondition: never taken for our own write."""
+        key = "refs/tag.v1/ref.json"
+        assert await storage_backend.put_if_absent(key, b"theirs")
+        _, stale = await storage_backend.get_versioned(key)
+        assert await storage_backend.put_if_version(key, b"theirs again", stale)
+        plan = FaultPlan(
+            rates={"put_if_absent": 1.0, "put_if_version": 1.0}, lost_ack=1.0, resend=resend
+        )
+        lossy = FaultyBackend(storage_backend, plan)
+        for attempt in (lossy.put_if_absent(key, b"mine"), lossy.put_if_version(key, b"m", stale)):
+            if resend:  # the resent write's failed precondition is the answer
+                assert not await attempt
+            else:  # only the transport error is known: it stands
+                with pytest.raises(InjectedFault):
+                    await attempt
+        assert await storage_backend.get(key) == b"theirs again"
+
+    @_async_test
+    async def test_failed_read_back_is_an_error_not_an_answer(
+        self, storage_backend: StorageBackend
+    ) -> None:
+        key = "refs/tag.v1/ref.json"
+        plan = FaultPlan(rates={"put_if_absent": 1.0, "head": 1.0}, lost_ack=1.0, resend=True)
+        lossy = FaultyBackend(storage_backend, plan)
+        if not storage_backend._stamps_write_ids():
+            assert not await lossy.put_if_absent(key, b"one")  # no read-back is attempted
+            return
+        with pytest.raises(IcechunkError, match="reading the object back") as info:
+            await lossy.put_if_absent(key, b"one")
+        assert f"check {key} before retrying" in info.value.message
+        assert await storage_backend.get(key) == b"one"  # it did land; nobody guessed
 
     # --- delete, exists, head, list -------------------------------------------------------
 
