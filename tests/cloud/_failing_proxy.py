@@ -1,9 +1,12 @@
-"""A tiny HTTP proxy that answers 503 to chosen requests and forwards the rest to a server.
+"""A tiny HTTP proxy that fails chosen requests and forwards the rest to a server.
 
 It runs an ``asyncio.start_server`` on 127.0.0.1 in a background thread. Each request is read
-whole (headers and a Content-Length body, which is how obstore sends them), then either answered
-with ``503 Service Unavailable`` or forwarded to the upstream server on a new connection with
-``Connection: close``; the upstream's response is relayed and the client connection closed.
+whole (headers and a Content-Length body, which is how obstore sends them), then forwarded to
+the upstream server on a new connection with ``Connection: close``; the upstream's response is
+relayed and the client connection closed. A request that matches a rule fails instead, in one
+of three ways: refused with ``503 Service Unavailable`` without reaching the server, or applied
+by the server with its response lost, replaced by a 503 (a gateway that timed out) or by a
+connection closed without an answer.
 """
 
 from __future__ import annotations
@@ -12,24 +15,38 @@ import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Literal
+
+Action = Literal["refuse", "lose", "drop"]
 
 
 @dataclass
 class Rule:
-    """Answer 503 to the first ``count`` requests with this method whose path contains ``path``."""
+    """Fail the first ``count`` requests with this method whose path contains ``path``.
+
+    ``action`` is ``'refuse'`` (503, not forwarded), ``'lose'`` (forwarded, then 503 instead of
+    the server's answer) or ``'drop'`` (forwarded, then the connection closes unanswered).
+    """
 
     method: str
     path: str
     count: int
+    action: Action = "refuse"
     seen: list[float] = field(default_factory=list)  # monotonic arrival times of matches
+    answers: list[bytes] = field(default_factory=list)  # status lines the server gave, if asked
+
+
+_UNAVAILABLE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"
+)
 
 
 class FailingProxy:
-    """Forward to ``upstream_port`` on 127.0.0.1, failing requests that match :attr:`rule`."""
+    """Forward to ``upstream_port`` on 127.0.0.1, failing requests that match :attr:`rules`."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
-        self.rule: Rule | None = None
+        self.rules: list[Rule] = []
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
@@ -78,24 +95,37 @@ class FailingProxy:
                     if name.strip().lower() == "content-length":
                         length = int(value.strip())
                 body = await reader.readexactly(length) if length else b""
-                rule = self.rule
-                if rule and method == rule.method and rule.path in target:
-                    rule.seen.append(time.monotonic())
-                    if len(rule.seen) <= rule.count:
-                        writer.write(
-                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                            b"Connection: keep-alive\r\n\r\n"
-                        )
-                        await writer.drain()
-                        continue
-                await self._forward(method, target, headers, body, writer)
-                return
+                rule = self._match(method, target)
+                if rule is None:
+                    await self._forward(method, target, headers, body, writer)
+                    return
+                if rule.action == "refuse":
+                    writer.write(_UNAVAILABLE)
+                    await writer.drain()
+                    continue
+                response = await self._send_upstream(method, target, headers, body)
+                rule.answers.append(response.split(b"\r\n", 1)[0])
+                if rule.action == "drop":
+                    return
+                writer.write(_UNAVAILABLE)
+                await writer.drain()
         finally:
             writer.close()
             try:
                 await writer.wait_closed()
             except (ConnectionError, asyncio.CancelledError):
                 pass
+
+    def _match(self, method: str, target: str) -> Rule | None:
+        """The first matching rule with failures left; every matching rule records the arrival."""
+        now = time.monotonic()
+        failing = None
+        for rule in self.rules:
+            if method == rule.method and rule.path in target:
+                rule.seen.append(now)
+                if failing is None and len(rule.seen) <= rule.count:
+                    failing = rule
+        return failing
 
     async def _forward(
         self,
@@ -105,6 +135,13 @@ class FailingProxy:
         body: bytes,
         writer: asyncio.StreamWriter,
     ) -> None:
+        writer.write(await self._send_upstream(method, target, headers, body))
+        await writer.drain()
+
+    async def _send_upstream(
+        self, method: str, target: str, headers: list[str], body: bytes
+    ) -> bytes:
+        """Send one request to the server and return its whole response."""
         kept = [h for h in headers if h.split(":", 1)[0].strip().lower() != "connection"]
         request = "\r\n".join([f"{method} {target} HTTP/1.1", *kept, "Connection: close", "", ""])
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
@@ -112,5 +149,4 @@ class FailingProxy:
         await up_writer.drain()
         response = await up_reader.read()
         up_writer.close()
-        writer.write(response)
-        await writer.drain()
+        return response

@@ -55,7 +55,7 @@ def _commit_through_proxy(
     repo = pyicechunk.Repository.open(
         _storage(f"http://127.0.0.1:{proxy.port}", bucket), config=config
     )
-    proxy.rule = rule
+    proxy.rules = [rule]
     session = repo.writable_session("main")
     zarr.open_array(session.store, path="a", mode="r+")[:] = np.arange(512)
     return str(session.commit("through the proxy"))
