@@ -27,7 +27,11 @@ def _parser() -> argparse.ArgumentParser:
         "weather dataset, append to it, branch, tag, and show the history.",
     )
     demo.add_argument("path", metavar="PATH", help="a new or empty directory")
-    demo.add_argument("--overwrite", action="store_true", help="delete whatever is at PATH first")
+    demo.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the Icechunk repository at PATH (anything else is refused, never deleted)",
+    )
     commands.add_parser("info", help="print platform and library versions for bug reports")
     return parser
 

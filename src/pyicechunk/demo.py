@@ -7,15 +7,17 @@ xarray installed it writes an xarray dataset, otherwise the same data through za
 from __future__ import annotations
 
 import os
-import shutil
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import zarr
 
 from pyicechunk.exceptions import IcechunkError
+from pyicechunk.format.header import MAGIC
+from pyicechunk.format.ids import decode_id
+from pyicechunk.storage.local import _is_temporary
 
 __all__ = ["run"]
 
@@ -107,17 +109,112 @@ def _write_days(store: Any, first_day: int, days: int, *, append: bool) -> None:
     temperature[:] = _temperatures(first_day, days)
 
 
+_TOP_DIRECTORIES = ("chunks", "manifests", "overwritten", "refs", "snapshots", "transactions")
+
+
+def _is_id(name: str) -> bool:
+    try:
+        decode_id(name, 12)
+    except ValueError:
+        return False
+    return True
+
+
+def _belongs(parents: tuple[str, ...], name: str, is_dir: bool) -> bool:
+    """Whether an entry ``name`` under the directories ``parents`` has a place in a repository.
+
+    The places are those of the spec-1 layout (FORMAT-V1 §2) and the spec-2 one (FORMAT-V2 §1).
+    """
+    match parents:
+        case ():
+            return name in _TOP_DIRECTORIES if is_dir else name in ("config.yaml", "repo")
+        case ("refs",):
+            kind, dot, ref = name.partition(".")
+            return is_dir and bool(dot and ref) and kind in ("branch", "tag")
+        case ("refs", ref_dir):
+            names = (
+                ("ref.json", "ref.json.deleted") if ref_dir.startswith("tag.") else ("ref.json",)
+            )
+            return not is_dir and name in names
+        case ("overwritten",):  # repo.<digits>.<id>
+            prefix, _, rest = name.partition(".")
+            time, _, backup = rest.partition(".")
+            timestamp = time.isascii() and time.isdigit()
+            return not is_dir and prefix == "repo" and timestamp and _is_id(backup)
+        case (_,):  # snapshots, manifests, transactions, chunks
+            return not is_dir and _is_id(name)
+    return False
+
+
+def _refuse(path: Path, why: str) -> NoReturn:
+    raise IcechunkError(
+        f"{path} {why}; --overwrite only replaces an Icechunk repository and never deletes "
+        "anything else: choose another path, or empty this one yourself"
+    )
+
+
+def _repository_layout(path: Path) -> tuple[list[Path], list[Path]]:
+    """The files and subdirectories of the Icechunk repository in the directory ``path``.
+
+    ``path`` must hold a repository (spec 1: ``refs/branch.main/ref.json``; spec 2: a ``repo``
+    object) and nothing that is not part of one: no other names, no symbolic links, nothing
+    but regular files and directories (a temporary file of the local backend is a file).
+
+    Raises
+    ------
+    IcechunkError
+        Naming the first entry that is not part of a repository, or saying that there is none.
+    """
+    files: list[Path] = []
+    directories: list[Path] = []
+    pending: list[tuple[Path, tuple[str, ...]]] = [(path, ())]
+    while pending:
+        directory, parents = pending.pop()
+        for entry in sorted(directory.iterdir()):
+            is_dir = entry.is_dir()
+            if entry.is_symlink() or not (is_dir or entry.is_file()):
+                _refuse(path, f"is not an Icechunk repository: {entry} is not a plain file")
+            name = entry.name
+            if not is_dir and _is_temporary(name):
+                name = name.rpartition("#")[0]  # left by an interrupted write
+            if not _belongs(parents, name, is_dir):
+                _refuse(path, f"is not an Icechunk repository: {entry} is not part of one")
+            if is_dir:
+                directories.append(entry)
+                pending.append((entry, (*parents, name)))
+            else:
+                files.append(entry)
+    spec1 = path / "refs" / "branch.main" / "ref.json" in files
+    spec2 = path / "repo" in files and (path / "repo").read_bytes()[: len(MAGIC)] == MAGIC
+    if not (spec1 or spec2):
+        _refuse(
+            path,
+            "is not an Icechunk repository: it has neither refs/branch.main/ref.json (spec 1) "
+            "nor a repo object (spec 2)",
+        )
+    return files, directories
+
+
 def _prepare(path: Path, overwrite: bool) -> None:
+    """Make sure ``path`` is free for a new repository; with ``overwrite``, delete one there."""
     if not path.exists() or (path.is_dir() and not any(path.iterdir())):
         return
     if not overwrite:
         raise IcechunkError(
-            f"{path} is not empty; choose a new path or pass --overwrite to delete what is there"
+            f"{path} is not empty; choose a new or empty path, or pass --overwrite to replace "
+            "the Icechunk repository there"
         )
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
+    if not path.is_dir():
+        _refuse(path, "is not a directory")
+    files, directories = _repository_layout(path)
+    try:
+        for file in files:
+            file.unlink()
+        # Deepest first; a directory that is not empty now gained an entry meanwhile: stop.
+        for directory in sorted(directories, key=lambda d: len(d.parts), reverse=True):
+            directory.rmdir()
+    except OSError as e:
+        raise IcechunkError(f"could not delete the repository at {path}: {e}") from e
 
 
 def _shape(session: Any) -> tuple[int, ...]:
@@ -133,12 +230,14 @@ def run(path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
     path
         A directory that does not exist yet or is empty.
     overwrite
-        Delete whatever is at ``path`` first.
+        Replace the Icechunk repository at ``path``. Only a directory that holds a repository
+        and nothing else is emptied; anything else is refused and left as it is.
 
     Raises
     ------
     IcechunkError
-        If ``path`` is not empty and ``overwrite`` is false.
+        If ``path`` is not empty and ``overwrite`` is false, or if ``overwrite`` is true and
+        ``path`` holds anything that is not part of an Icechunk repository.
     """
     import pyicechunk as ic
 
