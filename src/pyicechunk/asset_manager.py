@@ -155,11 +155,7 @@ class AssetManager:
         snapshot = await _maybe_offload(
             len(data) * 8, lambda: _decode(data, FileType.SNAPSHOT, key, decode_snapshot)
         )
-        if snapshot.id != snapshot_id:
-            raise IcechunkError(
-                f"cannot read {key}: the file holds snapshot {encode_id(snapshot.id)}; "
-                "the object was renamed or damaged"
-            )
+        _check_id(key, "snapshot", snapshot.id, snapshot_id)
         self._snapshots.put(snapshot_id, snapshot)
         return snapshot
 
@@ -190,11 +186,7 @@ class AssetManager:
         manifest = await _maybe_offload(
             len(data) * 4, lambda: _decode(data, FileType.MANIFEST, key, decode_manifest)
         )
-        if manifest.id != manifest_id:
-            raise IcechunkError(
-                f"cannot read {key}: the file holds manifest {encode_id(manifest.id)}; "
-                "the object was renamed or damaged"
-            )
+        _check_id(key, "manifest", manifest.id, manifest_id)
         self._manifests.put(manifest_id, manifest)
         return manifest
 
@@ -213,17 +205,28 @@ class AssetManager:
 
     # -- transaction logs --------------------------------------------------------------------
 
-    async def fetch_transaction_log(self, snapshot_id: bytes) -> TransactionLog:
-        cached = self._transactions.get(snapshot_id)
-        if cached is not None:
-            return cached
-        key = transaction_key(snapshot_id)
-        data = await self.backend.get(key)
-        tx = await _maybe_offload(
-            len(data) * 4,
-            lambda: _decode(data, FileType.TRANSACTION_LOG, key, decode_transaction_log),
-        )
-        self._transactions.put(snapshot_id, tx)
+    async def fetch_transaction_log(
+        self, snapshot: Snapshot, parent: Snapshot | None
+    ) -> TransactionLog:
+        """Read the transaction log of ``snapshot`` (whose parent is ``parent``).
+
+        Raises
+        ------
+        IcechunkError
+            The log is missing or damaged, belongs to another snapshot, or names nodes that
+            the snapshot and its parent do not have.
+        """
+        key = transaction_key(snapshot.id)
+        tx = self._transactions.get(snapshot.id)
+        if tx is None:
+            data = await self.backend.get(key)
+            tx = await _maybe_offload(
+                len(data) * 4,
+                lambda: _decode(data, FileType.TRANSACTION_LOG, key, decode_transaction_log),
+            )
+            _check_id(key, "the transaction log of snapshot", tx.id, snapshot.id)
+            self._transactions.put(snapshot.id, tx)
+        _check_transaction_nodes(key, tx, snapshot, parent)
         return tx
 
     async def write_transaction_log(self, tx: TransactionLog) -> None:
@@ -259,6 +262,48 @@ class AssetManager:
 
     def _encode(self, file_type: FileType, encoder: Callable[[Any], bytes], obj: Any) -> bytes:
         return encode_object(file_type, encoder(obj), self.compression_level)
+
+
+def _check_id(key: str, holds: str, found: bytes, wanted: bytes) -> None:
+    """Refuse an object whose own id is not the one it was fetched by (moved or swapped)."""
+    if found != wanted:
+        raise IcechunkError(
+            f"cannot read {key}: the file holds {holds} {encode_id(found)}; "
+            "the object was renamed or damaged"
+        )
+
+
+def _check_transaction_nodes(
+    key: str, tx: TransactionLog, snapshot: Snapshot, parent: Snapshot | None
+) -> None:
+    """Refuse a log whose node ids are not nodes of its snapshot (or, if deleted, its parent).
+
+    Otherwise a damaged id would silently drop that change from a diff, a rebase or an amend.
+    Deleted nodes are looked up only when the parent is not a root: snapshot expiration gives
+    a kept snapshot the root as its new parent, and its log still names the old parent's nodes.
+    """
+    after = {n.id: n.array is not None for n in snapshot.nodes}
+    checks = [
+        (tx.new_groups, after, False, "created group"),
+        (tx.new_arrays, after, True, "created array"),
+        (tx.updated_groups, after, False, "updated group"),
+        (tx.updated_arrays, after, True, "updated array"),
+        (tx.updated_chunks, after, True, "array with updated chunks"),
+    ]
+    if parent is not None and parent.parent_id is not None:
+        before = {n.id: n.array is not None for n in parent.nodes}
+        checks += [
+            (tx.deleted_groups, before, False, "deleted group"),
+            (tx.deleted_arrays, before, True, "deleted array"),
+        ]
+    for ids, nodes, is_array, what in checks:
+        for node_id in ids:
+            if nodes.get(node_id) is not is_array:
+                raise IcechunkError(
+                    f"cannot read {key}: it names a {what} {encode_id(node_id)} that snapshot "
+                    f"{encode_id(snapshot.id)} (or its parent) does not have; the transaction "
+                    "log or the snapshot is damaged"
+                )
 
 
 def _tx_weight(tx: TransactionLog) -> int:

@@ -97,6 +97,19 @@ class ChangeSet:
             },
         )
 
+    def copy(self) -> ChangeSet:
+        """An independent copy (the payloads, which are immutable, are shared)."""
+        return ChangeSet(
+            new_groups=dict(self.new_groups),
+            new_arrays=dict(self.new_arrays),
+            updated_groups=dict(self.updated_groups),
+            updated_arrays=dict(self.updated_arrays),
+            chunks={nid: dict(c) for nid, c in self.chunks.items()},
+            deleted_groups=dict(self.deleted_groups),
+            deleted_arrays=dict(self.deleted_arrays),
+            touched=self.touched,
+        )
+
     def merge(self, other: ChangeSet) -> None:
         """Apply ``other``'s changes on top of these (``other`` wins where both wrote)."""
         self.touched = self.touched or other.touched

@@ -49,6 +49,24 @@ class ObjectNotFoundError(IcechunkError):
         return (type(self), (self.key, self.message))
 
 
+class KeyNotFoundError(IcechunkError, KeyError):
+    """A node or store key that does not exist (internal subclass of IcechunkError).
+
+    It is also a ``KeyError``, the type the reference raises in these places, so code written
+    for the reference keeps catching it.
+    """
+
+    def __init__(self, key: str, message: str | None = None) -> None:
+        super().__init__(message or f"node not found at `{key}`")
+        self.key = key
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.key, self.message))
+
+
 def _some(value: str | None) -> str:
     return "None" if value is None else f'Some("{value}")'
 

@@ -17,6 +17,7 @@ from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
 from pyicechunk.format.config_yaml import config_from_yaml, config_to_yaml
 from pyicechunk.format.ids import encode_id
 from pyicechunk.format.snapshot import Snapshot, initial_snapshot
+from pyicechunk.history import HistoryWalk
 from pyicechunk.refs import (
     BranchConflict,
     create_tag,
@@ -95,19 +96,19 @@ class _Ancestry:
     ) -> None:
         self._repo = repo
         self._start = (branch, tag, snapshot_id)
-        self._next_id: bytes | None = None
-        self._started = False
+        self._walk: HistoryWalk | None = None
         self._buffer: list[SnapshotInfo] = []
 
     async def _advance(self, batch: int) -> list[SnapshotInfo]:
-        if not self._started:
-            self._next_id = await self._repo._resolve(*self._start)
-            self._started = True
+        if self._walk is None:
+            start = await self._repo._resolve(*self._start)
+            self._walk = HistoryWalk(self._repo._ctx.assets, start)
         out: list[SnapshotInfo] = []
-        while self._next_id is not None and len(out) < batch:
-            snapshot = await self._repo._fetch_snapshot(self._next_id)
+        while len(out) < batch:
+            snapshot = await self._walk.next()
+            if snapshot is None:
+                break
             out.append(snapshot_info(snapshot))
-            self._next_id = snapshot.parent_id
         return out
 
     def __iter__(self) -> Iterator[SnapshotInfo]:
@@ -501,20 +502,17 @@ class Repository:
             raise ValueError("as_of argument must be provided together with a branch name")
         if as_of is not None:
             limit = _datetime_to_micros(as_of, "as_of")
-            sid: bytes | None = await fetch_branch(self._backend, branch)  # type: ignore[arg-type]
-            while sid is not None:
-                snapshot = await self._fetch_snapshot(sid)
+            tip = await fetch_branch(self._backend, branch)  # type: ignore[arg-type]
+            async for snapshot in HistoryWalk(self._ctx.assets, tip):
                 if snapshot.flushed_at <= limit:
                     break
-                sid = snapshot.parent_id
             else:
                 when = as_of.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
                 raise IcechunkError(
                     f"branch {branch} does not have a snapshots before or at {when}"
                 )
         else:
-            sid = await self._resolve(branch, tag, snapshot_id)
-        snapshot = await self._fetch_snapshot(sid)
+            snapshot = await self._fetch_snapshot(await self._resolve(branch, tag, snapshot_id))
         return Session._wrap(_SessionCore(self._ctx, snapshot, branch=None, read_only=True))
 
     def writable_session(self, branch: str) -> Session:
@@ -731,16 +729,16 @@ class Repository:
             self._resolve(to_branch, to_tag, to_snapshot_id),
         )
         # `from` must be a strict ancestor of `to`: walk back from `to` until we meet it.
-        visited: list[bytes] = []
-        to_snapshot = await self._fetch_snapshot(to_id)
-        snapshot = to_snapshot
+        visited: list[Snapshot] = []
+        walk = HistoryWalk(self._ctx.assets, to_id)
+        snapshot = await walk.next()
         found = False
-        while snapshot.parent_id is not None:
-            visited.append(snapshot.id)
+        while snapshot is not None and snapshot.parent_id is not None:
+            visited.append(snapshot)
             if snapshot.parent_id == from_id:
                 found = True
                 break
-            snapshot = await self._fetch_snapshot(snapshot.parent_id)
+            snapshot = await walk.next()
         if not found:
             raise IcechunkError(
                 "session error: `to` snapshot ancestry doesn't include `from`: the diff needs "
@@ -748,9 +746,12 @@ class Repository:
             )
         from_snapshot = await self._fetch_snapshot(from_id)
         assets = self._ctx.assets
-        logs = await asyncio.gather(*(assets.fetch_transaction_log(s) for s in visited))
+        parents = [*visited[1:], from_snapshot]
+        logs = await asyncio.gather(
+            *(assets.fetch_transaction_log(s, p) for s, p in zip(visited, parents, strict=True))
+        )
         paths = {n.id: n.path for n in from_snapshot.nodes}
-        paths.update({n.id: n.path for n in to_snapshot.nodes})
+        paths.update({n.id: n.path for n in visited[0].nodes})
         return diff_from_transaction_logs(logs, paths)
 
     def inspect_snapshot(self, snapshot_id: str, *, pretty: bool = True) -> str:

@@ -12,14 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
+import threading
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 from zarr.abc.store import ByteRequest
+from zarr.core.group import GroupMetadata
+from zarr.core.metadata import ArrayV3Metadata
 
 from pyicechunk._sync import sync
 from pyicechunk.asset_manager import (
@@ -31,7 +35,7 @@ from pyicechunk.asset_manager import (
     transaction_key,
 )
 from pyicechunk.change_set import ChangeSet
-from pyicechunk.exceptions import ConflictError, IcechunkError
+from pyicechunk.exceptions import ConflictError, IcechunkError, KeyNotFoundError
 from pyicechunk.format.ids import (
     encode_id,
     new_chunk_id,
@@ -64,12 +68,14 @@ from pyicechunk.format.zarr_metadata import (
     grid_upper,
     parse_node_metadata,
 )
+from pyicechunk.history import HistoryWalk
 from pyicechunk.refs import BranchConflict, fetch_branch_versioned, update_branch
 from pyicechunk.storage import ObjectVersion
 from pyicechunk.types import ChunkType, Diff, diff_from_changes
 
 if TYPE_CHECKING:
     from pyicechunk.config import RepositoryConfig
+    from pyicechunk.conflicts import ConflictSolver
     from pyicechunk.storage import Storage
     from pyicechunk.store import IcechunkStore
 
@@ -171,7 +177,16 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
 
 
 class _SessionCore:
-    """The engine behind a Session and its IcechunkStore."""
+    """The engine behind a Session and its IcechunkStore.
+
+    A session may be shared by many threads, each possibly running its own event loop, as in
+    the reference. Its state is the pair (base snapshot, change set), replaced as a whole by a
+    commit or a rebase; every read takes the pair once, so it never mixes two states. Edits of
+    the change set and reads that iterate it run under a lock, in short sections that never
+    await. Operations that replace the state (commit, flush, amend, rebase) run one at a time,
+    and edits wait while one runs, so the changes a commit writes are exactly those it started
+    from and no acknowledged write is dropped by the state switch at its end.
+    """
 
     def __init__(
         self,
@@ -182,19 +197,105 @@ class _SessionCore:
         read_only: bool,
     ) -> None:
         self.ctx = ctx
-        self.base = base
+        self._state: tuple[Snapshot, ChangeSet] = (base, ChangeSet())
         self.branch = branch
         self.read_only = read_only
-        self.changes = ChangeSet()
         self.forked = False
+        """This session was forked and the forks were not merged back yet."""
+        self.is_fork = False
+        """This session is a fork: it can record changes but never commit them itself."""
         # Coordinates of the chunk changes being committed, computed once per commit and
         # shared by the manifest writer and the transaction log.
         self._commit_coords: dict[bytes, np.ndarray] = {}
+        self._init_guards()
+
+    def _init_guards(self) -> None:
+        self._lock = threading.RLock()
+        self._exclusive = False
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     # -- pickling -----------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        with self._lock:
+            state = dict(self.__dict__)
+            base, changes = self._state
+            state["_state"] = (base, changes.copy())
+        for name in ("_lock", "_exclusive", "_waiters"):
+            del state[name]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_guards()
+
+    # -- state --------------------------------------------------------------------------------
+
+    @property
+    def base(self) -> Snapshot:
+        """The snapshot the session reads from and commits on top of."""
+        return self._state[0]
+
+    @property
+    def changes(self) -> ChangeSet:
+        """The uncommitted changes."""
+        return self._state[1]
+
+    def _waiter(self) -> asyncio.Future[None]:
+        """A future resolved when the running exclusive operation ends (hold ``_lock``)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiters.append((loop, future))
+        return future
+
+    async def _enter_edit(self) -> None:
+        """Acquire ``_lock`` once no exclusive operation runs; the caller releases it."""
+        while True:
+            self._lock.acquire()
+            if not self._exclusive:
+                return
+            waiter = self._waiter()
+            self._lock.release()
+            await waiter
+
+    @contextlib.asynccontextmanager
+    async def _exclusive_operation(self) -> AsyncIterator[None]:
+        """Run a commit, flush, amend or rebase alone: other ones and edits wait for it."""
+        while True:
+            with self._lock:
+                if not self._exclusive:
+                    self._exclusive = True
+                    break
+                waiter = self._waiter()
+            await waiter
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._exclusive = False
+                waiters, self._waiters = self._waiters, []
+            for loop, future in waiters:
+                with contextlib.suppress(RuntimeError):  # that waiter's loop has closed
+                    loop.call_soon_threadsafe(_resolve, future)
+
+    @contextlib.contextmanager
+    def sync_edit(self) -> Iterator[None]:
+        """Hold ``_lock`` for an edit made from blocking code (merge, discard)."""
+        with self._lock:
+            if self._exclusive:
+                raise IcechunkError(
+                    "session error: a commit, flush, amend or rebase is running on this "
+                    "session; wait for it to finish before changing the session"
+                )
+            yield
+
+    def _replace_state(self, base: Snapshot, changes: ChangeSet) -> None:
+        with self._lock:
+            self._state = (base, changes)
+
+    def discard(self) -> None:
+        with self.sync_edit():
+            self._state = (self.base, ChangeSet())
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -207,7 +308,7 @@ class _SessionCore:
         return encode_id(self.base.id)
 
     def public_session(self, for_fork: bool) -> Session:
-        return (ForkSession if for_fork else Session)._wrap(self)
+        return (ForkSession if for_fork or self.is_fork else Session)._wrap(self)
 
     def _inline_threshold(self) -> int:
         return int(_opt(self.ctx.config, "inline_chunk_threshold_bytes", 512))
@@ -215,60 +316,26 @@ class _SessionCore:
     # -- nodes --------------------------------------------------------------------------------
 
     def node(self, path: str) -> NodeInfo | None:
-        changes = self.changes
-        new = changes.new_node(path)
-        if new is not None:
-            node_id, meta = new
-            if isinstance(meta, ArrayMeta):
-                return NodeInfo(
-                    path, node_id, True, meta.user_data, meta.shape, meta.dimension_names, (), True
-                )
-            return NodeInfo(path, node_id, False, meta, is_new=True)
-        base = self.base.get_node(path)
-        if base is None or changes.is_deleted(path, base.id):
-            return None
-        return self._apply_updates(base)
-
-    def _apply_updates(self, node: NodeSnapshot) -> NodeInfo:
-        if node.array is None:
-            user_data = self.changes.updated_groups.get(node.id, node.user_data)
-            return NodeInfo(node.path, node.id, False, user_data)
-        meta = self.changes.updated_arrays.get(node.id)
-        if meta is None:
-            return NodeInfo(
-                node.path,
-                node.id,
-                True,
-                node.user_data,
-                node.array.shape,
-                node.array.dimension_names,
-                node.array.manifests,
-            )
-        return NodeInfo(
-            node.path,
-            node.id,
-            True,
-            meta.user_data,
-            meta.shape,
-            meta.dimension_names,
-            node.array.manifests,
-        )
+        return _node(self._state, path)
 
     def nodes(self, prefix: str = "/") -> list[NodeInfo]:
         """The node at ``prefix`` and all nodes below it, sorted by path."""
+        state = self._state
+        base, changes = state
         out: list[NodeInfo] = []
-        base_root = self.base.get_node(prefix)
-        candidates: Iterable[NodeSnapshot] = self.base.iter_descendants(prefix)
+        base_root = base.get_node(prefix)
+        candidates: Iterable[NodeSnapshot] = base.iter_descendants(prefix)
         if base_root is not None:
             candidates = [base_root, *candidates]
-        for node in candidates:
-            if not self.changes.is_deleted(node.path, node.id):
-                out.append(self._apply_updates(node))
-        for path in (*self.changes.new_groups, *self.changes.new_arrays):
-            if _is_at_or_below(path, prefix):
-                info = self.node(path)
-                assert info is not None
-                out.append(info)
+        with self._lock:
+            for node in candidates:
+                if not changes.is_deleted(node.path, node.id):
+                    out.append(_apply_updates(changes, node))
+            for path in (*changes.new_groups, *changes.new_arrays):
+                if _is_at_or_below(path, prefix):
+                    info = _node(state, path)
+                    assert info is not None
+                    out.append(info)
         out.sort(key=lambda n: n.path)
         return out
 
@@ -278,6 +345,16 @@ class _SessionCore:
     async def list_nodes(self, prefix: str = "/") -> list[NodeInfo]:
         return self.nodes(prefix)
 
+    async def metadata_document(self, path: str) -> bytes | None:
+        """The ``zarr.json`` of the node at ``path``, checked if it comes from the snapshot."""
+        state = self._state
+        node = _node(state, path)
+        if node is None:
+            return None
+        if not node.is_new:
+            _check_stored_metadata(state[0], node)
+        return node.user_data
+
     def _check_writable(self) -> None:
         if self.read_only:
             raise IcechunkError(_READ_ONLY_STORE)
@@ -286,6 +363,14 @@ class _SessionCore:
         self._check_writable()
         path = validate_path(path)
         meta = parse_node_metadata(path, data)
+        await self._enter_edit()
+        try:
+            self._check_writable()
+            self._record_metadata(path, data, meta)
+        finally:
+            self._lock.release()
+
+    def _record_metadata(self, path: str, data: bytes, meta: ArrayMeta | GroupMeta) -> None:
         changes = self.changes
         existing = self.node(path)
         if existing is None:
@@ -319,7 +404,15 @@ class _SessionCore:
 
     async def delete_node(self, path: str) -> None:
         self._check_writable()
-        changes = self.changes
+        await self._enter_edit()
+        try:
+            self._check_writable()
+            self._record_deletion(path)
+        finally:
+            self._lock.release()
+
+    def _record_deletion(self, path: str) -> None:
+        base, changes = self._state
         for new_path in [p for p in changes.new_groups if _is_at_or_below(p, path)]:
             node_id, _ = changes.new_groups.pop(new_path)
             changes.forget_node(node_id)
@@ -328,8 +421,8 @@ class _SessionCore:
             node_id, _ = changes.new_arrays.pop(new_path)
             changes.forget_node(node_id)
             changes.touched = True
-        base_root = self.base.get_node(path)
-        targets: list[NodeSnapshot] = list(self.base.iter_descendants(path))
+        base_root = base.get_node(path)
+        targets: list[NodeSnapshot] = list(base.iter_descendants(path))
         if base_root is not None:
             targets.append(base_root)
         for node in targets:
@@ -347,26 +440,46 @@ class _SessionCore:
 
     # -- chunks -------------------------------------------------------------------------------
 
-    def _array(self, path: str) -> NodeInfo:
+    def _array(self, path: str, coords: Coords) -> NodeInfo:
+        """The array a chunk is written to, with ``coords`` checked against its grid."""
         node = self.node(path)
         if node is None:
-            raise KeyError(path)
+            raise KeyNotFoundError(
+                path,
+                f"node not found at `{path}`: there is no array at `{path}` to hold chunk "
+                f"{list(coords)}; create the array (write its zarr.json) before its chunks",
+            )
         if not node.is_array:
             raise IcechunkError(f"there is not an array at `{path}`")
-        return node
-
-    def _check_coords(self, node: NodeInfo, coords: Coords) -> None:
         assert node.shape is not None
         if len(coords) != len(node.shape) or not coords_in_grid(coords, node.shape):
             raise IcechunkError(
                 f"invalid chunk index: coordinates ChunkIndices({list(coords)}) are not valid "
                 f"for array at {node.path}"
             )
+        return node
+
+    async def _record_chunk(
+        self, path: str, coords: Coords, node_id: bytes, payload: ChunkPayload | None
+    ) -> None:
+        """Put a chunk change into the change set, once no exclusive operation runs."""
+        await self._enter_edit()
+        try:
+            self._check_writable()
+            # The array may have been deleted or replaced while the chunk was being written.
+            if self._array(path, coords).node_id != node_id:
+                raise KeyNotFoundError(
+                    path,
+                    f"node not found at `{path}`: the array was deleted or replaced while "
+                    f"chunk {list(coords)} was being written",
+                )
+            self.changes.set_chunk(node_id, coords, payload)
+        finally:
+            self._lock.release()
 
     async def set_chunk(self, path: str, coords: Coords, data: bytes | memoryview) -> None:
         self._check_writable()
-        node = self._array(path)
-        self._check_coords(node, coords)
+        node = self._array(path, coords)
         payload: ChunkPayload
         if len(data) <= self._inline_threshold():
             payload = InlinePayload(bytes(data))
@@ -374,16 +487,18 @@ class _SessionCore:
             chunk_id = new_chunk_id()
             await self.ctx.assets.write_chunk(chunk_id, data)
             payload = NativePayload(chunk_id, 0, len(data))
-        self.changes.set_chunk(node.node_id, coords, payload)
+        await self._record_chunk(path, coords, node.node_id, payload)
 
     async def delete_chunk(self, path: str, coords: Coords) -> None:
         self._check_writable()
-        node = self._array(path)
-        self._check_coords(node, coords)
-        self.changes.set_chunk(node.node_id, coords, None)
+        node = self._array(path, coords)
+        await self._record_chunk(path, coords, node.node_id, None)
 
-    async def payload(self, node: NodeInfo, coords: Coords) -> ChunkPayload | None:
-        per_node = self.changes.chunks.get(node.node_id)
+    async def _payload(
+        self, state: tuple[Snapshot, ChangeSet], node: NodeInfo, coords: Coords
+    ) -> ChunkPayload | None:
+        base, changes = state
+        per_node = changes.chunks.get(node.node_id)
         if per_node is not None and coords in per_node:
             return per_node[coords]
         if node.is_new or not node.manifests:
@@ -394,22 +509,39 @@ class _SessionCore:
         for mref in node.manifests:
             if not _in_extents(coords, mref.extents):
                 continue
-            manifest = await self._fetch_manifest(mref.object_id)
-            array = manifest.array(node.node_id)
-            if array is None:
-                return None
+            array = await self._manifest_array(
+                base, mref.object_id, node.node_id, node.path, len(node.shape)
+            )
             i = array.find(coords)
             return array.payload(i) if i >= 0 else None
         return None
 
-    async def _fetch_manifest(self, manifest_id: bytes) -> Any:
-        info = self.base.manifest_info(manifest_id)
-        if info is None:
+    async def _manifest_array(
+        self, base: Snapshot, manifest_id: bytes, node_id: bytes, path: str, ndim: int
+    ) -> ArrayManifest:
+        """The chunk refs of one array in one of its manifests, checked against the node.
+
+        The snapshot says which manifests hold refs for an array; a manifest without that
+        array, or with refs of another dimensionality, is damage, never an empty array.
+        """
+        info = _manifest_info(base, manifest_id)
+        manifest = await self.ctx.assets.fetch_manifest(manifest_id, info.size_bytes)
+        array = manifest.array(node_id)
+        where = (
+            f"manifest {encode_id(manifest_id)}, which snapshot {encode_id(base.id)} lists for "
+            f"array {path} (node {encode_id(node_id)}),"
+        )
+        if array is None:
             raise IcechunkError(
-                f"manifest information cannot be found in snapshot {encode_id(self.base.id)} "
-                f"for manifest {encode_id(manifest_id)}: the snapshot is damaged"
+                f"{where} holds no chunk references for that array; the repository is damaged "
+                "(the manifest or the snapshot was corrupted or replaced)"
             )
-        return await self.ctx.assets.fetch_manifest(manifest_id, info.size_bytes)
+        if len(array) and array.ndim != ndim:
+            raise IcechunkError(
+                f"{where} holds {array.ndim}-dimensional chunk coordinates for a "
+                f"{ndim}-dimensional array; the repository is damaged"
+            )
+        return array
 
     async def read_payload(
         self, payload: ChunkPayload, byte_range: ByteRequest | None
@@ -430,10 +562,11 @@ class _SessionCore:
     async def get_chunk(
         self, path: str, coords: Coords, byte_range: ByteRequest | None = None
     ) -> bytes | memoryview | None:
-        node = self.node(path)
+        state = self._state
+        node = _node(state, path)
         if node is None or not node.is_array:
             return None
-        payload = await self.payload(node, coords)
+        payload = await self._payload(state, node, coords)
         if payload is None:
             return None
         return await self.read_payload(payload, byte_range)
@@ -444,44 +577,51 @@ class _SessionCore:
         return list(await asyncio.gather(*(self.get_chunk(*r) for r in requests)))
 
     async def chunk_exists(self, path: str, coords: Coords) -> bool:
-        node = self.node(path)
+        state = self._state
+        node = _node(state, path)
         if node is None or not node.is_array:
             return False
-        return await self.payload(node, coords) is not None
+        return await self._payload(state, node, coords) is not None
 
     async def chunk_size(self, path: str, coords: Coords) -> int:
-        node = self.node(path)
+        state = self._state
+        node = _node(state, path)
         if node is None or not node.is_array:
             return 0
-        payload = await self.payload(node, coords)
+        payload = await self._payload(state, node, coords)
         if payload is None:
             return 0
         if isinstance(payload, InlinePayload):
             return len(payload.data)
         return payload.length
 
-    async def _base_coords(self, node: NodeInfo) -> np.ndarray:
-        """Coordinates stored in the base manifests for ``node``, as an (n, ndim) array."""
+    async def _base_arrays(self, base: Snapshot, node: NodeInfo) -> list[ArrayManifest]:
+        """The node's chunk refs in each manifest of the base snapshot that holds some."""
+        if node.is_new:
+            return []
         ndim = len(node.shape or ())
-        parts = [np.zeros((0, ndim), dtype=np.uint32)]
-        if not node.is_new:
-            manifests = await asyncio.gather(
-                *(self._fetch_manifest(m.object_id) for m in node.manifests)
+        return list(
+            await asyncio.gather(
+                *(
+                    self._manifest_array(base, m.object_id, node.node_id, node.path, ndim)
+                    for m in node.manifests
+                )
             )
-            for manifest in manifests:
-                array = manifest.array(node.node_id)
-                if array is not None and len(array):
-                    parts.append(array.coords)
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        )
 
     async def chunk_coords(self, path: str) -> list[Coords]:
-        node = self.node(path)
+        state = self._state
+        node = _node(state, path)
         if node is None or not node.is_array:
             return []
-        coords = {tuple(int(x) for x in row) for row in await self._base_coords(node)}
         assert node.shape is not None
+        coords: set[Coords] = set()
+        for array in await self._base_arrays(state[0], node):
+            coords.update(tuple(int(x) for x in row) for row in array.coords)
         coords = {c for c in coords if coords_in_grid(c, node.shape)}
-        for c, payload in self.changes.chunks.get(node.node_id, {}).items():
+        with self._lock:
+            changed = list(state[1].chunks.get(node.node_id, {}).items())
+        for c, payload in changed:
             if payload is None:
                 coords.discard(c)
             else:
@@ -493,12 +633,13 @@ class _SessionCore:
             raise IcechunkError(
                 f"could not create path from prefix `{path}`: paths must be absolute"
             )
-        node = self.node(path)
+        state = self._state
+        node = _node(state, path)
         if node is None:
             raise IcechunkError(f"session error: node not found at `{path}`")
         if not node.is_array:
             raise IcechunkError(f"session error: there is not an array at `{path}`")
-        payload = await self.payload(node, tuple(coords))
+        payload = await self._payload(state, node, tuple(coords))
         if payload is None:
             return ChunkType.UNINITIALIZED
         if isinstance(payload, InlinePayload):
@@ -511,25 +652,19 @@ class _SessionCore:
         """Locations of every virtual ref the session sees, per array in chunk order."""
         from pyicechunk.format.manifest import VIRTUAL as VIRTUAL_KIND
 
+        state = self._state
         out: list[str] = []
         for node in self.nodes("/"):
             if not node.is_array:
                 continue
             assert node.shape is not None
-            changed = self.changes.chunks.get(node.node_id, {})
+            with self._lock:
+                changed = dict(state[1].chunks.get(node.node_id, {}))
             found: list[tuple[Coords, str]] = [
                 (c, p.location) for c, p in changed.items() if isinstance(p, VirtualPayload)
             ]
-            manifests = (
-                []
-                if node.is_new
-                else await asyncio.gather(
-                    *(self._fetch_manifest(m.object_id) for m in node.manifests)
-                )
-            )
-            for manifest in manifests:
-                array = manifest.array(node.node_id)
-                if array is None or not len(array):
+            for array in await self._base_arrays(state[0], node):
+                if not len(array):
                     continue
                 rows = np.flatnonzero(array.kind == VIRTUAL_KIND)
                 for i in rows:
@@ -571,28 +706,67 @@ class _SessionCore:
                 f"{NO_CONTAINER_MESSAGE}: `{normalized}`; add a VirtualChunkContainer for it "
                 "to the repository config, or pass validate_container=False"
             )
-        node = self._array(path)
-        self._check_coords(node, coords)
+        node = self._array(path, coords)
         payload = VirtualPayload(normalized, offset, length, etag, last_modified)
-        self.changes.set_chunk(node.node_id, coords, payload)
+        await self._record_chunk(path, coords, node.node_id, payload)
 
     # -- status and diff ----------------------------------------------------------------------
 
     def status(self) -> Diff:
         if self.read_only:
             return Diff()
-        tx = self.changes.to_transaction_log(self.base.id)
-        paths = {n.id: n.path for n in self.base.nodes}
-        for path, (node_id, _) in (
-            *self.changes.new_groups.items(),
-            *self.changes.new_arrays.items(),
-        ):
+        base, changes = self._state
+        with self._lock:
+            tx = changes.to_transaction_log(base.id)
+            new_nodes = [*changes.new_groups.items(), *changes.new_arrays.items()]
+        paths = {n.id: n.path for n in base.nodes}
+        for path, (node_id, _) in new_nodes:
             paths[node_id] = path
         return diff_from_transaction_logs([tx], paths)
 
     # -- commit, flush, amend -----------------------------------------------------------------
 
-    def _check_can_commit(self) -> None:
+    async def rebase(self, solver: ConflictSolver) -> None:
+        """Replay the change set over every snapshot the branch gained since the base."""
+        async with self._exclusive_operation():
+            await self._rebase(solver)
+
+    async def _rebase(self, solver: ConflictSolver) -> None:
+        from pyicechunk.exceptions import RebaseFailedError
+        from pyicechunk.refs import fetch_branch
+
+        if self.read_only or self.branch is None:
+            raise IcechunkError(_READ_ONLY_SESSION)
+        assets = self.ctx.assets
+        base, changes = self._state
+        tip_id = await fetch_branch(self.ctx.storage._backend, self.branch)
+        if tip_id == base.id:
+            return
+        landed: list[Snapshot] = []
+        async for snapshot in HistoryWalk(assets, tip_id):
+            if snapshot.id == base.id:
+                break
+            landed.append(snapshot)
+        else:
+            raise IcechunkError(
+                f"cannot rebase: the session's base snapshot {encode_id(base.id)} is not in the "
+                f"history of branch `{self.branch}` (was the branch reset?); open a new "
+                "writable session on the branch and write the changes again"
+            )
+        tip = landed[0]
+        # The solvers never modify the change set they get, so a failure leaves it untouched.
+        current = base
+        for snapshot in reversed(landed):
+            tx = await assets.fetch_transaction_log(snapshot, current)
+            solved = solver._solve(tx, tip, changes, current, snapshot)
+            if isinstance(solved, list):
+                raise RebaseFailedError(encode_id(snapshot.id), solved)
+            changes, current = solved, snapshot
+        self._replace_state(tip, changes)
+
+    def _check_can_commit(self, verb: str) -> None:
+        if self.is_fork:
+            raise TypeError(_FORK_CANNOT.format(verb))
         if self.read_only:
             raise IcechunkError(_READ_ONLY_SESSION)
 
@@ -600,9 +774,15 @@ class _SessionCore:
         return {**self.ctx.default_metadata, **check_metadata(metadata)}
 
     async def flush(self, message: str, metadata: Mapping[str, Any] | None) -> str:
+        async with self._exclusive_operation():
+            return await self._flush(message, metadata)
+
+    async def _flush(self, message: str, metadata: Mapping[str, Any] | None) -> str:
+        if self.is_fork:
+            raise TypeError(_FORK_CANNOT.format("flush"))
         if not self.changes.touched:
             raise IcechunkError(_NO_CHANGES)
-        self._check_can_commit()
+        self._check_can_commit("flush")
         props = self._properties(metadata)
         async with self._chunk_barrier() as chunks_durable:
             snapshot = await self._write_snapshot(
@@ -619,7 +799,13 @@ class _SessionCore:
     async def commit(
         self, message: str, metadata: Mapping[str, Any] | None, *, allow_empty: bool = False
     ) -> str:
-        self._check_can_commit()
+        async with self._exclusive_operation():
+            return await self._commit(message, metadata, allow_empty)
+
+    async def _commit(
+        self, message: str, metadata: Mapping[str, Any] | None, allow_empty: bool
+    ) -> str:
+        self._check_can_commit("commit")
         if not self.changes.touched and not allow_empty:
             raise IcechunkError(_NO_CHANGES)
         if not isinstance(message, str):
@@ -671,7 +857,11 @@ class _SessionCore:
         return current, version
 
     async def amend(self, message: str, metadata: Mapping[str, Any] | None) -> str:
-        self._check_can_commit()
+        async with self._exclusive_operation():
+            return await self._amend(message, metadata)
+
+    async def _amend(self, message: str, metadata: Mapping[str, Any] | None) -> str:
+        self._check_can_commit("amend")
         if not isinstance(message, str):
             raise TypeError(f"argument 'message': '{type(message).__name__}' object is not a str")
         tip = self.base
@@ -684,9 +874,8 @@ class _SessionCore:
         assert self.branch is not None
         current, version = await self._check_tip(tip.id)
         assets = self.ctx.assets
-        parent, tip_tx = await asyncio.gather(
-            assets.fetch_snapshot(tip.parent_id), assets.fetch_transaction_log(tip.id)
-        )
+        parent = await assets.fetch_snapshot(tip.parent_id)
+        tip_tx = await assets.fetch_transaction_log(tip, parent)
         async with self._chunk_barrier() as chunks_durable:
             snapshot = await self._write_snapshot(
                 message, props, tip.parent_id, parent.flushed_at, earlier_tx=tip_tx
@@ -722,10 +911,10 @@ class _SessionCore:
             ) from None
 
     def _finish(self, snapshot: Snapshot) -> None:
-        self.base = snapshot
-        self.branch = None
-        self.read_only = True
-        self.changes = ChangeSet()
+        with self._lock:
+            self._state = (snapshot, ChangeSet())
+            self.branch = None
+            self.read_only = True
 
     async def _write_snapshot(
         self,
@@ -819,35 +1008,36 @@ class _SessionCore:
             refs = old.manifests
             infos = tuple(self._info(m.object_id) for m in refs)
         else:
-            refs, infos = await self._rewrite_manifest(node.id, shape, old.manifests, chunk_changes)
+            refs, infos = await self._rewrite_manifest(
+                node.id, node.path, shape, old.manifests, chunk_changes
+            )
         return NodeSnapshot(node.id, node.path, user_data, ArrayNodeData(shape, names, refs)), infos
 
     async def _new_array_node(
         self, path: str, node_id: bytes, meta: ArrayMeta
     ) -> tuple[NodeSnapshot, tuple[ManifestFileInfo, ...]]:
         refs, infos = await self._rewrite_manifest(
-            node_id, meta.shape, (), self.changes.chunks.get(node_id)
+            node_id, path, meta.shape, (), self.changes.chunks.get(node_id)
         )
         data = ArrayNodeData(meta.shape, meta.dimension_names, refs)
         return NodeSnapshot(node_id, path, meta.user_data, data), infos
 
     def _info(self, manifest_id: bytes) -> ManifestFileInfo:
-        info = self.base.manifest_info(manifest_id)
-        if info is None:
-            raise IcechunkError(
-                f"manifest information cannot be found in snapshot {encode_id(self.base.id)} "
-                f"for manifest {encode_id(manifest_id)}: the snapshot is damaged"
-            )
-        return info
+        return _manifest_info(self.base, manifest_id)
 
     async def _rewrite_manifest(
         self,
         node_id: bytes,
+        path: str,
         shape: tuple[DimensionShape, ...],
         old_refs: Sequence[ManifestRef],
         chunk_changes: dict[Coords, ChunkPayload | None] | None,
     ) -> tuple[tuple[ManifestRef, ...], tuple[ManifestFileInfo, ...]]:
-        """One manifest with the old refs (minus touched and out-of-grid ones) and the new ones."""
+        """One manifest with the old refs (minus touched and out-of-grid ones) and the new ones.
+
+        Reading the old refs checks them like a read does: a damaged manifest fails the commit
+        instead of losing its chunks from the new snapshot.
+        """
         ndim = len(shape)
         upper = grid_upper(shape)
         parts: list[ArrayManifest] = []
@@ -858,10 +1048,12 @@ class _SessionCore:
                 touched = np.array(list(chunk_changes), dtype=np.uint32).reshape(
                     len(chunk_changes), ndim
                 )
-        manifests = await asyncio.gather(*(self._fetch_manifest(m.object_id) for m in old_refs))
-        for manifest in manifests:
-            array = manifest.array(node_id)
-            if array is None or not len(array):
+        base = self.base
+        arrays = await asyncio.gather(
+            *(self._manifest_array(base, m.object_id, node_id, path, ndim) for m in old_refs)
+        )
+        for array in arrays:
+            if not len(array):
                 continue
             keep = array.within(upper)
             if touched is not None:
@@ -893,6 +1085,101 @@ class _SessionCore:
         size = await self.ctx.assets.write_manifest(manifest_id, [merged])
         ref = ManifestRef(manifest_id, merged.extents())
         return (ref,), (ManifestFileInfo(manifest_id, size, len(merged)),)
+
+
+def _node(state: tuple[Snapshot, ChangeSet], path: str) -> NodeInfo | None:
+    """The node at ``path`` in a session state (base snapshot with the changes applied)."""
+    base, changes = state
+    new = changes.new_node(path)
+    if new is not None:
+        node_id, meta = new
+        if isinstance(meta, ArrayMeta):
+            return NodeInfo(
+                path, node_id, True, meta.user_data, meta.shape, meta.dimension_names, (), True
+            )
+        return NodeInfo(path, node_id, False, meta, is_new=True)
+    node = base.get_node(path)
+    if node is None or changes.is_deleted(path, node.id):
+        return None
+    return _apply_updates(changes, node)
+
+
+def _apply_updates(changes: ChangeSet, node: NodeSnapshot) -> NodeInfo:
+    if node.array is None:
+        user_data = changes.updated_groups.get(node.id, node.user_data)
+        return NodeInfo(node.path, node.id, False, user_data)
+    meta = changes.updated_arrays.get(node.id)
+    if meta is None:
+        return NodeInfo(
+            node.path,
+            node.id,
+            True,
+            node.user_data,
+            node.array.shape,
+            node.array.dimension_names,
+            node.array.manifests,
+        )
+    return NodeInfo(
+        node.path,
+        node.id,
+        True,
+        meta.user_data,
+        meta.shape,
+        meta.dimension_names,
+        node.array.manifests,
+    )
+
+
+def _manifest_info(base: Snapshot, manifest_id: bytes) -> ManifestFileInfo:
+    info = base.manifest_info(manifest_id)
+    if info is None:
+        raise IcechunkError(
+            f"manifest information cannot be found in snapshot {encode_id(base.id)} "
+            f"for manifest {encode_id(manifest_id)}: the snapshot is damaged"
+        )
+    return info
+
+
+def _check_stored_metadata(base: Snapshot, node: NodeInfo) -> None:
+    """Refuse a node's stored ``zarr.json`` that zarr cannot read or that contradicts the node.
+
+    The snapshot keeps the array's shape, chunk grid and dimension names beside the document;
+    a document that disagrees with them, or is not a readable zarr v3 document, is damage.
+    """
+    where = f"the zarr.json of node {node.path} in snapshot {encode_id(base.id)}"
+    try:
+        meta = parse_node_metadata(node.path, node.user_data)
+        document = json.loads(node.user_data)
+        if isinstance(meta, ArrayMeta):
+            ArrayV3Metadata.from_dict(document)
+        else:
+            GroupMetadata.from_dict(document)
+    except IcechunkError as e:
+        raise IcechunkError(f"{where} is damaged: {e.message}") from None
+    except Exception as e:  # zarr's own validation: its error types vary by field
+        raise IcechunkError(f"{where} is damaged: zarr cannot read it ({e!r})") from None
+    if isinstance(meta, ArrayMeta) != node.is_array:
+        kind = "an array" if isinstance(meta, ArrayMeta) else "a group"
+        raise IcechunkError(f"{where} is damaged: it describes {kind}, the snapshot does not")
+    if isinstance(meta, ArrayMeta) and (
+        meta.shape != node.shape
+        or _dimension_names(meta.dimension_names, len(meta.shape))
+        != _dimension_names(node.dimension_names, len(meta.shape))
+    ):
+        raise IcechunkError(
+            f"{where} is damaged: its shape, chunk grid or dimension names differ from those "
+            "the snapshot records for the array"
+        )
+
+
+def _dimension_names(names: tuple[str | None, ...] | None, ndim: int) -> tuple[str | None, ...]:
+    # No names, and a null or empty name per dimension, all mean "unnamed".
+    return tuple(n or None for n in names) if names is not None else (None,) * ndim
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def _ready(
@@ -1067,7 +1354,7 @@ class Session:
     def discard_changes(self) -> None:
         """Drop every uncommitted change."""
         if not self._core.read_only:
-            self._core.changes = ChangeSet()
+            self._core.discard()
 
     def _warn_forked(self, verb: str) -> None:
         if self._core.forked:
@@ -1201,8 +1488,6 @@ class Session:
     async def rebase_async(self, solver: Any) -> None:
         """Async version of :meth:`rebase`."""
         from pyicechunk.conflicts import ConflictSolver
-        from pyicechunk.exceptions import RebaseFailedError
-        from pyicechunk.refs import fetch_branch
 
         core = self._core
         if core.read_only or core.branch is None:
@@ -1212,34 +1497,7 @@ class Session:
                 f"argument 'solver': '{type(solver).__name__}' object cannot be converted to "
                 "'ConflictSolver'"
             )
-        assets = core.ctx.assets
-        tip_id = await fetch_branch(core.ctx.storage._backend, core.branch)
-        if tip_id == core.base.id:
-            return
-        landed: list[Snapshot] = []
-        snapshot_id: bytes | None = tip_id
-        while snapshot_id != core.base.id:
-            if snapshot_id is None:
-                raise IcechunkError(
-                    f"cannot rebase: the session's base snapshot {core.snapshot_id} is not in the "
-                    f"history of branch `{core.branch}` (was the branch reset?); open a new "
-                    "writable session on the branch and write the changes again"
-                )
-            snapshot = await assets.fetch_snapshot(snapshot_id)
-            landed.append(snapshot)
-            snapshot_id = snapshot.parent_id
-        tip = landed[0]
-        # The solvers never modify the change set they get, so a failure leaves it untouched.
-        changes = core.changes
-        current = core.base
-        for snapshot in reversed(landed):
-            tx = await assets.fetch_transaction_log(snapshot.id)
-            solved = solver._solve(tx, tip, changes, current, snapshot)
-            if isinstance(solved, list):
-                raise RebaseFailedError(encode_id(snapshot.id), solved)
-            changes, current = solved, snapshot
-        core.base = tip
-        core.changes = changes
+        await core.rebase(solver)
 
     # -- inspection ---------------------------------------------------------------------------
 
@@ -1315,6 +1573,7 @@ class Session:
             )
         clone: _SessionCore = pickle.loads(pickle.dumps(core))
         clone.forked = False
+        clone.is_fork = True
         core.forked = True
         return ForkSession._wrap(clone)  # type: ignore[return-value]
 
@@ -1323,7 +1582,11 @@ class Session:
             raise TypeError(error)
         if self._core.read_only:
             raise IcechunkError(_READ_ONLY_SESSION)
-        self._core.changes.merge(other._core.changes)
+        theirs = other._core
+        with theirs._lock:
+            incoming = theirs.changes.copy()
+        with self._core.sync_edit():
+            self._core.changes.merge(incoming)
 
     def merge(self, *others: ForkSession) -> None:
         """Bring the changes of forks of this session into it (the last one wins on overlap).
@@ -1411,3 +1674,11 @@ class ForkSession(Session):
     async def flush_async(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Not available on a fork (see :meth:`commit`)."""
         raise TypeError(_FORK_CANNOT.format("flush"))
+
+    def amend(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available on a fork (see :meth:`commit`)."""
+        raise TypeError(_FORK_CANNOT.format("amend"))
+
+    async def amend_async(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available on a fork (see :meth:`commit`)."""
+        raise TypeError(_FORK_CANNOT.format("amend"))

@@ -29,7 +29,7 @@ from zarr.abc.store import (
 from zarr.core.buffer import Buffer, BufferPrototype
 
 from pyicechunk._sync import sync
-from pyicechunk.exceptions import IcechunkError
+from pyicechunk.exceptions import IcechunkError, KeyNotFoundError
 
 if TYPE_CHECKING:
     from zarr.core.common import BytesLike
@@ -99,22 +99,41 @@ def _node_path(relative: str) -> str | None:
     return "/" + relative
 
 
-def _parse_coords(text: str) -> tuple[int, ...] | None:
-    """Chunk coordinates from ``0/1/2``; None unless every component is a u32."""
+def _parse_coords(key: str, text: str) -> tuple[int, ...]:
+    """Chunk coordinates from ``0/1/2``: every component a u32 in canonical decimal.
+
+    The reference also takes ``+1`` and ``007`` (its u32 parser does), so several keys name one
+    chunk: ``a/c/007`` is written, then listed as ``a/c/7``. Those are refused here, with the
+    canonical key in the message.
+
+    Raises
+    ------
+    IcechunkError
+        "invalid zarr key format" for anything else.
+    """
     parts = text.split("/")
-    # Fast path: plain ASCII digits (int() alone would also take " 1", "1_0" and non-ASCII
-    # digits, which the reference's u32 parser refuses).
+    # int() alone would also take " 1", "1_0" and non-ASCII digits.
     if text.isascii() and text.replace("/", "").isdigit() and "" not in parts:
         coords = tuple(map(int, parts))
-    else:
-        # Rust's u32 parser also accepts a leading "+".
-        digits = [p[1:] if p[:1] == "+" else p for p in parts]
-        if not all(d.isascii() and d.isdigit() for d in digits):
-            return None
+        if len(text) > 9 and max(coords) >= _U32_LIMIT:
+            raise _invalid_key(key)
+        if "0" in text and any(len(p) > 1 and p[0] == "0" for p in parts):
+            raise _non_canonical_key(key, text, coords)
+        return coords
+    digits = [p[1:] if p[:1] == "+" else p for p in parts]
+    if all(d.isascii() and d.isdigit() for d in digits):
         coords = tuple(map(int, digits))
-    if len(text) > 9 and max(coords) >= _U32_LIMIT:
-        return None
-    return coords
+        if max(coords) < _U32_LIMIT:
+            raise _non_canonical_key(key, text, coords)
+    raise _invalid_key(key)
+
+
+def _non_canonical_key(key: str, text: str, coords: tuple[int, ...]) -> IcechunkError:
+    canonical = key[: len(key) - len(text)] + "/".join(map(str, coords))
+    return IcechunkError(
+        f"invalid zarr key format `{key}`: chunk coordinates are written in decimal without "
+        f"sign or leading zeros; the key of this chunk is `{canonical}`"
+    )
 
 
 def _parse_key(key: str) -> _ParsedKey:
@@ -150,10 +169,9 @@ def _parse_key(key: str) -> _ParsedKey:
         path = "/"
     if not tail:
         return (_CHUNK, path, _NO_COORDS)
-    coords = _parse_coords(tail[1:]) if tail[0] == "/" else None
-    if coords is None:
+    if tail[0] != "/":
         raise _invalid_key(key)
-    return (_CHUNK, path, coords)
+    return (_CHUNK, path, _parse_coords(key, tail[1:]))
 
 
 def _prefix_path(prefix: str) -> tuple[str, str]:
@@ -350,8 +368,8 @@ class IcechunkStore(Store):
         if kind == _CHUNK:
             data = await self._core.get_chunk(path, coords, byte_range)
         elif kind == _METADATA:
-            node = await self._core.get_node(path)
-            data = None if node is None else _slice(node.user_data, byte_range)
+            document = await self._core.metadata_document(path)
+            data = None if document is None else _slice(document, byte_range)
         else:
             return None
         return None if data is None else prototype.buffer.from_bytes(data)
@@ -401,9 +419,9 @@ class IcechunkStore(Store):
                     results[slot] = data
 
         async def read_metadata(slot: int, path: str, byte_range: ByteRequest | None) -> None:
-            node = await self._core.get_node(path)
-            if node is not None:
-                results[slot] = _slice(node.user_data, byte_range)
+            document = await self._core.metadata_document(path)
+            if document is not None:
+                results[slot] = _slice(document, byte_range)
 
         await asyncio.gather(read_chunks(), *(read_metadata(*m) for m in metadata_slots))
         make = prototype.buffer.from_bytes
@@ -453,7 +471,8 @@ class IcechunkStore(Store):
         ValueError
             If the store was opened read-only at the zarr level.
         KeyError
-            For a chunk of an array that does not exist.
+            For a chunk of an array that does not exist (an IcechunkError that is also a
+            KeyError, as the reference raises).
         """
         if not isinstance(value, Buffer):
             raise TypeError(
@@ -748,9 +767,9 @@ class IcechunkStore(Store):
         if kind == _METADATA:
             node = await self._core.get_node(path)
             if node is None:
-                raise KeyError(f"node not found at `{path}`")
+                raise KeyNotFoundError(path)
             return len(node.user_data)
-        raise KeyError(f"v2 key not found at `{key}`")
+        raise KeyNotFoundError(key, f"v2 key not found at `{key}`")
 
     async def getsize_prefix(self, prefix: str) -> int:
         """The total size of every key under a node.

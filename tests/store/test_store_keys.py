@@ -23,8 +23,6 @@ VALID = [
     ("a/b/c/1/2/3", (_CHUNK, "/a/b", (1, 2, 3))),
     ("abc/c/1", (_CHUNK, "/abc", (1,))),
     ("a/c/4294967295", (_CHUNK, "/a", (4294967295,))),
-    ("a/c/007", (_CHUNK, "/a", (7,))),
-    ("a/c/+7", (_CHUNK, "/a", (7,))),
     # The reference splits at the last "c" character, not at a "c" path component.
     ("arc", (_CHUNK, "/ar", ())),
     ("a/c/0c", (_CHUNK, "/a/c/0", ())),
@@ -54,6 +52,15 @@ INVALID = [
     "a/c/1/",
 ]
 
+# The reference's u32 parser takes these, so two keys name one chunk (written as `a/c/007`,
+# listed as `a/c/7`); we refuse them and name the canonical key instead.
+NON_CANONICAL_COORDS = [
+    ("a/c/007", "a/c/7"),
+    ("a/c/+7", "a/c/7"),
+    ("c/0/01", "c/0/1"),
+    ("a/b/c/+0/00", "a/b/c/0/0"),
+]
+
 # Paths must be canonical; the reference's path type refuses these (we also refuse empty
 # components, where the reference would store a path such as "/a//b").
 NOT_CANONICAL = ["../zarr.json", "a/../zarr.json", "a/./b/zarr.json", "a//b/zarr.json", "../c/0"]
@@ -69,6 +76,14 @@ def test_invalid_keys(key: str) -> None:
     with pytest.raises(IcechunkError) as info:
         _parse_key(key)
     assert info.value.message == f"invalid zarr key format `{key}`"
+
+
+@pytest.mark.parametrize(("key", "canonical"), NON_CANONICAL_COORDS)
+def test_non_canonical_coordinates_name_the_canonical_key(key: str, canonical: str) -> None:
+    with pytest.raises(IcechunkError) as info:
+        _parse_key(key)
+    assert info.value.message.startswith(f"invalid zarr key format `{key}`: ")
+    assert info.value.message.endswith(f"the key of this chunk is `{canonical}`")
 
 
 @pytest.mark.parametrize(

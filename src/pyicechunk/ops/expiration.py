@@ -12,6 +12,7 @@ import dataclasses
 from pyicechunk.asset_manager import AssetManager
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.ids import encode_id
+from pyicechunk.history import HistoryWalk
 from pyicechunk.refs import delete_branch, delete_tag, fetch_branch, fetch_tag, list_refs
 from pyicechunk.storage import StorageBackend
 
@@ -29,9 +30,7 @@ async def _expire_ref(
     root = tip_id
     released: set[bytes] = set()
     tip_expired: bool | None = None
-    sid: bytes | None = tip_id
-    while sid is not None:
-        snapshot = await assets.fetch_snapshot(sid)
+    async for snapshot in HistoryWalk(assets, tip_id):
         expired = snapshot.flushed_at < older_than
         if tip_expired is None:
             tip_expired = expired
@@ -40,7 +39,6 @@ async def _expire_ref(
             root = snapshot.id
         else:
             editable = snapshot.id
-        sid = snapshot.parent_id
     # The last expired snapshot visited is the history's root: it always stays.
     released.discard(root)
 

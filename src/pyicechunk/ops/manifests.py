@@ -36,7 +36,9 @@ class _RewritingSession(_SessionCore):
         array = node.array
         if array is None:
             return await super()._carry_node(node)
-        refs, infos = await self._rewrite_manifest(node.id, array.shape, array.manifests, None)
+        refs, infos = await self._rewrite_manifest(
+            node.id, node.path, array.shape, array.manifests, None
+        )
         data = ArrayNodeData(array.shape, array.dimension_names, refs)
         return NodeSnapshot(node.id, node.path, node.user_data, data), infos
 

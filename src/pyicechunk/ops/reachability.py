@@ -6,6 +6,7 @@ import asyncio
 
 from pyicechunk.asset_manager import AssetManager
 from pyicechunk.format.snapshot import ManifestFileInfo, Snapshot
+from pyicechunk.history import HistoryWalk
 from pyicechunk.refs import fetch_branch, fetch_tag, list_refs
 from pyicechunk.storage import StorageBackend
 
@@ -21,11 +22,12 @@ async def reachable_snapshots(backend: StorageBackend, assets: AssetManager) -> 
     )
     seen: dict[bytes, Snapshot] = {}
     for tip in tips:
-        sid: bytes | None = tip
-        while sid is not None and sid not in seen:
-            snapshot = await assets.fetch_snapshot(sid)
-            seen[sid] = snapshot
-            sid = snapshot.parent_id
+        # Stopping at a snapshot an earlier walk visited is safe: that walk went on from it
+        # to the root, and would have raised had the history looped.
+        async for snapshot in HistoryWalk(assets, tip):
+            if snapshot.id in seen:
+                break
+            seen[snapshot.id] = snapshot
     return list(seen.values())
 
 
