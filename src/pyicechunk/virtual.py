@@ -83,7 +83,7 @@ def usable_containers(config: RepositoryConfig) -> list[VirtualChunkContainer]:
     out: list[tuple[int, VirtualChunkContainer]] = []
     for cont in (config.virtual_chunk_containers or {}).values():
         prefix = cont.url_prefix if cont.url_prefix.endswith("/") else cont.url_prefix + "/"
-        fixed = VirtualChunkContainer(prefix, cont.store)  # type: ignore[arg-type]
+        fixed = VirtualChunkContainer(prefix, cont.store)
         try:
             _validate_container(fixed)
             depth = len(parse_container_prefix(prefix).segments)
