@@ -250,13 +250,23 @@ class AssetManager:
         try:
             if start == 0 and byte_range is None:
                 data = await self.backend.get_view(key)
-                return data if len(data) == end else data[:end]
-            return await self.backend.get(key, RangeByteRequest(start, end))
+                if len(data) > end:
+                    data = data[:end]
+            else:
+                data = await self.backend.get(key, RangeByteRequest(start, end))
         except ObjectNotFoundError as e:
             raise IcechunkError(
                 f"chunk object {key} is missing from storage: the repository is damaged "
                 "(the chunk was deleted, perhaps by garbage collection of a newer version)"
             ) from e
+        if len(data) != end - start:
+            # Storage returns what exists: a short read means the ref points past the object.
+            raise IcechunkError(
+                f"chunk object {key} ends before byte {end}, which its manifest reference "
+                f"(offset {offset}, length {length}) needs; the manifest or the chunk object is "
+                "damaged"
+            )
+        return data
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -276,12 +286,17 @@ def _check_id(key: str, holds: str, found: bytes, wanted: bytes) -> None:
 def _check_transaction_nodes(
     key: str, tx: TransactionLog, snapshot: Snapshot, parent: Snapshot | None
 ) -> None:
-    """Refuse a log whose node ids are not nodes of its snapshot (or, if deleted, its parent).
+    """Refuse a log that does not describe the step from ``parent`` to ``snapshot``.
 
-    Otherwise a damaged id would silently drop that change from a diff, a rebase or an amend.
-    Deleted nodes are looked up only when the parent is not a root: snapshot expiration gives
-    a kept snapshot the root as its new parent, and its log still names the old parent's nodes.
+    Every node it names must be a node of the snapshot (deleted ones: of the parent), and the
+    nodes it creates and deletes must be exactly those that appear and disappear between the
+    two. Otherwise a damaged id or list would silently change a diff, a rebase or an amend.
+    The parent is compared only when it is not a root: snapshot expiration gives a kept
+    snapshot the root as its new parent, and its log still describes the step from the old one.
     """
+    where = (
+        f"cannot read {key}: the transaction log or snapshot {encode_id(snapshot.id)} is damaged"
+    )
     after = {n.id: n.array is not None for n in snapshot.nodes}
     checks = [
         (tx.new_groups, after, False, "created group"),
@@ -290,6 +305,7 @@ def _check_transaction_nodes(
         (tx.updated_arrays, after, True, "updated array"),
         (tx.updated_chunks, after, True, "array with updated chunks"),
     ]
+    before = None
     if parent is not None and parent.parent_id is not None:
         before = {n.id: n.array is not None for n in parent.nodes}
         checks += [
@@ -300,10 +316,17 @@ def _check_transaction_nodes(
         for node_id in ids:
             if nodes.get(node_id) is not is_array:
                 raise IcechunkError(
-                    f"cannot read {key}: it names a {what} {encode_id(node_id)} that snapshot "
-                    f"{encode_id(snapshot.id)} (or its parent) does not have; the transaction "
-                    "log or the snapshot is damaged"
+                    f"{where}: the log names a {what} {encode_id(node_id)} that the snapshot "
+                    "(or its parent) does not have"
                 )
+    if before is not None and parent is not None:
+        created = {*tx.new_groups, *tx.new_arrays}
+        deleted = {*tx.deleted_groups, *tx.deleted_arrays}
+        if created != after.keys() - before.keys() or deleted != before.keys() - after.keys():
+            raise IcechunkError(
+                f"{where}: the nodes the log creates and deletes are not those that differ "
+                f"between the snapshot and its parent {encode_id(parent.id)}"
+            )
 
 
 def _tx_weight(tx: TransactionLog) -> int:

@@ -600,14 +600,31 @@ class _SessionCore:
         if node.is_new:
             return []
         ndim = len(node.shape or ())
-        return list(
-            await asyncio.gather(
-                *(
-                    self._manifest_array(base, m.object_id, node.node_id, node.path, ndim)
-                    for m in node.manifests
-                )
-            )
+        return await self._all_refs(base, node.node_id, node.path, ndim, node.manifests)
+
+    async def _all_refs(
+        self, base: Snapshot, node_id: bytes, path: str, ndim: int, refs: Sequence[ManifestRef]
+    ) -> list[ArrayManifest]:
+        """Every chunk ref of an array, per manifest, for code that reads all of them.
+
+        Such code also checks the refs lie in the box the snapshot records for their manifest:
+        a read only looks into a manifest whose box holds the chunk, so a ref outside it would
+        be listed (or carried into a new manifest) but never read.
+        """
+        arrays = await asyncio.gather(
+            *(self._manifest_array(base, m.object_id, node_id, path, ndim) for m in refs)
         )
+        for mref, array in zip(refs, arrays, strict=True):
+            if len(array) and ndim:
+                lo = np.array([e[0] for e in mref.extents], dtype=np.int64)
+                hi = np.array([e[1] for e in mref.extents], dtype=np.int64)
+                if ((array.coords < lo) | (array.coords >= hi)).any():
+                    raise IcechunkError(
+                        f"manifest {encode_id(mref.object_id)} holds chunk references of array "
+                        f"{path} outside the extents snapshot {encode_id(base.id)} records "
+                        "for it; the repository is damaged"
+                    )
+        return list(arrays)
 
     async def chunk_coords(self, path: str) -> list[Coords]:
         state = self._state
@@ -1049,10 +1066,10 @@ class _SessionCore:
                     len(chunk_changes), ndim
                 )
         base = self.base
-        arrays = await asyncio.gather(
-            *(self._manifest_array(base, m.object_id, node_id, path, ndim) for m in old_refs)
-        )
-        for array in arrays:
+        # The stored refs have the dimensions the snapshot records for the array.
+        stored = base.get_node(path)
+        stored_ndim = len(stored.array.shape) if stored and stored.array else ndim
+        for array in await self._all_refs(base, node_id, path, stored_ndim, old_refs):
             if not len(array):
                 continue
             keep = array.within(upper)
