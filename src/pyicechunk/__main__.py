@@ -1,4 +1,4 @@
-"""``python -m pyicechunk``: the same as the ``pyicechunk`` command."""
+"""``python -m pyicechunk``: the same as the ``pyicechunk`` command (alone, it prints help)."""
 
 from __future__ import annotations
 
