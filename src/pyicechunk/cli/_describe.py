@@ -27,6 +27,7 @@ __all__ = [
     "node_json",
     "open_node",
     "parse_selection",
+    "tree_json",
     "walk",
 ]
 
@@ -83,6 +84,17 @@ def walk(node: Node) -> list[dict[str, Any]]:
         for _, child in sorted(node.members(), key=lambda m: m[0]):
             out.extend(walk(child))
     return out
+
+
+def tree_json(session: Any, path: str) -> list[dict[str, Any]]:
+    """:func:`walk` from ``path``; an empty snapshot (no root group yet) has no nodes."""
+    try:
+        node = open_node(session, path)
+    except CliError:
+        if path.strip("/"):
+            raise
+        return []
+    return walk(node)
 
 
 def chunk_stats(array: Array) -> dict[str, int]:

@@ -28,7 +28,7 @@ from pyicechunk.cli._describe import (
     open_node,
     parse_selection,
     short_json,
-    walk,
+    tree_json,
 )
 from pyicechunk.cli._history import _snapshots
 from pyicechunk.cli._output import CliError, console, emit_json
@@ -79,10 +79,15 @@ def ls(ref: str | None, path: str | None, as_json: bool) -> None:
     "attributes"} and arrays add "shape", "dtype", "chunks", "dimension_names", "fill_value".
     """
     snapshot_id, session = _session(ref or "main")
-    node = open_node(session, path or "/")
+    where = "/" + (path or "").strip("/")
+    nodes = tree_json(session, where)
     if as_json:
-        emit_json({"snapshot_id": snapshot_id, "path": "/" + node.path, "nodes": walk(node)})
+        emit_json({"snapshot_id": snapshot_id, "path": where, "nodes": nodes})
         return
+    if not nodes:
+        console().print("(an empty snapshot: no groups or arrays)")
+        return
+    node = open_node(session, where)
     tree = Tree(_label(node))
     _tree(node, tree)
     console().print(tree)
