@@ -20,21 +20,11 @@ from typing import Any
 import click
 from rich.text import Text
 
-from pyicechunk.cli._app import app, json_option, options, repo_options
-from pyicechunk.cli._location import open_repository
+from pyicechunk.cli._app import app, json_option, repo_options
 from pyicechunk.cli._output import CliError, console, emit_json, iso, relative_time, table
-from pyicechunk.cli._refs import Ref, Snapshots
+from pyicechunk.cli._refs import Ref, Snapshots, current_snapshots
 
-__all__ = ["diff_json", "snapshot_json"]
-
-
-def _snapshots() -> Snapshots:
-    opts = options()
-    found = opts.cache.get("snapshots")
-    if found is None:
-        found = opts.cache["snapshots"] = Snapshots(open_repository(opts))
-    assert isinstance(found, Snapshots)
-    return found
+__all__ = ["diff_json", "first_line", "snapshot_json"]
 
 
 def snapshot_json(snapshots: Snapshots, info: Any) -> dict[str, Any]:
@@ -85,7 +75,7 @@ def _labels(branches: list[str], tags: list[str]) -> Text:
     return text
 
 
-def _first_line(message: str) -> str:
+def first_line(message: str) -> str:
     return message.split("\n", 1)[0].removesuffix("\r")
 
 
@@ -147,7 +137,7 @@ def _print_oneline(snapshots: Snapshots, infos: list[Any]) -> None:
         branches, tags = snapshots.labels(info.id)
         line = Text(snapshots.short(info.id), style="yellow")
         line.append_text(_labels(branches, tags))
-        line.append(" " + _first_line(info.message))
+        line.append(" " + first_line(info.message))
         out.print(line)
 
 
@@ -160,7 +150,7 @@ def _log(
     as_json: bool,
     style: str = "long",
 ) -> None:
-    snapshots = _snapshots()
+    snapshots = current_snapshots()
     if graph:
         if all_refs and ref is not None:
             raise CliError("give a REF or --all, not both")
@@ -179,7 +169,7 @@ def _log(
                 Text(snapshots.short(info.id), style="yellow"),
                 relative_time(info.written_at),
                 _labels(branches, tags)[2:-1] if branches or tags else "",
-                _first_line(info.message),
+                first_line(info.message),
             )
         console().print(t)
     else:
@@ -286,7 +276,7 @@ def show(ref: str, as_json: bool) -> None:
     "branches", "tags", "changes", "manifests"}: changes is a diff (see `diff --help`) or null
     for the first snapshot; manifests is a list of {"id", "size_bytes", "num_chunk_refs"}.
     """
-    snapshots = _snapshots()
+    snapshots = current_snapshots()
     target: Ref = snapshots.resolve(ref)
     repo = snapshots.repo
     info = repo.lookup_snapshot(target.snapshot_id)
@@ -332,7 +322,7 @@ def diff(older: str, newer: str | None, as_json: bool) -> None:
     "deleted_arrays", "updated_groups", "updated_arrays", "updated_chunks": {path: [[i, j,
     ...], ...]}, "moved_nodes": [[from, to], ...]}.
     """
-    snapshots = _snapshots()
+    snapshots = current_snapshots()
     start = snapshots.resolve(older)
     end = snapshots.resolve(newer or "main")
     if start.snapshot_id == end.snapshot_id:

@@ -19,6 +19,7 @@ from pyicechunk.cli._app import app, json_option, options, repo_options
 from pyicechunk.cli._location import open_repository, resolve_location
 from pyicechunk.cli._maintenance import spec_version
 from pyicechunk.cli._output import CliError, emit_json
+from pyicechunk.cli._refs import current_snapshots
 
 __all__: list[str] = []
 
@@ -59,7 +60,6 @@ def inspect(target: str, kind: str | None, as_json: bool) -> None:
     """Print the stored description of OBJECT as JSON: a snapshot (a ref or snapshot id), a
     manifest (--manifest), a transaction log (--transaction-log), or `repo` (the repository
     object of a spec-2 repository)."""
-    from pyicechunk.cli._history import _snapshots
 
     repo = open_repository(options())
     if kind == "manifest":
@@ -76,7 +76,7 @@ def inspect(target: str, kind: str | None, as_json: bool) -> None:
             raise CliError("this version of pyicechunk cannot inspect the repository object yet")
         emit_json(_as_dict(method()))
         return
-    snapshot_id = _snapshots().resolve(target).snapshot_id
+    snapshot_id = current_snapshots().resolve(target).snapshot_id
     if kind == "transaction-log":
         method = getattr(repo, "inspect_transaction_log", None)
         if method is None:

@@ -12,9 +12,9 @@ import click
 from rich.text import Text
 
 from pyicechunk.cli._app import app, json_option, repo_options
-from pyicechunk.cli._history import _first_line, _snapshots
+from pyicechunk.cli._history import first_line
 from pyicechunk.cli._output import console, emit_json, relative_time, table
-from pyicechunk.cli._refs import Snapshots
+from pyicechunk.cli._refs import Snapshots, current_snapshots
 
 __all__: list[str] = []
 
@@ -42,7 +42,7 @@ def _list(snapshots: Snapshots, refs: dict[str, str], kind: str, as_json: bool) 
             Text(row["name"], style=style),
             Text(row["short_id"], style="yellow"),
             relative_time(row["written_at"]),
-            _first_line(row["message"]),
+            first_line(row["message"]),
         )
     console().print(t)
 
@@ -58,7 +58,7 @@ def _done(message: str) -> None:
 def branch(ctx: click.Context, as_json: bool) -> None:
     """List, create, delete or reset branches (alone: list them)."""
     if ctx.invoked_subcommand is None:
-        snapshots = _snapshots()
+        snapshots = current_snapshots()
         _list(snapshots, snapshots.branches, "branch", as_json)
 
 
@@ -70,7 +70,7 @@ def branch_list(as_json: bool) -> None:
 
     --json prints [{"name", "snapshot_id", "short_id", "written_at", "message"}, ...].
     """
-    snapshots = _snapshots()
+    snapshots = current_snapshots()
     _list(snapshots, snapshots.branches, "branch", as_json)
 
 
@@ -80,7 +80,7 @@ def branch_list(as_json: bool) -> None:
 @click.argument("start", metavar="[FROM]", required=False)
 def branch_create(name: str, start: str | None) -> None:
     """Create branch NAME at FROM (a ref; default: main)."""
-    snapshots = _snapshots()
+    snapshots = current_snapshots()
     target = snapshots.resolve(start or "main")
     snapshots.repo.create_branch(name, target.snapshot_id)
     _done(f"Created branch {name} at {snapshots.short(target.snapshot_id)}.")
@@ -91,7 +91,7 @@ def branch_create(name: str, start: str | None) -> None:
 @click.argument("name")
 def branch_delete(name: str) -> None:
     """Delete branch NAME (its snapshots stay until they expire or are collected)."""
-    snapshots = _snapshots()
+    snapshots = current_snapshots()
     tip = snapshots.repo.lookup_branch(name)
     snapshots.repo.delete_branch(name)
     _done(f"Deleted branch {name} (was at {snapshots.short(tip)}).")
@@ -103,7 +103,7 @@ def branch_delete(name: str) -> None:
 @click.argument("to", metavar="TO")
 def branch_reset(name: str, to: str) -> None:
     """Point branch NAME at TO (a ref), if nobody moved it meanwhile."""
-    snapshots = _snapshots()
+    snapshots = current_snapshots()
     target = snapshots.resolve(to)
     current = snapshots.repo.lookup_branch(name)
     snapshots.repo.reset_branch(name, target.snapshot_id, from_snapshot_id=current)
@@ -120,7 +120,7 @@ def branch_reset(name: str, to: str) -> None:
 def tag(ctx: click.Context, as_json: bool) -> None:
     """List, create or delete tags (alone: list them)."""
     if ctx.invoked_subcommand is None:
-        snapshots = _snapshots()
+        snapshots = current_snapshots()
         _list(snapshots, snapshots.tags, "tag", as_json)
 
 
@@ -132,7 +132,7 @@ def tag_list(as_json: bool) -> None:
 
     --json prints [{"name", "snapshot_id", "short_id", "written_at", "message"}, ...].
     """
-    snapshots = _snapshots()
+    snapshots = current_snapshots()
     _list(snapshots, snapshots.tags, "tag", as_json)
 
 
@@ -142,7 +142,7 @@ def tag_list(as_json: bool) -> None:
 @click.argument("target", metavar="[REF]", required=False)
 def tag_create(name: str, target: str | None) -> None:
     """Create tag NAME at REF (default: main's tip)."""
-    snapshots = _snapshots()
+    snapshots = current_snapshots()
     ref = snapshots.resolve(target or "main")
     snapshots.repo.create_tag(name, ref.snapshot_id)
     _done(f"Created tag {name} at {snapshots.short(ref.snapshot_id)}.")
@@ -153,7 +153,7 @@ def tag_create(name: str, target: str | None) -> None:
 @click.argument("name")
 def tag_delete(name: str) -> None:
     """Delete tag NAME (a deleted tag's name cannot be used again)."""
-    snapshots = _snapshots()
+    snapshots = current_snapshots()
     at: Any = snapshots.repo.lookup_tag(name)
     snapshots.repo.delete_tag(name)
     _done(f"Deleted tag {name} (was at {snapshots.short(at)}).")

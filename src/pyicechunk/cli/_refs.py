@@ -14,7 +14,7 @@ from typing import Any
 
 from pyicechunk.cli._output import CliError
 
-__all__ = ["MIN_PREFIX", "SHORT", "Ref", "Snapshots", "resolve"]
+__all__ = ["MIN_PREFIX", "SHORT", "Ref", "Snapshots", "current_snapshots", "resolve"]
 
 MIN_PREFIX = 4
 SHORT = 8
@@ -113,6 +113,19 @@ class Snapshots:
     def resolve(self, text: str) -> Ref:
         """The snapshot ``text`` names; see :func:`resolve`."""
         return resolve(self, text)
+
+
+def current_snapshots() -> Snapshots:
+    """The :class:`Snapshots` of the repository this invocation names (made once)."""
+    from pyicechunk.cli._app import options
+    from pyicechunk.cli._location import open_repository
+
+    opts = options()
+    found = opts.cache.get("snapshots")
+    if found is None:
+        found = opts.cache["snapshots"] = Snapshots(open_repository(opts))
+    assert isinstance(found, Snapshots)
+    return found
 
 
 def _run(coro: Any) -> Any:

@@ -30,14 +30,14 @@ from pyicechunk.cli._describe import (
     short_json,
     tree_json,
 )
-from pyicechunk.cli._history import _snapshots
 from pyicechunk.cli._output import CliError, console, emit_json
+from pyicechunk.cli._refs import current_snapshots
 
 __all__: list[str] = []
 
 
 def _session(ref: str) -> tuple[str, Any]:
-    snapshots = _snapshots()
+    snapshots = current_snapshots()
     target = snapshots.resolve(ref)
     session = snapshots.repo.readonly_session(snapshot_id=target.snapshot_id)
     return target.snapshot_id, session
