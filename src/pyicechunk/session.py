@@ -527,6 +527,8 @@ class _SessionCore:
         info = _manifest_info(base, manifest_id)
         manifest = await self.ctx.assets.fetch_manifest(manifest_id, info.size_bytes)
         array = manifest.array(node_id)
+        if array is not None and (array.ndim == ndim or not len(array)):
+            return array
         where = (
             f"manifest {encode_id(manifest_id)}, which snapshot {encode_id(base.id)} lists for "
             f"array {path} (node {encode_id(node_id)}),"
@@ -536,12 +538,10 @@ class _SessionCore:
                 f"{where} holds no chunk references for that array; the repository is damaged "
                 "(the manifest or the snapshot was corrupted or replaced)"
             )
-        if len(array) and array.ndim != ndim:
-            raise IcechunkError(
-                f"{where} holds {array.ndim}-dimensional chunk coordinates for a "
-                f"{ndim}-dimensional array; the repository is damaged"
-            )
-        return array
+        raise IcechunkError(
+            f"{where} holds {array.ndim}-dimensional chunk coordinates for a "
+            f"{ndim}-dimensional array; the repository is damaged"
+        )
 
     async def read_payload(
         self, payload: ChunkPayload, byte_range: ByteRequest | None
