@@ -32,6 +32,14 @@ from pyicechunk.config import (
     local_filesystem_store,
     s3_store,
 )
+
+# icechunk 2's top-level config names: importable here already; they join ``__all__`` with
+# the rest of the 2.x names.
+from pyicechunk.config import ChecksumAlgorithm as ChecksumAlgorithm
+from pyicechunk.config import (
+    ManifestVirtualChunkLocationCompressionConfig as ManifestVirtualChunkLocationCompressionConfig,
+)
+from pyicechunk.config import StorageTimeoutSettings as StorageTimeoutSettings
 from pyicechunk.conflicts import (
     BasicConflictSolver,
     Conflict,

@@ -37,3 +37,14 @@ def test_storage_settings_merged_over_backend_defaults() -> None:
     )
     assert plain_eff.minimum_size_for_multipart_upload == 100 * 2**20
     assert local_fs_defaults.unsafe_use_metadata is False  # inputs unchanged
+
+
+def test_timeouts_merge_field_by_field_and_default_to_the_client() -> None:
+    eff = pc.StorageSettings()._effective()
+    timeouts = ("connect_timeout_ms", "read_timeout_ms", "operation_timeout_ms")
+    assert [getattr(eff, t) for t in (*timeouts, "operation_attempt_timeout_ms")] == [None] * 4
+    backend = pc.StorageSettings(timeouts=pc.StorageTimeoutSettings(1, 7))
+    mine = pc.StorageSettings(timeouts=pc.StorageTimeoutSettings(connect_timeout_ms=5))
+    eff = mine.merged_over(backend)._effective()
+    assert [getattr(eff, t) for t in timeouts] == [5, 7, None]
+    assert backend.timeouts == pc.StorageTimeoutSettings(1, 7)  # inputs unchanged

@@ -1,4 +1,4 @@
-"""Reprs, equality, defaults and pickling of the config classes, against icechunk 1.1.21."""
+"""Reprs, equality, defaults and pickling of the config classes, against both references."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ from typing import Any
 
 import icechunk as ic
 import pytest
+from oracle import Both
 
+import pyicechunk
 import pyicechunk.config as pc
+from pyicechunk.format.config_serde import Tagged
 
+from ._configs import build
 from ._reference import BOTH, build_rich
 
 REPR_CASES: list[Callable[[ModuleType], Any]] = [
@@ -68,8 +72,52 @@ REPR_CASES: list[Callable[[ModuleType], Any]] = [
 
 
 @pytest.mark.parametrize("build", REPR_CASES)
-def test_reprs_match_reference(build: Callable[[ModuleType], Any]) -> None:
+def test_reprs_match_icechunk_1_1(build: Callable[[ModuleType], Any]) -> None:
     assert repr(build(pc)) == repr(build(ic))
+
+
+def test_reprs_of_the_2x_fields() -> None:
+    # Still in 1.1's style; the fields icechunk 2 added show only when set.
+    assert repr(pc.RepositoryConfig(max_concurrent_decodes=2)) == (
+        "RepositoryConfig(inline_chunk_threshold_bytes=None, get_partial_values_concurrency=None, "
+        "compression=None, caching=None, storage=None, manifest=None, max_concurrent_decodes=2)"
+    )
+    assert repr(pc.StorageSettings(timeouts=pc.StorageTimeoutSettings(1))).endswith(
+        ", timeouts=StorageTimeoutSettings(connect_timeout_ms=1, read_timeout_ms=None, "
+        "operation_timeout_ms=None, operation_attempt_timeout_ms=None))"
+    )
+    assert repr(pc.S3Options(checksum_algorithm=pc.ChecksumAlgorithm.Crc32c)).endswith(
+        "requester_pays=False, checksum_algorithm=ChecksumAlgorithm.Crc32c)"
+    )
+    assert repr(pc.RepoUpdateRetryConfig(pc.StorageRetriesSettings(1))) == (
+        "RepoUpdateRetryConfig(default=StorageRetriesSettings(max_tries=1, "
+        "initial_backoff_ms=None, max_backoff_ms=None))"
+    )
+    assert repr(pc.ManifestVirtualChunkLocationCompressionConfig(compression_level=-1)) == (
+        "ManifestVirtualChunkLocationCompressionConfig(min_num_chunks=None, "
+        "dictionary_max_training_samples=None, dictionary_max_size_bytes=None, "
+        "compression_level=-1)"
+    )
+    assert repr(pc.ManifestConfig(max_concurrent_manifest_fetches_during_commit=3)) == (
+        "ManifestConfig(preload=None, splitting=None, "
+        "max_concurrent_manifest_fetches_during_commit=3)"
+    )
+    assert repr(pc.ManifestPreloadConfig(max_arrays_to_scan=4)) == (
+        "ManifestPreloadConfig(max_total_refs=None, preload_if=None, max_arrays_to_scan=4)"
+    )
+    assert repr(pc.VirtualChunkContainer("s3://b/", pc.s3_store())).endswith(
+        "requester_pays=False)))"
+    )
+    container = pc.VirtualChunkContainer("http://h/", pc.http_store({"a": "b"}, {"h": "v"}), "n")
+    assert repr(container) == (
+        "VirtualChunkContainer(url_prefix='http://h/', "
+        "store=ObjectStoreConfig.Http({'a': 'b'}, {'h': 'v'}), name='n')"
+    )
+    assert (
+        repr(pc.ChecksumAlgorithm.Crc64Nvme)
+        == str(pc.ChecksumAlgorithm.Crc64Nvme)
+        == "ChecksumAlgorithm.Crc64Nvme"
+    )
 
 
 def test_compression_repr_shows_the_algorithm() -> None:
@@ -128,16 +176,97 @@ def test_equality_by_value(m: ModuleType) -> None:
             hash(unhashable)
 
 
+def test_icechunk2_defaults_equality_and_attributes(both: Both) -> None:
+    code = """
+    native = getattr(icechunk, "_icechunk_python", None)
+    R = native.RepoUpdateRetryConfig if native else icechunk.config.RepoUpdateRetryConfig
+    V = icechunk.ManifestVirtualChunkLocationCompressionConfig
+    T = icechunk.StorageTimeoutSettings
+    Repo = icechunk.RepositoryConfig
+    c, m = Repo(), icechunk.ManifestConfig()
+    defaults = [
+        c.repo_update_retries, c.num_updates_per_repo_info_file, c.max_concurrent_decodes,
+        c.previous_file, R().default, icechunk.StorageSettings().timeouts,
+        icechunk.S3Options().checksum_algorithm, m.max_concurrent_manifest_fetches_during_commit,
+        m.virtual_chunk_location_compression, icechunk.ManifestPreloadConfig().max_arrays_to_scan,
+        V().min_num_chunks, T().read_timeout_ms,
+        icechunk.VirtualChunkContainer("s3://b/", icechunk.s3_store()).name,
+        icechunk.http_store()._1,
+    ]
+    equal = [
+        T(1) == T(1), T(1) == T(2), V(1, compression_level=2) == V(1, compression_level=2),
+        V(1) == V(1, compression_level=2), R() == R(), R(icechunk.StorageRetriesSettings(1)) == R(),
+        Repo(max_concurrent_decodes=1) == Repo(max_concurrent_decodes=1),
+        Repo(max_concurrent_decodes=1) == Repo(),
+        icechunk.VirtualChunkContainer("s3://b/", icechunk.s3_store(), "n")
+        == icechunk.VirtualChunkContainer("s3://b/", icechunk.s3_store(), "n"),
+        icechunk.VirtualChunkContainer("s3://b/", icechunk.s3_store(), "n")
+        == icechunk.VirtualChunkContainer("s3://b/", icechunk.s3_store()),
+        icechunk.http_store({}, {"a": "b"}) == icechunk.http_store({}, {"a": "b"}),
+        icechunk.http_store({}, {"a": "b"}) == icechunk.http_store({}),
+        icechunk.S3Options(checksum_algorithm=icechunk.ChecksumAlgorithm.Sha1)
+        == icechunk.S3Options(checksum_algorithm=icechunk.ChecksumAlgorithm.Sha1),
+        icechunk.ChecksumAlgorithm.Crc32c == 1,
+    ]
+    unhashable = []
+    for value in (T(), V(), R(), icechunk.RepositoryConfig()):
+        try:
+            hash(value)
+        except TypeError:
+            unhashable.append(type(value).__name__)
+    o = icechunk.S3Options()
+    o.checksum_algorithm = icechunk.ChecksumAlgorithm.Sha256
+    m = icechunk.ManifestConfig()
+    m.virtual_chunk_location_compression = V(5)
+    m.max_concurrent_manifest_fetches_during_commit = 2
+    (defaults, equal, unhashable, [int(x) for x in (
+        icechunk.ChecksumAlgorithm.Crc32, icechunk.ChecksumAlgorithm.Crc32c,
+        icechunk.ChecksumAlgorithm.Crc64Nvme, icechunk.ChecksumAlgorithm.Sha1,
+        icechunk.ChecksumAlgorithm.Sha256)], repr(o.checksum_algorithm),
+        m.virtual_chunk_location_compression.min_num_chunks,
+        m.max_concurrent_manifest_fetches_during_commit)
+    """
+    defaults, equal, unhashable, *rest = both.same(code)
+    assert defaults == [None] * len(defaults)
+    assert equal == [
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        True,
+    ]
+    assert len(unhashable) == 4
+    assert rest == [[0, 1, 2, 3, 4], "ChecksumAlgorithm.Sha256", 5, 2]
+
+
 def test_everything_pickles() -> None:
     cfg = build_rich(pc)
     again = pickle.loads(pickle.dumps(cfg))
     assert again == cfg
     assert again.virtual_chunk_containers == cfg.virtual_chunk_containers
+    full = build(pyicechunk, "full")
+    full._unknown = {"future": [1, Tagged("x", {"y": None})]}
+    again = pickle.loads(pickle.dumps(full))
+    assert again == full and again._unknown == full._unknown
     for value in (
         pc.ManifestPreloadCondition.true(),
         pc.ManifestPreloadCondition.num_refs(1, None),
         pc.ManifestSplitDimCondition.Any(),
         pc.ObjectStoreConfig.InMemory(),
         pc.CompressionAlgorithm.Zstd,
+        pc.ChecksumAlgorithm.Crc64Nvme,
+        pc.http_store({"a": "b"}, {"h": "v"}),
+        pc.StorageTimeoutSettings(1, 2, 3, 4),
+        pc.RepoUpdateRetryConfig(pc.StorageRetriesSettings(1)),
+        pc.ManifestVirtualChunkLocationCompressionConfig(1, compression_level=-3),
     ):
         assert pickle.loads(pickle.dumps(value)) == value

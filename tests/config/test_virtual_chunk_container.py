@@ -1,4 +1,4 @@
-"""Virtual chunk containers: prefix validation and the config's container methods."""
+"""Virtual chunk containers: prefix and name validation, and the config's container methods."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import icechunk as ic
 import pytest
+from oracle import Both, raises
 
 import pyicechunk.config as pc
 
@@ -93,3 +94,75 @@ def test_virtual_chunk_container_methods(m: ModuleType) -> None:
     cont.url_prefix = "s3://x/"
     cont.name = "legacy"
     assert (cont.url_prefix, cont.name) == ("s3://x/", "legacy")
+
+
+NAMED = """
+C = icechunk.ChecksumAlgorithm
+cfg = icechunk.RepositoryConfig()
+def add(prefix, name, store=None):
+    cfg.set_virtual_chunk_container(
+        icechunk.VirtualChunkContainer(prefix, store or icechunk.s3_store(), name)
+    )
+"""
+
+
+def test_names_identify_containers_as_in_icechunk2(both: Both) -> None:
+    for impl in (both.ours, both.reference):
+        impl.run(NAMED)
+    code = """
+    add("s3://a/", "n")
+    add("s3://b/", None)
+    add("s3://c/", "m")
+    first = sorted(cfg.virtual_chunk_containers)
+    add("s3://d/", "n")  # the name moves: s3://a/ goes
+    add("s3://c/", "other")  # the same prefix: replaced, under its new name
+    found = cfg.get_virtual_chunk_container("s3://d/")
+    (first, sorted((k, v.name) for k, v in cfg.virtual_chunk_containers.items()),
+     found.name, cfg.get_virtual_chunk_container("n"))
+    """
+    assert both.same(code) == (
+        ["s3://a/", "s3://b/", "s3://c/"],
+        [("s3://b/", None), ("s3://c/", "other"), ("s3://d/", "n")],
+        "n",
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        'add("s3://x/", "")',
+        'add("s3://x/", "a/b")',
+        'add("s3://x", "a/b")',  # the name is checked before the prefix
+        'add("gs://x/", "ok", icechunk.s3_store(checksum_algorithm=C.Sha1))',
+        'add("gs://x/", "ok", icechunk.http_store({"a": "b"}, {"h": "v"}))',
+    ],
+)
+def test_invalid_containers_as_in_icechunk2(both: Both, call: str) -> None:
+    for impl in (both.ours, both.reference):
+        impl.run(NAMED)
+    with raises("ValueError"):
+        both.same(call + "\nsorted(cfg.virtual_chunk_containers)", messages=True)
+    assert both.same("cfg.virtual_chunk_containers") is None
+
+
+def test_icechunk_1_1_and_2_call_forms(both: Both) -> None:
+    code = """
+    store = icechunk.s3_store(region="r")
+    forms = [
+        icechunk.VirtualChunkContainer("s3://b/", store),
+        icechunk.VirtualChunkContainer("s3://b/", store, "n"),
+        icechunk.VirtualChunkContainer(url_prefix="s3://b/", store=store, name="n"),
+        icechunk.VirtualChunkContainer(name="n", url_prefix="s3://b/", store=store),
+    ]
+    seen = [(f.url_prefix, f.name, f.store == store) for f in forms]
+    forms[0].name = "late"
+    seen + [forms[0].name]
+    """
+    assert both.same(code) == [
+        ("s3://b/", None, True),
+        ("s3://b/", "n", True),
+        ("s3://b/", "n", True),
+        ("s3://b/", "n", True),
+        "late",
+    ]

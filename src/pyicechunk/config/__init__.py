@@ -1,21 +1,24 @@
-"""Repository configuration: the user-facing classes of icechunk 1.1's configuration API.
+"""Repository configuration: the user-facing classes of icechunk's configuration API (1.1 and 2).
 
 Every field is optional; ``None`` means "use the effective default". Each class declares its
 fields, with their effective defaults, once (see ``_record``); ``RepositoryConfig._effective``
 and ``StorageSettings._effective`` turn a configuration into frozen records of plain values
 for the rest of the library.
 
-One module per concept: ``_object_store`` (``ObjectStoreConfig``, ``S3Options``, the
-``*_store`` constructors), ``_virtual_chunk_container``, ``_compression``, ``_caching``,
-``_storage_settings``, ``_manifest_preload``, ``_manifest_splitting`` (both on the condition
-algebra of ``_condition``), ``_manifest`` and ``_repository_config``; ``_record``,
-``_variant``, ``_checks`` and ``_formatting`` are what they are built from. Import from this
-package, not from those modules.
+One module per concept: ``_object_store`` (``ObjectStoreConfig``, ``S3Options``,
+``ChecksumAlgorithm``, the ``*_store`` constructors), ``_virtual_chunk_container``,
+``_compression``, ``_caching``, ``_storage_settings``, ``_manifest_preload``,
+``_manifest_splitting`` (both on the condition algebra of ``_condition``),
+``_location_compression``, ``_manifest``, ``_repo_update_retries`` and ``_repository_config``;
+``_record``, ``_variant``, ``_checks`` and ``_formatting`` are what they are built from. Import
+from this package, not from those modules. The persisted forms are in
+:mod:`pyicechunk.format.config_serde` and the codecs beside it.
 
 Differences from the reference, all deliberate:
 
 - Every class here pickles (the reference's native classes do not), because a pickled
-  ``Repository`` or ``Session`` carries its configuration.
+  ``Repository`` or ``Session`` carries its configuration. ``ChecksumAlgorithm`` is an
+  ``IntEnum``, so it also hashes and can be built from its value.
 - ``ManifestSplitDimCondition`` values compare by value (the reference compares by identity).
 - Classes whose reference repr is the default ``<... object at 0x...>`` get a readable repr, and
   ``CompressionConfig``'s repr shows the algorithm it holds.
@@ -31,6 +34,7 @@ from ._caching import CachingConfig
 from ._checks import U32_MAX as U32_MAX
 from ._compression import CompressionAlgorithm, CompressionConfig
 from ._formatting import _rust_debug_str as _rust_debug_str
+from ._location_compression import ManifestVirtualChunkLocationCompressionConfig
 from ._manifest import ManifestConfig
 from ._manifest_preload import ManifestPreloadCondition, ManifestPreloadConfig
 from ._manifest_splitting import (
@@ -42,6 +46,7 @@ from ._object_store import (
     AnyObjectStoreConfig as AnyObjectStoreConfig,
 )
 from ._object_store import (
+    ChecksumAlgorithm,
     ObjectStoreConfig,
     S3Options,
     azure_store,
@@ -50,18 +55,21 @@ from ._object_store import (
     local_filesystem_store,
     s3_store,
 )
+from ._repo_update_retries import RepoUpdateRetryConfig
 from ._repository_config import EffectiveConfig, RepositoryConfig
 from ._storage_settings import (
     EffectiveStorageSettings,
     StorageConcurrencySettings,
     StorageRetriesSettings,
     StorageSettings,
+    StorageTimeoutSettings,
 )
 from ._virtual_chunk_container import VirtualChunkContainer
 from ._virtual_chunk_container import _validate_container as _validate_container
 
 __all__ = [
     "CachingConfig",
+    "ChecksumAlgorithm",
     "CompressionAlgorithm",
     "CompressionConfig",
     "EffectiveConfig",
@@ -72,12 +80,15 @@ __all__ = [
     "ManifestSplitCondition",
     "ManifestSplitDimCondition",
     "ManifestSplittingConfig",
+    "ManifestVirtualChunkLocationCompressionConfig",
     "ObjectStoreConfig",
+    "RepoUpdateRetryConfig",
     "RepositoryConfig",
     "S3Options",
     "StorageConcurrencySettings",
     "StorageRetriesSettings",
     "StorageSettings",
+    "StorageTimeoutSettings",
     "VirtualChunkContainer",
     "azure_store",
     "gcs_store",

@@ -20,12 +20,16 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
-def _uint(name: str, value: object, bits: int, *, nonzero: bool = False) -> int:
+def _integer(name: str, value: object) -> int:
     if not isinstance(value, int):
         raise TypeError(
             f"argument '{name}': '{_type_name(value)}' object cannot be interpreted as an integer"
         )
-    number = int(value)
+    return int(value)
+
+
+def _uint(name: str, value: object, bits: int, *, nonzero: bool = False) -> int:
+    number = _integer(name, value)
     if bits == 64:
         # pyo3 converts u64 through the C API, whose messages differ from the narrower types'.
         if number < 0:
@@ -42,6 +46,20 @@ def _uint(name: str, value: object, bits: int, *, nonzero: bool = False) -> int:
 def _opt_uint(bits: int, *, nonzero: bool = False) -> Callable[[str, object], int | None]:
     def check(name: str, value: object) -> int | None:
         return None if value is None else _uint(name, value, bits, nonzero=nonzero)
+
+    return check
+
+
+def _opt_int(bits: int) -> Callable[[str, object], int | None]:
+    """A signed integer of ``bits`` bits, or None."""
+
+    def check(name: str, value: object) -> int | None:
+        if value is None:
+            return None
+        number = _integer(name, value)
+        if not -(2 ** (bits - 1)) <= number < 2 ** (bits - 1):
+            raise OverflowError(_RANGE_ERROR)
+        return number
 
     return check
 

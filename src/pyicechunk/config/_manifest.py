@@ -1,15 +1,16 @@
-"""The manifest config: preloading and splitting together."""
+"""The manifest config: preloading, splitting, location compression and commit concurrency."""
 
 from __future__ import annotations
 
-from ._checks import _opt_instance
+from ._checks import _opt_instance, _opt_uint
+from ._location_compression import ManifestVirtualChunkLocationCompressionConfig
 from ._manifest_preload import ManifestPreloadConfig
 from ._manifest_splitting import ManifestSplittingConfig
 from ._record import _field, _Record
 
 
 class ManifestConfig(_Record):
-    """Manifest preloading and splitting.
+    """How manifests are preloaded, split, compressed and rewritten.
 
     Parameters
     ----------
@@ -17,6 +18,11 @@ class ManifestConfig(_Record):
         Which manifests to load when a session opens.
     splitting
         How chunk references are split over manifests.
+    virtual_chunk_location_compression
+        When spec-2 manifests compress the locations of virtual chunks.
+    max_concurrent_manifest_fetches_during_commit
+        Manifests fetched and rewritten at the same time by a commit, amend, flush or
+        ``rewrite_manifests``; effective default 1 (one after the other).
     """
 
     # The reference replaces preload and splitting wholesale on merge instead of merging them.
@@ -25,4 +31,15 @@ class ManifestConfig(_Record):
     )
     splitting: ManifestSplittingConfig | None = _field(
         _opt_instance(ManifestSplittingConfig), default=None
+    )
+    virtual_chunk_location_compression: ManifestVirtualChunkLocationCompressionConfig | None = (
+        _field(
+            _opt_instance(ManifestVirtualChunkLocationCompressionConfig),
+            default=None,
+            repr_unset=False,
+            nested=True,
+        )
+    )
+    max_concurrent_manifest_fetches_during_commit: int | None = _field(
+        _opt_uint(16), default=None, repr_unset=False, effective=1
     )

@@ -136,6 +136,8 @@ class ManifestPreloadConfig(_Record):
         Stop preloading after this many chunk references; effective default 10_000.
     preload_if
         The condition; the effective default preloads small manifests of coordinate arrays.
+    max_arrays_to_scan
+        Look at no more than this many arrays for manifests to preload; effective default 50.
     """
 
     max_total_refs: int | None = _field(_opt_uint(32), default=None, effective=10_000)
@@ -143,4 +145,7 @@ class ManifestPreloadConfig(_Record):
         _opt_instance(ManifestPreloadCondition),
         default=None,
         effective_factory=_default_preload_condition,
+    )
+    max_arrays_to_scan: int | None = _field(
+        _opt_uint(32), default=None, repr_unset=False, effective=50
     )

@@ -6,15 +6,34 @@ the S3-family variants; ``s3_store`` and its siblings are the reference's constr
 
 from __future__ import annotations
 
+import enum
 import os
 import pathlib
 from collections.abc import Mapping
 from typing import ClassVar
 
-from ._checks import _bool, _instance, _opt_str, _opt_uint, _str_map, _type_name
+from ._checks import _bool, _instance, _opt_instance, _opt_str, _opt_uint, _str_map, _type_name
 from ._formatting import _rust_debug_str
 from ._record import _field, _Record
 from ._variant import _nest, _TupleLike, _Wrapper
+
+
+class ChecksumAlgorithm(enum.IntEnum):
+    """The checksum S3 write requests carry; unset, the S3 client chooses.
+
+    Some S3-compatible services accept only some of these.
+    """
+
+    Crc32 = 0
+    Crc32c = 1
+    Crc64Nvme = 2
+    Sha1 = 3
+    Sha256 = 4
+
+    def __repr__(self) -> str:
+        return f"ChecksumAlgorithm.{self.name}"
+
+    __str__ = __repr__
 
 
 class S3Options(_Record):
@@ -36,6 +55,8 @@ class S3Options(_Record):
         Timeout for stalled network streams; 0 disables it.
     requester_pays
         Send the requester-pays header.
+    checksum_algorithm
+        The checksum of write requests; None lets the S3 client choose.
     """
 
     region: str | None = _field(_opt_str, default=None)
@@ -45,6 +66,9 @@ class S3Options(_Record):
     force_path_style: bool = _field(_bool, default=False)
     network_stream_timeout_seconds: int | None = _field(_opt_uint(32), default=None)
     requester_pays: bool = _field(_bool, default=False)
+    checksum_algorithm: ChecksumAlgorithm | None = _field(
+        _opt_instance(ChecksumAlgorithm), default=None, repr_unset=False
+    )
 
     @staticmethod
     def _repr_value(value: object) -> str:
@@ -58,12 +82,15 @@ class S3Options(_Record):
             return f"Some({_rust_debug_str(v) if isinstance(v, str) else v})"
 
         b = {True: "true", False: "false"}
+        # icechunk 1.1 has no checksum field; 2.x appends it (shown here only when set).
+        checksum = self.checksum_algorithm
+        extra = "" if checksum is None else f", checksum_algorithm: Some({checksum.name})"
         return (
             f"S3Options {{ region: {opt(self.region)}, endpoint_url: {opt(self.endpoint_url)}, "
             f"anonymous: {b[self.anonymous]}, allow_http: {b[self.allow_http]}, "
             f"force_path_style: {b[self.force_path_style]}, "
             f"network_stream_timeout_seconds: {opt(self.network_stream_timeout_seconds)}, "
-            f"requester_pays: {b[self.requester_pays]} }}"
+            f"requester_pays: {b[self.requester_pays]}{extra} }}"
         )
 
 
@@ -71,8 +98,9 @@ class ObjectStoreConfig(_TupleLike):
     """Where the bytes of a virtual chunk container live; one nested class per kind of store.
 
     The variants are ``InMemory()``, ``LocalFileSystem(path)``, ``S3Compatible(options)``,
-    ``S3(options)``, ``Gcs(opts)``, ``Azure(opts)``, ``Tigris(options)`` and ``Http(opts)``.
-    Each exposes its argument as ``_0`` and supports ``match`` statements.
+    ``S3(options)``, ``Gcs(opts)``, ``Azure(opts)``, ``Tigris(options)`` and
+    ``Http(opts, headers=None)``. Each exposes its arguments as ``_0`` (and ``_1``) and
+    supports ``match`` statements.
     """
 
     InMemory: ClassVar[type[_OscInMemory]]
@@ -142,6 +170,13 @@ class _OscTigris(_OscS3Like):
     _SCHEMES = ("s3", "tigris")
 
 
+def _rust_debug_map(mapping: Mapping[str, str] | None) -> str:
+    items = ", ".join(
+        f"{_rust_debug_str(k)}: {_rust_debug_str(v)}" for k, v in (mapping or {}).items()
+    )
+    return f"{{{items}}}"
+
+
 class _OscMapLike(_Wrapper, ObjectStoreConfig):
     _0: dict[str, str] | None
 
@@ -149,10 +184,7 @@ class _OscMapLike(_Wrapper, ObjectStoreConfig):
         self._0 = _str_map("_0", opts)
 
     def _rust_debug(self) -> str:
-        items = ", ".join(
-            f"{_rust_debug_str(k)}: {_rust_debug_str(v)}" for k, v in (self._0 or {}).items()
-        )
-        return f"{type(self).__name__}({{{items}}})"
+        return f"{type(self).__name__}({_rust_debug_map(self._0)})"
 
 
 class _OscGcs(_OscMapLike):
@@ -168,9 +200,29 @@ class _OscAzure(_OscMapLike):
 
 
 class _OscHttp(_OscMapLike):
+    """Client options as ``_0``; static request headers (icechunk 2) as ``_1``."""
+
     _TAG = "http"
     _SCHEMES = ("http", "https")
     _HOST_LABEL = "http(s)://"
+    __match_args__ = ("_0", "_1")
+    _1: dict[str, str] | None
+
+    def __init__(self, opts: Mapping[str, str] | None, headers: Mapping[str, str] | None = None):
+        super().__init__(opts)
+        self._1 = _str_map("_1", headers)
+
+    def _payload(self) -> tuple[object, ...]:
+        return (self._0, self._1)
+
+    def _rust_debug(self) -> str:
+        if not self._1:
+            return super()._rust_debug()
+        # icechunk 2 prints its HTTP config struct; without headers we keep 1.1's text.
+        return (
+            f"Http(HttpConfig {{ opts: {_rust_debug_map(self._0)}, "
+            f"headers: {_rust_debug_map(self._1)} }})"
+        )
 
 
 _nest(
@@ -208,6 +260,7 @@ def s3_store(
     force_path_style: bool = False,
     network_stream_timeout_seconds: int = 60,
     requester_pays: bool = False,
+    checksum_algorithm: ChecksumAlgorithm | None = None,
 ) -> _OscS3Compatible | _OscS3:
     """Build the store config of an S3 (or S3-compatible) virtual chunk container.
 
@@ -215,7 +268,7 @@ def s3_store(
     ----------
     region, endpoint_url, allow_http, anonymous, force_path_style
         As in :class:`S3Options`.
-    network_stream_timeout_seconds, requester_pays
+    network_stream_timeout_seconds, requester_pays, checksum_algorithm
         As in :class:`S3Options`.
     s3_compatible
         Return ``ObjectStoreConfig.S3Compatible`` instead of ``ObjectStoreConfig.S3``.
@@ -232,6 +285,7 @@ def s3_store(
         force_path_style=force_path_style,
         network_stream_timeout_seconds=network_stream_timeout_seconds,
         requester_pays=requester_pays,
+        checksum_algorithm=checksum_algorithm,
     )
     return _OscS3Compatible(options) if s3_compatible else _OscS3(options)
 
@@ -251,19 +305,23 @@ def gcs_store(opts: dict[str, str] | None = None) -> _OscGcs:
     return _OscGcs(opts)
 
 
-def http_store(opts: dict[str, str] | None = None) -> _OscHttp:
+def http_store(
+    opts: dict[str, str] | None = None, headers: dict[str, str] | None = None
+) -> _OscHttp:
     """Build the store config of an HTTP(S) virtual chunk container.
 
     Parameters
     ----------
     opts
         Client options such as ``timeout``, passed through to the HTTP client.
+    headers
+        Headers sent with every request for the container's chunks.
 
     Returns
     -------
     ObjectStoreConfig.Http
     """
-    return _OscHttp(opts)
+    return _OscHttp(opts, headers)
 
 
 def local_filesystem_store(path: str) -> _OscLocalFileSystem:

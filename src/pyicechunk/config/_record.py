@@ -5,7 +5,12 @@ order of its constructor's parameters. That table is the single source for the c
 (its signature, defaults and argument errors are Python's own), validation on assignment,
 equality, the repr, merging, the effective defaults and pickling (fields live in the instance
 ``__dict__`` as ``_<name>``, in table order). Adding a field to a record is one line in its
-class; the ``config.yaml`` codec spells out its keys separately.
+class; the serde schema of the persisted forms (``config.yaml``, the spec-2 config FlexBuffer)
+spells out its keys separately, in the reference's order.
+
+A record read from a file may also carry keys this version does not know, written by a newer
+writer (``_unknown``): they take no part in equality or the repr, survive copies, pickles and
+merges, and are written back when the config is saved, so that saving never drops them.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from __future__ import annotations
 import copy
 import enum
 import inspect
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, Self, TypeVar, cast, dataclass_transform, overload
 
 from ._formatting import _fmt
@@ -39,8 +45,13 @@ class _Field(Generic[T]):
         The constructor's default; without one the parameter is required.
     init
         Whether the constructor takes the field; if not, it stores ``default``.
+    kw_only
+        Whether the constructor takes the field by keyword only (this and every later field).
     repr
         Whether the record's repr shows the field.
+    repr_unset
+        Whether the repr shows it while it is unset (None); the fields icechunk 2 added are
+        shown only when set, so that a config of 1.1 fields keeps 1.1's repr.
     nested
         Merge the value field by field (it is a record itself) instead of replacing it.
     effective, effective_factory
@@ -54,7 +65,9 @@ class _Field(Generic[T]):
         *,
         default: T | _NoDefault,
         init: bool,
+        kw_only: bool,
         repr: bool,
+        repr_unset: bool,
         nested: bool,
         effective: object,
         effective_factory: Callable[[], object] | None,
@@ -62,7 +75,9 @@ class _Field(Generic[T]):
         self._check = check
         self.default = default
         self.init = init
+        self.kw_only = kw_only
         self.repr = repr
+        self.repr_unset = repr_unset
         self.nested = nested
         self._effective = effective
         self._effective_factory = effective_factory
@@ -130,7 +145,9 @@ def _field(
     *,
     default: T | _NoDefault = _NO_DEFAULT,
     init: bool = True,
+    kw_only: bool = False,
     repr: bool = True,
+    repr_unset: bool = True,
     nested: bool = False,
     effective: object = None,
     effective_factory: Callable[[], object] | None = None,
@@ -146,7 +163,9 @@ def _field(
         check,
         default=default,
         init=init,
+        kw_only=kw_only,
         repr=repr,
+        repr_unset=repr_unset,
         nested=nested,
         effective=effective,
         effective_factory=effective_factory,
@@ -164,6 +183,8 @@ def _constructor(cls: type[_Record]) -> Callable[..., None]:
         if not field.init:
             body.append(f"    _f{i}.store(self, _f{i}.default)")
             continue
+        if field.kw_only and "*" not in params:
+            params.append("*")
         no_default = field.default is _NO_DEFAULT
         params.append(field.name if no_default else f"{field.name}=_f{i}.default")
         body.append(f"    _f{i}.store(self, {field.name})")
@@ -201,8 +222,11 @@ class _Record:
     """
 
     _TABLE: ClassVar[tuple[_Field[Any], ...]] = ()
-    # The field names in order; the config.yaml codec writes some records by this tuple.
+    # The field names in order (the serde schema of the persisted forms must cover them all).
     _FIELDS: ClassVar[tuple[str, ...]] = ()
+    # Keys read from a file that this version does not know, by key, as the codec keeps them;
+    # instances that have some hold their own dict.
+    _unknown: Mapping[str, Any] = types.MappingProxyType({})
     __hash__ = None  # type: ignore[assignment]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -228,14 +252,33 @@ class _Record:
         shown = ", ".join(
             f"{field.name}={self._repr_value(field.raw(self))}"
             for field in self._TABLE
-            if field.repr
+            if field.repr and (field.repr_unset or field.raw(self) is not None)
         )
         return f"{type(self).__name__}({shown})"
 
+    @classmethod
+    def _from_fields(
+        cls, values: Mapping[str, object], unknown: Mapping[str, Any] | None = None
+    ) -> Self:
+        """A record with every field given by name (validated), the rest at their defaults.
+
+        Unlike the constructor this also sets fields the constructor does not take; it is how
+        the codecs and merging build records.
+        """
+        record = cls.__new__(cls)
+        for field in cls._TABLE:
+            value = values.get(field.name, field.default)
+            if value is _NO_DEFAULT:
+                raise TypeError(f"{cls.__name__} needs a value for {field.name!r}")
+            field.store(record, value)
+        if unknown:
+            record._unknown = dict(unknown)
+        return record
+
     def _merge(self, other: Self) -> Self:
         """A new record: ``other``'s fields where they are set, these elsewhere."""
-        merged = [field.merged(field.raw(self), field.raw(other)) for field in self._TABLE]
-        return type(self)(*merged)
+        merged = {f.name: f.merged(f.raw(self), f.raw(other)) for f in self._TABLE}
+        return self._from_fields(merged, {**self._unknown, **other._unknown})
 
     def _resolved(self) -> dict[str, Any]:
         """Every field by name (copied), with its effective default where it is unset."""

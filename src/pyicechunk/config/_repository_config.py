@@ -1,15 +1,17 @@
-"""The repository config, persisted as ``config.yaml``, and its effective form."""
+"""The repository config (spec 1: ``config.yaml``; spec 2: in ``repo``) and its effective form."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ._caching import CachingConfig
-from ._checks import _instance, _opt_instance, _opt_uint, _str
+from ._checks import _instance, _opt_instance, _opt_str, _opt_uint, _str
 from ._compression import CompressionAlgorithm, CompressionConfig
+from ._location_compression import ManifestVirtualChunkLocationCompressionConfig
 from ._manifest import ManifestConfig
 from ._manifest_preload import ManifestPreloadCondition, ManifestPreloadConfig
 from ._manifest_splitting import (
@@ -18,6 +20,7 @@ from ._manifest_splitting import (
     ManifestSplittingConfig,
 )
 from ._record import _DefaultConstructor, _field, _Record
+from ._repo_update_retries import RepoUpdateRetryConfig
 from ._storage_settings import StorageSettings
 from ._virtual_chunk_container import VirtualChunkContainer, _validate_container
 
@@ -35,16 +38,35 @@ class EffectiveConfig:
     compression_algorithm: CompressionAlgorithm
     compression_level: int
     max_concurrent_requests: int
+    max_concurrent_decodes: int
+    num_updates_per_repo_info_file: int
+    repo_update_max_tries: int
+    repo_update_initial_backoff_ms: int
+    repo_update_max_backoff_ms: int
     num_snapshot_nodes: int
     num_chunk_refs: int
     num_transaction_changes: int
     num_bytes_attributes: int
     num_bytes_chunks: int
     preload_max_total_refs: int
+    preload_max_arrays_to_scan: int
     preload_if: ManifestPreloadCondition
     split_sizes: tuple[
         tuple[ManifestSplitCondition, tuple[tuple[ManifestSplitDimCondition, int], ...]], ...
     ]
+    max_concurrent_manifest_fetches_during_commit: int
+    location_compression_min_num_chunks: int
+    location_compression_dictionary_max_training_samples: int
+    location_compression_dictionary_max_size_bytes: int
+    location_compression_level: int
+
+
+def _available_cpus() -> int:
+    # The CPUs this process may run on (its affinity mask), as the reference counts them.
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _containers(name: str, value: object) -> dict[str, VirtualChunkContainer] | None:
@@ -58,7 +80,7 @@ def _containers(name: str, value: object) -> dict[str, VirtualChunkContainer] | 
 
 
 class RepositoryConfig(_DefaultConstructor, _Record):
-    """Configuration of a repository, persisted as ``config.yaml``.
+    """Configuration of a repository, persisted with it (spec 1: ``config.yaml``).
 
     Parameters
     ----------
@@ -77,7 +99,15 @@ class RepositoryConfig(_DefaultConstructor, _Record):
     virtual_chunk_containers
         Virtual chunk containers by URL prefix.
     manifest
-        Manifest preloading and splitting.
+        Manifest preloading, splitting and location compression.
+    repo_update_retries
+        Retries of conflicting updates of a spec-2 repository's ``repo`` object.
+    num_updates_per_repo_info_file
+        Ops-log entries kept in the ``repo`` object before older ones move to a file of their
+        own (spec 2); effective default 1000.
+    max_concurrent_decodes
+        Metadata files decompressed and parsed at the same time; effective default the number
+        of CPUs this process may use.
     """
 
     inline_chunk_threshold_bytes: int | None = _field(_opt_uint(16), default=None, effective=512)
@@ -101,6 +131,18 @@ class RepositoryConfig(_DefaultConstructor, _Record):
     manifest: ManifestConfig | None = _field(
         _opt_instance(ManifestConfig), default=None, nested=True
     )
+    # Fields icechunk 2 added show in the repr only when set (see ``_record``).
+    repo_update_retries: RepoUpdateRetryConfig | None = _field(
+        _opt_instance(RepoUpdateRetryConfig), default=None, repr_unset=False, nested=True
+    )
+    num_updates_per_repo_info_file: int | None = _field(
+        _opt_uint(16), default=None, repr_unset=False, effective=1000
+    )
+    max_concurrent_decodes: int | None = _field(
+        _opt_uint(16), default=None, repr_unset=False, effective_factory=_available_cpus
+    )
+    # Stored by the reference and read-only in its API; kept so that a save writes it back.
+    previous_file: str | None = _field(_opt_str, default=None, init=False, repr=False, copied=True)
 
     def get_virtual_chunk_container(self, name: str) -> VirtualChunkContainer | None:
         """Return the container for a URL prefix, or None.
@@ -118,7 +160,7 @@ class RepositoryConfig(_DefaultConstructor, _Record):
         return copy.deepcopy(found)
 
     def set_virtual_chunk_container(self, cont: VirtualChunkContainer) -> None:
-        """Add a container, replacing any with the same ``url_prefix``.
+        """Add a container, replacing any with the same ``url_prefix`` or the same name.
 
         Parameters
         ----------
@@ -128,12 +170,16 @@ class RepositoryConfig(_DefaultConstructor, _Record):
         Raises
         ------
         ValueError
-            If the prefix does not end in ``/``, is not an absolute URL, or its scheme does not
-            fit the container's store.
+            If the name is empty or holds ``/``, the prefix does not end in ``/``, is not an
+            absolute URL, or its scheme does not fit the container's store.
         """
         _instance("cont", cont, VirtualChunkContainer)
         _validate_container(cont)
         containers = dict(self._virtual_chunk_containers or {})
+        if cont.name is not None:
+            # A name identifies one container: an older one of that name goes, whatever its
+            # prefix.
+            containers = {k: v for k, v in containers.items() if v.name != cont.name}
         containers[cont.url_prefix] = copy.deepcopy(cont)
         # The field's storage, written directly: the attribute itself is read-only.
         self._virtual_chunk_containers: dict[str, VirtualChunkContainer] | None = containers
@@ -145,9 +191,9 @@ class RepositoryConfig(_DefaultConstructor, _Record):
     def merge(self, other: RepositoryConfig) -> RepositoryConfig:
         """Return this config overridden by the fields set in ``other``.
 
-        Nested compression, caching and storage settings merge field by field; the manifest
-        config keeps whichever of ``preload`` and ``splitting`` ``other`` sets; containers in
-        ``other`` (even ``{}``) replace these.
+        Nested compression, caching, storage, repo-update retry and location compression
+        settings merge field by field; the manifest config keeps whichever of ``preload`` and
+        ``splitting`` ``other`` sets; containers in ``other`` (even ``{}``) replace these.
 
         Parameters
         ----------
@@ -165,16 +211,32 @@ class RepositoryConfig(_DefaultConstructor, _Record):
     def _effective(self) -> EffectiveConfig:
         own = self._resolved()
         compression = (self.compression or CompressionConfig())._resolved()
-        manifest = self.manifest or ManifestConfig()
-        preload = (manifest.preload or ManifestPreloadConfig())._resolved()
-        splitting = (manifest.splitting or ManifestSplittingConfig())._resolved()
+        manifest = (self.manifest or ManifestConfig())._resolved()
+        preload = (manifest["preload"] or ManifestPreloadConfig())._resolved()
+        splitting = (manifest["splitting"] or ManifestSplittingConfig())._resolved()
+        locations = (
+            manifest["virtual_chunk_location_compression"]
+            or ManifestVirtualChunkLocationCompressionConfig()
+        )._resolved()
+        retries = (self.repo_update_retries or RepoUpdateRetryConfig())._resolved()["default"]
         # Own fields carry over by name; nested ones are flattened.
         return EffectiveConfig(
             **{f.name: own[f.name] for f in dataclasses.fields(EffectiveConfig) if f.name in own},
             compression_algorithm=compression["algorithm"],
             compression_level=compression["level"],
             **(self.caching or CachingConfig())._resolved(),
+            **{f"repo_update_{k}": v for k, v in retries._resolved().items()},
             preload_max_total_refs=preload["max_total_refs"],
+            preload_max_arrays_to_scan=preload["max_arrays_to_scan"],
             preload_if=preload["preload_if"],
             split_sizes=tuple((cond, tuple(dims)) for cond, dims in splitting["split_sizes"]),
+            max_concurrent_manifest_fetches_during_commit=manifest[
+                "max_concurrent_manifest_fetches_during_commit"
+            ],
+            location_compression_min_num_chunks=locations["min_num_chunks"],
+            location_compression_dictionary_max_training_samples=locations[
+                "dictionary_max_training_samples"
+            ],
+            location_compression_dictionary_max_size_bytes=locations["dictionary_max_size_bytes"],
+            location_compression_level=locations["compression_level"],
         )

@@ -1,4 +1,4 @@
-"""Storage settings: concurrency, retries and the behaviour switches of a storage backend.
+"""Storage settings: concurrency, retries, timeouts and the behaviour switches of a backend.
 
 Unset fields fall back first to the backend's own defaults
 (:meth:`StorageSettings.merged_over`), then to the generic effective defaults declared with
@@ -50,6 +50,27 @@ class StorageRetriesSettings(_Record):
     max_backoff_ms: int | None = _field(_opt_uint(32), default=None, effective=180_000)
 
 
+class StorageTimeoutSettings(_Record):
+    """Timeouts of storage requests, in milliseconds; unset ones are the client's defaults.
+
+    Parameters
+    ----------
+    connect_timeout_ms
+        Establishing a connection.
+    read_timeout_ms
+        Waiting for response bytes.
+    operation_timeout_ms
+        A whole operation, retries included.
+    operation_attempt_timeout_ms
+        One attempt of an operation.
+    """
+
+    connect_timeout_ms: int | None = _field(_opt_uint(32), default=None)
+    read_timeout_ms: int | None = _field(_opt_uint(32), default=None)
+    operation_timeout_ms: int | None = _field(_opt_uint(32), default=None)
+    operation_attempt_timeout_ms: int | None = _field(_opt_uint(32), default=None)
+
+
 @dataclass(frozen=True)
 class EffectiveStorageSettings:
     """Storage settings with every default applied (internal)."""
@@ -66,6 +87,11 @@ class EffectiveStorageSettings:
     metadata_storage_class: str | None
     chunks_storage_class: str | None
     minimum_size_for_multipart_upload: int
+    # None: the storage client's own default.
+    connect_timeout_ms: int | None
+    read_timeout_ms: int | None
+    operation_timeout_ms: int | None
+    operation_attempt_timeout_ms: int | None
 
 
 class StorageSettings(_Record):
@@ -91,6 +117,8 @@ class StorageSettings(_Record):
         Storage class for chunk objects; falls back to ``storage_class``.
     minimum_size_for_multipart_upload
         Objects at least this large use multipart uploads; effective default 100 MiB.
+    timeouts
+        Request timeouts.
     """
 
     concurrency: StorageConcurrencySettings | None = _field(
@@ -108,6 +136,9 @@ class StorageSettings(_Record):
     # The reference's repr leaves this field out.
     minimum_size_for_multipart_upload: int | None = _field(
         _opt_uint(64), default=None, repr=False, effective=100 * 2**20
+    )
+    timeouts: StorageTimeoutSettings | None = _field(
+        _opt_instance(StorageTimeoutSettings), default=None, repr_unset=False, nested=True
     )
 
     def merged_over(self, backend_defaults: StorageSettings) -> StorageSettings:
@@ -130,7 +161,10 @@ class StorageSettings(_Record):
         # The nested settings are flattened into the effective record.
         concurrency = own.pop("concurrency") or StorageConcurrencySettings()
         retries = own.pop("retries") or StorageRetriesSettings()
+        timeouts = own.pop("timeouts") or StorageTimeoutSettings()
         for specific in ("metadata_storage_class", "chunks_storage_class"):
             if own[specific] is None:
                 own[specific] = own["storage_class"]
-        return EffectiveStorageSettings(**concurrency._resolved(), **retries._resolved(), **own)
+        return EffectiveStorageSettings(
+            **concurrency._resolved(), **retries._resolved(), **timeouts._resolved(), **own
+        )

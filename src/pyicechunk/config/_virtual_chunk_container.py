@@ -1,17 +1,22 @@
 """Virtual chunk containers: which URL prefixes virtual references may point into.
 
-A container pairs a URL prefix with the object store config that fetches it; a prefix must
-suit its store (``s3://`` for S3, ``file://`` for a local filesystem, ...), which
-``_validate_container`` checks with the reference's messages.
+A container pairs a URL prefix with the object store config that fetches it, and may have a
+name (icechunk 2), which ``vcc://<name>/<path>`` locations refer to. A prefix must suit its
+store (``s3://`` for S3, ``file://`` for a local filesystem, ...) and a name must be usable in
+such a location, which ``_validate_container`` checks with the reference's messages.
 """
 
 from __future__ import annotations
 
 import re
 
-from ._checks import _instance, _opt_instance, _opt_str, _str
-from ._object_store import AnyObjectStoreConfig, ObjectStoreConfig, _OscLocalFileSystem
+from ._checks import _instance, _opt_str, _str
+from ._object_store import ObjectStoreConfig, _OscLocalFileSystem
 from ._record import _field, _Record
+
+
+def _store(name: str, value: object) -> ObjectStoreConfig:
+    return _instance(name, value, ObjectStoreConfig)
 
 
 class VirtualChunkContainer(_Record):
@@ -24,18 +29,15 @@ class VirtualChunkContainer(_Record):
         is added to a :class:`RepositoryConfig`).
     store
         One of the ``ObjectStoreConfig`` variants.
+    name
+        A name for ``vcc://<name>/<path>`` locations relative to ``url_prefix``; not empty, no
+        ``/`` (checked when the container is added to a :class:`RepositoryConfig`).
     """
 
-    # The reference's repr leaves out the name, which its 1.1 constructor cannot set.
-    name: str | None = _field(_opt_str, default=None, init=False, repr=False)
     url_prefix: str = _field(_str)
-    store: ObjectStoreConfig | None = _field(_opt_instance(ObjectStoreConfig))
-
-    def __init__(self, url_prefix: str, store: AnyObjectStoreConfig) -> None:
-        self.name = None
-        self.url_prefix = url_prefix
-        # The attribute may be set to None later; the constructor wants a store.
-        self.store = _instance("store", store, ObjectStoreConfig)
+    # icechunk 2 refuses None here (1.1 accepted it on assignment).
+    store: ObjectStoreConfig = _field(_store)
+    name: str | None = _field(_opt_str, default=None, repr_unset=False)
 
     @staticmethod
     def _repr_value(value: object) -> str:
@@ -47,6 +49,8 @@ _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):(.*)$", re.DOTALL)
 
 def _validate_container(cont: VirtualChunkContainer) -> None:
     """Raise ValueError (with the reference's messages) if the container cannot be used."""
+    if cont.name is not None and (not cont.name or "/" in cont.name):
+        raise ValueError("VirtualChunkContainer name must be non-empty and not contain '/'")
     prefix = cont.url_prefix
     if not prefix.endswith("/"):
         raise ValueError("VirtualChunkContainer url_prefix must end in a / character")
@@ -65,10 +69,10 @@ def _validate_container(cont: VirtualChunkContainer) -> None:
         host = rest[2:authority_end]
         path = rest[authority_end:]
     store = cont.store
-    if store is None or scheme not in store._SCHEMES:
-        debug = store._rust_debug() if store is not None else "None"
+    if scheme not in store._SCHEMES:
         raise ValueError(
-            f"Invalid url prefix scheme ({scheme}) for this object store config: ({debug})"
+            f"Invalid url prefix scheme ({scheme}) for this object store config: "
+            f"({store._rust_debug()})"
         )
     if isinstance(store, _OscLocalFileSystem):
         if not host and len(path) < 2:
