@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 import pyicechunk
-from cli.repos import SPEC_VERSIONS, add_lookalike, build_history
+from cli.repos import SPEC_VERSIONS, add_lookalike, build_history, create
 from pyicechunk.cli import main
 from pyicechunk.cli._maintenance import parse_time
 from pyicechunk.cli._output import relative_time
@@ -285,6 +286,55 @@ def test_config_verbs_and_aliases(
     assert run_json(run, "-R", "mine", "log")[0]["id"] == ids["c2"]
     monkeypatch.setenv("PYICECHUNK_REPO", "mine")
     assert run_json(run, "log", "-n", "1")[0]["id"] == ids["c2"]
+
+
+def test_config_show_with_virtual_chunk_containers(run: Run, tmp_path: Path, spec: int) -> None:
+    # A container's store is a serde variant: a YAML tag in config.yaml, a one-key map in JSON.
+    from pyicechunk.format.config_serde import config_from_tree
+    from pyicechunk.format.config_yaml import config_from_yaml
+
+    stores = {
+        "s3://bucket/": ("s3", pyicechunk.s3_store(region="eu-west-1", requester_pays=True)),
+        "s3://other/": (
+            "s3_compatible",
+            pyicechunk.s3_store(endpoint_url="http://127.0.0.1:9", s3_compatible=True),
+        ),
+        "gs://bucket/": ("gcs", pyicechunk.gcs_store({"service_account_key": "k.json"})),
+        "az://container/": ("azure", pyicechunk.ObjectStoreConfig.Azure({"account": "acct"})),
+        "https://example.com/data/": (
+            "http",
+            pyicechunk.http_store({"timeout": "5s"}, headers={"X-Token": "t"}),
+        ),
+        "file:///srv/chunks/": ("local_file_system", pyicechunk.local_filesystem_store("/srv")),
+    }
+    config = pyicechunk.RepositoryConfig.default()
+    config.inline_chunk_threshold_bytes = 64
+    for prefix, (_, store) in stores.items():
+        config.set_virtual_chunk_container(pyicechunk.VirtualChunkContainer(prefix, store))
+    path = tmp_path / "repo"
+    create(pyicechunk.local_filesystem_storage(str(path)), spec).reopen(config=config).save_config()
+    saved = pyicechunk.Repository.open(pyicechunk.local_filesystem_storage(str(path))).config
+
+    status, out, err = run("-R", str(path), "config", "show")
+    assert status == 0, err
+    if spec == 1:
+        assert out == (path / "config.yaml").read_text()
+    assert sorted(re.findall(r"store: !(\w+)", out)) == sorted(k for k, _ in stores.values())
+    assert config_from_yaml(out.encode()) == saved
+
+    shown = run_json(run, "-R", str(path), "config", "show")
+    containers = shown["virtual_chunk_containers"]
+    assert {p: list(c["store"]) for p, c in containers.items()} == {
+        p: [kind] for p, (kind, _) in stores.items()
+    }
+    assert containers["s3://bucket/"]["store"]["s3"]["region"] == "eu-west-1"
+    assert containers["https://example.com/data/"]["store"]["http"] == {
+        "timeout": "5s",
+        "headers": {"X-Token": "t"},
+    }
+    assert containers["file:///srv/chunks/"]["store"] == {"local_file_system": "/srv"}
+    assert shown["inline_chunk_threshold_bytes"] == 64
+    assert config_from_tree(shown, "config show --json") == saved
 
 
 def test_repo_create(run: Run, tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """Configuration verbs: the repository's (``config show|set``), the command line's aliases
 (``config init|add|list``, icechunk's spellings), and ``repo create``.
 
-JSON: ``config show --json`` prints the configuration as the mapping ``config.yaml`` holds;
-``config list --json`` prints ``{alias: {"location", ...options}}``.
+``config show`` prints the configuration as ``config.yaml`` holds it (a container's store is a
+YAML tag such as ``!s3``); ``--json`` prints the same serde tree with each variant as a one-key
+map (``{"s3": {...}}``), as serde_json writes it. ``config list --json`` prints
+``{alias: {"location", ...options}}``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from pyicechunk.cli._location import (
     storage_for,
 )
 from pyicechunk.cli._output import CliError, console, emit_json, table
+from pyicechunk.format.config_serde import config_to_tree
+from pyicechunk.format.config_yaml import config_to_yaml
 
 __all__: list[str] = []
 
@@ -42,13 +46,6 @@ _PARTS: dict[str, Any] = {
 }
 
 
-def _config_mapping(config: Any) -> dict[str, Any]:
-    from pyicechunk.format.config_yaml import config_to_yaml
-
-    loaded = yaml.safe_load(config_to_yaml(config))
-    return loaded if isinstance(loaded, dict) else {}
-
-
 @app.group("config")
 def config() -> None:
     """The repository's configuration (show, set) and the command line's aliases (init, add,
@@ -61,13 +58,15 @@ def config() -> None:
 def config_show(as_json: bool) -> None:
     """Print the repository's effective configuration (YAML, as config.yaml holds it).
 
-    --json prints the same mapping as JSON.
+    --json prints the same settings as JSON.
     """
-    mapping = _config_mapping(open_repository(options()).config)
+    # Printed from the persisted tree itself: re-parsing the YAML would need constructors for
+    # the variant tags (!s3, !http, ...) that containers' stores are written with.
+    cfg = open_repository(options()).config
     if as_json:
-        emit_json(mapping)
+        emit_json(config_to_tree(cfg))
     else:
-        click.echo(yaml.safe_dump(mapping, sort_keys=False).rstrip("\n"))
+        click.echo(config_to_yaml(cfg).decode("utf-8").rstrip("\n"))
 
 
 def _value_for(current: Any, text: str) -> Any:
@@ -102,7 +101,7 @@ def config_set(key: str, value: str) -> None:
             setattr(obj, part, sub)
         obj = sub
     if not last or last.startswith("_") or not hasattr(obj, last):
-        known = sorted(n for n in _config_mapping(cfg) if not n.startswith("_"))
+        known = sorted(n for n in config_to_tree(cfg) if not n.startswith("_"))
         hint = f" (top-level keys: {', '.join(known)})" if not parents else ""
         raise CliError(f"unknown configuration key {key!r}{hint}")
     try:

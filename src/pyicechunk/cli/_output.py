@@ -11,6 +11,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from pyicechunk.format.config_serde import Tagged
+
 __all__ = [
     "CliError",
     "console",
@@ -77,6 +79,8 @@ def emit_json(value: Any) -> None:
 
 
 def _json_default(value: Any) -> Any:
+    if isinstance(value, Tagged):  # a config variant (a container's store), as serde_json has it
+        return {value.name: value.content}
     if isinstance(value, dt.datetime):
         return iso(value)
     if isinstance(value, (set, frozenset, tuple)):
