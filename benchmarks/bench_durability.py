@@ -48,10 +48,9 @@ def _child(variant: str, directory: str) -> dict[str, float]:
         local.LocalFileSystemBackend.make_durable = no_barrier  # type: ignore[method-assign]
     import cases
 
-    impl = "icechunk" if variant == "icechunk" else "pyicechunk"
-    cases._module(impl)
-    timings: dict[str, float] = cases.write_big(impl, Path(directory), cases.FULL)
-    return timings
+    worker = cases.VARIANTS["icechunk" if variant == "icechunk" else "pyicechunk"]
+    cases._module(worker)
+    return cases.write_big(worker, Path(directory), cases.FULL).phases
 
 
 def main(argv: list[str]) -> None:
