@@ -3,6 +3,7 @@ Chromium (loads, draws the commits, a click shows a snapshot's diff, a plot; scr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -132,6 +133,16 @@ def test_the_page_in_headless_chromium(
     page.wait_for_selector("#tree li:text('(empty: no groups or arrays yet)')")
     page.screenshot(path=str(tmp_path / "history-browser-root.png"), full_page=True)
     assert problems == []
+
+
+def test_the_browser_leaves_this_thread_without_an_event_loop(page: Any) -> None:
+    # Playwright's sync API keeps its loop marked as running in the thread that drives it; it
+    # runs on a thread of its own, so the tests after this one can still use asyncio.run.
+    page.set_content("<p>drawn</p>")
+    assert page.locator("p").inner_text() == "drawn"
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        asyncio.get_running_loop()
+    assert asyncio.run(asyncio.sleep(0, "ran")) == "ran"
 
 
 def test_serve_verb_starts_the_server(tmp_path: Path) -> None:
