@@ -460,14 +460,22 @@ class _SessionCore:
         return node
 
     async def _record_chunk(
-        self, path: str, coords: Coords, node_id: bytes, payload: ChunkPayload | None
+        self,
+        path: str,
+        coords: Coords,
+        payload: ChunkPayload | None,
+        written_for: bytes | None = None,
     ) -> None:
-        """Put a chunk change into the change set, once no exclusive operation runs."""
+        """Put a chunk change into the change set, once no exclusive operation runs.
+
+        ``written_for`` is the array whose chunk object was written before this call: the
+        array may have been deleted or replaced meanwhile.
+        """
         await self._enter_edit()
         try:
             self._check_writable()
-            # The array may have been deleted or replaced while the chunk was being written.
-            if self._array(path, coords).node_id != node_id:
+            node_id = self._array(path, coords).node_id
+            if written_for is not None and node_id != written_for:
                 raise KeyNotFoundError(
                     path,
                     f"node not found at `{path}`: the array was deleted or replaced while "
@@ -479,20 +487,19 @@ class _SessionCore:
 
     async def set_chunk(self, path: str, coords: Coords, data: bytes | memoryview) -> None:
         self._check_writable()
-        node = self._array(path, coords)
-        payload: ChunkPayload
         if len(data) <= self._inline_threshold():
-            payload = InlinePayload(bytes(data))
-        else:
-            chunk_id = new_chunk_id()
-            await self.ctx.assets.write_chunk(chunk_id, data)
-            payload = NativePayload(chunk_id, 0, len(data))
-        await self._record_chunk(path, coords, node.node_id, payload)
+            await self._record_chunk(path, coords, InlinePayload(bytes(data)))
+            return
+        # Checked before the chunk object is written, so a bad key writes nothing.
+        node = self._array(path, coords)
+        chunk_id = new_chunk_id()
+        await self.ctx.assets.write_chunk(chunk_id, data)
+        payload = NativePayload(chunk_id, 0, len(data))
+        await self._record_chunk(path, coords, payload, written_for=node.node_id)
 
     async def delete_chunk(self, path: str, coords: Coords) -> None:
         self._check_writable()
-        node = self._array(path, coords)
-        await self._record_chunk(path, coords, node.node_id, None)
+        await self._record_chunk(path, coords, None)
 
     async def _payload(
         self, state: tuple[Snapshot, ChangeSet], node: NodeInfo, coords: Coords
@@ -723,9 +730,8 @@ class _SessionCore:
                 f"{NO_CONTAINER_MESSAGE}: `{normalized}`; add a VirtualChunkContainer for it "
                 "to the repository config, or pass validate_container=False"
             )
-        node = self._array(path, coords)
         payload = VirtualPayload(normalized, offset, length, etag, last_modified)
-        await self._record_chunk(path, coords, node.node_id, payload)
+        await self._record_chunk(path, coords, payload)
 
     # -- status and diff ----------------------------------------------------------------------
 
