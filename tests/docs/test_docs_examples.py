@@ -85,3 +85,30 @@ def _run_page(page_blocks: list[Block]) -> None:
     for block in page_blocks:
         if block.language in RUN and block.not_run is None:
             runner.run(block)
+
+
+def test_a_wrong_example_fails(page_dir: Path) -> None:
+    # The checks above would pass vacuously if the runner ignored what it ran.
+    page = page_dir / "wrong.md"
+    page.write_text(
+        "```python\nx = 1\n```\n\n"
+        "```pycon\n>>> x + 1\n3\n```\n\n"
+        "```console\n$ pyicechunk -R nowhere log\n(main) a commit\n```\n\n"
+        "```console\n$ pyicechunk info\nnot what it prints\n```\n\n"
+        "<!-- not run: an example of a marked block -->\n```bash\nrm -rf /\n```\n\n"
+        "```bash\nls\n```\n",
+        encoding="utf-8",
+    )
+    found = blocks(page)
+    languages = ["python", "pycon", "console", "console", "bash", "bash"]
+    assert [b.language for b in found] == languages
+    assert [b.not_run for b in found][4:] == ["an example of a marked block", None]
+    assert [bool(problems(b)) for b in found] == [False] * 5 + [True]
+    runner = PageRunner()
+    runner.run(found[0])
+    with pytest.raises(AssertionError, match="doctest failed"):
+        runner.run(found[1])
+    with pytest.raises(AssertionError, match="exited with 1, not 0"):
+        runner.run(found[2])
+    with pytest.raises(AssertionError, match="instead of"):
+        runner.run(found[3])
