@@ -1,10 +1,10 @@
 """Typed reads and writes of repository objects, with bounded caches.
 
-The asset manager is the only place that knows object keys (``snapshots/<id>``,
-``manifests/<id>``, ``transactions/<id>``, ``chunks/<id>``) and the binary envelope. It turns
-storage bytes into format objects and back, and caches the immutable ones. Large encode and
-decode work runs in a worker thread so the event loop stays responsive (zstd and numpy release
-the GIL for the heavy parts).
+The asset manager is the one reader and writer of the immutable objects (snapshots, manifests,
+transaction logs, chunks; their keys come from :mod:`pyicechunk.storage.keys`) and of the binary
+envelope. It turns storage bytes into format objects and back, and caches the immutable ones.
+Large encode and decode work runs in a worker thread so the event loop stays responsive (zstd
+and numpy release the GIL for the heavy parts).
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
-
-from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
 
 from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
 from pyicechunk.format.header import FileType, decode_object, encode_object
@@ -28,30 +26,16 @@ from pyicechunk.format.transaction_log import (
     encode_transaction_log,
 )
 from pyicechunk.storage import StorageBackend
+from pyicechunk.storage.byte_range import ByteRequest, RangeByteRequest, narrow
+from pyicechunk.storage.keys import chunk_key, manifest_key, snapshot_key, transaction_key
 
-__all__ = ["AssetManager", "chunk_key", "manifest_key", "snapshot_key", "transaction_key"]
+__all__ = ["AssetManager"]
 
 K = TypeVar("K")
 V = TypeVar("V")
 
 # Work on buffers larger than this is moved off the event loop.
 _OFFLOAD_BYTES = 256 * 1024
-
-
-def snapshot_key(snapshot_id: bytes) -> str:
-    return f"snapshots/{encode_id(snapshot_id)}"
-
-
-def manifest_key(manifest_id: bytes) -> str:
-    return f"manifests/{encode_id(manifest_id)}"
-
-
-def transaction_key(snapshot_id: bytes) -> str:
-    return f"transactions/{encode_id(snapshot_id)}"
-
-
-def chunk_key(chunk_id: bytes) -> str:
-    return f"chunks/{encode_id(chunk_id)}"
 
 
 class _WeightedLRU(Generic[K, V]):
@@ -246,7 +230,7 @@ class AssetManager:
     ) -> bytes | memoryview:
         """Read ``[offset, offset+length)`` of a chunk object, narrowed by ``byte_range``."""
         key = chunk_key(chunk_id)
-        start, end = _narrow(offset, length, byte_range)
+        start, end = narrow(offset, length, byte_range)
         try:
             if start == 0 and byte_range is None:
                 data = await self.backend.get_view(key)
@@ -267,6 +251,20 @@ class AssetManager:
                 "damaged"
             )
         return data
+
+    # -- cache -------------------------------------------------------------------------------
+
+    def forget_snapshot(self, snapshot_id: bytes) -> None:
+        """Drop a snapshot from the cache (garbage collection deleted it)."""
+        self._snapshots.discard(snapshot_id)
+
+    def forget_transaction_log(self, snapshot_id: bytes) -> None:
+        """Drop a transaction log from the cache (garbage collection deleted it)."""
+        self._transactions.discard(snapshot_id)
+
+    def forget_manifest(self, manifest_id: bytes) -> None:
+        """Drop a manifest from the cache (garbage collection deleted it)."""
+        self._manifests.discard(manifest_id)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -339,25 +337,3 @@ def _tx_weight(tx: TransactionLog) -> int:
         + len(tx.updated_arrays)
         + sum(len(c) for c in tx.updated_chunks.values())
     )
-
-
-def _narrow(offset: int, length: int, byte_range: ByteRequest | None) -> tuple[int, int]:
-    """Absolute [start, end) of a byte request inside a chunk stored at [offset, offset+length)."""
-    end = offset + length
-    if byte_range is None:
-        return offset, end
-    if isinstance(byte_range, RangeByteRequest):
-        return min(offset + byte_range.start, end), min(offset + byte_range.end, end)
-    if isinstance(byte_range, OffsetByteRequest):
-        return min(offset + byte_range.offset, end), end
-    if isinstance(byte_range, SuffixByteRequest):
-        return max(offset, end - byte_range.suffix), end
-    raise TypeError(f"unexpected byte range {byte_range!r}")
-
-
-def slice_bytes(data: bytes, byte_range: ByteRequest | None) -> bytes:
-    """Apply a zarr byte request to bytes held in memory."""
-    if byte_range is None:
-        return data
-    start, end = _narrow(0, len(data), byte_range)
-    return data[start:end]

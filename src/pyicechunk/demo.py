@@ -16,8 +16,8 @@ import zarr
 
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.header import MAGIC
-from pyicechunk.format.ids import decode_id
-from pyicechunk.storage.local import _is_temporary
+from pyicechunk.storage import keys
+from pyicechunk.storage.local import is_temporary_name
 
 __all__ = ["run"]
 
@@ -109,43 +109,6 @@ def _write_days(store: Any, first_day: int, days: int, *, append: bool) -> None:
     temperature[:] = _temperatures(first_day, days)
 
 
-_TOP_DIRECTORIES = ("chunks", "manifests", "overwritten", "refs", "snapshots", "transactions")
-
-
-def _is_id(name: str) -> bool:
-    try:
-        decode_id(name, 12)
-    except ValueError:
-        return False
-    return True
-
-
-def _belongs(parents: tuple[str, ...], name: str, is_dir: bool) -> bool:
-    """Whether an entry ``name`` under the directories ``parents`` has a place in a repository.
-
-    The places are those of the spec-1 layout (FORMAT-V1 §2) and the spec-2 one (FORMAT-V2 §1).
-    """
-    match parents:
-        case ():
-            return name in _TOP_DIRECTORIES if is_dir else name in ("config.yaml", "repo")
-        case ("refs",):
-            kind, dot, ref = name.partition(".")
-            return is_dir and bool(dot and ref) and kind in ("branch", "tag")
-        case ("refs", ref_dir):
-            names = (
-                ("ref.json", "ref.json.deleted") if ref_dir.startswith("tag.") else ("ref.json",)
-            )
-            return not is_dir and name in names
-        case ("overwritten",):  # repo.<digits>.<id>
-            prefix, _, rest = name.partition(".")
-            time, _, backup = rest.partition(".")
-            timestamp = time.isascii() and time.isdigit()
-            return not is_dir and prefix == "repo" and timestamp and _is_id(backup)
-        case (_,):  # snapshots, manifests, transactions, chunks
-            return not is_dir and _is_id(name)
-    return False
-
-
 def _refuse(path: Path, why: str) -> NoReturn:
     raise IcechunkError(
         f"{path} {why}; --overwrite only replaces an Icechunk repository and never deletes "
@@ -175,22 +138,28 @@ def _repository_layout(path: Path) -> tuple[list[Path], list[Path]]:
             if entry.is_symlink() or not (is_dir or entry.is_file()):
                 _refuse(path, f"is not an Icechunk repository: {entry} is not a plain file")
             name = entry.name
-            if not is_dir and _is_temporary(name):
+            if not is_dir and is_temporary_name(name):
                 name = name.rpartition("#")[0]  # left by an interrupted write
-            if not _belongs(parents, name, is_dir):
+            placed = (
+                keys.is_layout_directory((*parents, name))
+                if is_dir
+                else keys.is_layout_key("/".join((*parents, name)))
+            )
+            if not placed:
                 _refuse(path, f"is not an Icechunk repository: {entry} is not part of one")
             if is_dir:
                 directories.append(entry)
                 pending.append((entry, (*parents, name)))
             else:
                 files.append(entry)
-    spec1 = path / "refs" / "branch.main" / "ref.json" in files
-    spec2 = path / "repo" in files and (path / "repo").read_bytes()[: len(MAGIC)] == MAGIC
+    spec1 = path / keys.SPEC1_MAIN_BRANCH in files
+    repo = path / keys.REPO
+    spec2 = repo in files and repo.read_bytes()[: len(MAGIC)] == MAGIC
     if not (spec1 or spec2):
         _refuse(
             path,
-            "is not an Icechunk repository: it has neither refs/branch.main/ref.json (spec 1) "
-            "nor a repo object (spec 2)",
+            f"is not an Icechunk repository: it has neither {keys.SPEC1_MAIN_BRANCH} (spec 1) "
+            f"nor a {keys.REPO} object (spec 2)",
         )
     return files, directories
 

@@ -212,7 +212,7 @@ class Repository:
     ) -> Repository:
         """Async version of :meth:`create`."""
         _check_storage(storage)
-        backend = storage._backend
+        backend = storage.backend
         if backend.read_only:
             raise IcechunkError(
                 "the storage used by this Icechunk repository is read-only: "
@@ -271,7 +271,7 @@ class Repository:
     ) -> Repository:
         """Async version of :meth:`open`."""
         _check_storage(storage)
-        backend = storage._backend
+        backend = storage.backend
         if await backend.exists("repo"):
             raise IcechunkError(
                 "this repository uses Icechunk v2 format, which pyicechunk cannot read; use "
@@ -323,7 +323,7 @@ class Repository:
     async def exists_async(storage: Storage) -> bool:
         """Async version of :meth:`exists`."""
         _check_storage(storage)
-        return await storage._backend.exists("refs/branch.main/ref.json")
+        return await storage.backend.exists("refs/branch.main/ref.json")
 
     @staticmethod
     def fetch_config(storage: Storage) -> RepositoryConfig | None:
@@ -425,7 +425,7 @@ class Repository:
 
     @property
     def _backend(self) -> Any:
-        return self._ctx.storage._backend
+        return self._ctx.storage.backend
 
     @property
     def config(self) -> RepositoryConfig:
@@ -1022,8 +1022,8 @@ def _session_ctx(ctx: RepoContext) -> RepoContext:
 def _with_settings(storage: Storage, config: RepositoryConfig) -> Storage:
     """The storage as the repository uses it: backend defaults overridden by config.storage."""
     settings = (config.storage or StorageSettings()).merged_over(storage.default_settings())
-    backend = storage._backend.with_settings(settings)
-    return storage if backend is storage._backend else Storage._from_backend(backend)
+    backend = storage.backend.with_settings(settings)
+    return storage if backend is storage.backend else Storage.from_backend(backend)
 
 
 def _check_storage(storage: Any) -> None:
@@ -1036,7 +1036,7 @@ def _check_storage(storage: Any) -> None:
 
 async def _read_config(storage: Storage) -> tuple[RepositoryConfig | None, ObjectVersion | None]:
     try:
-        data, version = await storage._backend.get_versioned(CONFIG_KEY)
+        data, version = await storage.backend.get_versioned(CONFIG_KEY)
     except ObjectNotFoundError:
         return None, None
     return config_from_yaml(data), version

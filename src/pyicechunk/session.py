@@ -21,19 +21,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
-from zarr.abc.store import ByteRequest
 from zarr.core.group import GroupMetadata
 from zarr.core.metadata import ArrayV3Metadata
 
 from pyicechunk._sync import sync
-from pyicechunk.asset_manager import (
-    AssetManager,
-    chunk_key,
-    manifest_key,
-    slice_bytes,
-    snapshot_key,
-    transaction_key,
-)
+from pyicechunk.asset_manager import AssetManager
 from pyicechunk.change_set import ChangeSet
 from pyicechunk.exceptions import ConflictError, IcechunkError, KeyNotFoundError
 from pyicechunk.format.ids import (
@@ -71,6 +63,8 @@ from pyicechunk.format.zarr_metadata import (
 from pyicechunk.history import HistoryWalk
 from pyicechunk.refs import BranchConflict, fetch_branch_versioned, update_branch
 from pyicechunk.storage import ObjectVersion
+from pyicechunk.storage.byte_range import ByteRequest, slice_bytes
+from pyicechunk.storage.keys import chunk_key, manifest_key, snapshot_key, transaction_key
 from pyicechunk.types import ChunkType, Diff, diff_from_changes
 
 if TYPE_CHECKING:
@@ -141,7 +135,7 @@ def _opt(obj: Any, name: str, default: Any) -> Any:
 def make_asset_manager(storage: Storage, config: RepositoryConfig) -> AssetManager:
     caching = config.caching
     return AssetManager(
-        storage._backend,
+        storage.backend,
         compression_level=_opt(config.compression, "level", 3),
         num_snapshot_nodes=_opt(caching, "num_snapshot_nodes", 500_000),
         num_chunk_refs=_opt(caching, "num_chunk_refs", 15_000_000),
@@ -762,7 +756,7 @@ class _SessionCore:
             raise IcechunkError(_READ_ONLY_SESSION)
         assets = self.ctx.assets
         base, changes = self._state
-        tip_id = await fetch_branch(self.ctx.storage._backend, self.branch)
+        tip_id = await fetch_branch(self.ctx.storage.backend, self.branch)
         if tip_id == base.id:
             return
         landed: list[Snapshot] = []
@@ -814,7 +808,7 @@ class _SessionCore:
             # No ref moves, but the caller gets an id to branch or tag from: make it durable.
             await asyncio.gather(
                 chunks_durable,
-                self.ctx.storage._backend.make_durable(self._written_keys(snapshot)),
+                self.ctx.storage.backend.make_durable(self._written_keys(snapshot)),
             )
         self._finish(snapshot)
         return encode_id(snapshot.id)
@@ -854,7 +848,7 @@ class _SessionCore:
         before awaiting it, the barrier is still waited for (its outcome no longer matters).
         """
         keys = self._chunk_keys()
-        durable = self.ctx.storage._backend.make_durable(keys) if keys else asyncio.sleep(0)
+        durable = self.ctx.storage.backend.make_durable(keys) if keys else asyncio.sleep(0)
         task = asyncio.ensure_future(durable)
         try:
             yield task
@@ -866,7 +860,7 @@ class _SessionCore:
     async def _check_tip(self, expected: bytes) -> tuple[bytes | None, ObjectVersion | None]:
         """Refuse to write anything if the branch moved or the repository is not spec v1."""
         assert self.branch is not None
-        backend = self.ctx.storage._backend
+        backend = self.ctx.storage.backend
         (current, version), v2 = await asyncio.gather(
             fetch_branch_versioned(backend, self.branch), backend.exists("repo")
         )
@@ -916,7 +910,7 @@ class _SessionCore:
     ) -> None:
         """Point the branch at ``snapshot`` once everything it references is durable."""
         assert self.branch is not None
-        backend = self.ctx.storage._backend
+        backend = self.ctx.storage.backend
         try:
             await update_branch(
                 backend,

@@ -19,17 +19,12 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, Self
 
-from zarr.abc.store import (
-    ByteRequest,
-    OffsetByteRequest,
-    RangeByteRequest,
-    Store,
-    SuffixByteRequest,
-)
+from zarr.abc.store import Store
 from zarr.core.buffer import Buffer, BufferPrototype
 
 from pyicechunk._sync import sync
 from pyicechunk.exceptions import IcechunkError, KeyNotFoundError
+from pyicechunk.storage.byte_range import REQUEST_TYPES, ByteRequest, slice_bytes
 
 if TYPE_CHECKING:
     from zarr.core.common import BytesLike
@@ -49,7 +44,6 @@ _READ_ONLY_MESSAGE: Final = "cannot write to read-only store"
 # set_virtual_refs skips such refs instead of failing, as the reference does.
 _NO_CONTAINER_MESSAGE: Final = "invalid chunk location, no matching virtual chunk container"
 
-_BYTE_REQUEST_TYPES: Final = (RangeByteRequest, OffsetByteRequest, SuffixByteRequest)
 _V2_NAMES: Final = frozenset({".zarray", ".zgroup", ".zattrs", ".zmetadata"})
 _METADATA_SUFFIX: Final = "/zarr.json"
 
@@ -211,18 +205,8 @@ def _is_prefix_match(key: str, prefix: str) -> bool:
     return key.startswith(prefix) and (len(key) == len(prefix) or key[len(prefix)] == "/")
 
 
-def _slice(data: bytes, byte_range: ByteRequest | None) -> bytes:
-    if byte_range is None:
-        return data
-    if isinstance(byte_range, RangeByteRequest):
-        return data[byte_range.start : byte_range.end]
-    if isinstance(byte_range, OffsetByteRequest):
-        return data[byte_range.offset :]
-    return data[max(len(data) - byte_range.suffix, 0) :]
-
-
 def _check_byte_range(byte_range: object) -> None:
-    if byte_range is not None and not isinstance(byte_range, _BYTE_REQUEST_TYPES):
+    if byte_range is not None and not isinstance(byte_range, REQUEST_TYPES):
         raise ValueError(f"Unexpected byte_range, got {byte_range}")
 
 
@@ -369,7 +353,7 @@ class IcechunkStore(Store):
             data = await self._core.get_chunk(path, coords, byte_range)
         elif kind == _METADATA:
             document = await self._core.metadata_document(path)
-            data = None if document is None else _slice(document, byte_range)
+            data = None if document is None else slice_bytes(document, byte_range)
         else:
             return None
         return None if data is None else prototype.buffer.from_bytes(data)
@@ -421,7 +405,7 @@ class IcechunkStore(Store):
         async def read_metadata(slot: int, path: str, byte_range: ByteRequest | None) -> None:
             document = await self._core.metadata_document(path)
             if document is not None:
-                results[slot] = _slice(document, byte_range)
+                results[slot] = slice_bytes(document, byte_range)
 
         await asyncio.gather(read_chunks(), *(read_metadata(*m) for m in metadata_slots))
         make = prototype.buffer.from_bytes

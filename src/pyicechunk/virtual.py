@@ -27,9 +27,6 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from zarr.abc.store import ByteRequest
-
-from pyicechunk.asset_manager import _narrow
 from pyicechunk.config import (
     ObjectStoreConfig,
     RepositoryConfig,
@@ -41,6 +38,7 @@ from pyicechunk.config import (
 from pyicechunk.credentials import Credentials, GcsCredentials, S3Credentials
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.manifest import VirtualPayload
+from pyicechunk.storage.byte_range import ByteRequest, narrow
 from pyicechunk.virtual_location import (
     VirtualLocation,
     normalize_location,
@@ -378,7 +376,7 @@ async def fetch_virtual_chunk(
         )
     authorized = {(k if k.endswith("/") else k + "/"): v for k, v in authorized.items()}
     store = _build_store(cont, location, authorized, config.storage)
-    start, end = _narrow(payload.offset, payload.length, byte_range)
+    start, end = narrow(payload.offset, payload.length, byte_range)
     if end <= start:
         return b""
     options: dict[str, Any] = {"range": (start, end)}

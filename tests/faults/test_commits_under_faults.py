@@ -10,10 +10,11 @@ import pytest
 import zarr
 
 import pyicechunk
-from pyicechunk.asset_manager import AssetManager, chunk_key
+from pyicechunk.asset_manager import AssetManager
 from pyicechunk.ops.reachability import reachable_snapshots
 from pyicechunk.refs import fetch_branch, fetch_tag, list_refs
 from pyicechunk.storage import Storage, StorageBackend
+from pyicechunk.storage.keys import chunk_key
 from pyicechunk.testing.faults import OPERATIONS, FaultPlan, FaultyBackend, InjectedFault
 
 N_COMMITS = 30
@@ -76,7 +77,7 @@ def _run_commits(faulty: FaultyBackend) -> tuple[dict[str, int], list[int]]:
     Returns the acknowledged commits (id -> commit number) and the numbers of those that raised.
     """
     faulty.enabled = False
-    repo = pyicechunk.Repository.create(Storage._from_backend(faulty))
+    repo = pyicechunk.Repository.create(Storage.from_backend(faulty))
     session = repo.writable_session("main")
     root = zarr.open_group(session.store, mode="w")
     root.create_array("a", shape=(N_COMMITS * CHUNK,), chunks=(CHUNK,), dtype="i8", fill_value=-1)
@@ -89,7 +90,7 @@ def _run_commits(faulty: FaultyBackend) -> tuple[dict[str, int], list[int]]:
     for i in range(N_COMMITS):
         try:
             if raised and raised[-1] == i - 1:
-                repo = pyicechunk.Repository.open(Storage._from_backend(faulty))
+                repo = pyicechunk.Repository.open(Storage.from_backend(faulty))
             session = repo.writable_session("main")
             arr = zarr.open_array(session.store, path="a", mode="r+")
             arr[i * CHUNK : (i + 1) * CHUNK] = _chunk_values(i)
@@ -104,14 +105,14 @@ def _run_commits(faulty: FaultyBackend) -> tuple[dict[str, int], list[int]]:
                 pass  # a tag that failed to be created may or may not exist; both are checked
         if raised and raised[-1] == i:
             # the repository opens (without faults) after every failure, and nothing dangles
-            pyicechunk.Repository.open(Storage._from_backend(faulty.inner)).list_branches()
+            pyicechunk.Repository.open(Storage.from_backend(faulty.inner)).list_branches()
             asyncio.run(walker.walk())
     faulty.enabled = False
     return acknowledged, raised
 
 
 def _verify_history(inner: StorageBackend, acknowledged: dict[str, int]) -> None:
-    repo = pyicechunk.Repository.open(Storage._from_backend(inner))
+    repo = pyicechunk.Repository.open(Storage.from_backend(inner))
     history = list(repo.ancestry(branch="main"))
     assert history[-1].message == "Repository initialized"
     assert history[-2].message == "setup"

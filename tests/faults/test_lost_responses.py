@@ -8,7 +8,6 @@ repository that the write was its own (FORMAT-V2 §14). Runs on memory, local an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 import zarr
 
 import pyicechunk
-from pyicechunk.storage import ObjectVersion, Storage, StorageBackend
+from pyicechunk.storage import ConditionalWrite, Storage, StorageBackend
 from pyicechunk.testing.faults import FaultPlan, FaultyBackend, InjectedFault
 
 KINDS = ["memory", "local", "s3"]
@@ -31,7 +30,7 @@ def _lossy(new_storage: Any, kind: str, resend: bool, **rates: float) -> FaultyB
 
 
 def _repo(faulty: FaultyBackend) -> Any:
-    return pyicechunk.Repository.open(Storage._from_backend(faulty))
+    return pyicechunk.Repository.open(Storage.from_backend(faulty))
 
 
 def _commit(repo: Any, value: int, message: str) -> str:
@@ -47,7 +46,7 @@ def _commit(repo: Any, value: int, message: str) -> str:
 @RESEND
 def test_tag_create_with_lost_response(new_storage: Any, kind: str, resend: bool) -> None:
     faulty = _lossy(new_storage, kind, resend, put_if_absent=1.0)
-    pyicechunk.Repository.create(Storage._from_backend(faulty))
+    pyicechunk.Repository.create(Storage.from_backend(faulty))
     repo = _repo(faulty)
     tip = repo.lookup_branch("main")
     faulty.enabled = True
@@ -70,7 +69,7 @@ def test_tag_create_with_lost_response(new_storage: Any, kind: str, resend: bool
 @RESEND
 def test_commit_with_lost_response_lands_once(new_storage: Any, kind: str, resend: bool) -> None:
     faulty = _lossy(new_storage, kind, resend, put_if_version=1.0)
-    repo = pyicechunk.Repository.create(Storage._from_backend(faulty))
+    repo = pyicechunk.Repository.create(Storage.from_backend(faulty))
     _commit(repo, 1, "first")
     faulty.enabled = True
     sid = _commit(repo, 2, "second")
@@ -91,7 +90,7 @@ def test_commit_with_lost_response_lands_once(new_storage: Any, kind: str, resen
 @RESEND
 def test_config_save_with_lost_responses(new_storage: Any, kind: str, resend: bool) -> None:
     faulty = _lossy(new_storage, kind, resend, put_if_absent=1.0, put_if_version=1.0)
-    repo = pyicechunk.Repository.create(Storage._from_backend(faulty))
+    repo = pyicechunk.Repository.create(Storage.from_backend(faulty))
     faulty.enabled = True
     repo = repo.reopen(config=pyicechunk.RepositoryConfig(inline_chunk_threshold_bytes=11))
     repo.save_config()  # creates config.yaml
@@ -99,7 +98,7 @@ def test_config_save_with_lost_responses(new_storage: Any, kind: str, resend: bo
     repo.save_config()  # replaces it
     assert faulty.injected == {"put_if_absent": 1, "put_if_version": 1}
     faulty.enabled = False
-    saved = pyicechunk.Repository.fetch_config(Storage._from_backend(faulty))
+    saved = pyicechunk.Repository.fetch_config(Storage.from_backend(faulty))
     assert saved is not None and saved.inline_chunk_threshold_bytes == 22
 
 
@@ -113,18 +112,11 @@ class _Race(FaultyBackend):
         super().__init__(inner, plan)
         self.race: dict[str, Any] = {}
 
-    async def _write_conditionally(
-        self,
-        key: str,
-        data: bytes,
-        version: ObjectVersion | None,
-        write_id: str | None,
-        durable: Sequence[str],
-    ) -> bool:
+    async def _write_conditionally(self, write: ConditionalWrite) -> bool:
         other = self.race.pop("other", None)
-        if other is not None and key == "refs/branch.main/ref.json":
+        if other is not None and write.key == "refs/branch.main/ref.json":
             self.race["theirs"] = await other.commit_async("theirs")
-        return await super()._write_conditionally(key, data, version, write_id, durable)
+        return await super()._write_conditionally(write)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -133,11 +125,11 @@ def test_concurrent_commit_still_conflicts(new_storage: Any, kind: str, resend: 
     inner = new_storage(kind)._backend
     race = _Race(inner, FaultPlan(rates={"put_if_version": 1.0}, lost_ack=1.0, resend=resend))
     race.enabled = False
-    repo = pyicechunk.Repository.create(Storage._from_backend(race))
+    repo = pyicechunk.Repository.create(Storage.from_backend(race))
     _commit(repo, 1, "base")
     mine = repo.writable_session("main")
     zarr.open_array(mine.store, path="a", mode="r+")[:] = 3
-    other = pyicechunk.Repository.open(Storage._from_backend(inner)).writable_session("main")
+    other = pyicechunk.Repository.open(Storage.from_backend(inner)).writable_session("main")
     zarr.open_array(other.store, path="a", mode="r+")[:] = 2
     race.race["other"] = other
     race.enabled = True
@@ -153,7 +145,7 @@ def test_concurrent_commit_still_conflicts(new_storage: Any, kind: str, resend: 
 @pytest.mark.parametrize("kind", KINDS)
 def test_failed_read_back_is_an_error_not_a_conflict(new_storage: Any, kind: str) -> None:
     faulty = _lossy(new_storage, kind, True, put_if_version=1.0, head=1.0)
-    repo = pyicechunk.Repository.create(Storage._from_backend(faulty))
+    repo = pyicechunk.Repository.create(Storage.from_backend(faulty))
     _commit(repo, 1, "base")
     faulty.enabled = True
     with pytest.raises(pyicechunk.IcechunkError, match="reading the object back") as info:

@@ -47,7 +47,7 @@ class TestS3Backend(StorageTests):
 
     def test_storage_handle_pickles(self, storage_backend: StorageBackend) -> None:
         # The reference's native S3 storage prints itself, not wrapped in ObjectStorage(...).
-        storage = Storage._from_backend(storage_backend)
+        storage = Storage.from_backend(storage_backend)
         asyncio.run(storage_backend.put("config.yaml", b"shared"))
         copy = pickle.loads(pickle.dumps(storage))
         assert repr(copy) == repr(storage) == repr(storage_backend)

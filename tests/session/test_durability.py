@@ -42,7 +42,7 @@ def objects(root: Path) -> set[str]:
 def test_commit_syncs_every_new_object_it_references(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     backend = RecordingBackend(str(root))
-    storage = Storage._from_backend(backend)
+    storage = Storage.from_backend(backend)
     config = icechunk.RepositoryConfig(inline_chunk_threshold_bytes=64)
     repo = icechunk.Repository.create(storage, config)
     before = objects(root)
@@ -74,7 +74,7 @@ def test_commit_syncs_every_new_object_it_references(tmp_path: Path) -> None:
 def test_flush_syncs_its_snapshot(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     backend = RecordingBackend(str(root))
-    repo = icechunk.Repository.create(Storage._from_backend(backend))
+    repo = icechunk.Repository.create(Storage.from_backend(backend))
     session = repo.writable_session("main")
     zarr.create_array(session.store, name="a", shape=(2,), chunks=(1,), dtype="i4")[:] = [1, 2]
     sid = session.flush("detached")
@@ -85,7 +85,7 @@ def test_commit_of_many_chunks_syncs_them_before_the_ref(tmp_path: Path) -> None
     # Hundreds of chunk files take the filesystem-wide sync path; the order rule is the same.
     root = tmp_path / "repo"
     backend = RecordingBackend(str(root))
-    repo = icechunk.Repository.create(Storage._from_backend(backend))
+    repo = icechunk.Repository.create(Storage.from_backend(backend))
     before = objects(root)
     session = repo.writable_session("main")
     arr = zarr.create_array(

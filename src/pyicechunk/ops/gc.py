@@ -25,7 +25,7 @@ from pyicechunk.asset_manager import AssetManager
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.snapshot import ManifestFileInfo
 from pyicechunk.ops.reachability import reachable_manifests, reachable_snapshots
-from pyicechunk.storage import ObjectInfo, StorageBackend
+from pyicechunk.storage import ObjectInfo, StorageBackend, keys
 from pyicechunk.types import GCSummary
 
 __all__ = ["garbage_collect"]
@@ -249,10 +249,10 @@ async def garbage_collect(
     counts: list[int] = []
     total_bytes = 0
     for prefix, keep, forget in (
-        ("snapshots/", keep_snapshots, assets._snapshots.discard),
-        ("transactions/", keep_snapshots, assets._transactions.discard),
-        ("manifests/", keep_manifests, assets._manifests.discard),
-        ("chunks/", keep_chunks, None),
+        (keys.SNAPSHOTS, keep_snapshots, assets.forget_snapshot),
+        (keys.TRANSACTIONS, keep_snapshots, assets.forget_transaction_log),
+        (keys.MANIFESTS, keep_manifests, assets.forget_manifest),
+        (keys.CHUNKS, keep_chunks, None),
     ):
         count, size = await _collect_prefix(
             backend, prefix, keep, delete_object_older_than, dry_run, forget

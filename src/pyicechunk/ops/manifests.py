@@ -72,7 +72,7 @@ async def rewrite_manifests(
     """
     properties = {**check_metadata(metadata), "splitting_config": _DEFAULT_SPLITTING_CONFIG}
     try:
-        tip = await fetch_branch(ctx.storage._backend, branch)
+        tip = await fetch_branch(ctx.storage.backend, branch)
         base = await ctx.assets.fetch_snapshot(tip)
         session = _RewritingSession(ctx, base, branch=branch, read_only=False)
         # Nothing changed in the session, so the transaction log has every list empty.

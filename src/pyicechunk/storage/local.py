@@ -72,18 +72,20 @@ from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
 from pyicechunk.storage import (
     _WRITE_ID_KEY,
     ByteRequest,
+    ConditionalWrite,
     ObjectInfo,
     ObjectVersion,
     StorageBackend,
     _check_key,
-    _resolve_byte_range,
+    keys,
     logger,
 )
+from pyicechunk.storage.byte_range import resolve as resolve_range
 
 if TYPE_CHECKING:
     from pyicechunk.config import StorageSettings
 
-__all__ = ["LocalFileSystemBackend"]
+__all__ = ["LocalFileSystemBackend", "is_temporary_name"]
 
 _T = TypeVar("_T")
 
@@ -114,7 +116,7 @@ os.register_at_fork(after_in_child=_forget_executor)
 _NOT_FOUND = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
 
-def _is_temporary(name: str) -> bool:
+def is_temporary_name(name: str) -> bool:
     """Whether a file name is a temporary-file name (``<anything>#<ascii digits>``)."""
     _, sep, suffix = name.partition("#")
     return bool(sep) and suffix.isascii() and suffix.isdigit()
@@ -135,7 +137,7 @@ def _read(path: str, key: str, byte_range: ByteRequest | None) -> bytes:
             if byte_range is None:
                 return f.readall()
             fd = f.fileno()
-            start, stop = _resolve_byte_range(byte_range, os.fstat(fd).st_size, key)
+            start, stop = resolve_range(byte_range, os.fstat(fd).st_size, key)
             return os.pread(fd, stop - start, start)
     except _NOT_FOUND:
         raise ObjectNotFoundError(key) from None
@@ -441,7 +443,7 @@ def _stat_file(path: str) -> os.stat_result | None:
 
 def _under_refs(key: str) -> bool:
     """Whether a key (or key prefix) is under ``refs/``, which no symbolic link may lead into."""
-    return key == "refs" or key.startswith("refs/")
+    return key == keys.REFS.rstrip("/") or key.startswith(keys.REFS)
 
 
 def _refuse_links(root: str, key: str) -> None:
@@ -483,7 +485,7 @@ def _list(root: str, prefix: str) -> list[ObjectInfo]:
                 if entry.is_dir():
                     if (key + "/").startswith(prefix) or prefix.startswith(key + "/"):
                         pending.append((entry.path, key + "/"))
-                elif key.startswith(prefix) and not _is_temporary(entry.name):
+                elif key.startswith(prefix) and not is_temporary_name(entry.name):
                     st = entry.stat()
                     if stat.S_ISREG(st.st_mode):
                         found.append(_info(key, st))
@@ -510,7 +512,7 @@ class LocalFileSystemBackend(StorageBackend):
 
     def _path(self, key: str) -> str:
         _check_key(key)
-        if _is_temporary(key.rpartition("/")[2]):
+        if is_temporary_name(key.rpartition("/")[2]):
             raise IcechunkError(
                 f"invalid storage key {key!r}: a final component of the form '<name>#<digits>' "
                 "is reserved for temporary files on the local filesystem"
@@ -536,7 +538,7 @@ class LocalFileSystemBackend(StorageBackend):
         return await self._call(f"object {key!r}", _read, self._path(key), key, byte_range)
 
     async def get_view(self, key: str, byte_range: ByteRequest | None = None) -> bytes | memoryview:
-        if byte_range is not None or not key.startswith("chunks/"):
+        if byte_range is not None or not key.startswith(keys.CHUNKS):
             return await self.get(key, byte_range)
         return await self._call(f"object {key!r}", _map, self._path(key), key)
 
@@ -583,18 +585,12 @@ class LocalFileSystemBackend(StorageBackend):
             raise synced
         return path, tmp
 
-    async def _write_conditionally(
-        self,
-        key: str,
-        data: bytes,
-        version: ObjectVersion | None,
-        write_id: str | None,
-        durable: Sequence[str],
-    ) -> bool:
-        path, tmp = await self._prepare(key, data, durable, write_id)
-        if version is None:
+    async def _write_conditionally(self, write: ConditionalWrite) -> bool:
+        key = write.key
+        path, tmp = await self._prepare(key, write.data, write.durable, write.write_id)
+        if write.version is None:
             return await self._call(f"object {key!r}", _link_if_absent, path, tmp)
-        return await self._call(f"object {key!r}", _swap_if_version, path, tmp, version)
+        return await self._call(f"object {key!r}", _swap_if_version, path, tmp, write.version)
 
     def _stamps_write_ids(self) -> bool:
         if not _XATTRS:

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 from pyicechunk.exceptions import ObjectNotFoundError
 from pyicechunk.storage import (
     ByteRequest,
+    ConditionalWrite,
     ObjectInfo,
     ObjectVersion,
     StorageBackend,
     _check_key,
-    _resolve_byte_range,
     logger,
 )
+from pyicechunk.storage.byte_range import resolve as resolve_range
 
 if TYPE_CHECKING:
     from pyicechunk.config import StorageSettings
@@ -116,7 +117,7 @@ class InMemoryBackend(StorageBackend):
         data = self._entry(key).data
         if byte_range is None:
             return data
-        start, stop = _resolve_byte_range(byte_range, len(data), key)
+        start, stop = resolve_range(byte_range, len(data), key)
         return data[start:stop]
 
     async def get_versioned(self, key: str) -> tuple[bytes, ObjectVersion]:
@@ -128,23 +129,16 @@ class InMemoryBackend(StorageBackend):
         with self._objects.lock:
             self._objects.write(key, data)
 
-    async def _write_conditionally(
-        self,
-        key: str,
-        data: bytes,
-        version: ObjectVersion | None,
-        write_id: str | None,
-        durable: Sequence[str],
-    ) -> bool:
-        _check_key(key)
+    async def _write_conditionally(self, write: ConditionalWrite) -> bool:
+        _check_key(write.key)
         with self._objects.lock:
-            entry = self._objects.entries.get(key)
-            if version is None:
+            entry = self._objects.entries.get(write.key)
+            if write.version is None:
                 if entry is not None:
                     return False
-            elif entry is None or str(entry.version) != version.token:
+            elif entry is None or str(entry.version) != write.version.token:
                 return False
-            self._objects.write(key, data, write_id)
+            self._objects.write(write.key, write.data, write.write_id)
             return True
 
     def _stamps_write_ids(self) -> bool:

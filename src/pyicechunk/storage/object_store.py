@@ -21,6 +21,7 @@ error, and both are resolved by reading the stamp back with a HEAD request.
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import sys
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
 from pyicechunk.storage import (
     _WRITE_ID_KEY,
     ByteRequest,
+    ConditionalWrite,
     ObjectInfo,
     ObjectVersion,
     OffsetByteRequest,
@@ -52,17 +54,18 @@ from pyicechunk.storage import (
     StorageBackend,
     SuffixByteRequest,
     _check_key,
-    _resolve_byte_range,
     _stored_write_id,
+    keys,
     logger,
 )
+from pyicechunk.storage.byte_range import resolve as resolve_range
 
 if TYPE_CHECKING:
     from pyicechunk.config import EffectiveStorageSettings
 
 _MAGIC = "ICE🧊CHUNK".encode()
 _FILE_TYPES = {1: "snapshot", 2: "manifest", 4: "transaction-log"}
-_METADATA_PREFIXES = ("snapshots/", "manifests/", "transactions/")
+_METADATA_PREFIXES = (keys.SNAPSHOTS, keys.MANIFESTS, keys.TRANSACTIONS)
 # Separates ETag and version inside an ObjectVersion token; neither can contain a NUL.
 _TOKEN_SEP = "\0"
 # Bounds the HEAD requests delete_many sends at once to count what exists.
@@ -335,7 +338,7 @@ class ObjectStoreBackend(StorageBackend):
         if byte_range is None:
             return await self._get_all(key)
         # Reject malformed requests before any round trip; sizes come later.
-        _resolve_byte_range(byte_range, sys.maxsize, key)
+        resolve_range(byte_range, sys.maxsize, key)
         ideal = self._eff.ideal_concurrent_request_size
         try:
             if isinstance(byte_range, RangeByteRequest):
@@ -353,7 +356,7 @@ class ObjectStoreBackend(StorageBackend):
         info = await self.head(key)
         if info is None:
             raise ObjectNotFoundError(key)
-        start, stop = _resolve_byte_range(byte_range, info.size, key)
+        start, stop = resolve_range(byte_range, info.size, key)
         return await self._get_span(key, start, stop, None)
 
     async def _get_all(self, key: str) -> bytes:
@@ -443,15 +446,9 @@ class ObjectStoreBackend(StorageBackend):
             use_multipart=len(data) >= self._eff.minimum_size_for_multipart_upload,
         )
 
-    async def _write_conditionally(
-        self,
-        key: str,
-        data: bytes,
-        version: ObjectVersion | None,
-        write_id: str | None,
-        durable: Sequence[str],
-    ) -> bool:
+    async def _write_conditionally(self, write: ConditionalWrite) -> bool:
         eff = self._eff
+        key, data, version = write.key, write.data, write.version
         if version is None:
             if not eff.unsafe_use_conditional_create:
                 await self.put(key, data)
@@ -468,8 +465,8 @@ class ObjectStoreBackend(StorageBackend):
         self._check_writable(key)
         data = bytes(data)
         attributes = self._attributes(key, data) or {}
-        if write_id is not None:
-            attributes[_WRITE_ID_KEY] = write_id
+        if write.write_id is not None:
+            attributes[_WRITE_ID_KEY] = write.write_id
         else:
             _warn_unstamped_once()
         obs = _obstore()
@@ -535,14 +532,14 @@ class ObjectStoreBackend(StorageBackend):
         """Object metadata and storage class for ``key`` (FORMAT-V1 §3)."""
         eff = self._eff
         attrs: dict[str, str] = {}
-        if key.startswith("chunks/"):
+        if key.startswith(keys.CHUNKS):
             storage_class = eff.chunks_storage_class or eff.storage_class
         else:
             storage_class = eff.metadata_storage_class or eff.storage_class
         if storage_class is not None:
             attrs["Storage-Class"] = storage_class
         if eff.unsafe_use_metadata:
-            if key == "config.yaml":
+            if key == keys.CONFIG:
                 attrs["Content-Type"] = "application/yaml"
             elif key.startswith(_METADATA_PREFIXES) and data[:12] == _MAGIC and len(data) >= 39:
                 attrs["ic_spec_ver"] = str(data[36])
@@ -619,6 +616,101 @@ def s3_spec(
         read_only=read_only,
         extra_headers=extra_headers,
     )
+
+
+def s3_compatible_spec(
+    kind: str,
+    options: S3Options,
+    bucket: str,
+    prefix: str | None,
+    credentials: AnyS3Credential | None,
+) -> ObjectStoreSpec:
+    """Spec of a plain S3 or S3-compatible backend (``Storage.new_s3`` and its object-store twin).
+
+    Raises
+    ------
+    IcechunkError
+        For a Tigris endpoint, which needs :func:`tigris_spec`'s consistency headers.
+    """
+    endpoint = options.endpoint_url or ""
+    if "fly.storage.tigris.dev" in endpoint or "t3.storage.dev" in endpoint:
+        raise IcechunkError(
+            "storage error: Tigris Storage is not S3 compatible, use the Tigris specific "
+            "constructor instead"
+        )
+    return s3_spec(kind, options, bucket, prefix, credentials)
+
+
+def tigris_spec(
+    config: S3Options,
+    bucket: str,
+    prefix: str | None,
+    use_weak_consistency: bool,
+    credentials: AnyS3Credential | None,
+) -> ObjectStoreSpec:
+    """Spec of a Tigris backend: its default endpoint, and consistent reads pinned to a region.
+
+    Raises
+    ------
+    IcechunkError
+        If there is no region and ``use_weak_consistency`` is false.
+    """
+    options = copy.copy(config)
+    if options.endpoint_url is None:
+        options.endpoint_url = "https://t3.storage.dev"
+    headers: tuple[tuple[str, str], ...] = ()
+    if not use_weak_consistency:
+        if options.region is None:
+            raise IcechunkError(
+                "storage error: Tigris storage requires a region to provide full consistency. "
+                "Either set the region for the bucket or use the read-only, eventually "
+                "consistent storage by passing `use_weak_consistency=True` (experts only)"
+            )
+        headers = (("X-Tigris-Regions", options.region), ("X-Tigris-Consistent", "true"))
+    return s3_spec(
+        "s3",
+        options,
+        bucket,
+        prefix,
+        credentials,
+        read_only=use_weak_consistency,
+        extra_headers=headers,
+    )
+
+
+def r2_spec(
+    config: S3Options,
+    bucket: str | None,
+    prefix: str | None,
+    account_id: str | None,
+    credentials: AnyS3Credential | None,
+) -> ObjectStoreSpec:
+    """Spec of a Cloudflare R2 backend: path-style requests to the account's endpoint.
+
+    Raises
+    ------
+    IcechunkError
+        If neither bucket nor prefix is given, or neither an endpoint nor an account id.
+    """
+    if bucket is None:
+        if prefix is None:
+            raise IcechunkError(
+                "storage configuration error: Either bucket or prefix must be provided."
+            )
+        # Like the reference: the prefix's first segment names the bucket.
+        bucket, _, rest = prefix.partition("/")
+        prefix = rest or None
+    if config.endpoint_url is None and account_id is None:
+        raise IcechunkError(
+            "storage configuration error: Either endpoint_url or account_id must be provided."
+        )
+    options = copy.copy(config)
+    if options.region is None:
+        options.region = "auto"
+    if options.endpoint_url is None:
+        options.endpoint_url = f"https://{account_id}.r2.cloudflarestorage.com"
+    options.force_path_style = True
+    return s3_spec("s3", options, bucket, prefix, credentials)
 
 
 def gcs_spec(

@@ -9,9 +9,9 @@ differently between threads::
     from pyicechunk.storage import Storage, in_memory_storage
     from pyicechunk.testing.faults import FaultPlan, FaultyBackend
 
-    inner = in_memory_storage()._backend
+    inner = in_memory_storage().backend
     faulty = FaultyBackend(inner, FaultPlan(seed=7, rates={"put": 0.1, "get": 0.05}))
-    repo = Repository.create(Storage._from_backend(faulty))
+    repo = Repository.create(Storage.from_backend(faulty))
 
 A failing write can fail before it reaches the inner backend (nothing happened) or after it
 (the write landed but its acknowledgement was lost), which is what a dropped connection does to
@@ -33,7 +33,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pyicechunk.exceptions import IcechunkError
-from pyicechunk.storage import ByteRequest, ObjectInfo, ObjectVersion, StorageBackend
+from pyicechunk.storage import (
+    ByteRequest,
+    ConditionalWrite,
+    ObjectInfo,
+    ObjectVersion,
+    StorageBackend,
+)
 
 if TYPE_CHECKING:
     from pyicechunk.config import StorageSettings
@@ -246,19 +252,12 @@ class FaultyBackend(StorageBackend):
     async def put(self, key: str, data: bytes | memoryview) -> None:
         await self._run("put", key, lambda: self.inner.put(key, data))
 
-    async def _write_conditionally(
-        self,
-        key: str,
-        data: bytes,
-        version: ObjectVersion | None,
-        write_id: str | None,
-        durable: Sequence[str],
-    ) -> bool:
+    async def _write_conditionally(self, write: ConditionalWrite) -> bool:
         inner = self.inner
         return await self._run(
-            "put_if_absent" if version is None else "put_if_version",
-            key,
-            lambda: inner._write_conditionally(key, data, version, write_id, durable),
+            "put_if_absent" if write.version is None else "put_if_version",
+            write.key,
+            lambda: inner._write_conditionally(write),
             resend=self.plan.resend,
         )
 

@@ -444,12 +444,12 @@ class StorageTests:
         assert await storage_backend.get("chunks/NEW") == b"written through the copy"
 
     def test_storage_handle_pickles(self, storage_backend: StorageBackend) -> None:
-        storage = Storage._from_backend(storage_backend)
+        storage = Storage.from_backend(storage_backend)
         asyncio.run(storage_backend.put("config.yaml", b"shared"))
         copy = pickle.loads(pickle.dumps(storage))
         assert isinstance(copy, Storage)
         assert repr(copy) == repr(storage) == f"ObjectStorage(backend={storage_backend!r})"
-        assert asyncio.run(copy._backend.get("config.yaml")) == b"shared"
+        assert asyncio.run(copy.backend.get("config.yaml")) == b"shared"
 
     def test_is_writable(self, storage_backend: StorageBackend) -> None:
         assert storage_backend.read_only is False

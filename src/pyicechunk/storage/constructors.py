@@ -1,0 +1,342 @@
+"""The constructors users call for a :class:`~pyicechunk.storage.Storage`, one per kind of store.
+
+The S3 family (S3 and compatible stores, Tigris, R2) takes the same connection and credential
+arguments; :func:`_s3_family` turns them into the options and the credential every one of them
+passes on, so each constructor states only its own signature and defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pyicechunk.storage.handle import Storage
+
+if TYPE_CHECKING:
+    from pyicechunk.config import S3Options
+    from pyicechunk.credentials import AnyS3Credential, GcsBearerCredential, S3StaticCredentials
+
+__all__ = [
+    "azure_storage",
+    "gcs_storage",
+    "in_memory_storage",
+    "local_filesystem_storage",
+    "r2_storage",
+    "s3_object_store_storage",
+    "s3_storage",
+    "tigris_storage",
+]
+
+# How the S3-family constructors' arguments split between the credential and the options.
+_CREDENTIAL_ARGS = (
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "expires_after",
+    "anonymous",
+    "from_env",
+    "get_credentials",
+    "scatter_initial_credentials",
+)
+_OPTION_ARGS = (
+    "region",
+    "endpoint_url",
+    "allow_http",
+    "force_path_style",
+    "network_stream_timeout_seconds",
+    "requester_pays",
+)
+
+
+def _s3_family(args: Mapping[str, Any]) -> tuple[S3Options, AnyS3Credential]:
+    """The options and the credential an S3-family constructor's arguments ``args`` describe.
+
+    Each constructor passes ``locals()`` before defining anything else: exactly its arguments.
+    An argument a constructor does not take keeps its default in both.
+
+    Raises
+    ------
+    ValueError
+        If the credential arguments conflict.
+    """
+    from pyicechunk.config import S3Options
+    from pyicechunk.credentials import s3_credentials
+
+    credentials = s3_credentials(**{k: args[k] for k in _CREDENTIAL_ARGS if k in args})
+    options = S3Options(**{k: args[k] for k in _OPTION_ARGS if k in args})
+    return options, credentials
+
+
+def in_memory_storage() -> Storage:
+    """Create storage that keeps every object in this process's memory.
+
+    Each call gives a new, empty store. It is for tests and experiments: nothing survives the
+    process, and a pickled copy only shares the data when unpickled in the same process.
+
+    Returns
+    -------
+    Storage
+        The new storage.
+    """
+    return Storage.new_in_memory()
+
+
+def local_filesystem_storage(path: str) -> Storage:
+    """Create storage that keeps objects as files under a local directory.
+
+    Unlike icechunk 1.1, several threads or processes may commit to the same repository safely:
+    branch updates are compare-and-swap operations under an OS file lock.
+
+    Parameters
+    ----------
+    path
+        The repository directory. A relative path is resolved against the current directory
+        now; missing directories are created when the first object is written.
+
+    Returns
+    -------
+    Storage
+        The new storage.
+    """
+    return Storage.new_local_filesystem(path)
+
+
+def s3_storage(
+    *,
+    bucket: str,
+    prefix: str | None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    allow_http: bool = False,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    session_token: str | None = None,
+    expires_after: datetime | None = None,
+    anonymous: bool | None = None,
+    from_env: bool | None = None,
+    get_credentials: Callable[[], S3StaticCredentials] | None = None,
+    scatter_initial_credentials: bool = False,
+    force_path_style: bool = False,
+    network_stream_timeout_seconds: int = 60,
+    requester_pays: bool = False,
+) -> Storage:
+    """Create storage in an S3 or S3-compatible bucket.
+
+    Parameters
+    ----------
+    bucket
+        The bucket.
+    prefix
+        The repository's key prefix inside the bucket (None: the bucket root).
+    region, endpoint_url, allow_http, force_path_style
+        Connection options; see :class:`~pyicechunk.S3Options`.
+    network_stream_timeout_seconds, requester_pays
+        More connection options; a timeout of 0 disables it.
+    access_key_id, secret_access_key, session_token, expires_after
+        Fixed credentials.
+    anonymous, from_env, get_credentials, scatter_initial_credentials
+        Other credential kinds; :func:`pyicechunk.credentials.s3_credentials` picks one.
+
+    Returns
+    -------
+    Storage
+
+    Raises
+    ------
+    ValueError
+        If the credential arguments conflict.
+    """
+    options, credentials = _s3_family(locals())
+    return Storage.new_s3(options, bucket, prefix, credentials)
+
+
+def s3_object_store_storage(
+    *,
+    bucket: str,
+    prefix: str | None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    allow_http: bool = False,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    session_token: str | None = None,
+    expires_after: datetime | None = None,
+    anonymous: bool | None = None,
+    from_env: bool | None = None,
+    force_path_style: bool = False,
+) -> Storage:
+    """Create S3 storage through the generic object-store backend (see :func:`s3_storage`).
+
+    Returns
+    -------
+    Storage
+
+    Raises
+    ------
+    ValueError
+        If the credential arguments conflict.
+    """
+    options, credentials = _s3_family(locals())
+    return Storage.new_s3_object_store(options, bucket, prefix, credentials)
+
+
+def tigris_storage(
+    *,
+    bucket: str,
+    prefix: str | None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    use_weak_consistency: bool = False,
+    allow_http: bool = False,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    session_token: str | None = None,
+    expires_after: datetime | None = None,
+    anonymous: bool | None = None,
+    from_env: bool | None = None,
+    get_credentials: Callable[[], S3StaticCredentials] | None = None,
+    scatter_initial_credentials: bool = False,
+    network_stream_timeout_seconds: int = 60,
+) -> Storage:
+    """Create storage in a Tigris bucket (default endpoint ``https://t3.storage.dev``).
+
+    Parameters
+    ----------
+    region
+        Required unless ``use_weak_consistency``: requests pin it for consistent reads.
+    use_weak_consistency
+        Eventually consistent, read-only storage without a region (experts only).
+
+    Returns
+    -------
+    Storage
+
+    Raises
+    ------
+    IcechunkError
+        If there is no region and ``use_weak_consistency`` is false.
+    ValueError
+        If the credential arguments conflict.
+    """
+    options, credentials = _s3_family(locals())
+    return Storage.new_tigris(options, bucket, prefix, use_weak_consistency, credentials)
+
+
+def r2_storage(
+    *,
+    bucket: str | None = None,
+    prefix: str | None = None,
+    account_id: str | None = None,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    allow_http: bool = False,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    session_token: str | None = None,
+    expires_after: datetime | None = None,
+    anonymous: bool | None = None,
+    from_env: bool | None = None,
+    get_credentials: Callable[[], S3StaticCredentials] | None = None,
+    scatter_initial_credentials: bool = False,
+    network_stream_timeout_seconds: int = 60,
+) -> Storage:
+    """Create storage in a Cloudflare R2 bucket.
+
+    Parameters
+    ----------
+    bucket
+        The bucket; without it the first segment of ``prefix`` names the bucket.
+    account_id
+        Gives the endpoint ``https://<account_id>.r2.cloudflarestorage.com``.
+    endpoint_url
+        An explicit endpoint; one of it and ``account_id`` is required.
+
+    Returns
+    -------
+    Storage
+
+    Raises
+    ------
+    IcechunkError
+        If neither ``endpoint_url`` nor ``account_id`` is given, or neither bucket nor prefix.
+    ValueError
+        If the credential arguments conflict.
+    """
+    options, credentials = _s3_family(locals())
+    return Storage.new_r2(bucket, prefix, account_id, credentials, config=options)
+
+
+def gcs_storage(
+    *,
+    bucket: str,
+    prefix: str | None,
+    service_account_file: str | None = None,
+    service_account_key: str | None = None,
+    application_credentials: str | None = None,
+    bearer_token: str | None = None,
+    anonymous: bool | None = None,
+    from_env: bool | None = None,
+    config: dict[str, str] | None = None,
+    get_credentials: Callable[[], GcsBearerCredential] | None = None,
+    scatter_initial_credentials: bool = False,
+) -> Storage:
+    """Create storage in a Google Cloud Storage bucket.
+
+    Credentials are chosen by :func:`pyicechunk.credentials.gcs_credentials`; ``config``
+    passes extra store options.
+
+    Returns
+    -------
+    Storage
+
+    Raises
+    ------
+    ValueError
+        If the credential arguments conflict.
+    """
+    from pyicechunk.credentials import gcs_credentials
+
+    credentials = gcs_credentials(
+        service_account_file=service_account_file,
+        service_account_key=service_account_key,
+        application_credentials=application_credentials,
+        bearer_token=bearer_token,
+        from_env=from_env,
+        anonymous=anonymous,
+        get_credentials=get_credentials,
+        scatter_initial_credentials=scatter_initial_credentials,
+    )
+    return Storage.new_gcs(bucket, prefix, credentials, config=config)
+
+
+def azure_storage(
+    *,
+    account: str,
+    container: str,
+    prefix: str,
+    access_key: str | None = None,
+    sas_token: str | None = None,
+    bearer_token: str | None = None,
+    from_env: bool | None = None,
+    config: dict[str, str] | None = None,
+) -> Storage:
+    """Create storage in an Azure Blob Storage container.
+
+    Credentials are chosen by :func:`pyicechunk.credentials.azure_credentials`.
+
+    Returns
+    -------
+    Storage
+
+    Raises
+    ------
+    ValueError
+        If the credential arguments conflict.
+    """
+    from pyicechunk.credentials import azure_credentials
+
+    credentials = azure_credentials(
+        access_key=access_key, sas_token=sas_token, bearer_token=bearer_token, from_env=from_env
+    )
+    return Storage.new_azure_blob(account, container, prefix, credentials, config=config)

@@ -1,0 +1,184 @@
+"""`Storage`: the user-facing handle on the storage that holds a repository.
+
+Users get one from a constructor (:mod:`pyicechunk.storage.constructors`) or a ``Storage.new_*``
+class method and pass it to ``Repository.create`` / ``Repository.open``; the repository and the
+rest of pyicechunk reach the backend behind it through :attr:`Storage.backend`. Backends are
+imported on first use, so a handle on local storage never loads an object-store SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from pyicechunk.config import S3Options, StorageSettings
+    from pyicechunk.credentials import AnyAzureCredential, AnyGcsCredential, AnyS3Credential
+    from pyicechunk.storage import StorageBackend
+    from pyicechunk.storage.object_store import ObjectStoreSpec
+
+__all__ = ["Storage"]
+
+_NO_INIT_MESSAGE = (
+    "cannot create 'Storage' instances; use a constructor such as local_filesystem_storage(path)"
+)
+
+
+def _object_store_module() -> ModuleType:
+    # Imported on first use: it is the only module that needs obstore.
+    return importlib.import_module("pyicechunk.storage.object_store")
+
+
+class Storage:
+    """A handle on the object storage that holds a repository.
+
+    Create it with a constructor such as :func:`in_memory_storage` or
+    :func:`local_filesystem_storage`, then pass it to ``Repository.create`` or ``Repository.open``.
+    """
+
+    __slots__ = ("_backend",)
+
+    _backend: StorageBackend
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise TypeError(_NO_INIT_MESSAGE)
+
+    @classmethod
+    def from_backend(cls, backend: StorageBackend) -> Storage:
+        """A handle on any :class:`~pyicechunk.storage.StorageBackend` (custom or wrapped).
+
+        Parameters
+        ----------
+        backend
+            The backend that stores the objects.
+
+        Returns
+        -------
+        Storage
+        """
+        storage = cls.__new__(cls)
+        storage._backend = backend
+        return storage
+
+    @property
+    def backend(self) -> StorageBackend:
+        """The backend this handle stores objects with."""
+        return self._backend
+
+    @classmethod
+    def new_in_memory(cls) -> Storage:
+        """Storage in this process's memory; see :func:`in_memory_storage`."""
+        from pyicechunk.storage.memory import InMemoryBackend
+
+        return cls.from_backend(InMemoryBackend())
+
+    @classmethod
+    def new_local_filesystem(cls, path: str) -> Storage:
+        """Storage in a local directory; see :func:`local_filesystem_storage`."""
+        from pyicechunk.storage.local import LocalFileSystemBackend
+
+        return cls.from_backend(LocalFileSystemBackend(path))
+
+    @classmethod
+    def new_s3(
+        cls,
+        config: S3Options,
+        bucket: str,
+        prefix: str | None,
+        credentials: AnyS3Credential | None = None,
+    ) -> Storage:
+        """Storage in an S3 or S3-compatible bucket; see :func:`s3_storage`."""
+        spec = _object_store_module().s3_compatible_spec("s3", config, bucket, prefix, credentials)
+        return cls._object_store(spec)
+
+    @classmethod
+    def new_s3_object_store(
+        cls,
+        config: S3Options,
+        bucket: str,
+        prefix: str | None,
+        credentials: AnyS3Credential | None = None,
+    ) -> Storage:
+        """S3 storage through the generic object-store backend; see ``s3_object_store_storage``."""
+        spec = _object_store_module().s3_compatible_spec(
+            "s3_object_store", config, bucket, prefix, credentials
+        )
+        return cls._object_store(spec)
+
+    @classmethod
+    def new_tigris(
+        cls,
+        config: S3Options,
+        bucket: str,
+        prefix: str | None,
+        use_weak_consistency: bool,
+        credentials: AnyS3Credential | None = None,
+    ) -> Storage:
+        """Storage in a Tigris bucket; see :func:`tigris_storage`."""
+        spec = _object_store_module().tigris_spec(
+            config, bucket, prefix, use_weak_consistency, credentials
+        )
+        return cls._object_store(spec)
+
+    @classmethod
+    def new_r2(
+        cls,
+        bucket: str | None,
+        prefix: str | None,
+        account_id: str | None,
+        credentials: AnyS3Credential | None = None,
+        *,
+        config: S3Options,
+    ) -> Storage:
+        """Storage in a Cloudflare R2 bucket; see :func:`r2_storage`."""
+        spec = _object_store_module().r2_spec(config, bucket, prefix, account_id, credentials)
+        return cls._object_store(spec)
+
+    @classmethod
+    def new_gcs(
+        cls,
+        bucket: str,
+        prefix: str | None,
+        credentials: AnyGcsCredential | None = None,
+        *,
+        config: dict[str, str] | None = None,
+    ) -> Storage:
+        """Storage in a Google Cloud Storage bucket; see :func:`gcs_storage`."""
+        spec = _object_store_module().gcs_spec(bucket, prefix, credentials, config)
+        return cls._object_store(spec)
+
+    @classmethod
+    def new_azure_blob(
+        cls,
+        account: str,
+        container: str,
+        prefix: str,
+        credentials: AnyAzureCredential | None = None,
+        *,
+        config: dict[str, str] | None = None,
+    ) -> Storage:
+        """Storage in an Azure Blob Storage container; see :func:`azure_storage`."""
+        spec = _object_store_module().azure_spec(account, container, prefix, credentials, config)
+        return cls._object_store(spec)
+
+    @classmethod
+    def _object_store(cls, spec: ObjectStoreSpec) -> Storage:
+        return cls.from_backend(_object_store_module().ObjectStoreBackend(spec))
+
+    def default_settings(self) -> StorageSettings:
+        """The storage settings this storage uses where the repository config sets none.
+
+        Returns
+        -------
+        StorageSettings
+            The backend's defaults (concurrency, retries and conditional-write switches).
+        """
+        return self._backend.default_settings()
+
+    def __repr__(self) -> str:
+        return self._backend._storage_repr()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Storage.from_backend, (self._backend,))
