@@ -17,7 +17,7 @@ import numpy as np
 import zarr
 import zstandard
 
-from pyicechunk.format.manifest import _Reader
+from pyicechunk.format.flatbuf import ColumnReader
 
 HEADER = 39
 VIRTUAL_REFS = {
@@ -62,7 +62,7 @@ def write_flat(path: Path, header: bytes, flat: bytes) -> int:
 
 def snapshot_nodes(flat: bytes) -> dict[str, tuple[bytes, bool, list[bytes]]]:
     """path -> (node id, is array, manifest ids) of a snapshot flatbuffer."""
-    r = _Reader(flat, "snapshot")
+    r = ColumnReader(flat, "snapshot")
     root = r.tables(r.root(), 7, "Snapshot")
     start, n = r.vector(root.require(2, "nodes"), 4, "nodes")
     out = {}
@@ -84,7 +84,7 @@ def snapshot_nodes(flat: bytes) -> dict[str, tuple[bytes, bool, list[bytes]]]:
 
 def manifest_size_slots(flat: bytes) -> dict[bytes, int]:
     """manifest id -> byte position of its ``size_bytes`` inside the snapshot flatbuffer."""
-    r = _Reader(flat, "snapshot")
+    r = ColumnReader(flat, "snapshot")
     root = r.tables(r.root(), 7, "Snapshot")
     start, n = r.vector(root.require(6, "manifest_files"), 32, "manifest_files")
     return {

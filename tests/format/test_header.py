@@ -14,8 +14,10 @@ from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.header import (
     HEADER_SIZE,
     IMPLEMENTATION_NAME,
+    SPEC_V1,
     SPEC_V2,
     FileType,
+    check_spec_version,
     decode_object,
     encode_object,
     open_object,
@@ -176,3 +178,10 @@ def test_concurrent_encoding_from_threads() -> None:
         t.join()
     for i, data in results.items():
         assert decode_object(data, FileType.MANIFEST, "m") == payloads[i]
+
+
+def test_check_spec_version() -> None:
+    assert [check_spec_version(v) for v in (SPEC_V1, SPEC_V2)] == [1, 2]
+    for bad in (0, 3, -1):
+        with pytest.raises(ValueError, match=f"unsupported spec version {bad}; the supported"):
+            check_spec_version(bad)

@@ -36,6 +36,7 @@ __all__ = [
     "SUPPORTED_SPEC_VERSIONS",
     "FileType",
     "OpenedObject",
+    "check_spec_version",
     "decode_object",
     "encode_object",
     "open_object",
@@ -52,6 +53,26 @@ SPEC_V1 = 1
 SPEC_V2 = 2
 """Header spec byte of spec-2 and spec-2.1 objects (icechunk 2.x; 2.1 has no code of its own)."""
 SUPPORTED_SPEC_VERSIONS = (SPEC_V1, SPEC_V2)
+
+
+def check_spec_version(spec_version: int) -> int:
+    """Return ``spec_version`` if objects of that layout can be written and read here.
+
+    The codecs call it before choosing the layout of a version, so that an unknown version is
+    an error rather than silently another layout.
+
+    Raises
+    ------
+    ValueError
+        If ``spec_version`` is not in :data:`SUPPORTED_SPEC_VERSIONS`.
+    """
+    if spec_version not in SUPPORTED_SPEC_VERSIONS:
+        raise ValueError(
+            f"unsupported spec version {spec_version}; the supported versions are "
+            f"{', '.join(map(str, SUPPORTED_SPEC_VERSIONS))}"
+        )
+    return spec_version
+
 
 HEADER_SIZE = 39
 
@@ -233,12 +254,8 @@ def decode_object(data: bytes | memoryview, expected: FileType, key: str) -> byt
 
     Parameters
     ----------
-    data
-        The whole object as stored.
-    expected
-        The file type the caller is reading.
-    key
-        The object's storage key, used in error messages.
+    data, expected, key
+        As for :func:`open_object`.
 
     Returns
     -------

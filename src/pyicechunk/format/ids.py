@@ -12,6 +12,7 @@ import re
 
 __all__ = [
     "INITIAL_SNAPSHOT_ID",
+    "check_id_length",
     "decode_id",
     "encode_id",
     "new_chunk_id",
@@ -113,6 +114,19 @@ def decode_id(text: str, nbytes: int) -> bytes:
         )
     value = int(text.translate(_TO_INT32_DIGITS), 32) >> (nbits - nbytes * 8)
     return value.to_bytes(nbytes, "big")
+
+
+def check_id_length(value: bytes, size: int, what: str) -> bytes:
+    """Return ``value`` if it is an id of ``size`` bytes, for writers of binary objects.
+
+    Raises
+    ------
+    ValueError
+        If it has another length; ``what`` names the id in the message.
+    """
+    if len(value) != size:
+        raise ValueError(f"{what} must be {size} bytes, got {len(value)}")
+    return value
 
 
 def new_snapshot_id() -> bytes:

@@ -1,9 +1,10 @@
+"""The manifest flatbuffer: round trips, our layout, refusals and damage; both ways with
+icechunk 1.1.21."""
+
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
-from unittest import mock
 
 import icechunk
 import numpy as np
@@ -13,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from zarr.core.buffer import default_buffer_prototype
 
-import pyicechunk.format.manifest as manifest_module
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.manifest import (
     INLINE,
@@ -29,9 +29,8 @@ from pyicechunk.format.manifest import (
     encode_manifest,
 )
 
-from ._refrepo import (
+from .._refrepo import (
     VIRTUAL_REFS,
-    build_repo,
     chunk_coords,
     copy_repo,
     crockford,
@@ -42,38 +41,7 @@ from ._refrepo import (
     uncrockford,
     write_flat,
 )
-
-MID = bytes(range(12))
-
-payloads = st.one_of(
-    st.builds(InlinePayload, st.binary(max_size=600)),
-    st.builds(
-        NativePayload,
-        st.binary(min_size=12, max_size=12),
-        st.integers(0, 2**64 - 1),
-        st.integers(0, 2**64 - 1),
-    ),
-    st.builds(
-        VirtualPayload,
-        st.text(max_size=40).map(lambda s: "s3://b/" + s),
-        st.integers(0, 2**64 - 1),
-        st.integers(0, 2**64 - 1),
-        st.none() | st.text(max_size=20),
-        st.integers(0, 2**32 - 1),
-    ),
-)
-
-
-@st.composite
-def array_refs(draw: st.DrawFn) -> tuple[bytes, int, dict[tuple[int, ...], ChunkPayload]]:
-    ndim = draw(st.integers(0, 4))
-    coord = st.tuples(*[st.integers(0, draw(st.sampled_from([3, 1000, 2**32 - 1])))] * ndim)
-    refs = draw(st.dictionaries(coord, payloads, min_size=1, max_size=1 if ndim == 0 else 30))
-    return draw(st.binary(min_size=8, max_size=8)), ndim, refs
-
-
-def payloads_of(am: ArrayManifest) -> dict[tuple[int, ...], ChunkPayload]:
-    return {tuple(int(x) for x in am.coords[i]): am.payload(i) for i in range(len(am))}
+from ._support import MID, array_refs, decode_full, payloads, payloads_of
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -120,68 +88,6 @@ def test_alignment_of_our_layout() -> None:
         decode_manifest(b"\0" * 4 + buf)
 
 
-def test_lookups_and_subsets() -> None:
-    rng = np.random.default_rng(1)
-    coords = np.unique(rng.integers(0, 50, size=(400, 3)), axis=0)
-    n = len(coords)
-    am = ArrayManifest(
-        b"a" * 8,
-        coords,  # np.unique sorts rows lexicographically
-        np.full(n, NATIVE),
-        rng.integers(0, 256, size=(n, 12)),
-        np.zeros(n),
-        np.arange(n) + 1,
-        b"",
-        np.zeros(n),
-        np.zeros(n),
-        np.zeros(n),
-        np.full(n, -1),
-        np.zeros(n),
-    )
-    present = {tuple(c) for c in coords.tolist()}
-    queries = rng.integers(0, 55, size=(2000, 3))
-    found = am.find_many(queries)
-    for q, i in zip(queries.tolist(), found.tolist(), strict=True):
-        assert (i >= 0) == (tuple(q) in present)
-        assert am.find(tuple(q)) == i
-        if i >= 0:
-            assert am.coords[i].tolist() == q
-    assert am.find((2**40, 0, 0)) == -1 and am.find((1, 1)) == -1
-    lo, hi = coords.min(axis=0), coords.max(axis=0)
-    assert am.extents() == tuple(zip(lo.tolist(), (hi + 1).tolist(), strict=True))
-    mask = am.within((10, 20, 30))
-    assert mask.sum() == sum(c[0] < 10 and c[1] < 20 and c[2] < 30 for c in present)
-    part_a, part_b = am.take(mask), am.take(~mask)
-    merged = ArrayManifest.concat_sorted(b"a" * 8, [part_b, part_a])
-    assert (merged.coords == am.coords).all() and (merged.length == am.length).all()
-    with pytest.raises(IcechunkError, match="more than once"):
-        ArrayManifest.concat_sorted(b"a" * 8, [am, part_a])
-    assert am.total_bytes_by_kind() == (int(am.length.sum()), 0, 0)
-    assert (am.native_chunk_ids() == am.chunk_id).all()
-
-
-def test_wide_coordinates_use_byte_keys() -> None:
-    coords = [(2**32 - 1, 2**32 - 2, 7), (0, 0, 0), (2**31, 5, 2**32 - 1)]
-    am = ArrayManifest.from_payloads(
-        b"w" * 8, 3, coords, [InlinePayload(bytes([i])) for i in range(3)]
-    )
-    for i, c in enumerate(coords):
-        assert am.payload(am.find(c)) == InlinePayload(bytes([i]))
-    assert am.find((2**32 - 1, 2**32 - 2, 6)) == -1
-    assert am.find_many(np.array([*coords, (1, 2, 3)])).tolist()[-1] == -1
-
-
-def test_mixed_kinds_totals() -> None:
-    am = ArrayManifest.from_payloads(
-        b"m" * 8,
-        1,
-        [(0,), (1,), (2,)],
-        [InlinePayload(b"abc"), NativePayload(b"i" * 12, 0, 10), VirtualPayload("s3://x/y", 0, 7)],
-    )
-    assert am.total_bytes_by_kind() == (10, 7, 3)
-    assert am.kind.tolist() == [INLINE, NATIVE, VIRTUAL]
-
-
 @pytest.mark.parametrize(
     ("arrays", "match"),
     [
@@ -225,14 +131,6 @@ def _sample_buffer() -> bytes:
     )
     other = ArrayManifest.from_payloads(b"t" * 8, 0, [()], [InlinePayload(b"z")])
     return encode_manifest(MID, [am, other])
-
-
-def decode_full(buf: bytes) -> Manifest:
-    """Decode a manifest and force the bulk decode of all its refs (which validates them)."""
-    m = decode_manifest(buf)
-    for a in m.arrays:
-        a.coords  # noqa: B018 - the first column access decodes every ref
-    return m
 
 
 def lazy_view(m: Manifest) -> list[dict[tuple[int, ...], ChunkPayload | None]]:
@@ -294,17 +192,6 @@ def test_decoder_rejects_unsorted_and_ndim_mismatch() -> None:
     buf[i2 : i2 + 4] = (0).to_bytes(4, "little")
     with pytest.raises(IcechunkError, match="different numbers of dimensions"):
         decode_full(bytes(buf))
-
-
-# ---------------------------------------------------------------------------------------------
-# interoperability with icechunk 1.1.21
-
-
-@pytest.fixture(scope="module", params=[False, True], ids=["single", "split"])
-def ref_repo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ref") / "repo"
-    build_repo(path, splitting=request.param)
-    return path
 
 
 def _refs_by_path(path: Path, snap: str) -> dict[str, ArrayManifest | None]:
@@ -417,90 +304,6 @@ def test_reference_reads_our_manifests(ref_repo: Path, tmp_path: Path) -> None:
     assert _reference_view(copy) == before
 
 
-def _assert_lazy_matches_full(buf: bytes, probes: dict[bytes, list[tuple[int, ...]]]) -> int:
-    """Lazy find/payload on a fresh decode against the fully decoded columns; refs checked."""
-    with mock.patch.object(manifest_module, "_LAZY_LOOKUPS", 10**9):
-        return _lazy_matches_full(buf, probes)
-
-
-def _lazy_matches_full(buf: bytes, probes: dict[bytes, list[tuple[int, ...]]]) -> int:
-    lazy_m, full_m = decode_manifest(buf), decode_full(buf)
-    checked = 0
-    for lazy, full in zip(lazy_m.arrays, full_m.arrays, strict=True):
-        assert lazy.node_id == full.node_id and len(lazy) == len(full)
-        assert lazy.ndim == full.ndim
-        wanted = [tuple(int(x) for x in c) for c in full.coords] + probes.get(lazy.node_id, [])
-        for c in wanted:
-            i = lazy.find(c)
-            assert i == full.find(c)
-            if i >= 0:
-                assert full.coords[i].tolist() == list(c)
-                assert lazy.payload(i) == full.payload(i)
-                checked += 1
-        # still undecoded: every answer above came from the lazy path
-        assert lazy._lazy is not None
-    return checked
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    st.lists(array_refs(), min_size=1, max_size=4, unique_by=lambda t: t[0]),
-    st.lists(st.lists(st.integers(0, 2**32 - 1), min_size=4, max_size=4), max_size=10),
-)
-def test_lazy_lookups_match_full_decode(
-    arrays: list[tuple[bytes, int, dict[tuple[int, ...], ChunkPayload]]],
-    extra: list[list[int]],
-) -> None:
-    ams = [ArrayManifest.from_payloads(n, d, list(r), list(r.values())) for n, d, r in arrays]
-    buf = encode_manifest(MID, ams)
-    # absent coordinates too: random ones and neighbours of present ones
-    probes: dict[bytes, list[tuple[int, ...]]] = {}
-    for nid, ndim, refs in arrays:
-        near = [tuple(x + 1 for x in c) for c in refs] + [tuple(x[:ndim]) for x in extra]
-        probes[nid] = [c for c in near if c not in refs] + [(0,) * (ndim + 1)]
-    assert _assert_lazy_matches_full(buf, probes) == sum(len(r) for _, _, r in arrays)
-
-
-def test_lazy_lookups_on_reference_manifests(ref_repo: Path) -> None:
-    checked = 0
-    for f in (ref_repo / "manifests").iterdir():
-        checked += _assert_lazy_matches_full(read_flat(f)[1], {})
-    assert checked > 50
-
-
-def test_lazy_lookup_reports_damage_on_its_path() -> None:
-    """A lookup fails on an unsorted path or a bad ref it reads; the bulk decode agrees."""
-    n = 64
-    am = ArrayManifest.from_payloads(
-        b"s" * 8, 1, [(3 * i,) for i in range(n)], [InlinePayload(bytes([i])) for i in range(n)]
-    )
-    good = encode_manifest(MID, [am])
-    # coordinates 3*i are stored as [len=1, 3*i]. Searching (150,) probes refs 32 (96) then
-    # 48 (144): storing 50 at ref 48 contradicts the first probe.
-    at = good.index((1).to_bytes(4, "little") + (144).to_bytes(4, "little"))
-    bad = bytearray(good)
-    bad[at + 4 : at + 8] = (50).to_bytes(4, "little")
-    lazy = decode_manifest(bytes(bad)).arrays[0]
-    with pytest.raises(IcechunkError, match="not sorted"):
-        lazy.find((150,))
-    with pytest.raises(IcechunkError, match="not sorted"):
-        decode_full(bytes(bad))
-    at = good.index((1).to_bytes(4, "little") + (3 * (n // 2)).to_bytes(4, "little"))
-    bad = bytearray(good)
-    bad[at : at + 4] = (2).to_bytes(4, "little")
-    lazy = decode_manifest(bytes(bad)).arrays[0]
-    with pytest.raises(IcechunkError, match="different numbers of dimensions"):
-        lazy.find((0,))
-    with pytest.raises(IcechunkError, match="different numbers of dimensions"):
-        lazy.payload(n // 2)
-    # refs the lookup does not visit are not checked by it, only by the bulk decode
-    assert lazy.payload(0) == InlinePayload(b"\0")
-    with pytest.raises(IcechunkError, match="different numbers of dimensions"):
-        lazy.kind  # noqa: B018
-    with pytest.raises(IndexError):
-        decode_manifest(good).arrays[0].payload(n)
-
-
 @st.composite
 def single_kind_array(draw: st.DrawFn) -> tuple[int, dict[tuple[int, ...], ChunkPayload]]:
     """Refs of one kind (the encoder's block paths), inline ones often all of one size."""
@@ -534,42 +337,8 @@ def test_round_trip_single_kind_and_subsets(
             assert encode_manifest(MID, [got]) == buf
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    st.integers(0, 5).flatmap(
-        lambda nd: st.lists(
-            st.tuples(*[st.sampled_from([0, 1, 2**31, 2**32 - 1])] * nd), min_size=2, max_size=8
-        )
-    )
-)
-def test_unsorted_rows_are_found_like_tuple_comparison(rows: list[tuple[int, ...]]) -> None:
-    ndim = len(rows[0])
-    am_coords = np.array(rows, dtype=np.uint32).reshape(len(rows), ndim)
-    bad = next((i for i in range(1, len(rows)) if not rows[i] > rows[i - 1]), None)
-    am = ArrayManifest(
-        b"u" * 8, am_coords, np.full(len(rows), NATIVE), np.zeros((len(rows), 12)),
-        np.zeros(len(rows)), np.zeros(len(rows)), b"", np.zeros(len(rows)),
-        np.zeros(len(rows)), np.zeros(len(rows)), np.full(len(rows), -1), np.zeros(len(rows)),
-    )  # fmt: skip
-    if bad is None:
-        got = decode_full(encode_manifest(MID, [am])).arrays[0].coords.tolist()
-        assert [tuple(r) for r in got] == rows
-    else:
-        with pytest.raises(IcechunkError, match=re.escape(f"unique at {rows[bad]}")):
-            encode_manifest(MID, [am])
-
-
-def test_many_lookups_switch_to_one_full_decode() -> None:
-    # A bulk read (many lookups in one manifest) decodes the columns once instead of searching
-    # the raw buffer again and again; answers are the same either way.
-    n = 4 * manifest_module._LAZY_LOOKUPS
-    coords = [(i,) for i in range(n)]
-    arr = ArrayManifest.from_payloads(
-        b"\x00" * 7 + b"\x01", 1, coords, [InlinePayload(bytes([i])) for i in range(n)]
-    )
-    m = decode_manifest(encode_manifest(b"\x00" * 12, [arr]))
-    only = m.arrays[0]
-    for i, c in enumerate(coords):
-        j = only.find(c)
-        assert j == i and only.payload(j) == InlinePayload(bytes([i]))
-        assert (only._lazy is not None) == (i < manifest_module._LAZY_LOOKUPS)
+def test_unknown_spec_version_is_refused() -> None:
+    am = ArrayManifest.from_payloads(b"s" * 8, 1, [(1,)], [InlinePayload(b"x")])
+    for spec in (0, 3):
+        with pytest.raises(ValueError, match=f"unsupported spec version {spec}"):
+            encode_manifest(MID, [am], spec)

@@ -1,0 +1,450 @@
+"""The ``repo`` flatbuffer (FORMAT-V2 §5): :func:`encode_repo_info` and :func:`decode_repo_info`,
+and the stored object (header included): :func:`pack_repo_object` and
+:func:`unpack_repo_object`.
+
+The flatbuffer's ``snapshot_index`` and ``parent_offset`` are positions in the id-sorted
+snapshot vector, computed by the encoder and resolved (and checked: in range, no parent
+cycles) by the decoder. So inserting or removing a snapshot can never leave a stale index
+behind.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from typing import Any, get_args
+
+from pyicechunk.exceptions import IcechunkError
+from pyicechunk.format.flatbuf import Builder, Table, Vector, malformed, required, root_table
+from pyicechunk.format.header import (
+    DEFAULT_MAX_OBJECT_SIZE,
+    SPEC_V2,
+    FileType,
+    encode_object,
+    open_object,
+)
+from pyicechunk.format.ids import check_id_length, encode_id
+from pyicechunk.format.metadata_items import read_metadata_items, write_metadata_items
+from pyicechunk.format.repo_info.model import (
+    BranchCreated,
+    BranchDeleted,
+    BranchReset,
+    CommitAmended,
+    FeatureFlagChanged,
+    MetadataItems,
+    NewCommit,
+    NewDetachedSnapshot,
+    RepoInfo,
+    RepoMigrated,
+    RepoStatus,
+    RepoStatusChanged,
+    SnapshotInfo,
+    TagCreated,
+    TagDeleted,
+    Update,
+    UpdateAction,
+)
+
+# The member classes of the UpdateType union, by their tag on disk.
+_ACTIONS: dict[int, type[Any]] = {cls.TAG: cls for cls in get_args(UpdateAction)}
+
+
+_U16_ALL = struct.Struct("<H")
+
+
+def _status_table(b: Builder, status: RepoStatus) -> int:
+    reason = (
+        b.create_string(status.limited_availability_reason)
+        if status.limited_availability_reason is not None
+        else 0
+    )
+    b.start_table(3)
+    b.add_u64(1, status.set_at)
+    if reason:
+        b.add_offset(2, reason)
+    b.add_u8(0, status.availability)
+    return b.end_table()
+
+
+def _action_table(b: Builder, action: UpdateAction) -> int:
+    strings: dict[str, int] = {}
+    for attr in ("name", "branch"):
+        value = getattr(action, attr, None)
+        if value is not None:
+            strings[attr] = b.create_string(value)
+    status = _status_table(b, action.status) if isinstance(action, RepoStatusChanged) else 0
+    match action:
+        case RepoMigrated(from_version=f, to_version=t):
+            b.start_table(2)
+            b.add_u8(0, f)
+            b.add_u8(1, t)
+        case TagCreated() | BranchCreated():
+            b.start_table(1)
+            b.add_offset(0, strings["name"])
+        case (
+            TagDeleted(previous_snap_id=p)
+            | BranchDeleted(previous_snap_id=p)
+            | BranchReset(previous_snap_id=p)
+        ):
+            b.start_table(2)
+            b.add_struct(1, check_id_length(p, 12, "previous_snap_id"), 1)
+            b.add_offset(0, strings["name"])
+        case NewCommit(new_snap_id=n):
+            b.start_table(2)
+            b.add_struct(1, check_id_length(n, 12, "new_snap_id"), 1)
+            b.add_offset(0, strings["branch"])
+        case CommitAmended(previous_snap_id=p, new_snap_id=n):
+            b.start_table(3)
+            b.add_struct(1, check_id_length(p, 12, "previous_snap_id"), 1)
+            b.add_struct(2, check_id_length(n, 12, "new_snap_id"), 1)
+            b.add_offset(0, strings["branch"])
+        case NewDetachedSnapshot(new_snap_id=n):
+            b.start_table(1)
+            b.add_struct(0, check_id_length(n, 12, "new_snap_id"), 1)
+        case FeatureFlagChanged(id=flag, new_value=value):
+            b.start_table(3)
+            b.add_u16(0, flag)
+            b.add_u8(1, int(bool(value)))
+            b.add_u8(2, int(value is not None))
+        case RepoStatusChanged():
+            b.start_table(1)
+            b.add_offset(0, status)
+        case _:
+            b.start_table(0)
+    return b.end_table()
+
+
+def _sorted_snapshots(repo: RepoInfo) -> tuple[list[SnapshotInfo], dict[bytes, int]]:
+    ordered = [repo.snapshots[k] for k in sorted(repo.snapshots)]
+    return ordered, {info.id: i for i, info in enumerate(ordered)}
+
+
+def encode_repo_info(repo: RepoInfo) -> bytes:
+    """Encode a :class:`RepoInfo` as a flatbuffer (no header).
+
+    Follows the writer rules of FORMAT-V2 §16.1: refs sorted by name, snapshots by id, deleted
+    tags and flag ids sorted, every ``snapshot_index`` and ``parent_offset`` computed from the
+    ids (the root's ``-1`` written explicitly), empty metadata written as empty vectors.
+
+    Raises
+    ------
+    ValueError
+        If a ref or a parent names a snapshot that is not listed, an id has the wrong size,
+        there is no ``main`` branch (2.3.0 cannot update such a repository), or the newest
+        update carries a backup path (2.3.0 panics on its next update).
+    """
+    ordered, index = _sorted_snapshots(repo)
+    if "main" not in repo.branches:
+        raise ValueError("a spec-2 repository must have a main branch")
+    if repo.latest_updates and repo.latest_updates[0].backup_path is not None:
+        raise ValueError("the newest ops-log entry must not have a backup path")
+
+    def position(snapshot_id: bytes, what: str) -> int:
+        i = index.get(snapshot_id)
+        if i is None:
+            raise ValueError(f"{what} points at unlisted snapshot {encode_id(snapshot_id)}")
+        return i
+
+    b = Builder(1024 + 160 * len(ordered) + 96 * len(repo.latest_updates))
+
+    def refs_vector(refs: Mapping[str, bytes], kind: str) -> int:
+        out = []
+        for name in sorted(refs, key=lambda n: n.encode("utf-8")):
+            target = position(refs[name], f"{kind} {name!r}")
+            name_ref = b.create_string(name)
+            b.start_table(2)
+            b.add_offset(0, name_ref)
+            b.add_u32(1, target)
+            out.append(b.end_table(required=(0,)))
+        return b.create_offset_vector(out)
+
+    tags = refs_vector(repo.tags, "tag")
+    branches = refs_vector(repo.branches, "branch")
+    deleted = b.create_offset_vector(
+        [b.create_string(n) for n in sorted(repo.deleted_tags, key=lambda n: n.encode())]
+    )
+    infos = []
+    for info in ordered:
+        message = b.create_string(info.message)
+        metadata = write_metadata_items(b, info.metadata)
+        pruned = (
+            b.create_vector(
+                b"".join(
+                    check_id_length(x, 12, "pruned tx log id") for x in info.pruned_ancestor_tx_logs
+                ),
+                12,
+                1,
+            )
+            if info.pruned_ancestor_tx_logs
+            else 0
+        )
+        parent = -1 if info.parent_id is None else position(info.parent_id, "a parent")
+        b.start_table(6)
+        b.add_u64(2, info.flushed_at)
+        b.add_struct(0, check_id_length(info.id, 12, "snapshot id"), 1)
+        # -1 differs from the default 0, so the root's "no parent" is always written.
+        b.add_i32(1, parent)
+        b.add_offset(3, message)
+        b.add_offset(4, metadata)
+        if pruned:
+            b.add_offset(5, pruned)
+        infos.append(b.end_table(required=(0, 3)))
+    snapshots = b.create_offset_vector(infos)
+    status = _status_table(b, repo.status)
+    metadata = write_metadata_items(b, repo.metadata)
+    updates = []
+    for update in repo.latest_updates:
+        member = _action_table(b, update.action)
+        backup = b.create_string(update.backup_path) if update.backup_path is not None else 0
+        b.start_table(4)
+        b.add_u64(2, update.updated_at)
+        b.add_offset(1, member)
+        if backup:
+            b.add_offset(3, backup)
+        b.add_u8(0, update.action.TAG)
+        updates.append(b.end_table(required=(1,)))
+    latest = b.create_offset_vector(updates)
+    before = (
+        b.create_string(repo.repo_before_updates) if repo.repo_before_updates is not None else 0
+    )
+    config = b.create_bytes_vector(repo.config) if repo.config is not None else 0
+    flags = [
+        b.create_scalar_vector("H", sorted(lst)) if lst is not None else 0
+        for lst in (repo.enabled_feature_flags, repo.disabled_feature_flags)
+    ]
+    b.start_table(13)
+    # Slots 1 to 11 in order; references are never 0, so 0 marks an absent optional field.
+    fields = (tags, branches, deleted, snapshots, status, metadata, latest, before, config, *flags)
+    for slot, ref in enumerate(fields, start=1):
+        if ref:
+            b.add_offset(slot, ref)
+    b.add_u8(0, repo.spec_version)
+    return b.finish(b.end_table(required=(1, 2, 3, 4, 5, 7)))
+
+
+def pack_repo_object(repo: RepoInfo, compression_level: int = 3) -> bytes:
+    """Encode a :class:`RepoInfo` as the complete ``repo`` object (spec-2 header, zstd).
+
+    Raises
+    ------
+    ValueError
+        As :func:`encode_repo_info`.
+    """
+    return encode_object(FileType.REPO_INFO, encode_repo_info(repo), compression_level, SPEC_V2)
+
+
+# --- decoding ----------------------------------------------------------------------------------
+
+
+def _decode_metadata(vec: Vector | None, where: str) -> MetadataItems:
+    return () if vec is None else tuple(read_metadata_items(vec, where))
+
+
+def _decode_status(t: Table) -> RepoStatus:
+    return RepoStatus(t.u8(0), t.u64(1), t.string(2))
+
+
+def _decode_id(t: Table, slot: int, where: str) -> bytes:
+    return required(t.struct_bytes(slot, 12), where)
+
+
+def _decode_action(tag: int, t: Table, where: str) -> UpdateAction:
+    cls = _ACTIONS.get(tag)
+    if cls is None:
+        malformed(f"{where} has the invalid update type {tag}")
+    if cls in (TagCreated, BranchCreated):
+        action: UpdateAction = cls(required(t.string(0), f"{where}.name"))
+    elif cls in (TagDeleted, BranchDeleted, BranchReset):
+        action = cls(
+            required(t.string(0), f"{where}.name"),
+            _decode_id(t, 1, f"{where}.previous_snap_id"),
+        )
+    elif cls is NewCommit:
+        action = NewCommit(
+            required(t.string(0), f"{where}.branch"), _decode_id(t, 1, f"{where}.new_snap_id")
+        )
+    elif cls is CommitAmended:
+        action = CommitAmended(
+            required(t.string(0), f"{where}.branch"),
+            _decode_id(t, 1, f"{where}.previous_snap_id"),
+            _decode_id(t, 2, f"{where}.new_snap_id"),
+        )
+    elif cls is NewDetachedSnapshot:
+        action = NewDetachedSnapshot(_decode_id(t, 0, f"{where}.new_snap_id"))
+    elif cls is RepoMigrated:
+        action = RepoMigrated(t.u8(0), t.u8(1))
+    elif cls is FeatureFlagChanged:
+        action = FeatureFlagChanged(t.u16(0), bool(t.u8(1)) if t.u8(2) else None)
+    elif cls is RepoStatusChanged:
+        status = t.table(0)
+        action = RepoStatusChanged(
+            _decode_status(status) if status is not None else RepoStatus(0, 0)
+        )
+    else:
+        action = cls()
+    return action
+
+
+def _refs(vec: Vector, ids: list[bytes], kind: str) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for i in range(len(vec)):
+        t = vec.table(i)
+        name = required(t.string(0), f"Repo.{kind}[{i}].name")
+        index = t.u32(1)
+        if index >= len(ids):
+            malformed(
+                f"{kind[:-1]} {name!r} points at snapshot number {index}, but the repository "
+                f"lists only {len(ids)} snapshots"
+            )
+        if name in out:
+            malformed(f"{kind[:-1]} {name!r} appears twice")
+        out[name] = ids[index]
+    return out
+
+
+def _flag_list(t: Table, slot: int) -> tuple[int, ...] | None:
+    vec = t.vector(slot, 2)
+    if vec is None:
+        return None
+    return tuple(v for (v,) in _U16_ALL.iter_unpack(vec.raw()))
+
+
+def _check_acyclic(snapshots: dict[bytes, SnapshotInfo]) -> None:
+    # Three colours: a parent walk that meets a snapshot of the current walk has found a cycle.
+    done: set[bytes] = set()
+    for start in snapshots:
+        walk: list[bytes] = []
+        on_walk: set[bytes] = set()
+        current: bytes | None = start
+        while current is not None and current not in done:
+            if current in on_walk:
+                cycle = walk[walk.index(current) :]
+                malformed(
+                    "the snapshot list has a parent cycle through "
+                    + ", ".join(encode_id(x) for x in cycle)
+                )
+            walk.append(current)
+            on_walk.add(current)
+            current = snapshots[current].parent_id
+        done.update(walk)
+
+
+def decode_repo_info(buf: bytes | memoryview) -> RepoInfo:
+    """Decode a ``repo`` flatbuffer (the content after the header).
+
+    Parameters
+    ----------
+    buf
+        The decompressed flatbuffer.
+
+    Returns
+    -------
+    RepoInfo
+        The decoded object, with every index resolved to a snapshot id.
+
+    Raises
+    ------
+    IcechunkError
+        If the buffer is malformed (offsets out of range, required fields missing, invalid
+        union tags), ``Repo.spec_version`` is not 1 or 2, a ref or parent index points past the
+        end of the snapshot list, parents form a cycle, or a snapshot or ref name repeats.
+    """
+    root = root_table(buf)
+    spec_version = root.u8(0)
+    if spec_version not in (1, 2):
+        raise IcechunkError(
+            f"this repository uses Icechunk format version {spec_version}, but this library "
+            "only supports up to version 2. Please upgrade the icechunk library"
+            if spec_version > 2
+            else f"invalid repository: Icechunk format version {spec_version} is not a valid "
+            "version; the repo object is damaged"
+        )
+    snap_vec = required(root.vector(4, 4), "Repo.snapshots")
+    tables = [snap_vec.table(i) for i in range(len(snap_vec))]
+    ids = [_decode_id(t, 0, f"Repo.snapshots[{i}].id") for i, t in enumerate(tables)]
+    snapshots: dict[bytes, SnapshotInfo] = {}
+    for i, t in enumerate(tables):
+        where = f"Repo.snapshots[{i}]"
+        parent = t.i32(1)
+        if not -1 <= parent < len(ids) or parent == i:
+            malformed(
+                f"snapshot {encode_id(ids[i])} has parent offset {parent}, outside the "
+                f"{len(ids)} listed snapshots"
+                if parent != i
+                else f"snapshot {encode_id(ids[i])} is its own parent"
+            )
+        pruned_vec = t.vector(5, 12)
+        pruned = pruned_vec.raw() if pruned_vec is not None else b""
+        info = SnapshotInfo(
+            id=ids[i],
+            parent_id=ids[parent] if parent >= 0 else None,
+            flushed_at=t.u64(2),
+            message=required(t.string(3), f"{where}.message"),
+            metadata=_decode_metadata(t.vector(4, 4), f"{where}.metadata"),
+            pruned_ancestor_tx_logs=tuple(pruned[j : j + 12] for j in range(0, len(pruned), 12)),
+        )
+        if info.id in snapshots:
+            malformed(f"snapshot {encode_id(info.id)} is listed twice")
+        snapshots[info.id] = info
+    _check_acyclic(snapshots)
+
+    updates = []
+    upd_vec = required(root.vector(7, 4), "Repo.latest_updates")
+    for i in range(len(upd_vec)):
+        t = upd_vec.table(i)
+        where = f"Repo.latest_updates[{i}]"
+        member = required(t.table(1), f"{where}.update_type")
+        updates.append(Update(_decode_action(t.u8(0), member, where), t.u64(2), t.string(3)))
+    deleted = required(root.vector(3, 4), "Repo.deleted_tags")
+    config = root.bytes_vector(9)
+    return RepoInfo(
+        branches=_refs(required(root.vector(2, 4), "Repo.branches"), ids, "branches"),
+        tags=_refs(required(root.vector(1, 4), "Repo.tags"), ids, "tags"),
+        deleted_tags=frozenset(deleted.string(i) for i in range(len(deleted))),
+        snapshots=snapshots,
+        status=_decode_status(required(root.table(5), "Repo.status")),
+        latest_updates=tuple(updates),
+        metadata=_decode_metadata(root.vector(6, 4), "Repo.metadata"),
+        repo_before_updates=root.string(8),
+        config=config,
+        enabled_feature_flags=_flag_list(root, 10),
+        disabled_feature_flags=_flag_list(root, 11),
+        spec_version=spec_version,
+    )
+
+
+def unpack_repo_object(
+    data: bytes | memoryview, key: str = "repo", *, max_size: int = DEFAULT_MAX_OBJECT_SIZE
+) -> RepoInfo:
+    """Check the header of a stored ``repo`` object and decode it.
+
+    Parameters
+    ----------
+    data
+        The object as stored.
+    key
+        Its storage key (``repo`` or an ``overwritten/`` name), used in error messages.
+    max_size
+        Largest decompressed size accepted.
+
+    Returns
+    -------
+    RepoInfo
+        The decoded object.
+
+    Raises
+    ------
+    IcechunkError
+        If the header is wrong (including a spec-1 header, which 2.3.0 cannot decode either)
+        or the content is malformed; the message names ``key``.
+    """
+    opened = open_object(data, FileType.REPO_INFO, key, max_size=max_size)
+    if opened.spec_version != SPEC_V2:
+        raise IcechunkError(
+            f"cannot read {key}: this operation is not supported for Icechunk format version "
+            f"{opened.spec_version}; the repo object is damaged"
+        )
+    try:
+        return decode_repo_info(opened.content)
+    except IcechunkError as exc:
+        raise IcechunkError(f"cannot read {key}: {exc.message}") from None

@@ -1,0 +1,381 @@
+"""The decoded ``repo`` object of spec-2 repositories (FORMAT-V2 §5): :class:`RepoInfo`.
+
+It is the only mutable object of a spec-2 repository: branches, tags, deleted tags, the list of
+every live snapshot with its parent, repository status, metadata and config, feature flags and
+the ops log (one class per kind of update). The model refers to snapshots by id, never by
+position; the codec computes and resolves the positions the flatbuffer stores.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pyicechunk.exceptions import IcechunkError
+from pyicechunk.format.flexbuffers import decode_flexbuffer, encode_flexbuffer
+from pyicechunk.format.header import SPEC_V2
+from pyicechunk.format.ids import encode_id
+
+DEFAULT_NUM_UPDATES_PER_FILE = 1000
+"""Default ops-log window (``num_updates_per_repo_info_file``)."""
+
+MetadataItems = tuple[tuple[str, bytes], ...]
+"""Metadata as stored: (name, FlexBuffer value) pairs sorted by name.
+
+Values stay encoded until asked for, as in the reference: a repo whose snapshot metadata is
+damaged still opens, and only reading that metadata fails.
+"""
+
+
+class RepoAvailability(enum.IntEnum):
+    """``RepoStatus.availability``; any stored value other than 1 behaves as online."""
+
+    ONLINE = 0
+    READ_ONLY = 1
+    OFFLINE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class RepoStatus:
+    """Whether the repository accepts updates, since when (µs since the epoch) and why."""
+
+    availability: int
+    set_at: int
+    limited_availability_reason: str | None = None
+
+    @property
+    def is_online(self) -> bool:
+        """Whether updates are allowed (2.3.0 treats every value but read-only as online)."""
+        return self.availability != RepoAvailability.READ_ONLY
+
+
+class FeatureFlag(enum.IntEnum):
+    """Feature flag ids (1 and 2 are reserved); all default to enabled."""
+
+    MOVE_NODE = 3
+    CREATE_TAG = 4
+    DELETE_TAG = 5
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """One entry of the repository's snapshot list.
+
+    ``flushed_at`` is in µs since the epoch; ``metadata`` holds the commit metadata as stored
+    (see :data:`MetadataItems`); ``pruned_ancestor_tx_logs`` (spec 2.1) lists, oldest first,
+    the transaction logs between this snapshot and its parent that expiration collapsed.
+    """
+
+    id: bytes
+    parent_id: bytes | None
+    flushed_at: int
+    message: str
+    metadata: MetadataItems = ()
+    pruned_ancestor_tx_logs: tuple[bytes, ...] = ()
+
+    def metadata_values(self) -> dict[str, Any]:
+        """The commit metadata, decoded.
+
+        Raises
+        ------
+        IcechunkError
+            If a value is not a valid FlexBuffer.
+        """
+        return decode_metadata_items(self.metadata)
+
+
+# --- ops log ----------------------------------------------------------------------------------
+# One class per member of the UpdateType union; TAG is the union tag on disk.
+
+
+@dataclass(frozen=True, slots=True)
+class RepoInitialized:
+    """The repository was created."""
+
+    TAG: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RepoMigrated:
+    """The repository was migrated from one spec version to another."""
+
+    TAG: ClassVar[int] = 2
+    from_version: int
+    to_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChanged:
+    """The repository config was saved."""
+
+    TAG: ClassVar[int] = 3
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataChanged:
+    """The repository metadata was set or updated."""
+
+    TAG: ClassVar[int] = 4
+
+
+@dataclass(frozen=True, slots=True)
+class TagCreated:
+    """Tag ``name`` was created."""
+
+    TAG: ClassVar[int] = 5
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TagDeleted:
+    """Tag ``name``, which pointed at ``previous_snap_id``, was deleted."""
+
+    TAG: ClassVar[int] = 6
+    name: str
+    previous_snap_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BranchCreated:
+    """Branch ``name`` was created."""
+
+    TAG: ClassVar[int] = 7
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class BranchDeleted:
+    """Branch ``name``, whose tip was ``previous_snap_id``, was deleted."""
+
+    TAG: ClassVar[int] = 8
+    name: str
+    previous_snap_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BranchReset:
+    """Branch ``name`` was reset away from ``previous_snap_id``."""
+
+    TAG: ClassVar[int] = 9
+    name: str
+    previous_snap_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class NewCommit:
+    """A commit (or a manifest rewrite) moved ``branch`` to ``new_snap_id``."""
+
+    TAG: ClassVar[int] = 10
+    branch: str
+    new_snap_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CommitAmended:
+    """``new_snap_id`` replaced the tip ``previous_snap_id`` of ``branch``."""
+
+    TAG: ClassVar[int] = 11
+    branch: str
+    previous_snap_id: bytes
+    new_snap_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class NewDetachedSnapshot:
+    """A flush wrote ``new_snap_id`` without moving a branch."""
+
+    TAG: ClassVar[int] = 12
+    new_snap_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GCRan:
+    """Garbage collection ran (not as a dry run)."""
+
+    TAG: ClassVar[int] = 13
+
+
+@dataclass(frozen=True, slots=True)
+class ExpirationRan:
+    """Snapshot expiration ran."""
+
+    TAG: ClassVar[int] = 14
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureFlagChanged:
+    """A flag set to True or False, or back to its default (``new_value`` None)."""
+
+    TAG: ClassVar[int] = 15
+    id: int
+    new_value: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class RepoStatusChanged:
+    """The repository status was set."""
+
+    TAG: ClassVar[int] = 16
+    status: RepoStatus
+
+
+UpdateAction = (
+    RepoInitialized
+    | RepoMigrated
+    | ConfigChanged
+    | MetadataChanged
+    | TagCreated
+    | TagDeleted
+    | BranchCreated
+    | BranchDeleted
+    | BranchReset
+    | NewCommit
+    | CommitAmended
+    | NewDetachedSnapshot
+    | GCRan
+    | ExpirationRan
+    | FeatureFlagChanged
+    | RepoStatusChanged
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """One ops-log entry: what happened, when (µs since the epoch) and, for every entry but
+    the newest, the bare ``overwritten/`` name of the repo state it produced."""
+
+    action: UpdateAction
+    updated_at: int
+    backup_path: str | None = None
+
+
+# --- the repo ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepoInfo:
+    """The decoded ``repo`` object.
+
+    Parameters
+    ----------
+    branches, tags
+        Ref name -> snapshot id.
+    deleted_tags
+        Names of deleted tags (never reusable).
+    snapshots
+        Snapshot id -> its entry; every snapshot the repository lists.
+    status
+        Availability of the repository.
+    latest_updates
+        The ops-log window, newest first.
+    metadata
+        Repository metadata as stored (see :data:`MetadataItems`).
+    repo_before_updates
+        Bare ``overwritten/`` name of the file holding the entries before the window.
+    config
+        The repository config FlexBuffer, verbatim; None when none was stored.
+    enabled_feature_flags, disabled_feature_flags
+        Flag ids explicitly set; None when the list is absent (not the same as empty on disk).
+    spec_version
+        ``Repo.spec_version``: 2, or 1 for a repository to be treated as spec 1.
+    """
+
+    branches: Mapping[str, bytes]
+    tags: Mapping[str, bytes]
+    deleted_tags: frozenset[str]
+    snapshots: Mapping[bytes, SnapshotInfo]
+    status: RepoStatus
+    latest_updates: tuple[Update, ...]
+    metadata: MetadataItems = ()
+    repo_before_updates: str | None = None
+    config: bytes | None = None
+    enabled_feature_flags: tuple[int, ...] | None = None
+    disabled_feature_flags: tuple[int, ...] | None = None
+    spec_version: int = SPEC_V2
+
+    def snapshot(self, snapshot_id: bytes) -> SnapshotInfo:
+        """The entry of ``snapshot_id``.
+
+        Raises
+        ------
+        IcechunkError
+            If the repository does not list it.
+        """
+        info = self.snapshots.get(snapshot_id)
+        if info is None:
+            raise IcechunkError(f"snapshot id not found `{encode_id(snapshot_id)}`")
+        return info
+
+    def feature_flag(self, flag: int) -> bool:
+        """Whether a feature flag is enabled (explicit setting, else the default: enabled)."""
+        if flag in (self.disabled_feature_flags or ()):
+            return False
+        return True
+
+    def metadata_values(self) -> dict[str, Any]:
+        """The repository metadata, decoded.
+
+        Raises
+        ------
+        IcechunkError
+            If a value is not a valid FlexBuffer.
+        """
+        return decode_metadata_items(self.metadata)
+
+
+# --- metadata ----------------------------------------------------------------------------------
+
+
+def encode_metadata_items(values: Mapping[str, Any]) -> MetadataItems:
+    """Encode a metadata dict as stored items (FlexBuffer values, sorted by name).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a value is not JSON-like (see :func:`~pyicechunk.format.flexbuffers.encode_flexbuffer`).
+    """
+    return tuple((name, encode_flexbuffer(values[name])) for name in sorted(values))
+
+
+def decode_metadata_items(items: MetadataItems) -> dict[str, Any]:
+    """Decode stored metadata items.
+
+    Raises
+    ------
+    IcechunkError
+        If a value is not a valid FlexBuffer (the reference's "error during metadata
+        deserialization").
+    """
+    out: dict[str, Any] = {}
+    for name, value in items:
+        try:
+            out[name] = decode_flexbuffer(value)
+        except IcechunkError as exc:
+            raise IcechunkError(
+                f"error during metadata deserialization: {exc.message} (metadata {name!r})"
+            ) from None
+    return out
+
+
+def ancestry(repo: RepoInfo, snapshot_id: bytes) -> Iterator[SnapshotInfo]:
+    """Yield ``snapshot_id``'s entry, then its parent's, up to the root.
+
+    Raises
+    ------
+    IcechunkError
+        If a snapshot on the way is not listed, or the parents loop (only possible in a
+        hand-built value: decoding refuses cycles).
+    """
+    seen: set[bytes] = set()
+    current: bytes | None = snapshot_id
+    while current is not None:
+        if current in seen:
+            raise IcechunkError(
+                f"the snapshot history loops at {encode_id(current)}; the repo object is damaged"
+            )
+        seen.add(current)
+        info = repo.snapshot(current)
+        yield info
+        current = info.parent_id
