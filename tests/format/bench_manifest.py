@@ -5,6 +5,7 @@ Prints the best of several runs per phase, in milliseconds.
 
 from __future__ import annotations
 
+import random
 import sys
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from pyicechunk.format.manifest import (
     INLINE,
     NATIVE,
     ArrayManifest,
+    LocationCompression,
+    VirtualPayload,
     decode_manifest,
     encode_manifest,
 )
@@ -101,6 +104,36 @@ def main() -> None:
     print(f"encode 100k inline: {best(lambda: encode_manifest(mid, [inl]), runs):.2f} ms")
     nat = native_2d(1_000_000)
     print(f"encode 1M native 2-d: {best(lambda: encode_manifest(mid, [nat]), runs):.2f} ms")
+    nat_flat = encode_manifest(mid, [nat])
+
+    def nat_one() -> None:
+        a = decode_manifest(nat_flat).arrays[0]
+        a.payload(a.find((700, 300)))
+
+    print(f"decode_manifest + find + payload (1M native): {best(nat_one, runs):.2f} ms")
+
+    def nat_full() -> None:
+        a = decode_manifest(nat_flat).arrays[0]
+        a.find_many(a.coords[::1000])
+
+    print(f"decode_manifest + full decode + find_many (1M native): {best(nat_full, runs):.2f} ms")
+    n = 100_000
+    vir = ArrayManifest.from_payloads(
+        b"\x03" * 8,
+        1,
+        [(i,) for i in range(n)],
+        [VirtualPayload(f"s3://bucket/prefix/file-{i:06d}.nc", 8 * i, 8) for i in range(n)],
+    )
+    for spec, name in ((1, "plain"), (2, "compressed")):
+        flat_v = encode_manifest(mid, [vir], spec, LocationCompression(), random.Random(0))
+
+        def vir_full(buf: bytes = flat_v) -> None:
+            a = decode_manifest(buf).arrays[0]
+            a.payload(len(a) - 1)
+            len(a.coords)
+
+        t = best(vir_full, runs)
+        print(f"decode_manifest + full decode (100k virtual, {name} locations): {t:.2f} ms")
 
 
 if __name__ == "__main__":
