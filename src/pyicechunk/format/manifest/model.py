@@ -510,18 +510,13 @@ class ArrayManifest:
         coords: Sequence[tuple[int, ...]],
         payloads: Sequence[ChunkPayload],
     ) -> ArrayManifest:
-        """Build the columns from Python payload objects (chunks set in a session).
+        """Build an array from Python payload objects (chunks set in a session).
 
         Parameters
         ----------
-        node_id
-            The array's node id.
-        ndim
-            Number of dimensions.
-        coords
-            Chunk coordinates, any order, unique.
-        payloads
-            One payload per coordinate.
+        node_id, ndim, coords, payloads
+            As for :func:`~pyicechunk.format.manifest.chunk_refs.columns_from_payloads`;
+            the coordinates may come in any order but must be unique.
 
         Returns
         -------
