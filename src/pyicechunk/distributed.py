@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pyicechunk.session import ForkSession, Session
+from pyicechunk.session.facade import merge_forks
 from pyicechunk.store import IcechunkStore
 
 if TYPE_CHECKING:
@@ -88,15 +89,4 @@ def merge_sessions(*sessions: ForkSession | list[Any]) -> ForkSession:
     for session in flat:
         if not isinstance(session, ForkSession):
             raise TypeError(_NOT_A_FORK.format(name=type(session).__name__))
-    first: ForkSession = flat[0]
-    rest = flat[1:]
-    # With the threaded scheduler every chunk task hands back the same fork; merging a session
-    # into itself is a no-op that would cost a pass over all its chunk references.
-    seen = {id(first._core)}
-    distinct: list[ForkSession] = []
-    for session in rest:
-        if id(session._core) not in seen:
-            seen.add(id(session._core))
-            distinct.append(session)
-    first.merge(*distinct)
-    return first
+    return merge_forks(flat[0], flat[1:])

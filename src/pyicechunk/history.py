@@ -1,34 +1,111 @@
 """Walking history: from a snapshot through its parents back to the repository's first one.
 
-Every reader of history (ancestry, ``as_of``, diff, rebase, snapshot expiration, reachability
-for garbage collection and statistics) walks parent links through :class:`HistoryWalk`. The
-walk remembers where it has been, so a damaged or hostile snapshot whose parent link leads
-back into its own history is reported as damage instead of making the caller loop forever.
+Every reader of history (ancestry, ``as_of``, diff, rebase, amend, snapshot expiration,
+reachability for garbage collection and statistics) walks parent links through
+:class:`HistoryWalk`, over a :class:`HistorySource` that the repository state provides: spec 1
+reads parents from the snapshot files, spec 2 from the ``repo`` object's snapshot list. The walk
+remembers where it has been, so a damaged or hostile history whose parent link leads back into
+itself is reported as damage instead of making the caller loop forever.
+
+The transaction logs along a stretch of history combine into a diff (:func:`diff_between`) or,
+for an amend, into one log (:func:`combine_transaction_logs`).
 """
 
 from __future__ import annotations
 
-from pyicechunk.asset_manager import AssetManager
+import abc
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
 from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
 from pyicechunk.format.ids import encode_id
-from pyicechunk.format.snapshot import Snapshot
+from pyicechunk.format.transaction_log import TransactionLog
+from pyicechunk.types import Diff, diff_from_changes
 
-__all__ = ["HistoryWalk"]
+if TYPE_CHECKING:
+    from pyicechunk.asset_manager import AssetManager
+    from pyicechunk.format.snapshot import Snapshot
+
+__all__ = [
+    "HistoryEntry",
+    "HistorySource",
+    "HistoryWalk",
+    "as_of",
+    "combine_transaction_logs",
+    "diff_between",
+    "diff_from_transaction_logs",
+    "path_between",
+]
+
+Coords = tuple[int, ...]
 
 # A loop is named by its members, up to this many (a hostile loop may be very long).
 _NAMED_IN_LOOP = 8
 
 
-class HistoryWalk:
-    """The snapshots from ``start`` back to the root, newest first, each fetched once.
-
-    Use ``async for snapshot in HistoryWalk(assets, start)``, or :meth:`next` to take the
-    snapshots one at a time across several calls.
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """What the history records about one snapshot.
 
     Parameters
     ----------
-    assets
-        Where the snapshots are read from.
+    id
+        The snapshot's id.
+    parent_id
+        Its parent's id; None for a root.
+    flushed_at
+        When it was written, in microseconds since the Unix epoch.
+    message
+        Its commit message.
+    metadata
+        Its commit metadata.
+    """
+
+    id: bytes
+    parent_id: bytes | None
+    flushed_at: int
+    message: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+class HistorySource(abc.ABC):
+    """Where a walk finds history: entries by snapshot id, and the snapshots themselves."""
+
+    @abc.abstractmethod
+    async def entry(self, snapshot_id: bytes) -> HistoryEntry:
+        """The entry of a snapshot.
+
+        Raises
+        ------
+        ObjectNotFoundError
+            If the history knows no such snapshot.
+        """
+
+    @abc.abstractmethod
+    async def snapshot(self, snapshot_id: bytes) -> Snapshot:
+        """The snapshot itself (its nodes and manifests).
+
+        Raises
+        ------
+        ObjectNotFoundError
+            If there is no such snapshot.
+        """
+
+
+class HistoryWalk:
+    """The entries from ``start`` back to the root, newest first, each read once.
+
+    Use ``async for entry in HistoryWalk(source, start)``, or :meth:`next` to take the entries
+    one at a time across several calls.
+
+    Parameters
+    ----------
+    source
+        Where the entries are read from.
     start
         The id of the newest snapshot of the walk.
 
@@ -39,37 +116,37 @@ class HistoryWalk:
         parent link leads back to a snapshot already visited (the history loops).
     """
 
-    def __init__(self, assets: AssetManager, start: bytes) -> None:
-        self._assets = assets
+    def __init__(self, source: HistorySource, start: bytes) -> None:
+        self._source = source
         self._start = start
         self._next: bytes | None = start
         self._order: list[bytes] = []
         self._seen: set[bytes] = set()
 
-    async def next(self) -> Snapshot | None:
-        """The next older snapshot, or None after the root."""
+    async def next(self) -> HistoryEntry | None:
+        """The next older entry, or None after the root."""
         sid = self._next
         if sid is None:
             return None
         if sid in self._seen:
             raise self._loop_error(sid)
         try:
-            snapshot = await self._assets.fetch_snapshot(sid)
+            entry = await self._source.entry(sid)
         except ObjectNotFoundError:
             raise self._missing_error(sid) from None
         self._seen.add(sid)
         self._order.append(sid)
-        self._next = snapshot.parent_id
-        return snapshot
+        self._next = entry.parent_id
+        return entry
 
     def __aiter__(self) -> HistoryWalk:
         return self
 
-    async def __anext__(self) -> Snapshot:
-        snapshot = await self.next()
-        if snapshot is None:
+    async def __anext__(self) -> HistoryEntry:
+        entry = await self.next()
+        if entry is None:
             raise StopAsyncIteration
-        return snapshot
+        return entry
 
     def _missing_error(self, sid: bytes) -> IcechunkError:
         if not self._order:
@@ -92,3 +169,125 @@ class HistoryWalk:
             f"history (loop: {names}); the repository is damaged, reset the affected branch "
             "to an undamaged snapshot or restore the snapshot objects from a backup"
         )
+
+
+async def as_of(source: HistorySource, tip: bytes, limit: int) -> HistoryEntry | None:
+    """The newest entry at or before ``limit`` (µs since the epoch) in the history of ``tip``."""
+    async for entry in HistoryWalk(source, tip):
+        if entry.flushed_at <= limit:
+            return entry
+    return None
+
+
+async def path_between(
+    source: HistorySource, ancestor: bytes, descendant: bytes
+) -> list[Snapshot] | None:
+    """The snapshots after ``ancestor`` up to ``descendant``, newest first.
+
+    Returns
+    -------
+    list of Snapshot or None
+        Empty if the two are the same snapshot; None if ``ancestor`` is not in the history of
+        ``descendant``.
+    """
+    path: list[Snapshot] = []
+    async for entry in HistoryWalk(source, descendant):
+        if entry.id == ancestor:
+            return path
+        path.append(await source.snapshot(entry.id))
+    return None
+
+
+async def diff_between(
+    source: HistorySource, assets: AssetManager, ancestor: bytes, descendant: bytes
+) -> Diff:
+    """The changes after ``ancestor`` up to and including ``descendant``.
+
+    Raises
+    ------
+    IcechunkError
+        If ``ancestor`` is not a strict ancestor of ``descendant``, or a transaction log on the
+        way cannot be read.
+    """
+    path = await path_between(source, ancestor, descendant)
+    if not path:
+        raise IcechunkError(
+            "session error: `to` snapshot ancestry doesn't include `from`: the diff needs "
+            "`from` to be an ancestor of `to`"
+        )
+    start = await source.snapshot(ancestor)
+    parents = [*path[1:], start]
+    logs = await asyncio.gather(
+        *(assets.fetch_transaction_log(s, p) for s, p in zip(path, parents, strict=True))
+    )
+    paths = {n.id: n.path for n in start.nodes}
+    paths.update({n.id: n.path for n in path[0].nodes})
+    return diff_from_transaction_logs(logs, paths)
+
+
+def combine_transaction_logs(
+    earlier: TransactionLog, later: TransactionLog, snapshot_id: bytes
+) -> TransactionLog:
+    """The changes of ``earlier`` followed by ``later``, as one log (used by amend)."""
+    deleted = set(later.deleted_groups) | set(later.deleted_arrays)
+    created_earlier = set(earlier.new_groups) | set(earlier.new_arrays)
+    created = created_earlier | set(later.new_groups) | set(later.new_arrays)
+
+    def keep(ids: Iterable[bytes], drop: set[bytes]) -> list[bytes]:
+        return sorted({i for i in ids if i not in drop})
+
+    chunks: dict[bytes, np.ndarray] = {}
+    for tx in (earlier, later):
+        for node_id, coords in tx.updated_chunks.items():
+            if node_id in deleted:
+                continue
+            prev = chunks.get(node_id)
+            if prev is None or not len(prev):
+                chunks[node_id] = coords
+            elif len(coords):
+                chunks[node_id] = np.unique(np.concatenate([prev, coords]), axis=0)
+    return TransactionLog(
+        id=snapshot_id,
+        new_groups=keep([*earlier.new_groups, *later.new_groups], deleted),
+        new_arrays=keep([*earlier.new_arrays, *later.new_arrays], deleted),
+        deleted_groups=keep([*earlier.deleted_groups, *later.deleted_groups], created_earlier),
+        deleted_arrays=keep([*earlier.deleted_arrays, *later.deleted_arrays], created_earlier),
+        updated_groups=keep([*earlier.updated_groups, *later.updated_groups], created | deleted),
+        updated_arrays=keep([*earlier.updated_arrays, *later.updated_arrays], created | deleted),
+        updated_chunks=chunks,
+    )
+
+
+_NODE_LISTS = (
+    "new_groups",
+    "new_arrays",
+    "deleted_groups",
+    "deleted_arrays",
+    "updated_groups",
+    "updated_arrays",
+)
+
+
+def diff_from_transaction_logs(logs: Iterable[TransactionLog], paths: Mapping[bytes, str]) -> Diff:
+    """Union of transaction logs, with node ids turned into paths (unknown ids are left out)."""
+    sets: dict[str, set[bytes]] = {k: set() for k in _NODE_LISTS}
+    chunks: dict[bytes, set[Coords]] = {}
+    for tx in logs:
+        for name, ids in sets.items():
+            ids.update(getattr(tx, name))
+        for node_id, coords in tx.updated_chunks.items():
+            dest = chunks.setdefault(node_id, set())
+            dest.update(tuple(int(x) for x in row) for row in coords)
+
+    def to_paths(ids: set[bytes]) -> list[str]:
+        return [paths[i] for i in ids if i in paths]
+
+    return diff_from_changes(
+        new_groups=to_paths(sets["new_groups"]),
+        new_arrays=to_paths(sets["new_arrays"]),
+        deleted_groups=to_paths(sets["deleted_groups"]),
+        deleted_arrays=to_paths(sets["deleted_arrays"]),
+        updated_groups=to_paths(sets["updated_groups"]),
+        updated_arrays=to_paths(sets["updated_arrays"]),
+        updated_chunks={paths[i]: c for i, c in chunks.items() if i in paths},
+    )

@@ -12,53 +12,50 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from pyicechunk._sync import sync
+from pyicechunk._time import datetime_to_micros, micros_to_datetime
 from pyicechunk.config import RepositoryConfig, StorageSettings
 from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
-from pyicechunk.format.config_yaml import config_from_yaml, config_to_yaml
-from pyicechunk.format.ids import encode_id
-from pyicechunk.format.snapshot import Snapshot, initial_snapshot
-from pyicechunk.history import HistoryWalk
-from pyicechunk.refs import (
-    BranchConflict,
-    create_tag,
-    delete_branch,
-    delete_tag,
-    fetch_branch,
-    fetch_tag,
-    list_refs,
-    parse_snapshot_id,
-    update_branch,
-    validate_ref_name,
+from pyicechunk.format.ids import decode_id, encode_id
+from pyicechunk.format.snapshot import Snapshot
+from pyicechunk.history import HistoryEntry, HistorySource, HistoryWalk, diff_between
+from pyicechunk.history import as_of as as_of_entry
+from pyicechunk.repo_state import (
+    ConfigVersion,
+    RepoState,
+    fetch_config,
+    open_state,
+    repository_exists,
 )
-from pyicechunk.session import (
-    RepoContext,
-    Session,
-    _SessionCore,
-    check_metadata,
-    diff_from_transaction_logs,
-    now_micros,
-)
-from pyicechunk.storage import ObjectVersion, Storage
+from pyicechunk.session import Session
+from pyicechunk.session.context import RepoContext, check_metadata
+from pyicechunk.session.core import SessionCore
+from pyicechunk.storage import Storage
 from pyicechunk.store import IcechunkStore
 from pyicechunk.types import ChunkStorageStats, Diff, GCSummary, ManifestFileInfo, SnapshotInfo
 
 __all__ = ["Repository"]
 
-CONFIG_KEY = "config.yaml"
 _ONE_OF = "Must provide one of branch, tag, or snapshot_id"
+# The format version Repository.create writes.
+_NEW_REPOSITORY_SPEC = 1
 
 
-def _micros_to_datetime(micros: int) -> dt.datetime:
-    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
+def _check_one_ref(branch: str | None, tag: str | None, snapshot_id: str | None) -> None:
+    """The rule of every method that takes a ref: exactly one of branch, tag, snapshot id."""
+    if sum(x is not None for x in (branch, tag, snapshot_id)) != 1:
+        raise ValueError(_ONE_OF)
 
 
-def _datetime_to_micros(value: dt.datetime, arg: str) -> int:
-    if not isinstance(value, dt.datetime):
-        raise TypeError(f"argument '{arg}': expected a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise TypeError(f"argument '{arg}': expected a datetime with non-None tzinfo")
-    delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+def _parse_snapshot_id(text: str) -> bytes:
+    """Decode a user-supplied snapshot id, with the reference's error text."""
+    if not isinstance(text, str):
+        raise TypeError(f"snapshot ids are str, not {type(text).__name__}")
+    try:
+        return decode_id(text, 12)
+    except ValueError:
+        raise IcechunkError(
+            f"invalid snapshot id: `{text}` (expected 20 Crockford base32 characters)"
+        ) from None
 
 
 def _copy_json(value: Any) -> Any:
@@ -70,13 +67,13 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
-def snapshot_info(snapshot: Snapshot) -> SnapshotInfo:
+def _snapshot_info(entry: HistoryEntry, snapshot: Snapshot) -> SnapshotInfo:
     return SnapshotInfo(
-        id=encode_id(snapshot.id),
-        parent_id=None if snapshot.parent_id is None else encode_id(snapshot.parent_id),
-        written_at=_micros_to_datetime(snapshot.flushed_at),
-        message=snapshot.message,
-        metadata=_copy_json(snapshot.metadata),
+        id=encode_id(entry.id),
+        parent_id=None if entry.parent_id is None else encode_id(entry.parent_id),
+        written_at=micros_to_datetime(entry.flushed_at),
+        message=entry.message,
+        metadata=_copy_json(entry.metadata),
         manifests=[
             ManifestFileInfo(encode_id(m.id), m.size_bytes, m.num_chunk_refs)
             for m in snapshot.manifest_files
@@ -97,18 +94,21 @@ class _Ancestry:
         self._repo = repo
         self._start = (branch, tag, snapshot_id)
         self._walk: HistoryWalk | None = None
+        self._history: HistorySource | None = None
         self._buffer: list[SnapshotInfo] = []
 
     async def _advance(self, batch: int) -> list[SnapshotInfo]:
         if self._walk is None:
             start = await self._repo._resolve(*self._start)
-            self._walk = HistoryWalk(self._repo._ctx.assets, start)
+            self._history = await self._repo._state.history()
+            self._walk = HistoryWalk(self._history, start)
+        assert self._history is not None
         out: list[SnapshotInfo] = []
         while len(out) < batch:
-            snapshot = await self._walk.next()
-            if snapshot is None:
+            entry = await self._walk.next()
+            if entry is None:
                 break
-            out.append(snapshot_info(snapshot))
+            out.append(_snapshot_info(entry, await self._history.snapshot(entry.id)))
         return out
 
     def __iter__(self) -> Iterator[SnapshotInfo]:
@@ -142,8 +142,7 @@ class Repository:
     _ctx: RepoContext
     _storage: Storage
     _authorize: dict[str, Any]
-    _config_version: ObjectVersion | None
-    _config_exists: bool
+    _config_version: ConfigVersion
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError(
@@ -157,19 +156,19 @@ class Repository:
         storage: Storage,
         config: RepositoryConfig,
         authorize: dict[str, Any] | None,
-        config_version: ObjectVersion | None,
-        config_exists: bool,
+        config_version: ConfigVersion,
+        spec_version: int,
     ) -> Repository:
         repo = cls.__new__(cls)
         repo._storage = storage
         repo._ctx = RepoContext(
             storage=_with_settings(storage, config),
             config=config,
+            spec_version=spec_version,
             authorized=dict(authorize or {}),
         )
         repo._authorize = dict(authorize or {})
         repo._config_version = config_version
-        repo._config_exists = config_exists
         return repo
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -225,17 +224,12 @@ class Repository:
                 "an empty location"
             )
         config = copy.deepcopy(config) if config is not None else RepositoryConfig()
-        repo = cls._build(storage, config, authorize_virtual_chunk_access, None, False)
-        init = initial_snapshot(now_micros())
-        jobs = [repo._create_main(init)]
-        if not _is_default_config(config):
-            jobs.append(repo._write_config(create=True))
-        await asyncio.gather(*jobs)
+        repo = cls._build(
+            storage, config, authorize_virtual_chunk_access, ConfigVersion(), _NEW_REPOSITORY_SPEC
+        )
+        persisted = None if config == RepositoryConfig() else config
+        repo._config_version = await repo._state.initialize(persisted)
         return repo
-
-    async def _create_main(self, init: Snapshot) -> None:
-        await self._ctx.assets.write_snapshot(init)
-        await update_branch(self._backend, "main", init.id, None)
 
     @classmethod
     def open(
@@ -271,25 +265,16 @@ class Repository:
     ) -> Repository:
         """Async version of :meth:`open`."""
         _check_storage(storage)
-        backend = storage.backend
-        if await backend.exists("repo"):
-            raise IcechunkError(
-                "this repository uses Icechunk v2 format, which pyicechunk cannot read; use "
-                "icechunk 2.x to open it"
-            )
-        (stored, version), main_exists = await asyncio.gather(
-            _read_config(storage), backend.exists("refs/branch.main/ref.json")
-        )
-        if not main_exists:
-            raise IcechunkError(
-                "the repository doesn't exist: no branch `main` was found in the storage "
-                "location; create it with Repository.create"
-            )
-        effective = stored if stored is not None else RepositoryConfig()
+        opened = await open_state(storage.backend)
+        effective = opened.config if opened.config is not None else RepositoryConfig()
         if config is not None:
             effective = effective.merge(config)
         return cls._build(
-            storage, effective, authorize_virtual_chunk_access, version, stored is not None
+            storage,
+            effective,
+            authorize_virtual_chunk_access,
+            opened.config_version,
+            opened.spec_version,
         )
 
     @classmethod
@@ -323,7 +308,7 @@ class Repository:
     async def exists_async(storage: Storage) -> bool:
         """Async version of :meth:`exists`."""
         _check_storage(storage)
-        return await storage.backend.exists("refs/branch.main/ref.json")
+        return await repository_exists(storage.backend)
 
     @staticmethod
     def fetch_config(storage: Storage) -> RepositoryConfig | None:
@@ -334,8 +319,7 @@ class Repository:
     async def fetch_config_async(storage: Storage) -> RepositoryConfig | None:
         """Async version of :meth:`fetch_config`."""
         _check_storage(storage)
-        config, _ = await _read_config(storage)
-        return config
+        return await fetch_config(storage.backend)
 
     def save_config(self) -> None:
         """Persist the current configuration to ``config.yaml``."""
@@ -343,27 +327,7 @@ class Repository:
 
     async def save_config_async(self) -> None:
         """Async version of :meth:`save_config`."""
-        await self._write_config(create=not self._config_exists)
-
-    async def _write_config(self, *, create: bool) -> None:
-        backend = self._backend
-        data = config_to_yaml(self._ctx.config)
-        if create:
-            if not await backend.put_if_absent(CONFIG_KEY, data):
-                raise IcechunkError(
-                    "config was updated by other session: config.yaml appeared since this "
-                    "repository was opened; reopen the repository and save again"
-                )
-        elif self._config_version is None:
-            await backend.put(CONFIG_KEY, data)
-        elif not await backend.put_if_version(CONFIG_KEY, data, self._config_version):
-            raise IcechunkError(
-                "config was updated by other session: config.yaml changed since this "
-                "repository was opened; reopen the repository and save again"
-            )
-        _, version = await backend.get_versioned(CONFIG_KEY)
-        self._config_version = version
-        self._config_exists = True
+        self._config_version = await self._state.save_config(self._ctx.config, self._config_version)
 
     def reopen(
         self,
@@ -386,7 +350,7 @@ class Repository:
             else authorize_virtual_chunk_access
         )
         return Repository._build(
-            self._storage, merged, authorize, self._config_version, self._config_exists
+            self._storage, merged, authorize, self._config_version, self._ctx.spec_version
         )
 
     async def reopen_async(
@@ -407,7 +371,7 @@ class Repository:
                 "authorize": self._authorize,
                 "default_metadata": self._ctx.default_metadata,
                 "config_version": self._config_version,
-                "config_exists": self._config_exists,
+                "spec_version": self._ctx.spec_version,
             }
         }
 
@@ -416,7 +380,7 @@ class Repository:
             raise ValueError("Invalid repository state")
         s = state["_repository"]
         built = Repository._build(
-            s["storage"], s["config"], s["authorize"], s["config_version"], s["config_exists"]
+            s["storage"], s["config"], s["authorize"], s["config_version"], s["spec_version"]
         )
         self.__dict__.update(built.__dict__)
         self._ctx.default_metadata = dict(s["default_metadata"])
@@ -424,8 +388,8 @@ class Repository:
     # -- accessors ----------------------------------------------------------------------------
 
     @property
-    def _backend(self) -> Any:
-        return self._ctx.storage.backend
+    def _state(self) -> RepoState:
+        return self._ctx.state
 
     @property
     def config(self) -> RepositoryConfig:
@@ -459,15 +423,13 @@ class Repository:
             raise IcechunkError(f"snapshot not found: `{encode_id(snapshot_id)}`") from None
 
     async def _resolve(self, branch: str | None, tag: str | None, snapshot_id: str | None) -> bytes:
-        given = [x for x in (branch, tag, snapshot_id) if x is not None]
-        if len(given) != 1:
-            raise ValueError(_ONE_OF)
+        _check_one_ref(branch, tag, snapshot_id)
         if branch is not None:
-            return await fetch_branch(self._backend, branch)
+            return await self._state.branch_tip(branch)
         if tag is not None:
-            return await fetch_tag(self._backend, tag)
+            return await self._state.tag_target(tag)
         assert snapshot_id is not None
-        sid = parse_snapshot_id(snapshot_id)
+        sid = _parse_snapshot_id(snapshot_id)
         await self._fetch_snapshot(sid)
         return sid
 
@@ -495,25 +457,24 @@ class Repository:
         as_of: dt.datetime | None = None,
     ) -> Session:
         """Async version of :meth:`readonly_session`."""
-        given = [x for x in (branch, tag, snapshot_id) if x is not None]
-        if len(given) != 1:
-            raise ValueError(_ONE_OF)
+        _check_one_ref(branch, tag, snapshot_id)
         if as_of is not None and branch is None:
             raise ValueError("as_of argument must be provided together with a branch name")
         if as_of is not None:
-            limit = _datetime_to_micros(as_of, "as_of")
-            tip = await fetch_branch(self._backend, branch)  # type: ignore[arg-type]
-            async for snapshot in HistoryWalk(self._ctx.assets, tip):
-                if snapshot.flushed_at <= limit:
-                    break
-            else:
+            assert branch is not None
+            limit = datetime_to_micros(as_of, "as_of")
+            tip = await self._state.branch_tip(branch)
+            history = await self._state.history()
+            found = await as_of_entry(history, tip, limit)
+            if found is None:
                 when = as_of.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
                 raise IcechunkError(
                     f"branch {branch} does not have a snapshots before or at {when}"
                 )
+            snapshot = await history.snapshot(found.id)
         else:
             snapshot = await self._fetch_snapshot(await self._resolve(branch, tag, snapshot_id))
-        return Session._wrap(_SessionCore(self._ctx, snapshot, branch=None, read_only=True))
+        return Session(SessionCore(self._ctx, snapshot, branch=None, read_only=True))
 
     def writable_session(self, branch: str) -> Session:
         """A session that records changes and commits them to ``branch``."""
@@ -521,10 +482,10 @@ class Repository:
 
     async def writable_session_async(self, branch: str) -> Session:
         """Async version of :meth:`writable_session`."""
-        sid = await fetch_branch(self._backend, branch)
+        sid = await self._state.branch_tip(branch)
         snapshot = await self._fetch_snapshot(sid)
-        core = _SessionCore(_session_ctx(self._ctx), snapshot, branch=branch, read_only=False)
-        return Session._wrap(core)
+        core = SessionCore(self._ctx.for_session(), snapshot, branch=branch, read_only=False)
+        return Session(core)
 
     @contextlib.contextmanager
     def transaction(
@@ -551,7 +512,7 @@ class Repository:
 
     async def list_branches_async(self) -> set[str]:
         """Async version of :meth:`list_branches`."""
-        return (await list_refs(self._backend)).branches
+        return set((await self._state.refs()).branches)
 
     def lookup_branch(self, branch: str) -> str:
         """The snapshot id a branch points at."""
@@ -559,7 +520,7 @@ class Repository:
 
     async def lookup_branch_async(self, branch: str) -> str:
         """Async version of :meth:`lookup_branch`."""
-        return encode_id(await fetch_branch(self._backend, branch))
+        return encode_id(await self._state.branch_tip(branch))
 
     def create_branch(self, branch: str, snapshot_id: str) -> None:
         """Create a branch pointing at a snapshot."""
@@ -567,19 +528,10 @@ class Repository:
 
     async def create_branch_async(self, branch: str, snapshot_id: str) -> None:
         """Async version of :meth:`create_branch`."""
-        validate_ref_name(branch)
-        sid = parse_snapshot_id(snapshot_id)
+        self._state.validate_ref_name(branch)
+        sid = _parse_snapshot_id(snapshot_id)
         await self._fetch_snapshot(sid)
-        try:
-            await update_branch(
-                self._backend,
-                branch,
-                sid,
-                None,
-                conditional_create=self._ctx.setting("unsafe_use_conditional_create"),
-            )
-        except BranchConflict as c:
-            raise IcechunkError(c.describe()) from None
+        await self._state.create_branch(branch, sid)
 
     def delete_branch(self, branch: str) -> None:
         """Delete a branch (never ``main``); its snapshots stay until garbage collection."""
@@ -587,7 +539,7 @@ class Repository:
 
     async def delete_branch_async(self, branch: str) -> None:
         """Async version of :meth:`delete_branch`."""
-        await delete_branch(self._backend, branch)
+        await self._state.delete_branch(branch)
 
     def reset_branch(
         self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
@@ -599,22 +551,10 @@ class Repository:
         self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
     ) -> None:
         """Async version of :meth:`reset_branch`."""
-        sid = parse_snapshot_id(snapshot_id)
-        expected = parse_snapshot_id(from_snapshot_id) if from_snapshot_id is not None else None
+        sid = _parse_snapshot_id(snapshot_id)
+        expected = _parse_snapshot_id(from_snapshot_id) if from_snapshot_id is not None else None
         await self._fetch_snapshot(sid)
-        current = await fetch_branch(self._backend, branch)
-        if expected is None:
-            expected = current
-        try:
-            await update_branch(
-                self._backend,
-                branch,
-                sid,
-                expected,
-                conditional_update=self._ctx.setting("unsafe_use_conditional_update"),
-            )
-        except BranchConflict as c:
-            raise IcechunkError(c.describe()) from None
+        await self._state.reset_branch(branch, sid, expected)
 
     def list_tags(self) -> set[str]:
         """Names of all tags (deleted ones excluded)."""
@@ -622,7 +562,7 @@ class Repository:
 
     async def list_tags_async(self) -> set[str]:
         """Async version of :meth:`list_tags`."""
-        return (await list_refs(self._backend)).tags
+        return set((await self._state.refs()).tags)
 
     def lookup_tag(self, tag: str) -> str:
         """The snapshot id a tag points at."""
@@ -630,7 +570,7 @@ class Repository:
 
     async def lookup_tag_async(self, tag: str) -> str:
         """Async version of :meth:`lookup_tag`."""
-        return encode_id(await fetch_tag(self._backend, tag))
+        return encode_id(await self._state.tag_target(tag))
 
     def create_tag(self, tag: str, snapshot_id: str) -> None:
         """Create an immutable tag; a deleted tag's name can never be used again."""
@@ -638,15 +578,10 @@ class Repository:
 
     async def create_tag_async(self, tag: str, snapshot_id: str) -> None:
         """Async version of :meth:`create_tag`."""
-        validate_ref_name(tag)
-        sid = parse_snapshot_id(snapshot_id)
+        self._state.validate_ref_name(tag)
+        sid = _parse_snapshot_id(snapshot_id)
         await self._fetch_snapshot(sid)
-        await create_tag(
-            self._backend,
-            tag,
-            sid,
-            conditional_create=self._ctx.setting("unsafe_use_conditional_create"),
-        )
+        await self._state.create_tag(tag, sid)
 
     def delete_tag(self, tag: str) -> None:
         """Delete a tag (writes a tombstone; the name cannot be reused)."""
@@ -654,7 +589,7 @@ class Repository:
 
     async def delete_tag_async(self, tag: str) -> None:
         """Async version of :meth:`delete_tag`."""
-        await delete_tag(self._backend, tag)
+        await self._state.delete_tag(tag)
 
     # -- history ------------------------------------------------------------------------------
 
@@ -665,9 +600,7 @@ class Repository:
 
         The result is both an iterator and an async iterator.
         """
-        given = [x for x in (branch, tag, snapshot_id) if x is not None]
-        if len(given) != 1:
-            raise ValueError(_ONE_OF)
+        _check_one_ref(branch, tag, snapshot_id)
         return _Ancestry(self, branch, tag, snapshot_id)
 
     def async_ancestry(
@@ -682,8 +615,9 @@ class Repository:
 
     async def lookup_snapshot_async(self, snapshot_id: str) -> SnapshotInfo:
         """Async version of :meth:`lookup_snapshot`."""
-        sid = parse_snapshot_id(snapshot_id)
-        return snapshot_info(await self._ctx.assets.fetch_snapshot(sid))
+        sid = _parse_snapshot_id(snapshot_id)
+        history = await self._state.history()
+        return _snapshot_info(await history.entry(sid), await history.snapshot(sid))
 
     def diff(
         self,
@@ -718,41 +652,13 @@ class Repository:
         to_snapshot_id: str | None = None,
     ) -> Diff:
         """Async version of :meth:`diff`."""
-        for group in (
-            (from_branch, from_tag, from_snapshot_id),
-            (to_branch, to_tag, to_snapshot_id),
-        ):
-            if sum(x is not None for x in group) != 1:
-                raise ValueError(_ONE_OF)
+        _check_one_ref(from_branch, from_tag, from_snapshot_id)
+        _check_one_ref(to_branch, to_tag, to_snapshot_id)
         from_id, to_id = await asyncio.gather(
             self._resolve(from_branch, from_tag, from_snapshot_id),
             self._resolve(to_branch, to_tag, to_snapshot_id),
         )
-        # `from` must be a strict ancestor of `to`: walk back from `to` until we meet it.
-        visited: list[Snapshot] = []
-        walk = HistoryWalk(self._ctx.assets, to_id)
-        snapshot = await walk.next()
-        found = False
-        while snapshot is not None and snapshot.parent_id is not None:
-            visited.append(snapshot)
-            if snapshot.parent_id == from_id:
-                found = True
-                break
-            snapshot = await walk.next()
-        if not found:
-            raise IcechunkError(
-                "session error: `to` snapshot ancestry doesn't include `from`: the diff needs "
-                "`from` to be an ancestor of `to`"
-            )
-        from_snapshot = await self._fetch_snapshot(from_id)
-        assets = self._ctx.assets
-        parents = [*visited[1:], from_snapshot]
-        logs = await asyncio.gather(
-            *(assets.fetch_transaction_log(s, p) for s, p in zip(visited, parents, strict=True))
-        )
-        paths = {n.id: n.path for n in from_snapshot.nodes}
-        paths.update({n.id: n.path for n in visited[0].nodes})
-        return diff_from_transaction_logs(logs, paths)
+        return await diff_between(await self._state.history(), self._ctx.assets, from_id, to_id)
 
     def inspect_snapshot(self, snapshot_id: str, *, pretty: bool = True) -> str:
         """A JSON description of a snapshot: metadata, manifests and nodes."""
@@ -760,15 +666,15 @@ class Repository:
 
     async def inspect_snapshot_async(self, snapshot_id: str, *, pretty: bool = True) -> str:
         """Async version of :meth:`inspect_snapshot`."""
-        snapshot = await self._fetch_snapshot(parse_snapshot_id(snapshot_id))
+        sid = _parse_snapshot_id(snapshot_id)
+        snapshot = await self._fetch_snapshot(sid)
+        info = await (await self._state.history()).entry(sid)
         doc: dict[str, Any] = {"id": encode_id(snapshot.id)}
-        if snapshot.parent_id is not None:
-            doc["parent_id"] = encode_id(snapshot.parent_id)
-        doc["flushed_at"] = (
-            _micros_to_datetime(snapshot.flushed_at).isoformat().replace("+00:00", "Z")
-        )
-        doc["commit_message"] = snapshot.message
-        doc["metadata"] = snapshot.metadata
+        if info.parent_id is not None:
+            doc["parent_id"] = encode_id(info.parent_id)
+        doc["flushed_at"] = micros_to_datetime(info.flushed_at).isoformat().replace("+00:00", "Z")
+        doc["commit_message"] = info.message
+        doc["metadata"] = info.metadata
         doc["manifests"] = [
             {"id": encode_id(m.id), "size_bytes": m.size_bytes, "num_chunk_refs": m.num_chunk_refs}
             for m in snapshot.manifest_files
@@ -818,7 +724,7 @@ class Repository:
         from pyicechunk.ops.stats import chunk_storage_stats
 
         return await chunk_storage_stats(
-            self._backend,
+            self._state,
             self._ctx.assets,
             max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
         )
@@ -895,9 +801,9 @@ class Repository:
         """Async version of :meth:`expire_snapshots`."""
         from pyicechunk.ops.expiration import expire_snapshots
 
-        threshold = _datetime_to_micros(older_than, "older_than")
+        threshold = datetime_to_micros(older_than, "older_than")
         return await expire_snapshots(
-            self._backend,
+            self._state,
             self._ctx.assets,
             threshold,
             delete_expired_branches=delete_expired_branches,
@@ -962,9 +868,9 @@ class Repository:
         """Async version of :meth:`garbage_collect`."""
         from pyicechunk.ops.gc import garbage_collect
 
-        _datetime_to_micros(delete_object_older_than, "delete_object_older_than")
+        datetime_to_micros(delete_object_older_than, "delete_object_older_than")
         return await garbage_collect(
-            self._backend,
+            self._state,
             self._ctx.assets,
             delete_object_older_than,
             dry_run=dry_run,
@@ -1004,19 +910,7 @@ class Repository:
         """Async version of :meth:`rewrite_manifests`."""
         from pyicechunk.ops.manifests import rewrite_manifests
 
-        return await rewrite_manifests(_session_ctx(self._ctx), branch, message, metadata)
-
-
-def _session_ctx(ctx: RepoContext) -> RepoContext:
-    """A context for a new session: default metadata frozen at session creation."""
-    # Sessions share the repository's caches (copy.copy would drop them: see __getstate__).
-    return RepoContext(
-        storage=ctx.storage,
-        config=ctx.config,
-        default_metadata=dict(ctx.default_metadata),
-        authorized=ctx.authorized,
-        _assets=ctx.assets,
-    )
+        return await rewrite_manifests(self._ctx.for_session(), branch, message, metadata)
 
 
 def _with_settings(storage: Storage, config: RepositoryConfig) -> Storage:
@@ -1032,11 +926,3 @@ def _check_storage(storage: Any) -> None:
             f"expected a Storage (from in_memory_storage(), local_filesystem_storage(...)), "
             f"got {type(storage).__name__}"
         )
-
-
-async def _read_config(storage: Storage) -> tuple[RepositoryConfig | None, ObjectVersion | None]:
-    try:
-        data, version = await storage.backend.get_versioned(CONFIG_KEY)
-    except ObjectNotFoundError:
-        return None, None
-    return config_from_yaml(data), version

@@ -25,7 +25,7 @@ import pickle
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from pyicechunk.config import (
     ObjectStoreConfig,
@@ -48,6 +48,7 @@ from pyicechunk.virtual_location import (
 
 __all__ = [
     "NO_CONTAINER_MESSAGE",
+    "VirtualChunkSpecLike",
     "VirtualChunkSpec",
     "checksum_fields",
     "fetch_virtual_chunk",
@@ -422,6 +423,23 @@ def _unsigned(name: str, value: object, limit: int) -> int:
     if value >= limit:
         raise OverflowError("out of range integral type conversion attempted")
     return value
+
+
+class VirtualChunkSpecLike(Protocol):
+    """What ``IcechunkStore.set_virtual_refs`` reads of a :class:`VirtualChunkSpec`."""
+
+    @property
+    def index(self) -> Sequence[int]: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def length(self) -> int: ...
+    @property
+    def etag_checksum(self) -> str | None: ...
+    @property
+    def last_updated_at_checksum(self) -> dt.datetime | None: ...
 
 
 class VirtualChunkSpec:

@@ -12,7 +12,7 @@ import zarr
 import pyicechunk
 from pyicechunk.asset_manager import AssetManager
 from pyicechunk.ops.reachability import reachable_snapshots
-from pyicechunk.refs import fetch_branch, fetch_tag, list_refs
+from pyicechunk.repo_state.spec1 import Spec1State
 from pyicechunk.storage import Storage, StorageBackend
 from pyicechunk.storage.keys import chunk_key
 from pyicechunk.testing.faults import OPERATIONS, FaultPlan, FaultyBackend, InjectedFault
@@ -46,18 +46,21 @@ class RefWalker:
     def __init__(self, backend: StorageBackend) -> None:
         self.backend = backend
         self.assets = AssetManager(backend)
+        self.state = Spec1State(
+            backend, self.assets, conditional_create=True, conditional_update=True
+        )
         self.seen_manifests: set[bytes] = set()
         self.seen_chunks: set[bytes] = set()
 
     async def walk(self) -> None:
         backend = self.backend
-        refs = await list_refs(backend)
+        refs = await self.state.refs()
         for branch in refs.branches:
-            await fetch_branch(backend, branch)
+            await self.state.branch_tip(branch)
         for tag in refs.tags:
-            await fetch_tag(backend, tag)
+            await self.state.tag_target(tag)
         chunks = set()
-        for snapshot in await reachable_snapshots(backend, self.assets):
+        for snapshot in await reachable_snapshots(self.state):
             for info in snapshot.manifest_files:
                 if info.id in self.seen_manifests:
                     continue

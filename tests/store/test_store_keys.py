@@ -8,7 +8,12 @@ import zarr
 from zarr.core.buffer import default_buffer_prototype
 
 from pyicechunk.exceptions import IcechunkError
-from pyicechunk.store import _CHUNK, _METADATA, _V2, _chunk_key, _chunk_key_prefix, _parse_key
+from pyicechunk.store.zarr_keys import CHUNK as _CHUNK
+from pyicechunk.store.zarr_keys import METADATA as _METADATA
+from pyicechunk.store.zarr_keys import V2 as _V2
+from pyicechunk.store.zarr_keys import chunk_key as _chunk_key
+from pyicechunk.store.zarr_keys import chunk_key_prefix as _chunk_key_prefix
+from pyicechunk.store.zarr_keys import parse_key as _parse_key
 
 VALID = [
     ("zarr.json", (_METADATA, "/", ())),

@@ -12,15 +12,14 @@ import dataclasses
 from pyicechunk.asset_manager import AssetManager
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.ids import encode_id
-from pyicechunk.history import HistoryWalk
-from pyicechunk.refs import delete_branch, delete_tag, fetch_branch, fetch_tag, list_refs
-from pyicechunk.storage import StorageBackend
+from pyicechunk.history import HistorySource, HistoryWalk
+from pyicechunk.repo_state import RepoState
 
 __all__ = ["expire_snapshots"]
 
 
 async def _expire_ref(
-    assets: AssetManager, tip_id: bytes, older_than: int
+    history: HistorySource, assets: AssetManager, tip_id: bytes, older_than: int
 ) -> tuple[set[bytes], bool]:
     """Expire one ref's history; return the released snapshot ids and whether the tip expired.
 
@@ -30,22 +29,22 @@ async def _expire_ref(
     root = tip_id
     released: set[bytes] = set()
     tip_expired: bool | None = None
-    async for snapshot in HistoryWalk(assets, tip_id):
-        expired = snapshot.flushed_at < older_than
+    async for entry in HistoryWalk(history, tip_id):
+        expired = entry.flushed_at < older_than
         if tip_expired is None:
             tip_expired = expired
         if expired:
-            released.add(snapshot.id)
-            root = snapshot.id
+            released.add(entry.id)
+            root = entry.id
         else:
-            editable = snapshot.id
+            editable = entry.id
     # The last expired snapshot visited is the history's root: it always stays.
     released.discard(root)
 
-    child = await assets.fetch_snapshot(editable)
+    child = await history.snapshot(editable)
     if editable == root or child.parent_id == root or root == tip_id:
         return set(), bool(tip_expired)
-    root_snapshot = await assets.fetch_snapshot(root)
+    root_snapshot = await history.snapshot(root)
     if child.parent_id is None or root_snapshot.parent_id is not None:
         # Re-parenting a root, or onto a non-root, could create a cycle in the history.
         raise IcechunkError(
@@ -60,7 +59,7 @@ async def _expire_ref(
 
 
 async def expire_snapshots(
-    backend: StorageBackend,
+    state: RepoState,
     assets: AssetManager,
     older_than: int,
     *,
@@ -73,8 +72,8 @@ async def expire_snapshots(
 
     Parameters
     ----------
-    backend
-        The repository's storage.
+    state
+        The repository's state (its refs and history).
     assets
         The repository's asset manager; its snapshot cache is kept up to date.
     older_than
@@ -94,21 +93,23 @@ async def expire_snapshots(
     IcechunkError
         The storage is read-only, or a ref or snapshot cannot be read.
     """
-    if backend.read_only:
+    if assets.backend.read_only:
         raise IcechunkError(
             "the storage used by this Icechunk repository is read-only: Cannot expire snapshots"
         )
-    refs = await list_refs(backend)
+    refs = await state.refs()
+    history = await state.history()
     released: set[bytes] = set()
     for tag in sorted(refs.tags):
-        ids, tip_expired = await _expire_ref(assets, await fetch_tag(backend, tag), older_than)
+        tip = await state.tag_target(tag)
+        ids, tip_expired = await _expire_ref(history, assets, tip, older_than)
         released |= ids
         if tip_expired and delete_expired_tags:
-            await delete_tag(backend, tag)
+            await state.delete_tag(tag)
     for branch in sorted(refs.branches):
-        tip = await fetch_branch(backend, branch)
-        ids, tip_expired = await _expire_ref(assets, tip, older_than)
+        tip = await state.branch_tip(branch)
+        ids, tip_expired = await _expire_ref(history, assets, tip, older_than)
         released |= ids
         if tip_expired and delete_expired_branches and branch != "main":
-            await delete_branch(backend, branch)
+            await state.delete_branch(branch)
     return {encode_id(i) for i in released}

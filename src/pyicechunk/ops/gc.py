@@ -25,6 +25,7 @@ from pyicechunk.asset_manager import AssetManager
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.snapshot import ManifestFileInfo
 from pyicechunk.ops.reachability import reachable_manifests, reachable_snapshots
+from pyicechunk.repo_state import RepoState
 from pyicechunk.storage import ObjectInfo, StorageBackend, keys
 from pyicechunk.types import GCSummary
 
@@ -195,7 +196,7 @@ def _as_s12(ids: set[bytes]) -> npt.NDArray[np.bytes_]:
 
 
 async def garbage_collect(
-    backend: StorageBackend,
+    state: RepoState,
     assets: AssetManager,
     delete_object_older_than: dt.datetime,
     *,
@@ -207,10 +208,11 @@ async def garbage_collect(
 
     Parameters
     ----------
-    backend
-        The repository's storage.
+    state
+        The repository's state (its refs and history).
     assets
-        The repository's asset manager; deleted objects are dropped from its caches.
+        The repository's asset manager: objects are listed and deleted through its backend,
+        and dropped from its caches.
     delete_object_older_than
         Timezone-aware threshold: only objects last modified strictly before it are deleted.
     dry_run
@@ -230,11 +232,12 @@ async def garbage_collect(
     IcechunkError
         The storage is read-only, or a ref, snapshot or manifest cannot be read.
     """
+    backend = assets.backend
     if backend.read_only:
         raise IcechunkError(
             "the storage used by this Icechunk repository is read-only: Cannot garbage collect"
         )
-    snapshots = await reachable_snapshots(backend, assets)
+    snapshots = await reachable_snapshots(state)
     keep_snapshots = _as_s12({s.id for s in snapshots})
     manifests = reachable_manifests(snapshots)
     keep_manifests = _as_s12(set(manifests))

@@ -6,9 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from pyicechunk.exceptions import ConflictError, IcechunkError
-from pyicechunk.format.snapshot import ArrayNodeData, ManifestFileInfo, NodeSnapshot
-from pyicechunk.refs import fetch_branch
-from pyicechunk.session import RepoContext, _SessionCore, check_metadata
+from pyicechunk.session.context import RepoContext, check_metadata
+from pyicechunk.session.core import SessionCore
 
 __all__ = ["rewrite_manifests"]
 
@@ -22,31 +21,14 @@ _DEFAULT_SPLITTING_CONFIG: dict[str, Any] = {
 }
 
 
-class _RewritingSession(_SessionCore):
-    """A writable session whose commit writes fresh manifests for every array.
-
-    Carrying an array over normally reuses its manifests; here each array's chunk refs are read
-    from its old manifests and written into one new manifest, so the commit changes the
-    manifest layout while every node and chunk stays the same.
-    """
-
-    async def _carry_node(
-        self, node: NodeSnapshot
-    ) -> tuple[NodeSnapshot, tuple[ManifestFileInfo, ...]]:
-        array = node.array
-        if array is None:
-            return await super()._carry_node(node)
-        refs, infos = await self._rewrite_manifest(
-            node.id, node.path, array.shape, array.manifests, None
-        )
-        data = ArrayNodeData(array.shape, array.dimension_names, refs)
-        return NodeSnapshot(node.id, node.path, node.user_data, data), infos
-
-
 async def rewrite_manifests(
     ctx: RepoContext, branch: str, message: str, metadata: Mapping[str, Any] | None
 ) -> str:
     """Commit to ``branch`` a snapshot identical to its tip but with rewritten manifests.
+
+    Carrying an array over normally reuses its manifests; here each array's chunk refs are
+    read from its old manifests and written into one new manifest, so the commit changes the
+    manifest layout while every node and chunk stays the same.
 
     Parameters
     ----------
@@ -72,10 +54,9 @@ async def rewrite_manifests(
     """
     properties = {**check_metadata(metadata), "splitting_config": _DEFAULT_SPLITTING_CONFIG}
     try:
-        tip = await fetch_branch(ctx.storage.backend, branch)
-        base = await ctx.assets.fetch_snapshot(tip)
-        session = _RewritingSession(ctx, base, branch=branch, read_only=False)
+        base = await ctx.assets.fetch_snapshot(await ctx.state.branch_tip(branch))
+        session = SessionCore(ctx, base, branch=branch, read_only=False)
         # Nothing changed in the session, so the transaction log has every list empty.
-        return await session.commit(message, properties, allow_empty=True)
+        return await session.commit(message, properties, allow_empty=True, rewrite_manifests=True)
     except (IcechunkError, ConflictError) as e:
         raise IcechunkError(f"error rewriting manifests: {e}") from e

@@ -4,30 +4,29 @@ from __future__ import annotations
 
 import asyncio
 
-from pyicechunk.asset_manager import AssetManager
 from pyicechunk.format.snapshot import ManifestFileInfo, Snapshot
 from pyicechunk.history import HistoryWalk
-from pyicechunk.refs import fetch_branch, fetch_tag, list_refs
-from pyicechunk.storage import StorageBackend
+from pyicechunk.repo_state import RepoState
 
 __all__ = ["reachable_manifests", "reachable_snapshots"]
 
 
-async def reachable_snapshots(backend: StorageBackend, assets: AssetManager) -> list[Snapshot]:
+async def reachable_snapshots(state: RepoState) -> list[Snapshot]:
     """Every snapshot in the ancestry of a branch or a live tag, each once."""
-    refs = await list_refs(backend)
+    refs = await state.refs()
     tips = await asyncio.gather(
-        *(fetch_branch(backend, b) for b in sorted(refs.branches)),
-        *(fetch_tag(backend, t) for t in sorted(refs.tags)),
+        *(state.branch_tip(b) for b in sorted(refs.branches)),
+        *(state.tag_target(t) for t in sorted(refs.tags)),
     )
+    history = await state.history()
     seen: dict[bytes, Snapshot] = {}
     for tip in tips:
         # Stopping at a snapshot an earlier walk visited is safe: that walk went on from it
         # to the root, and would have raised had the history looped.
-        async for snapshot in HistoryWalk(assets, tip):
-            if snapshot.id in seen:
+        async for entry in HistoryWalk(history, tip):
+            if entry.id in seen:
                 break
-            seen[snapshot.id] = snapshot
+            seen[entry.id] = await history.snapshot(entry.id)
     return list(seen.values())
 
 

@@ -9,14 +9,14 @@ import numpy as np
 from pyicechunk.asset_manager import AssetManager
 from pyicechunk.format.manifest import INLINE, NATIVE, VIRTUAL, Manifest
 from pyicechunk.ops.reachability import reachable_manifests, reachable_snapshots
-from pyicechunk.storage import StorageBackend
+from pyicechunk.repo_state import RepoState
 from pyicechunk.types import ChunkStorageStats
 
 __all__ = ["chunk_storage_stats"]
 
 
 async def chunk_storage_stats(
-    backend: StorageBackend, assets: AssetManager, *, max_concurrent_manifest_fetches: int = 500
+    state: RepoState, assets: AssetManager, *, max_concurrent_manifest_fetches: int = 500
 ) -> ChunkStorageStats:
     """Totals over every chunk reachable from a branch or tag.
 
@@ -24,7 +24,7 @@ async def chunk_storage_stats(
     length), as in the reference; inline chunks count once per manifest that holds them,
     because each manifest stores its own copy.
     """
-    manifests = reachable_manifests(await reachable_snapshots(backend, assets))
+    manifests = reachable_manifests(await reachable_snapshots(state))
     limit = asyncio.Semaphore(max(1, max_concurrent_manifest_fetches))
 
     async def fetch(manifest_id: bytes, size: int) -> Manifest:

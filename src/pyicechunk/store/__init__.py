@@ -1,208 +1,47 @@
 """`IcechunkStore`: the zarr v3 `Store` interface mapped onto a session.
 
-The store owns no data. It turns zarr keys into node paths and chunk coordinates and calls the
-session core (`pyicechunk.session._SessionCore`), which keeps the change set and talks to
-storage. Keys follow the zarr v3 layout that Icechunk understands:
-
-* ``zarr.json`` is the root node's metadata, ``a/b/zarr.json`` the metadata of node ``/a/b``;
-* ``a/b/c/0/1`` is chunk ``(0, 1)`` of array ``/a/b``; ``c`` alone is the chunk of a 0-d root
-  array and ``c/0/1`` a chunk of a root array;
-* zarr v2 keys (``.zarray``, ``.zgroup``, ``.zattrs``, ``.zmetadata``) are recognised only to
-  be refused for writes and reported missing for reads.
+The store owns no data. It turns zarr keys into node paths and chunk coordinates (the grammar
+is :mod:`~pyicechunk.store.zarr_keys`) and calls the session core
+(:class:`~pyicechunk.session.core.SessionCore`), which keeps the change set and talks to storage.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from zarr.abc.store import Store
 from zarr.core.buffer import Buffer, BufferPrototype
 
 from pyicechunk._sync import sync
 from pyicechunk.exceptions import IcechunkError, KeyNotFoundError
+from pyicechunk.session.core import READ_ONLY_STORE
+from pyicechunk.session.facade import PICKLE_WRITABLE, wrap_core
 from pyicechunk.storage.byte_range import REQUEST_TYPES, ByteRequest, slice_bytes
+from pyicechunk.store.zarr_keys import (
+    CHUNK,
+    METADATA,
+    chunk_key,
+    chunk_key_prefix,
+    is_prefix_match,
+    metadata_key,
+    node_path,
+    not_a_node,
+    parse_key,
+    prefix_path,
+)
+from pyicechunk.virtual import NO_CONTAINER_MESSAGE, VirtualChunkSpecLike
 
 if TYPE_CHECKING:
     from zarr.core.common import BytesLike
 
-    from pyicechunk.session import ForkSession, Session, _SessionCore
+    from pyicechunk.session import ForkSession, Session
+    from pyicechunk.session.core import SessionCore
 
 __all__ = ["IcechunkStore"]
-
-_PICKLE_WRITABLE_MESSAGE: Final = (
-    "You must opt-in to pickle writable sessions in a distributed context "
-    "using Session.fork(). "
-    "If you are using xarray's `Dataset.to_zarr` method to write dask arrays, "
-    "please use `icechunk.xarray.to_icechunk` instead. "
-)
-_READ_ONLY_MESSAGE: Final = "cannot write to read-only store"
-# The core reports a location outside every virtual chunk container with this message;
-# set_virtual_refs skips such refs instead of failing, as the reference does.
-_NO_CONTAINER_MESSAGE: Final = "invalid chunk location, no matching virtual chunk container"
-
-_V2_NAMES: Final = frozenset({".zarray", ".zgroup", ".zattrs", ".zmetadata"})
-_METADATA_SUFFIX: Final = "/zarr.json"
-
-# Parsed key kinds. A parsed key is (kind, node path, chunk coordinates).
-_METADATA: Final = 0
-_CHUNK: Final = 1
-_V2: Final = 2
-_ParsedKey = tuple[int, str, tuple[int, ...]]
-_NO_COORDS: tuple[int, ...] = ()
-_U32_LIMIT: Final = 1 << 32
-
-
-class _VirtualChunkSpecLike(Protocol):
-    """The attributes of a `VirtualChunkSpec` that the store reads."""
-
-    @property
-    def index(self) -> Sequence[int]: ...
-    @property
-    def location(self) -> str: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def length(self) -> int: ...
-    @property
-    def etag_checksum(self) -> str | None: ...
-    @property
-    def last_updated_at_checksum(self) -> datetime | None: ...
-
-
-def _invalid_key(key: str) -> IcechunkError:
-    return IcechunkError(f"invalid zarr key format `{key}`")
-
-
-def _node_path(relative: str) -> str | None:
-    """The absolute node path for a key's path part, or None if it is not a canonical path.
-
-    Empty components (``a//b``) and ``.`` / ``..`` are refused: node paths are canonical.
-    """
-    if not relative:
-        return "/"
-    if relative[0] == "/" or relative[-1] == "/" or "//" in relative:
-        return None
-    if "." in relative:
-        for part in relative.split("/"):
-            if part == "." or part == "..":
-                return None
-    return "/" + relative
-
-
-def _parse_coords(key: str, text: str) -> tuple[int, ...]:
-    """Chunk coordinates from ``0/1/2``: every component a u32 in canonical decimal.
-
-    The reference also takes ``+1`` and ``007`` (its u32 parser does), so several keys name one
-    chunk: ``a/c/007`` is written, then listed as ``a/c/7``. Those are refused here, with the
-    canonical key in the message.
-
-    Raises
-    ------
-    IcechunkError
-        "invalid zarr key format" for anything else.
-    """
-    parts = text.split("/")
-    # int() alone would also take " 1", "1_0" and non-ASCII digits.
-    if text.isascii() and text.replace("/", "").isdigit() and "" not in parts:
-        coords = tuple(map(int, parts))
-        if len(text) > 9 and max(coords) >= _U32_LIMIT:
-            raise _invalid_key(key)
-        if "0" in text and any(len(p) > 1 and p[0] == "0" for p in parts):
-            raise _non_canonical_key(key, text, coords)
-        return coords
-    digits = [p[1:] if p[:1] == "+" else p for p in parts]
-    if all(d.isascii() and d.isdigit() for d in digits):
-        coords = tuple(map(int, digits))
-        if max(coords) < _U32_LIMIT:
-            raise _non_canonical_key(key, text, coords)
-    raise _invalid_key(key)
-
-
-def _non_canonical_key(key: str, text: str, coords: tuple[int, ...]) -> IcechunkError:
-    canonical = key[: len(key) - len(text)] + "/".join(map(str, coords))
-    return IcechunkError(
-        f"invalid zarr key format `{key}`: chunk coordinates are written in decimal without "
-        f"sign or leading zeros; the key of this chunk is `{canonical}`"
-    )
-
-
-def _parse_key(key: str) -> _ParsedKey:
-    """Classify a zarr key, following the reference's key grammar.
-
-    Raises
-    ------
-    IcechunkError
-        If the key is neither metadata, a chunk, nor a zarr v2 key.
-    """
-    if key.endswith("zarr.json"):
-        if key == "zarr.json":
-            return (_METADATA, "/", _NO_COORDS)
-        if key.endswith(_METADATA_SUFFIX):
-            path = _node_path(key[: -len(_METADATA_SUFFIX)])
-            if path is None:
-                raise _invalid_key(key)
-            return (_METADATA, path, _NO_COORDS)
-    if "." in key and key.rpartition("/")[2] in _V2_NAMES:
-        return (_V2, key, _NO_COORDS)
-    # The reference splits at the LAST "c" character, not at a "/c/" component: "a/c/0/1" is
-    # chunk (0, 1) of /a, "a/c" the chunk of a 0-d array /a, and so is "arc" of /ar.
-    head, sep, tail = key.rpartition("c")
-    if not sep:
-        raise _invalid_key(key)
-    if head:
-        if head[-1] == "/":
-            head = head[:-1]
-        path = _node_path(head)
-        if path is None:
-            raise _invalid_key(key)
-    else:
-        path = "/"
-    if not tail:
-        return (_CHUNK, path, _NO_COORDS)
-    if tail[0] != "/":
-        raise _invalid_key(key)
-    return (_CHUNK, path, _parse_coords(key, tail[1:]))
-
-
-def _prefix_path(prefix: str) -> tuple[str, str]:
-    """The prefix without trailing ``/`` (as error messages show it) and its node path."""
-    trimmed = prefix.rstrip("/")
-    path = _node_path(trimmed.lstrip("/"))
-    if path is None:
-        raise IcechunkError(f"bad key prefix ({trimmed}): Cannot convert to a path")
-    return trimmed, path
-
-
-def _not_a_node(trimmed: str) -> IcechunkError:
-    return IcechunkError(
-        f"bad key prefix ({trimmed}): Only prefixes pointing to a group or array are allowed"
-    )
-
-
-def _metadata_key(path: str) -> str:
-    return "zarr.json" if path == "/" else f"{path[1:]}/zarr.json"
-
-
-def _chunk_key_prefix(path: str) -> str:
-    """The part of every chunk key of array `path` before the coordinates."""
-    return "c" if path == "/" else f"{path[1:]}/c"
-
-
-def _chunk_key(prefix: str, coords: tuple[int, ...]) -> str:
-    if not coords:
-        return prefix
-    return prefix + "/" + "/".join(map(str, coords))
-
-
-def _is_prefix_match(key: str, prefix: str) -> bool:
-    """True if `key` is `prefix` itself or lies below it as a path (``a`` matches ``a/b``)."""
-    if not prefix:
-        return True
-    return key.startswith(prefix) and (len(key) == len(prefix) or key[len(prefix)] == "/")
 
 
 def _check_byte_range(byte_range: object) -> None:
@@ -225,10 +64,10 @@ class IcechunkStore(Store):
         The zarr-level read-only flag. Defaults to the session's flag at construction time.
     """
 
-    _core: _SessionCore
+    _core: SessionCore
     _for_fork: bool
 
-    def __init__(self, core: _SessionCore, for_fork: bool, read_only: bool | None = None) -> None:
+    def __init__(self, core: SessionCore, for_fork: bool, read_only: bool | None = None) -> None:
         super().__init__(read_only=core.read_only if read_only is None else read_only)
         self._core = core
         self._for_fork = for_fork
@@ -258,7 +97,7 @@ class IcechunkStore(Store):
 
     def __getstate__(self) -> dict[str, Any]:
         if not self._core.read_only and not self._for_fork:
-            raise ValueError(_PICKLE_WRITABLE_MESSAGE)
+            raise ValueError(PICKLE_WRITABLE)
         return self.__dict__.copy()
 
     def with_read_only(self, read_only: bool = False) -> IcechunkStore:
@@ -281,7 +120,7 @@ class IcechunkStore(Store):
     @property
     def session(self) -> Session | ForkSession:
         """The session this store reads and writes (a `ForkSession` for a fork's store)."""
-        return self._core.public_session(self._for_fork)
+        return wrap_core(self._core, fork=self._for_fork)
 
     @property
     def supports_writes(self) -> bool:
@@ -312,7 +151,7 @@ class IcechunkStore(Store):
         # The session's own flag comes first so that a read-only session reports the
         # reference's IcechunkError; zarr's flag (from with_read_only) then gives zarr's error.
         if self._core.read_only:
-            raise IcechunkError(_READ_ONLY_MESSAGE)
+            raise IcechunkError(READ_ONLY_STORE)
         self._check_writable()
 
     async def get(
@@ -347,11 +186,11 @@ class IcechunkStore(Store):
         """
         if byte_range is not None:
             _check_byte_range(byte_range)
-        kind, path, coords = _parse_key(key)
+        kind, path, coords = parse_key(key)
         data: bytes | memoryview | None
-        if kind == _CHUNK:
+        if kind == CHUNK:
             data = await self._core.get_chunk(path, coords, byte_range)
-        elif kind == _METADATA:
+        elif kind == METADATA:
             document = await self._core.metadata_document(path)
             data = None if document is None else slice_bytes(document, byte_range)
         else:
@@ -389,11 +228,11 @@ class IcechunkStore(Store):
         metadata_slots: builtins.list[tuple[int, str, ByteRequest | None]] = []
         for slot, (key, byte_range) in enumerate(requests):
             _check_byte_range(byte_range)
-            kind, path, coords = _parse_key(key)
-            if kind == _CHUNK:
+            kind, path, coords = parse_key(key)
+            if kind == CHUNK:
                 chunk_slots.append(slot)
                 chunk_requests.append((path, coords, byte_range))
-            elif kind == _METADATA:
+            elif kind == METADATA:
                 metadata_slots.append((slot, path, byte_range))
 
         async def read_chunks() -> None:
@@ -428,10 +267,10 @@ class IcechunkStore(Store):
         IcechunkError
             If the key is not a valid zarr v3 key.
         """
-        kind, path, coords = _parse_key(key)
-        if kind == _CHUNK:
+        kind, path, coords = parse_key(key)
+        if kind == CHUNK:
             return await self._core.chunk_exists(path, coords)
-        if kind == _METADATA:
+        if kind == METADATA:
             return await self._core.get_node(path) is not None
         return False
 
@@ -466,14 +305,14 @@ class IcechunkStore(Store):
         core = self._core
         # _ensure_writable, inlined: zarr calls set once per chunk.
         if core.read_only:
-            raise IcechunkError(_READ_ONLY_MESSAGE)
+            raise IcechunkError(READ_ONLY_STORE)
         if self._read_only:
             self._check_writable()
-        kind, path, coords = _parse_key(key)
-        if kind == _CHUNK:
+        kind, path, coords = parse_key(key)
+        if kind == CHUNK:
             # A view, not a copy: a 1 MiB chunk goes straight from zarr's buffer to the file.
             await core.set_chunk(path, coords, memoryview(value.as_buffer_like()))
-        elif kind == _METADATA:
+        elif kind == METADATA:
             await core.set_metadata(path, value.to_bytes())
         else:
             raise IcechunkError(
@@ -518,10 +357,10 @@ class IcechunkStore(Store):
             If the store was opened read-only at the zarr level.
         """
         self._ensure_writable()
-        kind, path, coords = _parse_key(key)
-        if kind == _CHUNK:
+        kind, path, coords = parse_key(key)
+        if kind == CHUNK:
             await self._core.delete_chunk(path, coords)
-        elif kind == _METADATA:
+        elif kind == METADATA:
             await self._core.delete_node(path)
 
     async def delete_dir(self, prefix: str) -> None:
@@ -544,7 +383,7 @@ class IcechunkStore(Store):
         """
         self._ensure_writable()
         relative = prefix.strip("/")
-        path = _node_path(relative)
+        path = node_path(relative)
         if path is None:
             raise IcechunkError(f"bad key prefix ({relative}): Cannot convert to a path")
         if path == "/":
@@ -557,9 +396,9 @@ class IcechunkStore(Store):
         array = await self._closest_ancestor(path)
         if array is None:
             return
-        key_prefix = _chunk_key_prefix(array)
+        key_prefix = chunk_key_prefix(array)
         for coords in await core.chunk_coords(array):
-            if _is_prefix_match(_chunk_key(key_prefix, coords), relative):
+            if is_prefix_match(chunk_key(key_prefix, coords), relative):
                 await core.delete_chunk(array, coords)
 
     async def _closest_ancestor(self, path: str) -> str | None:
@@ -624,7 +463,7 @@ class IcechunkStore(Store):
             Always.
         """
         if self._core.read_only:
-            raise IcechunkError(_READ_ONLY_MESSAGE)
+            raise IcechunkError(READ_ONLY_STORE)
         raise IcechunkError("store method `set_partial_values` is not implemented by Icechunk")
 
     def list(self) -> AsyncIterator[str]:
@@ -654,23 +493,23 @@ class IcechunkStore(Store):
         IcechunkError
             If the prefix is not the path of a node (raised by the call, as in icechunk).
         """
-        trimmed, path = _prefix_path(prefix)
+        trimmed, path = prefix_path(prefix)
         # The session's node table is in memory, so the check can run before the iteration.
         if path != "/" and self._core.node(path) is None:
-            raise _not_a_node(trimmed)
+            raise not_a_node(trimmed)
         return self._list_below(path)
 
     async def _list_below(self, path: str) -> AsyncIterator[str]:
         nodes = await self._core.list_nodes(path)
         for node in nodes:
-            yield _metadata_key(node.path)
+            yield metadata_key(node.path)
         arrays = [node.path for node in nodes if node.is_array]
         # One listing per array, all in flight together, rather than one await per chunk.
         all_coords = await asyncio.gather(*(self._core.chunk_coords(p) for p in arrays))
         for array, coords_list in zip(arrays, all_coords, strict=True):
-            key_prefix = _chunk_key_prefix(array)
+            key_prefix = chunk_key_prefix(array)
             for coords in coords_list:
-                yield _chunk_key(key_prefix, coords)
+                yield chunk_key(key_prefix, coords)
 
     def list_dir(self, prefix: str) -> AsyncIterator[str]:
         """The names directly below a prefix, sorted, without trailing ``/``.
@@ -696,7 +535,7 @@ class IcechunkStore(Store):
 
     async def _list_dir_names(self, prefix: str) -> builtins.list[str]:
         relative = prefix.strip("/")
-        path = _node_path(relative)
+        path = node_path(relative)
         if path is None:
             return []
         core = self._core
@@ -718,10 +557,10 @@ class IcechunkStore(Store):
         array = await self._closest_ancestor(path)
         if array is None:
             return []
-        key_prefix = _chunk_key_prefix(array)
+        key_prefix = chunk_key_prefix(array)
         for coords in await core.chunk_coords(array):
-            key = _chunk_key(key_prefix, coords)
-            if _is_prefix_match(key, relative) and len(key) > len(relative):
+            key = chunk_key(key_prefix, coords)
+            if is_prefix_match(key, relative) and len(key) > len(relative):
                 names.add(key[len(relative) + 1 :].partition("/")[0])
         return sorted(names)
 
@@ -745,10 +584,10 @@ class IcechunkStore(Store):
         IcechunkError
             If the key is not a valid zarr v3 key.
         """
-        kind, path, coords = _parse_key(key)
-        if kind == _CHUNK:
+        kind, path, coords = parse_key(key)
+        if kind == CHUNK:
             return await self._core.chunk_size(path, coords)
-        if kind == _METADATA:
+        if kind == METADATA:
             node = await self._core.get_node(path)
             if node is None:
                 raise KeyNotFoundError(path)
@@ -772,10 +611,10 @@ class IcechunkStore(Store):
         IcechunkError
             If the prefix is not the path of a node.
         """
-        trimmed, path = _prefix_path(prefix)
+        trimmed, path = prefix_path(prefix)
         nodes = await self._core.list_nodes(path)
         if path != "/" and (not nodes or nodes[0].path != path):
-            raise _not_a_node(trimmed)
+            raise not_a_node(trimmed)
         core = self._core
         total = sum(len(node.user_data) for node in nodes)
         arrays = [node.path for node in nodes if node.is_array]
@@ -857,8 +696,8 @@ class IcechunkStore(Store):
             See `set_virtual_ref`.
         """
         self._ensure_writable()
-        kind, path, coords = _parse_key(key)
-        if kind != _CHUNK:
+        kind, path, coords = parse_key(key)
+        if kind != CHUNK:
             raise IcechunkError(
                 f"this operation is not allowed: use .set to modify metadata for key {key}"
             )
@@ -869,7 +708,7 @@ class IcechunkStore(Store):
     def set_virtual_refs(
         self,
         array_path: str,
-        chunks: builtins.list[_VirtualChunkSpecLike],
+        chunks: builtins.list[VirtualChunkSpecLike],
         *,
         validate_containers: bool = True,
     ) -> builtins.list[tuple[int, ...]] | None:
@@ -901,7 +740,7 @@ class IcechunkStore(Store):
     async def set_virtual_refs_async(
         self,
         array_path: str,
-        chunks: builtins.list[_VirtualChunkSpecLike],
+        chunks: builtins.list[VirtualChunkSpecLike],
         *,
         validate_containers: bool = True,
     ) -> builtins.list[tuple[int, ...]] | None:
@@ -923,7 +762,7 @@ class IcechunkStore(Store):
             See `set_virtual_refs`.
         """
         self._ensure_writable()
-        path = _node_path(array_path.strip("/"))
+        path = node_path(array_path.strip("/"))
         if path is None:
             raise ValueError(f"Invalid array path: {array_path}")
         failed: builtins.list[tuple[int, ...]] = []
@@ -941,7 +780,8 @@ class IcechunkStore(Store):
                     validate_containers,
                 )
             except IcechunkError as error:
-                if not error.message.startswith(_NO_CONTAINER_MESSAGE):
+                # Outside every virtual chunk container: skipped, as the reference does.
+                if not error.message.startswith(NO_CONTAINER_MESSAGE):
                     raise
                 failed.append(coords)
         return failed or None

@@ -1,0 +1,415 @@
+"""The repository-state seam: everything mutable about a repository, behind one interface.
+
+Snapshots, manifests, transaction logs and chunks are immutable and read the same way whatever
+the format version. What changes is the small mutable state: branches, tags and deleted tags,
+the persisted config, which snapshot follows which (the history), and in spec 2 the ops log,
+repository metadata, status and feature flags. :class:`RepoState` is the one interface the
+repository, its sessions and the maintenance operations use for all of it, with one
+implementation per format version:
+
+* spec 1 (:mod:`~pyicechunk.repo_state.spec1`): one ``ref.json`` per branch and tag moved by
+  conditional writes, tag tombstones, ``config.yaml``, parent links inside snapshot files;
+* spec 2 (FORMAT-V2 §5, §10, §11): the single ``repo`` object, changed by read, modify in
+  memory, back up to ``overwritten/``, conditional write, retry. It implements the same methods
+  (recording its ops-log entry in each), and adds those only spec 2 has (ops log, metadata,
+  status, feature flags) beside them, where the spec-1 state refuses with a "needs spec 2"
+  error.
+
+Callers never branch on the version: a commit is one call, :meth:`RepoState.add_snapshot`,
+whatever it does on disk. The functions at the end of this module are the entry points that
+pick the implementation for a storage location.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from pyicechunk.exceptions import IcechunkError
+
+if TYPE_CHECKING:
+    from pyicechunk.asset_manager import AssetManager
+    from pyicechunk.config import RepositoryConfig
+    from pyicechunk.format.snapshot import Snapshot
+    from pyicechunk.history import HistorySource
+    from pyicechunk.storage import ObjectVersion, StorageBackend
+
+__all__ = [
+    "BranchTip",
+    "ConfigVersion",
+    "NewSnapshot",
+    "OpenedState",
+    "RefListing",
+    "RepoState",
+    "SnapshotKind",
+    "fetch_config",
+    "new_state",
+    "open_state",
+    "repository_exists",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RefListing:
+    """Every ref of a repository as one listing found them.
+
+    Parameters
+    ----------
+    branches
+        Branch names.
+    tags
+        Names of live tags.
+    deleted_tags
+        Names of deleted tags, which can never be used again.
+    """
+
+    branches: frozenset[str]
+    tags: frozenset[str]
+    deleted_tags: frozenset[str]
+
+
+class SnapshotKind(enum.Enum):
+    """How a newly written snapshot joins the history (spec 2 records each in its ops log)."""
+
+    COMMIT = "commit"
+    """The branch moves from its expected tip to the snapshot, the tip's child."""
+    AMEND = "amend"
+    """The snapshot replaces the branch tip: its parent is the replaced tip's parent."""
+    DETACHED = "detached"
+    """No ref moves (``Session.flush``); the caller gets the id to branch or tag from."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewSnapshot:
+    """A written snapshot (with its manifests and transaction log) to make part of the history.
+
+    Parameters
+    ----------
+    kind
+        Commit, amend or detached.
+    snapshot
+        The snapshot; its ``parent_id`` is the parent it gets in the history.
+    branch
+        The branch that moves; None for a detached snapshot.
+    expected
+        The tip the branch must still point at (a commit's base, the tip an amend replaces);
+        None for a detached snapshot.
+    durable
+        Keys of the objects the new state reaches that this operation wrote: they are durable
+        before the new state is visible.
+    """
+
+    kind: SnapshotKind
+    snapshot: Snapshot
+    branch: str | None = None
+    expected: bytes | None = None
+    durable: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BranchTip:
+    """A branch's tip as one read found it, to hand back to :meth:`RepoState.add_snapshot`.
+
+    Parameters
+    ----------
+    snapshot_id
+        The tip, or None if the branch did not exist.
+    token
+        What the implementation needs to replace exactly the state it read (opaque here).
+    """
+
+    snapshot_id: bytes | None
+    token: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigVersion:
+    """Which persisted config a repository handle last read or wrote (opaque outside the state).
+
+    Parameters
+    ----------
+    exists
+        Whether a persisted config existed then.
+    token
+        The stored object's version, where the implementation compares it on save.
+    """
+
+    exists: bool = False
+    token: ObjectVersion | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedState:
+    """What opening a repository found: its format version and its persisted config.
+
+    Parameters
+    ----------
+    spec_version
+        The repository's on-disk format version.
+    config
+        The persisted config, or None if there is none (the defaults apply).
+    config_version
+        To pass to :meth:`RepoState.save_config`.
+    """
+
+    spec_version: int
+    config: RepositoryConfig | None
+    config_version: ConfigVersion
+
+
+class RepoState(abc.ABC):
+    """The mutable state of one repository: refs, config and history.
+
+    Implementations hold no mutable fields, so one object may serve every session of a
+    repository from any thread; whatever must be carried between calls (the version of the
+    config or of a branch as read) travels in the values they return and take.
+
+    Errors are the reference's: a missing ref is "ref not found `name`", a branch that moved is
+    a :class:`~pyicechunk.exceptions.ConflictError`.
+    """
+
+    spec_version: ClassVar[int]
+
+    # -- refs ---------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def validate_ref_name(self, name: str) -> None:
+        """Refuse a name for a new branch or tag that this format cannot store and read back.
+
+        Raises
+        ------
+        IcechunkError
+            For such a name, saying why.
+        TypeError
+            If ``name`` is not a str.
+        """
+
+    @abc.abstractmethod
+    async def branch_tip(self, name: str) -> bytes:
+        """The snapshot a branch points at.
+
+        Raises
+        ------
+        IcechunkError
+            If there is no such branch.
+        """
+
+    @abc.abstractmethod
+    async def tag_target(self, name: str) -> bytes:
+        """The snapshot a live tag points at.
+
+        Raises
+        ------
+        IcechunkError
+            If there is no such tag, or it was deleted.
+        """
+
+    @abc.abstractmethod
+    async def refs(self) -> RefListing:
+        """Every branch, live tag and deleted tag."""
+
+    @abc.abstractmethod
+    async def create_branch(self, name: str, snapshot_id: bytes) -> None:
+        """Create a branch at an existing snapshot (the caller checked that it exists).
+
+        Raises
+        ------
+        IcechunkError
+            If the branch exists.
+        """
+
+    @abc.abstractmethod
+    async def reset_branch(self, name: str, snapshot_id: bytes, expected: bytes | None) -> None:
+        """Point a branch at an existing snapshot, if it points at ``expected`` (None: anywhere).
+
+        Raises
+        ------
+        IcechunkError
+            If there is no such branch or it is not at ``expected``.
+        """
+
+    @abc.abstractmethod
+    async def delete_branch(self, name: str) -> None:
+        """Delete a branch other than ``main``.
+
+        Raises
+        ------
+        IcechunkError
+            For ``main`` or a missing branch.
+        """
+
+    @abc.abstractmethod
+    async def create_tag(self, name: str, snapshot_id: bytes) -> None:
+        """Create a tag at an existing snapshot.
+
+        Raises
+        ------
+        IcechunkError
+            If the tag exists or existed (tag names are never reused).
+        """
+
+    @abc.abstractmethod
+    async def delete_tag(self, name: str) -> None:
+        """Delete a tag; its name can never be used again.
+
+        Raises
+        ------
+        IcechunkError
+            If there is no such live tag.
+        """
+
+    # -- new snapshots ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def check_branch(self, branch: str, expected: bytes) -> BranchTip:
+        """Refuse, before anything is written, a commit to a branch that is not at ``expected``.
+
+        Returns
+        -------
+        BranchTip
+            The tip as read, for :meth:`add_snapshot`.
+
+        Raises
+        ------
+        ConflictError
+            The branch points elsewhere (or does not exist).
+        IcechunkError
+            This implementation cannot write to the repository found at the location.
+        """
+
+    @abc.abstractmethod
+    async def add_snapshot(self, new: NewSnapshot, tip: BranchTip | None = None) -> None:
+        """Make a written snapshot part of the history: THE conditional step of every commit.
+
+        A commit or an amend moves ``new.branch`` to the snapshot only if the branch still
+        points at ``new.expected``; a detached snapshot moves no ref. The objects named in
+        ``new.durable`` are durable before the change is visible, and nothing is visible
+        unless the whole step succeeds.
+
+        Parameters
+        ----------
+        new
+            The snapshot and how it joins the history.
+        tip
+            The branch as :meth:`check_branch` read it moments ago, which may save a read; a
+            stale one only costs a retry.
+
+        Raises
+        ------
+        ConflictError
+            The branch moved (nothing changed).
+        """
+
+    # -- config -------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def save_config(self, config: RepositoryConfig, previous: ConfigVersion) -> ConfigVersion:
+        """Persist ``config`` in place of the config ``previous`` describes.
+
+        Returns
+        -------
+        ConfigVersion
+            The version of the config just written.
+
+        Raises
+        ------
+        IcechunkError
+            If someone else changed the persisted config since ``previous``.
+        """
+
+    # -- history ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def history(self) -> HistorySource:
+        """Where the history walk finds each snapshot's parent, time, message and metadata."""
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def initialize(self, config: RepositoryConfig | None) -> ConfigVersion:
+        """Create the repository in an empty, writable location: ``main`` at a first snapshot.
+
+        Parameters
+        ----------
+        config
+            The config to persist, or None to persist none (the defaults).
+
+        Returns
+        -------
+        ConfigVersion
+            The version of the persisted config.
+        """
+
+
+# The entry points. Spec 2 plugs in here: these probe the location and pick the implementation.
+
+
+async def open_state(backend: StorageBackend) -> OpenedState:
+    """Find the repository at a storage location: its format version and persisted config.
+
+    Raises
+    ------
+    IcechunkError
+        If there is no repository there, or one of a format version pyicechunk cannot read.
+    """
+    from pyicechunk.repo_state.spec1 import Spec1State
+
+    return await Spec1State.open(backend)
+
+
+async def repository_exists(backend: StorageBackend) -> bool:
+    """Whether a repository pyicechunk can open exists at a storage location."""
+    from pyicechunk.repo_state.spec1 import Spec1State
+
+    return await Spec1State.exists(backend)
+
+
+async def fetch_config(backend: StorageBackend) -> RepositoryConfig | None:
+    """The config persisted in the repository at a storage location (None: none persisted)."""
+    from pyicechunk.repo_state.spec1 import Spec1State
+
+    return (await Spec1State.read_config(backend)).config
+
+
+def new_state(
+    spec_version: int,
+    backend: StorageBackend,
+    assets: AssetManager,
+    *,
+    conditional_create: bool,
+    conditional_update: bool,
+) -> RepoState:
+    """The state of a repository of format ``spec_version`` (creating it: the version to write).
+
+    Parameters
+    ----------
+    spec_version
+        The repository's format version.
+    backend
+        Where it lives.
+    assets
+        Its asset manager (snapshots are read through its cache).
+    conditional_create, conditional_update
+        The ``unsafe_use_conditional_*`` switches in effect: off, a write replaces blindly.
+
+    Raises
+    ------
+    IcechunkError
+        For a format version this package cannot write.
+    """
+    from pyicechunk.repo_state.spec1 import Spec1State
+
+    if spec_version != Spec1State.spec_version:
+        raise IcechunkError(
+            f"pyicechunk cannot write Icechunk format version {spec_version} repositories; "
+            f"use version {Spec1State.spec_version}"
+        )
+    return Spec1State(
+        backend,
+        assets,
+        conditional_create=conditional_create,
+        conditional_update=conditional_update,
+    )

@@ -1,0 +1,283 @@
+"""Writing a commit: from a change set to manifests, a snapshot and its transaction log.
+
+:func:`write_snapshot` does the writing and moves no ref; a commit, an amend and a flush differ
+only in the :class:`CommitPlan` they pass (the parent, an earlier transaction log to fold in,
+whether every manifest is rewritten) and in how the session then makes the snapshot part of the
+history (:meth:`pyicechunk.repo_state.RepoState.add_snapshot`). Everything one commit computes
+lives in one :class:`_SnapshotBuilder`, made for that commit and dropped after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pyicechunk._time import now_micros
+from pyicechunk.change_set import ChangeSet
+from pyicechunk.exceptions import IcechunkError
+from pyicechunk.format.ids import new_manifest_id, new_snapshot_id
+from pyicechunk.format.manifest import ArrayManifest, ChunkPayload, NativePayload
+from pyicechunk.format.snapshot import (
+    ArrayNodeData,
+    DimensionShape,
+    ManifestFileInfo,
+    ManifestRef,
+    NodeSnapshot,
+    Snapshot,
+)
+from pyicechunk.format.transaction_log import TransactionLog
+from pyicechunk.format.zarr_metadata import ArrayMeta, grid_upper
+from pyicechunk.history import combine_transaction_logs
+from pyicechunk.session.chunks import Coords, all_refs, manifest_info
+from pyicechunk.storage.keys import chunk_key, manifest_key, snapshot_key, transaction_key
+
+if TYPE_CHECKING:
+    from pyicechunk.asset_manager import AssetManager
+    from pyicechunk.storage import StorageBackend
+
+__all__ = ["CommitPlan", "chunk_barrier", "write_snapshot", "written_keys"]
+
+_NodeResult = tuple[NodeSnapshot, tuple[ManifestFileInfo, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class CommitPlan:
+    """What one commit, amend or flush writes.
+
+    Parameters
+    ----------
+    message
+        The snapshot's message.
+    properties
+        Its metadata (the default commit metadata merged under the caller's).
+    parent_id
+        Its parent: the base for a commit or flush, the replaced tip's parent for an amend.
+    parent_flushed_at
+        The parent's time; the new snapshot must be later.
+    earlier_tx
+        For an amend: the replaced tip's transaction log, folded into the new one.
+    rewrite_manifests
+        Write fresh manifests for every array, even unchanged ones (``rewrite_manifests``).
+    """
+
+    message: str
+    properties: dict[str, Any]
+    parent_id: bytes
+    parent_flushed_at: int
+    earlier_tx: TransactionLog | None = None
+    rewrite_manifests: bool = False
+
+
+class _SnapshotBuilder:
+    """The nodes and manifests of one new snapshot: the base with a change set applied."""
+
+    def __init__(
+        self, assets: AssetManager, base: Snapshot, changes: ChangeSet, rewrite_all: bool
+    ) -> None:
+        self._assets = assets
+        self._base = base
+        self._changes = changes
+        self._rewrite_all = rewrite_all
+        # The coordinates of each array's chunk changes, computed once and shared by the
+        # manifest writer and the transaction log.
+        self.coords: dict[bytes, np.ndarray] = {
+            nid: changes.coords_array(nid) for nid in changes.chunks
+        }
+
+    async def nodes(self) -> tuple[list[NodeSnapshot], list[ManifestFileInfo]]:
+        """Every node of the new snapshot, sorted by path, and the manifests they list."""
+        changes = self._changes
+        jobs: list[Awaitable[_NodeResult]] = []
+        for node in self._base.nodes:
+            if not changes.is_deleted(node.path, node.id):
+                jobs.append(self._carry_node(node))
+        for path, (node_id, user_data) in changes.new_groups.items():
+            jobs.append(_ready(NodeSnapshot(node_id, path, user_data, None)))
+        for path, (node_id, meta) in changes.new_arrays.items():
+            jobs.append(self._new_array_node(path, node_id, meta))
+        results = await asyncio.gather(*jobs)
+        infos: dict[bytes, ManifestFileInfo] = {}
+        for _, node_infos in results:
+            for info in node_infos:
+                infos[info.id] = info
+        nodes = sorted((n for n, _ in results), key=lambda n: n.path)
+        return nodes, sorted(infos.values(), key=lambda i: i.id)
+
+    async def _carry_node(self, node: NodeSnapshot) -> _NodeResult:
+        changes = self._changes
+        if node.array is None:
+            user_data = changes.updated_groups.get(node.id, node.user_data)
+            return NodeSnapshot(node.id, node.path, user_data, None), ()
+        old = node.array
+        if self._rewrite_all:
+            refs, infos = await self._write_manifest(
+                node.id, node.path, old.shape, old.manifests, None
+            )
+            data = ArrayNodeData(old.shape, old.dimension_names, refs)
+            return NodeSnapshot(node.id, node.path, node.user_data, data), infos
+        meta = changes.updated_arrays.get(node.id)
+        chunk_changes = changes.chunks.get(node.id)
+        if meta is None and not chunk_changes:
+            return node, self._infos(old.manifests)
+        shape = meta.shape if meta is not None else old.shape
+        names = meta.dimension_names if meta is not None else old.dimension_names
+        user_data = meta.user_data if meta is not None else node.user_data
+        upper = grid_upper(shape)
+        if not chunk_changes and all(_extents_within(m.extents, upper) for m in old.manifests):
+            refs, infos = old.manifests, self._infos(old.manifests)
+        else:
+            refs, infos = await self._write_manifest(
+                node.id, node.path, shape, old.manifests, chunk_changes
+            )
+        return NodeSnapshot(node.id, node.path, user_data, ArrayNodeData(shape, names, refs)), infos
+
+    async def _new_array_node(self, path: str, node_id: bytes, meta: ArrayMeta) -> _NodeResult:
+        refs, infos = await self._write_manifest(
+            node_id, path, meta.shape, (), self._changes.chunks.get(node_id)
+        )
+        data = ArrayNodeData(meta.shape, meta.dimension_names, refs)
+        return NodeSnapshot(node_id, path, meta.user_data, data), infos
+
+    def _infos(self, refs: Sequence[ManifestRef]) -> tuple[ManifestFileInfo, ...]:
+        return tuple(manifest_info(self._base, m.object_id) for m in refs)
+
+    async def _write_manifest(
+        self,
+        node_id: bytes,
+        path: str,
+        shape: tuple[DimensionShape, ...],
+        old_refs: Sequence[ManifestRef],
+        chunk_changes: dict[Coords, ChunkPayload | None] | None,
+    ) -> tuple[tuple[ManifestRef, ...], tuple[ManifestFileInfo, ...]]:
+        """One manifest with the old refs (minus touched and out-of-grid ones) and the new ones.
+
+        Reading the old refs checks them like a read does: a damaged manifest fails the commit
+        instead of losing its chunks from the new snapshot.
+        """
+        ndim = len(shape)
+        upper = grid_upper(shape)
+        parts: list[ArrayManifest] = []
+        touched = None
+        if chunk_changes:
+            touched = self.coords.get(node_id)
+            if touched is None or len(touched) != len(chunk_changes):
+                touched = np.array(list(chunk_changes), dtype=np.uint32).reshape(
+                    len(chunk_changes), ndim
+                )
+        base = self._base
+        # The stored refs have the dimensions the snapshot records for the array.
+        stored = base.get_node(path)
+        stored_ndim = len(stored.array.shape) if stored and stored.array else ndim
+        for array in await all_refs(self._assets, base, node_id, path, stored_ndim, old_refs):
+            if not len(array):
+                continue
+            keep = array.within(upper)
+            if touched is not None:
+                hits = array.find_many(touched)
+                keep[hits[hits >= 0]] = False
+            parts.append(array.take(keep))
+        if chunk_changes and touched is not None:
+            # Vectorised: which changes are writes (not deletions) inside the current grid.
+            payload_list = list(chunk_changes.values())
+            live = np.fromiter(
+                (p is not None for p in payload_list), dtype=bool, count=len(payload_list)
+            )
+            if ndim:
+                live &= (touched < np.array(upper, dtype=np.int64)).all(axis=1)
+            keep_idx = np.flatnonzero(live)
+            if len(keep_idx) == len(payload_list):
+                payloads = payload_list
+            else:
+                payloads = [payload_list[i] for i in keep_idx]
+            if payloads:
+                parts.append(
+                    ArrayManifest.from_payloads(node_id, ndim, touched[keep_idx], payloads)  # type: ignore[arg-type]
+                )
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return (), ()
+        merged = ArrayManifest.concat_sorted(node_id, parts) if len(parts) > 1 else parts[0]
+        manifest_id = new_manifest_id()
+        size = await self._assets.write_manifest(manifest_id, [merged])
+        ref = ManifestRef(manifest_id, merged.extents())
+        return (ref,), (ManifestFileInfo(manifest_id, size, len(merged)),)
+
+
+async def write_snapshot(
+    assets: AssetManager, base: Snapshot, changes: ChangeSet, plan: CommitPlan
+) -> Snapshot:
+    """Write manifests, then the snapshot and its transaction log; move no ref.
+
+    Raises
+    ------
+    IcechunkError
+        If a manifest the snapshot carries over is damaged, or this machine's clock is not
+        later than the parent's time.
+    """
+    snapshot_id = new_snapshot_id()
+    builder = _SnapshotBuilder(assets, base, changes, plan.rewrite_manifests)
+    nodes, manifests = await builder.nodes()
+    flushed_at = now_micros()
+    if flushed_at <= plan.parent_flushed_at:
+        raise IcechunkError(
+            "cannot commit: this machine's clock is behind the time recorded in the parent "
+            "snapshot; check the system clock"
+        )
+    snapshot = Snapshot(
+        id=snapshot_id,
+        parent_id=plan.parent_id,
+        nodes=tuple(nodes),
+        flushed_at=flushed_at,
+        message=plan.message,
+        metadata=plan.properties,
+        manifest_files=tuple(manifests),
+    )
+    tx = changes.to_transaction_log(snapshot_id, builder.coords)
+    if plan.earlier_tx is not None:
+        tx = combine_transaction_logs(plan.earlier_tx, tx, snapshot_id)
+    await asyncio.gather(assets.write_snapshot(snapshot), assets.write_transaction_log(tx))
+    return snapshot
+
+
+def written_keys(base: Snapshot, snapshot: Snapshot) -> list[str]:
+    """The metadata objects written for ``snapshot`` on top of ``base`` (chunks: see below)."""
+    keys = [snapshot_key(snapshot.id), transaction_key(snapshot.id)]
+    base_manifests = {m.id for m in base.manifest_files}
+    keys.extend(manifest_key(m.id) for m in snapshot.manifest_files if m.id not in base_manifests)
+    return keys
+
+
+@contextlib.asynccontextmanager
+async def chunk_barrier(
+    backend: StorageBackend, changes: ChangeSet
+) -> AsyncIterator[asyncio.Future[None]]:
+    """Start syncing the chunk files ``changes`` references now; yield the task to await.
+
+    The chunks were written before the commit began, so their barrier runs while the manifests
+    and the snapshot are built and written, instead of after. If the body fails before awaiting
+    it, the barrier is still waited for (its outcome no longer matters).
+    """
+    keys: list[str] = []
+    for per_node in changes.chunks.values():
+        keys.extend(chunk_key(p.chunk_id) for p in per_node.values() if type(p) is NativePayload)
+    durable = backend.make_durable(keys) if keys else asyncio.sleep(0)
+    task = asyncio.ensure_future(durable)
+    try:
+        yield task
+    finally:
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure was already raised, or is moot
+
+
+async def _ready(node: NodeSnapshot) -> _NodeResult:
+    return node, ()
+
+
+def _extents_within(extents: tuple[tuple[int, int], ...], upper: tuple[int, ...]) -> bool:
+    return all(hi <= u for (_, hi), u in zip(extents, upper, strict=False))

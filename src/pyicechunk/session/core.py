@@ -1,0 +1,580 @@
+"""The engine behind a Session and its IcechunkStore: state, concurrency, and the operations.
+
+A session may be shared by many threads, each possibly running its own event loop, as in the
+reference. Its state is the pair (base snapshot, change set), replaced as a whole by a commit or
+a rebase; every read takes the pair once, so it never mixes two states. Edits of the change set
+and reads that iterate it run under a lock, in short sections that never await. Operations that
+replace the state (commit, flush, amend, rebase) run one at a time, and edits wait while one
+runs, so the changes a commit writes are exactly those it started from and no acknowledged write
+is dropped by the state switch at its end.
+
+The work itself is done by the modules beside this one: :mod:`~pyicechunk.session.nodes` and
+:mod:`~pyicechunk.session.chunks` read, :mod:`~pyicechunk.session.writes` records edits,
+:mod:`~pyicechunk.session.commit` writes snapshots. The only visible step of a commit is
+:meth:`~pyicechunk.repo_state.RepoState.add_snapshot`, so a commit that fails at any point leaves
+the branch and all committed data as they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pyicechunk.change_set import ChangeSet
+from pyicechunk.exceptions import ConflictError, IcechunkError, KeyNotFoundError
+from pyicechunk.format.ids import encode_id, new_chunk_id
+from pyicechunk.format.manifest import ChunkPayload, InlinePayload, NativePayload, VirtualPayload
+from pyicechunk.format.snapshot import Snapshot, validate_path
+from pyicechunk.format.zarr_metadata import parse_node_metadata
+from pyicechunk.history import diff_from_transaction_logs, path_between
+from pyicechunk.repo_state import NewSnapshot, SnapshotKind
+from pyicechunk.session.chunks import (
+    Coords,
+    chunk_coords,
+    find_payload,
+    read_payload,
+    virtual_locations,
+)
+from pyicechunk.session.commit import CommitPlan, chunk_barrier, write_snapshot, written_keys
+from pyicechunk.session.context import RepoContext, check_metadata
+from pyicechunk.session.nodes import NodeInfo, check_stored_metadata, node_at, nodes_below
+from pyicechunk.session.writes import chunk_target, record_deletion, record_metadata
+from pyicechunk.storage.byte_range import ByteRequest
+from pyicechunk.types import ChunkType, Diff
+
+if TYPE_CHECKING:
+    from pyicechunk.config import RepositoryConfig
+
+__all__ = ["SessionCore"]
+
+READ_ONLY_SESSION = "session error: Read only sessions cannot modify the repository"
+READ_ONLY_STORE = "cannot write to read-only store"
+_NO_CHANGES = "session error: cannot commit, no changes made to the session"
+FORK_CANNOT = (
+    "Cannot {} a fork of a Session. If you are using uncooperative writes, please send the "
+    "Repository object to your workers, not a Session. See "
+    "https://icechunk.io/en/stable/icechunk-python/parallel/#distributed-writes for more."
+)
+
+
+class SessionCore:
+    """The state of one session and every operation on it (see the module docstring).
+
+    Parameters
+    ----------
+    ctx
+        The repository as the session sees it.
+    base
+        The snapshot the session starts from.
+    branch
+        The branch a writable session commits to; None for a read-only one.
+    read_only
+        Whether the session can record changes.
+    """
+
+    def __init__(
+        self,
+        ctx: RepoContext,
+        base: Snapshot,
+        *,
+        branch: str | None,
+        read_only: bool,
+    ) -> None:
+        self.ctx = ctx
+        self._state: tuple[Snapshot, ChangeSet] = (base, ChangeSet())
+        self.branch = branch
+        self.read_only = read_only
+        self.forked = False
+        """This session was forked and the forks were not merged back yet."""
+        self.is_fork = False
+        """This session is a fork: it can record changes but never commit them itself."""
+        self._init_guards()
+
+    def _init_guards(self) -> None:
+        self._lock = threading.RLock()
+        self._exclusive = False
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    # -- pickling -----------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        with self._lock:
+            state = dict(self.__dict__)
+            base, changes = self._state
+            state["_state"] = (base, changes.copy())
+        for name in ("_lock", "_exclusive", "_waiters"):
+            del state[name]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_guards()
+
+    # -- state --------------------------------------------------------------------------------
+
+    @property
+    def base(self) -> Snapshot:
+        """The snapshot the session reads from and commits on top of."""
+        return self._state[0]
+
+    @property
+    def changes(self) -> ChangeSet:
+        """The uncommitted changes."""
+        return self._state[1]
+
+    @property
+    def config(self) -> RepositoryConfig:
+        return self.ctx.config
+
+    @property
+    def snapshot_id(self) -> str:
+        return encode_id(self.base.id)
+
+    def _waiter(self) -> asyncio.Future[None]:
+        """A future resolved when the running exclusive operation ends (hold ``_lock``)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiters.append((loop, future))
+        return future
+
+    async def _enter_edit(self) -> None:
+        """Acquire ``_lock`` once no exclusive operation runs; the caller releases it."""
+        while True:
+            self._lock.acquire()
+            if not self._exclusive:
+                return
+            waiter = self._waiter()
+            self._lock.release()
+            await waiter
+
+    async def _begin_edit(self) -> None:
+        """Acquire ``_lock`` for an edit of a writable session; the caller releases it."""
+        await self._enter_edit()
+        if self.read_only:
+            self._lock.release()
+            raise IcechunkError(READ_ONLY_STORE)
+
+    @contextlib.asynccontextmanager
+    async def _exclusive_operation(self) -> AsyncIterator[None]:
+        """Run a commit, flush, amend or rebase alone: other ones and edits wait for it."""
+        while True:
+            with self._lock:
+                if not self._exclusive:
+                    self._exclusive = True
+                    break
+                waiter = self._waiter()
+            await waiter
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._exclusive = False
+                waiters, self._waiters = self._waiters, []
+            for loop, future in waiters:
+                with contextlib.suppress(RuntimeError):  # that waiter's loop has closed
+                    loop.call_soon_threadsafe(_resolve, future)
+
+    @contextlib.contextmanager
+    def sync_edit(self) -> Iterator[None]:
+        """Hold ``_lock`` for an edit made from blocking code (merge, discard)."""
+        with self._lock:
+            if self._exclusive:
+                raise IcechunkError(
+                    "session error: a commit, flush, amend or rebase is running on this "
+                    "session; wait for it to finish before changing the session"
+                )
+            yield
+
+    def discard(self) -> None:
+        with self.sync_edit():
+            self._state = (self.base, ChangeSet())
+
+    def merge(self, other: SessionCore) -> None:
+        """Bring another session's changes into this one (``other`` wins on overlap)."""
+        with other._lock:
+            incoming = other.changes.copy()
+        with self.sync_edit():
+            self.changes.merge(incoming)
+
+    # -- nodes --------------------------------------------------------------------------------
+
+    def node(self, path: str) -> NodeInfo | None:
+        return node_at(self._state, path)
+
+    def nodes(self, prefix: str = "/") -> list[NodeInfo]:
+        """The node at ``prefix`` and all nodes below it, sorted by path."""
+        return nodes_below(self._state, prefix, self._lock)
+
+    async def get_node(self, path: str) -> NodeInfo | None:
+        return self.node(path)
+
+    async def list_nodes(self, prefix: str = "/") -> list[NodeInfo]:
+        return self.nodes(prefix)
+
+    async def metadata_document(self, path: str) -> bytes | None:
+        """The ``zarr.json`` of the node at ``path``, checked if it comes from the snapshot."""
+        state = self._state
+        node = node_at(state, path)
+        if node is None:
+            return None
+        if not node.is_new:
+            check_stored_metadata(state[0], node)
+        return node.user_data
+
+    # -- edits --------------------------------------------------------------------------------
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise IcechunkError(READ_ONLY_STORE)
+
+    async def set_metadata(self, path: str, data: bytes) -> None:
+        self._check_writable()
+        path = validate_path(path)
+        meta = parse_node_metadata(path, data)
+        await self._begin_edit()
+        try:
+            record_metadata(self._state, path, data, meta)
+        finally:
+            self._lock.release()
+
+    async def delete_node(self, path: str) -> None:
+        self._check_writable()
+        await self._begin_edit()
+        try:
+            record_deletion(self._state, path)
+        finally:
+            self._lock.release()
+
+    async def clear(self) -> None:
+        await self.delete_node("/")
+
+    async def _record_chunk(
+        self,
+        path: str,
+        coords: Coords,
+        payload: ChunkPayload | None,
+        written_for: bytes | None = None,
+    ) -> None:
+        """Put a chunk change into the change set, once no exclusive operation runs.
+
+        ``written_for`` is the array whose chunk object was written before this call: the
+        array may have been deleted or replaced meanwhile.
+        """
+        await self._begin_edit()
+        try:
+            node_id = chunk_target(self._state, path, coords).node_id
+            if written_for is not None and node_id != written_for:
+                raise KeyNotFoundError(
+                    path,
+                    f"node not found at `{path}`: the array was deleted or replaced while "
+                    f"chunk {list(coords)} was being written",
+                )
+            self.changes.set_chunk(node_id, coords, payload)
+        finally:
+            self._lock.release()
+
+    async def set_chunk(self, path: str, coords: Coords, data: bytes | memoryview) -> None:
+        self._check_writable()
+        if len(data) <= self.ctx.inline_threshold:
+            await self._record_chunk(path, coords, InlinePayload(bytes(data)))
+            return
+        # Checked before the chunk object is written, so a bad key writes nothing.
+        node = chunk_target(self._state, path, coords)
+        chunk_id = new_chunk_id()
+        await self.ctx.assets.write_chunk(chunk_id, data)
+        payload = NativePayload(chunk_id, 0, len(data))
+        await self._record_chunk(path, coords, payload, written_for=node.node_id)
+
+    async def delete_chunk(self, path: str, coords: Coords) -> None:
+        self._check_writable()
+        await self._record_chunk(path, coords, None)
+
+    async def set_virtual_ref(
+        self,
+        path: str,
+        coords: Coords,
+        location: str,
+        offset: int,
+        length: int,
+        checksum: str | dt.datetime | None,
+        validate_container: bool,
+    ) -> None:
+        from pyicechunk.virtual import (
+            NO_CONTAINER_MESSAGE,
+            checksum_fields,
+            find_container,
+            normalize_location,
+            usable_containers,
+        )
+
+        etag, last_modified = checksum_fields(checksum)
+        normalized = normalize_location(location)
+        self._check_writable()
+        if validate_container and (
+            find_container(normalized, usable_containers(self.ctx.config)) is None
+        ):
+            raise IcechunkError(
+                f"{NO_CONTAINER_MESSAGE}: `{normalized}`; add a VirtualChunkContainer for it "
+                "to the repository config, or pass validate_container=False"
+            )
+        payload = VirtualPayload(normalized, offset, length, etag, last_modified)
+        await self._record_chunk(path, coords, payload)
+
+    # -- chunk reads --------------------------------------------------------------------------
+
+    async def _array_payload(
+        self, path: str, coords: Coords
+    ) -> tuple[NodeInfo | None, ChunkPayload | None]:
+        state = self._state
+        node = node_at(state, path)
+        if node is None or not node.is_array:
+            return node, None
+        return node, await find_payload(self.ctx.assets, state, node, coords)
+
+    async def get_chunk(
+        self, path: str, coords: Coords, byte_range: ByteRequest | None = None
+    ) -> bytes | memoryview | None:
+        _, payload = await self._array_payload(path, coords)
+        if payload is None:
+            return None
+        return await read_payload(self.ctx, payload, byte_range)
+
+    async def get_chunks(
+        self, requests: Sequence[tuple[str, Coords, ByteRequest | None]]
+    ) -> list[bytes | memoryview | None]:
+        return list(await asyncio.gather(*(self.get_chunk(*r) for r in requests)))
+
+    async def chunk_exists(self, path: str, coords: Coords) -> bool:
+        return (await self._array_payload(path, coords))[1] is not None
+
+    async def chunk_size(self, path: str, coords: Coords) -> int:
+        _, payload = await self._array_payload(path, coords)
+        if payload is None:
+            return 0
+        if isinstance(payload, InlinePayload):
+            return len(payload.data)
+        return payload.length
+
+    async def chunk_coords(self, path: str) -> list[Coords]:
+        state = self._state
+        node = node_at(state, path)
+        if node is None or not node.is_array:
+            return []
+        return await chunk_coords(self.ctx.assets, state, node, self._lock)
+
+    async def chunk_type(self, path: str, coords: Coords) -> ChunkType:
+        if not path.startswith("/"):
+            raise IcechunkError(
+                f"could not create path from prefix `{path}`: paths must be absolute"
+            )
+        node, payload = await self._array_payload(path, tuple(coords))
+        if node is None:
+            raise IcechunkError(f"session error: node not found at `{path}`")
+        if not node.is_array:
+            raise IcechunkError(f"session error: there is not an array at `{path}`")
+        if payload is None:
+            return ChunkType.UNINITIALIZED
+        if isinstance(payload, InlinePayload):
+            return ChunkType.INLINE
+        if isinstance(payload, NativePayload):
+            return ChunkType.NATIVE
+        return ChunkType.VIRTUAL
+
+    async def virtual_chunk_locations(self) -> list[str]:
+        """Locations of every virtual ref the session sees, per array in chunk order."""
+        state = self._state
+        return await virtual_locations(self.ctx.assets, state, self.nodes("/"), self._lock)
+
+    # -- status -------------------------------------------------------------------------------
+
+    def status(self) -> Diff:
+        if self.read_only:
+            return Diff()
+        base, changes = self._state
+        with self._lock:
+            tx = changes.to_transaction_log(base.id)
+            new_nodes = [*changes.new_groups.items(), *changes.new_arrays.items()]
+        paths = {n.id: n.path for n in base.nodes}
+        for path, (node_id, _) in new_nodes:
+            paths[node_id] = path
+        return diff_from_transaction_logs([tx], paths)
+
+    # -- commit, flush, amend, rebase ---------------------------------------------------------
+
+    def _check_can_commit(self, verb: str) -> None:
+        if self.is_fork:
+            raise TypeError(FORK_CANNOT.format(verb))
+        if self.read_only:
+            raise IcechunkError(READ_ONLY_SESSION)
+
+    def _properties(self, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {**self.ctx.default_metadata, **check_metadata(metadata)}
+
+    def _finish(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._state = (snapshot, ChangeSet())
+            self.branch = None
+            self.read_only = True
+
+    async def commit(
+        self,
+        message: str,
+        metadata: Mapping[str, Any] | None,
+        *,
+        allow_empty: bool = False,
+        rebase_with: Any = None,
+        rebase_tries: int = 1_000,
+        rewrite_manifests: bool = False,
+    ) -> str:
+        """Commit the changes to the session's branch: THE retry loop of every commit.
+
+        When the branch moved since the session's base, the commit is refused before anything
+        is written; with ``rebase_with``, the changes are rebased onto the new tip (at most
+        ``rebase_tries`` times) and the commit is tried again.
+        """
+        attempt = 0
+        while True:
+            try:
+                async with self._exclusive_operation():
+                    return await self._commit(message, metadata, allow_empty, rewrite_manifests)
+            except ConflictError:
+                if rebase_with is None or attempt >= rebase_tries:
+                    raise
+                attempt += 1
+                await self.rebase(rebase_with)
+
+    async def _commit(
+        self,
+        message: str,
+        metadata: Mapping[str, Any] | None,
+        allow_empty: bool,
+        rewrite_manifests: bool,
+    ) -> str:
+        self._check_can_commit("commit")
+        if not self.changes.touched and not allow_empty:
+            raise IcechunkError(_NO_CHANGES)
+        if not isinstance(message, str):
+            raise TypeError(f"argument 'message': '{type(message).__name__}' object is not a str")
+        plan = CommitPlan(
+            message,
+            self._properties(metadata),
+            self.base.id,
+            self.base.flushed_at,
+            rewrite_manifests=rewrite_manifests,
+        )
+        assert self.branch is not None
+        state = self.ctx.state
+        async with chunk_barrier(self.ctx.storage.backend, self.changes) as chunks_durable:
+            tip = await state.check_branch(self.branch, self.base.id)
+            snapshot = await write_snapshot(self.ctx.assets, self.base, self.changes, plan)
+            await chunks_durable
+            new = NewSnapshot(
+                SnapshotKind.COMMIT,
+                snapshot,
+                self.branch,
+                self.base.id,
+                written_keys(self.base, snapshot),
+            )
+            await state.add_snapshot(new, tip)
+        self._finish(snapshot)
+        return encode_id(snapshot.id)
+
+    async def flush(self, message: str, metadata: Mapping[str, Any] | None) -> str:
+        async with self._exclusive_operation():
+            if self.is_fork:
+                raise TypeError(FORK_CANNOT.format("flush"))
+            if not self.changes.touched:
+                raise IcechunkError(_NO_CHANGES)
+            self._check_can_commit("flush")
+            base = self.base
+            plan = CommitPlan(message, self._properties(metadata), base.id, base.flushed_at)
+            async with chunk_barrier(self.ctx.storage.backend, self.changes) as chunks_durable:
+                snapshot = await write_snapshot(self.ctx.assets, base, self.changes, plan)
+                new = NewSnapshot(
+                    SnapshotKind.DETACHED, snapshot, durable=written_keys(base, snapshot)
+                )
+                await asyncio.gather(chunks_durable, self.ctx.state.add_snapshot(new))
+            self._finish(snapshot)
+            return encode_id(snapshot.id)
+
+    async def amend(self, message: str, metadata: Mapping[str, Any] | None) -> str:
+        async with self._exclusive_operation():
+            return await self._amend(message, metadata)
+
+    async def _amend(self, message: str, metadata: Mapping[str, Any] | None) -> str:
+        self._check_can_commit("amend")
+        if not isinstance(message, str):
+            raise TypeError(f"argument 'message': '{type(message).__name__}' object is not a str")
+        tip = self.base
+        state = self.ctx.state
+        history = await state.history()
+        parent_id = (await history.entry(tip.id)).parent_id
+        if parent_id is None:
+            raise IcechunkError(
+                "cannot amend the initial snapshot of the repository: there is no commit to "
+                "replace; use commit() instead"
+            )
+        properties = self._properties(metadata)
+        assert self.branch is not None
+        check = await state.check_branch(self.branch, tip.id)
+        parent = await history.snapshot(parent_id)
+        tip_tx = await self.ctx.assets.fetch_transaction_log(tip, parent)
+        plan = CommitPlan(message, properties, parent_id, parent.flushed_at, earlier_tx=tip_tx)
+        async with chunk_barrier(self.ctx.storage.backend, self.changes) as chunks_durable:
+            snapshot = await write_snapshot(self.ctx.assets, tip, self.changes, plan)
+            await chunks_durable
+            new = NewSnapshot(
+                SnapshotKind.AMEND, snapshot, self.branch, tip.id, written_keys(tip, snapshot)
+            )
+            await state.add_snapshot(new, check)
+        self._finish(snapshot)
+        return encode_id(snapshot.id)
+
+    async def rebase(self, solver: Any) -> None:
+        """Replay the change set over every snapshot the branch gained since the base.
+
+        Raises
+        ------
+        IcechunkError
+            For a read-only session, or a base no longer in the branch's history.
+        TypeError
+            If ``solver`` is not a ConflictSolver.
+        RebaseFailedError
+            If the solver cannot resolve a conflict (the change set is left untouched).
+        """
+        from pyicechunk.conflicts import ConflictSolver, replay
+
+        if self.read_only or self.branch is None:
+            raise IcechunkError(READ_ONLY_SESSION)
+        if not isinstance(solver, ConflictSolver):
+            raise TypeError(
+                f"argument 'solver': '{type(solver).__name__}' object cannot be converted to "
+                "'ConflictSolver'"
+            )
+        async with self._exclusive_operation():
+            if self.read_only or self.branch is None:
+                raise IcechunkError(READ_ONLY_SESSION)
+            state = self.ctx.state
+            base, changes = self._state
+            tip_id = await state.branch_tip(self.branch)
+            if tip_id == base.id:
+                return
+            landed = await path_between(await state.history(), base.id, tip_id)
+            if landed is None:
+                raise IcechunkError(
+                    f"cannot rebase: the session's base snapshot {encode_id(base.id)} is not in "
+                    f"the history of branch `{self.branch}` (was the branch reset?); open a new "
+                    "writable session on the branch and write the changes again"
+                )
+            changes = await replay(solver, self.ctx.assets, base, landed, changes)
+            with self._lock:
+                self._state = (landed[0], changes)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,0 +1,431 @@
+"""The public sessions: :class:`Session` and :class:`ForkSession`, with icechunk's API.
+
+Each blocking method runs its coroutine on the shared event loop (:mod:`pyicechunk._sync`), and
+each ``*_async`` method awaits the same coroutine; the work is done by the session's
+:class:`~pyicechunk.session.core.SessionCore`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from pyicechunk._sync import sync
+from pyicechunk.exceptions import IcechunkError
+from pyicechunk.session.core import FORK_CANNOT, READ_ONLY_SESSION, SessionCore
+from pyicechunk.types import ChunkType, Diff
+
+if TYPE_CHECKING:
+    from pyicechunk.config import RepositoryConfig
+    from pyicechunk.store import IcechunkStore
+
+__all__ = ["PICKLE_WRITABLE", "ForkSession", "Session", "merge_forks", "wrap_core"]
+
+PICKLE_WRITABLE = (
+    "You must opt-in to pickle writable sessions in a distributed context using Session.fork(). "
+    "If you are using xarray's `Dataset.to_zarr` method to write dask arrays, please use "
+    "`icechunk.xarray.to_icechunk` instead. "
+)
+
+
+class Session:
+    """A view of a repository at one snapshot; writable sessions also record changes.
+
+    Obtain sessions from :meth:`Repository.writable_session` and
+    :meth:`Repository.readonly_session`. A writable session becomes read-only after
+    :meth:`commit`, :meth:`flush` or :meth:`amend`.
+    """
+
+    _core: SessionCore
+
+    def __init__(self, session: SessionCore) -> None:
+        self._core = session
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Session) and other._core is self._core
+
+    __hash__ = object.__hash__
+
+    def __getstate__(self) -> dict[str, Any]:
+        if not self._core.read_only:
+            raise ValueError(PICKLE_WRITABLE)
+        return {"_session": self._core, "_allow_changes": self._core.forked}
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict) or "_session" not in state:
+            raise ValueError("Invalid state")
+        self._core = state["_session"]
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the session can no longer record changes."""
+        return self._core.read_only
+
+    @property
+    def snapshot_id(self) -> str:
+        """The snapshot this session is based on (the new one after a commit or flush)."""
+        return self._core.snapshot_id
+
+    @property
+    def branch(self) -> str | None:
+        """The branch a writable session commits to; None for read-only sessions."""
+        return self._core.branch
+
+    @property
+    def has_uncommitted_changes(self) -> bool:
+        """Whether anything was written since the session started (even if undone)."""
+        return self._core.changes.touched
+
+    @property
+    def store(self) -> IcechunkStore:
+        """A zarr store reading and writing through this session."""
+        from pyicechunk.store import IcechunkStore
+
+        return IcechunkStore(self._core, for_fork=isinstance(self, ForkSession))
+
+    @property
+    def config(self) -> RepositoryConfig:
+        """A copy of the repository configuration."""
+        import copy
+
+        return copy.deepcopy(self._core.config)
+
+    # -- changes ------------------------------------------------------------------------------
+
+    def status(self) -> Diff:
+        """The uncommitted changes, relative to the base snapshot."""
+        return self._core.status()
+
+    def discard_changes(self) -> None:
+        """Drop every uncommitted change."""
+        if not self._core.read_only:
+            self._core.discard()
+
+    def _warn_forked(self, verb: str) -> None:
+        if self._core.forked:
+            warnings.warn(
+                f"{verb} a session after forking, and without merging will not work. "
+                "Merge back in the remote changes first using Session.merge().",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def commit(
+        self,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        rebase_with: Any | None = None,
+        rebase_tries: int = 1_000,
+        *,
+        allow_empty: bool = False,
+    ) -> str:
+        """Commit the changes to the session's branch.
+
+        Parameters
+        ----------
+        message
+            The commit message.
+        metadata
+            Commit properties (JSON-like values), merged over the repository's default
+            commit metadata.
+        rebase_with
+            A conflict solver used to rebase onto the branch tip if it moved.
+        rebase_tries
+            How many times to rebase and retry.
+        allow_empty
+            Commit even when nothing changed (the new snapshot has the same content).
+
+        Returns
+        -------
+        str
+            The id of the new snapshot.
+
+        Raises
+        ------
+        ConflictError
+            The branch moved since the session started (nothing was changed).
+        IcechunkError
+            No changes, a read-only session, or a storage failure.
+        """
+        self._warn_forked("Committing")
+        return sync(
+            self._core.commit(
+                message,
+                metadata,
+                allow_empty=allow_empty,
+                rebase_with=rebase_with,
+                rebase_tries=rebase_tries,
+            )
+        )
+
+    async def commit_async(
+        self,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+        rebase_with: Any | None = None,
+        rebase_tries: int = 1_000,
+        *,
+        allow_empty: bool = False,
+    ) -> str:
+        """Async version of :meth:`commit`."""
+        self._warn_forked("Committing")
+        return await self._core.commit(
+            message,
+            metadata,
+            allow_empty=allow_empty,
+            rebase_with=rebase_with,
+            rebase_tries=rebase_tries,
+        )
+
+    def amend(self, message: str, metadata: dict[str, Any] | None = None) -> str:
+        """Replace the branch tip with a new snapshot holding its changes plus this session's.
+
+        The new snapshot's parent is the tip's parent, so the tip leaves the branch history
+        (it stays readable by id until garbage collection). The branch moves only if it still
+        points at the tip this session started from.
+
+        Parameters
+        ----------
+        message
+            The message of the replacement snapshot.
+        metadata
+            Its commit properties.
+
+        Returns
+        -------
+        str
+            The id of the new snapshot.
+
+        Raises
+        ------
+        ConflictError
+            The branch moved since the session started.
+        IcechunkError
+            A read-only session, or the tip is the repository's initial snapshot.
+        """
+        return sync(self.amend_async(message, metadata))
+
+    async def amend_async(self, message: str, metadata: dict[str, Any] | None = None) -> str:
+        """Async version of :meth:`amend`."""
+        return await self._core.amend(message, metadata)
+
+    def flush(self, message: str, metadata: dict[str, Any] | None = None) -> str:
+        """Write a snapshot of the changes without moving any branch.
+
+        Returns
+        -------
+        str
+            The id of the new (detached) snapshot; the session becomes read-only on it.
+        """
+        self._warn_forked("Flushing")
+        return sync(self._core.flush(message, metadata))
+
+    async def flush_async(self, message: str, metadata: dict[str, Any] | None = None) -> str:
+        """Async version of :meth:`flush`."""
+        self._warn_forked("Flushing")
+        return await self._core.flush(message, metadata)
+
+    def rebase(self, solver: Any) -> None:
+        """Replay this session's changes on the branch tip, using ``solver`` for conflicts."""
+        sync(self.rebase_async(solver))
+
+    async def rebase_async(self, solver: Any) -> None:
+        """Async version of :meth:`rebase`."""
+        await self._core.rebase(solver)
+
+    # -- inspection ---------------------------------------------------------------------------
+
+    async def chunk_coordinates(
+        self, array_path: str, batch_size: int = 1000
+    ) -> AsyncIterator[tuple[int, ...]]:
+        """Yield the coordinates of every initialized chunk of an array (each once)."""
+        if not array_path.startswith("/"):
+            raise ValueError("Invalid path: path must start with a `/` character")
+        node = self._core.node(array_path)
+        if node is None:
+            raise IcechunkError(
+                f"session error: node not found at `{array_path}`: existing node not found"
+            )
+        for coords in await self._core.chunk_coords(array_path):
+            yield coords
+
+    def chunk_type(self, array_path: str, chunk_coordinates: Sequence[int]) -> ChunkType:
+        """How a chunk is stored: UNINITIALIZED, INLINE, NATIVE or VIRTUAL."""
+        return sync(self._core.chunk_type(array_path, tuple(chunk_coordinates)))
+
+    async def chunk_type_async(
+        self, array_path: str, chunk_coordinates: Sequence[int]
+    ) -> ChunkType:
+        """Async version of :meth:`chunk_type`."""
+        return await self._core.chunk_type(array_path, tuple(chunk_coordinates))
+
+    def all_virtual_chunk_locations(self) -> list[str]:
+        """The location of every virtual chunk reference."""
+        return sync(self._core.virtual_chunk_locations())
+
+    async def all_virtual_chunk_locations_async(self) -> list[str]:
+        """Async version of :meth:`all_virtual_chunk_locations`."""
+        return await self._core.virtual_chunk_locations()
+
+    def allow_pickling(self) -> Any:
+        """Removed API; use :meth:`fork`."""
+        raise RuntimeError(
+            "The allow_pickling context manager has been removed. Use the new `Session.fork` "
+            "API instead. Better yet, use `to_icechunk` if that will fit your needs."
+        )
+
+    # -- distributed writes -------------------------------------------------------------------
+
+    def fork(self) -> ForkSession:
+        """Make an independent, picklable copy of this clean writable session.
+
+        Send the forks to workers, let each write through its ``store``, bring them back and
+        combine their changes here with :meth:`merge` before committing.
+
+        Returns
+        -------
+        ForkSession
+            A deep copy sharing nothing mutable with this session.
+
+        Raises
+        ------
+        ValueError
+            If this session has uncommitted changes, or is read-only.
+        """
+        import pickle
+
+        core = self._core
+        if core.changes.touched:
+            raise ValueError(
+                "Cannot fork a Session with uncommitted changes. Make a commit, create a new "
+                "Session, and then fork that to execute distributed writes."
+            )
+        if core.read_only:
+            raise ValueError(
+                "You should not need to fork a read-only session. Read-only sessions can be "
+                "pickled and transmitted directly."
+            )
+        clone: SessionCore = pickle.loads(pickle.dumps(core))
+        clone.forked = False
+        clone.is_fork = True
+        core.forked = True
+        return ForkSession(clone)
+
+    def _merge_one(self, other: Session, required: type[Session], error: str) -> None:
+        if not isinstance(other, required):
+            raise TypeError(error)
+        if self._core.read_only:
+            raise IcechunkError(READ_ONLY_SESSION)
+        self._core.merge(other._core)
+
+    def merge(self, *others: ForkSession) -> None:
+        """Bring the changes of forks of this session into it (the last one wins on overlap).
+
+        Parameters
+        ----------
+        *others
+            Sessions created with :meth:`fork` (possibly pickled and written to elsewhere).
+
+        Raises
+        ------
+        TypeError
+            If one of ``others`` is not a :class:`ForkSession`.
+        IcechunkError
+            If this session is read-only.
+        """
+        for other in others:
+            self._merge_one(
+                other,
+                ForkSession,
+                "Sessions can only be merged with a ForkSession created with Session.fork(). "
+                f"Received {type(other).__name__} instead.",
+            )
+        self._core.forked = False
+
+    async def merge_async(self, *others: ForkSession) -> None:
+        """Async version of :meth:`merge`."""
+        self.merge(*others)
+
+
+class ForkSession(Session):
+    """A picklable copy of a writable session, for distributed writes (see issue on forks).
+
+    A fork cannot commit or flush: merge it back into the session it came from.
+    """
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_session": self._core}
+
+    def merge(self, *others: ForkSession) -> None:
+        """Bring the changes of other forks into this one (the last one wins on overlap).
+
+        Raises
+        ------
+        TypeError
+            If one of ``others`` is not a :class:`ForkSession`.
+        """
+        for other in others:
+            self._merge_one(
+                other,
+                ForkSession,
+                "A ForkSession can only be merged with another ForkSession. "
+                f"Received {type(other)} instead.",
+            )
+
+    async def merge_async(self, *others: ForkSession) -> None:
+        """Async version of :meth:`merge`."""
+        self.merge(*others)
+
+    def commit(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available on a fork.
+
+        Raises
+        ------
+        TypeError
+            Always; merge the fork into its parent session and commit that.
+        """
+        raise TypeError(FORK_CANNOT.format("commit"))
+
+    async def commit_async(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available on a fork (see :meth:`commit`)."""
+        raise TypeError(FORK_CANNOT.format("commit"))
+
+    def flush(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available on a fork (see :meth:`commit`)."""
+        raise TypeError(FORK_CANNOT.format("flush"))
+
+    async def flush_async(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available on a fork (see :meth:`commit`)."""
+        raise TypeError(FORK_CANNOT.format("flush"))
+
+    def amend(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available on a fork (see :meth:`commit`)."""
+        raise TypeError(FORK_CANNOT.format("amend"))
+
+    async def amend_async(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not available on a fork (see :meth:`commit`)."""
+        raise TypeError(FORK_CANNOT.format("amend"))
+
+
+def wrap_core(core: SessionCore, *, fork: bool) -> Session:
+    """The public session over ``core``: a ForkSession for a fork, or where ``fork`` is set."""
+    return (ForkSession if fork or core.is_fork else Session)(core)
+
+
+def merge_forks(first: ForkSession, rest: Sequence[ForkSession]) -> ForkSession:
+    """Merge ``rest`` into ``first``, skipping forks that share a session with one merged before.
+
+    With the threaded scheduler every chunk task hands back the same fork; merging a session
+    into itself is a no-op that would cost a pass over all its chunk references.
+    """
+    seen = {id(first._core)}
+    distinct: list[ForkSession] = []
+    for session in rest:
+        if id(session._core) not in seen:
+            seen.add(id(session._core))
+            distinct.append(session)
+    first.merge(*distinct)
+    return first

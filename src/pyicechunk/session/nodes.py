@@ -1,0 +1,162 @@
+"""The session's view of nodes: its base snapshot with its change set applied over it.
+
+A session state is the pair (base snapshot, change set). These functions read a node, or every
+node below a path, from such a pair, and check a stored ``zarr.json`` against what the snapshot
+records for its node before a reader gets it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from zarr.core.group import GroupMetadata
+from zarr.core.metadata import ArrayV3Metadata
+
+from pyicechunk.change_set import ChangeSet
+from pyicechunk.exceptions import IcechunkError
+from pyicechunk.format.ids import encode_id
+from pyicechunk.format.snapshot import DimensionShape, ManifestRef, NodeSnapshot, Snapshot
+from pyicechunk.format.zarr_metadata import ArrayMeta, parse_node_metadata
+
+__all__ = [
+    "NodeInfo",
+    "SessionState",
+    "apply_updates",
+    "check_stored_metadata",
+    "is_at_or_below",
+    "node_at",
+    "nodes_below",
+]
+
+SessionState = tuple[Snapshot, ChangeSet]
+"""(base snapshot, change set): replaced as a whole, so a reader that takes it once never
+mixes two states."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A node as the session sees it (base snapshot with the change set applied)."""
+
+    path: str
+    node_id: bytes
+    is_array: bool
+    user_data: bytes
+    shape: tuple[DimensionShape, ...] | None = None
+    dimension_names: tuple[str | None, ...] | None = None
+    manifests: tuple[ManifestRef, ...] = ()
+    is_new: bool = False
+
+
+def is_at_or_below(path: str, prefix: str) -> bool:
+    """Whether node path ``path`` is ``prefix`` or lies below it."""
+    if prefix == "/":
+        return True
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def node_at(state: SessionState, path: str) -> NodeInfo | None:
+    """The node at ``path`` in a session state, or None."""
+    base, changes = state
+    new = changes.new_node(path)
+    if new is not None:
+        node_id, meta = new
+        if isinstance(meta, ArrayMeta):
+            return NodeInfo(
+                path, node_id, True, meta.user_data, meta.shape, meta.dimension_names, (), True
+            )
+        return NodeInfo(path, node_id, False, meta, is_new=True)
+    node = base.get_node(path)
+    if node is None or changes.is_deleted(path, node.id):
+        return None
+    return apply_updates(changes, node)
+
+
+def apply_updates(changes: ChangeSet, node: NodeSnapshot) -> NodeInfo:
+    """A node of the base snapshot with its metadata updates from ``changes``."""
+    if node.array is None:
+        user_data = changes.updated_groups.get(node.id, node.user_data)
+        return NodeInfo(node.path, node.id, False, user_data)
+    meta = changes.updated_arrays.get(node.id)
+    if meta is None:
+        return NodeInfo(
+            node.path,
+            node.id,
+            True,
+            node.user_data,
+            node.array.shape,
+            node.array.dimension_names,
+            node.array.manifests,
+        )
+    return NodeInfo(
+        node.path,
+        node.id,
+        True,
+        meta.user_data,
+        meta.shape,
+        meta.dimension_names,
+        node.array.manifests,
+    )
+
+
+def nodes_below(state: SessionState, prefix: str, lock: threading.RLock) -> list[NodeInfo]:
+    """The node at ``prefix`` and all nodes below it, sorted by path.
+
+    ``lock`` guards the change set, which other threads may be editing.
+    """
+    base, changes = state
+    out: list[NodeInfo] = []
+    base_root = base.get_node(prefix)
+    candidates: Iterable[NodeSnapshot] = base.iter_descendants(prefix)
+    if base_root is not None:
+        candidates = [base_root, *candidates]
+    with lock:
+        for node in candidates:
+            if not changes.is_deleted(node.path, node.id):
+                out.append(apply_updates(changes, node))
+        for path in (*changes.new_groups, *changes.new_arrays):
+            if is_at_or_below(path, prefix):
+                info = node_at(state, path)
+                assert info is not None
+                out.append(info)
+    out.sort(key=lambda n: n.path)
+    return out
+
+
+def check_stored_metadata(base: Snapshot, node: NodeInfo) -> None:
+    """Refuse a node's stored ``zarr.json`` that zarr cannot read or that contradicts the node.
+
+    The snapshot keeps the array's shape, chunk grid and dimension names beside the document;
+    a document that disagrees with them, or is not a readable zarr v3 document, is damage.
+    """
+    where = f"the zarr.json of node {node.path} in snapshot {encode_id(base.id)}"
+    try:
+        meta = parse_node_metadata(node.path, node.user_data)
+        document = json.loads(node.user_data)
+        if isinstance(meta, ArrayMeta):
+            ArrayV3Metadata.from_dict(document)
+        else:
+            GroupMetadata.from_dict(document)
+    except IcechunkError as e:
+        raise IcechunkError(f"{where} is damaged: {e.message}") from None
+    except Exception as e:  # zarr's own validation: its error types vary by field
+        raise IcechunkError(f"{where} is damaged: zarr cannot read it ({e!r})") from None
+    if isinstance(meta, ArrayMeta) != node.is_array:
+        kind = "an array" if isinstance(meta, ArrayMeta) else "a group"
+        raise IcechunkError(f"{where} is damaged: it describes {kind}, the snapshot does not")
+    if isinstance(meta, ArrayMeta) and (
+        meta.shape != node.shape
+        or _dimension_names(meta.dimension_names, len(meta.shape))
+        != _dimension_names(node.dimension_names, len(meta.shape))
+    ):
+        raise IcechunkError(
+            f"{where} is damaged: its shape, chunk grid or dimension names differ from those "
+            "the snapshot records for the array"
+        )
+
+
+def _dimension_names(names: tuple[str | None, ...] | None, ndim: int) -> tuple[str | None, ...]:
+    # No names, and a null or empty name per dimension, all mean "unnamed".
+    return tuple(n or None for n in names) if names is not None else (None,) * ndim
