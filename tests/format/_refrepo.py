@@ -18,6 +18,7 @@ import zarr
 import zstandard
 
 from pyicechunk.format.flatbuf import ColumnReader
+from pyicechunk.format.header import FileType, encode_object
 
 HEADER = 39
 VIRTUAL_REFS = {
@@ -55,7 +56,9 @@ def read_flat(path: Path) -> tuple[bytes, bytes]:
 
 
 def write_flat(path: Path, header: bytes, flat: bytes) -> int:
-    data = header + zstandard.ZstdCompressor(level=3).compress(flat)
+    """Store ``flat`` under ``header`` (kept as read) in pyicechunk's frame; return the size."""
+    spec, file_type = header[36], FileType(header[37])
+    data = header + encode_object(file_type, flat, spec_version=spec)[HEADER:]
     path.write_bytes(data)
     return len(data)
 

@@ -73,19 +73,39 @@ def native_2d(n: int) -> ArrayManifest:
     )
 
 
+def envelope(name: str, flat: bytes, runs: int) -> None:
+    """encode_object and decode_object of one manifest, beside the references' frames.
+
+    Ours record the content size and a checksum; 2.3.0's record the size without a checksum;
+    1.1.21 streams its objects (neither size nor checksum).
+    """
+    header = encode_object(FileType.MANIFEST, b"")[:39]
+    unchecked = zstandard.ZstdCompressor(level=3, write_content_size=True)
+
+    def streamed() -> bytes:
+        cobj = zstandard.ZstdCompressor(level=3).compressobj()
+        return header + cobj.compress(flat) + cobj.flush()
+
+    writers: dict[str, Callable[[], bytes]] = {
+        "size + checksum (ours)": lambda: encode_object(FileType.MANIFEST, flat),
+        "size, no checksum (2.3.0)": lambda: header + unchecked.compress(flat),
+        "streamed (1.1.21)": streamed,
+    }
+    print(f"{name}: {len(flat) / 1e6:.2f} MB decompressed")
+    for frame, write in writers.items():
+        obj = write()
+        assert decode_object(obj, FileType.MANIFEST, "m") == flat
+        enc = best(write, runs)
+        dec = best(lambda o=obj: decode_object(o, FileType.MANIFEST, "m"), runs)  # type: ignore[misc]
+        print(f"  {frame}: encode {enc:.2f} ms, decode_object {dec:.2f} ms, {len(obj)} bytes")
+
+
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 7
     mid = b"\x07" * 12
     inl = inline_1d(100_000)
     flat = encode_manifest(mid, [inl])
-    ours = encode_object(FileType.MANIFEST, flat)
-    # the reference streams its objects: no content size in the frame header
-    cobj = zstandard.ZstdCompressor(level=3).compressobj()
-    theirs = ours[:39] + cobj.compress(flat) + cobj.flush()
-    print(f"inline manifest: {len(flat) / 1e6:.2f} MB decompressed")
-    for name, obj in (("with content size", ours), ("streamed", theirs)):
-        t = best(lambda o=obj: decode_object(o, FileType.MANIFEST, "m"), runs)  # type: ignore[misc]
-        print(f"decode_object ({name}): {t:.2f} ms")
+    envelope("100k inline manifest", flat, runs)
 
     def read_one() -> None:
         m = decode_manifest(flat)
@@ -105,6 +125,7 @@ def main() -> None:
     nat = native_2d(1_000_000)
     print(f"encode 1M native 2-d: {best(lambda: encode_manifest(mid, [nat]), runs):.2f} ms")
     nat_flat = encode_manifest(mid, [nat])
+    envelope("1M native manifest", nat_flat, runs)
 
     def nat_one() -> None:
         a = decode_manifest(nat_flat).arrays[0]

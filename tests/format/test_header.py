@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 from pathlib import Path
+from typing import Any
 
 import icechunk
+import numpy as np
 import pytest
 import zarr
 import zstandard
+from oracle import raises
 
+import pyicechunk
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.header import (
     HEADER_SIZE,
@@ -44,19 +50,47 @@ def test_layout() -> None:
     assert FileType.REPO_INFO == 6
 
 
-def test_spec2_layout_is_one_sized_frame() -> None:
-    content = bytes(range(256)) * 3
-    data = encode_object(FileType.REPO_INFO, content, spec_version=SPEC_V2)
-    assert data[36:39] == bytes((2, 6, 1))
-    params = zstandard.get_frame_parameters(data[HEADER_SIZE:])
-    assert params.content_size == len(content) and not params.has_checksum
-    assert open_object(data, FileType.REPO_INFO, "repo") == (2, content)
+def test_frames_record_size_and_checksum() -> None:
+    """Every object type of both spec versions: one frame with content size and checksum."""
+    small = bytes(range(256)) * 3
+    large = os.urandom(1 << 16) * 48  # 3 MiB: more than zstd level 3's 2 MiB window
+    for spec in (SPEC_V1, SPEC_V2):
+        for file_type in FileType:
+            if file_type == FileType.REPO_INFO and spec == SPEC_V1:
+                continue
+            for content in (small, large):
+                data = encode_object(file_type, content, spec_version=spec)
+                assert data[36:39] == bytes((spec, file_type, 1))
+                params = zstandard.get_frame_parameters(data[HEADER_SIZE:])
+                assert params.content_size == len(content) and params.has_checksum
+                # Single-segment when the content fits the level's window, as 2.3.0 writes.
+                single_segment = bool(data[HEADER_SIZE + 4] & 0x20)
+                assert single_segment == (content is small)
+                assert open_object(data, file_type, KEY) == (spec, content)
+    data = encode_object(FileType.REPO_INFO, small, spec_version=SPEC_V2)
     with pytest.raises(IcechunkError, match="version 2, which this reader does not handle"):
         decode_object(data, FileType.REPO_INFO, "repo")
     with pytest.raises(ValueError, match="only in spec version 2"):
-        encode_object(FileType.REPO_INFO, content)
+        encode_object(FileType.REPO_INFO, small)
     with pytest.raises(ValueError, match="spec version 3"):
-        encode_object(FileType.SNAPSHOT, content, spec_version=3)
+        encode_object(FileType.SNAPSHOT, small, spec_version=3)
+
+
+def test_damage_that_still_decodes_fails_the_checksum() -> None:
+    content = os.urandom(1000)  # incompressible: stored as one raw block, then the checksum
+    for spec in (SPEC_V1, SPEC_V2):
+        data = bytearray(encode_object(FileType.MANIFEST, content, spec_version=spec))
+        data[-500] ^= 0x10
+        with pytest.raises(
+            IcechunkError,
+            match=f"cannot read {KEY}: its content does not match the checksum of its zstd frame",
+        ):
+            open_object(bytes(data), FileType.MANIFEST, KEY)
+    # The same damage in a frame without a checksum (as the references write) goes unnoticed.
+    unchecked = bytearray(_object(body=zstandard.ZstdCompressor().compress(content)))
+    unchecked[-500] ^= 0x10
+    damaged = open_object(bytes(unchecked), FileType.SNAPSHOT, KEY).content
+    assert damaged != content and len(damaged) == len(content)
 
 
 def test_reads_reference_objects(tmp_path: Path) -> None:
@@ -80,6 +114,106 @@ def test_reads_reference_objects(tmp_path: Path) -> None:
             for other in set(kinds.values()) - {kind}:
                 with pytest.raises(IcechunkError, match="cannot read this file type, expected"):
                     decode_object(data, other, path.name)
+
+
+# Run by each reference: read what pyicechunk wrote, then commit on top of it.
+READ_AND_EXTEND = """
+def read_history(icechunk, path):
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(path)))
+    return [(s.id, s.message) for s in repo.ancestry(branch="main")]
+
+def read_and_extend(icechunk, path):
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(path)))
+    history = read_history(icechunk, path)
+    tip, parent = history[0][0], history[1][0]
+    group = zarr.open_group(repo.readonly_session(snapshot_id=tip).store, mode="r")
+    arrays = {name: a[...].tolist() for name, a in group.arrays()}
+    diff = repo.diff(from_snapshot_id=parent, to_snapshot_id=tip)
+    chunks = {p: sorted(list(c) for c in cs) for p, cs in diff.updated_chunks.items()}
+    session = repo.writable_session("main")
+    zarr.open_array(session.store, path="native", mode="r+")[3] = 7.0
+    return history, arrays, dict(group.attrs), chunks, session.commit("on top, by a reference")
+"""
+NATIVE = np.arange(4 * 300, dtype="f8").reshape(4, 300)
+
+
+def _write_spec1_repository(path: Path) -> list[str]:
+    """Two commits by pyicechunk: inline and native chunks, attributes; the ids, newest first."""
+    repo = pyicechunk.Repository.create(pyicechunk.local_filesystem_storage(str(path)))
+    session = repo.writable_session("main")
+    root = zarr.group(session.store, attributes={"by": "pyicechunk"})
+    root.create_array("inline", shape=(6,), chunks=(2,), dtype="i4")[:] = np.arange(6)
+    root.create_array("native", shape=(4, 300), chunks=(1, 300), dtype="f8", compressors=None)[
+        :
+    ] = NATIVE
+    first = session.commit("first")
+    session = repo.writable_session("main")
+    zarr.open_array(session.store, path="native", mode="r+")[0] = -1.0
+    return [session.commit("second, by pyicechunk"), first]
+
+
+@pytest.mark.parametrize("reference", ["icechunk-1.1.21", "icechunk-2.3.0"])
+def test_references_read_and_extend_checksummed_objects(
+    reference: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Both references open, read, diff and commit on a spec-1 repository we wrote, and
+    refuse an object whose content does not match its frame's checksum."""
+    path = tmp_path / "repo"
+    ours = _write_spec1_repository(path)
+    objects = [f for d in ("snapshots", "manifests", "transactions") for f in (path / d).iterdir()]
+    assert {f.parent.name for f in objects} == {"snapshots", "manifests", "transactions"}
+    for f in objects:
+        data = f.read_bytes()
+        assert data[36] == SPEC_V1
+        assert zstandard.get_frame_parameters(data[HEADER_SIZE:]).has_checksum, f
+    damaged = tmp_path / "damaged"
+    shutil.copytree(path, damaged)
+    tip_file = damaged / "snapshots" / ours[0]
+    original = tip_file.read_bytes()
+    content = open_object(original, FileType.SNAPSHOT, ours[0]).content
+    assert content.count(b"by pyicechunk") == 1
+    altered = content.replace(b"by pyicechunk", b"by PYICECHUNK")
+    # The altered content in a frame carrying the original content's checksum.
+    tip_file.write_bytes(
+        original[:HEADER_SIZE]
+        + encode_object(FileType.SNAPSHOT, altered)[HEADER_SIZE:-4]
+        + original[-4:]
+    )
+
+    result: Any
+    if reference == "icechunk-1.1.21":
+        namespace: dict[str, Any] = {"zarr": zarr}
+        exec(READ_AND_EXTEND, namespace)
+        result = namespace["read_and_extend"](icechunk, path)
+        with pytest.raises(icechunk.IcechunkError):
+            namespace["read_history"](icechunk, damaged)
+    else:
+        ic2 = request.getfixturevalue("ic2")
+        ic2.run(READ_AND_EXTEND)
+        result = ic2.run("read_and_extend(icechunk, path)", path=path)
+        with raises("IcechunkError", match="doesn't match checksum"):
+            ic2.run("read_history(icechunk, path)", path=damaged)
+    with pytest.raises(IcechunkError, match="does not match the checksum"):
+        list(
+            pyicechunk.Repository.open(pyicechunk.local_filesystem_storage(str(damaged))).ancestry(
+                branch="main"
+            )
+        )
+
+    history, arrays, attributes, chunks, theirs = result
+    assert [h[0] for h in history][:2] == ours
+    assert [h[1] for h in history] == ["second, by pyicechunk", "first", "Repository initialized"]
+    want = NATIVE.copy()
+    want[0] = -1.0
+    assert arrays == {"inline": list(range(6)), "native": want.tolist()}
+    assert attributes == {"by": "pyicechunk"}
+    assert chunks == {"/native": [[0, 0]]}
+    # pyicechunk reads the reference's commit on top of its own.
+    repo = pyicechunk.Repository.open(pyicechunk.local_filesystem_storage(str(path)))
+    assert [s.id for s in repo.ancestry(branch="main")][:3] == [theirs, *ours]
+    want[3] = 7.0
+    native = zarr.open_array(repo.readonly_session("main").store, path="native", mode="r")
+    np.testing.assert_array_equal(native[...], want)
 
 
 def test_checks_in_reference_order() -> None:
@@ -152,15 +286,22 @@ def test_corrupt_and_truncated_bodies() -> None:
         decode_object(_object(body=b"uncompressed"), FileType.SNAPSHOT, KEY)
 
 
-def test_damaged_objects_raise_only_icechunk_error() -> None:
-    data = encode_object(FileType.SNAPSHOT, bytes(range(256)) * 4)
-    for i in range(len(data)):
-        damaged = bytearray(data)
-        damaged[i] ^= 0x5A
-        try:
-            decode_object(bytes(damaged), FileType.SNAPSHOT, KEY)
-        except IcechunkError as exc:
-            assert KEY in str(exc)
+def test_every_bit_flip_is_refused_or_harmless() -> None:
+    """No flip of one bit of an object we wrote reads as other content without an error."""
+    content = os.urandom(300) + bytes(range(256)) * 2
+    for spec, file_type in ((SPEC_V1, FileType.SNAPSHOT), (SPEC_V2, FileType.TRANSACTION_LOG)):
+        data = encode_object(file_type, content, spec_version=spec)
+        for i in range(len(data)):
+            for bit in range(8):
+                damaged = bytearray(data)
+                damaged[i] ^= 1 << bit
+                try:
+                    opened = open_object(bytes(damaged), file_type, KEY)
+                except IcechunkError as exc:
+                    assert KEY in str(exc)
+                else:
+                    # The name bytes, spec 1's compression byte, the frame's unused bit.
+                    assert opened.content == content, (spec, i, bit)
 
 
 def test_concurrent_encoding_from_threads() -> None:

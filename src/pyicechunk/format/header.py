@@ -9,6 +9,16 @@ The spec byte of each object's own header says how its content is laid out: a mi
 repository mixes spec-1 and spec-2 objects, so :func:`open_object` returns that byte with the
 content and the caller picks the decoder by it.
 
+Every object written here is one zstd frame that records its content size and ends with the
+frame's content checksum (the low 32 bits of XXH64 of the content, RFC 8878 §3.1.1). Without
+it, damage inside the compressed data can decode without an error to different content (an
+inline chunk, a commit message, an extent), which no reader can tell from the real thing; with
+it, the decompressor refuses the frame. The references read such frames (1.1.21 and 2.3.0
+decompress with libzstd, which verifies a checksum when a frame has one) and write theirs
+without one; objects without a checksum are read as before. As in 2.3.0's output, the frame is
+single-segment when the content fits the compression level's window (libzstd's choice, a
+window no larger than a streaming reader's default limit of 128 MiB), and windowed otherwise.
+
 Decompression is bounded: a frame that declares (or whose blocks can produce) more than the
 caller's ``max_size`` is refused before anything is allocated, and frames that do not declare
 their size are decompressed with bounded output, so a small hostile object cannot make the
@@ -118,8 +128,10 @@ def _compressor(level: int) -> zstandard.ZstdCompressor:
         cache = _local.compressors = {}
     compressor = cache.get(level)
     if compressor is None:
-        # One-shot compress() writes a single frame with its content size, as 2.3.0 does.
-        compressor = cache[level] = zstandard.ZstdCompressor(level=level, write_content_size=True)
+        # One frame with its content size, as 2.3.0 writes, plus the checksum it does not write.
+        compressor = cache[level] = zstandard.ZstdCompressor(
+            level=level, write_content_size=True, write_checksum=True
+        )
     return compressor
 
 
@@ -129,7 +141,10 @@ def encode_object(
     compression_level: int = 3,
     spec_version: int = SPEC_V1,
 ) -> bytes:
-    """Wrap a flatbuffer in the 39-byte header and compress it as one zstd frame.
+    """Wrap a flatbuffer in the 39-byte header and compress it as one checksummed zstd frame.
+
+    The frame records the content size and carries a content checksum, which
+    :func:`open_object` (through libzstd) verifies on every read.
 
     Parameters
     ----------
@@ -207,7 +222,8 @@ def open_object(
     IcechunkError
         If the object is shorter than a header, the magic, spec version, file type or
         compression byte is wrong, the zstd data is corrupt, truncated or not the single frame
-        spec 2 requires, or it decompresses to more than ``max_size`` bytes.
+        spec 2 requires, its content does not match the frame's checksum, or it decompresses
+        to more than ``max_size`` bytes.
     """
     view = memoryview(data)
     where = f"cannot read {key}"
@@ -421,6 +437,13 @@ def _decompress(body: memoryview, where: str, single_frame: bool, max_size: int)
                 raise _too_large(where, f"more than {max_size}", max_size)
             parts.append(part)
     except zstandard.ZstdError as exc:
+        if "checksum" in str(exc):
+            # libzstd's "Restored data doesn't match checksum": the frame decoded, to bytes
+            # that are not what was written.
+            raise IcechunkError(
+                f"{where}: its content does not match the checksum of its zstd frame; the "
+                "object is damaged"
+            ) from None
         raise IcechunkError(
             f"{where}: the compressed data is corrupt ({exc}); the object is damaged"
         ) from None
