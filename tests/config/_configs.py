@@ -203,6 +203,29 @@ def _extremes(m: Any) -> Any:
     return cfg
 
 
+# Regexes that icechunk 2.3.0's repr of a stored condition shows unescaped: a newline, quotes,
+# a backslash, and text that reads like the end of one call and the start of the next.
+AWKWARD_TEXT = [
+    "a\nb",
+    'say "hi"',
+    "\\d+",
+    '"), icechunk.config.ManifestPreloadCondition.true(), '
+    'icechunk.config.ManifestPreloadCondition.name_matches("',
+    "",
+]
+
+
+def _awkward_text(m: Any) -> Any:
+    P = m.ManifestPreloadCondition
+    matches = [P.and_conditions([P.path_matches(t), P.name_matches(t)]) for t in AWKWARD_TEXT]
+    return m.RepositoryConfig(
+        storage=_full_storage(m),
+        manifest=m.ManifestConfig(
+            preload=m.ManifestPreloadConfig(preload_if=P.or_conditions([*matches, P.true()]))
+        ),
+    )
+
+
 def _one_container(m: Any, index: int) -> Any:
     cfg = m.RepositoryConfig(inline_chunk_threshold_bytes=0, storage=_full_storage(m))
     cfg.set_virtual_chunk_container(_containers(m)[index])
@@ -219,13 +242,14 @@ def build(m: Any, name: str) -> Any:
         "partial": _partial,
         "empty_collections": _empty_collections,
         "extremes": _extremes,
+        "awkward_text": _awkward_text,
         "default": lambda m: m.RepositoryConfig(),
     }[name](m)
 
 
 # Configs whose every storage field is set: a backend's defaults merged over them change
 # nothing, so the config a repository stores equals the one it was created with.
-FULLY_SET = ["full", "full_without_containers", "empty_collections", "extremes"] + [
+FULLY_SET = ["full", "full_without_containers", "empty_collections", "extremes", "awkward_text"] + [
     f"one_container_{i}" for i in range(8)
 ]
 NAMES = [*FULLY_SET, "partial", "default"]

@@ -5,12 +5,18 @@ Stdlib only and self-contained: tests run this module's source inside a snippet
 that crosses the oracle's process boundary and compares equal exactly when the configs agree.
 Everything is read through public attributes only, except for one quirk of icechunk 2.3.0:
 preload conditions it hands back from a stored config are bare base-class objects without
-readable payloads, whose repr is an executable constructor; those are rebuilt from the repr.
+readable payloads. Their repr spells the constructor calls that would build them, but quotes
+strings without escaping anything (a newline, a quote or ``")`` inside a regex appear as
+themselves), so it is not Python and cannot be evaluated. :func:`rebuild` parses it, tries
+every reading of where each string ends, and keeps the one the reference's own equality says
+is the same condition.
 """
 
 from __future__ import annotations
 
 import pathlib
+import re
+from collections.abc import Iterator
 from typing import Any
 
 # icechunk 2.3.0's fields of every config record, by class name.
@@ -114,8 +120,7 @@ def plain(value: Any) -> Any:
         return {"type": name, **{f: plain(getattr(value, f)) for f in CONFIG_FIELDS[name]}}
     family = next(c.__name__ for c in type(value).__mro__ if c.__name__ in _FAMILIES)
     if name == family:
-        # Only in a snippet of the reference, whose namespace has ``icechunk``.
-        return plain(eval(repr(value), globals()))
+        return plain(rebuild(value))
     # Variant classes: "NumRefs", or "PyObjectStoreConfig_S3"-like names in older releases.
     variant = name.rsplit("_", 1)[-1]
     if hasattr(value, "regex"):
@@ -129,3 +134,69 @@ def plain(value: Any) -> Any:
     else:
         payload = []
     return {"variant": f"{family}.{variant}", "payload": plain(payload)}
+
+
+# One constructor call of a family: ``icechunk.config.<Family>.<constructor>(``.
+_CALL = re.compile(r"icechunk\.(?:config\.)?([A-Za-z]\w*)\.([a-z][a-z_]*)\(")
+_INT = re.compile(r"-?[0-9]+")
+
+
+def rebuild(value: Any) -> Any:
+    """The condition a bare base-class object of icechunk 2.3.0 stands for, from its repr.
+
+    Raises
+    ------
+    ValueError
+        If no reading of the repr builds a condition equal to ``value``.
+    """
+    text = repr(value)
+    for rebuilt, end in _calls(text, 0, type(value)):
+        if end == len(text) and rebuilt == value:
+            return rebuilt
+    raise ValueError(f"no reading of {text!r} builds an equal {type(value).__name__}")
+
+
+def _calls(text: str, at: int, family: type) -> Iterator[tuple[Any, int]]:
+    """Every way ``text[at:]`` starts with a call of ``family``'s constructors: (value, end)."""
+    match = _CALL.match(text, at)
+    if match is None or match.group(1) != family.__name__:
+        return
+    make = getattr(family, match.group(2), None)
+    if make is None:
+        return
+    for args, end in _items(text, match.end(), ")", family):
+        try:
+            yield make(*args), end
+        except (TypeError, ValueError, OverflowError):
+            continue  # a misreading of where a string ends gave other arguments
+
+
+def _items(text: str, at: int, close: str, family: type) -> Iterator[tuple[list[Any], int]]:
+    """Every reading of ``value, value, ...`` then ``close`` at ``text[at:]``: (values, end)."""
+    if text.startswith(close, at):
+        yield [], at + 1
+    for first, end in _values(text, at, family):
+        if text.startswith(close, end):
+            yield [first], end + 1
+        if text.startswith(", ", end):
+            for rest, after in _items(text, end + 2, close, family):
+                if rest:
+                    yield [first, *rest], after
+
+
+def _values(text: str, at: int, family: type) -> Iterator[tuple[Any, int]]:
+    """Every reading of one argument at ``text[at:]``: (value, end)."""
+    if text.startswith('"', at):
+        # Unescaped: the string may end at any later quote.
+        end = text.find('"', at + 1)
+        while end != -1:
+            yield text[at + 1 : end], end + 1
+            end = text.find('"', end + 1)
+    elif text.startswith("[", at):
+        yield from _items(text, at + 1, "]", family)
+    elif text.startswith("None", at):
+        yield None, at + 4
+    elif (number := _INT.match(text, at)) is not None:
+        yield int(number.group()), number.end()
+    else:
+        yield from _calls(text, at, family)

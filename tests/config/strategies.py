@@ -151,3 +151,15 @@ def configs(
         opt(uint(16)),
         opt(uint(16)),
     )
+
+
+def newline_regex_config() -> pc.RepositoryConfig:
+    """A config whose preload regex holds a newline, which icechunk 2.3.0's repr of a stored
+    condition shows unescaped (Hypothesis found it; tests name it in ``@example`` so that it
+    runs every time, not only while an example database remembers it)."""
+    P = pc.ManifestPreloadCondition
+    return pc.RepositoryConfig(
+        manifest=pc.ManifestConfig(
+            preload=pc.ManifestPreloadConfig(preload_if=P.path_matches("a\nb"))
+        )
+    )

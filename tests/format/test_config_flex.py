@@ -12,8 +12,8 @@ import pytest
 from config import _configs, _plain
 from config._configs import FULLY_SET, NAMES, build
 from config._plain import plain
-from config.strategies import configs
-from hypothesis import HealthCheck, given, settings
+from config.strategies import configs, newline_regex_config
+from hypothesis import HealthCheck, example, given, settings
 from oracle import InProcess, Oracle, raises
 
 import pyicechunk
@@ -288,6 +288,7 @@ def test_an_option_named_headers_cannot_be_saved() -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(cfg=configs())
+@example(cfg=newline_regex_config())
 def test_icechunk2_reads_random_configs(
     ic2: Oracle, tmp_path: Path, cfg: pc.RepositoryConfig
 ) -> None:

@@ -18,8 +18,8 @@ from config._configs import FULLY_SET, NAMES, build
 from config._plain import plain
 from config._reference import build_rich
 from config._reference import plain as plain_1_1
-from config.strategies import SAFE_TEXT, TEXT, configs
-from hypothesis import HealthCheck, given, settings
+from config.strategies import SAFE_TEXT, TEXT, configs, newline_regex_config
+from hypothesis import HealthCheck, example, given, settings
 from oracle import InProcess, Oracle, raises
 
 import pyicechunk
@@ -329,6 +329,7 @@ def test_round_trip(cfg: pc.RepositoryConfig) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(cfg=configs(SAFE_TEXT))
+@example(cfg=newline_regex_config())
 def test_icechunk2_reads_random_configs(
     ic2: Oracle, tmp_path: pathlib.Path, cfg: pc.RepositoryConfig
 ) -> None:
