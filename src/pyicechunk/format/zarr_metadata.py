@@ -47,13 +47,23 @@ def parse_node_metadata(path: str, data: bytes) -> ArrayMeta | GroupMeta:
     Raises
     ------
     IcechunkError
-        The bytes are not JSON, or are neither a zarr v3 array nor group document.
+        The bytes are not JSON, nest deeper than Python's JSON parser can follow, or are
+        neither a zarr v3 array nor group document.
     """
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise IcechunkError(
             f"bad metadata: zarr.json for node {path} is not valid JSON ({e})"
+        ) from None
+    except RecursionError:
+        # The parser recurses once per level: user attributes nested thousands of levels deep
+        # exhaust the interpreter's stack. zarr parses the document the same way, so it could
+        # not read it back either.
+        raise IcechunkError(
+            f"bad metadata: zarr.json for node {path} nests arrays or objects too deeply to be "
+            "parsed (Python's JSON parser, which zarr uses too, stops at its recursion limit); "
+            "store its attributes less deeply nested"
         ) from None
     if not isinstance(doc, dict):
         raise IcechunkError(f"bad metadata: zarr.json for node {path} must be a JSON object")
