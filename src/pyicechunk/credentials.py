@@ -100,7 +100,8 @@ class _Refreshable:
         self.pickled_function = pickled_function
         self.current = current
 
-    def _getter(self) -> Callable[[], Any]:
+    def getter(self) -> Callable[[], Any]:
+        """The credential function, unpickled."""
         getter: Callable[[], Any] = pickle.loads(self.pickled_function)
         return getter
 

@@ -377,7 +377,7 @@ class AncestryGraph:
 
     # -- SVG ----------------------------------------------------------------------------------
 
-    def _svg(self, *, interactive: bool = False) -> str:
+    def svg(self, *, interactive: bool = False) -> str:
         """The SVG drawing; ``interactive`` adds ``data-snapshot`` attributes for a web page."""
         if not self._nodes:
             return (
@@ -476,10 +476,10 @@ class AncestryGraph:
         return done
 
     def _repr_svg_(self) -> str:
-        return self._svg()
+        return self.svg()
 
     def _repr_html_(self) -> str:
-        return f'<div style="overflow-x: auto;">{self._svg()}</div>'
+        return f'<div style="overflow-x: auto;">{self.svg()}</div>'
 
 
 async def ancestry_graph_async(

@@ -19,6 +19,7 @@ checked by the object store itself with a conditional GET (``If-Match`` for an E
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
 import pickle
@@ -33,7 +34,8 @@ from pyicechunk.config import (
     S3Options,
     StorageSettings,
     VirtualChunkContainer,
-    _validate_container,
+    effective_storage_settings,
+    validate_container,
 )
 from pyicechunk.credentials import Credentials, GcsCredentials, S3Credentials
 from pyicechunk.exceptions import IcechunkError
@@ -84,7 +86,7 @@ def usable_containers(config: RepositoryConfig) -> list[VirtualChunkContainer]:
         prefix = cont.url_prefix if cont.url_prefix.endswith("/") else cont.url_prefix + "/"
         fixed = VirtualChunkContainer(prefix, cont.store)
         try:
-            _validate_container(fixed)
+            validate_container(fixed)
             depth = len(parse_container_prefix(prefix).segments)
         except ValueError:
             continue
@@ -171,9 +173,9 @@ def checksum_fields(checksum: str | dt.datetime | None) -> tuple[str | None, int
 
 
 def _obstore() -> Any:
-    from pyicechunk.storage.object_store import _obstore as load
+    from pyicechunk.storage.object_store import load_obstore
 
-    return load()
+    return load_obstore()
 
 
 _fetchers: OrderedDict[tuple[object, ...], Any] = OrderedDict()
@@ -223,30 +225,23 @@ def _credential(
     return cred.credentials
 
 
-def _effective(settings: StorageSettings | None) -> Any:
-    return (settings or StorageSettings())._effective()
-
-
 def _s3_fetcher(
     cont: VirtualChunkContainer,
     bucket: str,
     cred: Any,
     settings: StorageSettings | None,
 ) -> Any:
-    from pyicechunk.storage.object_store import _s3_store, s3_spec
+    from pyicechunk.storage.object_store import build_s3_store, s3_spec
 
     store: Any = cont.store
     opts: S3Options = store._0
     if isinstance(store, ObjectStoreConfig.Tigris) and opts.endpoint_url is None:
-        opts = S3Options(**{**_s3_fields(opts), "endpoint_url": _TIGRIS_ENDPOINT})
+        opts = copy.copy(opts)
+        opts.endpoint_url = _TIGRIS_ENDPOINT
     if cred is None:
         cred = S3Credentials.Anonymous() if opts.anonymous else S3Credentials.FromEnv()
     spec = s3_spec("s3", opts, bucket, None, cred)
-    return _s3_store(spec, _effective(settings))
-
-
-def _s3_fields(opts: S3Options) -> dict[str, Any]:
-    return {name: getattr(opts, name) for name in S3Options._FIELDS}
+    return build_s3_store(spec, effective_storage_settings(settings))
 
 
 def _build_store(
@@ -285,7 +280,7 @@ def _build_store(
         )
     key = (
         cont.url_prefix,
-        store._rust_debug(),
+        pickle.dumps(store),
         location.scheme,
         location.authority,
         pickle.dumps(cred),
@@ -300,18 +295,23 @@ def _make_remote(
     cred: Any,
     settings: StorageSettings | None,
 ) -> Any:
-    from pyicechunk.storage.object_store import _azure_store, _gcs_store, azure_spec, gcs_spec
+    from pyicechunk.storage.object_store import (
+        azure_spec,
+        build_azure_store,
+        build_gcs_store,
+        gcs_spec,
+    )
 
     store: Any = cont.store
     bucket = location.host
     if isinstance(store, ObjectStoreConfig.Gcs):
         gcs = gcs_spec(bucket, None, cred or GcsCredentials.Anonymous(), store._0)
-        return _gcs_store(gcs, _effective(settings))
+        return build_gcs_store(gcs, effective_storage_settings(settings))
     if isinstance(store, ObjectStoreConfig.Azure):
         options: dict[str, str] = store._0 or {}
         config = {k: v for k, v in options.items() if k != "account"}
         azure = azure_spec(options["account"], bucket, None, cred, config)
-        return _azure_store(azure, _effective(settings))
+        return build_azure_store(azure, effective_storage_settings(settings))
     if isinstance(store, ObjectStoreConfig.Http):
         return _obstore().store.HTTPStore.from_url(
             f"{location.scheme}://{location.authority}",

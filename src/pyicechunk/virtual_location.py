@@ -43,7 +43,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Final
 
-from pyicechunk.config import _rust_debug_str
+from pyicechunk.config import rust_debug_str
 from pyicechunk.exceptions import IcechunkError
 
 __all__ = ["VirtualLocation", "normalize_location", "parse_container_prefix", "parse_location"]
@@ -245,7 +245,7 @@ def _domain(text: str, scheme: str) -> str:
 
 def _parse_error(location: str, cause: str) -> IcechunkError:
     return IcechunkError(
-        f"error parsing virtual ref URL: {_rust_debug_str(location)} ({cause}); virtual chunk "
+        f"error parsing virtual ref URL: {rust_debug_str(location)} ({cause}); virtual chunk "
         "locations must be absolute URLs such as s3://bucket/file.nc or file:///data/file.nc"
     )
 
@@ -463,7 +463,7 @@ def parse_location(location: str) -> VirtualLocation:
         return _parse(location, prefix=False)
     except _Invalid as e:
         raise IcechunkError(
-            f"refusing the virtual chunk location {_rust_debug_str(location)}: {e}. Nothing was "
+            f"refusing the virtual chunk location {rust_debug_str(location)}: {e}. Nothing was "
             "fetched; a location must be a plain URL such as s3://bucket/dir/file.nc or "
             "file:///data/file.nc"
         ) from None

@@ -33,7 +33,7 @@ from typing import Any
 from ._caching import CachingConfig
 from ._checks import U32_MAX as U32_MAX
 from ._compression import CompressionAlgorithm, CompressionConfig
-from ._formatting import _rust_debug_str as _rust_debug_str
+from ._formatting import _rust_debug_str
 from ._location_compression import ManifestVirtualChunkLocationCompressionConfig
 from ._manifest import ManifestConfig
 from ._manifest_preload import ManifestPreloadCondition, ManifestPreloadConfig
@@ -64,8 +64,12 @@ from ._storage_settings import (
     StorageSettings,
     StorageTimeoutSettings,
 )
-from ._virtual_chunk_container import VirtualChunkContainer
-from ._virtual_chunk_container import _validate_container as _validate_container
+from ._storage_settings import effective_storage_settings as effective_storage_settings
+from ._virtual_chunk_container import VirtualChunkContainer, _validate_container
+
+# For the rest of the library, not part of the public API.
+rust_debug_str = _rust_debug_str
+validate_container = _validate_container
 
 __all__ = [
     "CachingConfig",

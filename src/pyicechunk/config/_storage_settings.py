@@ -168,3 +168,8 @@ class StorageSettings(_Record):
         return EffectiveStorageSettings(
             **concurrency._resolved(), **retries._resolved(), **timeouts._resolved(), **own
         )
+
+
+def effective_storage_settings(settings: StorageSettings | None) -> EffectiveStorageSettings:
+    """The effective record of ``settings`` (None: every default), for the storage backends."""
+    return (settings or StorageSettings())._effective()

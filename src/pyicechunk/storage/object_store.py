@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pyicechunk.config import S3Options, StorageSettings
+from pyicechunk.config import S3Options, StorageSettings, effective_storage_settings
 from pyicechunk.credentials import (
     AnyAzureCredential,
     AnyGcsCredential,
@@ -72,7 +72,7 @@ _TOKEN_SEP = "\0"
 _HEAD_CONCURRENCY = 64
 
 
-def _obstore() -> Any:
+def load_obstore() -> Any:
     try:
         import obstore
     except ImportError:  # pragma: no cover - depends on the installation
@@ -132,7 +132,7 @@ class _RefreshingProvider:
         cred = self._current
         self._current = None
         if cred is None or _expired(cred.expires_after):
-            cred = self._refreshable._getter()()
+            cred = self._refreshable.getter()()
         if isinstance(cred, S3StaticCredentials):
             return {
                 "access_key_id": cred.access_key_id,
@@ -159,7 +159,7 @@ def _expired(when: datetime | None) -> bool:
     return aware is not None and aware <= datetime.now(UTC)
 
 
-def _s3_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
+def build_s3_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
     opts = spec.options or S3Options()
     config: dict[str, Any] = {"conditional_put": "etag"}
     if opts.region is not None:
@@ -182,7 +182,7 @@ def _s3_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
             config["session_token"] = c.session_token
     elif isinstance(creds, S3Credentials.Refreshable):
         provider = _RefreshingProvider(creds)
-    return _obstore().store.S3Store(
+    return load_obstore().store.S3Store(
         spec.bucket,
         prefix=spec.prefix or None,
         config=config,
@@ -192,7 +192,7 @@ def _s3_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
     )
 
 
-def _gcs_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
+def build_gcs_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
     config: dict[str, Any] = dict(spec.config or {})
     provider = None
     creds = spec.credentials
@@ -210,7 +210,7 @@ def _gcs_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
             config["bearer_token"] = c.token
     elif isinstance(creds, GcsCredentials.Refreshable):
         provider = _RefreshingProvider(creds)
-    return _obstore().store.GCSStore(
+    return load_obstore().store.GCSStore(
         spec.bucket,
         prefix=spec.prefix or None,
         config=config,
@@ -220,7 +220,7 @@ def _gcs_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
     )
 
 
-def _azure_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
+def build_azure_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
     config: dict[str, Any] = {"account_name": spec.account, **(spec.config or {})}
     creds = spec.credentials
     if isinstance(creds, AzureCredentials.Static):
@@ -231,7 +231,7 @@ def _azure_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
             config["sas_key"] = c.token
         else:
             config["token"] = c.token
-    return _obstore().store.AzureStore(
+    return load_obstore().store.AzureStore(
         spec.bucket,
         prefix=spec.prefix or None,
         config=config,
@@ -261,10 +261,10 @@ def _retry_config(eff: EffectiveStorageSettings) -> Any:
 
 
 _BUILDERS = {
-    "s3": _s3_store,
-    "s3_object_store": _s3_store,
-    "gcs": _gcs_store,
-    "azure": _azure_store,
+    "s3": build_s3_store,
+    "s3_object_store": build_s3_store,
+    "gcs": build_gcs_store,
+    "azure": build_azure_store,
 }
 
 
@@ -280,7 +280,7 @@ class ObjectStoreBackend(StorageBackend):
     def __init__(self, spec: ObjectStoreSpec) -> None:
         self._spec = spec
         self.read_only = spec.read_only
-        self._eff = (spec.settings or StorageSettings())._effective()
+        self._eff = effective_storage_settings(spec.settings)
         self._client: Any = None
 
     @property
@@ -362,7 +362,9 @@ class ObjectStoreBackend(StorageBackend):
     async def _get_all(self, key: str) -> bytes:
         ideal = self._eff.ideal_concurrent_request_size
         try:
-            result = await self._call(key, _obstore().get_async, key, options={"range": (0, ideal)})
+            result = await self._call(
+                key, load_obstore().get_async, key, options={"range": (0, ideal)}
+            )
         except ObjectNotFoundError:
             raise
         except IcechunkError:
@@ -397,19 +399,19 @@ class ObjectStoreBackend(StorageBackend):
         return b"".join(chunks)
 
     async def _get_bytes(self, key: str, options: dict[str, Any]) -> bytes:
-        result = await self._call(key, _obstore().get_async, key, options=options)
+        result = await self._call(key, load_obstore().get_async, key, options=options)
         return bytes(await result.bytes_async())
 
     async def get_versioned(self, key: str) -> tuple[bytes, ObjectVersion]:
         _check_key(key)
-        result = await self._call(key, _obstore().get_async, key)
+        result = await self._call(key, load_obstore().get_async, key)
         data = bytes(await result.bytes_async())
         return data, _version_token(result.meta)
 
     async def head(self, key: str) -> ObjectInfo | None:
         _check_key(key)
         try:
-            meta = await self._call(key, _obstore().head_async, key)
+            meta = await self._call(key, load_obstore().head_async, key)
         except ObjectNotFoundError:
             return None
         return ObjectInfo(key, meta["size"], _aware(meta["last_modified"]) or meta["last_modified"])
@@ -420,7 +422,7 @@ class ObjectStoreBackend(StorageBackend):
     async def list(self, prefix: str) -> list[ObjectInfo]:
         # obstore lists whole path segments, so list the enclosing directory and filter.
         directory = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        stream = _obstore().list(self._store, prefix=directory or None)
+        stream = load_obstore().list(self._store, prefix=directory or None)
         try:
             metas = await stream.collect_async()
         except Exception as e:
@@ -439,7 +441,7 @@ class ObjectStoreBackend(StorageBackend):
         data = bytes(data)
         await self._call(
             key,
-            _obstore().put_async,
+            load_obstore().put_async,
             key,
             data,
             attributes=self._attributes(key, data),
@@ -469,7 +471,7 @@ class ObjectStoreBackend(StorageBackend):
             attributes[_WRITE_ID_KEY] = write.write_id
         else:
             _warn_unstamped_once()
-        obs = _obstore()
+        obs = load_obstore()
         try:
             await obs.put_async(self._store, key, data, mode=mode, attributes=attributes or None)
         except (
@@ -489,12 +491,12 @@ class ObjectStoreBackend(StorageBackend):
     def _may_have_landed(self, error: Exception) -> bool:
         # Like the reference: only obstore's generic (transport) errors can hide a landed
         # write; a refusal (permissions, credentials, a bad path) means it never happened.
-        return isinstance(error.__cause__, _obstore().exceptions.GenericError)
+        return isinstance(error.__cause__, load_obstore().exceptions.GenericError)
 
     async def _read_write_id(self, key: str) -> str | None:
         # A plain head_async drops user metadata; a head-only get keeps it.
         try:
-            result = await self._call(key, _obstore().get_async, key, options={"head": True})
+            result = await self._call(key, load_obstore().get_async, key, options={"head": True})
         except ObjectNotFoundError:
             return None
         return _stored_write_id(result.attributes)
@@ -502,7 +504,7 @@ class ObjectStoreBackend(StorageBackend):
     async def delete(self, key: str) -> None:
         self._check_writable(key)
         try:
-            await self._call(key, _obstore().delete_async, key)
+            await self._call(key, load_obstore().delete_async, key)
         except ObjectNotFoundError:
             pass
 
@@ -521,7 +523,7 @@ class ObjectStoreBackend(StorageBackend):
         existing = [k for k, there in zip(unique, flags, strict=True) if there]
         if existing:
             try:
-                await self._call(existing[0], _obstore().delete_async, existing)
+                await self._call(existing[0], load_obstore().delete_async, existing)
             except ObjectNotFoundError:
                 pass  # deleted by someone else meanwhile
         return len(existing)
@@ -564,7 +566,7 @@ class ObjectStoreBackend(StorageBackend):
 
     def _error(self, key: str, e: Exception) -> IcechunkError:
         # obstore raises the builtin FileNotFoundError for missing objects.
-        if isinstance(e, (FileNotFoundError, _obstore().exceptions.NotFoundError)):
+        if isinstance(e, (FileNotFoundError, load_obstore().exceptions.NotFoundError)):
             return ObjectNotFoundError(key)
         first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
         return IcechunkError(f"storage error: {first_line} (object {key!r} in {self!r})")

@@ -105,7 +105,7 @@ def create_app(repo: Any) -> Flask:
         listed = [
             snapshot_json(found, known.get(n.id) or repo.lookup_snapshot(n.id)) for n in drawn.nodes
         ]
-        return jsonify(svg=drawn._svg(interactive=True), snapshots=listed)
+        return jsonify(svg=drawn.svg(interactive=True), snapshots=listed)
 
     @app.get("/api/snapshot/<ref>")
     def snapshot(ref: str) -> Any:

@@ -1,0 +1,241 @@
+"""Repository maintenance: the facade over :mod:`pyicechunk.ops` that ``Repository`` inherits.
+
+Statistics, snapshot expiration, garbage collection and manifest rewrites are whole-repository
+operations; their algorithms live in ``ops/`` and these methods give them icechunk's API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from typing import Any
+
+from pyicechunk._sync import sync
+from pyicechunk._time import datetime_to_micros
+from pyicechunk.session.context import RepoContext
+from pyicechunk.types import ChunkStorageStats, GCSummary
+
+__all__ = ["Maintenance"]
+
+
+class Maintenance:
+    """The maintenance methods of :class:`~pyicechunk.Repository`."""
+
+    _ctx: RepoContext
+
+    # -- maintenance --------------------------------------------------------------------------
+
+    def chunk_storage_stats(
+        self,
+        *,
+        max_snapshots_in_memory: int = 50,
+        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_concurrent_manifest_fetches: int = 500,
+    ) -> ChunkStorageStats:
+        """Bytes of native, virtual and inline chunk data reachable from any branch or tag."""
+        return sync(
+            self.chunk_storage_stats_async(
+                max_snapshots_in_memory=max_snapshots_in_memory,
+                max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
+                max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+            )
+        )
+
+    async def chunk_storage_stats_async(
+        self,
+        *,
+        max_snapshots_in_memory: int = 50,
+        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_concurrent_manifest_fetches: int = 500,
+    ) -> ChunkStorageStats:
+        """Async version of :meth:`chunk_storage_stats`."""
+        from pyicechunk.ops.stats import chunk_storage_stats
+
+        return await chunk_storage_stats(
+            self._ctx.state,
+            self._ctx.assets,
+            max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+        )
+
+    def total_chunks_storage(self, **kwargs: int) -> int:
+        """Deprecated: use :meth:`chunk_storage_stats` (this returns its ``native_bytes``)."""
+        warnings.warn(
+            "total_chunks_storage is deprecated, use chunk_storage_stats instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.chunk_storage_stats(**kwargs).native_bytes
+
+    async def total_chunks_storage_async(self, **kwargs: int) -> int:
+        """Deprecated: use :meth:`chunk_storage_stats_async`."""
+        warnings.warn(
+            "total_chunks_storage is deprecated, use chunk_storage_stats instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return (await self.chunk_storage_stats_async(**kwargs)).native_bytes
+
+    # -- expiration, garbage collection, manifest rewrite -------------------------------------
+
+    def expire_snapshots(
+        self,
+        older_than: dt.datetime,
+        *,
+        delete_expired_branches: bool = False,
+        delete_expired_tags: bool = False,
+    ) -> set[str]:
+        """Cut snapshots older than ``older_than`` out of every branch's and tag's history.
+
+        In each ref's history the oldest snapshot that is not expired is rewritten in place with
+        the repository's first snapshot as its parent. Expired snapshots stay on storage until
+        :meth:`garbage_collect` deletes them.
+
+        Parameters
+        ----------
+        older_than
+            Timezone-aware time; snapshots written strictly before it expire.
+        delete_expired_branches
+            Also delete branches (except ``main``) whose tip expired.
+        delete_expired_tags
+            Also delete tags whose snapshot expired.
+
+        Returns
+        -------
+        set[str]
+            Ids of the snapshots cut out of some history (other refs may still reach them).
+
+        Raises
+        ------
+        TypeError
+            ``older_than`` is a naive datetime.
+        IcechunkError
+            The storage is read-only, or a ref or snapshot cannot be read.
+        """
+        return sync(
+            self.expire_snapshots_async(
+                older_than,
+                delete_expired_branches=delete_expired_branches,
+                delete_expired_tags=delete_expired_tags,
+            )
+        )
+
+    async def expire_snapshots_async(
+        self,
+        older_than: dt.datetime,
+        *,
+        delete_expired_branches: bool = False,
+        delete_expired_tags: bool = False,
+    ) -> set[str]:
+        """Async version of :meth:`expire_snapshots`."""
+        from pyicechunk.ops.expiration import expire_snapshots
+
+        threshold = datetime_to_micros(older_than, "older_than")
+        return await expire_snapshots(
+            self._ctx.state,
+            self._ctx.assets,
+            threshold,
+            delete_expired_branches=delete_expired_branches,
+            delete_expired_tags=delete_expired_tags,
+        )
+
+    def garbage_collect(
+        self,
+        delete_object_older_than: dt.datetime,
+        *,
+        dry_run: bool = False,
+        max_snapshots_in_memory: int = 50,
+        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_concurrent_manifest_fetches: int = 500,
+    ) -> GCSummary:
+        """Delete objects that no branch or tag reaches and that are older than a threshold.
+
+        Parameters
+        ----------
+        delete_object_older_than
+            Timezone-aware time; only objects last written strictly before it are deleted.
+        dry_run
+            Report what would be deleted without deleting anything.
+        max_snapshots_in_memory
+            Accepted for compatibility with icechunk; it has no effect here.
+        max_compressed_manifest_mem_bytes
+            Upper bound on the compressed size of manifests being read at once.
+        max_concurrent_manifest_fetches
+            Upper bound on concurrent manifest reads.
+
+        Returns
+        -------
+        GCSummary
+            Counts and bytes of the deleted chunks, manifests, snapshots and transaction logs.
+
+        Raises
+        ------
+        TypeError
+            ``delete_object_older_than`` is a naive datetime.
+        IcechunkError
+            The storage is read-only, or a ref, snapshot or manifest cannot be read.
+        """
+        return sync(
+            self.garbage_collect_async(
+                delete_object_older_than,
+                dry_run=dry_run,
+                max_snapshots_in_memory=max_snapshots_in_memory,
+                max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
+                max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+            )
+        )
+
+    async def garbage_collect_async(
+        self,
+        delete_object_older_than: dt.datetime,
+        *,
+        dry_run: bool = False,
+        max_snapshots_in_memory: int = 50,
+        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_concurrent_manifest_fetches: int = 500,
+    ) -> GCSummary:
+        """Async version of :meth:`garbage_collect`."""
+        from pyicechunk.ops.gc import garbage_collect
+
+        datetime_to_micros(delete_object_older_than, "delete_object_older_than")
+        return await garbage_collect(
+            self._ctx.state,
+            self._ctx.assets,
+            delete_object_older_than,
+            dry_run=dry_run,
+            max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
+            max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+        )
+
+    def rewrite_manifests(
+        self, message: str, *, branch: str, metadata: dict[str, Any] | None = None
+    ) -> str:
+        """Commit to ``branch`` a snapshot with the same data and freshly written manifests.
+
+        Parameters
+        ----------
+        message
+            The commit message.
+        branch
+            The branch to commit to.
+        metadata
+            Commit metadata; the key ``splitting_config`` is added.
+
+        Returns
+        -------
+        str
+            The id of the new snapshot.
+
+        Raises
+        ------
+        IcechunkError
+            "error rewriting manifests": the branch does not exist or the commit failed.
+        """
+        return sync(self.rewrite_manifests_async(message, branch=branch, metadata=metadata))
+
+    async def rewrite_manifests_async(
+        self, message: str, *, branch: str, metadata: dict[str, Any] | None = None
+    ) -> str:
+        """Async version of :meth:`rewrite_manifests`."""
+        from pyicechunk.ops.manifests import rewrite_manifests
+
+        return await rewrite_manifests(self._ctx.for_session(), branch, message, metadata)
