@@ -6,7 +6,7 @@ the case) and cannot take the test session down with it. The default run damages
 ``PYICECHUNK_FUZZ_SEED`` change that, and the ``slow`` variant runs 3000 iterations on another
 seed. The counts per damage class and per object kind are printed (``pytest -s``). Damage
 that no reader can notice without a content checksum (``silent``, see the fuzz module) fails
-the test only with ``PYICECHUNK_FUZZ_STRICT=1``.
+the test too, since objects carry one; ``PYICECHUNK_FUZZ_STRICT=0`` tolerates it.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def check(report: dict, iterations: int) -> None:
     counted = sum(sum(c.values()) for c in report["by_damage"].values())
     assert counted == iterations
     assert not report["bugs"], json.dumps(report["bugs"], indent=1)[:20000]
-    if os.environ.get("PYICECHUNK_FUZZ_STRICT") == "1":
+    if os.environ.get("PYICECHUNK_FUZZ_STRICT", "1") == "1":
         assert not report["silent"], json.dumps(report["silent"], indent=1)[:20000]
     # Sanity: the damage is mostly noticed, and some of it is harmless.
     detected = sum(c.get("detected", 0) for c in report["by_damage"].values())
