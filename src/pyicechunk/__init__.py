@@ -185,7 +185,9 @@ __all__ = [
 
 initialize_logs()
 
-# The local filesystem backend is stdlib-only and the most used one: load it with the package,
-# as the cloud backends (which need obstore) are not, so opening a first repository does not
-# pay for the import.
+# Modules that are loaded on first use but that opening any repository needs: the local
+# filesystem backend (stdlib-only and the most used; the cloud backends, which need obstore, are
+# not preloaded) and the spec-1 repository state (it brings the config.yaml codec). Loading them
+# with the package spares the first Repository.open the import.
+from pyicechunk.repo_state import spec1 as _spec1_state  # noqa: E402, F401
 from pyicechunk.storage import local as _local_backend  # noqa: E402, F401

@@ -63,6 +63,9 @@ class HistoryEntry:
         Its commit message.
     metadata
         Its commit metadata.
+    snapshot
+        The snapshot the entry was read from, where the source reads snapshots to know the
+        history (spec 1); None where the history is kept apart from them (spec 2).
     """
 
     id: bytes
@@ -70,6 +73,7 @@ class HistoryEntry:
     flushed_at: int
     message: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    snapshot: Snapshot | None = field(default=None, compare=False, repr=False)
 
 
 class HistorySource(abc.ABC):
@@ -94,6 +98,12 @@ class HistorySource(abc.ABC):
         ObjectNotFoundError
             If there is no such snapshot.
         """
+
+    async def snapshot_of(self, entry: HistoryEntry) -> Snapshot:
+        """The snapshot of an entry, without reading it again if the entry came from it."""
+        if entry.snapshot is not None:
+            return entry.snapshot
+        return await self.snapshot(entry.id)
 
 
 class HistoryWalk:
@@ -194,7 +204,7 @@ async def path_between(
     async for entry in HistoryWalk(source, descendant):
         if entry.id == ancestor:
             return path
-        path.append(await source.snapshot(entry.id))
+        path.append(await source.snapshot_of(entry))
     return None
 
 

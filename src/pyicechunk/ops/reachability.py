@@ -26,7 +26,7 @@ async def reachable_snapshots(state: RepoState) -> list[Snapshot]:
         async for entry in HistoryWalk(history, tip):
             if entry.id in seen:
                 break
-            seen[entry.id] = await history.snapshot(entry.id)
+            seen[entry.id] = await history.snapshot_of(entry)
     return list(seen.values())
 
 

@@ -78,6 +78,7 @@ class _Spec1History(HistorySource):
             snapshot.flushed_at,
             snapshot.message,
             snapshot.metadata,
+            snapshot,
         )
 
     async def snapshot(self, snapshot_id: bytes) -> Snapshot:

@@ -113,7 +113,7 @@ class _Ancestry:
             entry = await self._walk.next()
             if entry is None:
                 break
-            out.append(_snapshot_info(entry, await self._history.snapshot(entry.id)))
+            out.append(_snapshot_info(entry, await self._history.snapshot_of(entry)))
         return out
 
     def __iter__(self) -> Iterator[SnapshotInfo]:
@@ -476,7 +476,7 @@ class Repository(Maintenance):
                 raise IcechunkError(
                     f"branch {branch} does not have a snapshots before or at {when}"
                 )
-            snapshot = await history.snapshot(found.id)
+            snapshot = await history.snapshot_of(found)
         else:
             snapshot = await self._fetch_snapshot(await self._resolve(branch, tag, snapshot_id))
         return Session(SessionCore(self._ctx, snapshot, branch=None, read_only=True))
@@ -622,7 +622,8 @@ class Repository(Maintenance):
         """Async version of :meth:`lookup_snapshot`."""
         sid = _parse_snapshot_id(snapshot_id)
         history = await self._state.history()
-        return _snapshot_info(await history.entry(sid), await history.snapshot(sid))
+        entry = await history.entry(sid)
+        return _snapshot_info(entry, await history.snapshot_of(entry))
 
     def diff(
         self,
