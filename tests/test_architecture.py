@@ -214,9 +214,18 @@ def test_no_import_cycles() -> None:
 # -- private attributes -----------------------------------------------------------------------
 
 
+# A named tuple's own API is public despite its underscore.
+_NAMEDTUPLE_API = {"_replace", "_asdict", "_fields", "_make", "_field_defaults"}
+
+
 def _is_private(attr: str) -> bool:
     # `_0`, `_1` are pyo3's public names for a tuple variant's fields (config variants).
-    return attr.startswith("_") and not attr.startswith("__") and not attr[1:].isdigit()
+    return (
+        attr.startswith("_")
+        and not attr.startswith("__")
+        and not attr[1:].isdigit()
+        and attr not in _NAMEDTUPLE_API
+    )
 
 
 def _defined_private_names(name: str) -> set[str]:

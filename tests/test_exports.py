@@ -25,4 +25,5 @@ def test_submodules_exist() -> None:
     assert callable(pyicechunk.distributed.merge_sessions)
     assert pyicechunk.storage.s3_storage is pyicechunk.s3_storage
     assert pyicechunk.credentials.s3_credentials is pyicechunk.s3_credentials
-    assert pyicechunk.spec_version() == icechunk.spec_version() == 1
+    assert icechunk.spec_version() == 1
+    assert pyicechunk.spec_version() == 2  # as icechunk 2.x

@@ -62,7 +62,7 @@ def test_path_between_two_snapshots() -> None:
     async def check() -> None:
         history, _, chain = await _chain(4)
         path = await path_between(history, chain[1].id, chain[4].id)
-        assert path is not None and [s.id for s in path] == [s.id for s in chain[4:1:-1]]
+        assert path is not None and [s.id for _, s in path] == [s.id for s in chain[4:1:-1]]
         assert await path_between(history, chain[2].id, chain[2].id) == []
         assert await path_between(history, chain[4].id, chain[1].id) is None
 

@@ -1,7 +1,8 @@
 """pyicechunk: a pure-Python implementation of Icechunk.
 
 Transactional, version-controlled storage for Zarr v3, reading and writing the same on-disk
-format (spec version 1) as icechunk 1.1 through the same Python API::
+formats as icechunk (spec version 2, the default of icechunk 2, and spec version 1, the format
+of icechunk 1.x) through the same Python API::
 
     import pyicechunk as icechunk
 """
@@ -86,6 +87,10 @@ from pyicechunk.migration import (
 )
 from pyicechunk.repository import Repository
 from pyicechunk.session import ForkSession, Session
+
+# icechunk 2's name (with supported_spec_versions below): it joins ``__all__`` with the rest of
+# the 2.x names.
+from pyicechunk.spec_versions import SpecVersion as SpecVersion
 from pyicechunk.storage import (
     Storage,
     azure_storage,
@@ -101,9 +106,15 @@ from pyicechunk.types import ChunkType, Diff, GCSummary, ManifestFileInfo, Snaps
 from pyicechunk.virtual import VirtualChunkSpec
 
 
-def spec_version() -> int:
-    """The Icechunk on-disk format version this package reads and writes."""
-    return 1
+def spec_version() -> SpecVersion:
+    """The newest Icechunk on-disk format version this package reads and writes (the default
+    of :meth:`Repository.create`)."""
+    return SpecVersion.current()
+
+
+def supported_spec_versions() -> list[SpecVersion]:
+    """Every on-disk format version this package reads and writes, newest first."""
+    return [SpecVersion.v2, SpecVersion.v1]
 
 
 __all__ = [

@@ -3,6 +3,8 @@
 The asset manager is the one reader and writer of the immutable objects (snapshots, manifests,
 transaction logs, chunks; their keys come from :mod:`pyicechunk.storage.keys`) and of the binary
 envelope. It turns storage bytes into format objects and back, and caches the immutable ones.
+Every object is decoded by the spec version its own header names (a migrated repository mixes
+spec-1 and spec-2 objects); new objects are written in the repository's spec version.
 Large encode and decode work runs in a worker thread so the event loop stays responsive (zstd
 and numpy release the GIL for the heavy parts).
 """
@@ -10,15 +12,22 @@ and numpy release the GIL for the heavy parts).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
-from pyicechunk.format.header import FileType, decode_object, encode_object
+from pyicechunk.format.header import SPEC_V1, FileType, encode_object, open_object
 from pyicechunk.format.ids import encode_id
-from pyicechunk.format.manifest import ArrayManifest, Manifest, decode_manifest, encode_manifest
+from pyicechunk.format.manifest import (
+    ArrayManifest,
+    LocationCompression,
+    Manifest,
+    decode_manifest,
+    encode_manifest,
+)
 from pyicechunk.format.snapshot import Snapshot, decode_snapshot, encode_snapshot
 from pyicechunk.format.transaction_log import (
     TransactionLog,
@@ -83,10 +92,11 @@ async def _maybe_offload(size: int, fn: Callable[[], V]) -> V:
     return fn()
 
 
-def _decode(data: bytes, file_type: FileType, key: str, decoder: Callable[[bytes], V]) -> V:
-    buf = decode_object(data, file_type, key)
+def _decode(data: bytes, file_type: FileType, key: str, decoder: Callable[[bytes, int], V]) -> V:
+    """Check the header, then decode the content by the spec version the header names."""
+    opened = open_object(data, file_type, key)
     try:
-        return decoder(buf)
+        return decoder(opened.content, opened.spec_version)
     except IcechunkError as e:
         if key in e.message:
             raise
@@ -104,6 +114,10 @@ class AssetManager:
         zstd level for snapshots, manifests and transaction logs.
     num_snapshot_nodes, num_chunk_refs, num_transaction_changes
         Cache capacities, as in ``CachingConfig``.
+    spec_version
+        The layout of the objects written (the repository's format version).
+    location_compression
+        When spec-2 manifests compress their virtual locations; None never compresses.
     """
 
     def __init__(
@@ -114,9 +128,13 @@ class AssetManager:
         num_snapshot_nodes: int = 500_000,
         num_chunk_refs: int = 15_000_000,
         num_transaction_changes: int = 0,
+        spec_version: int = SPEC_V1,
+        location_compression: LocationCompression | None = None,
     ) -> None:
         self.backend = backend
         self.compression_level = compression_level
+        self.spec_version = spec_version
+        self._location_compression = location_compression
         self._snapshots: _WeightedLRU[bytes, Snapshot] = _WeightedLRU(
             num_snapshot_nodes, lambda s: len(s.nodes) + 1
         )
@@ -149,11 +167,18 @@ class AssetManager:
         return await self.backend.exists(snapshot_key(snapshot_id))
 
     async def write_snapshot(self, snapshot: Snapshot) -> None:
+        """Write a snapshot in the repository's layout.
+
+        Spec 2 does not store the parent (the ``repo`` object lists it), so the cached copy
+        drops it too: a snapshot reads the same whether it comes from the cache or storage.
+        """
         data = await _maybe_offload(
             len(snapshot.nodes) * 256,
             lambda: self._encode(FileType.SNAPSHOT, encode_snapshot, snapshot),
         )
         await self.backend.put(snapshot_key(snapshot.id), data)
+        if self.spec_version != SPEC_V1 and snapshot.parent_id is not None:
+            snapshot = dataclasses.replace(snapshot, parent_id=None)
         self._snapshots.put(snapshot.id, snapshot)
 
     # -- manifests ---------------------------------------------------------------------------
@@ -168,7 +193,7 @@ class AssetManager:
         else:
             data = await self.backend.get(key)
         manifest = await _maybe_offload(
-            len(data) * 4, lambda: _decode(data, FileType.MANIFEST, key, decode_manifest)
+            len(data) * 4, lambda: _decode(data, FileType.MANIFEST, key, _decode_manifest)
         )
         _check_id(key, "manifest", manifest.id, manifest_id)
         self._manifests.put(manifest_id, manifest)
@@ -183,16 +208,26 @@ class AssetManager:
         return len(data)
 
     def _encode_manifest(self, manifest_id: bytes, arrays: Sequence[ArrayManifest]) -> bytes:
-        return encode_object(
-            FileType.MANIFEST, encode_manifest(manifest_id, arrays), self.compression_level
+        content = encode_manifest(
+            manifest_id, arrays, self.spec_version, self._location_compression
         )
+        return encode_object(FileType.MANIFEST, content, self.compression_level, self.spec_version)
 
     # -- transaction logs --------------------------------------------------------------------
 
     async def fetch_transaction_log(
         self, snapshot: Snapshot, parent: Snapshot | None
     ) -> TransactionLog:
-        """Read the transaction log of ``snapshot`` (whose parent is ``parent``).
+        """Read the transaction log of ``snapshot``, checked against it and ``parent``.
+
+        Parameters
+        ----------
+        snapshot
+            The snapshot the log belongs to.
+        parent
+            The snapshot the log describes the step from, or None when the history cannot
+            vouch for that step (the parent is a root, which expiration may have made it):
+            then the nodes the log deletes are not checked.
 
         Raises
         ------
@@ -200,17 +235,32 @@ class AssetManager:
             The log is missing or damaged, belongs to another snapshot, or names nodes that
             the snapshot and its parent do not have.
         """
-        key = transaction_key(snapshot.id)
-        tx = self._transactions.get(snapshot.id)
+        tx = await self.fetch_transaction_log_by_id(snapshot.id)
+        _check_transaction_nodes(transaction_key(snapshot.id), tx, snapshot, parent)
+        return tx
+
+    async def fetch_transaction_log_by_id(self, snapshot_id: bytes) -> TransactionLog:
+        """Read the transaction log stored under a snapshot id, without checking its nodes.
+
+        For logs whose snapshot may be gone (the pruned logs of spec 2.1's expiration).
+
+        Raises
+        ------
+        ObjectNotFoundError
+            There is no such log.
+        IcechunkError
+            The log is damaged or belongs to another snapshot.
+        """
+        key = transaction_key(snapshot_id)
+        tx = self._transactions.get(snapshot_id)
         if tx is None:
             data = await self.backend.get(key)
             tx = await _maybe_offload(
                 len(data) * 4,
-                lambda: _decode(data, FileType.TRANSACTION_LOG, key, decode_transaction_log),
+                lambda: _decode(data, FileType.TRANSACTION_LOG, key, _decode_transaction_log),
             )
-            _check_id(key, "the transaction log of snapshot", tx.id, snapshot.id)
-            self._transactions.put(snapshot.id, tx)
-        _check_transaction_nodes(key, tx, snapshot, parent)
+            _check_id(key, "the transaction log of snapshot", tx.id, snapshot_id)
+            self._transactions.put(snapshot_id, tx)
         return tx
 
     async def write_transaction_log(self, tx: TransactionLog) -> None:
@@ -268,8 +318,19 @@ class AssetManager:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _encode(self, file_type: FileType, encoder: Callable[[Any], bytes], obj: Any) -> bytes:
-        return encode_object(file_type, encoder(obj), self.compression_level)
+    def _encode(self, file_type: FileType, encoder: Callable[[Any, int], bytes], obj: Any) -> bytes:
+        return encode_object(
+            file_type, encoder(obj, self.spec_version), self.compression_level, self.spec_version
+        )
+
+
+# Manifests and transaction logs are read by the fields present, whatever their header says.
+def _decode_manifest(content: bytes, spec_version: int) -> Manifest:
+    return decode_manifest(content)
+
+
+def _decode_transaction_log(content: bytes, spec_version: int) -> TransactionLog:
+    return decode_transaction_log(content)
 
 
 def _check_id(key: str, holds: str, found: bytes, wanted: bytes) -> None:
@@ -289,8 +350,9 @@ def _check_transaction_nodes(
     Every node it names must be a node of the snapshot (deleted ones: of the parent), and the
     nodes it creates and deletes must be exactly those that appear and disappear between the
     two. Otherwise a damaged id or list would silently change a diff, a rebase or an amend.
-    The parent is compared only when it is not a root: snapshot expiration gives a kept
-    snapshot the root as its new parent, and its log still describes the step from the old one.
+    The parent is compared only when the caller gives it, which it does unless the parent is
+    a root: snapshot expiration gives a kept snapshot the root as its new parent, and its log
+    still describes the step from the old one.
     """
     where = (
         f"cannot read {key}: the transaction log or snapshot {encode_id(snapshot.id)} is damaged"
@@ -304,7 +366,7 @@ def _check_transaction_nodes(
         (tx.updated_chunks, after, True, "array with updated chunks"),
     ]
     before = None
-    if parent is not None and parent.parent_id is not None:
+    if parent is not None:
         before = {n.id: n.array is not None for n in parent.nodes}
         checks += [
             (tx.deleted_groups, before, False, "deleted group"),

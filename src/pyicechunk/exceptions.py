@@ -25,17 +25,24 @@ class IcechunkError(Exception):
     ----------
     message
         What went wrong, and where possible what to do about it.
+    kind
+        The reference's error kind (icechunk 2's ``ErrorKind`` value, such as
+        ``"repository-not-found"``) where one is known; None otherwise. It names the failure
+        for code that must tell failures apart, independently of the message.
     """
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, kind: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.kind = kind
 
     def __repr__(self) -> str:
         return f"IcechunkError(message={self.message})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.message,))
+        if self.kind is None:
+            return (type(self), (self.message,))
+        return (type(self), (self.message, self.kind))
 
 
 class ObjectNotFoundError(IcechunkError):

@@ -8,13 +8,16 @@ remembers where it has been, so a damaged or hostile history whose parent link l
 itself is reported as damage instead of making the caller loop forever.
 
 The transaction logs along a stretch of history combine into a diff (:func:`diff_between`) or,
-for an amend, into one log (:func:`combine_transaction_logs`).
+for an amend, into one log (:func:`combine_transaction_logs`). Each step of history has its own
+log, preceded in spec 2.1 by the logs of the ancestors expiration collapsed into it
+(:meth:`HistorySource.step_logs`).
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,6 +46,8 @@ __all__ = [
 
 Coords = tuple[int, ...]
 
+logger = logging.getLogger(__name__)
+
 # A loop is named by its members, up to this many (a hostile loop may be very long).
 _NAMED_IN_LOOP = 8
 
@@ -66,6 +71,9 @@ class HistoryEntry:
     snapshot
         The snapshot the entry was read from, where the source reads snapshots to know the
         history (spec 1); None where the history is kept apart from them (spec 2).
+    pruned_tx_logs
+        Spec 2.1: ids of the transaction logs of the ancestors that expiration collapsed
+        between this snapshot and its parent, oldest first.
     """
 
     id: bytes
@@ -74,10 +82,20 @@ class HistoryEntry:
     message: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
     snapshot: Snapshot | None = field(default=None, compare=False, repr=False)
+    pruned_tx_logs: tuple[bytes, ...] = ()
 
 
 class HistorySource(abc.ABC):
-    """Where a walk finds history: entries by snapshot id, and the snapshots themselves."""
+    """Where a walk finds history: entries by snapshot id, and the snapshots themselves.
+
+    Parameters
+    ----------
+    assets
+        Where the snapshots and transaction logs are read.
+    """
+
+    def __init__(self, assets: AssetManager) -> None:
+        self.assets = assets
 
     @abc.abstractmethod
     async def entry(self, snapshot_id: bytes) -> HistoryEntry:
@@ -86,10 +104,10 @@ class HistorySource(abc.ABC):
         Raises
         ------
         ObjectNotFoundError
-            If the history knows no such snapshot.
+            If the history knows no such snapshot (its message says so in the version's
+            words).
         """
 
-    @abc.abstractmethod
     async def snapshot(self, snapshot_id: bytes) -> Snapshot:
         """The snapshot itself (its nodes and manifests).
 
@@ -98,12 +116,79 @@ class HistorySource(abc.ABC):
         ObjectNotFoundError
             If there is no such snapshot.
         """
+        return await self.assets.fetch_snapshot(snapshot_id)
 
     async def snapshot_of(self, entry: HistoryEntry) -> Snapshot:
         """The snapshot of an entry, without reading it again if the entry came from it."""
         if entry.snapshot is not None:
             return entry.snapshot
         return await self.snapshot(entry.id)
+
+    async def transaction_log(self, entry: HistoryEntry) -> TransactionLog:
+        """The snapshot's own transaction log.
+
+        It is checked against the parent only when it describes exactly the step from it:
+        not when expiration collapsed ancestors in between (a pruned list, or a root parent,
+        which spec-1 and spec-2.0 expiration leave without a list).
+
+        Raises
+        ------
+        IcechunkError
+            The log is missing or does not match the snapshot.
+        """
+        snapshot = await self.snapshot_of(entry)
+        parent = None
+        if entry.parent_id is not None and not entry.pruned_tx_logs:
+            parent_entry = await self.entry(entry.parent_id)
+            if parent_entry.parent_id is not None:
+                parent = await self.snapshot_of(parent_entry)
+        return await self.assets.fetch_transaction_log(snapshot, parent)
+
+    async def step_logs(self, entry: HistoryEntry, *, require_pruned: bool) -> list[TransactionLog]:
+        """The logs that take the snapshot's parent to it, oldest first.
+
+        Those are the logs of the ancestors expiration collapsed into this step (spec 2.1),
+        then the snapshot's own.
+
+        Parameters
+        ----------
+        entry
+            The snapshot's entry.
+        require_pruned
+            Whether a missing collapsed ancestor's log is an error (rebase: conflicts
+            against it could not be checked); otherwise it is skipped with a warning (diff),
+            as in the reference.
+
+        Raises
+        ------
+        IcechunkError
+            A log is missing (see ``require_pruned``) or damaged.
+        """
+        found = await asyncio.gather(
+            *(self.assets.fetch_transaction_log_by_id(i) for i in entry.pruned_tx_logs),
+            return_exceptions=True,
+        )
+        logs: list[TransactionLog] = []
+        for pruned_id, log in zip(entry.pruned_tx_logs, found, strict=True):
+            if isinstance(log, TransactionLog):
+                logs.append(log)
+                continue
+            if not isinstance(log, ObjectNotFoundError):
+                raise log
+            what = (
+                f"transaction log {encode_id(pruned_id)} of an expiration-pruned ancestor of "
+                f"snapshot {encode_id(entry.id)} is missing (likely deleted by the garbage "
+                "collection of an older Icechunk)"
+            )
+            if require_pruned:
+                raise IcechunkError(
+                    f"cannot rebase: {what}, so conflicts against it cannot be checked; "
+                    "commit the session's changes in a new session on the branch instead",
+                    kind="rebase-tx-log-pruned",
+                )
+            logger.warning("%s; its changes are left out", what)
+        logs.append(await self.transaction_log(entry))
+        return logs
 
 
 class HistoryWalk:
@@ -191,26 +276,25 @@ async def as_of(source: HistorySource, tip: bytes, limit: int) -> HistoryEntry |
 
 async def path_between(
     source: HistorySource, ancestor: bytes, descendant: bytes
-) -> list[Snapshot] | None:
-    """The snapshots after ``ancestor`` up to ``descendant``, newest first.
+) -> list[tuple[HistoryEntry, Snapshot]] | None:
+    """The snapshots after ``ancestor`` up to ``descendant``, newest first, with their entries.
 
     Returns
     -------
-    list of Snapshot or None
+    list of (HistoryEntry, Snapshot) or None
         Empty if the two are the same snapshot; None if ``ancestor`` is not in the history of
         ``descendant``.
     """
-    path: list[Snapshot] = []
+    entries: list[HistoryEntry] = []
     async for entry in HistoryWalk(source, descendant):
         if entry.id == ancestor:
-            return path
-        path.append(await source.snapshot_of(entry))
+            snapshots = await asyncio.gather(*(source.snapshot_of(e) for e in entries))
+            return list(zip(entries, snapshots, strict=True))
+        entries.append(entry)
     return None
 
 
-async def diff_between(
-    source: HistorySource, assets: AssetManager, ancestor: bytes, descendant: bytes
-) -> Diff:
+async def diff_between(source: HistorySource, ancestor: bytes, descendant: bytes) -> Diff:
     """The changes after ``ancestor`` up to and including ``descendant``.
 
     Raises
@@ -223,16 +307,16 @@ async def diff_between(
     if not path:
         raise IcechunkError(
             "session error: `to` snapshot ancestry doesn't include `from`: the diff needs "
-            "`from` to be an ancestor of `to`"
+            "`from` to be an ancestor of `to`",
+            kind="bad-snapshot-chain-for-diff",
         )
     start = await source.snapshot(ancestor)
-    parents = [*path[1:], start]
-    logs = await asyncio.gather(
-        *(assets.fetch_transaction_log(s, p) for s, p in zip(path, parents, strict=True))
+    steps = await asyncio.gather(
+        *(source.step_logs(entry, require_pruned=False) for entry, _ in path)
     )
     paths = {n.id: n.path for n in start.nodes}
-    paths.update({n.id: n.path for n in path[0].nodes})
-    return diff_from_transaction_logs(logs, paths)
+    paths.update({n.id: n.path for n in path[0][1].nodes})
+    return diff_from_transaction_logs((log for logs in steps for log in logs), paths)
 
 
 def combine_transaction_logs(

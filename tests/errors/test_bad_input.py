@@ -53,7 +53,7 @@ def damage(kind: str, data: bytes) -> bytes:
     if kind == "truncated body":
         return data[: HEADER_SIZE + (len(data) - HEADER_SIZE) // 2]
     if kind == "newer spec version":
-        return data[:36] + bytes([2]) + data[37:]
+        return data[:36] + bytes([3]) + data[37:]
     if kind == "wrong file type":
         return data[:37] + bytes([4 if data[37] != 4 else 1]) + data[38:]
     if kind == "garbage body":

@@ -362,15 +362,6 @@ def test_a_config_yaml_that_cannot_be_deleted_is_only_a_warning(
 
 # --- the returned repository -------------------------------------------------------------------
 
-needs_spec2_open = pytest.mark.xfail(
-    strict=True,
-    raises=ic.IcechunkError,
-    reason="upgrade_icechunk_repository returns Repository.open of the migrated repository, "
-    "which needs pyicechunk's spec-2 repositories",
-)
-
-
-@needs_spec2_open
 def test_the_result_is_the_spec_2_repository_and_the_argument_is_invalidated(
     tmp_path: Path,
 ) -> None:

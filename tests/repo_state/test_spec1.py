@@ -172,10 +172,12 @@ def test_opening_probes_the_location() -> None:
         await _repo(backend).state.initialize(None)
         assert await repository_exists(backend)
         assert (await open_state(backend)).config is None
+        # `repo` wins over refs/ (FORMAT-V2 §11.1): a damaged one is reported, not skipped.
         await backend.put(keys.REPO, b"a spec-2 repo object")
-        with pytest.raises(IcechunkError, match="uses Icechunk v2 format"):
+        with pytest.raises(IcechunkError, match="cannot read repo"):
             await open_state(backend)
-        with pytest.raises(IcechunkError, match="will not commit to it"):
+        # A spec-1 handle does not commit into a repository upgraded meanwhile.
+        with pytest.raises(IcechunkError, match="upgraded to Icechunk format version 2"):
             await _repo(backend).state.check_branch("main", b"\0" * 12)
 
     run(check())

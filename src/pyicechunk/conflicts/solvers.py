@@ -12,7 +12,6 @@ from pyicechunk.exceptions import RebaseFailedError
 from pyicechunk.format.ids import encode_id
 
 if TYPE_CHECKING:
-    from pyicechunk.asset_manager import AssetManager
     from pyicechunk.change_set import ChangeSet
     from pyicechunk.format.snapshot import NodeSnapshot, Snapshot
     from pyicechunk.format.transaction_log import TransactionLog
@@ -268,9 +267,9 @@ class BasicConflictSolver(ConflictSolver):
 
 async def replay(
     solver: ConflictSolver,
-    assets: AssetManager,
     base: Snapshot,
     landed: Sequence[Snapshot],
+    logs: Sequence[TransactionLog],
     changes: ChangeSet,
 ) -> ChangeSet:
     """Replay ``changes`` over each snapshot that landed after ``base``, oldest first.
@@ -279,12 +278,12 @@ async def replay(
     ----------
     solver
         Decides each step.
-    assets
-        Where the landed commits' transaction logs are read.
     base
         The snapshot ``changes`` is based on.
     landed
         The snapshots after ``base`` up to the branch tip, newest first.
+    logs
+        The change each of them made to its parent, in the same order.
     changes
         The session's change set; it is never modified, so a failure leaves it untouched.
 
@@ -300,8 +299,7 @@ async def replay(
     """
     tip = landed[0]
     current = base
-    for snapshot in reversed(landed):
-        tx = await assets.fetch_transaction_log(snapshot, current)
+    for snapshot, tx in zip(reversed(landed), reversed(logs), strict=True):
         solved = solver._solve(RebaseStep(tx, tip, changes, current, snapshot))
         if isinstance(solved, list):
             raise RebaseFailedError(encode_id(snapshot.id), solved)

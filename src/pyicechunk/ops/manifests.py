@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pyicechunk.exceptions import ConflictError, IcechunkError
+from pyicechunk.format.header import SPEC_V1
 from pyicechunk.session.context import RepoContext, check_metadata
 from pyicechunk.session.core import SessionCore
 
@@ -21,14 +22,35 @@ _DEFAULT_SPLITTING_CONFIG: dict[str, Any] = {
 }
 
 
+_COMMIT_METHODS = ("new_commit", "amend")
+
+
+def _with_splitting_config(ctx: RepoContext, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The commit metadata, plus the splitting config where the repository's version puts it:
+    top-level ``splitting_config`` in spec 1 (icechunk 1.1), under ``__icechunk`` in spec 2
+    (icechunk 2, keeping the user's own keys there)."""
+    properties = check_metadata(metadata)
+    if ctx.spec_version == SPEC_V1:
+        return {**properties, "splitting_config": _DEFAULT_SPLITTING_CONFIG}
+    reserved = properties.get("__icechunk")
+    reserved = dict(reserved) if isinstance(reserved, dict) else {}
+    reserved["splitting_config"] = _DEFAULT_SPLITTING_CONFIG
+    return {**properties, "__icechunk": reserved}
+
+
 async def rewrite_manifests(
-    ctx: RepoContext, branch: str, message: str, metadata: Mapping[str, Any] | None
+    ctx: RepoContext,
+    branch: str,
+    message: str,
+    metadata: Mapping[str, Any] | None,
+    commit_method: str = "new_commit",
 ) -> str:
     """Commit to ``branch`` a snapshot identical to its tip but with rewritten manifests.
 
     Carrying an array over normally reuses its manifests; here each array's chunk refs are
     read from its old manifests and written into one new manifest, so the commit changes the
-    manifest layout while every node and chunk stays the same.
+    manifest layout while every node and chunk stays the same. With ``commit_method="amend"``
+    (spec 2 only, as in icechunk 2) the new snapshot replaces the tip instead.
 
     Parameters
     ----------
@@ -40,6 +62,8 @@ async def rewrite_manifests(
         The commit message.
     metadata
         Commit metadata; ``splitting_config`` is added, describing the layout written.
+    commit_method
+        ``"new_commit"`` or ``"amend"``.
 
     Returns
     -------
@@ -48,15 +72,31 @@ async def rewrite_manifests(
 
     Raises
     ------
+    ValueError
+        ``commit_method`` is neither of the two.
     IcechunkError
-        The branch does not exist, or the commit failed (also when the branch moved while the
-        manifests were being rewritten, as in the reference).
+        The branch does not exist, the commit failed (also when the branch moved while the
+        manifests were being rewritten, as in the reference), or an amend was asked of a
+        spec-1 repository (kind ``unsupported-operation-for-version``).
     """
-    properties = {**check_metadata(metadata), "splitting_config": _DEFAULT_SPLITTING_CONFIG}
+    if commit_method not in _COMMIT_METHODS:
+        raise ValueError(
+            f"Invalid commit method: {commit_method!r}. Expected 'new_commit' or 'amend'."
+        )
+    if commit_method == "amend" and ctx.spec_version == SPEC_V1:
+        raise IcechunkError(
+            "amend is not supported for spec version 1 repositories, use new commit instead",
+            kind="unsupported-operation-for-version",
+        )
+    properties = _with_splitting_config(ctx, metadata)
     try:
         base = await ctx.assets.fetch_snapshot(await ctx.state.branch_tip(branch))
         session = SessionCore(ctx, base, branch=branch, read_only=False)
         # Nothing changed in the session, so the transaction log has every list empty.
+        if commit_method == "amend":
+            return await session.amend(
+                message, properties, allow_empty=True, rewrite_manifests=True
+            )
         return await session.commit(message, properties, allow_empty=True, rewrite_manifests=True)
     except (IcechunkError, ConflictError) as e:
-        raise IcechunkError(f"error rewriting manifests: {e}") from e
+        raise IcechunkError(f"error rewriting manifests: {e}", getattr(e, "kind", None)) from e

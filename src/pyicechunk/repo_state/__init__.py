@@ -17,18 +17,22 @@ implementation per format version:
 
 Callers never branch on the version: a commit is one call, :meth:`RepoState.add_snapshot`,
 whatever it does on disk. The functions at the end of this module are the entry points that
-pick the implementation for a storage location.
+pick the implementation for a storage location: they probe ``refs/branch.main/ref.json`` and
+``repo`` at once (FORMAT-V2 §11.1), and ``repo`` wins when both exist, its ``spec_version``
+field deciding the version.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from pyicechunk.exceptions import IcechunkError
+from pyicechunk.storage import keys
 
 if TYPE_CHECKING:
     from pyicechunk.asset_manager import AssetManager
@@ -46,6 +50,7 @@ __all__ = [
     "RepoState",
     "SnapshotKind",
     "fetch_config",
+    "fetch_spec_version",
     "new_state",
     "open_state",
     "repository_exists",
@@ -153,19 +158,25 @@ class OpenedState:
         The persisted config, or None if there is none (the defaults apply).
     config_version
         To pass to :meth:`RepoState.save_config`.
+    found
+        What the implementation read while opening, to start from instead of reading it again
+        (opaque here; None for none).
     """
 
     spec_version: int
     config: RepositoryConfig | None
     config_version: ConfigVersion
+    found: object = None
 
 
 class RepoState(abc.ABC):
     """The mutable state of one repository: refs, config and history.
 
-    Implementations hold no mutable fields, so one object may serve every session of a
-    repository from any thread; whatever must be carried between calls (the version of the
-    config or of a branch as read) travels in the values they return and take.
+    Implementations hold no mutable fields but caches of what they last read, so one object
+    may serve every session of a repository from any thread; whatever must be carried between
+    calls (the version of the config or of a branch as read) travels in the values they
+    return and take. Every call reads the state afresh (a cache only spares decoding what did
+    not change), so a read never misses what another process wrote before it started.
 
     Errors are the reference's: a missing ref is "ref not found `name`", a branch that moved is
     a :class:`~pyicechunk.exceptions.ConflictError`.
@@ -213,22 +224,23 @@ class RepoState(abc.ABC):
 
     @abc.abstractmethod
     async def create_branch(self, name: str, snapshot_id: bytes) -> None:
-        """Create a branch at an existing snapshot (the caller checked that it exists).
+        """Create a branch at a snapshot of the repository.
 
         Raises
         ------
         IcechunkError
-            If the branch exists.
+            If the branch exists or the repository has no such snapshot.
         """
 
     @abc.abstractmethod
     async def reset_branch(self, name: str, snapshot_id: bytes, expected: bytes | None) -> None:
-        """Point a branch at an existing snapshot, if it points at ``expected`` (None: anywhere).
+        """Point a branch at a snapshot of the repository, if it points at ``expected`` (None:
+        anywhere).
 
         Raises
         ------
         IcechunkError
-            If there is no such branch or it is not at ``expected``.
+            If there is no such branch or snapshot, or the branch is not at ``expected``.
         """
 
     @abc.abstractmethod
@@ -243,12 +255,13 @@ class RepoState(abc.ABC):
 
     @abc.abstractmethod
     async def create_tag(self, name: str, snapshot_id: bytes) -> None:
-        """Create a tag at an existing snapshot.
+        """Create a tag at a snapshot of the repository.
 
         Raises
         ------
         IcechunkError
-            If the tag exists or existed (tag names are never reused).
+            If the tag exists or existed (tag names are never reused), or the repository has
+            no such snapshot.
         """
 
     @abc.abstractmethod
@@ -262,6 +275,21 @@ class RepoState(abc.ABC):
         """
 
     # -- new snapshots ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def check_writable(self, operation: str) -> None:
+        """Refuse to start a change the repository does not accept now.
+
+        Parameters
+        ----------
+        operation
+            What is refused, for the message ("Cannot create writable session").
+
+        Raises
+        ------
+        IcechunkError
+            The repository's status is read-only (spec 2).
+        """
 
     @abc.abstractmethod
     async def check_branch(self, branch: str, expected: bytes) -> BranchTip:
@@ -344,7 +372,45 @@ class RepoState(abc.ABC):
         """
 
 
-# The entry points. Spec 2 plugs in here: these probe the location and pick the implementation.
+# The entry points: they probe the location and pick the implementation.
+
+
+async def _detect(backend: StorageBackend, *, with_config: bool = False) -> OpenedState | None:
+    """What the location holds: None for no repository.
+
+    ``refs/branch.main/ref.json`` and ``repo`` are read at once (and ``config.yaml`` too when
+    ``with_config``, which a spec-1 open needs, saving it a round trip); ``repo`` wins when both
+    exist (an unfinished or a file-keeping migration), its ``spec_version`` deciding.
+    """
+    from pyicechunk.repo_state.repo_object import read_repo_object
+    from pyicechunk.repo_state.spec1 import Spec1State
+    from pyicechunk.repo_state.spec2 import Spec2State
+
+    async def spec1_config() -> OpenedState | IcechunkError:
+        if not with_config:
+            return OpenedState(Spec1State.spec_version, None, ConfigVersion())
+        try:
+            return await Spec1State.read_config(backend)
+        except IcechunkError as exc:
+            # A broken config.yaml does not matter when `repo` says spec 2.
+            return exc
+
+    found, main, stored = await asyncio.gather(
+        read_repo_object(backend), backend.exists(keys.SPEC1_MAIN_BRANCH), spec1_config()
+    )
+    if found is not None and found.info.spec_version != Spec1State.spec_version:
+        return Spec2State.opened(found)
+    if found is None and not main:
+        return None
+    if isinstance(stored, IcechunkError):
+        raise stored
+    return stored
+
+
+def _not_found() -> IcechunkError:
+    from pyicechunk.repo_state.repo_object import repository_not_found
+
+    return repository_not_found()
 
 
 async def open_state(backend: StorageBackend) -> OpenedState:
@@ -353,34 +419,49 @@ async def open_state(backend: StorageBackend) -> OpenedState:
     Raises
     ------
     IcechunkError
-        If there is no repository there, or one of a format version pyicechunk cannot read.
+        If there is no repository there (kind ``repository-not-found``), or its state cannot
+        be read.
     """
-    from pyicechunk.repo_state.spec1 import Spec1State
-
-    return await Spec1State.open(backend)
+    opened = await _detect(backend, with_config=True)
+    if opened is None:
+        raise _not_found()
+    return opened
 
 
 async def repository_exists(backend: StorageBackend) -> bool:
-    """Whether a repository pyicechunk can open exists at a storage location."""
-    from pyicechunk.repo_state.spec1 import Spec1State
+    """Whether a repository (of either format version) exists at a storage location."""
+    return await _detect(backend) is not None
 
-    return await Spec1State.exists(backend)
+
+async def fetch_spec_version(backend: StorageBackend) -> int | None:
+    """The format version of the repository at a storage location; None for no repository."""
+    opened = await _detect(backend)
+    return None if opened is None else opened.spec_version
 
 
 async def fetch_config(backend: StorageBackend) -> RepositoryConfig | None:
-    """The config persisted in the repository at a storage location (None: none persisted)."""
-    from pyicechunk.repo_state.spec1 import Spec1State
+    """The config persisted in the repository at a storage location (None: none persisted).
 
-    return (await Spec1State.read_config(backend)).config
+    Raises
+    ------
+    IcechunkError
+        If there is no repository there (kind ``repository-not-found``), as in icechunk 2.
+    """
+    opened = await _detect(backend, with_config=True)
+    if opened is None:
+        raise _not_found()
+    return opened.config
 
 
 def new_state(
     spec_version: int,
     backend: StorageBackend,
     assets: AssetManager,
+    config: RepositoryConfig,
     *,
     conditional_create: bool,
     conditional_update: bool,
+    found: object = None,
 ) -> RepoState:
     """The state of a repository of format ``spec_version`` (creating it: the version to write).
 
@@ -392,20 +473,35 @@ def new_state(
         Where it lives.
     assets
         Its asset manager (snapshots are read through its cache).
+    config
+        The repository config in effect.
     conditional_create, conditional_update
         The ``unsafe_use_conditional_*`` switches in effect: off, a write replaces blindly.
+    found
+        :attr:`OpenedState.found` of the open that found the repository, if any.
 
     Raises
     ------
     IcechunkError
         For a format version this package cannot write.
     """
+    from pyicechunk.repo_state.repo_object import RepoRead
     from pyicechunk.repo_state.spec1 import Spec1State
+    from pyicechunk.repo_state.spec2 import Spec2State
 
+    if spec_version == Spec2State.spec_version:
+        return Spec2State(
+            backend,
+            assets,
+            config,
+            conditional_update=conditional_update,
+            found=found if isinstance(found, RepoRead) else None,
+        )
     if spec_version != Spec1State.spec_version:
         raise IcechunkError(
             f"pyicechunk cannot write Icechunk format version {spec_version} repositories; "
-            f"use version {Spec1State.spec_version}"
+            f"use version {Spec2State.spec_version} or {Spec1State.spec_version}",
+            kind="unsupported-spec-version",
         )
     return Spec1State(
         backend,

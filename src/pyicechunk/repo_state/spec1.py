@@ -21,7 +21,7 @@ from pyicechunk.exceptions import ConflictError, IcechunkError, ObjectNotFoundEr
 from pyicechunk.format.config_yaml import config_from_yaml, config_to_yaml
 from pyicechunk.format.ids import encode_id
 from pyicechunk.format.refs import decode_ref, encode_ref
-from pyicechunk.format.snapshot import Snapshot, initial_snapshot
+from pyicechunk.format.snapshot import initial_snapshot
 from pyicechunk.history import HistoryEntry, HistorySource
 from pyicechunk.repo_state import (
     BranchTip,
@@ -67,11 +67,9 @@ def _invalid_name(name: str, why: str) -> IcechunkError:
 class _Spec1History(HistorySource):
     """Parents, times and messages from the snapshot files themselves."""
 
-    def __init__(self, assets: AssetManager) -> None:
-        self._assets = assets
-
     async def entry(self, snapshot_id: bytes) -> HistoryEntry:
-        snapshot = await self._assets.fetch_snapshot(snapshot_id)
+        # A missing snapshot keeps the storage's message, naming its key, as icechunk 1.1 does.
+        snapshot = await self.assets.fetch_snapshot(snapshot_id)
         return HistoryEntry(
             snapshot.id,
             snapshot.parent_id,
@@ -80,9 +78,6 @@ class _Spec1History(HistorySource):
             snapshot.metadata,
             snapshot,
         )
-
-    async def snapshot(self, snapshot_id: bytes) -> Snapshot:
-        return await self._assets.fetch_snapshot(snapshot_id)
 
 
 class Spec1State(RepoState):
@@ -115,30 +110,6 @@ class Spec1State(RepoState):
         self._conditional_update = conditional_update
 
     # -- opening ------------------------------------------------------------------------------
-
-    @classmethod
-    async def open(cls, backend: StorageBackend) -> OpenedState:
-        """The config of the spec-1 repository at ``backend``.
-
-        Raises
-        ------
-        IcechunkError
-            If the location holds a spec-2 repository, or no repository.
-        """
-        if await backend.exists(keys.REPO):
-            raise IcechunkError(
-                "this repository uses Icechunk v2 format, which pyicechunk cannot read; use "
-                "icechunk 2.x to open it"
-            )
-        stored, main_exists = await asyncio.gather(
-            cls.read_config(backend), backend.exists(keys.SPEC1_MAIN_BRANCH)
-        )
-        if not main_exists:
-            raise IcechunkError(
-                "the repository doesn't exist: no branch `main` was found in the storage "
-                "location; create it with Repository.create"
-            )
-        return stored
 
     @classmethod
     async def exists(cls, backend: StorageBackend) -> bool:
@@ -259,13 +230,24 @@ class Spec1State(RepoState):
                     return
             # Someone else wrote in between: read again; the comparison above reports it.
 
+    async def _check_snapshot(self, snapshot_id: bytes) -> None:
+        """Refuse a target snapshot whose file does not exist."""
+        try:
+            await self._assets.fetch_snapshot(snapshot_id)
+        except ObjectNotFoundError:
+            raise IcechunkError(
+                f"snapshot not found: `{encode_id(snapshot_id)}`", kind="snapshot-not-found"
+            ) from None
+
     async def create_branch(self, name: str, snapshot_id: bytes) -> None:
+        await self._check_snapshot(snapshot_id)
         try:
             await self._update_branch(name, snapshot_id, None, conditional=self._conditional_create)
         except _BranchMoved as moved:
             raise IcechunkError(moved.describe()) from None
 
     async def reset_branch(self, name: str, snapshot_id: bytes, expected: bytes | None) -> None:
+        await self._check_snapshot(snapshot_id)
         current = await self.branch_tip(name)
         try:
             await self._update_branch(
@@ -286,6 +268,7 @@ class Spec1State(RepoState):
         await self._backend.delete(key)
 
     async def create_tag(self, name: str, snapshot_id: bytes) -> None:
+        await self._check_snapshot(snapshot_id)
         key = keys.tag_key(name)
         payload = encode_ref(snapshot_id)
         already = f"tag already exists, tags are immutable: `{name}`"
@@ -309,8 +292,9 @@ class Spec1State(RepoState):
         tip, spec2 = await asyncio.gather(self._read_branch(branch), backend.exists(keys.REPO))
         if spec2:
             raise IcechunkError(
-                f"this repository uses Icechunk v2 format (an object named `{keys.REPO}` exists "
-                "at its root); pyicechunk writes spec version 1 only and will not commit to it"
+                f"this repository was upgraded to Icechunk format version 2 (an object named "
+                f"`{keys.REPO}` exists at its root) after it was opened as version 1; open it "
+                "again to commit to it"
             )
         if tip.snapshot_id != expected:
             actual = None if tip.snapshot_id is None else encode_id(tip.snapshot_id)
@@ -361,6 +345,9 @@ class Spec1State(RepoState):
 
     async def history(self) -> HistorySource:
         return _Spec1History(self._assets)
+
+    async def check_writable(self, operation: str) -> None:
+        return None
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -1,143 +1,52 @@
 """Repository: a storage location's refs, config and history; opens sessions.
 
 The refs, the persisted config and the history come from the repository state
-(:class:`~pyicechunk.repo_state.RepoState`, one implementation per format version); the
-maintenance methods come from :class:`~pyicechunk.repository.maintenance.Maintenance`.
+(:class:`~pyicechunk.repo_state.RepoState`, one implementation per format version, found by
+the entry points of :mod:`pyicechunk.repo_state`); the history methods come from
+:class:`~pyicechunk.repository.inspection.Inspection` and the maintenance methods from
+:class:`~pyicechunk.repository.maintenance.Maintenance`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy
 import datetime as dt
-import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from pyicechunk._sync import sync
-from pyicechunk._time import datetime_to_micros, micros_to_datetime
+from pyicechunk._time import datetime_to_micros
 from pyicechunk.config import RepositoryConfig, StorageSettings
-from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
-from pyicechunk.format.ids import decode_id, encode_id
-from pyicechunk.format.snapshot import Snapshot
-from pyicechunk.history import HistoryEntry, HistorySource, HistoryWalk, diff_between
+from pyicechunk.exceptions import IcechunkError
+from pyicechunk.format.header import SPEC_V1
+from pyicechunk.format.ids import encode_id
 from pyicechunk.history import as_of as as_of_entry
 from pyicechunk.repo_state import (
     ConfigVersion,
-    RepoState,
+    OpenedState,
     fetch_config,
+    fetch_spec_version,
     open_state,
     repository_exists,
 )
+from pyicechunk.repository.inspection import Inspection, check_one_ref, parse_snapshot_id
 from pyicechunk.repository.maintenance import Maintenance
 from pyicechunk.session import Session
 from pyicechunk.session.context import RepoContext, check_metadata
 from pyicechunk.session.core import SessionCore
+from pyicechunk.spec_versions import SpecVersion, parse_spec_version, spec_version_member
 from pyicechunk.storage import Storage
 from pyicechunk.store import IcechunkStore
-from pyicechunk.types import Diff, ManifestFileInfo, SnapshotInfo
 
 __all__ = ["Repository"]
-
-_ONE_OF = "Must provide one of branch, tag, or snapshot_id"
-# The format version Repository.create writes.
-_NEW_REPOSITORY_SPEC = 1
-
-
-def _check_one_ref(branch: str | None, tag: str | None, snapshot_id: str | None) -> None:
-    """The rule of every method that takes a ref: exactly one of branch, tag, snapshot id."""
-    if sum(x is not None for x in (branch, tag, snapshot_id)) != 1:
-        raise ValueError(_ONE_OF)
-
-
-def _parse_snapshot_id(text: str) -> bytes:
-    """Decode a user-supplied snapshot id, with the reference's error text."""
-    if not isinstance(text, str):
-        raise TypeError(f"snapshot ids are str, not {type(text).__name__}")
-    try:
-        return decode_id(text, 12)
-    except ValueError:
-        raise IcechunkError(
-            f"invalid snapshot id: `{text}` (expected 20 Crockford base32 characters)"
-        ) from None
-
-
-def _copy_json(value: Any) -> Any:
-    # Commit metadata is JSON-like; copying only containers is much cheaper than deepcopy.
-    if isinstance(value, dict):
-        return {k: _copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy_json(v) for v in value]
-    return value
-
-
-def _snapshot_info(entry: HistoryEntry, snapshot: Snapshot) -> SnapshotInfo:
-    return SnapshotInfo(
-        id=encode_id(entry.id),
-        parent_id=None if entry.parent_id is None else encode_id(entry.parent_id),
-        written_at=micros_to_datetime(entry.flushed_at),
-        message=entry.message,
-        metadata=_copy_json(entry.metadata),
-        manifests=[
-            ManifestFileInfo(encode_id(m.id), m.size_bytes, m.num_chunk_refs)
-            for m in snapshot.manifest_files
-        ],
-    )
 
 
 def _is_default_config(config: RepositoryConfig) -> bool:
     return bool(config == RepositoryConfig())
 
 
-class _Ancestry:
-    """Snapshots from a starting point back to the root; a sync and an async iterator."""
-
-    def __init__(
-        self, repo: Repository, branch: str | None, tag: str | None, snapshot_id: str | None
-    ) -> None:
-        self._repo = repo
-        self._start = (branch, tag, snapshot_id)
-        self._walk: HistoryWalk | None = None
-        self._history: HistorySource | None = None
-        self._buffer: list[SnapshotInfo] = []
-
-    async def _advance(self, batch: int) -> list[SnapshotInfo]:
-        if self._walk is None:
-            start = await self._repo._resolve(*self._start)
-            self._history = await self._repo._state.history()
-            self._walk = HistoryWalk(self._history, start)
-        assert self._history is not None
-        out: list[SnapshotInfo] = []
-        while len(out) < batch:
-            entry = await self._walk.next()
-            if entry is None:
-                break
-            out.append(_snapshot_info(entry, await self._history.snapshot_of(entry)))
-        return out
-
-    def __iter__(self) -> Iterator[SnapshotInfo]:
-        return self
-
-    def __next__(self) -> SnapshotInfo:
-        if not self._buffer:
-            self._buffer = sync(self._advance(64))
-            if not self._buffer:
-                raise StopIteration
-        return self._buffer.pop(0)
-
-    def __aiter__(self) -> AsyncIterator[SnapshotInfo]:
-        return self
-
-    async def __anext__(self) -> SnapshotInfo:
-        if not self._buffer:
-            self._buffer = await self._advance(16)
-            if not self._buffer:
-                raise StopAsyncIteration
-        return self._buffer.pop(0)
-
-
-class Repository(Maintenance):
+class Repository(Maintenance, Inspection):
     """An Icechunk repository: version-controlled Zarr data in a storage location.
 
     Create or open one with :meth:`create`, :meth:`open` or :meth:`open_or_create`; read and
@@ -163,6 +72,7 @@ class Repository(Maintenance):
         authorize: dict[str, Any] | None,
         config_version: ConfigVersion,
         spec_version: int,
+        found: object = None,
     ) -> Repository:
         repo = cls.__new__(cls)
         repo._storage = storage
@@ -171,6 +81,7 @@ class Repository(Maintenance):
             config=config,
             spec_version=spec_version,
             authorized=dict(authorize or {}),
+            found=found,
         )
         repo._authorize = dict(authorize or {})
         repo._config_version = config_version
@@ -184,17 +95,29 @@ class Repository(Maintenance):
         storage: Storage,
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
+        spec_version: SpecVersion | int | None = None,
+        check_clean_root: bool = True,
+        attribution: Any = None,
     ) -> Repository:
         """Create a new repository in an empty storage location.
 
         Parameters
         ----------
         storage
-            Where the repository lives; the location must hold no objects.
+            Where the repository lives.
         config
-            Repository configuration; persisted to ``config.yaml`` unless it is the default.
+            Repository configuration; persisted (``Repo.config`` in spec 2, ``config.yaml``
+            in spec 1) unless it is the default.
         authorize_virtual_chunk_access
             Credentials per virtual chunk container prefix.
+        spec_version
+            The on-disk format: ``SpecVersion.v2`` (the default, as in icechunk 2) or
+            ``SpecVersion.v1`` (readable by icechunk 1.x); ints work too.
+        check_clean_root
+            Refuse a location that holds any object (the default). With False, only an
+            existing repository is refused.
+        attribution
+            Accepted for icechunk 2's signature; pyicechunk sends no attribution labels.
 
         Returns
         -------
@@ -202,10 +125,23 @@ class Repository(Maintenance):
 
         Raises
         ------
+        ValueError
+            ``spec_version`` is not a supported version ("Unsupported version 3").
         IcechunkError
-            The location is not empty, or the storage is read-only.
+            The location is not empty (kind ``parent-directory-not-clean``), is the root of
+            an object-store bucket (kind ``empty-prefix-creation``), holds a repository, or the
+            storage is read-only.
         """
-        return sync(cls.create_async(storage, config, authorize_virtual_chunk_access))
+        return sync(
+            cls.create_async(
+                storage,
+                config,
+                authorize_virtual_chunk_access,
+                spec_version,
+                check_clean_root,
+                attribution,
+            )
+        )
 
     @classmethod
     async def create_async(
@@ -213,26 +149,37 @@ class Repository(Maintenance):
         storage: Storage,
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
+        spec_version: SpecVersion | int | None = None,
+        check_clean_root: bool = True,
+        attribution: Any = None,
     ) -> Repository:
         """Async version of :meth:`create`."""
         _check_storage(storage)
+        version = parse_spec_version(spec_version, SpecVersion.v1)
         backend = storage.backend
         if backend.read_only:
             raise IcechunkError(
                 "the storage used by this Icechunk repository is read-only: "
-                "Cannot create repository"
+                "Cannot create repository",
+                kind="read-only-storage",
             )
-        if await backend.list(""):
+        if backend.at_bucket_root():
+            raise IcechunkError(
+                "creating a repository at an empty prefix (the object store bucket root) is not "
+                "supported since Icechunk v2.1.0; use a non-empty prefix. Existing empty-prefix "
+                "repositories can still be opened and updated.",
+                kind="empty-prefix-creation",
+            )
+        if check_clean_root and await backend.list(""):
             raise IcechunkError(
                 "repositories can only be created in clean prefixes: the storage location "
                 "already holds objects; use Repository.open for an existing repository or pick "
-                "an empty location"
+                "an empty location",
+                kind="parent-directory-not-clean",
             )
         config = copy.deepcopy(config) if config is not None else RepositoryConfig()
-        repo = cls._build(
-            storage, config, authorize_virtual_chunk_access, ConfigVersion(), _NEW_REPOSITORY_SPEC
-        )
-        persisted = None if _is_default_config(config) else config
+        repo = cls._build(storage, config, authorize_virtual_chunk_access, ConfigVersion(), version)
+        persisted = None if _is_default_config(config) else repo._persisted_config()
         repo._config_version = await repo._state.initialize(persisted)
         return repo
 
@@ -242,8 +189,9 @@ class Repository(Maintenance):
         storage: Storage,
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
+        attribution: Any = None,
     ) -> Repository:
-        """Open an existing repository.
+        """Open an existing repository of either format version.
 
         Parameters
         ----------
@@ -253,13 +201,16 @@ class Repository(Maintenance):
             Configuration merged over the persisted one (fields set here win).
         authorize_virtual_chunk_access
             Credentials per virtual chunk container prefix.
+        attribution
+            Accepted for icechunk 2's signature; pyicechunk sends no attribution labels.
 
         Raises
         ------
         IcechunkError
-            There is no repository in the storage location.
+            There is no repository in the storage location (kind ``repository-not-found``),
+            or its state cannot be read.
         """
-        return sync(cls.open_async(storage, config, authorize_virtual_chunk_access))
+        return sync(cls.open_async(storage, config, authorize_virtual_chunk_access, attribution))
 
     @classmethod
     async def open_async(
@@ -267,19 +218,32 @@ class Repository(Maintenance):
         storage: Storage,
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
+        attribution: Any = None,
     ) -> Repository:
         """Async version of :meth:`open`."""
         _check_storage(storage)
-        opened = await open_state(storage.backend)
+        return cls._opened(
+            storage, await open_state(storage.backend), config, authorize_virtual_chunk_access
+        )
+
+    @classmethod
+    def _opened(
+        cls,
+        storage: Storage,
+        opened: OpenedState,
+        config: RepositoryConfig | None,
+        authorize: dict[str, Any] | None,
+    ) -> Repository:
         effective = opened.config if opened.config is not None else RepositoryConfig()
         if config is not None:
             effective = effective.merge(config)
         return cls._build(
             storage,
             effective,
-            authorize_virtual_chunk_access,
+            authorize,
             opened.config_version,
             opened.spec_version,
+            opened.found,
         )
 
     @classmethod
@@ -288,9 +252,21 @@ class Repository(Maintenance):
         storage: Storage,
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
+        create_version: SpecVersion | int | None = None,
+        check_clean_root: bool = True,
+        attribution: Any = None,
     ) -> Repository:
-        """Open the repository if it exists, otherwise create it."""
-        return sync(cls.open_or_create_async(storage, config, authorize_virtual_chunk_access))
+        """Open the repository if it exists, otherwise create it (of ``create_version``)."""
+        return sync(
+            cls.open_or_create_async(
+                storage,
+                config,
+                authorize_virtual_chunk_access,
+                create_version,
+                check_clean_root,
+                attribution,
+            )
+        )
 
     @classmethod
     async def open_or_create_async(
@@ -298,26 +274,60 @@ class Repository(Maintenance):
         storage: Storage,
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
+        create_version: SpecVersion | int | None = None,
+        check_clean_root: bool = True,
+        attribution: Any = None,
     ) -> Repository:
         """Async version of :meth:`open_or_create`."""
-        if await cls.exists_async(storage):
-            return await cls.open_async(storage, config, authorize_virtual_chunk_access)
-        return await cls.create_async(storage, config, authorize_virtual_chunk_access)
-
-    @staticmethod
-    def exists(storage: Storage) -> bool:
-        """Whether a repository exists in the storage location."""
-        return sync(Repository.exists_async(storage))
-
-    @staticmethod
-    async def exists_async(storage: Storage) -> bool:
-        """Async version of :meth:`exists`."""
         _check_storage(storage)
-        return await repository_exists(storage.backend)
+        parse_spec_version(create_version, SpecVersion.v1)
+        try:
+            opened = await open_state(storage.backend)
+        except IcechunkError as exc:
+            if exc.kind != "repository-not-found":
+                raise
+            return await cls.create_async(
+                storage, config, authorize_virtual_chunk_access, create_version, check_clean_root
+            )
+        return cls._opened(storage, opened, config, authorize_virtual_chunk_access)
+
+    @staticmethod
+    def exists(storage: Storage, storage_settings: StorageSettings | None = None) -> bool:
+        """Whether a repository of either format version exists in the storage location."""
+        return sync(Repository.exists_async(storage, storage_settings))
+
+    @staticmethod
+    async def exists_async(
+        storage: Storage, storage_settings: StorageSettings | None = None
+    ) -> bool:
+        """Async version of :meth:`exists`."""
+        return await repository_exists(_probe_backend(storage, storage_settings))
+
+    @staticmethod
+    def fetch_spec_version(
+        storage: Storage, storage_settings: StorageSettings | None = None
+    ) -> SpecVersion | None:
+        """The format version of the repository in the storage location; None for none."""
+        return sync(Repository.fetch_spec_version_async(storage, storage_settings))
+
+    @staticmethod
+    async def fetch_spec_version_async(
+        storage: Storage, storage_settings: StorageSettings | None = None
+    ) -> SpecVersion | None:
+        """Async version of :meth:`fetch_spec_version`."""
+        found = await fetch_spec_version(_probe_backend(storage, storage_settings))
+        return None if found is None else spec_version_member(found)
 
     @staticmethod
     def fetch_config(storage: Storage) -> RepositoryConfig | None:
-        """The persisted configuration, or None when there is no ``config.yaml``."""
+        """The persisted configuration, or None when the repository persists none.
+
+        Raises
+        ------
+        IcechunkError
+            There is no repository in the storage location (kind ``repository-not-found``),
+            as in icechunk 2.
+        """
         return sync(Repository.fetch_config_async(storage))
 
     @staticmethod
@@ -326,13 +336,33 @@ class Repository(Maintenance):
         _check_storage(storage)
         return await fetch_config(storage.backend)
 
+    @property
+    def spec_version(self) -> SpecVersion:
+        """The repository's on-disk format version."""
+        return spec_version_member(self._ctx.spec_version)
+
+    def _persisted_config(self) -> RepositoryConfig:
+        """The config to persist: in spec 2, with the storage backend's defaults merged in,
+        as icechunk 2 stores it (spec 1 stores the config as given)."""
+        config = self._ctx.config
+        if self._ctx.spec_version == SPEC_V1:
+            return config
+        storage = (config.storage or StorageSettings()).merged_over(
+            self._storage.default_settings()
+        )
+        persisted = copy.deepcopy(config)
+        persisted.storage = storage
+        return persisted
+
     def save_config(self) -> None:
-        """Persist the current configuration to ``config.yaml``."""
+        """Persist the current configuration (``Repo.config`` in spec 2, ``config.yaml`` in 1)."""
         sync(self.save_config_async())
 
     async def save_config_async(self) -> None:
         """Async version of :meth:`save_config`."""
-        self._config_version = await self._state.save_config(self._ctx.config, self._config_version)
+        self._config_version = await self._state.save_config(
+            self._persisted_config(), self._config_version
+        )
 
     def reopen(
         self,
@@ -393,10 +423,6 @@ class Repository(Maintenance):
     # -- accessors ----------------------------------------------------------------------------
 
     @property
-    def _state(self) -> RepoState:
-        return self._ctx.state
-
-    @property
     def config(self) -> RepositoryConfig:
         """A copy of the effective configuration (change it with :meth:`reopen`)."""
         return copy.deepcopy(self._ctx.config)
@@ -418,25 +444,6 @@ class Repository(Maintenance):
     def default_commit_metadata(self) -> dict[str, Any]:
         """The default commit metadata."""
         return dict(self._ctx.default_metadata)
-
-    # -- snapshots ----------------------------------------------------------------------------
-
-    async def _fetch_snapshot(self, snapshot_id: bytes) -> Snapshot:
-        try:
-            return await self._ctx.assets.fetch_snapshot(snapshot_id)
-        except ObjectNotFoundError:
-            raise IcechunkError(f"snapshot not found: `{encode_id(snapshot_id)}`") from None
-
-    async def _resolve(self, branch: str | None, tag: str | None, snapshot_id: str | None) -> bytes:
-        _check_one_ref(branch, tag, snapshot_id)
-        if branch is not None:
-            return await self._state.branch_tip(branch)
-        if tag is not None:
-            return await self._state.tag_target(tag)
-        assert snapshot_id is not None
-        sid = _parse_snapshot_id(snapshot_id)
-        await self._fetch_snapshot(sid)
-        return sid
 
     # -- sessions -----------------------------------------------------------------------------
 
@@ -462,7 +469,7 @@ class Repository(Maintenance):
         as_of: dt.datetime | None = None,
     ) -> Session:
         """Async version of :meth:`readonly_session`."""
-        _check_one_ref(branch, tag, snapshot_id)
+        check_one_ref(branch, tag, snapshot_id)
         if as_of is not None and branch is None:
             raise ValueError("as_of argument must be provided together with a branch name")
         if as_of is not None:
@@ -474,7 +481,8 @@ class Repository(Maintenance):
             if found is None:
                 when = as_of.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
                 raise IcechunkError(
-                    f"branch {branch} does not have a snapshots before or at {when}"
+                    f"branch {branch} does not have a snapshots before or at {when}",
+                    kind="no-snapshot-at-time",
                 )
             snapshot = await history.snapshot_of(found)
         else:
@@ -487,6 +495,7 @@ class Repository(Maintenance):
 
     async def writable_session_async(self, branch: str) -> Session:
         """Async version of :meth:`writable_session`."""
+        await self._state.check_writable("Cannot create writable session")
         sid = await self._state.branch_tip(branch)
         snapshot = await self._fetch_snapshot(sid)
         core = SessionCore(self._ctx.for_session(), snapshot, branch=branch, read_only=False)
@@ -534,9 +543,7 @@ class Repository(Maintenance):
     async def create_branch_async(self, branch: str, snapshot_id: str) -> None:
         """Async version of :meth:`create_branch`."""
         self._state.validate_ref_name(branch)
-        sid = _parse_snapshot_id(snapshot_id)
-        await self._fetch_snapshot(sid)
-        await self._state.create_branch(branch, sid)
+        await self._state.create_branch(branch, parse_snapshot_id(snapshot_id))
 
     def delete_branch(self, branch: str) -> None:
         """Delete a branch (never ``main``); its snapshots stay until garbage collection."""
@@ -556,9 +563,8 @@ class Repository(Maintenance):
         self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
     ) -> None:
         """Async version of :meth:`reset_branch`."""
-        sid = _parse_snapshot_id(snapshot_id)
-        expected = _parse_snapshot_id(from_snapshot_id) if from_snapshot_id is not None else None
-        await self._fetch_snapshot(sid)
+        sid = parse_snapshot_id(snapshot_id)
+        expected = parse_snapshot_id(from_snapshot_id) if from_snapshot_id is not None else None
         await self._state.reset_branch(branch, sid, expected)
 
     def list_tags(self) -> set[str]:
@@ -584,9 +590,7 @@ class Repository(Maintenance):
     async def create_tag_async(self, tag: str, snapshot_id: str) -> None:
         """Async version of :meth:`create_tag`."""
         self._state.validate_ref_name(tag)
-        sid = _parse_snapshot_id(snapshot_id)
-        await self._fetch_snapshot(sid)
-        await self._state.create_tag(tag, sid)
+        await self._state.create_tag(tag, parse_snapshot_id(snapshot_id))
 
     def delete_tag(self, tag: str) -> None:
         """Delete a tag (writes a tombstone; the name cannot be reused)."""
@@ -596,117 +600,20 @@ class Repository(Maintenance):
         """Async version of :meth:`delete_tag`."""
         await self._state.delete_tag(tag)
 
-    # -- history ------------------------------------------------------------------------------
-
-    def ancestry(
-        self, *, branch: str | None = None, tag: str | None = None, snapshot_id: str | None = None
-    ) -> _Ancestry:
-        """Snapshots from the given one back to the repository's first, newest first.
-
-        The result is both an iterator and an async iterator.
-        """
-        _check_one_ref(branch, tag, snapshot_id)
-        return _Ancestry(self, branch, tag, snapshot_id)
-
-    def async_ancestry(
-        self, *, branch: str | None = None, tag: str | None = None, snapshot_id: str | None = None
-    ) -> _Ancestry:
-        """Same as :meth:`ancestry`, for ``async for``."""
-        return self.ancestry(branch=branch, tag=tag, snapshot_id=snapshot_id)
-
-    def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo:
-        """Information about one snapshot."""
-        return sync(self.lookup_snapshot_async(snapshot_id))
-
-    async def lookup_snapshot_async(self, snapshot_id: str) -> SnapshotInfo:
-        """Async version of :meth:`lookup_snapshot`."""
-        sid = _parse_snapshot_id(snapshot_id)
-        history = await self._state.history()
-        entry = await history.entry(sid)
-        return _snapshot_info(entry, await history.snapshot_of(entry))
-
-    def diff(
-        self,
-        *,
-        from_branch: str | None = None,
-        from_tag: str | None = None,
-        from_snapshot_id: str | None = None,
-        to_branch: str | None = None,
-        to_tag: str | None = None,
-        to_snapshot_id: str | None = None,
-    ) -> Diff:
-        """The changes after ``from`` up to and including ``to`` (``from`` must be an ancestor)."""
-        return sync(
-            self.diff_async(
-                from_branch=from_branch,
-                from_tag=from_tag,
-                from_snapshot_id=from_snapshot_id,
-                to_branch=to_branch,
-                to_tag=to_tag,
-                to_snapshot_id=to_snapshot_id,
-            )
-        )
-
-    async def diff_async(
-        self,
-        *,
-        from_branch: str | None = None,
-        from_tag: str | None = None,
-        from_snapshot_id: str | None = None,
-        to_branch: str | None = None,
-        to_tag: str | None = None,
-        to_snapshot_id: str | None = None,
-    ) -> Diff:
-        """Async version of :meth:`diff`."""
-        _check_one_ref(from_branch, from_tag, from_snapshot_id)
-        _check_one_ref(to_branch, to_tag, to_snapshot_id)
-        from_id, to_id = await asyncio.gather(
-            self._resolve(from_branch, from_tag, from_snapshot_id),
-            self._resolve(to_branch, to_tag, to_snapshot_id),
-        )
-        return await diff_between(await self._state.history(), self._ctx.assets, from_id, to_id)
-
-    def inspect_snapshot(self, snapshot_id: str, *, pretty: bool = True) -> str:
-        """A JSON description of a snapshot: metadata, manifests and nodes."""
-        return sync(self.inspect_snapshot_async(snapshot_id, pretty=pretty))
-
-    async def inspect_snapshot_async(self, snapshot_id: str, *, pretty: bool = True) -> str:
-        """Async version of :meth:`inspect_snapshot`."""
-        sid = _parse_snapshot_id(snapshot_id)
-        snapshot = await self._fetch_snapshot(sid)
-        info = await (await self._state.history()).entry(sid)
-        doc: dict[str, Any] = {"id": encode_id(snapshot.id)}
-        if info.parent_id is not None:
-            doc["parent_id"] = encode_id(info.parent_id)
-        doc["flushed_at"] = micros_to_datetime(info.flushed_at).isoformat().replace("+00:00", "Z")
-        doc["commit_message"] = info.message
-        doc["metadata"] = info.metadata
-        doc["manifests"] = [
-            {"id": encode_id(m.id), "size_bytes": m.size_bytes, "num_chunk_refs": m.num_chunk_refs}
-            for m in snapshot.manifest_files
-        ]
-        nodes = []
-        for node in snapshot.nodes:
-            entry: dict[str, Any] = {
-                "id": encode_id(node.id),
-                "path": node.path,
-                "node_type": "array" if node.array is not None else "group",
-            }
-            if node.array is not None:
-                entry["manifest_refs"] = [
-                    {"id": encode_id(m.object_id), "extents": [list(e) for e in m.extents]}
-                    for m in node.array.manifests
-                ]
-            nodes.append(entry)
-        doc["nodes"] = nodes
-        return json.dumps(doc, indent=2 if pretty else None)
-
 
 def _with_settings(storage: Storage, config: RepositoryConfig) -> Storage:
     """The storage as the repository uses it: backend defaults overridden by config.storage."""
     settings = (config.storage or StorageSettings()).merged_over(storage.default_settings())
     backend = storage.backend.with_settings(settings)
     return storage if backend is storage.backend else Storage.from_backend(backend)
+
+
+def _probe_backend(storage: Storage, settings: StorageSettings | None) -> Any:
+    """The backend that looks for a repository, with ``settings`` over its defaults."""
+    _check_storage(storage)
+    if settings is None:
+        return storage.backend
+    return storage.backend.with_settings(settings.merged_over(storage.default_settings()))
 
 
 def _check_storage(storage: Any) -> None:

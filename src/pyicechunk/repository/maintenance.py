@@ -12,6 +12,8 @@ from typing import Any
 
 from pyicechunk._sync import sync
 from pyicechunk._time import datetime_to_micros
+from pyicechunk.exceptions import IcechunkError
+from pyicechunk.format.header import SPEC_V1
 from pyicechunk.session.context import RepoContext
 from pyicechunk.types import ChunkStorageStats, GCSummary
 
@@ -22,6 +24,16 @@ class Maintenance:
     """The maintenance methods of :class:`~pyicechunk.Repository`."""
 
     _ctx: RepoContext
+
+    def _spec1_only(self, operation: str) -> None:
+        # Spec-2 expiration and garbage collection edit the `repo` object (FORMAT-V2 §12); the
+        # spec-1 algorithms would delete snapshots that `repo` still lists.
+        if self._ctx.spec_version != SPEC_V1:
+            raise IcechunkError(
+                f"{operation} is not implemented for Icechunk format version 2 repositories in "
+                "this version of pyicechunk; use icechunk 2.x for it meanwhile",
+                kind="unimplemented",
+            )
 
     # -- maintenance --------------------------------------------------------------------------
 
@@ -129,6 +141,7 @@ class Maintenance:
         """Async version of :meth:`expire_snapshots`."""
         from pyicechunk.ops.expiration import expire_snapshots
 
+        self._spec1_only("expire_snapshots")
         threshold = datetime_to_micros(older_than, "older_than")
         return await expire_snapshots(
             self._ctx.state,
@@ -196,6 +209,7 @@ class Maintenance:
         """Async version of :meth:`garbage_collect`."""
         from pyicechunk.ops.gc import garbage_collect
 
+        self._spec1_only("garbage_collect")
         datetime_to_micros(delete_object_older_than, "delete_object_older_than")
         return await garbage_collect(
             self._ctx.state,
@@ -207,7 +221,12 @@ class Maintenance:
         )
 
     def rewrite_manifests(
-        self, message: str, *, branch: str, metadata: dict[str, Any] | None = None
+        self,
+        message: str,
+        *,
+        branch: str,
+        metadata: dict[str, Any] | None = None,
+        commit_method: str = "new_commit",
     ) -> str:
         """Commit to ``branch`` a snapshot with the same data and freshly written manifests.
 
@@ -218,7 +237,10 @@ class Maintenance:
         branch
             The branch to commit to.
         metadata
-            Commit metadata; the key ``splitting_config`` is added.
+            Commit metadata; the splitting config is added (``splitting_config`` in spec 1,
+            ``__icechunk.splitting_config`` in spec 2, as the references do).
+        commit_method
+            ``"new_commit"``, or ``"amend"`` to replace the tip (spec 2 only).
 
         Returns
         -------
@@ -227,15 +249,29 @@ class Maintenance:
 
         Raises
         ------
+        ValueError
+            ``commit_method`` is neither of the two.
         IcechunkError
-            "error rewriting manifests": the branch does not exist or the commit failed.
+            "error rewriting manifests": the branch does not exist or the commit failed; or
+            an amend of a spec-1 repository (kind ``unsupported-operation-for-version``).
         """
-        return sync(self.rewrite_manifests_async(message, branch=branch, metadata=metadata))
+        return sync(
+            self.rewrite_manifests_async(
+                message, branch=branch, metadata=metadata, commit_method=commit_method
+            )
+        )
 
     async def rewrite_manifests_async(
-        self, message: str, *, branch: str, metadata: dict[str, Any] | None = None
+        self,
+        message: str,
+        *,
+        branch: str,
+        metadata: dict[str, Any] | None = None,
+        commit_method: str = "new_commit",
     ) -> str:
         """Async version of :meth:`rewrite_manifests`."""
         from pyicechunk.ops.manifests import rewrite_manifests
 
-        return await rewrite_manifests(self._ctx.for_session(), branch, message, metadata)
+        return await rewrite_manifests(
+            self._ctx.for_session(), branch, message, metadata, commit_method
+        )

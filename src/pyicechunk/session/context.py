@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pyicechunk.asset_manager import AssetManager
+from pyicechunk.format.header import SPEC_V1
+from pyicechunk.format.manifest import LocationCompression
 from pyicechunk.format.snapshot import encode_metadata_value
 from pyicechunk.repo_state import RepoState, new_state
 
@@ -28,6 +30,8 @@ class RepoContext:
     default_metadata: dict[str, Any] = field(default_factory=dict)
     authorized: dict[str, Any] = field(default_factory=dict)
     """Virtual chunk container prefix -> credentials (None: use the container's defaults)."""
+    found: object = None
+    """What opening the repository read, for the state to start from (not pickled)."""
     _assets: AssetManager | None = None
     _state: RepoState | None = None
 
@@ -35,7 +39,7 @@ class RepoContext:
     def assets(self) -> AssetManager:
         """Reads and writes the repository's immutable objects, through bounded caches."""
         if self._assets is None:
-            self._assets = _asset_manager(self.storage, self.config)
+            self._assets = _asset_manager(self.storage, self.config, self.spec_version)
         return self._assets
 
     @property
@@ -46,9 +50,12 @@ class RepoContext:
                 self.spec_version,
                 self.storage.backend,
                 self.assets,
+                self.config,
                 conditional_create=self.setting("unsafe_use_conditional_create"),
                 conditional_update=self.setting("unsafe_use_conditional_update"),
+                found=self.found,
             )
+            self.found = None
         return self._state
 
     @property
@@ -81,6 +88,7 @@ class RepoContext:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
+        state["found"] = None
         state["_assets"] = None
         state["_state"] = None
         return state
@@ -91,7 +99,7 @@ def _opt(obj: Any, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
-def _asset_manager(storage: Storage, config: RepositoryConfig) -> AssetManager:
+def _asset_manager(storage: Storage, config: RepositoryConfig, spec_version: int) -> AssetManager:
     caching = config.caching
     return AssetManager(
         storage.backend,
@@ -99,6 +107,25 @@ def _asset_manager(storage: Storage, config: RepositoryConfig) -> AssetManager:
         num_snapshot_nodes=_opt(caching, "num_snapshot_nodes", 500_000),
         num_chunk_refs=_opt(caching, "num_chunk_refs", 15_000_000),
         num_transaction_changes=max(_opt(caching, "num_transaction_changes", 0), 100_000),
+        spec_version=spec_version,
+        location_compression=None if spec_version == SPEC_V1 else _location_compression(config),
+    )
+
+
+def _location_compression(config: RepositoryConfig) -> LocationCompression:
+    """``manifest.virtual_chunk_location_compression``, unset fields at their defaults."""
+    given = _opt(config.manifest, "virtual_chunk_location_compression", None)
+    default = LocationCompression()
+    return LocationCompression(
+        *(
+            _opt(given, name, getattr(default, name))
+            for name in (
+                "min_num_chunks",
+                "dictionary_max_training_samples",
+                "dictionary_max_size_bytes",
+                "compression_level",
+            )
+        )
     )
 
 

@@ -20,17 +20,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pyicechunk.change_set import ChangeSet
 from pyicechunk.exceptions import ConflictError, IcechunkError, KeyNotFoundError
+from pyicechunk.format.header import SPEC_V1
 from pyicechunk.format.ids import encode_id, new_chunk_id
 from pyicechunk.format.manifest import ChunkPayload, InlinePayload, NativePayload, VirtualPayload
 from pyicechunk.format.snapshot import Snapshot, validate_path
 from pyicechunk.format.zarr_metadata import parse_node_metadata
-from pyicechunk.history import diff_from_transaction_logs, path_between
+from pyicechunk.history import combine_transaction_logs, diff_from_transaction_logs, path_between
 from pyicechunk.repo_state import NewSnapshot, SnapshotKind
 from pyicechunk.session.chunks import (
     Coords,
@@ -456,7 +458,7 @@ class SessionCore:
     ) -> str:
         self._check_can_commit("commit")
         if not self.changes.touched and not allow_empty:
-            raise IcechunkError(_NO_CHANGES)
+            raise IcechunkError(_NO_CHANGES, kind="no-changes-to-commit")
         if not isinstance(message, str):
             raise TypeError(f"argument 'message': '{type(message).__name__}' object is not a str")
         plan = CommitPlan(
@@ -488,7 +490,7 @@ class SessionCore:
             if self.is_fork:
                 raise TypeError(FORK_CANNOT.format("flush"))
             if not self.changes.touched:
-                raise IcechunkError(_NO_CHANGES)
+                raise IcechunkError(_NO_CHANGES, kind="no-changes-to-commit")
             self._check_can_commit("flush")
             base = self.base
             plan = CommitPlan(message, self._properties(metadata), base.id, base.flushed_at)
@@ -501,29 +503,61 @@ class SessionCore:
             self._finish(snapshot)
             return encode_id(snapshot.id)
 
-    async def amend(self, message: str, metadata: Mapping[str, Any] | None) -> str:
+    async def amend(
+        self,
+        message: str,
+        metadata: Mapping[str, Any] | None,
+        *,
+        allow_empty: bool = False,
+        rewrite_manifests: bool = False,
+    ) -> str:
         async with self._exclusive_operation():
-            return await self._amend(message, metadata)
+            return await self._amend(message, metadata, allow_empty, rewrite_manifests)
 
-    async def _amend(self, message: str, metadata: Mapping[str, Any] | None) -> str:
+    async def _amend(
+        self,
+        message: str,
+        metadata: Mapping[str, Any] | None,
+        allow_empty: bool,
+        rewrite_manifests: bool,
+    ) -> str:
         self._check_can_commit("amend")
+        spec1 = self.ctx.spec_version == SPEC_V1
+        # pyicechunk's spec-1 amend (beyond icechunk 1.1) may replace a tip without changes;
+        # spec 2 follows icechunk 2, which asks for allow_empty.
+        if not spec1 and not self.changes.touched and not allow_empty:
+            raise IcechunkError(_NO_CHANGES, kind="no-changes-to-commit")
         if not isinstance(message, str):
             raise TypeError(f"argument 'message': '{type(message).__name__}' object is not a str")
         tip = self.base
         state = self.ctx.state
         history = await state.history()
-        parent_id = (await history.entry(tip.id)).parent_id
+        tip_entry = await history.entry(tip.id)
+        parent_id = tip_entry.parent_id
         if parent_id is None:
             raise IcechunkError(
                 "cannot amend the initial snapshot of the repository: there is no commit to "
                 "replace; use commit() instead"
+                if spec1
+                else "session error: the first commit in the repository cannot be an amend, "
+                "create a new commit instead",
+                kind="no-amend-for-initial-commit",
             )
         properties = self._properties(metadata)
         assert self.branch is not None
         check = await state.check_branch(self.branch, tip.id)
         parent = await history.snapshot(parent_id)
-        tip_tx = await self.ctx.assets.fetch_transaction_log(tip, parent)
-        plan = CommitPlan(message, properties, parent_id, parent.flushed_at, earlier_tx=tip_tx)
+        # The tip's own log: in spec 2.1 the logs expiration collapsed into its step stay
+        # apart, in the pruned list the replacement inherits.
+        tip_tx = await history.transaction_log(tip_entry)
+        plan = CommitPlan(
+            message,
+            properties,
+            parent_id,
+            parent.flushed_at,
+            earlier_tx=tip_tx,
+            rewrite_manifests=rewrite_manifests,
+        )
         async with chunk_barrier(self.ctx.storage.backend, self.changes) as chunks_durable:
             snapshot = await write_snapshot(self.ctx.assets, tip, self.changes, plan)
             await chunks_durable
@@ -563,16 +597,27 @@ class SessionCore:
             tip_id = await state.branch_tip(self.branch)
             if tip_id == base.id:
                 return
-            landed = await path_between(await state.history(), base.id, tip_id)
+            history = await state.history()
+            landed = await path_between(history, base.id, tip_id)
             if landed is None:
                 raise IcechunkError(
                     f"cannot rebase: the session's base snapshot {encode_id(base.id)} is not in "
                     f"the history of branch `{self.branch}` (was the branch reset?); open a new "
                     "writable session on the branch and write the changes again"
                 )
-            changes = await replay(solver, self.ctx.assets, base, landed, changes)
+            # Each landed commit's change from its parent, the logs expiration collapsed into
+            # its step (spec 2.1) included: a missing one would hide conflicts, so it fails.
+            steps = await asyncio.gather(
+                *(history.step_logs(entry, require_pruned=True) for entry, _ in landed)
+            )
+            logs = [
+                functools.reduce(lambda a, b: combine_transaction_logs(a, b, b.id), step)
+                for step in steps
+            ]
+            snapshots = [snapshot for _, snapshot in landed]
+            changes = await replay(solver, base, snapshots, logs, changes)
             with self._lock:
-                self._state = (landed[0], changes)
+                self._state = (snapshots[0], changes)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -180,7 +180,9 @@ class Session:
             rebase_tries=rebase_tries,
         )
 
-    def amend(self, message: str, metadata: dict[str, Any] | None = None) -> str:
+    def amend(
+        self, message: str, metadata: dict[str, Any] | None = None, *, allow_empty: bool = False
+    ) -> str:
         """Replace the branch tip with a new snapshot holding its changes plus this session's.
 
         The new snapshot's parent is the tip's parent, so the tip leaves the branch history
@@ -193,6 +195,10 @@ class Session:
             The message of the replacement snapshot.
         metadata
             Its commit properties.
+        allow_empty
+            Amend even when the session changed nothing (only the message and metadata
+            change). Spec-2 repositories require it for such an amend, as icechunk 2 does;
+            spec 1 never did.
 
         Returns
         -------
@@ -206,11 +212,13 @@ class Session:
         IcechunkError
             A read-only session, or the tip is the repository's initial snapshot.
         """
-        return sync(self.amend_async(message, metadata))
+        return sync(self.amend_async(message, metadata, allow_empty=allow_empty))
 
-    async def amend_async(self, message: str, metadata: dict[str, Any] | None = None) -> str:
+    async def amend_async(
+        self, message: str, metadata: dict[str, Any] | None = None, *, allow_empty: bool = False
+    ) -> str:
         """Async version of :meth:`amend`."""
-        return await self._core.amend(message, metadata)
+        return await self._core.amend(message, metadata, allow_empty=allow_empty)
 
     def flush(self, message: str, metadata: dict[str, Any] | None = None) -> str:
         """Write a snapshot of the changes without moving any branch.

@@ -354,6 +354,13 @@ class StorageBackend(abc.ABC):
     async def list(self, prefix: str) -> list[ObjectInfo]:
         """Every object whose key starts with ``prefix`` (``''`` lists all), sorted by key."""
 
+    def at_bucket_root(self) -> bool:
+        """Whether this is the root of an object-store bucket (no key prefix).
+
+        icechunk 2.1 and later refuse to create repositories there; other backends say False.
+        """
+        return False
+
     @abc.abstractmethod
     def default_settings(self) -> StorageSettings:
         """The storage settings this backend uses where the repository config sets none."""

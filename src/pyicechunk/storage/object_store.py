@@ -331,6 +331,9 @@ class ObjectStoreBackend(StorageBackend):
     def __reduce__(self) -> tuple[Any, ...]:
         return (ObjectStoreBackend, (self._spec,))
 
+    def at_bucket_root(self) -> bool:
+        return not self._spec.prefix.strip("/")
+
     # -- reads --------------------------------------------------------------------------------
 
     async def get(self, key: str, byte_range: ByteRequest | None = None) -> bytes:

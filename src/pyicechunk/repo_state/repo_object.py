@@ -1,0 +1,379 @@
+"""The ``repo`` object of a spec-2 repository: reading it, and the update protocol (FORMAT-V2 §10).
+
+``repo`` is the only mutable object of a spec-2 repository. Every change is one
+read-modify-write of it:
+
+1. read ``repo`` and its version;
+2. refuse the change if the status is read-only (setting the status itself excepted);
+3. build the new state in memory; the operation's own checks (branch tip, tag names, listed
+   snapshots) run here, on the state just read, and their failures are final;
+4. prepend the ops-log entry, with the window and chain rule of §10.3;
+5. copy the bytes read to a fresh ``overwritten/repo.<T>.<R>``;
+6. replace ``repo`` only if it still has the version read: a real compare-and-swap on every
+   backend here, the local filesystem included (the reference turns it off there), so many
+   processes may update one repository safely;
+7. if someone else replaced ``repo`` in between, delete the unused copy and start again at 1,
+   immediately for the first five retries, then with exponential backoff and jitter, as
+   icechunk 2.3.0 does (``repo_update_retries``).
+
+What the new state references (a commit's snapshot, manifests, transaction log and chunks, and
+the copy of step 5) is durable before ``repo`` moves.
+
+A read is always a request to storage; the last state read or written is kept, so a read that
+finds the same bytes again does not decode them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pyicechunk._time import micros_to_datetime, now_micros
+from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
+from pyicechunk.format.repo_info import (
+    DEFAULT_NUM_UPDATES_PER_FILE,
+    RepoInfo,
+    RepoStatus,
+    Update,
+    UpdateAction,
+    backup_name,
+    pack_repo_object,
+    record_update,
+    unpack_repo_object,
+)
+from pyicechunk.storage import ObjectVersion, StorageBackend, keys
+
+if TYPE_CHECKING:
+    from pyicechunk.config import RepositoryConfig
+
+__all__ = [
+    "RepoObject",
+    "RepoRead",
+    "RetrySchedule",
+    "read_only_error",
+    "read_repo_object",
+    "repository_not_found",
+]
+
+logger = logging.getLogger(__name__)
+
+# Reads larger than this are decoded off the event loop.
+_OFFLOAD_BYTES = 256 * 1024
+# The reference retries this many times without waiting before it starts backing off.
+_IMMEDIATE_RETRIES = 5
+
+Edit = Callable[[RepoInfo], tuple[RepoInfo, UpdateAction]]
+"""A change: from the state read to the new state and the ops-log entry recording it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RepoRead:
+    """The ``repo`` object as one read (or write) found it.
+
+    Parameters
+    ----------
+    info
+        The decoded state.
+    data
+        The stored bytes.
+    version
+        The stored version, for the compare-and-swap; None after a write (the next read
+        learns it).
+    """
+
+    info: RepoInfo
+    data: bytes
+    version: ObjectVersion | None
+
+
+def repository_not_found() -> IcechunkError:
+    """The error for a location that holds no repository."""
+    return IcechunkError(
+        "the repository doesn't exist: neither `repo` nor `refs/branch.main/ref.json` was found "
+        "in the storage location; create a repository there with Repository.create",
+        kind="repository-not-found",
+    )
+
+
+def _decode(data: bytes) -> RepoInfo:
+    return unpack_repo_object(data, keys.REPO)
+
+
+async def read_repo_object(backend: StorageBackend) -> RepoRead | None:
+    """Read and decode ``repo``; None if there is none.
+
+    Raises
+    ------
+    IcechunkError
+        If the object is damaged (the message names it).
+    """
+    try:
+        data, version = await backend.get_versioned(keys.REPO)
+    except ObjectNotFoundError:
+        return None
+    info = await asyncio.to_thread(_decode, data) if len(data) > _OFFLOAD_BYTES else _decode(data)
+    return RepoRead(info, data, version)
+
+
+def _status_text(status: RepoStatus) -> str:
+    # The reference's Rust rendering: "Repo status is ReadOnly, set at <time> UTC, reason: ...".
+    when = micros_to_datetime(status.set_at)
+    stamp = when.strftime("%Y-%m-%d %H:%M:%S")
+    if when.microsecond:
+        stamp += f".{when.microsecond:06d}".rstrip("0")
+    reason = status.limited_availability_reason
+    reason_text = "None" if reason is None else f'Some("{reason}")'
+    return f"Repo status is ReadOnly, set at {stamp} UTC, reason: {reason_text}"
+
+
+def read_only_error(status: RepoStatus, operation: str | None = None) -> IcechunkError:
+    """The error for a change refused because the repository's status is read-only."""
+    what = "" if operation is None else f"{operation}; "
+    return IcechunkError(
+        f"the repository status is read-only: {what}{_status_text(status)}",
+        kind="read-only-repository",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySchedule:
+    """How an update that lost the race for ``repo`` is retried (``repo_update_retries``).
+
+    Parameters
+    ----------
+    max_tries
+        Retries with backoff, on top of the first five immediate ones (icechunk 2.3.0 counts
+        the same way).
+    initial_backoff_ms, max_backoff_ms
+        The first backoff and its cap; each later one doubles, plus up to
+        ``initial_backoff_ms`` of jitter.
+    """
+
+    max_tries: int = 100
+    initial_backoff_ms: int = 50
+    max_backoff_ms: int = 30_000
+
+    @classmethod
+    def from_config(cls, config: RepositoryConfig) -> RetrySchedule:
+        """The schedule a repository config asks for."""
+        from pyicechunk.config import StorageSettings, effective_storage_settings
+
+        retries = config.repo_update_retries
+        chosen = retries.default if retries is not None else None
+        if chosen is None:
+            return cls()
+        # Fields left unset take the generic storage retry defaults, as in the reference.
+        effective = effective_storage_settings(StorageSettings(retries=chosen))
+        return cls(effective.max_tries, effective.initial_backoff_ms, effective.max_backoff_ms)
+
+    def delays(self) -> Iterator[float]:
+        """The waits before each retry, in seconds."""
+        for _ in range(_IMMEDIATE_RETRIES):
+            yield 0.0
+        delay = self.initial_backoff_ms
+        for _ in range(max(0, self.max_tries - _IMMEDIATE_RETRIES)):
+            jitter = random.random() * self.initial_backoff_ms
+            yield (min(delay, self.max_backoff_ms) + jitter) / 1000
+            delay *= 2
+
+
+class RepoObject:
+    """Reads and updates the ``repo`` object of one repository.
+
+    Parameters
+    ----------
+    backend
+        Where the repository lives.
+    conditional_update
+        Whether ``repo`` is replaced by compare-and-swap (``unsafe_use_conditional_update``;
+        off, concurrent writers may overwrite each other, as the switch says).
+    retries
+        The retry schedule of updates.
+    window
+        ``num_updates_per_repo_info_file``: ops-log entries kept in ``repo`` itself.
+    compression_level
+        zstd level of the written object.
+    found
+        A read made while opening the repository, to start the cache with.
+    """
+
+    def __init__(
+        self,
+        backend: StorageBackend,
+        *,
+        conditional_update: bool = True,
+        retries: RetrySchedule | None = None,
+        window: int = DEFAULT_NUM_UPDATES_PER_FILE,
+        compression_level: int = 3,
+        found: RepoRead | None = None,
+    ) -> None:
+        self._backend = backend
+        self._conditional_update = conditional_update
+        self._retries = retries or RetrySchedule()
+        self._window = window
+        self._level = compression_level
+        self._last = found
+
+    async def read(self) -> RepoRead:
+        """Read ``repo`` now.
+
+        Raises
+        ------
+        IcechunkError
+            If there is no ``repo`` (kind ``repository-not-found``) or it is damaged.
+        """
+        try:
+            data, version = await self._backend.get_versioned(keys.REPO)
+        except ObjectNotFoundError:
+            raise repository_not_found() from None
+        last = self._last
+        if last is not None and last.data == data:
+            found = last if last.version == version else RepoRead(last.info, data, version)
+        elif len(data) > _OFFLOAD_BYTES:
+            found = RepoRead(await asyncio.to_thread(_decode, data), data, version)
+        else:
+            found = RepoRead(_decode(data), data, version)
+        self._last = found
+        return found
+
+    async def create(self, info: RepoInfo, *, durable: Sequence[str] = ()) -> None:
+        """Write the first ``repo`` of a new repository, only if there is none.
+
+        Raises
+        ------
+        IcechunkError
+            If a ``repo`` exists already (kind ``repo-info-updated``, as in the reference).
+        """
+        data = pack_repo_object(info, self._level)
+        if not await self._backend.put_if_absent(keys.REPO, data, durable=durable):
+            raise IcechunkError(
+                "repo info object was updated after this session started: a repository was "
+                "created at this location meanwhile; open it with Repository.open",
+                kind="repo-info-updated",
+            )
+        self._last = RepoRead(info, data, None)
+
+    async def update(
+        self,
+        edit: Edit,
+        *,
+        start: RepoRead | None = None,
+        durable: Sequence[str] = (),
+        online_required: bool = True,
+    ) -> RepoInfo:
+        """Apply one change to the freshest ``repo`` (the protocol in the module docstring).
+
+        Parameters
+        ----------
+        edit
+            Builds the new state and its ops-log entry from the state read; it is run again
+            on every retry, and what it raises is final.
+        start
+            A read made moments ago to try first (a stale one only costs a retry).
+        durable
+            Objects the new state references that must be durable before it is visible.
+        online_required
+            Whether a read-only status refuses the change (False only for setting the status).
+
+        Returns
+        -------
+        RepoInfo
+            The state written.
+
+        Raises
+        ------
+        IcechunkError
+            The status is read-only (kind ``read-only-repository``), the clock is not later
+            than the newest ops-log entry, the retries ran out (kind
+            ``update-attempts-exhausted``), or the storage failed; and whatever ``edit``
+            raises.
+        """
+        delays = self._retries.delays()
+        current = start if start is not None and start.version is not None else None
+        attempts = 1
+        while True:
+            if current is None:
+                current = await self.read()
+            if online_required and not current.info.status.is_online:
+                raise read_only_error(current.info.status)
+            backup = backup_name(time.time_ns() // 1_000_000)
+            edited, action = edit(current.info)
+            new = record_update(edited, action, now_micros(), backup, self._window)
+            data = pack_repo_object(new, self._level)
+            if await self._replace(current, data, keys.backup_key(backup), durable):
+                self._last = RepoRead(new, data, None)
+                return new
+            delay = next(delays, None)
+            if delay is None:
+                raise IcechunkError(
+                    f"repository cannot be updated after {attempts} attempts, too many "
+                    "concurrent changes; try again later",
+                    kind="update-attempts-exhausted",
+                )
+            logger.debug("repo was updated concurrently (attempt %d), retrying", attempts)
+            attempts += 1
+            current = None
+            if delay:
+                await asyncio.sleep(delay)
+
+    async def _replace(
+        self, current: RepoRead, data: bytes, backup_key: str, durable: Sequence[str]
+    ) -> bool:
+        """Copy the state read to ``backup_key``, then swap ``repo``; False if it moved."""
+        backend = self._backend
+        await backend.put(backup_key, current.data)
+        must_last = [*durable, backup_key]
+        if not self._conditional_update:
+            await backend.make_durable(must_last)
+            await backend.put(keys.REPO, data)
+            return True
+        assert current.version is not None
+        if await backend.put_if_version(keys.REPO, data, current.version, durable=must_last):
+            return True
+        # Nothing refers to the copy: another writer's state does not name it.
+        try:
+            await backend.delete(backup_key)
+        except IcechunkError as exc:
+            logger.warning("could not delete the unused copy %s: %s", backup_key, exc.message)
+        return False
+
+    async def ops_log(self) -> AsyncIterator[Update]:
+        """Every ops-log entry, newest first, following the chain through ``overwritten/``.
+
+        The newest entry of each chained file reports that file's name as its backup path,
+        as the reference's ``ops_log`` does.
+
+        Raises
+        ------
+        IcechunkError
+            A chained file is missing or damaged, or the chain loops.
+        """
+        info = (await self.read()).info
+        for entry in info.latest_updates:
+            yield entry
+        seen: set[str] = set()
+        name = info.repo_before_updates
+        while name is not None:
+            if name in seen:
+                raise IcechunkError(
+                    f"the ops log of this repository loops at {keys.backup_key(name)}; the "
+                    "repository's history of changes is damaged (its data is not)"
+                )
+            seen.add(name)
+            key = keys.backup_key(name)
+            try:
+                data = await self._backend.get(key)
+            except ObjectNotFoundError:
+                raise IcechunkError(
+                    f"the ops log continues in {key}, which is missing; the older part of the "
+                    "repository's history of changes is lost (its data is not)"
+                ) from None
+            older = unpack_repo_object(data, key)
+            for i, entry in enumerate(older.latest_updates):
+                yield Update(entry.action, entry.updated_at, name) if i == 0 else entry
+            name = older.repo_before_updates

@@ -1,0 +1,271 @@
+"""The history and inspection methods of :class:`~pyicechunk.Repository`.
+
+Ancestry, snapshot lookup, diff and ``inspect_snapshot`` read history through the repository
+state (:meth:`~pyicechunk.repo_state.RepoState.history`): snapshot files in spec 1, the
+``repo`` object's snapshot list in spec 2. Also the argument rules every ref-taking method
+shares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from pyicechunk._sync import sync
+from pyicechunk._time import micros_to_datetime
+from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
+from pyicechunk.format.ids import decode_id, encode_id
+from pyicechunk.format.snapshot import Snapshot
+from pyicechunk.history import HistoryEntry, HistorySource, HistoryWalk, diff_between
+from pyicechunk.repo_state import RepoState
+from pyicechunk.session.context import RepoContext
+from pyicechunk.types import Diff, ManifestFileInfo, SnapshotInfo
+
+__all__ = ["Inspection", "check_one_ref", "parse_snapshot_id"]
+
+_ONE_OF = "Must provide one of branch, tag, or snapshot_id"
+
+
+def check_one_ref(branch: str | None, tag: str | None, snapshot_id: str | None) -> None:
+    """The rule of every method that takes a ref: exactly one of branch, tag, snapshot id."""
+    if sum(x is not None for x in (branch, tag, snapshot_id)) != 1:
+        raise ValueError(_ONE_OF)
+
+
+def parse_snapshot_id(text: str) -> bytes:
+    """Decode a user-supplied snapshot id, with the reference's error text."""
+    if not isinstance(text, str):
+        raise TypeError(f"snapshot ids are str, not {type(text).__name__}")
+    try:
+        return decode_id(text, 12)
+    except ValueError:
+        raise IcechunkError(
+            f"invalid snapshot id: `{text}` (expected 20 Crockford base32 characters)",
+            kind="invalid-snapshot-id",
+        ) from None
+
+
+def _copy_json(value: Any) -> Any:
+    # Commit metadata is JSON-like; copying only containers is much cheaper than deepcopy.
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    return value
+
+
+def _snapshot_info(entry: HistoryEntry, snapshot: Snapshot) -> SnapshotInfo:
+    return SnapshotInfo(
+        id=encode_id(entry.id),
+        parent_id=None if entry.parent_id is None else encode_id(entry.parent_id),
+        written_at=micros_to_datetime(entry.flushed_at),
+        message=entry.message,
+        metadata=_copy_json(entry.metadata),
+        manifests=[
+            ManifestFileInfo(encode_id(m.id), m.size_bytes, m.num_chunk_refs)
+            for m in snapshot.manifest_files
+        ],
+    )
+
+
+class _Ancestry:
+    """Snapshots from a starting point back to the root; a sync and an async iterator."""
+
+    def __init__(
+        self, repo: Inspection, branch: str | None, tag: str | None, snapshot_id: str | None
+    ) -> None:
+        self._repo = repo
+        self._start = (branch, tag, snapshot_id)
+        self._walk: HistoryWalk | None = None
+        self._history: HistorySource | None = None
+        self._buffer: list[SnapshotInfo] = []
+
+    async def _advance(self, batch: int) -> list[SnapshotInfo]:
+        if self._walk is None:
+            start = await self._repo._resolve(*self._start)
+            self._history = await self._repo._state.history()
+            self._walk = HistoryWalk(self._history, start)
+        history = self._history
+        assert history is not None
+        entries: list[HistoryEntry] = []
+        while len(entries) < batch:
+            entry = await self._walk.next()
+            if entry is None:
+                break
+            entries.append(entry)
+        # Where the history is kept apart from the snapshots (spec 2), their manifest lists
+        # are read side by side.
+        snapshots = await asyncio.gather(*(history.snapshot_of(e) for e in entries))
+        return [_snapshot_info(e, s) for e, s in zip(entries, snapshots, strict=True)]
+
+    def __iter__(self) -> Iterator[SnapshotInfo]:
+        return self
+
+    def __next__(self) -> SnapshotInfo:
+        if not self._buffer:
+            self._buffer = sync(self._advance(64))
+            if not self._buffer:
+                raise StopIteration
+        return self._buffer.pop(0)
+
+    def __aiter__(self) -> AsyncIterator[SnapshotInfo]:
+        return self
+
+    async def __anext__(self) -> SnapshotInfo:
+        if not self._buffer:
+            self._buffer = await self._advance(16)
+            if not self._buffer:
+                raise StopAsyncIteration
+        return self._buffer.pop(0)
+
+
+class Inspection:
+    """The history methods of :class:`~pyicechunk.Repository` (see the module docstring)."""
+
+    _ctx: RepoContext
+
+    @property
+    def _state(self) -> RepoState:
+        return self._ctx.state
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    async def _fetch_snapshot(self, snapshot_id: bytes) -> Snapshot:
+        try:
+            return await self._ctx.assets.fetch_snapshot(snapshot_id)
+        except ObjectNotFoundError:
+            raise IcechunkError(
+                f"snapshot not found: `{encode_id(snapshot_id)}`", kind="snapshot-not-found"
+            ) from None
+
+    async def _entry(self, history: HistorySource, snapshot_id: bytes) -> HistoryEntry:
+        """The history's entry of a snapshot a user named."""
+        try:
+            return await history.entry(snapshot_id)
+        except ObjectNotFoundError as missing:
+            raise IcechunkError(missing.message, kind="snapshot-not-found") from None
+
+    async def _resolve(self, branch: str | None, tag: str | None, snapshot_id: str | None) -> bytes:
+        check_one_ref(branch, tag, snapshot_id)
+        if branch is not None:
+            return await self._state.branch_tip(branch)
+        if tag is not None:
+            return await self._state.tag_target(tag)
+        assert snapshot_id is not None
+        sid = parse_snapshot_id(snapshot_id)
+        history = await self._state.history()
+        try:
+            await history.entry(sid)
+        except ObjectNotFoundError:
+            raise IcechunkError(
+                f"snapshot not found: `{encode_id(sid)}`", kind="snapshot-not-found"
+            ) from None
+        return sid
+
+    # -- history ------------------------------------------------------------------------------
+
+    def ancestry(
+        self, *, branch: str | None = None, tag: str | None = None, snapshot_id: str | None = None
+    ) -> _Ancestry:
+        """Snapshots from the given one back to the repository's first, newest first.
+
+        The result is both an iterator and an async iterator.
+        """
+        check_one_ref(branch, tag, snapshot_id)
+        return _Ancestry(self, branch, tag, snapshot_id)
+
+    def async_ancestry(
+        self, *, branch: str | None = None, tag: str | None = None, snapshot_id: str | None = None
+    ) -> _Ancestry:
+        """Same as :meth:`ancestry`, for ``async for``."""
+        return self.ancestry(branch=branch, tag=tag, snapshot_id=snapshot_id)
+
+    def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo:
+        """Information about one snapshot."""
+        return sync(self.lookup_snapshot_async(snapshot_id))
+
+    async def lookup_snapshot_async(self, snapshot_id: str) -> SnapshotInfo:
+        """Async version of :meth:`lookup_snapshot`."""
+        sid = parse_snapshot_id(snapshot_id)
+        history = await self._state.history()
+        entry = await self._entry(history, sid)
+        return _snapshot_info(entry, await history.snapshot_of(entry))
+
+    def diff(
+        self,
+        *,
+        from_branch: str | None = None,
+        from_tag: str | None = None,
+        from_snapshot_id: str | None = None,
+        to_branch: str | None = None,
+        to_tag: str | None = None,
+        to_snapshot_id: str | None = None,
+    ) -> Diff:
+        """The changes after ``from`` up to and including ``to`` (``from`` must be an ancestor)."""
+        return sync(
+            self.diff_async(
+                from_branch=from_branch,
+                from_tag=from_tag,
+                from_snapshot_id=from_snapshot_id,
+                to_branch=to_branch,
+                to_tag=to_tag,
+                to_snapshot_id=to_snapshot_id,
+            )
+        )
+
+    async def diff_async(
+        self,
+        *,
+        from_branch: str | None = None,
+        from_tag: str | None = None,
+        from_snapshot_id: str | None = None,
+        to_branch: str | None = None,
+        to_tag: str | None = None,
+        to_snapshot_id: str | None = None,
+    ) -> Diff:
+        """Async version of :meth:`diff`."""
+        check_one_ref(from_branch, from_tag, from_snapshot_id)
+        check_one_ref(to_branch, to_tag, to_snapshot_id)
+        from_id, to_id = await asyncio.gather(
+            self._resolve(from_branch, from_tag, from_snapshot_id),
+            self._resolve(to_branch, to_tag, to_snapshot_id),
+        )
+        return await diff_between(await self._state.history(), from_id, to_id)
+
+    def inspect_snapshot(self, snapshot_id: str, *, pretty: bool = True) -> str:
+        """A JSON description of a snapshot: metadata, manifests and nodes."""
+        return sync(self.inspect_snapshot_async(snapshot_id, pretty=pretty))
+
+    async def inspect_snapshot_async(self, snapshot_id: str, *, pretty: bool = True) -> str:
+        """Async version of :meth:`inspect_snapshot`."""
+        sid = parse_snapshot_id(snapshot_id)
+        history = await self._state.history()
+        info = await self._entry(history, sid)
+        snapshot = await self._fetch_snapshot(sid)
+        doc: dict[str, Any] = {"id": encode_id(snapshot.id)}
+        if info.parent_id is not None:
+            doc["parent_id"] = encode_id(info.parent_id)
+        doc["flushed_at"] = micros_to_datetime(info.flushed_at).isoformat().replace("+00:00", "Z")
+        doc["commit_message"] = info.message
+        doc["metadata"] = info.metadata
+        doc["manifests"] = [
+            {"id": encode_id(m.id), "size_bytes": m.size_bytes, "num_chunk_refs": m.num_chunk_refs}
+            for m in snapshot.manifest_files
+        ]
+        nodes = []
+        for node in snapshot.nodes:
+            entry: dict[str, Any] = {
+                "id": encode_id(node.id),
+                "path": node.path,
+                "node_type": "array" if node.array is not None else "group",
+            }
+            if node.array is not None:
+                entry["manifest_refs"] = [
+                    {"id": encode_id(m.object_id), "extents": [list(e) for e in m.extents]}
+                    for m in node.array.manifests
+                ]
+            nodes.append(entry)
+        doc["nodes"] = nodes
+        return json.dumps(doc, indent=2 if pretty else None)
