@@ -78,7 +78,24 @@ from pyicechunk.credentials import (
     s3_refreshable_credentials,
     s3_static_credentials,
 )
-from pyicechunk.exceptions import ConflictError, IcechunkError, RebaseFailedError
+from pyicechunk.exceptions import (
+    AlreadyExistsError,
+    ConflictError,
+    ErrorKind,
+    FormatError,
+    IcechunkError,
+    InternalError,
+    InvalidInputError,
+    NodeNotFoundError,
+    NotFoundError,
+    ReadOnlyError,
+    RebaseFailedError,
+    RefNotFoundError,
+    RepositoryNotFoundError,
+    SessionStateError,
+    SnapshotNotFoundError,
+    StorageError,
+)
 
 # icechunk 2 defines it at top level without listing it in ``__all__``; so do we.
 from pyicechunk.migration import upgrade_icechunk_repository as upgrade_icechunk_repository
@@ -198,6 +215,19 @@ __all__ = [
     "spec_version",
     "tigris_storage",
     "__version__",
+    "AlreadyExistsError",
+    "ErrorKind",
+    "FormatError",
+    "InternalError",
+    "InvalidInputError",
+    "NodeNotFoundError",
+    "NotFoundError",
+    "ReadOnlyError",
+    "RefNotFoundError",
+    "RepositoryNotFoundError",
+    "SessionStateError",
+    "SnapshotNotFoundError",
+    "StorageError",
 ]
 
 initialize_logs()

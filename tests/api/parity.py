@@ -38,6 +38,12 @@ DIFFERS: dict[str, str] = {
         "CompressionConfig's repr shows the algorithm that is set in pyicechunk; the reference "
         "always prints algorithm=None"
     ),
+    "typed_errors": (
+        "pyicechunk's errors are icechunk 2.x's typed tree: ConflictError and RebaseFailedError "
+        "are IcechunkError subclasses, every error has a kind, args are (message, kind) when a "
+        "kind was given, and reprs are qualified (icechunk.IcechunkError(message=\"m\", "
+        "kind=\"unknown\"))"
+    ),
     "amend_and_allow_empty": (
         "pyicechunk has Session.amend and commit(allow_empty=True) (icechunk 2.x features); "
         "1.1.21 has neither"
@@ -56,6 +62,17 @@ def differs(ic: ModuleType, key: str) -> bool:
     """Whether ``ic`` takes pyicechunk's side of the documented difference ``key``."""
     assert key in DIFFERS, f"undocumented difference {key!r}"
     return is_ours(ic)
+
+
+def create_repo(ic: ModuleType, storage: Any, **kwargs: Any) -> Any:
+    """``ic.Repository.create(storage, **kwargs)`` in the format icechunk 1.1.21 writes.
+
+    pyicechunk creates spec-2 repositories by default, as icechunk 2.x does; this suite compares
+    with 1.1.21, so pyicechunk's side asks for spec 1 (``spec_version=1``).
+    """
+    if is_ours(ic):
+        kwargs.setdefault("spec_version", 1)
+    return ic.Repository.create(storage, **kwargs)
 
 
 def msg(text: str) -> str:
