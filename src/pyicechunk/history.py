@@ -108,6 +108,19 @@ class HistorySource(abc.ABC):
             words).
         """
 
+    def known_entry(self, snapshot_id: bytes) -> HistoryEntry | None:
+        """The entry, if the source holds it in memory; None where it must be read.
+
+        A source that keeps the whole history in memory (spec 2's snapshot list) answers
+        here, so long walks take no event-loop round trip per step.
+
+        Raises
+        ------
+        ObjectNotFoundError
+            If the source holds the whole history and it has no such snapshot.
+        """
+        return None
+
     async def snapshot(self, snapshot_id: bytes) -> Snapshot:
         """The snapshot itself (its nodes and manifests).
 
@@ -220,19 +233,30 @@ class HistoryWalk:
 
     async def next(self) -> HistoryEntry | None:
         """The next older entry, or None after the root."""
-        sid = self._next
-        if sid is None:
-            return None
-        if sid in self._seen:
-            raise self._loop_error(sid)
-        try:
-            entry = await self._source.entry(sid)
-        except ObjectNotFoundError:
-            raise self._missing_error(sid) from None
-        self._seen.add(sid)
-        self._order.append(sid)
-        self._next = entry.parent_id
-        return entry
+        taken = await self.take(1)
+        return taken[0] if taken else None
+
+    async def take(self, limit: int) -> list[HistoryEntry]:
+        """Up to ``limit`` next older entries (fewer only at the root), newest first."""
+        entries: list[HistoryEntry] = []
+        source = self._source
+        while len(entries) < limit:
+            sid = self._next
+            if sid is None:
+                break
+            if sid in self._seen:
+                raise self._loop_error(sid)
+            try:
+                entry = source.known_entry(sid)
+                if entry is None:
+                    entry = await source.entry(sid)
+            except ObjectNotFoundError:
+                raise self._missing_error(sid) from None
+            self._seen.add(sid)
+            self._order.append(sid)
+            self._next = entry.parent_id
+            entries.append(entry)
+        return entries
 
     def __aiter__(self) -> HistoryWalk:
         return self

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from pyicechunk._time import micros_to_datetime
+from pyicechunk.format.ids import encode_id
 
 __all__ = [
     "ChunkStorageStats",
@@ -120,18 +123,113 @@ class ManifestFileInfo:
         )
 
 
-@dataclass(eq=True)
 class SnapshotInfo:
-    """What a snapshot records: its id, parent, time, message, metadata and manifests."""
+    """What a snapshot records: its id, parent, time, message, metadata and manifests.
 
-    id: str
-    parent_id: str | None
-    written_at: dt.datetime
-    message: str
-    metadata: dict[str, Any]
-    manifests: list[ManifestFileInfo]
+    Parameters
+    ----------
+    id, parent_id, written_at, message, metadata
+        The snapshot's id, its parent's (None for the root), when it was written, and its
+        commit message and metadata.
+    manifests
+        The manifest files the snapshot references, or a function returning them. icechunk 2
+        dropped this field because spec-2 history lives apart from the snapshots; pyicechunk
+        keeps it for icechunk 1.1 code and, on spec 2, reads the snapshot only when the field
+        is first used, so walking history stays one read.
+    """
 
     __hash__ = None  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        id: str,
+        parent_id: str | None,
+        written_at: dt.datetime,
+        message: str,
+        metadata: dict[str, Any],
+        manifests: list[ManifestFileInfo] | Callable[[], list[ManifestFileInfo]],
+    ) -> None:
+        self._id: str | bytes = id
+        self._parent_id: str | bytes | None = parent_id
+        self._written_at: dt.datetime | int = written_at
+        self.message = message
+        self._metadata: dict[str, Any] | Callable[[], dict[str, Any]] = metadata
+        self._manifests = manifests
+
+    @classmethod
+    def from_stored(
+        cls,
+        id: bytes,
+        parent_id: bytes | None,
+        written_at_micros: int,
+        message: str,
+        metadata: Callable[[], dict[str, Any]],
+        manifests: list[ManifestFileInfo] | Callable[[], list[ManifestFileInfo]],
+    ) -> SnapshotInfo:
+        """An info over stored values, each converted on first use (as the reference's are).
+
+        A history walk builds one per snapshot and most are never looked into, so ids are
+        encoded, times converted and metadata decoded only when read.
+        """
+        info = cls.__new__(cls)
+        info._id = id
+        info._parent_id = parent_id
+        info._written_at = written_at_micros
+        info.message = message
+        info._metadata = metadata
+        info._manifests = manifests
+        return info
+
+    @property
+    def id(self) -> str:
+        """The snapshot's id."""
+        if isinstance(self._id, bytes):
+            self._id = encode_id(self._id)
+        return self._id
+
+    @property
+    def parent_id(self) -> str | None:
+        """The parent snapshot's id; None for the repository's first snapshot."""
+        if isinstance(self._parent_id, bytes):
+            self._parent_id = encode_id(self._parent_id)
+        return self._parent_id
+
+    @property
+    def written_at(self) -> dt.datetime:
+        """When the snapshot was written (UTC)."""
+        if isinstance(self._written_at, int):
+            self._written_at = micros_to_datetime(self._written_at)
+        return self._written_at
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The commit metadata."""
+        if callable(self._metadata):
+            self._metadata = self._metadata()
+        return self._metadata
+
+    @property
+    def manifests(self) -> list[ManifestFileInfo]:
+        """The manifest files the snapshot references."""
+        if callable(self._manifests):
+            self._manifests = self._manifests()
+        return self._manifests
+
+    @manifests.setter
+    def manifests(self, value: list[ManifestFileInfo]) -> None:
+        self._manifests = value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SnapshotInfo):
+            return NotImplemented
+        return (
+            self.id == other.id
+            and self.parent_id == other.parent_id
+            and self.written_at == other.written_at
+            and self.message == other.message
+            and self.metadata == other.metadata
+            and self.manifests == other.manifests
+        )
 
     def __repr__(self) -> str:
         parent = "None" if self.parent_id is None else self.parent_id

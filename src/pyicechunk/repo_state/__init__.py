@@ -354,6 +354,25 @@ class RepoState(abc.ABC):
     async def history(self) -> HistorySource:
         """Where the history walk finds each snapshot's parent, time, message and metadata."""
 
+    async def ref_history(self, branch: str | None, tag: str | None) -> tuple[bytes, HistorySource]:
+        """The snapshot a branch (or else a tag) points at, and the history to walk from it.
+
+        One consistent look at the state where the format allows it (spec 2 reads ``repo``
+        once for both).
+
+        Raises
+        ------
+        IcechunkError
+            If there is no such branch or tag.
+        """
+        if branch is not None:
+            start = await self.branch_tip(branch)
+        elif tag is not None:
+            start = await self.tag_target(tag)
+        else:
+            raise ValueError("ref_history needs a branch or a tag")
+        return start, await self.history()
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -113,6 +113,9 @@ class _Spec2History(HistorySource):
         self._info = info
 
     async def entry(self, snapshot_id: bytes) -> HistoryEntry:
+        return self.known_entry(snapshot_id)
+
+    def known_entry(self, snapshot_id: bytes) -> HistoryEntry:
         found = self._info.snapshots.get(snapshot_id)
         if found is None:
             raise ObjectNotFoundError(
@@ -351,6 +354,16 @@ class Spec2State(RepoState):
 
     async def history(self) -> HistorySource:
         return _Spec2History(self._assets, (await self._repo.read()).info)
+
+    async def ref_history(self, branch: str | None, tag: str | None) -> tuple[bytes, HistorySource]:
+        info = (await self._repo.read()).info
+        name = branch if branch is not None else tag
+        if name is None:
+            raise ValueError("ref_history needs a branch or a tag")
+        start = (info.branches if branch is not None else info.tags).get(name)
+        if start is None:
+            raise _ref_not_found(name)
+        return start, _Spec2History(self._assets, info)
 
     # -- what only spec 2 has -----------------------------------------------------------------
 

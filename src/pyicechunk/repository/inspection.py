@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from pyicechunk._sync import sync
@@ -56,17 +56,36 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
-def _snapshot_info(entry: HistoryEntry, snapshot: Snapshot) -> SnapshotInfo:
-    return SnapshotInfo(
-        id=encode_id(entry.id),
-        parent_id=None if entry.parent_id is None else encode_id(entry.parent_id),
-        written_at=micros_to_datetime(entry.flushed_at),
-        message=entry.message,
-        metadata=_copy_json(entry.metadata),
-        manifests=[
-            ManifestFileInfo(encode_id(m.id), m.size_bytes, m.num_chunk_refs)
-            for m in snapshot.manifest_files
-        ],
+def _manifest_infos(snapshot: Snapshot) -> list[ManifestFileInfo]:
+    return [
+        ManifestFileInfo(encode_id(m.id), m.size_bytes, m.num_chunk_refs)
+        for m in snapshot.manifest_files
+    ]
+
+
+def _snapshot_info(
+    entry: HistoryEntry, history: HistorySource, snapshot: Snapshot | None = None
+) -> SnapshotInfo:
+    manifests: list[ManifestFileInfo] | Callable[[], list[ManifestFileInfo]]
+    snapshot = snapshot or entry.snapshot
+    if snapshot is not None:
+        read = snapshot
+
+        def manifests() -> list[ManifestFileInfo]:
+            return _manifest_infos(read)
+    else:
+        # Spec 2: history comes from `repo`; the snapshot is read only if its manifests are
+        # asked for (icechunk 2 does not report them at all).
+        def manifests() -> list[ManifestFileInfo]:
+            return _manifest_infos(sync(history.snapshot_of(entry)))
+
+    return SnapshotInfo.from_stored(
+        entry.id,
+        entry.parent_id,
+        entry.flushed_at,
+        entry.message,
+        lambda: _copy_json(entry.metadata),
+        manifests,
     )
 
 
@@ -84,21 +103,17 @@ class _Ancestry:
 
     async def _advance(self, batch: int) -> list[SnapshotInfo]:
         if self._walk is None:
-            start = await self._repo._resolve(*self._start)
-            self._history = await self._repo._state.history()
+            branch, tag, snapshot_id = self._start
+            if snapshot_id is None:
+                check_one_ref(branch, tag, snapshot_id)
+                start, self._history = await self._repo._state.ref_history(branch, tag)
+            else:
+                start = await self._repo._resolve(branch, tag, snapshot_id)
+                self._history = await self._repo._state.history()
             self._walk = HistoryWalk(self._history, start)
         history = self._history
         assert history is not None
-        entries: list[HistoryEntry] = []
-        while len(entries) < batch:
-            entry = await self._walk.next()
-            if entry is None:
-                break
-            entries.append(entry)
-        # Where the history is kept apart from the snapshots (spec 2), their manifest lists
-        # are read side by side.
-        snapshots = await asyncio.gather(*(history.snapshot_of(e) for e in entries))
-        return [_snapshot_info(e, s) for e, s in zip(entries, snapshots, strict=True)]
+        return [_snapshot_info(entry, history) for entry in await self._walk.take(batch)]
 
     def __iter__(self) -> Iterator[SnapshotInfo]:
         return self
@@ -191,7 +206,7 @@ class Inspection:
         sid = parse_snapshot_id(snapshot_id)
         history = await self._state.history()
         entry = await self._entry(history, sid)
-        return _snapshot_info(entry, await history.snapshot_of(entry))
+        return _snapshot_info(entry, history, await history.snapshot_of(entry))
 
     def diff(
         self,
