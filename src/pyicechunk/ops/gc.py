@@ -1,10 +1,24 @@
-"""Garbage collection: delete objects no branch or tag can reach (FORMAT-V1 §9.7).
+"""Garbage collection: delete objects no branch or tag can reach (FORMAT-V1 §9.7, V2 §12.3).
 
 Retained = every snapshot in the ancestry of a branch or live tag, every manifest those
 snapshots list, every native chunk those manifests point to. Everything else under
 ``snapshots/``, ``transactions/``, ``manifests/`` and ``chunks/`` that is older than the
 threshold is deleted, in that order, so that a crash part-way never leaves a retained object
 pointing at a deleted one.
+
+Spec 2 lists every snapshot in ``repo``, so GC edits that list before deleting anything, as
+icechunk 2.3.0 does:
+
+* snapshots whose file is not older than the threshold (or not listed yet) are retained too,
+  with their manifests and chunks, though no ref reaches them;
+* one update of ``repo`` (recording ``GCRan``) unlists the others; a retained snapshot whose
+  parent goes is re-parented to its nearest retained ancestor, the ones in between joining its
+  pruned logs; a snapshot that appeared since (a concurrent commit) stays, with its manifests
+  and chunks; if one appeared on top of a snapshot being unlisted, or a ref moved onto one, the
+  whole collection starts again;
+* transaction logs named in any pruned list are kept (so after an expiration the logs of the
+  expired snapshots survive their snapshot files); ``overwritten/`` is never touched, since
+  the ops log chains through it.
 
 Chunk ids are handled as numpy arrays of 12-byte rows (viewed as ``S12`` for set operations),
 and listed object names are decoded in bulk, so a repository with millions of chunks costs a
@@ -14,22 +28,36 @@ few array operations rather than a Python object per chunk reference.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import itertools
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from pyicechunk.asset_manager import AssetManager
 from pyicechunk.exceptions import IcechunkError
+from pyicechunk.format.ids import INITIAL_SNAPSHOT_ID
+from pyicechunk.format.repo_info import GCRan, RepoInfo, SnapshotInfo, UpdateAction
 from pyicechunk.format.snapshot import ManifestFileInfo
-from pyicechunk.ops.reachability import reachable_manifests, reachable_snapshots
+from pyicechunk.ops.expiration import collapse_ancestors
+from pyicechunk.ops.reachability import (
+    fetch_snapshots,
+    listed_reachable,
+    reachable_manifests,
+    reachable_snapshots,
+)
 from pyicechunk.repo_state import RepoState
+from pyicechunk.repo_state.repo_object import RetrySchedule
 from pyicechunk.storage import ObjectInfo, StorageBackend, keys
 from pyicechunk.types import GCSummary
 
 __all__ = ["garbage_collect"]
+
+logger = logging.getLogger(__name__)
 
 _ID_CHARS = 20  # text length of a 12-byte id
 _DELETE_BATCH = 1000
@@ -164,12 +192,15 @@ async def _collect_prefix(
     older_than: dt.datetime,
     dry_run: bool,
     forget: Callable[[bytes], None] | None,
+    listed: list[ObjectInfo] | None = None,
 ) -> tuple[int, int]:
     """Delete the unretained objects under ``prefix`` older than the threshold.
 
-    Returns the number of objects and bytes deleted (or that would be, in a dry run).
+    ``listed`` is a listing of ``prefix`` made already (None: list it now). Returns the number
+    of objects and bytes deleted (or that would be, in a dry run).
     """
-    listed: list[ObjectInfo] = await backend.list(prefix)
+    if listed is None:
+        listed = await backend.list(prefix)
     if not listed:
         return 0, 0
     ids, valid = decode_object_names([info.key[len(prefix) :] for info in listed])
@@ -191,8 +222,174 @@ async def _collect_prefix(
     return sum(deleted), sizes
 
 
-def _as_s12(ids: set[bytes]) -> npt.NDArray[np.bytes_]:
-    return np.array(sorted(ids), dtype="S12")
+def _as_s12(ids: Iterable[bytes]) -> npt.NDArray[np.bytes_]:
+    return np.array(sorted(set(ids)), dtype="S12")
+
+
+@dataclass
+class _Retained:
+    """What a collection keeps: snapshot files, transaction logs, manifests and chunks."""
+
+    snapshots: set[bytes]
+    transaction_logs: set[bytes]
+    manifests: dict[bytes, ManifestFileInfo]
+    chunks: npt.NDArray[np.bytes_]
+    snapshot_listing: list[ObjectInfo] | None = None
+    """The listing of ``snapshots/`` the plan was made from, if it needed one."""
+
+
+@dataclass(frozen=True)
+class _Limits:
+    max_concurrent_manifest_fetches: int
+    max_compressed_manifest_mem_bytes: int
+
+
+async def _retain(
+    assets: AssetManager, snapshot_ids: Iterable[bytes], limits: _Limits
+) -> tuple[dict[bytes, ManifestFileInfo], npt.NDArray[np.bytes_]]:
+    """The manifests and native chunks the given snapshots reference."""
+    manifests = reachable_manifests(await fetch_snapshots(assets, snapshot_ids))
+    chunks = await _retained_chunks(
+        assets,
+        list(manifests.values()),
+        limits.max_concurrent_manifest_fetches,
+        limits.max_compressed_manifest_mem_bytes,
+    )
+    return manifests, chunks
+
+
+class _Restart(Exception):
+    """The snapshot list changed under the collection in a way that needs a fresh plan."""
+
+
+def _unlist(
+    current: RepoInfo, keep: set[bytes], drop: set[bytes], appeared: set[bytes]
+) -> RepoInfo:
+    """``current`` without the dropped snapshots (FORMAT-V2 §12.3).
+
+    A kept snapshot whose parent is dropped moves onto its nearest kept ancestor (or the
+    initial snapshot), the ones in between joining its pruned logs. A snapshot neither kept nor
+    dropped appeared after the plan was made: it stays, and is added to ``appeared``.
+
+    Raises
+    ------
+    _Restart
+        A snapshot appeared on top of a dropped one, or a ref points at a dropped one.
+    """
+    appeared.clear()
+    snapshots: dict[bytes, SnapshotInfo] = {}
+    for sid, entry in current.snapshots.items():
+        if sid in drop:
+            continue
+        parent_dropped = entry.parent_id is not None and entry.parent_id in drop
+        if sid not in keep:
+            if parent_dropped:
+                raise _Restart
+            appeared.add(sid)
+        elif parent_dropped:
+            boundary, pruned = collapse_ancestors(current, entry, lambda a: a.id in keep)
+            entry = dataclasses.replace(
+                entry,
+                parent_id=INITIAL_SNAPSHOT_ID if boundary is None else boundary,
+                pruned_ancestor_tx_logs=pruned,
+            )
+        snapshots[sid] = entry
+    for target in (*current.tags.values(), *current.branches.values()):
+        if target not in snapshots:
+            raise _Restart
+    return dataclasses.replace(current, snapshots=snapshots)
+
+
+async def _plan_listed(
+    state: RepoState,
+    assets: AssetManager,
+    older_than: dt.datetime,
+    dry_run: bool,
+    limits: _Limits,
+) -> _Retained:
+    """One attempt at what a spec-2 collection keeps; unlists the rest unless ``dry_run``.
+
+    Raises
+    ------
+    _Restart
+        See :func:`_unlist`; nothing was changed.
+    """
+    # Listed before `repo` is read: a snapshot committed in between is then missing from the
+    # listing, and a snapshot missing from the listing is retained (it cannot be deleted now).
+    listing = await assets.backend.list(keys.SNAPSHOTS)
+    names = [info.key[len(keys.SNAPSHOTS) :] for info in listing]
+    ids, valid = decode_object_names(names)
+    old = {
+        bytes(ids[i]).ljust(12, b"\0")
+        for i in np.flatnonzero(valid)
+        if listing[i].last_modified < older_than
+    }
+    info = await state.repo_info()
+    assert info is not None
+    keep: set[bytes] = set(listed_reachable(info))
+    keep.update(sid for sid in info.snapshots if sid not in old)
+    manifests, chunks = await _retain(assets, keep, limits)
+    source = info
+    if not dry_run:
+        drop = set(info.snapshots) - keep
+        appeared: set[bytes] = set()
+
+        def edit(current: RepoInfo) -> tuple[RepoInfo, UpdateAction]:
+            return _unlist(current, keep, drop, appeared), GCRan()
+
+        source = await state.update_repo_info(edit)
+        if appeared:
+            # Beyond the reference, which keeps only their snapshot files and logs: what a
+            # commit that landed meanwhile references stays too, however old its objects.
+            logger.info("%d snapshots appeared during garbage collection; kept", len(appeared))
+            more_manifests, more_chunks = await _retain(assets, appeared, limits)
+            keep |= appeared
+            manifests = {**more_manifests, **manifests}
+            chunks = np.union1d(chunks, more_chunks)
+    transaction_logs = set(keep)
+    for entry in source.snapshots.values():
+        transaction_logs.update(entry.pruned_ancestor_tx_logs)
+    return _Retained(keep, transaction_logs, manifests, chunks, listing)
+
+
+async def _plan(
+    state: RepoState,
+    assets: AssetManager,
+    older_than: dt.datetime,
+    dry_run: bool,
+    limits: _Limits,
+    retries: RetrySchedule,
+) -> _Retained:
+    """What the collection keeps (spec 2: after unlisting the rest, restarting as needed)."""
+    if await state.repo_info() is None:
+        snapshots = await reachable_snapshots(state)
+        keep = {s.id for s in snapshots}
+        manifests = reachable_manifests(snapshots)
+        chunks = await _retained_chunks(
+            assets,
+            list(manifests.values()),
+            limits.max_concurrent_manifest_fetches,
+            limits.max_compressed_manifest_mem_bytes,
+        )
+        return _Retained(keep, keep, manifests, chunks)
+    await state.check_writable("Cannot garbage collect")
+    delays = retries.delays()
+    attempts = 1
+    while True:
+        try:
+            return await _plan_listed(state, assets, older_than, dry_run, limits)
+        except _Restart:
+            delay = next(delays, None)
+            if delay is None:
+                raise IcechunkError(
+                    f"garbage collection restarted {attempts} times: branches, tags or new "
+                    "snapshots kept moving onto snapshots it was removing; try again later",
+                    kind="update-attempts-exhausted",
+                ) from None
+            logger.info("the repository changed during garbage collection; starting again")
+            attempts += 1
+            if delay:
+                await asyncio.sleep(delay)
 
 
 async def garbage_collect(
@@ -203,6 +400,7 @@ async def garbage_collect(
     dry_run: bool = False,
     max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
     max_concurrent_manifest_fetches: int = 500,
+    retries: RetrySchedule | None = None,
 ) -> GCSummary:
     """Delete every object that no branch or tag reaches and that is older than the threshold.
 
@@ -216,11 +414,13 @@ async def garbage_collect(
     delete_object_older_than
         Timezone-aware threshold: only objects last modified strictly before it are deleted.
     dry_run
-        Count what would be deleted, and delete nothing.
+        Count what would be deleted, and delete nothing (on spec 2, ``repo`` is not changed).
     max_compressed_manifest_mem_bytes
         Upper bound on the compressed size of the manifests being read at the same time.
     max_concurrent_manifest_fetches
         Upper bound on concurrent manifest reads.
+    retries
+        How a spec-2 collection that must start again waits (``repo_update_retries``).
 
     Returns
     -------
@@ -230,35 +430,30 @@ async def garbage_collect(
     Raises
     ------
     IcechunkError
-        The storage is read-only, or a ref, snapshot or manifest cannot be read.
+        The storage or the repository's status is read-only, a ref, snapshot or manifest
+        cannot be read, or (spec 2) the collection had to start again too many times.
     """
     backend = assets.backend
     if backend.read_only:
         raise IcechunkError(
             "the storage used by this Icechunk repository is read-only: Cannot garbage collect"
         )
-    snapshots = await reachable_snapshots(state)
-    keep_snapshots = _as_s12({s.id for s in snapshots})
-    manifests = reachable_manifests(snapshots)
-    keep_manifests = _as_s12(set(manifests))
-    keep_chunks = await _retained_chunks(
-        assets,
-        list(manifests.values()),
-        max_concurrent_manifest_fetches,
-        max_compressed_manifest_mem_bytes,
+    limits = _Limits(max_concurrent_manifest_fetches, max_compressed_manifest_mem_bytes)
+    plan = await _plan(
+        state, assets, delete_object_older_than, dry_run, limits, retries or RetrySchedule()
     )
     # Snapshots before transaction logs before manifests before chunks: whatever survives an
     # interruption still only points at objects that exist.
     counts: list[int] = []
     total_bytes = 0
-    for prefix, keep, forget in (
-        (keys.SNAPSHOTS, keep_snapshots, assets.forget_snapshot),
-        (keys.TRANSACTIONS, keep_snapshots, assets.forget_transaction_log),
-        (keys.MANIFESTS, keep_manifests, assets.forget_manifest),
-        (keys.CHUNKS, keep_chunks, None),
+    for prefix, keep, forget, listed in (
+        (keys.SNAPSHOTS, _as_s12(plan.snapshots), assets.forget_snapshot, plan.snapshot_listing),
+        (keys.TRANSACTIONS, _as_s12(plan.transaction_logs), assets.forget_transaction_log, None),
+        (keys.MANIFESTS, _as_s12(plan.manifests), assets.forget_manifest, None),
+        (keys.CHUNKS, plan.chunks, None, None),
     ):
         count, size = await _collect_prefix(
-            backend, prefix, keep, delete_object_older_than, dry_run, forget
+            backend, prefix, keep, delete_object_older_than, dry_run, forget, listed
         )
         counts.append(count)
         total_bytes += size

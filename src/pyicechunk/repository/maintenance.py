@@ -12,8 +12,7 @@ from typing import Any
 
 from pyicechunk._sync import sync
 from pyicechunk._time import datetime_to_micros
-from pyicechunk.exceptions import IcechunkError
-from pyicechunk.format.header import SPEC_V1
+from pyicechunk.repo_state.repo_object import RetrySchedule
 from pyicechunk.session.context import RepoContext
 from pyicechunk.types import ChunkStorageStats, GCSummary
 
@@ -24,16 +23,6 @@ class Maintenance:
     """The maintenance methods of :class:`~pyicechunk.Repository`."""
 
     _ctx: RepoContext
-
-    def _spec1_only(self, operation: str) -> None:
-        # Spec-2 expiration and garbage collection edit the `repo` object (FORMAT-V2 §12); the
-        # spec-1 algorithms would delete snapshots that `repo` still lists.
-        if self._ctx.spec_version != SPEC_V1:
-            raise IcechunkError(
-                f"{operation} is not implemented for Icechunk format version 2 repositories in "
-                "this version of pyicechunk; use icechunk 2.x for it meanwhile",
-                kind="unimplemented",
-            )
 
     # -- maintenance --------------------------------------------------------------------------
 
@@ -98,8 +87,12 @@ class Maintenance:
     ) -> set[str]:
         """Cut snapshots older than ``older_than`` out of every branch's and tag's history.
 
-        In each ref's history the oldest snapshot that is not expired is rewritten in place with
-        the repository's first snapshot as its parent. Expired snapshots stay on storage until
+        On a spec-2 repository the snapshots leave the ``repo`` object's snapshot list: each
+        snapshot whose parent expired gets the root of its tree as parent and keeps the
+        expired ancestors' transaction logs in its pruned list, so diffs, amends and rebases
+        still see their changes; the ops log records ``ExpirationRan``. On spec 1, in each
+        ref's history the oldest snapshot that is not expired is rewritten in place with the
+        repository's first snapshot as its parent. Expired snapshots stay on storage until
         :meth:`garbage_collect` deletes them.
 
         Parameters
@@ -114,14 +107,16 @@ class Maintenance:
         Returns
         -------
         set[str]
-            Ids of the snapshots cut out of some history (other refs may still reach them).
+            Ids of the snapshots cut out of some history (on spec 1 other refs may still
+            reach them; on spec 2 they are no longer listed).
 
         Raises
         ------
         TypeError
             ``older_than`` is a naive datetime.
         IcechunkError
-            The storage is read-only, or a ref or snapshot cannot be read.
+            The storage or (spec 2) the repository's status is read-only, or a ref or
+            snapshot cannot be read.
         """
         return sync(
             self.expire_snapshots_async(
@@ -141,7 +136,6 @@ class Maintenance:
         """Async version of :meth:`expire_snapshots`."""
         from pyicechunk.ops.expiration import expire_snapshots
 
-        self._spec1_only("expire_snapshots")
         threshold = datetime_to_micros(older_than, "older_than")
         return await expire_snapshots(
             self._ctx.state,
@@ -161,6 +155,11 @@ class Maintenance:
         max_concurrent_manifest_fetches: int = 500,
     ) -> GCSummary:
         """Delete objects that no branch or tag reaches and that are older than a threshold.
+
+        On a spec-2 repository the snapshots no ref reaches, whose files are older than the
+        threshold, first leave the ``repo`` object's snapshot list (the ops log records
+        ``GCRan``; not in a dry run); transaction logs an expiration kept in a pruned list
+        stay, and ``overwritten/`` is never touched.
 
         Parameters
         ----------
@@ -185,7 +184,8 @@ class Maintenance:
         TypeError
             ``delete_object_older_than`` is a naive datetime.
         IcechunkError
-            The storage is read-only, or a ref, snapshot or manifest cannot be read.
+            The storage or (spec 2) the repository's status is read-only, or a ref, snapshot
+            or manifest cannot be read.
         """
         return sync(
             self.garbage_collect_async(
@@ -209,7 +209,6 @@ class Maintenance:
         """Async version of :meth:`garbage_collect`."""
         from pyicechunk.ops.gc import garbage_collect
 
-        self._spec1_only("garbage_collect")
         datetime_to_micros(delete_object_older_than, "delete_object_older_than")
         return await garbage_collect(
             self._ctx.state,
@@ -218,6 +217,7 @@ class Maintenance:
             dry_run=dry_run,
             max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
             max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+            retries=RetrySchedule.from_config(self._ctx.config),
         )
 
     def rewrite_manifests(
