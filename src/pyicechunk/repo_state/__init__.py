@@ -37,8 +37,10 @@ from pyicechunk.storage import keys
 if TYPE_CHECKING:
     from pyicechunk.asset_manager import AssetManager
     from pyicechunk.config import RepositoryConfig
+    from pyicechunk.format.repo_info import RepoInfo
     from pyicechunk.format.snapshot import Snapshot
     from pyicechunk.history import HistorySource
+    from pyicechunk.repo_state.repo_object import Edit
     from pyicechunk.storage import ObjectVersion, StorageBackend
 
 __all__ = [
@@ -372,6 +374,45 @@ class RepoState(abc.ABC):
         else:
             raise ValueError("ref_history needs a branch or a tag")
         return start, await self.history()
+
+    # -- the repo object (spec 2) -------------------------------------------------------------
+    # Expiration and garbage collection edit a spec-2 history where it lives, in the snapshot
+    # list of `repo` (FORMAT-V2 §12); a spec-1 history lives in the snapshot files instead,
+    # which those operations rewrite and delete through the asset manager.
+
+    async def repo_info(self) -> RepoInfo | None:
+        """The ``repo`` object as it is now; None where the format has none (spec 1).
+
+        Raises
+        ------
+        IcechunkError
+            If it cannot be read, or is damaged.
+        """
+        return None
+
+    async def update_repo_info(self, edit: Edit) -> RepoInfo:
+        """Apply ``edit`` to the freshest ``repo`` in one conditional update (spec 2 only).
+
+        ``edit`` maps the state read to the new state and the ops-log entry recording the
+        change; it runs again on every retry after a concurrent update, and what it raises
+        ends the update with nothing written.
+
+        Returns
+        -------
+        RepoInfo
+            The state written.
+
+        Raises
+        ------
+        IcechunkError
+            For a format without a ``repo`` object (kind ``unsupported-spec-version``), a
+            read-only status, retries exhausted; and whatever ``edit`` raises.
+        """
+        raise IcechunkError(
+            "repository version error, this operation requires a repository that is at least "
+            "version 2.0, please upgrade your on-disk format before executing this operation",
+            kind="unsupported-spec-version",
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -60,7 +60,13 @@ from pyicechunk.repo_state import (
     RepoState,
     SnapshotKind,
 )
-from pyicechunk.repo_state.repo_object import RepoObject, RepoRead, RetrySchedule, read_only_error
+from pyicechunk.repo_state.repo_object import (
+    Edit,
+    RepoObject,
+    RepoRead,
+    RetrySchedule,
+    read_only_error,
+)
 from pyicechunk.storage import StorageBackend, keys
 
 if TYPE_CHECKING:
@@ -370,6 +376,14 @@ class Spec2State(RepoState):
     def ops_log(self) -> AsyncIterator[Update]:
         """Every ops-log entry, newest first (see :meth:`RepoObject.ops_log`)."""
         return self._repo.ops_log()
+
+    # -- the repo object ----------------------------------------------------------------------
+
+    async def repo_info(self) -> RepoInfo:
+        return (await self._repo.read()).info
+
+    async def update_repo_info(self, edit: Edit) -> RepoInfo:
+        return await self._repo.update(edit)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
