@@ -1,0 +1,258 @@
+"""The checks of the matrix, shared by the four test modules (one per kind of repository).
+
+Every test takes the module's ``scenario`` (see ``conftest.py``): the implementation the
+repository belongs to (``first``) and the other one must describe it identically: branches,
+tags, ancestry with ids, parents, messages, metadata and times, the data of every array at every
+snapshot a ref reaches, diffs, ops log, repository metadata and config. Then the other one
+commits, amends, tags and deletes a branch, and the first one must read all of it back.
+
+Where pyicechunk has no public call yet (ops log, repository metadata), its internals are read:
+the ``repo`` object through :mod:`pyicechunk.format.repo_info` and the ops log through the
+repository state (``Spec2State.ops_log``), so the comparison still covers pyicechunk's readers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from interop_v2_scenario import (
+    MANY,
+    ON_TOP,
+    REUSE_DELETED_TAG,
+    VIEW,
+    VIRTUAL_FILES,
+    Scenario,
+    micros_to_datetime,
+)
+from oracle import ImplError, equal
+from oracle.snippets import make_storage
+
+import pyicechunk as ic
+from pyicechunk._sync import sync
+from pyicechunk.format.header import FileType, open_object
+from pyicechunk.format.ids import encode_id
+from pyicechunk.format.repo_info import Update, unpack_repo_object
+from pyicechunk.storage import keys
+
+ZSTD_DICTIONARY_MAGIC = b"\x37\xa4\x30\xec"
+SPEC_2_ONLY = ("spec_version", "ops_log", "metadata")
+
+# --- what pyicechunk's internals read (until its public API has these calls) -----------------
+
+
+def _backend(where: dict[str, Any]) -> Any:
+    return make_storage(ic, where).backend
+
+
+def _update_fields(update: Update) -> tuple[Any, ...]:
+    """An ops-log entry as the VIEW snippet describes the reference's."""
+    action = update.action
+    fields = {
+        f.name: encode_id(v) if isinstance(v, bytes) else v
+        for f in dataclasses.fields(action)
+        for v in [getattr(action, f.name)]
+    }
+    when = micros_to_datetime(update.updated_at)
+    return (type(action).__name__, fields, when, update.backup_path)
+
+
+def our_ops_log(where: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """pyicechunk's reading of the ops log, newest first, through its repository state."""
+    repo = ic.Repository.open(make_storage(ic, where))
+
+    state = repo._ctx.state
+
+    async def collect() -> list[Update]:
+        found: list[Update] = []
+        entries, older = await state.ops_log_file(None)
+        found.extend(entries)
+        while older is not None:
+            entries, older = await state.ops_log_file(older)
+            found.extend(entries)
+        return found
+
+    return [_update_fields(u) for u in sync(collect())]
+
+
+def our_metadata(where: dict[str, Any]) -> dict[str, Any]:
+    """The repository metadata as pyicechunk decodes the ``repo`` object."""
+    info = unpack_repo_object(sync(_backend(where).get(keys.REPO)))
+    found: dict[str, Any] = info.metadata_values()
+    return found
+
+
+def completed(view: dict[str, Any], where: dict[str, Any]) -> dict[str, Any]:
+    """``view`` with what pyicechunk's public API lacks filled in from its internals."""
+    if view["spec_version"] < 2:
+        return view
+    done = dict(view)
+    if done["ops_log"] is None:
+        done["ops_log"] = our_ops_log(where)
+    if done["metadata"] is None:
+        done["metadata"] = our_metadata(where)
+    return done
+
+
+def manifests(where: dict[str, Any]) -> dict[str, bool]:
+    """Every manifest of the repository: whether its virtual locations are compressed with a
+    zstd dictionary (FORMAT-V2 §8.2)."""
+    backend = _backend(where)
+
+    async def read() -> dict[str, bool]:
+        found = {}
+        for info in await backend.list(keys.MANIFESTS):
+            content = open_object(await backend.get(info.key), FileType.MANIFEST, info.key).content
+            # Plain, the 100 refs into part-00.bin would name it 100 times; compressed, only
+            # the dictionary may hold a few copies.
+            found[info.key] = (
+                ZSTD_DICTIONARY_MAGIC in content and content.count(b"part-00.bin") < 10
+            )
+        return found
+
+    return sync(read())
+
+
+def many_values(directory: Path, offsets: list[int]) -> np.ndarray:
+    """What the many-refs array holds when chunk ``i`` reads file ``i % n`` at its offset."""
+    files = [(directory / f"part-{k:02d}.bin").read_bytes() for k in range(VIRTUAL_FILES)]
+    return np.array(
+        [files[i % VIRTUAL_FILES][(i // VIRTUAL_FILES + offsets[i]) % 128] for i in range(MANY)],
+        dtype="u1",
+    )
+
+
+def assert_same(found: Any, expected: Any, where: str = "view") -> None:
+    """Deep equality with the first differing place in the message (views are large)."""
+    if isinstance(found, dict) and isinstance(expected, dict):
+        assert sorted(found, key=repr) == sorted(expected, key=repr), f"{where}: keys differ"
+        for key in expected:
+            assert_same(found[key], expected[key], f"{where}[{key!r}]")
+        return
+    if isinstance(found, list | tuple) and isinstance(expected, list | tuple):
+        assert type(found) is type(expected), f"{where}: {type(found)} != {type(expected)}"
+        assert len(found) == len(expected), f"{where}: length {len(found)} != {len(expected)}"
+        for i, (a, b) in enumerate(zip(found, expected, strict=True)):
+            assert_same(a, b, f"{where}[{i}]")
+        return
+    assert equal(found, expected), f"{where}: {found!r} != {expected!r}"
+
+
+def _kinds(log: list[tuple[Any, ...]]) -> list[str]:
+    return [entry[0] for entry in log]
+
+
+def _views(scenario: Scenario) -> tuple[dict[str, Any], dict[str, Any]]:
+    first = completed(scenario.run(scenario.first, VIEW), scenario.where)
+    other = completed(scenario.run(scenario.other, VIEW), scenario.where)
+    return first, other
+
+
+# --- the tests --------------------------------------------------------------------------------
+
+
+def test_the_other_implementation_sees_the_same(scenario: Scenario) -> None:
+    first, other = _views(scenario)
+    assert_same(other, first)
+    built = scenario.built
+    assert first["spec_version"] == 2
+    assert first["branches"] == ["dev", "main"]
+    assert first["tips"] == {"dev": built["dev"], "main": built["main"][-1]}
+    assert first["tags"] == built["tags"]
+    main_history = first["histories"]["main"]
+    assert [e[0] for e in main_history][:-1] == built["main"][::-1]
+    assert main_history[0][2:4] == ("late additions", {"step": 5, "items": [1.5, "x"]})
+    assert main_history[-1][1] is None
+    assert not set(built["unreachable"]) & set(first["listed"])
+    assert first["config"] == first["stored_config"]
+    assert first["config"]["inline_chunk_threshold_bytes"] == 64
+    assert len(first["config"]["containers"]) == (1 if scenario.storage == "local" else 2)
+    tip = first["data"][built["main"][-1]]
+    np.testing.assert_array_equal(
+        tip["vmany"], many_values(Path(scenario.params["vdir"]), [0] * MANY)
+    )
+    assert len(first["diffs"]) == 5
+    if scenario.kind.migrator is not None:
+        assert scenario.before is not None
+        for name in scenario.before:
+            if name not in SPEC_2_ONLY:
+                assert_same(first[name], scenario.before[name], f"before the migration[{name!r}]")
+        assert _kinds(first["ops_log"])[0] == "RepoMigrated"
+        assert first["metadata"] == built["metadata"] == {}
+    else:
+        assert first["metadata"] == built["metadata"]
+        assert _kinds(first["ops_log"])[-1] == "RepoInitialized"
+        # Every change the history made, in order: the snapshots no ref reaches included.
+        assert _kinds(first["ops_log"])[::-1][1:] == [
+            *["NewCommit"] * 5,
+            "BranchCreated",
+            "NewCommit",
+            *["TagCreated"] * 4,
+            "TagDeleted",
+            "NewDetachedSnapshot",
+            "BranchCreated",
+            "NewCommit",
+            "BranchDeleted",
+            "NewCommit",
+            "BranchReset",
+            *(["MetadataChanged"] if built["metadata"] else []),
+        ]
+
+
+def test_virtual_locations_are_compressed_by_spec_2_writers(scenario: Scenario) -> None:
+    compressed = [key for key, yes in manifests(scenario.where).items() if yes]
+    # A migrated history keeps its spec-1 manifests, which are never compressed.
+    assert len(compressed) == (0 if scenario.kind.migrator else 1)
+
+
+def test_a_deleted_tag_stays_deleted(scenario: Scenario) -> None:
+    name, target = scenario.built["deleted_tag"]
+    with pytest.raises(ImplError) as caught:
+        scenario.run(scenario.other, REUSE_DELETED_TAG, name=name, target=target)
+    assert caught.value.kind == "tag-previously-deleted", caught.value.summary
+
+
+def test_work_on_top_reads_back(scenario: Scenario) -> None:
+    before = manifests(scenario.where)
+    done = scenario.run(scenario.other, ON_TOP)
+    new = {key: yes for key, yes in manifests(scenario.where).items() if key not in before}
+    # The commit rewrote the many-refs manifest: the other implementation compressed it.
+    assert sorted(new.values()).count(True) == 1, new
+
+    first, other = _views(scenario)
+    assert_same(first, other)
+    by = scenario.kind.other
+    assert first["branches"] == ["main"]
+    assert first["tags"]["after"] == done["amended"] == first["tips"]["main"]
+    main_history = first["histories"]["main"]
+    assert main_history[0][:4] == (
+        done["amended"],
+        done["previous_tip"],
+        "amended on top",
+        {"by": by, "amended": True},
+    )
+    assert done["first"] not in first["listed"]
+    assert main_history[1][0] == done["previous_tip"] == scenario.built["main"][-1]
+    tip = first["data"][done["amended"]]
+    assert tip["i2"][3] == 42 and tip["late"][0, 0] == -5
+    offsets = [5] * 7 + [0] * (MANY - 7)
+    np.testing.assert_array_equal(tip["vmany"], many_values(Path(scenario.params["vdir"]), offsets))
+    assert first["groups"][done["amended"]]["grp/added"] == {"by": by}
+    log = first["ops_log"]
+    ours = [k for k in _kinds(log) if k != "MetadataChanged"][:4]
+    assert ours == ["BranchDeleted", "TagCreated", "CommitAmended", "NewCommit"]
+    assert log[_kinds(log).index("CommitAmended")][1] == {
+        "branch": "main",
+        "previous_snap_id": done["first"],
+        "new_snap_id": done["amended"],
+    }
+    expected_metadata = dict(scenario.built["metadata"])
+    if done["metadata"] is not None:  # the other implementation has update_metadata
+        expected_metadata["on_top"] = by
+        assert done["metadata"] == expected_metadata
+    assert first["metadata"] == expected_metadata
+    times = [entry[2] for entry in log]
+    assert times == sorted(times, reverse=True) and len(set(times)) == len(times)
