@@ -51,50 +51,70 @@ def _done(message: str) -> None:
     console().print(Text(message))
 
 
-@app.group("branch", invoke_without_command=True)
-@repo_options
-@json_option
-@click.pass_context
-def branch(ctx: click.Context, as_json: bool) -> None:
-    """List, create, delete or reset branches (alone: list them)."""
-    if ctx.invoked_subcommand is None:
-        snapshots = current_snapshots()
-        _list(snapshots, snapshots.branches, "branch", as_json)
+def _ref_commands(kind: str, *, about: str, start: str, start_help: str, gone: str) -> click.Group:
+    """The ``kind`` group (``branch`` or ``tag``) with its ``list``, ``create`` and ``delete``.
 
-
-@branch.command("list")
-@repo_options
-@json_option
-def branch_list(as_json: bool) -> None:
-    """List the branches.
-
-    --json prints [{"name", "snapshot_id", "short_id", "written_at", "message"}, ...].
+    ``about`` is the group's help, ``start`` the metavar of create's optional start ref and
+    ``start_help`` what create's help says of it; ``gone`` is what delete's help says happens
+    after.
     """
-    snapshots = current_snapshots()
-    _list(snapshots, snapshots.branches, "branch", as_json)
+    plural = f"{kind}es" if kind.endswith("ch") else f"{kind}s"
+
+    def listing(as_json: bool) -> None:
+        snapshots = current_snapshots()
+        _list(snapshots, snapshots.branches if kind == "branch" else snapshots.tags, kind, as_json)
+
+    @app.group(kind, invoke_without_command=True, help=f"{about} (alone: list them).")
+    @repo_options
+    @json_option
+    @click.pass_context
+    def group(ctx: click.Context, as_json: bool) -> None:
+        if ctx.invoked_subcommand is None:
+            listing(as_json)
+
+    list_help = f"List the {plural}.\n\n--json prints {_JSON_ROW}."
+    group.command("list", help=list_help)(repo_options(json_option(listing)))
+
+    @group.command("create", help=f"Create {kind} NAME at {start.strip('[]')} ({start_help}).")
+    @repo_options
+    @click.argument("name")
+    @click.argument("start", metavar=start, required=False)
+    def create(name: str, start: str | None) -> None:
+        snapshots = current_snapshots()
+        target = snapshots.resolve(start or "main")
+        made = snapshots.repo.create_branch if kind == "branch" else snapshots.repo.create_tag
+        made(name, target.snapshot_id)
+        _done(f"Created {kind} {name} at {snapshots.short(target.snapshot_id)}.")
+
+    @group.command("delete", help=f"Delete {kind} NAME ({gone}).")
+    @repo_options
+    @click.argument("name")
+    def delete(name: str) -> None:
+        snapshots = current_snapshots()
+        repo = snapshots.repo
+        was: Any = repo.lookup_branch(name) if kind == "branch" else repo.lookup_tag(name)
+        (repo.delete_branch if kind == "branch" else repo.delete_tag)(name)
+        _done(f"Deleted {kind} {name} (was at {snapshots.short(was)}).")
+
+    return group
 
 
-@branch.command("create")
-@repo_options
-@click.argument("name")
-@click.argument("start", metavar="[FROM]", required=False)
-def branch_create(name: str, start: str | None) -> None:
-    """Create branch NAME at FROM (a ref; default: main)."""
-    snapshots = current_snapshots()
-    target = snapshots.resolve(start or "main")
-    snapshots.repo.create_branch(name, target.snapshot_id)
-    _done(f"Created branch {name} at {snapshots.short(target.snapshot_id)}.")
+_JSON_ROW = '[{"name", "snapshot_id", "short_id", "written_at", "message"}, ...]'
 
-
-@branch.command("delete")
-@repo_options
-@click.argument("name")
-def branch_delete(name: str) -> None:
-    """Delete branch NAME (its snapshots stay until they expire or are collected)."""
-    snapshots = current_snapshots()
-    tip = snapshots.repo.lookup_branch(name)
-    snapshots.repo.delete_branch(name)
-    _done(f"Deleted branch {name} (was at {snapshots.short(tip)}).")
+branch = _ref_commands(
+    "branch",
+    about="List, create, delete or reset branches",
+    start="[FROM]",
+    start_help="a ref; default: main",
+    gone="its snapshots stay until they expire or are collected",
+)
+tag = _ref_commands(
+    "tag",
+    about="List, create or delete tags",
+    start="[REF]",
+    start_help="default: main's tip",
+    gone="a deleted tag's name cannot be used again",
+)
 
 
 @branch.command("reset")
@@ -111,49 +131,3 @@ def branch_reset(name: str, to: str) -> None:
         f"Reset branch {name} from {snapshots.short(current)} to "
         f"{snapshots.short(target.snapshot_id)}."
     )
-
-
-@app.group("tag", invoke_without_command=True)
-@repo_options
-@json_option
-@click.pass_context
-def tag(ctx: click.Context, as_json: bool) -> None:
-    """List, create or delete tags (alone: list them)."""
-    if ctx.invoked_subcommand is None:
-        snapshots = current_snapshots()
-        _list(snapshots, snapshots.tags, "tag", as_json)
-
-
-@tag.command("list")
-@repo_options
-@json_option
-def tag_list(as_json: bool) -> None:
-    """List the tags.
-
-    --json prints [{"name", "snapshot_id", "short_id", "written_at", "message"}, ...].
-    """
-    snapshots = current_snapshots()
-    _list(snapshots, snapshots.tags, "tag", as_json)
-
-
-@tag.command("create")
-@repo_options
-@click.argument("name")
-@click.argument("target", metavar="[REF]", required=False)
-def tag_create(name: str, target: str | None) -> None:
-    """Create tag NAME at REF (default: main's tip)."""
-    snapshots = current_snapshots()
-    ref = snapshots.resolve(target or "main")
-    snapshots.repo.create_tag(name, ref.snapshot_id)
-    _done(f"Created tag {name} at {snapshots.short(ref.snapshot_id)}.")
-
-
-@tag.command("delete")
-@repo_options
-@click.argument("name")
-def tag_delete(name: str) -> None:
-    """Delete tag NAME (a deleted tag's name cannot be used again)."""
-    snapshots = current_snapshots()
-    at: Any = snapshots.repo.lookup_tag(name)
-    snapshots.repo.delete_tag(name)
-    _done(f"Deleted tag {name} (was at {snapshots.short(at)}).")
