@@ -6,7 +6,8 @@ the upstream server on a new connection with ``Connection: close``; the upstream
 relayed and the client connection closed. A request that matches a rule fails instead, in one
 of three ways: refused with ``503 Service Unavailable`` without reaching the server, or applied
 by the server with its response lost, replaced by a 503 (a gateway that timed out) or by a
-connection closed without an answer.
+connection closed without an answer. Or it passes, recording the server's answer; any rule can
+first run a callback (another client's write, say) before the request goes on.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-Action = Literal["refuse", "lose", "drop"]
+Action = Literal["refuse", "lose", "drop", "pass"]
 
 
 @dataclass
@@ -25,13 +27,16 @@ class Rule:
     """Fail the first ``count`` requests with this method whose path contains ``path``.
 
     ``action`` is ``'refuse'`` (503, not forwarded), ``'lose'`` (forwarded, then 503 instead of
-    the server's answer) or ``'drop'`` (forwarded, then the connection closes unanswered).
+    the server's answer), ``'drop'`` (forwarded, then the connection closes unanswered) or
+    ``'pass'`` (forwarded and answered as usual). ``before``, if given, runs (in a thread of
+    its own) before each of those requests is handled.
     """
 
     method: str
     path: str
     count: int
     action: Action = "refuse"
+    before: Callable[[], object] | None = None
     seen: list[float] = field(default_factory=list)  # monotonic arrival times of matches
     answers: list[bytes] = field(default_factory=list)  # status lines the server gave, if asked
 
@@ -99,12 +104,18 @@ class FailingProxy:
                 if rule is None:
                     await self._forward(method, target, headers, body, writer)
                     return
+                if rule.before is not None:
+                    await asyncio.to_thread(rule.before)
                 if rule.action == "refuse":
                     writer.write(_UNAVAILABLE)
                     await writer.drain()
                     continue
                 response = await self._send_upstream(method, target, headers, body)
                 rule.answers.append(response.split(b"\r\n", 1)[0])
+                if rule.action == "pass":
+                    writer.write(response)
+                    await writer.drain()
+                    return
                 if rule.action == "drop":
                     return
                 writer.write(_UNAVAILABLE)

@@ -167,15 +167,15 @@ def test_two_tag_creators_one_wins(gcs_server: Any, gcs_bucket: str) -> None:
 
 
 def test_conditional_writes_are_stamped_on_the_server(gcs_server: Any, gcs_bucket: str) -> None:
-    """The write id travels as GCS custom metadata (``x-goog-meta-icechunk_write_id``), one
+    """The write id travels as GCS custom metadata (``x-goog-meta-icechunkwriteid``), one
     fresh id per conditional write; the server keeps it (read here with the JSON API)."""
-    repo = pyicechunk.Repository.create(_gcs(gcs_server, gcs_bucket, "r"))
+    repo = pyicechunk.Repository.create(_gcs(gcs_server, gcs_bucket, "r"), spec_version=1)
     repo.create_tag("v1", repo.lookup_branch("main"))
     stamps = []
     for key in ("r/refs/branch.main/ref.json", "r/refs/tag.v1/ref.json"):
         metadata = gcs_server.object_resource(gcs_bucket, key)["metadata"]
-        assert list(metadata) == ["icechunk_write_id"]
-        stamps.append(metadata["icechunk_write_id"])
+        assert list(metadata) == ["icechunkwriteid"]
+        stamps.append(metadata["icechunkwriteid"])
     assert len(set(stamps)) == 2
     assert all(uuid.UUID(stamp).version == 4 for stamp in stamps)
 
@@ -226,7 +226,7 @@ def test_reference_and_pyicechunk_share_a_bucket(gcs_server: Any, gcs_bucket: st
     )
 
     # the same labels on the metadata objects, apart from who wrote them
-    ours_fresh = pyicechunk.Repository.create(_gcs(gcs_server, gcs_bucket, "ours"))
+    ours_fresh = pyicechunk.Repository.create(_gcs(gcs_server, gcs_bucket, "ours"), spec_version=1)
     session = ours_fresh.writable_session("main")
     zarr.create_array(session.store, name="a", shape=(4, 4), chunks=(2, 2), dtype="i4")[:] = 1
     session.commit("by pyicechunk")

@@ -94,7 +94,7 @@ class Setup:
 
     def __init__(self, gcs_server: Any, bucket: str, proxy: FailingProxy, tries: int) -> None:
         self.direct_storage = _gcs(gcs_server, gcs_server.http_url, bucket)
-        direct = pyicechunk.Repository.create(self.direct_storage)
+        direct = pyicechunk.Repository.create(self.direct_storage, spec_version=1)
         session = direct.writable_session("main")
         zarr.create_array(session.store, name="a", shape=(4,), chunks=(2,), dtype="i8")
         self.base = session.commit("base")

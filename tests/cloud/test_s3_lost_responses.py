@@ -32,9 +32,16 @@ from pyicechunk.storage import Storage, object_store, s3_storage
 SHAPES = pytest.mark.parametrize(
     ("action", "tries"), [("lose", 3), ("drop", 1)], ids=["gateway-timeout", "connection-cut"]
 )
+SPECS = pytest.mark.parametrize("spec", [1, 2], ids=["spec1", "spec2"])
 TAG = "/refs/tag.v1/ref.json"
 BRANCH = "/refs/branch.main/ref.json"
 CONFIG = "/config.yaml"
+REPO = "/r/repo"  # spec 2: every ref and the config live in this one object
+
+
+def _path(spec: int, spec1_path: str) -> str:
+    """The request path of a conditional write that spec 1 sends to ``spec1_path``."""
+    return spec1_path if spec == 1 else REPO
 
 
 @pytest.fixture
@@ -60,9 +67,11 @@ def _storage(endpoint: str, bucket: str) -> Storage:
 class Setup:
     """A repository with one commit, opened directly and through the proxy."""
 
-    def __init__(self, s3_server: Any, bucket: str, proxy: FailingProxy, **settings: Any) -> None:
+    def __init__(
+        self, s3_server: Any, bucket: str, proxy: FailingProxy, spec: int = 1, **settings: Any
+    ) -> None:
         self.direct_storage = _storage(s3_server.endpoint_url, bucket)
-        self.direct = pyicechunk.Repository.create(self.direct_storage)
+        self.direct = pyicechunk.Repository.create(self.direct_storage, spec_version=spec)
         session = self.direct.writable_session("main")
         zarr.create_array(session.store, name="a", shape=(4,), chunks=(2,), dtype="i8")
         self.base = session.commit("base")
@@ -84,12 +93,13 @@ def _retries(tries: int) -> StorageRetriesSettings:
     return StorageRetriesSettings(max_tries=tries, initial_backoff_ms=10, max_backoff_ms=20)
 
 
+@SPECS
 @SHAPES
 def test_tag_create(
-    s3_server: Any, s3_bucket: str, proxy: FailingProxy, action: Action, tries: int
+    s3_server: Any, s3_bucket: str, proxy: FailingProxy, action: Action, tries: int, spec: int
 ) -> None:
-    setup = Setup(s3_server, s3_bucket, proxy, retries=_retries(tries))
-    rule = setup.fail("PUT", TAG, action)
+    setup = Setup(s3_server, s3_bucket, proxy, spec, retries=_retries(tries))
+    rule = setup.fail("PUT", _path(spec, TAG), action)
     setup.repo.create_tag("v1", setup.base)
     assert rule.answers == [b"HTTP/1.1 200 OK"]  # the server applied it; we never heard
     assert len(rule.seen) == (2 if action == "lose" else 1)  # resent once, or not at all
@@ -97,12 +107,13 @@ def test_tag_create(
     assert setup.reopen().list_tags() == {"v1"}
 
 
+@SPECS
 @SHAPES
 def test_commit(
-    s3_server: Any, s3_bucket: str, proxy: FailingProxy, action: Action, tries: int
+    s3_server: Any, s3_bucket: str, proxy: FailingProxy, action: Action, tries: int, spec: int
 ) -> None:
-    setup = Setup(s3_server, s3_bucket, proxy, retries=_retries(tries))
-    rule = setup.fail("PUT", BRANCH, action)
+    setup = Setup(s3_server, s3_bucket, proxy, spec, retries=_retries(tries))
+    rule = setup.fail("PUT", _path(spec, BRANCH), action)
     session = setup.repo.writable_session("main")
     zarr.open_array(session.store, path="a", mode="r+")[:] = 7
     sid = session.commit("through the proxy")
@@ -115,14 +126,16 @@ def test_commit(
     np.testing.assert_array_equal(arr[:], [7] * 4)
 
 
+@SPECS
 @SHAPES
 def test_config_save(
-    s3_server: Any, s3_bucket: str, proxy: FailingProxy, action: Action, tries: int
+    s3_server: Any, s3_bucket: str, proxy: FailingProxy, action: Action, tries: int, spec: int
 ) -> None:
-    setup = Setup(s3_server, s3_bucket, proxy, retries=_retries(tries))
+    setup = Setup(s3_server, s3_bucket, proxy, spec, retries=_retries(tries))
     repo = setup.repo
-    for threshold in (11, 22):  # the first save creates config.yaml, the second replaces it
-        rule = setup.fail("PUT", CONFIG, action)
+    # spec 1: the first save creates config.yaml, the second replaces it; spec 2 updates repo
+    for threshold in (11, 22):
+        rule = setup.fail("PUT", _path(spec, CONFIG), action)
         repo = repo.reopen(
             config=pyicechunk.RepositoryConfig(inline_chunk_threshold_bytes=threshold)
         )
@@ -150,10 +163,13 @@ def test_genuine_conflicts_still_fail(s3_server: Any, s3_bucket: str, proxy: Fai
     assert setup.reopen().lookup_branch("main") == theirs_id
 
 
-def test_failed_read_back_is_an_error(s3_server: Any, s3_bucket: str, proxy: FailingProxy) -> None:
-    setup = Setup(s3_server, s3_bucket, proxy, retries=_retries(2))
-    setup.fail("PUT", TAG, "lose")
-    head = setup.fail("HEAD", TAG, "refuse", count=10)
+@SPECS
+def test_failed_read_back_is_an_error(
+    s3_server: Any, s3_bucket: str, proxy: FailingProxy, spec: int
+) -> None:
+    setup = Setup(s3_server, s3_bucket, proxy, spec, retries=_retries(2))
+    setup.fail("PUT", _path(spec, TAG), "lose")
+    head = setup.fail("HEAD", _path(spec, TAG), "refuse", count=10)
     with pytest.raises(pyicechunk.IcechunkError) as info:
         setup.repo.create_tag("v1", setup.base)
     message = info.value.message
@@ -186,20 +202,22 @@ def test_without_metadata_nothing_is_stamped(
     assert head["Metadata"] == {}
 
 
-@pytest.mark.parametrize("key", ["icechunk_write_id", "icechunkwriteid"])
 def test_stamps_in_the_reference_spelling_are_recognised(
-    s3_server: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch, key: str
+    s3_server: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A write id stored by another client under either spelling is read back as such.
+    """A write id stored by another client is read back as such.
 
-    icechunk 2.x stamps ``icechunk_write_id``; the same key without underscores is what some
-    servers return and what later reference versions stamp. The object is written with boto3
-    as the reference would leave it; a conditional create that reuses its id (the way a resent
-    write does) fails its precondition and recognises the write as its own.
+    The object is written with boto3 the way icechunk 2.3.0 leaves it (``icechunkwriteid``);
+    a conditional create that reuses its id (the way a resent write does) fails its
+    precondition and recognises the write as its own. tests/cloud/test_write_id_interop.py does
+    the same with objects 2.3.0 itself wrote.
     """
     stamp = str(uuid.uuid4())
     s3_server.client().put_object(
-        Bucket=s3_bucket, Key="r/refs/tag.v1/ref.json", Body=b"x", Metadata={key: stamp}
+        Bucket=s3_bucket,
+        Key="r/refs/tag.v1/ref.json",
+        Body=b"x",
+        Metadata={"icechunkwriteid": stamp},
     )
     backend = _storage(s3_server.endpoint_url, s3_bucket)._backend
     assert asyncio.run(backend._read_write_id("refs/tag.v1/ref.json")) == stamp
@@ -209,10 +227,10 @@ def test_stamps_in_the_reference_spelling_are_recognised(
 
 
 def test_our_stamp_is_the_reference_key(s3_server: Any, s3_bucket: str) -> None:
-    repo = pyicechunk.Repository.create(_storage(s3_server.endpoint_url, s3_bucket))
+    repo = pyicechunk.Repository.create(_storage(s3_server.endpoint_url, s3_bucket), spec_version=1)
     repo.create_tag("v1", repo.lookup_branch("main"))
     client = s3_server.client()
     for key in ("r/refs/branch.main/ref.json", "r/refs/tag.v1/ref.json"):
         metadata = client.head_object(Bucket=s3_bucket, Key=key)["Metadata"]
-        assert list(metadata) == ["icechunk_write_id"]
-        assert uuid.UUID(metadata["icechunk_write_id"]).version == 4
+        assert list(metadata) == ["icechunkwriteid"]
+        assert uuid.UUID(metadata["icechunkwriteid"]).version == 4

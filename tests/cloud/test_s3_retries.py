@@ -44,7 +44,7 @@ def _storage(endpoint: str, bucket: str) -> Any:
 def _commit_through_proxy(
     s3_server: Any, bucket: str, proxy: FailingProxy, retries: StorageRetriesSettings, rule: Rule
 ) -> str:
-    direct = pyicechunk.Repository.create(_storage(s3_server.endpoint_url, bucket))
+    direct = pyicechunk.Repository.create(_storage(s3_server.endpoint_url, bucket), spec_version=1)
     session = direct.writable_session("main")
     # 1 KiB uncompressed chunks: above the inline threshold, so they are objects of their own
     zarr.create_array(

@@ -157,7 +157,7 @@ def test_object_metadata_written_when_enabled(
             }
         elif folder in ("refs", "config.yaml"):
             # conditional writes carry their write id (FORMAT-V2 §14), a UUID4
-            stamp = head["Metadata"].pop("icechunk_write_id")
+            stamp = head["Metadata"].pop("icechunkwriteid")
             assert uuid.UUID(stamp).version == 4
             assert head["Metadata"] == {}
         else:

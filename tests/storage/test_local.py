@@ -237,7 +237,7 @@ def test_make_durable_of_a_missing_object_names_it(tmp_path: Path, count: int) -
 
 
 def test_write_ids_are_extended_attributes_no_reader_sees(tmp_path: Path) -> None:
-    """Conditional writes stamp ``user.icechunk_write_id``; listings and the reference see
+    """Conditional writes stamp ``user.icechunkwriteid``; listings and the reference see
     only the objects, and a ref the reference rewrites simply carries no stamp."""
     root = tmp_path / "repo"
     storage = local_filesystem_storage(str(root))
@@ -246,7 +246,7 @@ def test_write_ids_are_extended_attributes_no_reader_sees(tmp_path: Path) -> Non
     repo.create_tag("v1", tip)
     keys = ["refs/branch.main/ref.json", "refs/tag.v1/ref.json"]
     for key in keys:
-        stamp = os.getxattr(root / key, "user.icechunk_write_id").decode()
+        stamp = os.getxattr(root / key, "user.icechunkwriteid").decode()
         assert uuid.UUID(stamp).version == 4
         assert run(storage._backend._read_write_id(key)) == stamp
     on_disk = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())

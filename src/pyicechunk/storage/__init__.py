@@ -17,7 +17,11 @@ dropped connection, a proxy that times out); the retry then fails its preconditi
 object just written, which would read as a conflict ("tag already exists", "branch moved").
 So every conditional write is stamped with a write id, a UUID4 made once per call of
 :meth:`StorageBackend.put_if_absent` / :meth:`StorageBackend.put_if_version` and shared by
-every retry below it, stored as user metadata ``icechunk_write_id`` (the reference's key).
+every retry below it, stored as user metadata ``icechunkwriteid`` with the UUID in its
+canonical lower-case hyphenated text: the key and value icechunk 2.3.0 sends (letters only, so
+that gateways which drop header names with ``_`` and Azure, which wants an identifier, keep it),
+so the two implementations' stamps read the same way on a shared repository. The stamp is only
+ever compared with the id of the call that reads it back, so an older spelling needs no reader.
 When the write fails its precondition, or fails in a way that may hide a landed write, the
 backend reads the stamp back: our id means the write landed and the call succeeds; another id,
 none or no object means it did not; a failed read-back is an error, never a guess.
@@ -28,7 +32,7 @@ from __future__ import annotations
 import abc
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -78,20 +82,12 @@ __all__ = [
 
 logger = logging.getLogger("pyicechunk.storage")
 
-# The user-metadata key of a conditional write's write id: the key icechunk 2.x stamps and reads.
-_WRITE_ID_KEY = "icechunk_write_id"
-# The same key without underscores, which some servers and gateways return (and later
-# reference versions stamp); a stamp under either name is recognised.
-_WRITE_ID_KEY_ALPHANUMERIC = "icechunkwriteid"
+# The user-metadata key of a conditional write's write id, as icechunk 2.3.0 sends it.
+_WRITE_ID_KEY = "icechunkwriteid"
 
 
 def _new_write_id() -> str:
     return str(uuid.uuid4())
-
-
-def _stored_write_id(metadata: Mapping[str, str]) -> str | None:
-    """The write id in an object's user metadata, under either spelling of the key."""
-    return metadata.get(_WRITE_ID_KEY) or metadata.get(_WRITE_ID_KEY_ALPHANUMERIC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +136,7 @@ class ConditionalWrite:
         None to create the object only if it is absent; else replace it only if this is its
         current version (compare-and-swap).
     write_id
-        The id to stamp on the object (user metadata ``icechunk_write_id``), or None for none;
+        The id to stamp on the object (user metadata ``icechunkwriteid``), or None for none;
         every retry of the same logical write carries the same id.
     durable
         Objects to make durable before the new object becomes visible.

@@ -22,7 +22,7 @@ Each key is a file under the root directory. The design choices that make it saf
   at the root (where ``Repository.create`` requires a clean prefix). Each branch has its own
   directory, so commits to different branches do not wait for each other.
 * Conditional writes carry their write id (lost-response recovery, see
-  :mod:`pyicechunk.storage`) in the extended attribute ``user.icechunk_write_id`` of the
+  :mod:`pyicechunk.storage`) in the extended attribute ``user.icechunkwriteid`` of the
   temporary file, set before it is fsynced and linked or renamed into place: the id belongs to
   the inode, so it appears atomically with the content, survives a crash with it, and no other
   reader (the reference, ``ls``) ever sees it, unlike a sidecar file, which would be a second,
@@ -34,6 +34,10 @@ Each key is a file under the root directory. The design choices that make it saf
   the rename, in the directory fsync, is reported: it may not survive a power loss); the read-
   back serves network filesystems, where a ``link`` whose reply was lost is sent again and fails
   with ``EEXIST`` against itself, and wrappers that lose responses on purpose (the fault tests).
+  icechunk 2.3.0 stamps nothing on a local filesystem (its local storage cannot keep user
+  metadata, and fails every write when ``unsafe_use_metadata`` is on); it replaces a file by
+  renaming a new one into place, so an object it wrote carries no stamp of ours and a failed
+  precondition against it is a conflict.
 * Symbolic links are never followed under ``refs/``: an operation on a ref whose path below the
   root passes through a link (``refs`` itself, ``refs/branch.x`` or its ``ref.json``) raises,
   and listings skip links there. A linked ref directory would otherwise make a commit write its

@@ -9,7 +9,7 @@ Conditional writes follow FORMAT-V1 §7.2: create-if-absent is ``If-None-Match: 
 Acknowledged writes are durable, so :meth:`make_durable` has nothing to do.
 
 Lost responses (FORMAT-V2 §14): as in the reference, a conditional write carries its write id
-as the user-metadata attribute ``icechunk_write_id`` only when ``unsafe_use_metadata`` is on
+as the user-metadata attribute ``icechunkwriteid`` only when ``unsafe_use_metadata`` is on
 (the default); the switch exists for stores that refuse user metadata, so with it off nothing
 is stamped, a lost response surfaces as a conflict or an error as before, and a warning says so
 once. obstore resends a write after a 5xx answer (the same request, so the same id) and gives
@@ -54,7 +54,6 @@ from pyicechunk.storage import (
     StorageBackend,
     SuffixByteRequest,
     _check_key,
-    _stored_write_id,
     keys,
     logger,
 )
@@ -502,7 +501,8 @@ class ObjectStoreBackend(StorageBackend):
             result = await self._call(key, load_obstore().get_async, key, options={"head": True})
         except ObjectNotFoundError:
             return None
-        return _stored_write_id(result.attributes)
+        stored: str | None = result.attributes.get(_WRITE_ID_KEY)
+        return stored
 
     async def delete(self, key: str) -> None:
         self._check_writable(key)
