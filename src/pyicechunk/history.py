@@ -376,7 +376,8 @@ def combine_transaction_logs(
     )
 
 
-_NODE_LISTS = (
+# The node lists a transaction log and a Diff both have, by attribute name.
+NODE_LISTS = (
     "new_groups",
     "new_arrays",
     "deleted_groups",
@@ -388,7 +389,7 @@ _NODE_LISTS = (
 
 def diff_from_transaction_logs(logs: Iterable[TransactionLog], paths: Mapping[bytes, str]) -> Diff:
     """Union of transaction logs, with node ids turned into paths (unknown ids are left out)."""
-    sets: dict[str, set[bytes]] = {k: set() for k in _NODE_LISTS}
+    sets: dict[str, set[bytes]] = {k: set() for k in NODE_LISTS}
     chunks: dict[bytes, set[Coords]] = {}
     for tx in logs:
         for name, ids in sets.items():

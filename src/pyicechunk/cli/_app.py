@@ -93,53 +93,51 @@ def _repo_option_list(from_env: bool) -> list[Callable[[F], F]]:
     def env(*names: str) -> list[str] | None:
         return list(names) if from_env else None
 
+    def stored(*decls: str, key: str, **attrs: Any) -> Callable[[F], F]:
+        # Each is kept in the invocation's Options instead of being passed to the verb.
+        return click.option(*decls, expose_value=False, callback=_store(key), **attrs)
+
     return [
-        click.option(
+        stored(
             "-R",
             "--repo",
+            key="repo",
             metavar="PATH_OR_URL",
             envvar=env("PYICECHUNK_REPO"),
-            expose_value=False,
-            callback=_store("repo"),
             help="The repository: a path, a file://, s3://bucket/prefix, gs://bucket/prefix "
             "or az://container/prefix URL, or an alias from `config add` (default: "
             "$PYICECHUNK_REPO, else the current directory).",
         ),
-        click.option(
+        stored(
             "--endpoint-url",
+            key="endpoint_url",
             envvar=env("AWS_ENDPOINT_URL"),
-            expose_value=False,
-            callback=_store("endpoint_url"),
             help="S3-compatible endpoint (default: $AWS_ENDPOINT_URL).",
         ),
-        click.option(
+        stored(
             "--region",
+            key="region",
             envvar=env("AWS_REGION", "AWS_DEFAULT_REGION"),
-            expose_value=False,
-            callback=_store("region"),
             help="S3 region (default: $AWS_REGION, $AWS_DEFAULT_REGION).",
         ),
-        click.option(
+        stored(
             "--anonymous",
+            key="anonymous",
             is_flag=True,
             default=False,
-            expose_value=False,
-            callback=_store("anonymous"),
             help="No credentials (public buckets); otherwise they come from the usual "
             "AWS_*, GOOGLE_* or AZURE_* environment variables.",
         ),
-        click.option(
+        stored(
             "--allow-http/--no-allow-http",
+            key="allow_http",
             default=None,
-            expose_value=False,
-            callback=_store("allow_http"),
             help="Allow a plain-HTTP endpoint (default: when the endpoint URL is http://).",
         ),
-        click.option(
+        stored(
             "--force-path-style/--no-force-path-style",
+            key="force_path_style",
             default=None,
-            expose_value=False,
-            callback=_store("force_path_style"),
             help="Path-style S3 addressing (default: on when an endpoint URL is given).",
         ),
     ]

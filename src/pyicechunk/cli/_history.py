@@ -23,6 +23,7 @@ from rich.text import Text
 from pyicechunk.cli._app import app, json_option, repo_options
 from pyicechunk.cli._output import CliError, console, emit_json, iso, relative_time, table
 from pyicechunk.cli._refs import Ref, Snapshots, current_snapshots
+from pyicechunk.history import NODE_LISTS
 
 __all__ = ["diff_json", "first_line", "snapshot_json"]
 
@@ -44,16 +45,8 @@ def snapshot_json(snapshots: Snapshots, info: Any) -> dict[str, Any]:
 
 def diff_json(diff: Any, from_id: str | None, to_id: str) -> dict[str, Any]:
     """The JSON form of a Diff (see the module's schemas)."""
-    fields = (
-        "new_groups",
-        "new_arrays",
-        "deleted_groups",
-        "deleted_arrays",
-        "updated_groups",
-        "updated_arrays",
-    )
     out: dict[str, Any] = {"from": from_id, "to": to_id}
-    out.update({name: sorted(getattr(diff, name)) for name in fields})
+    out.update({name: sorted(getattr(diff, name)) for name in NODE_LISTS})
     out["updated_chunks"] = {
         path: [list(c) for c in coords] for path, coords in sorted(diff.updated_chunks.items())
     }
@@ -177,6 +170,7 @@ def _log(
 
 
 def _log_options(func: Any) -> Any:
+    """REF and the options of :func:`_log`, passed to ``func`` as keyword arguments."""
     for decorate in reversed(
         [
             click.argument("ref", required=False),
@@ -201,34 +195,20 @@ def _log_options(func: Any) -> Any:
 
 @app.command("log")
 @_log_options
-def log(
-    ref: str | None,
-    max_count: int | None,
-    graph: bool,
-    oneline: bool,
-    all_refs: bool,
-    as_json: bool,
-) -> None:
+def log(**options: Any) -> None:
     """Show the history of REF (default: main), newest first.
 
     --json prints a list of snapshots: {"id", "short_id", "parent_id", "written_at",
     "message", "metadata", "branches", "tags"} (with --graph also "column").
     """
-    _log(ref, max_count, graph, oneline, all_refs, as_json)
+    _log(**options)
 
 
 @app.command("ancestry")
 @_log_options
-def ancestry(
-    ref: str | None,
-    max_count: int | None,
-    graph: bool,
-    oneline: bool,
-    all_refs: bool,
-    as_json: bool,
-) -> None:
+def ancestry(**options: Any) -> None:
     """The same as `log` (icechunk's spelling)."""
-    _log(ref, max_count, graph, oneline, all_refs, as_json)
+    _log(**options)
 
 
 @app.group("snapshot")
@@ -238,19 +218,12 @@ def snapshot() -> None:
 
 @snapshot.command("list")
 @_log_options
-def snapshot_list(
-    ref: str | None,
-    max_count: int | None,
-    graph: bool,
-    oneline: bool,
-    all_refs: bool,
-    as_json: bool,
-) -> None:
+def snapshot_list(**options: Any) -> None:
     """List the snapshots in the history of REF (default: main) as a table.
 
     --json prints the same list as `log --json`.
     """
-    _log(ref, max_count, graph, oneline, all_refs, as_json, style="table")
+    _log(**options, style="table")
 
 
 def _diff(snapshots: Snapshots, older: str, newer: str) -> Any:
@@ -350,12 +323,4 @@ def diff(older: str, newer: str | None, as_json: bool) -> None:
 
 
 def _empty_diff() -> dict[str, Any]:
-    keys = (
-        "new_groups",
-        "new_arrays",
-        "deleted_groups",
-        "deleted_arrays",
-        "updated_groups",
-        "updated_arrays",
-    )
-    return {k: [] for k in keys} | {"updated_chunks": {}, "moved_nodes": []}
+    return {k: [] for k in NODE_LISTS} | {"updated_chunks": {}, "moved_nodes": []}

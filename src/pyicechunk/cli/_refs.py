@@ -43,33 +43,30 @@ class Snapshots:
 
     def __init__(self, repo: Any) -> None:
         self.repo = repo
-        self._branches: dict[str, str] | None = None
-        self._tags: dict[str, str] | None = None
+        self._refs: tuple[dict[str, str], dict[str, str]] | None = None
         self._all: dict[str, Any] | None = None
 
-    async def _refs(self) -> None:
+    async def _read_refs(self) -> tuple[dict[str, str], dict[str, str]]:
         repo = self.repo
         branches, tags = await asyncio.gather(repo.list_branches_async(), repo.list_tags_async())
         branch_ids = await asyncio.gather(*(repo.lookup_branch_async(b) for b in branches))
         tag_ids = await asyncio.gather(*(repo.lookup_tag_async(t) for t in tags))
-        self._branches = dict(zip(branches, branch_ids, strict=True))
-        self._tags = dict(zip(tags, tag_ids, strict=True))
+        return dict(zip(branches, branch_ids, strict=True)), dict(zip(tags, tag_ids, strict=True))
+
+    def _branches_and_tags(self) -> tuple[dict[str, str], dict[str, str]]:
+        if self._refs is None:
+            self._refs = _run(self._read_refs())
+        return self._refs
 
     @property
     def branches(self) -> dict[str, str]:
         """Branch name → tip id."""
-        if self._branches is None:
-            _run(self._refs())
-        assert self._branches is not None
-        return self._branches
+        return self._branches_and_tags()[0]
 
     @property
     def tags(self) -> dict[str, str]:
         """Tag name → snapshot id."""
-        if self._tags is None:
-            _run(self._refs())
-        assert self._tags is not None
-        return self._tags
+        return self._branches_and_tags()[1]
 
     def all(self) -> dict[str, Any]:
         """Every snapshot reachable from a branch or a tag, by id (SnapshotInfo values)."""
