@@ -102,6 +102,8 @@ from pyicechunk.migration import upgrade_icechunk_repository as upgrade_icechunk
 from pyicechunk.migration import (
     upgrade_icechunk_repository_async as upgrade_icechunk_repository_async,
 )
+from pyicechunk.ops_log import Update, UpdateType
+from pyicechunk.repo_status import FeatureFlag, RepoAvailability, RepoStatus
 from pyicechunk.repository import Repository
 from pyicechunk.session import ForkSession, Session
 
@@ -228,6 +230,11 @@ __all__ = [
     "SessionStateError",
     "SnapshotNotFoundError",
     "StorageError",
+    "FeatureFlag",
+    "RepoAvailability",
+    "RepoStatus",
+    "Update",
+    "UpdateType",
 ]
 
 initialize_logs()

@@ -37,7 +37,7 @@ from pyicechunk.storage import keys
 if TYPE_CHECKING:
     from pyicechunk.asset_manager import AssetManager
     from pyicechunk.config import RepositoryConfig
-    from pyicechunk.format.repo_info import RepoInfo
+    from pyicechunk.format.repo_info import RepoInfo, RepoStatus, Update
     from pyicechunk.format.snapshot import Snapshot
     from pyicechunk.history import HistorySource
     from pyicechunk.repo_state.repo_object import Edit
@@ -53,6 +53,7 @@ __all__ = [
     "SnapshotKind",
     "fetch_config",
     "fetch_spec_version",
+    "needs_spec2_error",
     "new_state",
     "open_state",
     "repository_exists",
@@ -408,11 +409,42 @@ class RepoState(abc.ABC):
             For a format without a ``repo`` object (kind ``unsupported-spec-version``), a
             read-only status, retries exhausted; and whatever ``edit`` raises.
         """
-        raise IcechunkError(
-            "repository version error, this operation requires a repository that is at least "
-            "version 2.0, please upgrade your on-disk format before executing this operation",
-            kind="unsupported-spec-version",
-        )
+        raise needs_spec2_error()
+
+    # -- what only spec 2 has: the ops log and the repository status --------------------------
+    # Metadata and feature flags are edits of `repo` (update_repo_info); setting the status
+    # is the one update a read-only repository accepts, so it has a method of its own.
+
+    async def ops_log_file(self, name: str | None) -> tuple[Sequence[Update], str | None]:
+        """One file of the ops log: its entries, newest first, and the name of the next one.
+
+        Parameters
+        ----------
+        name
+            None for the newest entries, else a name a previous call returned.
+
+        Returns
+        -------
+        tuple
+            The entries and the name of the file holding the older ones (None: no more).
+
+        Raises
+        ------
+        IcechunkError
+            For a format without an ops log (kind ``unsupported-spec-version``), or a file
+            that is missing or damaged.
+        """
+        raise needs_spec2_error()
+
+    async def set_status(self, status: RepoStatus) -> None:
+        """Set the repository status (recorded in the ops log), even while it is read-only.
+
+        Raises
+        ------
+        IcechunkError
+            For a format without a status (kind ``unsupported-spec-version``).
+        """
+        raise needs_spec2_error()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -430,6 +462,15 @@ class RepoState(abc.ABC):
         ConfigVersion
             The version of the persisted config.
         """
+
+
+def needs_spec2_error() -> IcechunkError:
+    """The reference's error for an operation only spec-2 repositories support."""
+    return IcechunkError(
+        "repository version error, this operation requires a repository that is at least "
+        "version 2.0, please upgrade your on-disk format before executing this operation",
+        kind="unsupported-spec-version",
+    )
 
 
 # The entry points: they probe the location and pick the implementation.

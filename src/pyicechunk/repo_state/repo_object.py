@@ -29,7 +29,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -342,38 +342,42 @@ class RepoObject:
             logger.warning("could not delete the unused copy %s: %s", backup_key, exc.message)
         return False
 
-    async def ops_log(self) -> AsyncIterator[Update]:
-        """Every ops-log entry, newest first, following the chain through ``overwritten/``.
+    async def ops_log_file(self, name: str | None) -> tuple[tuple[Update, ...], str | None]:
+        """One file of the ops log: its entries, newest first, and where the older ones are.
 
-        The newest entry of each chained file reports that file's name as its backup path,
-        as the reference's ``ops_log`` does.
+        Parameters
+        ----------
+        name
+            None for ``repo`` itself, else the bare ``overwritten/`` name a previous call
+            returned.
+
+        Returns
+        -------
+        tuple
+            The entries, and the bare name of the file holding the ones before them (None at
+            the beginning of the log). The newest entry of a chained file reports that file's
+            name as its backup path, as the reference's ``ops_log`` does.
 
         Raises
         ------
         IcechunkError
-            A chained file is missing or damaged, or the chain loops.
+            The file is missing or damaged.
         """
-        info = (await self.read()).info
-        for entry in info.latest_updates:
-            yield entry
-        seen: set[str] = set()
-        name = info.repo_before_updates
-        while name is not None:
-            if name in seen:
-                raise IcechunkError(
-                    f"the ops log of this repository loops at {keys.backup_key(name)}; the "
-                    "repository's history of changes is damaged (its data is not)"
-                )
-            seen.add(name)
-            key = keys.backup_key(name)
-            try:
-                data = await self._backend.get(key)
-            except ObjectNotFoundError:
-                raise IcechunkError(
-                    f"the ops log continues in {key}, which is missing; the older part of the "
-                    "repository's history of changes is lost (its data is not)"
-                ) from None
-            older = unpack_repo_object(data, key)
-            for i, entry in enumerate(older.latest_updates):
-                yield Update(entry.action, entry.updated_at, name) if i == 0 else entry
-            name = older.repo_before_updates
+        if name is None:
+            info = (await self.read()).info
+            return info.latest_updates, info.repo_before_updates
+        key = keys.backup_key(name)
+        try:
+            data = await self._backend.get(key)
+        except ObjectNotFoundError:
+            raise IcechunkError(
+                f"the ops log continues in {key}, which is missing; the older part of the "
+                "repository's history of changes is lost (its data is not)",
+                kind="object-not-found",
+            ) from None
+        older = unpack_repo_object(data, key)
+        entries = older.latest_updates
+        if entries:
+            first = entries[0]
+            entries = (Update(first.action, first.updated_at, name), *entries[1:])
+        return entries, older.repo_before_updates

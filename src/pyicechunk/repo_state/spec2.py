@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pyicechunk._time import now_micros
@@ -36,6 +36,8 @@ from pyicechunk.format.repo_info import (
     NewCommit,
     NewDetachedSnapshot,
     RepoInfo,
+    RepoStatus,
+    RepoStatusChanged,
     SnapshotInfo,
     TagCreated,
     TagDeleted,
@@ -373,9 +375,14 @@ class Spec2State(RepoState):
 
     # -- what only spec 2 has -----------------------------------------------------------------
 
-    def ops_log(self) -> AsyncIterator[Update]:
-        """Every ops-log entry, newest first (see :meth:`RepoObject.ops_log`)."""
-        return self._repo.ops_log()
+    async def ops_log_file(self, name: str | None) -> tuple[Sequence[Update], str | None]:
+        return await self._repo.ops_log_file(name)
+
+    async def set_status(self, status: RepoStatus) -> None:
+        def edit(info: RepoInfo) -> tuple[RepoInfo, UpdateAction]:
+            return dataclasses.replace(info, status=status), RepoStatusChanged(status)
+
+        await self._repo.update(edit, online_required=False)
 
     # -- the repo object ----------------------------------------------------------------------
 

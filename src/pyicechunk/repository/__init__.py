@@ -32,6 +32,7 @@ from pyicechunk.repo_state import (
 )
 from pyicechunk.repository.inspection import Inspection, check_one_ref, parse_snapshot_id
 from pyicechunk.repository.maintenance import Maintenance
+from pyicechunk.repository.repo_info_api import RepoInfoApi
 from pyicechunk.session import Session
 from pyicechunk.session.context import RepoContext, check_metadata
 from pyicechunk.session.core import SessionCore
@@ -46,7 +47,7 @@ def _is_default_config(config: RepositoryConfig) -> bool:
     return bool(config == RepositoryConfig())
 
 
-class Repository(Maintenance, Inspection):
+class Repository(Maintenance, RepoInfoApi, Inspection):
     """An Icechunk repository: version-controlled Zarr data in a storage location.
 
     Create or open one with :meth:`create`, :meth:`open` or :meth:`open_or_create`; read and
