@@ -66,7 +66,8 @@ async def _expire_ref(
         raise IcechunkError(
             f"cannot expire snapshots: the history of snapshot {encode_id(tip_id)} is "
             "inconsistent (its oldest expired snapshot has a parent); the repository may be "
-            "damaged"
+            "damaged",
+            kind="invalid-file-format",
         )
     # Same id, nodes, message, metadata and time: only the parent changes. write_snapshot also
     # replaces the cached copy, so this process sees the new parent at once.
@@ -266,10 +267,11 @@ async def expire_snapshots(
     """
     if assets.backend.read_only:
         raise IcechunkError(
-            "the storage used by this Icechunk repository is read-only: Cannot expire snapshots"
+            "the storage used by this Icechunk repository is read-only: Cannot expire snapshots",
+            kind="read-only-storage",
         )
     if await state.repo_info() is not None:
-        await state.check_writable("Cannot expire snapshots")
+        await state.check_writable("Cannot expire")
         ids = await _expire_repo_info(
             state, older_than, delete_expired_branches, delete_expired_tags
         )
