@@ -100,7 +100,7 @@ def _decode(data: bytes, file_type: FileType, key: str, decoder: Callable[[bytes
     except IcechunkError as e:
         if key in e.message:
             raise
-        raise IcechunkError(f"cannot read {key}: {e.message}") from e
+        raise IcechunkError(f"cannot read {key}: {e.message}", kind=e.kind) from e
 
 
 class AssetManager:
@@ -291,14 +291,16 @@ class AssetManager:
         except ObjectNotFoundError as e:
             raise IcechunkError(
                 f"chunk object {key} is missing from storage: the repository is damaged "
-                "(the chunk was deleted, perhaps by garbage collection of a newer version)"
+                "(the chunk was deleted, perhaps by garbage collection of a newer version)",
+                kind="object-not-found",
             ) from e
         if len(data) != end - start:
             # Storage returns what exists: a short read means the ref points past the object.
             raise IcechunkError(
                 f"chunk object {key} ends before byte {end}, which its manifest reference "
                 f"(offset {offset}, length {length}) needs; the manifest or the chunk object is "
-                "damaged"
+                "damaged",
+                kind="invalid-file-format",
             )
         return data
 
@@ -338,7 +340,8 @@ def _check_id(key: str, holds: str, found: bytes, wanted: bytes) -> None:
     if found != wanted:
         raise IcechunkError(
             f"cannot read {key}: the file holds {holds} {encode_id(found)}; "
-            "the object was renamed or damaged"
+            "the object was renamed or damaged",
+            kind="invalid-file-format",
         )
 
 
@@ -377,7 +380,8 @@ def _check_transaction_nodes(
             if nodes.get(node_id) is not is_array:
                 raise IcechunkError(
                     f"{where}: the log names a {what} {encode_id(node_id)} that the snapshot "
-                    "(or its parent) does not have"
+                    "(or its parent) does not have",
+                    kind="invalid-file-format",
                 )
     if before is not None and parent is not None:
         created = {*tx.new_groups, *tx.new_arrays}
@@ -385,7 +389,8 @@ def _check_transaction_nodes(
         if created != after.keys() - before.keys() or deleted != before.keys() - after.keys():
             raise IcechunkError(
                 f"{where}: the nodes the log creates and deletes are not those that differ "
-                f"between the snapshot and its parent {encode_id(parent.id)}"
+                f"between the snapshot and its parent {encode_id(parent.id)}",
+                kind="invalid-file-format",
             )
 
 

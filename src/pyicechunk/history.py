@@ -269,12 +269,15 @@ class HistoryWalk:
 
     def _missing_error(self, sid: bytes) -> IcechunkError:
         if not self._order:
-            return IcechunkError(f"snapshot not found: `{encode_id(sid)}`")
+            return IcechunkError(
+                f"snapshot not found: `{encode_id(sid)}`", kind="snapshot-not-found"
+            )
         return IcechunkError(
             f"snapshot not found: `{encode_id(sid)}`, the parent of snapshot "
             f"{encode_id(self._order[-1])} in the history of snapshot {encode_id(self._start)}; "
             "the repository is damaged (a snapshot object was deleted or its parent link is "
-            "corrupt)"
+            "corrupt)",
+            kind="invalid-file-format",
         )
 
     def _loop_error(self, sid: bytes) -> IcechunkError:
@@ -286,7 +289,8 @@ class HistoryWalk:
             f"the history of snapshot {encode_id(self._start)} loops: the parent of snapshot "
             f"{encode_id(self._order[-1])} is {encode_id(sid)}, which is already in that "
             f"history (loop: {names}); the repository is damaged, reset the affected branch "
-            "to an undamaged snapshot or restore the snapshot objects from a backup"
+            "to an undamaged snapshot or restore the snapshot objects from a backup",
+            kind="invalid-file-format",
         )
 
 

@@ -129,7 +129,9 @@ def find_container(
     try:
         parsed = parse_location(location)
     except IcechunkError as e:
-        raise IcechunkError(f"{NO_CONTAINER_MESSAGE}: {e.message}") from None
+        raise IcechunkError(
+            f"{NO_CONTAINER_MESSAGE}: {e.message}", kind="no-container-for-virtual-chunk"
+        ) from None
     return _container_for(parsed, containers)
 
 
@@ -200,14 +202,16 @@ def _unauthorized(cont: VirtualChunkContainer) -> IcechunkError:
     return IcechunkError(
         f"a virtual chunk in this repository resolves to the url prefix {cont.url_prefix}, to "
         "be able to fetch the chunk you need to authorize the virtual chunk container when you "
-        "open/create the repository, see https://icechunk.io/en/stable/virtual/"
+        "open/create the repository, see https://icechunk.io/en/stable/virtual/",
+        kind="unauthorized-virtual-chunk-container",
     )
 
 
 def _invalid_credentials(kind: str, cont: VirtualChunkContainer) -> IcechunkError:
     return IcechunkError(
         f"invalid credentials for virtual reference of type {kind}: the credentials authorized "
-        f"for {cont.url_prefix} are not {kind} credentials"
+        f"for {cont.url_prefix} are not {kind} credentials",
+        kind="invalid-credentials",
     )
 
 
@@ -265,7 +269,8 @@ def _build_store(
         if "account" not in (store._0 or {}):
             raise IcechunkError(
                 f"azure store configuration must include an account (container "
-                f"{cont.url_prefix}); build it with azure_store(account=...)"
+                f"{cont.url_prefix}); build it with azure_store(account=...)",
+                kind="storage-config",
             )
         cred = _credential(cont, authorized, "Azure", Credentials.Azure)
         if cred is None:
@@ -276,7 +281,8 @@ def _build_store(
     else:
         raise IcechunkError(
             f"virtual chunk container {cont.url_prefix} uses an in-memory store, which cannot "
-            "hold virtual chunks; use a file://, s3://, gs://, az:// or http(s):// container"
+            "hold virtual chunks; use a file://, s3://, gs://, az:// or http(s):// container",
+            kind="storage-config",
         )
     key = (
         cont.url_prefix,
@@ -373,7 +379,8 @@ async def fetch_virtual_chunk(
         raise IcechunkError(
             f"no virtual chunk container can handle the chunk location ({shown}), edit the "
             "repository configuration adding a virtual chunk container for the chunk "
-            "references, see https://icechunk.io/en/stable/virtual/"
+            "references, see https://icechunk.io/en/stable/virtual/",
+            kind="no-container-for-virtual-chunk",
         )
     authorized = {(k if k.endswith("/") else k + "/"): v for k, v in authorized.items()}
     store = _build_store(cont, location, authorized, config.storage)
@@ -391,17 +398,20 @@ async def fetch_virtual_chunk(
         data = bytes(await result.bytes_async())
     except ob.exceptions.PreconditionError:
         raise IcechunkError(
-            f"the checksum of the object owning the virtual chunk has changed ({payload.location})"
+            f"the checksum of the object owning the virtual chunk has changed ({payload.location})",
+            kind="virtual-chunk-modified",
         ) from None
     except Exception as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise IcechunkError(
-            f"error fetching virtual reference {payload.location} bytes {start}..{end}: {first}"
+            f"error fetching virtual reference {payload.location} bytes {start}..{end}: {first}",
+            kind="virtual-chunk-fetch",
         ) from e
     if len(data) != end - start:
         raise IcechunkError(
             f"error retrieving virtual chunk, not enough data. Expected: ({end - start}), "
-            f"available ({len(data)}) in {payload.location}"
+            f"available ({len(data)}) in {payload.location}",
+            kind="virtual-chunk-fetch",
         )
     return data
 

@@ -246,7 +246,8 @@ def _domain(text: str, scheme: str) -> str:
 def _parse_error(location: str, cause: str) -> IcechunkError:
     return IcechunkError(
         f"error parsing virtual ref URL: {rust_debug_str(location)} ({cause}); virtual chunk "
-        "locations must be absolute URLs such as s3://bucket/file.nc or file:///data/file.nc"
+        "locations must be absolute URLs such as s3://bucket/file.nc or file:///data/file.nc",
+        kind="invalid-virtual-ref",
     )
 
 
@@ -333,12 +334,14 @@ def normalize_location(location: str) -> str:
     if not path.startswith("/"):
         raise IcechunkError(
             f"virtual reference has no path segments {location}: a location needs a path, "
-            "e.g. s3://bucket/file.nc"
+            "e.g. s3://bucket/file.nc",
+            kind="invalid-virtual-ref",
         )
     if not host and scheme != "file":
         raise IcechunkError(
             f"error parsing bucket name from virtual ref URL {location}: non-file locations "
-            "need a host (bucket), e.g. s3://bucket/file.nc"
+            "need a host (bucket), e.g. s3://bucket/file.nc",
+            kind="invalid-virtual-ref",
         )
     segments: list[str] = []
     raw = path[1:].split("/")
@@ -465,7 +468,8 @@ def parse_location(location: str) -> VirtualLocation:
         raise IcechunkError(
             f"refusing the virtual chunk location {rust_debug_str(location)}: {e}. Nothing was "
             "fetched; a location must be a plain URL such as s3://bucket/dir/file.nc or "
-            "file:///data/file.nc"
+            "file:///data/file.nc",
+            kind="invalid-virtual-ref",
         ) from None
 
 

@@ -71,7 +71,8 @@ def detect_conflicts(
         if path is None:
             raise IcechunkError(
                 f"rebase failed: node {node_id.hex()} changed by this session has "
-                f"no path in snapshot {encode_id(current.id)}; the session's changes are damaged"
+                f"no path in snapshot {encode_id(current.id)}; the session's changes are damaged",
+                kind="conflicting-path-not-found",
             )
         return path
 

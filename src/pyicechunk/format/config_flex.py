@@ -54,7 +54,9 @@ def config_to_flexbuffer(config: RepositoryConfig) -> bytes:
     try:
         return encode_flexbuffer(tree)
     except (TypeError, ValueError) as exc:
-        raise IcechunkError(f"cannot encode the repository config as a FlexBuffer: {exc}") from exc
+        raise IcechunkError(
+            f"cannot encode the repository config as a FlexBuffer: {exc}", kind="serialization"
+        ) from exc
 
 
 def config_from_flexbuffer(data: bytes | memoryview, key: str = "repo") -> RepositoryConfig:
@@ -83,6 +85,7 @@ def config_from_flexbuffer(data: bytes | memoryview, key: str = "repo") -> Repos
     except IcechunkError as exc:
         raise IcechunkError(
             f"error in config deserialization of {key}: the config is not a valid FlexBuffer "
-            f"({exc.message}); the repo object is damaged"
+            f"({exc.message}); the repo object is damaged",
+            kind="config-deserialization",
         ) from None
     return config_from_tree(tree, f"{key} (config)")

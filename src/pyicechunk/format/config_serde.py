@@ -116,13 +116,15 @@ class _Reader:
         return IcechunkError(
             f"error in config deserialization of {self.source}: key `{path or '<root>'}` must "
             f"be {expected}, found {_describe(value)}. Fix or remove that key (a missing key "
-            "means its default)."
+            "means its default).",
+            kind="config-deserialization",
         )
 
     def missing(self, path: str, name: str) -> IcechunkError:
         return IcechunkError(
             f"error in config deserialization of {self.source}: `{path or '<root>'}` is "
-            f"missing the required key `{name}`. Add it, or remove `{path or 'the config'}`."
+            f"missing the required key `{name}`. Add it, or remove `{path or 'the config'}`.",
+            kind="config-deserialization",
         )
 
     def mapping(self, path: str, value: Any, expected: str = "a mapping") -> dict[str, Any]:
@@ -407,7 +409,8 @@ def _w_store(store: ObjectStoreConfig) -> Any:
                 raise IcechunkError(
                     f"cannot save an HTTP virtual chunk container store with a client option "
                     f"named {_HTTP_HEADERS!r}: the persisted form uses that key for request "
-                    "headers. Pass headers with http_store(headers=...) instead."
+                    "headers. Pass headers with http_store(headers=...) instead.",
+                    kind="serialization",
                 )
             content: dict[str, Any] = dict(opts or {})
             if headers:

@@ -185,7 +185,8 @@ def _node(tree: Any, tag: str | None = None) -> Node:
         # Only a kept unknown value from a FlexBuffer (a blob) can be something else.
         raise IcechunkError(
             f"cannot write the repository config as YAML: {type(tree).__name__} values (kept "
-            "from a key this version does not know) have no YAML form; remove that key"
+            "from a key this version does not know) have no YAML form; remove that key",
+            kind="serialization",
         )
     return ScalarNode(tag or _STR, text)
 
@@ -300,7 +301,8 @@ def config_from_yaml(data: bytes, key: str = "config.yaml") -> RepositoryConfig:
         node = yaml.compose(text, Loader=_Loader)  # type: ignore[arg-type]
     except (UnicodeDecodeError, yaml.YAMLError) as err:
         raise IcechunkError(
-            f"cannot parse {key} as YAML: {err}. Fix the file or delete it to use the defaults."
+            f"cannot parse {key} as YAML: {err}. Fix the file or delete it to use the defaults.",
+            kind="config-deserialization",
         ) from err
     tree = None if node is None else _tree(node)
     if tree is None:

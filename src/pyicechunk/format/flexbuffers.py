@@ -233,7 +233,9 @@ class _Reader:
         self.budget = len(buf) + 1
 
     def fail(self, problem: str) -> IcechunkError:
-        return IcechunkError(f"invalid FlexBuffer ({self.size} bytes): {problem}")
+        return IcechunkError(
+            f"invalid FlexBuffer ({self.size} bytes): {problem}", kind="deserialization"
+        )
 
     def uint(self, pos: int, width: int) -> int:
         if pos < 0 or pos + width > self.size:

@@ -230,25 +230,29 @@ def open_object(
     if len(view) < HEADER_SIZE:
         raise IcechunkError(
             f"{where}: invalid icechunk header size, got {len(view)} bytes, expected at least "
-            f"{HEADER_SIZE}; the object is truncated or damaged"
+            f"{HEADER_SIZE}; the object is truncated or damaged",
+            kind="invalid-file-format",
         )
     if view[:12] != MAGIC:
         raise IcechunkError(
             f"{where}: invalid magic numbers in file; the object is damaged or was not written "
-            "by Icechunk"
+            "by Icechunk",
+            kind="invalid-file-format",
         )
     spec = view[36]
     if spec not in SUPPORTED_SPEC_VERSIONS:
         raise IcechunkError(
             f"{where}: this repository uses Icechunk format version {spec}, but this library "
             f"only supports up to version {SUPPORTED_SPEC_VERSIONS[-1]}. Please upgrade the "
-            "icechunk library"
+            "icechunk library",
+            kind="unsupported-spec-version",
         )
     file_type = view[37]
     if file_type != expected:
         raise IcechunkError(
             f"{where}: Icechunk cannot read this file type, expected {_type_name(expected)} got "
-            f"{file_type}; the object is damaged or stored under the wrong key"
+            f"{file_type}; the object is damaged or stored under the wrong key",
+            kind="invalid-file-format",
         )
     compression = view[38]
     # icechunk 1.1 ignores the byte (and 1.x objects always say 1); 2.3 insists on zstd.
@@ -256,7 +260,8 @@ def open_object(
     if compression not in allowed:
         raise IcechunkError(
             f"{where}: Icechunk cannot read file, invalid compression algorithm "
-            f"{compression}; the object is damaged or was written by a newer Icechunk"
+            f"{compression}; the object is damaged or was written by a newer Icechunk",
+            kind="invalid-file-format",
         )
     content = _decompress(view[HEADER_SIZE:], where, spec == SPEC_V2, max_size)
     return OpenedObject(spec, content)
@@ -287,7 +292,8 @@ def decode_object(data: bytes | memoryview, expected: FileType, key: str) -> byt
     if opened.spec_version != SPEC_V1:
         raise IcechunkError(
             f"cannot read {key}: it uses Icechunk spec version {opened.spec_version}, which "
-            "this reader does not handle; it was written by a newer Icechunk"
+            "this reader does not handle; it was written by a newer Icechunk",
+            kind="unsupported-spec-version",
         )
     return opened.content
 
@@ -314,11 +320,15 @@ def _scan_frame(body: memoryview, start: int, where: str) -> _Frame:
     n = len(body)
 
     def truncated() -> IcechunkError:
-        return IcechunkError(f"{where}: the compressed data is truncated; the object is damaged")
+        return IcechunkError(
+            f"{where}: the compressed data is truncated; the object is damaged",
+            kind="deserialization",
+        )
 
     def corrupt(problem: str) -> IcechunkError:
         return IcechunkError(
-            f"{where}: the compressed data is corrupt ({problem}); the object is damaged"
+            f"{where}: the compressed data is corrupt ({problem}); the object is damaged",
+            kind="deserialization",
         )
 
     if body[start : start + 4] != _ZSTD_MAGIC:
@@ -395,19 +405,24 @@ def _scan_frame(body: memoryview, start: int, where: str) -> _Frame:
 def _too_large(where: str, size: int | str, max_size: int) -> IcechunkError:
     return IcechunkError(
         f"{where}: the object decompresses to {size} bytes, more than the limit of {max_size} "
-        "bytes for one object; it is damaged or hostile"
+        "bytes for one object; it is damaged or hostile",
+        kind="invalid-file-format",
     )
 
 
 def _decompress(body: memoryview, where: str, single_frame: bool, max_size: int) -> bytes:
     if not len(body):
-        raise IcechunkError(f"{where}: the object has a header but no content; it is damaged")
+        raise IcechunkError(
+            f"{where}: the object has a header but no content; it is damaged",
+            kind="invalid-file-format",
+        )
     frames = [_scan_frame(body, 0, where)]
     while frames[-1].end < len(body):
         if single_frame:
             raise IcechunkError(
                 f"{where}: the compressed data holds more than one zstd frame (Destination buffer "
-                "is too small); spec-2 objects are exactly one frame, the object is damaged"
+                "is too small); spec-2 objects are exactly one frame, the object is damaged",
+                kind="invalid-file-format",
             )
         frames.append(_scan_frame(body, frames[-1].end, where))
     # Declared sizes, and frames made only of raw and RLE blocks, are known before decoding.
@@ -428,7 +443,8 @@ def _decompress(body: memoryview, where: str, single_frame: bool, max_size: int)
                 part = stream.decompress(data)
                 if not stream.eof:
                     raise IcechunkError(
-                        f"{where}: the compressed data is truncated; the object is damaged"
+                        f"{where}: the compressed data is truncated; the object is damaged",
+                        kind="deserialization",
                     )
             else:
                 part = _read_bounded(decompressor, data, max_size - produced, where, max_size)
@@ -442,10 +458,12 @@ def _decompress(body: memoryview, where: str, single_frame: bool, max_size: int)
             # that are not what was written.
             raise IcechunkError(
                 f"{where}: its content does not match the checksum of its zstd frame; the "
-                "object is damaged"
+                "object is damaged",
+                kind="deserialization",
             ) from None
         raise IcechunkError(
-            f"{where}: the compressed data is corrupt ({exc}); the object is damaged"
+            f"{where}: the compressed data is corrupt ({exc}); the object is damaged",
+            kind="deserialization",
         ) from None
     return parts[0] if len(parts) == 1 else b"".join(parts)
 

@@ -45,7 +45,8 @@ def decode_ref(data: bytes, key: str) -> bytes:
         # damage (or hostile), and must not surface as Python's own RecursionError.
         raise IcechunkError(
             f"cannot read ref {key}: its JSON is nested too deeply to be a ref file (expected "
-            '{"snapshot":"<id>"}); the ref file is damaged'
+            '{"snapshot":"<id>"}); the ref file is damaged',
+            kind="deserialization",
         ) from None
     except (ValueError, UnicodeDecodeError):
         document = None
@@ -53,9 +54,12 @@ def decode_ref(data: bytes, key: str) -> bytes:
     if not isinstance(text, str):
         raise IcechunkError(
             f'cannot read ref {key}: expected a JSON object with a "snapshot" id, found '
-            f"{bytes(data[:60])!r}; the ref file is damaged"
+            f"{bytes(data[:60])!r}; the ref file is damaged",
+            kind="deserialization",
         )
     try:
         return decode_id(text, 12)
     except ValueError as exc:
-        raise IcechunkError(f"cannot read ref {key}: {exc}; the ref file is damaged") from None
+        raise IcechunkError(
+            f"cannot read ref {key}: {exc}; the ref file is damaged", kind="deserialization"
+        ) from None

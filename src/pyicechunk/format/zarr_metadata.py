@@ -54,7 +54,7 @@ def parse_node_metadata(path: str, data: bytes) -> ArrayMeta | GroupMeta:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise IcechunkError(
-            f"bad metadata: zarr.json for node {path} is not valid JSON ({e})"
+            f"bad metadata: zarr.json for node {path} is not valid JSON ({e})", kind="bad-metadata"
         ) from None
     except RecursionError:
         # The parser recurses once per level: user attributes nested thousands of levels deep
@@ -63,10 +63,13 @@ def parse_node_metadata(path: str, data: bytes) -> ArrayMeta | GroupMeta:
         raise IcechunkError(
             f"bad metadata: zarr.json for node {path} nests arrays or objects too deeply to be "
             "parsed (Python's JSON parser, which zarr uses too, stops at its recursion limit); "
-            "store its attributes less deeply nested"
+            "store its attributes less deeply nested",
+            kind="bad-metadata",
         ) from None
     if not isinstance(doc, dict):
-        raise IcechunkError(f"bad metadata: zarr.json for node {path} must be a JSON object")
+        raise IcechunkError(
+            f"bad metadata: zarr.json for node {path} must be a JSON object", kind="bad-metadata"
+        )
     node_type = doc.get("node_type")
     if node_type == "array":
         return _parse_array(path, data, doc)
@@ -74,7 +77,8 @@ def parse_node_metadata(path: str, data: bytes) -> ArrayMeta | GroupMeta:
         return GroupMeta(data)
     raise IcechunkError(
         f"bad metadata: zarr.json for node {path} has node_type {node_type!r}; "
-        "expected 'array' or 'group' (Icechunk stores zarr v3 metadata only)"
+        "expected 'array' or 'group' (Icechunk stores zarr v3 metadata only)",
+        kind="bad-metadata",
     )
 
 
@@ -82,7 +86,8 @@ def _parse_array(path: str, data: bytes, doc: dict[str, Any]) -> ArrayMeta:
     shape = _u64_list(doc.get("shape"))
     if shape is None:
         raise IcechunkError(
-            f"bad metadata: array {path} needs a `shape` list of non-negative integers"
+            f"bad metadata: array {path} needs a `shape` list of non-negative integers",
+            kind="bad-metadata",
         )
     grid = doc.get("chunk_grid")
     chunk_shape = None
@@ -93,12 +98,14 @@ def _parse_array(path: str, data: bytes, doc: dict[str, Any]) -> ArrayMeta:
     if chunk_shape is None:
         raise IcechunkError(
             f"bad metadata: array {path} needs a regular chunk grid "
-            '({"name": "regular", "configuration": {"chunk_shape": [...]}})'
+            '({"name": "regular", "configuration": {"chunk_shape": [...]}})',
+            kind="bad-metadata",
         )
     if len(chunk_shape) != len(shape) or any(c == 0 for c in chunk_shape):
         raise IcechunkError(
             f"Invalid chunk grid metadata for array {path}: shape {shape} and chunk shape "
-            f"{chunk_shape} must have the same length and chunk lengths must be positive"
+            f"{chunk_shape} must have the same length and chunk lengths must be positive",
+            kind="bad-metadata",
         )
     names = doc.get("dimension_names")
     dimension_names: tuple[str | None, ...] | None = None
@@ -106,7 +113,8 @@ def _parse_array(path: str, data: bytes, doc: dict[str, Any]) -> ArrayMeta:
         if not isinstance(names, list) or not all(n is None or isinstance(n, str) for n in names):
             raise IcechunkError(
                 f"bad metadata: array {path} has dimension_names that are not a list of "
-                "strings or nulls"
+                "strings or nulls",
+                kind="bad-metadata",
             )
         dimension_names = tuple(n if n else None for n in names)
     return ArrayMeta(

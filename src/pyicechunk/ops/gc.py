@@ -436,7 +436,8 @@ async def garbage_collect(
     backend = assets.backend
     if backend.read_only:
         raise IcechunkError(
-            "the storage used by this Icechunk repository is read-only: Cannot garbage collect"
+            "the storage used by this Icechunk repository is read-only: Cannot garbage collect",
+            kind="read-only-storage",
         )
     limits = _Limits(max_concurrent_manifest_fetches, max_compressed_manifest_mem_bytes)
     plan = await _plan(

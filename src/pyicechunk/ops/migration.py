@@ -76,7 +76,8 @@ _UNKNOWN_FAILURE = (
 def _invalid_version(actual: str) -> IcechunkError:
     return IcechunkError(
         f"invalid repository version ({actual}), this function can only migrate repositories "
-        "that use version 1.0 of the specification, to repositories with spec version 2.0"
+        "that use version 1.0 of the specification, to repositories with spec version 2.0",
+        kind="invalid-repository-migration",
     )
 
 
@@ -270,7 +271,8 @@ def _snapshot_info(entry: HistoryEntry) -> SnapshotInfo:
     except (TypeError, ValueError) as exc:
         raise IcechunkError(
             f"cannot migrate snapshot {encode_id(entry.id)}: its metadata cannot be stored as "
-            f"FlexBuffers ({exc})"
+            f"FlexBuffers ({exc})",
+            kind="serialization",
         ) from None
     return SnapshotInfo(entry.id, entry.parent_id, entry.flushed_at, entry.message, metadata)
 
@@ -292,17 +294,20 @@ async def _check_migratable(backend: StorageBackend) -> None:
         raise IcechunkError(
             f"cannot migrate: the location already holds an object `{keys.REPO}` (declaring "
             f"format version {found.spec_version}) beside the spec-1 refs; remove it if it is "
-            "left over from an earlier attempt, then migrate again"
+            "left over from an earlier attempt, then migrate again",
+            kind="invalid-repository-migration",
         )
     if not await backend.exists(keys.SPEC1_MAIN_BRANCH):
         raise IcechunkError(
             "cannot migrate: there is no spec-1 repository here (no branch `main` in the "
-            "storage location)"
+            "storage location)",
+            kind="invalid-repository-migration",
         )
     if backend.read_only:
         raise IcechunkError(
             "the storage instance used to initialize this repo is read-only, the migration "
-            "process needs to make changes in object store"
+            "process needs to make changes in object store",
+            kind="read-only-storage",
         )
 
 
@@ -310,7 +315,10 @@ async def _build(state: RepoState, backend: StorageBackend, concurrency: int) ->
     """The ``repo`` object of the migrated repository (FORMAT-V2 §13 steps 2 to 5)."""
     refs = await state.refs()
     if "main" not in refs.branches:
-        raise IcechunkError("cannot migrate: the repository has no branch `main`")
+        raise IcechunkError(
+            "cannot migrate: the repository has no branch `main`",
+            kind="invalid-repository-migration",
+        )
     branch_names = sorted(refs.branches)
     tag_names = sorted(refs.tags)
     # The reference goes through the tombstones in the order of their keys.
@@ -353,7 +361,8 @@ async def _build(state: RepoState, backend: StorageBackend, concurrency: int) ->
     if now <= log[0].updated_at:
         raise IcechunkError(
             "update timestamp is invalid, please verify if the machine clock has drifted: "
-            f"update time: `{now}`, latest update time: `{log[0].updated_at}`"
+            f"update time: `{now}`, latest update time: `{log[0].updated_at}`",
+            kind="snapshot-timestamp",
         )
     # Every entry fits in the new file (the reference sizes its window to hold them all), and
     # none has a backup path: there is no earlier file to chain to.
@@ -413,7 +422,8 @@ async def _write(backend: StorageBackend, repo: RepoInfo, compression_level: int
     if not created:
         raise IcechunkError(
             f"cannot migrate: an object `{keys.REPO}` appeared at the repository root while "
-            "migrating (another migration running at the same time?); nothing was changed"
+            "migrating (another migration running at the same time?); nothing was changed",
+            kind="repo-info-updated",
         )
     try:
         await _read_back(backend, repo)

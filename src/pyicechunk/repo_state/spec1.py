@@ -57,11 +57,11 @@ class _BranchMoved(Exception):
 
 
 def _ref_not_found(name: str) -> IcechunkError:
-    return IcechunkError(f"ref not found `{name}`")
+    return IcechunkError(f"ref not found `{name}`", kind="ref-not-found")
 
 
 def _invalid_name(name: str, why: str) -> IcechunkError:
-    return IcechunkError(f"invalid ref name `{name}`: {why}")
+    return IcechunkError(f"invalid ref name `{name}`: {why}", kind="invalid-ref-name")
 
 
 class _Spec1History(HistorySource):
@@ -244,7 +244,7 @@ class Spec1State(RepoState):
         try:
             await self._update_branch(name, snapshot_id, None, conditional=self._conditional_create)
         except _BranchMoved as moved:
-            raise IcechunkError(moved.describe()) from None
+            raise IcechunkError(moved.describe(), kind="branch-update-conflict") from None
 
     async def reset_branch(self, name: str, snapshot_id: bytes, expected: bytes | None) -> None:
         await self._check_snapshot(snapshot_id)
@@ -257,11 +257,11 @@ class Spec1State(RepoState):
                 conditional=self._conditional_update,
             )
         except _BranchMoved as moved:
-            raise IcechunkError(moved.describe()) from None
+            raise IcechunkError(moved.describe(), kind="branch-update-conflict") from None
 
     async def delete_branch(self, name: str) -> None:
         if name == "main":
-            raise IcechunkError("main branch cannot be deleted")
+            raise IcechunkError("main branch cannot be deleted", kind="cannot-delete-main")
         key = keys.branch_key(name)
         if not await self._backend.exists(key):
             raise _ref_not_found(name)
@@ -274,10 +274,10 @@ class Spec1State(RepoState):
         already = f"tag already exists, tags are immutable: `{name}`"
         if self._conditional_create:
             if not await self._backend.put_if_absent(key, payload):
-                raise IcechunkError(already)
+                raise IcechunkError(already, kind="tag-already-exists")
         else:
             if await self._backend.exists(key):
-                raise IcechunkError(already)
+                raise IcechunkError(already, kind="tag-already-exists")
             await self._backend.put(key, payload)
 
     async def delete_tag(self, name: str) -> None:
@@ -294,7 +294,8 @@ class Spec1State(RepoState):
             raise IcechunkError(
                 f"this repository was upgraded to Icechunk format version 2 (an object named "
                 f"`{keys.REPO}` exists at its root) after it was opened as version 1; open it "
-                "again to commit to it"
+                "again to commit to it",
+                kind="unsupported-spec-version",
             )
         if tip.snapshot_id != expected:
             actual = None if tip.snapshot_id is None else encode_id(tip.snapshot_id)
@@ -329,14 +330,16 @@ class Spec1State(RepoState):
             if not await backend.put_if_absent(keys.CONFIG, data):
                 raise IcechunkError(
                     f"config was updated by other session: {keys.CONFIG} appeared since this "
-                    "repository was opened; reopen the repository and save again"
+                    "repository was opened; reopen the repository and save again",
+                    kind="config-updated",
                 )
         elif previous.token is None:
             await backend.put(keys.CONFIG, data)
         elif not await backend.put_if_version(keys.CONFIG, data, previous.token):
             raise IcechunkError(
                 f"config was updated by other session: {keys.CONFIG} changed since this "
-                "repository was opened; reopen the repository and save again"
+                "repository was opened; reopen the repository and save again",
+                kind="config-updated",
             )
         _, version = await backend.get_versioned(keys.CONFIG)
         return ConfigVersion(True, version)

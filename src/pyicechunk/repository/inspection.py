@@ -174,9 +174,9 @@ class Inspection:
         try:
             await history.entry(sid)
         except ObjectNotFoundError:
-            raise IcechunkError(
-                f"snapshot not found: `{encode_id(sid)}`", kind="snapshot-not-found"
-            ) from None
+            # icechunk 2.x reports a storage miss on spec 1, where no snapshot list exists.
+            kind = "snapshot-not-found" if self._state.spec_version >= 2 else "object-not-found"
+            raise IcechunkError(f"snapshot not found: `{encode_id(sid)}`", kind=kind) from None
         return sid
 
     # -- history ------------------------------------------------------------------------------

@@ -60,7 +60,8 @@ def manifest_info(base: Snapshot, manifest_id: bytes) -> ManifestFileInfo:
     if info is None:
         raise IcechunkError(
             f"manifest information cannot be found in snapshot {encode_id(base.id)} "
-            f"for manifest {encode_id(manifest_id)}: the snapshot is damaged"
+            f"for manifest {encode_id(manifest_id)}: the snapshot is damaged",
+            kind="manifest-info-not-found",
         )
     return info
 
@@ -94,11 +95,13 @@ async def _manifest_array(
     if array is None:
         raise IcechunkError(
             f"{where} holds no chunk references for that array; the repository is damaged "
-            "(the manifest or the snapshot was corrupted or replaced)"
+            "(the manifest or the snapshot was corrupted or replaced)",
+            kind="invalid-file-format",
         )
     raise IcechunkError(
         f"{where} holds {array.ndim}-dimensional chunk coordinates for a "
-        f"{ndim}-dimensional array; the repository is damaged"
+        f"{ndim}-dimensional array; the repository is damaged",
+        kind="invalid-file-format",
     )
 
 
@@ -127,7 +130,8 @@ async def all_refs(
                 raise IcechunkError(
                     f"manifest {encode_id(mref.object_id)} holds chunk references of array "
                     f"{path} outside the extents snapshot {encode_id(base.id)} records "
-                    "for it; the repository is damaged"
+                    "for it; the repository is damaged",
+                    kind="invalid-file-format",
                 )
     return list(arrays)
 

@@ -226,7 +226,8 @@ async def write_snapshot(
     if flushed_at <= plan.parent_flushed_at:
         raise IcechunkError(
             "cannot commit: this machine's clock is behind the time recorded in the parent "
-            "snapshot; check the system clock"
+            "snapshot; check the system clock",
+            kind="snapshot-timestamp",
         )
     snapshot = Snapshot(
         id=snapshot_id,

@@ -158,7 +158,7 @@ class SessionCore:
         await self._enter_edit()
         if self.read_only:
             self._lock.release()
-            raise IcechunkError(READ_ONLY_STORE)
+            raise IcechunkError(READ_ONLY_STORE, kind="read-only-store")
 
     @contextlib.asynccontextmanager
     async def _exclusive_operation(self) -> AsyncIterator[None]:
@@ -187,7 +187,8 @@ class SessionCore:
             if self._exclusive:
                 raise IcechunkError(
                     "session error: a commit, flush, amend or rebase is running on this "
-                    "session; wait for it to finish before changing the session"
+                    "session; wait for it to finish before changing the session",
+                    kind="concurrency",
                 )
             yield
 
@@ -231,7 +232,7 @@ class SessionCore:
 
     def _check_writable(self) -> None:
         if self.read_only:
-            raise IcechunkError(READ_ONLY_STORE)
+            raise IcechunkError(READ_ONLY_STORE, kind="read-only-store")
 
     async def set_metadata(self, path: str, data: bytes) -> None:
         self._check_writable()
@@ -321,7 +322,8 @@ class SessionCore:
         ):
             raise IcechunkError(
                 f"{NO_CONTAINER_MESSAGE}: `{normalized}`; add a VirtualChunkContainer for it "
-                "to the repository config, or pass validate_container=False"
+                "to the repository config, or pass validate_container=False",
+                kind="no-container-for-virtual-chunk",
             )
         payload = VirtualPayload(normalized, offset, length, etag, last_modified)
         await self._record_chunk(path, coords, payload)
@@ -371,13 +373,16 @@ class SessionCore:
     async def chunk_type(self, path: str, coords: Coords) -> ChunkType:
         if not path.startswith("/"):
             raise IcechunkError(
-                f"could not create path from prefix `{path}`: paths must be absolute"
+                f"could not create path from prefix `{path}`: paths must be absolute",
+                kind="invalid-path",
             )
         node, payload = await self._array_payload(path, tuple(coords))
         if node is None:
-            raise IcechunkError(f"session error: node not found at `{path}`")
+            raise IcechunkError(f"session error: node not found at `{path}`", kind="node-not-found")
         if not node.is_array:
-            raise IcechunkError(f"session error: there is not an array at `{path}`")
+            raise IcechunkError(
+                f"session error: there is not an array at `{path}`", kind="not-an-array"
+            )
         if payload is None:
             return ChunkType.UNINITIALIZED
         if isinstance(payload, InlinePayload):
@@ -411,7 +416,7 @@ class SessionCore:
         if self.is_fork:
             raise TypeError(FORK_CANNOT.format(verb))
         if self.read_only:
-            raise IcechunkError(READ_ONLY_SESSION)
+            raise IcechunkError(READ_ONLY_SESSION, kind="commit-not-allowed")
 
     def _properties(self, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
         return {**self.ctx.default_metadata, **check_metadata(metadata)}
@@ -583,7 +588,7 @@ class SessionCore:
         from pyicechunk.conflicts import ConflictSolver, replay
 
         if self.read_only or self.branch is None:
-            raise IcechunkError(READ_ONLY_SESSION)
+            raise IcechunkError(READ_ONLY_SESSION, kind="commit-not-allowed")
         if not isinstance(solver, ConflictSolver):
             raise TypeError(
                 f"argument 'solver': '{type(solver).__name__}' object cannot be converted to "
@@ -591,7 +596,7 @@ class SessionCore:
             )
         async with self._exclusive_operation():
             if self.read_only or self.branch is None:
-                raise IcechunkError(READ_ONLY_SESSION)
+                raise IcechunkError(READ_ONLY_SESSION, kind="commit-not-allowed")
             state = self.ctx.state
             base, changes = self._state
             tip_id = await state.branch_tip(self.branch)
@@ -603,7 +608,8 @@ class SessionCore:
                 raise IcechunkError(
                     f"cannot rebase: the session's base snapshot {encode_id(base.id)} is not in "
                     f"the history of branch `{self.branch}` (was the branch reset?); open a new "
-                    "writable session on the branch and write the changes again"
+                    "writable session on the branch and write the changes again",
+                    kind="bad-snapshot-chain-for-diff",
                 )
             # Each landed commit's change from its parent, the logs expiration collapsed into
             # its step (spec 2.1) included: a missing one would hide conflicts, so it fails.

@@ -255,7 +255,8 @@ class Session:
         node = self._core.node(array_path)
         if node is None:
             raise IcechunkError(
-                f"session error: node not found at `{array_path}`: existing node not found"
+                f"session error: node not found at `{array_path}`: existing node not found",
+                kind="node-not-found",
             )
         for coords in await self._core.chunk_coords(array_path):
             yield coords
@@ -326,7 +327,7 @@ class Session:
         if not isinstance(other, required):
             raise TypeError(error)
         if self._core.read_only:
-            raise IcechunkError(READ_ONLY_SESSION)
+            raise IcechunkError(READ_ONLY_SESSION, kind="read-only-session")
         self._core.merge(other._core)
 
     def merge(self, *others: ForkSession) -> None:

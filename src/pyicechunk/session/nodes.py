@@ -140,12 +140,19 @@ def check_stored_metadata(base: Snapshot, node: NodeInfo) -> None:
         else:
             GroupMetadata.from_dict(document)
     except IcechunkError as e:
-        raise IcechunkError(f"{where} is damaged: {e.message}") from None
+        raise IcechunkError(
+            f"{where} is damaged: {e.message}", kind="invalid-file-format"
+        ) from None
     except Exception as e:  # zarr's own validation: its error types vary by field
-        raise IcechunkError(f"{where} is damaged: zarr cannot read it ({e!r})") from None
+        raise IcechunkError(
+            f"{where} is damaged: zarr cannot read it ({e!r})", kind="invalid-file-format"
+        ) from None
     if isinstance(meta, ArrayMeta) != node.is_array:
         kind = "an array" if isinstance(meta, ArrayMeta) else "a group"
-        raise IcechunkError(f"{where} is damaged: it describes {kind}, the snapshot does not")
+        raise IcechunkError(
+            f"{where} is damaged: it describes {kind}, the snapshot does not",
+            kind="invalid-file-format",
+        )
     if isinstance(meta, ArrayMeta) and (
         _lengths_and_counts(meta.shape) != _lengths_and_counts(node.shape)
         or _dimension_names(meta.dimension_names, len(meta.shape))
@@ -153,7 +160,8 @@ def check_stored_metadata(base: Snapshot, node: NodeInfo) -> None:
     ):
         raise IcechunkError(
             f"{where} is damaged: its shape, chunk grid or dimension names differ from those "
-            "the snapshot records for the array"
+            "the snapshot records for the array",
+            kind="invalid-file-format",
         )
 
 

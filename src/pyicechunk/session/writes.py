@@ -40,7 +40,8 @@ def record_metadata(
     if existing.is_array != isinstance(meta, ArrayMeta):
         have, want = ("an array", "a group") if existing.is_array else ("a group", "an array")
         raise IcechunkError(
-            f"node already exists at `{path}`: it is {have}; delete it before writing {want} there"
+            f"node already exists at `{path}`: it is {have}; delete it before writing {want} there",
+            kind="node-already-exists",
         )
     if existing.user_data == data:
         return
@@ -102,11 +103,12 @@ def chunk_target(state: SessionState, path: str, coords: Coords) -> NodeInfo:
             f"{list(coords)}; create the array (write its zarr.json) before its chunks",
         )
     if not node.is_array:
-        raise IcechunkError(f"there is not an array at `{path}`")
+        raise IcechunkError(f"there is not an array at `{path}`", kind="not-an-array")
     assert node.shape is not None
     if len(coords) != len(node.shape) or not coords_in_grid(coords, node.shape):
         raise IcechunkError(
             f"invalid chunk index: coordinates ChunkIndices({list(coords)}) are not valid "
-            f"for array at {node.path}"
+            f"for array at {node.path}",
+            kind="invalid-chunk-index",
         )
     return node

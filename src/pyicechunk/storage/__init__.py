@@ -291,7 +291,8 @@ class StorageBackend(abc.ABC):
             raise IcechunkError(
                 f"storage error: the conditional write of {key} {failure}, and reading the "
                 f"object back to see whether this write landed failed too ({read_error}); "
-                f"nothing was assumed: check {key} before retrying"
+                f"nothing was assumed: check {key} before retrying",
+                kind="object-store",
             ) from read_error
         if stored != write_id:
             return False
@@ -395,5 +396,6 @@ def _check_key(key: str) -> None:
         return
     raise IcechunkError(
         f"invalid storage key {key!r}: keys are '/'-separated paths relative to the repository "
-        "root, without empty, '.' or '..' components"
+        "root, without empty, '.' or '..' components",
+        kind="invalid-key",
     )

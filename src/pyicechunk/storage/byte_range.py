@@ -78,13 +78,14 @@ def resolve(byte_range: ByteRequest | None, size: int, key: str) -> tuple[int, i
     if start > size:
         raise IcechunkError(
             f"invalid byte range for object {key}: it starts at byte {start} but the object has "
-            f"only {size} bytes; request a range inside the object"
+            f"only {size} bytes; request a range inside the object",
+            kind="invalid-byte-range",
         )
     return start, min(end, size)
 
 
 def _bad_range(key: str, detail: str) -> NoReturn:
-    raise IcechunkError(f"invalid byte range for object {key}: {detail}")
+    raise IcechunkError(f"invalid byte range for object {key}: {detail}", kind="invalid-byte-range")
 
 
 def narrow(offset: int, length: int, byte_range: ByteRequest | None) -> tuple[int, int]:

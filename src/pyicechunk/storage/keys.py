@@ -92,7 +92,8 @@ def _check_component(name: str) -> None:
     if "/" in name or "\\" in name or "\0" in name:
         raise IcechunkError(
             f"invalid ref name `{name}`: branch and tag names cannot contain '/', '\\' or NUL "
-            "characters"
+            "characters",
+            kind="invalid-ref-name",
         )
 
 
@@ -145,7 +146,8 @@ def parse_ref_key(key: str) -> RefKey | None:
         return ("tombstone", name) if leaf == _TOMBSTONE_FILE else None
     raise IcechunkError(
         f"unexpected object {key} under {REFS}: only `branch.<name>` and `tag.<name>` entries "
-        f"may live there; remove it so that refs can be listed"
+        f"may live there; remove it so that refs can be listed",
+        kind="invalid-ref-type",
     )
 
 

@@ -464,7 +464,8 @@ def _refuse_links(root: str, key: str) -> None:
                 f"refusing to follow the symbolic link {path} (for {key!r}): refs in a local "
                 "repository must be real files and directories inside it, so that nothing "
                 "outside the repository is read or written through them; replace the link "
-                "with the ref it should be"
+                "with the ref it should be",
+                kind="io",
             )
 
 
@@ -519,7 +520,8 @@ class LocalFileSystemBackend(StorageBackend):
         if is_temporary_name(key.rpartition("/")[2]):
             raise IcechunkError(
                 f"invalid storage key {key!r}: a final component of the form '<name>#<digits>' "
-                "is reserved for temporary files on the local filesystem"
+                "is reserved for temporary files on the local filesystem",
+                kind="invalid-key",
             )
         if _under_refs(key):
             _refuse_links(self._root, key)  # a few lstat calls, on ref operations only
@@ -532,7 +534,7 @@ class LocalFileSystemBackend(StorageBackend):
             )
         except OSError as e:
             raise IcechunkError(
-                f"local filesystem storage error for {what} under {self._root}: {e}"
+                f"local filesystem storage error for {what} under {self._root}: {e}", kind="io"
             ) from e
 
     def supports_conditional_update(self) -> bool:

@@ -76,7 +76,8 @@ def load_obstore() -> Any:
         import obstore
     except ImportError:  # pragma: no cover - depends on the installation
         raise IcechunkError(
-            "cloud object storage needs the obstore package: pip install 'pyicechunk[s3]'"
+            "cloud object storage needs the obstore package: pip install 'pyicechunk[s3]'",
+            kind="storage-config",
         ) from None
     return obstore
 
@@ -143,7 +144,8 @@ class _RefreshingProvider:
             return {"token": cred.bearer, "expires_at": _aware(cred.expires_after)}
         raise IcechunkError(
             f"the credentials callable returned {type(cred).__name__}; it must return "
-            "S3StaticCredentials (S3) or GcsBearerCredential (GCS)"
+            "S3StaticCredentials (S3) or GcsBearerCredential (GCS)",
+            kind="invalid-credentials",
         )
 
 
@@ -558,7 +560,8 @@ class ObjectStoreBackend(StorageBackend):
         if self.read_only:
             raise IcechunkError(
                 f"cannot write {key}: this storage is read-only (Tigris with "
-                "use_weak_consistency=True); pass a region instead to write"
+                "use_weak_consistency=True); pass a region instead to write",
+                kind="read-only-storage",
             )
 
     async def _call(self, key: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -572,7 +575,9 @@ class ObjectStoreBackend(StorageBackend):
         if isinstance(e, (FileNotFoundError, load_obstore().exceptions.NotFoundError)):
             return ObjectNotFoundError(key)
         first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return IcechunkError(f"storage error: {first_line} (object {key!r} in {self!r})")
+        return IcechunkError(
+            f"storage error: {first_line} (object {key!r} in {self!r})", kind="object-store"
+        )
 
 
 _warned_unstamped = False
@@ -595,7 +600,8 @@ def _version_token(meta: Any) -> ObjectVersion:
     if etag is None:
         raise IcechunkError(
             f"the object store returned no ETag for {meta.get('path')}; conditional updates "
-            "need one"
+            "need one",
+            kind="object-store",
         )
     version = meta.get("version")
     return ObjectVersion(etag if version is None else f"{etag}{_TOKEN_SEP}{version}")
@@ -641,7 +647,8 @@ def s3_compatible_spec(
     if "fly.storage.tigris.dev" in endpoint or "t3.storage.dev" in endpoint:
         raise IcechunkError(
             "storage error: Tigris Storage is not S3 compatible, use the Tigris specific "
-            "constructor instead"
+            "constructor instead",
+            kind="storage-config",
         )
     return s3_spec(kind, options, bucket, prefix, credentials)
 
@@ -669,7 +676,8 @@ def tigris_spec(
             raise IcechunkError(
                 "storage error: Tigris storage requires a region to provide full consistency. "
                 "Either set the region for the bucket or use the read-only, eventually "
-                "consistent storage by passing `use_weak_consistency=True` (experts only)"
+                "consistent storage by passing `use_weak_consistency=True` (experts only)",
+                kind="storage-config",
             )
         headers = (("X-Tigris-Regions", options.region), ("X-Tigris-Consistent", "true"))
     return s3_spec(
@@ -700,14 +708,16 @@ def r2_spec(
     if bucket is None:
         if prefix is None:
             raise IcechunkError(
-                "storage configuration error: Either bucket or prefix must be provided."
+                "storage configuration error: Either bucket or prefix must be provided.",
+                kind="storage-config",
             )
         # Like the reference: the prefix's first segment names the bucket.
         bucket, _, rest = prefix.partition("/")
         prefix = rest or None
     if config.endpoint_url is None and account_id is None:
         raise IcechunkError(
-            "storage configuration error: Either endpoint_url or account_id must be provided."
+            "storage configuration error: Either endpoint_url or account_id must be provided.",
+            kind="storage-config",
         )
     options = copy.copy(config)
     if options.region is None:

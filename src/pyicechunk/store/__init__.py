@@ -151,7 +151,7 @@ class IcechunkStore(Store):
         # The session's own flag comes first so that a read-only session reports the
         # reference's IcechunkError; zarr's flag (from with_read_only) then gives zarr's error.
         if self._core.read_only:
-            raise IcechunkError(READ_ONLY_STORE)
+            raise IcechunkError(READ_ONLY_STORE, kind="read-only-store")
         self._check_writable()
 
     async def get(
@@ -305,7 +305,7 @@ class IcechunkStore(Store):
         core = self._core
         # _ensure_writable, inlined: zarr calls set once per chunk.
         if core.read_only:
-            raise IcechunkError(READ_ONLY_STORE)
+            raise IcechunkError(READ_ONLY_STORE, kind="read-only-store")
         if self._read_only:
             self._check_writable()
         kind, path, coords = parse_key(key)
@@ -317,7 +317,8 @@ class IcechunkStore(Store):
         else:
             raise IcechunkError(
                 "store method `Icechunk cannot set Zarr V2 metadata keys` "
-                "is not implemented by Icechunk"
+                "is not implemented by Icechunk",
+                kind="unimplemented",
             )
 
     async def set_if_not_exists(self, key: str, value: Buffer) -> None:
@@ -385,7 +386,9 @@ class IcechunkStore(Store):
         relative = prefix.strip("/")
         path = node_path(relative)
         if path is None:
-            raise IcechunkError(f"bad key prefix ({relative}): Cannot convert to a path")
+            raise IcechunkError(
+                f"bad key prefix ({relative}): Cannot convert to a path", kind="bad-key-prefix"
+            )
         if path == "/":
             await self._core.clear()
             return
@@ -463,8 +466,10 @@ class IcechunkStore(Store):
             Always.
         """
         if self._core.read_only:
-            raise IcechunkError(READ_ONLY_STORE)
-        raise IcechunkError("store method `set_partial_values` is not implemented by Icechunk")
+            raise IcechunkError(READ_ONLY_STORE, kind="read-only-store")
+        raise IcechunkError(
+            "store method `set_partial_values` is not implemented by Icechunk", kind="unimplemented"
+        )
 
     def list(self) -> AsyncIterator[str]:
         """Every metadata key, then every chunk key.
@@ -699,7 +704,8 @@ class IcechunkStore(Store):
         kind, path, coords = parse_key(key)
         if kind != CHUNK:
             raise IcechunkError(
-                f"this operation is not allowed: use .set to modify metadata for key {key}"
+                f"this operation is not allowed: use .set to modify metadata for key {key}",
+                kind="not-allowed",
             )
         await self._core.set_virtual_ref(
             path, coords, location, offset, length, checksum, validate_container

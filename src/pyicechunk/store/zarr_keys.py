@@ -41,7 +41,7 @@ _U32_LIMIT: Final = 1 << 32
 
 
 def invalid_key(key: str) -> IcechunkError:
-    return IcechunkError(f"invalid zarr key format `{key}`")
+    return IcechunkError(f"invalid zarr key format `{key}`", kind="invalid-key")
 
 
 def node_path(relative: str) -> str | None:
@@ -93,7 +93,8 @@ def _non_canonical_key(key: str, text: str, coords: tuple[int, ...]) -> Icechunk
     canonical = key[: len(key) - len(text)] + "/".join(map(str, coords))
     return IcechunkError(
         f"invalid zarr key format `{key}`: chunk coordinates are written in decimal without "
-        f"sign or leading zeros; the key of this chunk is `{canonical}`"
+        f"sign or leading zeros; the key of this chunk is `{canonical}`",
+        kind="invalid-key",
     )
 
 
@@ -140,13 +141,16 @@ def prefix_path(prefix: str) -> tuple[str, str]:
     trimmed = prefix.rstrip("/")
     path = node_path(trimmed.lstrip("/"))
     if path is None:
-        raise IcechunkError(f"bad key prefix ({trimmed}): Cannot convert to a path")
+        raise IcechunkError(
+            f"bad key prefix ({trimmed}): Cannot convert to a path", kind="bad-key-prefix"
+        )
     return trimmed, path
 
 
 def not_a_node(trimmed: str) -> IcechunkError:
     return IcechunkError(
-        f"bad key prefix ({trimmed}): Only prefixes pointing to a group or array are allowed"
+        f"bad key prefix ({trimmed}): Only prefixes pointing to a group or array are allowed",
+        kind="bad-key-prefix",
     )
 
 

@@ -122,7 +122,8 @@ class ColumnReader:
         """Raise the error for a damaged buffer, with ``msg`` saying what is wrong."""
         raise IcechunkError(
             f"invalid {self.what} flatbuffer ({self.size} bytes): {msg}; "
-            "the file is damaged or was not written by Icechunk"
+            "the file is damaged or was not written by Icechunk",
+            kind="deserialization",
         )
 
     # ---- columns ----------------------------------------------------------------------------

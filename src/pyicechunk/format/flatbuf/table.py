@@ -38,7 +38,8 @@ def malformed(problem: str) -> NoReturn:
     """
     raise IcechunkError(
         f"malformed flatbuffer: {problem}; the object is damaged or was not written by a "
-        "compatible Icechunk"
+        "compatible Icechunk",
+        kind="deserialization",
     )
 
 

@@ -131,10 +131,12 @@ def columns_from_payloads(
     """
     n = len(coords)
     if len(payloads) != n:
-        raise IcechunkError(f"{n} coordinates but {len(payloads)} payloads")
+        raise IcechunkError(f"{n} coordinates but {len(payloads)} payloads", kind="serialization")
     c = np.array(coords, dtype=np.int64).reshape(n, ndim) if n else np.zeros((0, ndim))
     if n and ((c < 0) | (c > np.iinfo(np.uint32).max)).any():
-        raise IcechunkError(f"chunk coordinates of node {node_id.hex()} must fit in u32")
+        raise IcechunkError(
+            f"chunk coordinates of node {node_id.hex()} must fit in u32", kind="serialization"
+        )
     kinds = np.zeros(n, dtype=np.uint8)
     chunk_ids = bytearray(12 * n)
     offset = np.zeros(n, dtype=np.uint64)
@@ -157,7 +159,7 @@ def columns_from_payloads(
         native: Sequence[NativePayload] = payloads  # type: ignore[assignment]
         joined = b"".join(p.chunk_id for p in native)
         if len(joined) != 12 * n:
-            raise IcechunkError("every chunk id must have 12 bytes")
+            raise IcechunkError("every chunk id must have 12 bytes", kind="serialization")
         chunk_ids[:] = joined
         kinds[:] = NATIVE
         offset = np.fromiter((p.offset for p in native), dtype=np.uint64, count=n)
@@ -171,7 +173,9 @@ def columns_from_payloads(
         elif isinstance(p, NativePayload):
             kinds[i] = NATIVE
             if len(p.chunk_id) != 12:
-                raise IcechunkError(f"a chunk id has 12 bytes, got {len(p.chunk_id)}")
+                raise IcechunkError(
+                    f"a chunk id has 12 bytes, got {len(p.chunk_id)}", kind="serialization"
+                )
             chunk_ids[12 * i : 12 * i + 12] = p.chunk_id
             offset[i], length[i] = p.offset, p.length
         else:

@@ -112,24 +112,33 @@ def encode_manifest(
     """
     manifest_id = bytes(manifest_id)
     if len(manifest_id) != 12:
-        raise IcechunkError(f"a manifest id has 12 bytes, got {len(manifest_id)}")
+        raise IcechunkError(
+            f"a manifest id has 12 bytes, got {len(manifest_id)}", kind="serialization"
+        )
     arrays = sorted(arrays, key=lambda a: a.node_id)
     if not arrays:
-        raise IcechunkError("refusing to write an empty manifest (no arrays)")
+        raise IcechunkError("refusing to write an empty manifest (no arrays)", kind="serialization")
     for prev, a in itertools.pairwise(arrays):
         if prev.node_id == a.node_id:
-            raise IcechunkError(f"node {a.node_id.hex()} appears twice in one manifest")
+            raise IcechunkError(
+                f"node {a.node_id.hex()} appears twice in one manifest", kind="serialization"
+            )
     for a in arrays:
         if len(a) == 0:
-            raise IcechunkError(f"refusing to write node {a.node_id.hex()} without chunk refs")
+            raise IcechunkError(
+                f"refusing to write node {a.node_id.hex()} without chunk refs", kind="serialization"
+            )
         bad = first_unsorted(a.coords)
         if bad >= 0:
             raise IcechunkError(
                 f"chunk refs of node {a.node_id.hex()} are not sorted and unique at "
-                f"{tuple(int(c) for c in a.coords[bad])}"
+                f"{tuple(int(c) for c in a.coords[bad])}",
+                kind="serialization",
             )
         if (a.kind > VIRTUAL).any():
-            raise IcechunkError(f"node {a.node_id.hex()} has an unknown chunk ref kind")
+            raise IcechunkError(
+                f"node {a.node_id.hex()} has an unknown chunk ref kind", kind="serialization"
+            )
 
     arrays, dictionary, vt_list = _layout(spec_version, arrays, location_compression, rng)
     vts, (vt_man, vt_arr, vt_inl, vt_nat, vt_vir, vt_vir_ne) = vtable_block(vt_list)
@@ -174,7 +183,10 @@ def encode_manifest(
     if dictionary is not None:
         pos = align(pos + 4 + len(dictionary), 8)  # the buffer is also viewed as u64
     if pos >= 1 << 31:
-        raise IcechunkError(f"manifest would be {pos} bytes; flatbuffers must stay below 2 GiB")
+        raise IcechunkError(
+            f"manifest would be {pos} bytes; flatbuffers must stay below 2 GiB",
+            kind="serialization",
+        )
 
     buf = new_buffer(pos, vts, table, vt_man)
     b32 = buf.view("<u4")

@@ -178,7 +178,8 @@ class LazyRefs:
                 etag = str(buf[s : s + n], "utf-8")
         except UnicodeDecodeError as e:
             raise IcechunkError(
-                f"virtual chunk ref {coords} of node {node} has a string that is not UTF-8: {e}"
+                f"virtual chunk ref {coords} of node {node} has a string that is not UTF-8: {e}",
+                kind="deserialization",
             ) from None
         return VirtualPayload(location, offset, length, etag, lm)
 

@@ -136,7 +136,7 @@ class ArrayManifest:
     ) -> None:
         node_id = bytes(node_id)
         if len(node_id) != 8:
-            raise IcechunkError(f"a node id has 8 bytes, got {len(node_id)}")
+            raise IcechunkError(f"a node id has 8 bytes, got {len(node_id)}", kind="serialization")
         self.node_id = node_id
         self._lazy: tuple[RefSource, int] | None = None
         self._keys: npt.NDArray[np.uint64] | npt.NDArray[np.bytes_] | None = None
@@ -205,7 +205,9 @@ class ArrayManifest:
         node_id = self.node_id
         self.coords: U32 = np.ascontiguousarray(columns.coords, dtype=np.uint32)
         if self.coords.ndim != 2:
-            raise IcechunkError("chunk coordinates must be a 2-d (n, ndim) array")
+            raise IcechunkError(
+                "chunk coordinates must be a 2-d (n, ndim) array", kind="serialization"
+            )
         n = len(self.coords)
         self.kind: U8 = np.ascontiguousarray(columns.kind, dtype=np.uint8)
         self.chunk_id: U8 = np.ascontiguousarray(columns.chunk_id, dtype=np.uint8).reshape(-1, 12)
@@ -232,7 +234,9 @@ class ArrayManifest:
             self.last_modified,
         )
         if any(len(c) != n for c in checked):
-            raise IcechunkError(f"chunk ref columns of node {node_id.hex()} differ in length")
+            raise IcechunkError(
+                f"chunk ref columns of node {node_id.hex()} differ in length", kind="serialization"
+            )
         self._n = n
         self._ndim: int | None = int(self.coords.shape[1])
         self._lazy = None
@@ -349,7 +353,8 @@ class ArrayManifest:
         if q.ndim != 2 or q.shape[1] != self.ndim:
             raise IcechunkError(
                 f"expected ({'m'}, {self.ndim}) coordinates for node {self.node_id.hex()}, "
-                f"got shape {q.shape}"
+                f"got shape {q.shape}",
+                kind="serialization",
             )
         out = np.full(len(q), -1, dtype=np.int64)
         if len(q) == 0 or len(self) == 0:
@@ -405,7 +410,8 @@ class ArrayManifest:
         except UnicodeDecodeError as e:
             raise IcechunkError(
                 f"virtual chunk ref {tuple(self.coords[i])} of node {self.node_id.hex()} "
-                f"has a string that is not UTF-8: {e}"
+                f"has a string that is not UTF-8: {e}",
+                kind="deserialization",
             ) from None
         return VirtualPayload(
             location, int(self.offset[i]), int(self.length[i]), etag, int(self.last_modified[i])
@@ -466,12 +472,13 @@ class ArrayManifest:
             If there are no parts, dimensions differ or a coordinate appears twice.
         """
         if not parts:
-            raise IcechunkError("concat_sorted needs at least one part")
+            raise IcechunkError("concat_sorted needs at least one part", kind="serialization")
         ndim = parts[0].ndim
         if any(p.ndim != ndim for p in parts):
             raise IcechunkError(
                 f"cannot merge chunk refs of node {node_id.hex()} with different dimensions: "
-                f"{sorted({p.ndim for p in parts})}"
+                f"{sorted({p.ndim for p in parts})}",
+                kind="serialization",
             )
         if all(p.blob is parts[0].blob for p in parts):
             blob, shifts = parts[0].blob, [0] * len(parts)
@@ -545,7 +552,9 @@ class ArrayManifest:
             If there are no refs.
         """
         if len(self) == 0:
-            raise IcechunkError(f"node {self.node_id.hex()} has no chunk refs, so no extents")
+            raise IcechunkError(
+                f"node {self.node_id.hex()} has no chunk refs, so no extents", kind="serialization"
+            )
         lo = self.coords.min(axis=0).tolist()
         hi = self.coords.max(axis=0).tolist()
         return tuple((int(a), int(b) + 1) for a, b in zip(lo, hi, strict=True))
@@ -565,7 +574,8 @@ class ArrayManifest:
         """
         if len(upper) != self.ndim:
             raise IcechunkError(
-                f"node {self.node_id.hex()} has {self.ndim} dimensions, got bounds {upper}"
+                f"node {self.node_id.hex()} has {self.ndim} dimensions, got bounds {upper}",
+                kind="serialization",
             )
         mask: Bool = np.asarray((self.coords < np.array(upper, dtype=np.int64)).all(axis=1))
         return mask
@@ -591,7 +601,8 @@ def _sort_unique(am: ArrayManifest) -> ArrayManifest:
     if bad >= 0:
         raise IcechunkError(
             f"chunk {tuple(int(c) for c in am.coords[bad])} of node {am.node_id.hex()} "
-            "is given more than once"
+            "is given more than once",
+            kind="invalid-chunk-index",
         )
     return am
 

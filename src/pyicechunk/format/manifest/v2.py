@@ -147,11 +147,13 @@ class LocationDecompressor:
             out: bytes = dctx.decompress(frame, max_output_size=_MAX_LOCATION)
         except zstandard.ZstdError as exc:
             raise IcechunkError(
-                f"invalid manifest: {what} cannot be decompressed ({exc}); the manifest is damaged"
+                f"invalid manifest: {what} cannot be decompressed ({exc}); the manifest is damaged",
+                kind="deserialization",
             ) from None
         if len(out) > _MAX_LOCATION:
             raise IcechunkError(
-                f"invalid manifest: {what} decompresses to more than {_MAX_LOCATION} bytes"
+                f"invalid manifest: {what} decompresses to more than {_MAX_LOCATION} bytes",
+                kind="deserialization",
             )
         return out
 

@@ -357,7 +357,8 @@ def decode_repo_info(buf: bytes | memoryview) -> RepoInfo:
             "only supports up to version 2. Please upgrade the icechunk library"
             if spec_version > 2
             else f"invalid repository: Icechunk format version {spec_version} is not a valid "
-            "version; the repo object is damaged"
+            "version; the repo object is damaged",
+            kind="unsupported-spec-version",
         )
     snap_vec = required(root.vector(4, 4), "Repo.snapshots")
     tables = [snap_vec.table(i) for i in range(len(snap_vec))]
@@ -442,9 +443,10 @@ def unpack_repo_object(
     if opened.spec_version != SPEC_V2:
         raise IcechunkError(
             f"cannot read {key}: this operation is not supported for Icechunk format version "
-            f"{opened.spec_version}; the repo object is damaged"
+            f"{opened.spec_version}; the repo object is damaged",
+            kind="unsupported-spec-version",
         )
     try:
         return decode_repo_info(opened.content)
     except IcechunkError as exc:
-        raise IcechunkError(f"cannot read {key}: {exc.message}") from None
+        raise IcechunkError(f"cannot read {key}: {exc.message}", kind=exc.kind) from None

@@ -109,7 +109,8 @@ def record_update(
     if entries and now <= entries[0].updated_at:
         raise IcechunkError(
             "update timestamp is invalid, please verify if the machine clock has drifted: "
-            f"update time: `{now}`, latest update time: `{entries[0].updated_at}`"
+            f"update time: `{now}`, latest update time: `{entries[0].updated_at}`",
+            kind="snapshot-timestamp",
         )
     before = repo.repo_before_updates
     new = [Update(action, now)]
@@ -132,7 +133,10 @@ def add_snapshot(repo: RepoInfo, info: SnapshotInfo) -> RepoInfo:
         If the id is already listed or the parent is not.
     """
     if info.id in repo.snapshots:
-        raise IcechunkError(f"snapshot {encode_id(info.id)} is already listed in the repository")
+        raise IcechunkError(
+            f"snapshot {encode_id(info.id)} is already listed in the repository",
+            kind="duplicate-snapshot-id",
+        )
     if info.parent_id is not None:
         repo.snapshot(info.parent_id)
     return dataclasses.replace(repo, snapshots={**repo.snapshots, info.id: info})
@@ -159,7 +163,10 @@ def create_branch(repo: RepoInfo, name: str, snapshot_id: bytes) -> RepoInfo:
         If it exists or the snapshot is not listed.
     """
     if name in repo.branches:
-        raise IcechunkError(f"branch already exists `{name} -> {encode_id(repo.branches[name])}`")
+        raise IcechunkError(
+            f"branch already exists `{name} -> {encode_id(repo.branches[name])}`",
+            kind="branch-already-exists",
+        )
     return set_branch(repo, name, snapshot_id)
 
 
@@ -172,9 +179,9 @@ def delete_branch(repo: RepoInfo, name: str) -> RepoInfo:
         For ``main`` or a branch that does not exist.
     """
     if name == "main":
-        raise IcechunkError("cannot delete branch main")
+        raise IcechunkError("cannot delete branch main", kind="cannot-delete-main")
     if name not in repo.branches:
-        raise IcechunkError(f"ref not found `{name}`")
+        raise IcechunkError(f"ref not found `{name}`", kind="ref-not-found")
     branches = dict(repo.branches)
     del branches[name]
     return dataclasses.replace(repo, branches=branches)
@@ -190,10 +197,14 @@ def create_tag(repo: RepoInfo, name: str, snapshot_id: bytes) -> RepoInfo:
         not listed.
     """
     if name in repo.tags:
-        raise IcechunkError(f"tag already exists `{name} -> {encode_id(repo.tags[name])}`")
+        raise IcechunkError(
+            f"tag already exists `{name} -> {encode_id(repo.tags[name])}`",
+            kind="tag-already-exists",
+        )
     if name in repo.deleted_tags:
         raise IcechunkError(
-            f"icechunk does not allow tag reuse and tag was already deleted `{name}`"
+            f"icechunk does not allow tag reuse and tag was already deleted `{name}`",
+            kind="tag-previously-deleted",
         )
     repo.snapshot(snapshot_id)
     return dataclasses.replace(repo, tags={**repo.tags, name: snapshot_id})
@@ -208,7 +219,7 @@ def delete_tag(repo: RepoInfo, name: str) -> RepoInfo:
         If the tag does not exist.
     """
     if name not in repo.tags:
-        raise IcechunkError(f"ref not found `{name}`")
+        raise IcechunkError(f"ref not found `{name}`", kind="ref-not-found")
     tags = dict(repo.tags)
     del tags[name]
     return dataclasses.replace(repo, tags=tags, deleted_tags=repo.deleted_tags | {name})
@@ -254,7 +265,8 @@ def reparent_snapshot(repo: RepoInfo, snapshot_id: bytes, new_parent_id: bytes) 
         collapsed.append(ancestor)
     else:
         raise IcechunkError(
-            f"snapshot {encode_id(new_parent_id)} is not an ancestor of {encode_id(snapshot_id)}"
+            f"snapshot {encode_id(new_parent_id)} is not an ancestor of {encode_id(snapshot_id)}",
+            kind="invalid-snapshot-id",
         )
     pruned: list[bytes] = []
     for ancestor in reversed(collapsed):
@@ -277,17 +289,19 @@ def remove_snapshots(repo: RepoInfo, ids: set[bytes] | frozenset[bytes]) -> Repo
         snapshot.
     """
     if INITIAL_SNAPSHOT_ID in ids:
-        raise IcechunkError("the initial snapshot cannot be removed")
+        raise IcechunkError("the initial snapshot cannot be removed", kind="not-allowed")
     for kind, refs in (("branch", repo.branches), ("tag", repo.tags)):
         for name, target in refs.items():
             if target in ids:
                 raise IcechunkError(
-                    f"{kind} {name!r} points at snapshot {encode_id(target)}, which is removed"
+                    f"{kind} {name!r} points at snapshot {encode_id(target)}, which is removed",
+                    kind="not-allowed",
                 )
     kept = {k: v for k, v in repo.snapshots.items() if k not in ids}
     for info in kept.values():
         if info.parent_id is not None and info.parent_id in ids:
             raise IcechunkError(
-                f"snapshot {encode_id(info.id)} has removed parent {encode_id(info.parent_id)}"
+                f"snapshot {encode_id(info.id)} has removed parent {encode_id(info.parent_id)}",
+                kind="invalid-file-format",
             )
     return dataclasses.replace(repo, snapshots=kept)

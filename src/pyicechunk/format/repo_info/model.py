@@ -305,7 +305,9 @@ class RepoInfo:
         """
         info = self.snapshots.get(snapshot_id)
         if info is None:
-            raise IcechunkError(f"snapshot id not found `{encode_id(snapshot_id)}`")
+            raise IcechunkError(
+                f"snapshot id not found `{encode_id(snapshot_id)}`", kind="snapshot-not-found"
+            )
         return info
 
     def feature_flag(self, flag: int) -> bool:
@@ -354,7 +356,8 @@ def decode_metadata_items(items: MetadataItems) -> dict[str, Any]:
             out[name] = decode_flexbuffer(value)
         except IcechunkError as exc:
             raise IcechunkError(
-                f"error during metadata deserialization: {exc.message} (metadata {name!r})"
+                f"error during metadata deserialization: {exc.message} (metadata {name!r})",
+                kind="deserialization",
             ) from None
     return out
 
@@ -373,7 +376,8 @@ def ancestry(repo: RepoInfo, snapshot_id: bytes) -> Iterator[SnapshotInfo]:
     while current is not None:
         if current in seen:
             raise IcechunkError(
-                f"the snapshot history loops at {encode_id(current)}; the repo object is damaged"
+                f"the snapshot history loops at {encode_id(current)}; the repo object is damaged",
+                kind="invalid-file-format",
             )
         seen.add(current)
         info = repo.snapshot(current)

@@ -162,17 +162,21 @@ def validate_path(path: object) -> str:
         If the path is not a string or not canonical.
     """
     if not isinstance(path, str):
-        raise IcechunkError(f"invalid node path {path!r}: paths must be strings")
+        raise IcechunkError(
+            f"invalid node path {path!r}: paths must be strings", kind="invalid-path"
+        )
     if path == "/":
         return path
     if not path.startswith("/") or path.endswith("/"):
         raise IcechunkError(
-            f"invalid node path {path!r}: paths must start with '/' and must not end with '/'"
+            f"invalid node path {path!r}: paths must start with '/' and must not end with '/'",
+            kind="invalid-path",
         )
     for segment in path[1:].split("/"):
         if segment in ("", ".", ".."):
             raise IcechunkError(
-                f"invalid node path {path!r}: empty, '.' and '..' segments are not allowed"
+                f"invalid node path {path!r}: empty, '.' and '..' segments are not allowed",
+                kind="invalid-path",
             )
     return path
 

@@ -88,5 +88,6 @@ def decode_value(data: bytes) -> Any:
         return msgpack.unpackb(data, raw=False, strict_map_key=True)
     except (ValueError, TypeError) as exc:  # msgpack's errors derive from ValueError
         raise IcechunkError(
-            f"malformed commit metadata value ({exc}); the snapshot is damaged"
+            f"malformed commit metadata value ({exc}); the snapshot is damaged",
+            kind="deserialization",
         ) from None

@@ -95,5 +95,6 @@ def decode_value(data: bytes) -> Any:
         return decode_flexbuffer(data)
     except IcechunkError as exc:
         raise IcechunkError(
-            f"error during metadata deserialization: {exc.message}; the snapshot is damaged"
+            f"error during metadata deserialization: {exc.message}; the snapshot is damaged",
+            kind="deserialization",
         ) from None

@@ -68,7 +68,10 @@ def encode_transaction_log(tx: TransactionLog, spec_version: int = SPEC_V1) -> b
     """
     v2 = check_spec_version(spec_version) == SPEC_V2
     if tx.moved_nodes and not v2:
-        raise IcechunkError("spec-1 transaction logs cannot record moved nodes")
+        raise IcechunkError(
+            "spec-1 transaction logs cannot record moved nodes",
+            kind="unsupported-operation-for-version",
+        )
     log_id = checked_id(tx.id, 12, "a transaction log id")
     lists = [
         sorted(checked_id(x, 8, f"node id in {name}") for x in getattr(tx, name))
@@ -78,9 +81,14 @@ def encode_transaction_log(tx: TransactionLog, spec_version: int = SPEC_V1) -> b
     for nid in sorted(tx.updated_chunks):
         c = np.asarray(tx.updated_chunks[nid])
         if c.ndim != 2:
-            raise IcechunkError(f"updated chunks of node {bytes(nid).hex()} must be (n, ndim)")
+            raise IcechunkError(
+                f"updated chunks of node {bytes(nid).hex()} must be (n, ndim)", kind="serialization"
+            )
         if c.size and ((c < 0) | (c > np.iinfo(np.uint32).max)).any():
-            raise IcechunkError(f"chunk coordinates of node {bytes(nid).hex()} must fit in u32")
+            raise IcechunkError(
+                f"chunk coordinates of node {bytes(nid).hex()} must fit in u32",
+                kind="serialization",
+            )
         c = c.astype(np.uint32)
         if len(c) > 1 and c.shape[1]:
             c = c[np.lexsort(c.T[::-1])]
@@ -109,7 +117,9 @@ def encode_transaction_log(tx: TransactionLog, spec_version: int = SPEC_V1) -> b
         moves = encode_moves(tx.moved_nodes, pos, vt_pos[3])
     end = pos + len(moves)
     if end >= 1 << 31:
-        raise IcechunkError(f"transaction log would be {end} bytes; the limit is 2 GiB")
+        raise IcechunkError(
+            f"transaction log would be {end} bytes; the limit is 2 GiB", kind="serialization"
+        )
 
     buf = new_buffer(end, vts, table, vt_log)
     b32 = buf.view("<u4")

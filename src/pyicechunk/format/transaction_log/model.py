@@ -62,5 +62,7 @@ def checked_id(value: bytes, size: int, what: str) -> bytes:
     """
     value = bytes(value)
     if len(value) != size:
-        raise IcechunkError(f"{what} must have {size} bytes, got {len(value)}")
+        raise IcechunkError(
+            f"{what} must have {size} bytes, got {len(value)}", kind="invalid-file-format"
+        )
     return value
