@@ -8,11 +8,11 @@ They mirror icechunk 1.1's read-only native types: :class:`Diff`, :class:`Snapsh
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyicechunk._enum import NamedIntEnum
 from pyicechunk._time import micros_to_datetime
 from pyicechunk.format.ids import encode_id
 
@@ -26,18 +26,13 @@ __all__ = [
 ]
 
 
-class ChunkType(enum.IntEnum):
+class ChunkType(NamedIntEnum):
     """How a chunk is stored: not at all, in its own object, in another file, or in the manifest."""
 
     UNINITIALIZED = 0
     NATIVE = 1
     VIRTUAL = 2
     INLINE = 3
-
-    def __repr__(self) -> str:
-        return f"ChunkType.{self.name}"
-
-    __str__ = __repr__
 
 
 _MAX_CHUNKS_SHOWN = 10

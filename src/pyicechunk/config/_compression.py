@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from pyicechunk._enum import NamedIntEnum
+
 from ._checks import _opt_instance, _opt_uint
 from ._record import _DefaultConstructor, _field, _Record
 
@@ -15,7 +17,7 @@ class _CompressionAlgorithmMeta(enum.EnumMeta):
         return super().__call__(value, *args, **kwargs)
 
 
-class CompressionAlgorithm(enum.IntEnum, metaclass=_CompressionAlgorithmMeta):
+class CompressionAlgorithm(NamedIntEnum, metaclass=_CompressionAlgorithmMeta):
     """The compression algorithm for metadata files; Zstd is the only one."""
 
     Zstd = 0
@@ -29,11 +31,6 @@ class CompressionAlgorithm(enum.IntEnum, metaclass=_CompressionAlgorithmMeta):
         CompressionAlgorithm
         """
         return CompressionAlgorithm.Zstd
-
-    def __repr__(self) -> str:
-        return f"CompressionAlgorithm.{self.name}"
-
-    __str__ = __repr__
 
 
 class CompressionConfig(_DefaultConstructor, _Record):

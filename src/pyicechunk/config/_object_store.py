@@ -6,11 +6,12 @@ the S3-family variants; ``s3_store`` and its siblings are the reference's constr
 
 from __future__ import annotations
 
-import enum
 import os
 import pathlib
 from collections.abc import Mapping
 from typing import ClassVar
+
+from pyicechunk._enum import NamedIntEnum
 
 from ._checks import _bool, _instance, _opt_instance, _opt_str, _opt_uint, _str_map, _type_name
 from ._formatting import _rust_debug_str
@@ -18,7 +19,7 @@ from ._record import _field, _Record
 from ._variant import _nest, _TupleLike, _Wrapper
 
 
-class ChecksumAlgorithm(enum.IntEnum):
+class ChecksumAlgorithm(NamedIntEnum):
     """The checksum S3 write requests carry; unset, the S3 client chooses.
 
     Some S3-compatible services accept only some of these.
@@ -29,11 +30,6 @@ class ChecksumAlgorithm(enum.IntEnum):
     Crc64Nvme = 2
     Sha1 = 3
     Sha256 = 4
-
-    def __repr__(self) -> str:
-        return f"ChecksumAlgorithm.{self.name}"
-
-    __str__ = __repr__
 
 
 class S3Options(_Record):
