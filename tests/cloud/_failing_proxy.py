@@ -6,7 +6,8 @@ the upstream server on a new connection with ``Connection: close``; the upstream
 relayed and the client connection closed. A request that matches a rule fails instead, in one
 of three ways: refused with ``503 Service Unavailable`` without reaching the server, or applied
 by the server with its response lost, replaced by a 503 (a gateway that timed out) or by a
-connection closed without an answer. Or it passes, recording the server's answer; any rule can
+connection closed without an answer. Clients may also use it as their HTTP proxy (requests with
+an absolute URL). Or it passes, recording the server's answer; any rule can
 first run a callback (another client's write, say) before the request goes on.
 """
 
@@ -153,6 +154,8 @@ class FailingProxy:
         self, method: str, target: str, headers: list[str], body: bytes
     ) -> bytes:
         """Send one request to the server and return its whole response."""
+        if target.startswith("http://"):  # sent to us as an HTTP proxy: the server wants a path
+            target = "/" + target.removeprefix("http://").partition("/")[2]
         kept = [h for h in headers if h.split(":", 1)[0].strip().lower() != "connection"]
         request = "\r\n".join([f"{method} {target} HTTP/1.1", *kept, "Connection: close", "", ""])
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)

@@ -60,16 +60,6 @@ class TestGcsBackend(StorageTests):
     def storage_backend(self, gcs_server: Any, gcs_bucket: str) -> StorageBackend:
         return _gcs(gcs_server, gcs_bucket, "conformance")._backend
 
-    # Delete this override when the fix lands (the strict mark then fails).
-    @pytest.mark.xfail(
-        strict=True,
-        raises=pyicechunk.IcechunkError,
-        reason="a version token without a GCS generation raises 'Version required for "
-        "conditional update' instead of failing the precondition (src fix pending)",
-    )
-    def test_put_if_version_on_missing_object(self, storage_backend: StorageBackend) -> None:
-        super().test_put_if_version_on_missing_object(storage_backend)
-
 
 def test_repository_on_gcs(gcs_server: Any, gcs_bucket: str) -> None:
     storage = _gcs(gcs_server, gcs_bucket, "repo")

@@ -6,11 +6,15 @@ conditional write and loses its response, in the two shapes of test_s3_lost_resp
 gateway's 503 after the server applied the write (obstore resends it, and the resent write fails
 its generation precondition against itself), and a connection cut before the answer. The write
 id stamped as custom metadata shows that the write landed, so the operation succeeds, once; a
-genuine conflict still fails.
+genuine conflict still fails. The config's other HTTP client options (``proxy_url``,
+``timeout``) are honoured too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
@@ -24,13 +28,6 @@ from _failing_proxy import Action, FailingProxy, Rule
 import pyicechunk
 from pyicechunk.config import StorageRetriesSettings, StorageSettings
 from pyicechunk.storage import Storage, gcs_storage
-
-# Every test here needs the fix; once it lands they pass, the strict mark fails: delete it then.
-pytestmark = pytest.mark.xfail(
-    strict=True,
-    raises=pyicechunk.IcechunkError,
-    reason="the GCS backend ignores allow_http in the storage config (src fix pending)",
-)
 
 # (proxy action, tries): resent after a gateway's 503, or a broken connection and no resend
 SHAPES = pytest.mark.parametrize(
@@ -54,6 +51,52 @@ def _gcs(server: Any, url: str, bucket: str) -> Storage:
         service_account_key=server.service_account_key(url),
         config={"allow_http": "true"},
     )
+
+
+def test_proxy_url_in_the_config_like_the_reference(gcs_server: Any, gcs_bucket: str) -> None:
+    """``proxy_url`` among the config's keys sends every request through that proxy."""
+    proxy = FailingProxy(urlparse(gcs_server.http_url).port or 80)
+    try:
+        config = {"allow_http": "true", "proxy_url": f"http://127.0.0.1:{proxy.port}"}
+        seen = [Rule(method, "", 0, "pass") for method in ("GET", "PUT")]
+        proxy.rules.extend(seen)
+
+        def storage(module: Any) -> Any:
+            key = gcs_server.service_account_key(gcs_server.http_url)
+            return module.gcs_storage(
+                bucket=gcs_bucket, prefix="r", service_account_key=key, config=config
+            )
+
+        repo = pyicechunk.Repository.create(storage(pyicechunk), spec_version=1)
+        session = repo.writable_session("main")
+        zarr.create_array(session.store, name="a", shape=(4,), chunks=(2,), dtype="i8")[:] = 3
+        sid = session.commit("through the proxy")
+        assert [len(rule.seen) > 0 for rule in seen] == [True, True]
+        gets = len(seen[0].seen)
+        assert icechunk.Repository.open(storage(icechunk)).lookup_branch("main") == sid
+        assert len(seen[0].seen) > gets  # the reference goes through it in the same way
+    finally:
+        proxy.close()
+
+
+def test_timeout_in_the_config(gcs_server: Any, gcs_bucket: str) -> None:
+    """``timeout`` among the config's keys bounds each request (the default is 30 s)."""
+    with socket.socket() as silent:  # accepts connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        storage = gcs_storage(
+            bucket=gcs_bucket,
+            prefix="r",
+            service_account_key=gcs_server.service_account_key(url),
+            config={"allow_http": "true", "timeout": "300ms"},
+        )
+        retries = StorageRetriesSettings(max_tries=1)
+        backend = storage.backend.with_settings(StorageSettings(retries=retries))
+        started = time.monotonic()
+        with pytest.raises(pyicechunk.IcechunkError, match="storage error"):
+            asyncio.run(backend.get("refs/branch.main/ref.json"))
+        assert time.monotonic() - started < 10
 
 
 def test_allow_http_in_the_config_like_the_reference(gcs_server: Any, gcs_bucket: str) -> None:

@@ -194,7 +194,7 @@ def build_s3_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
 
 
 def build_gcs_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
-    config: dict[str, Any] = dict(spec.config or {})
+    config, client = _split_config(spec.config)
     provider = None
     creds = spec.credentials
     if isinstance(creds, GcsCredentials.Anonymous):
@@ -215,14 +215,15 @@ def build_gcs_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any
         spec.bucket,
         prefix=spec.prefix or None,
         config=config,
-        client_options=_client_options(spec, False, None),
+        client_options=_client_options(spec, False, None, client),
         retry_config=_retry_config(eff),
         credential_provider=provider,
     )
 
 
 def build_azure_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
-    config: dict[str, Any] = {"account_name": spec.account, **(spec.config or {})}
+    store_config, client = _split_config(spec.config)
+    config: dict[str, Any] = {"account_name": spec.account, **store_config}
     creds = spec.credentials
     if isinstance(creds, AzureCredentials.Static):
         c = creds.credentials
@@ -236,17 +237,59 @@ def build_azure_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> A
         spec.bucket,
         prefix=spec.prefix or None,
         config=config,
-        client_options=_client_options(spec, False, None),
+        client_options=_client_options(spec, False, None, client),
         retry_config=_retry_config(eff),
     )
 
 
-def _client_options(spec: ObjectStoreSpec, allow_http: bool, timeout: int | None) -> Any:
+# The HTTP client's options (object_store's ClientConfigKey names). The reference passes every
+# entry of a GCS or Azure config to the store's builder, which takes these as client options;
+# obstore wants them apart from the store's own keys (in its config they are silently ignored).
+_CLIENT_KEYS = frozenset(
+    {
+        "allow_http",
+        "allow_invalid_certificates",
+        "connect_timeout",
+        "default_content_type",
+        "http1_only",
+        "http2_only",
+        "http2_keep_alive_interval",
+        "http2_keep_alive_timeout",
+        "http2_keep_alive_while_idle",
+        "http2_max_frame_size",
+        "pool_idle_timeout",
+        "pool_max_idle_per_host",
+        "proxy_url",
+        "proxy_ca_certificate",
+        "proxy_excludes",
+        "randomize_addresses",
+        "timeout",
+        "user_agent",
+    }
+)
+
+
+def _split_config(config: dict[str, str] | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """A GCS or Azure config as (the store's own keys, the HTTP client's options)."""
+    store: dict[str, Any] = {}
+    client: dict[str, str] = {}
+    for key, value in (config or {}).items():
+        (client if key in _CLIENT_KEYS else store)[key] = value
+    return store, client
+
+
+def _client_options(
+    spec: ObjectStoreSpec,
+    allow_http: bool,
+    timeout: int | None,
+    configured: dict[str, str] | None = None,
+) -> Any:
     options: dict[str, Any] = {"allow_http": allow_http}
     if timeout:  # 0 disables the stalled-stream timeout
         options["read_timeout"] = timedelta(seconds=timeout)
     if spec.extra_headers:
         options["default_headers"] = dict(spec.extra_headers)
+    options.update(configured or {})
     return options
 
 
@@ -465,6 +508,10 @@ class ObjectStoreBackend(StorageBackend):
                 await self.put(key, data)
                 return True
             etag, _, object_version = version.token.partition(_TOKEN_SEP)
+            if not object_version and self._spec.kind == "gcs":
+                # GCS swaps on the generation alone, and every GCS object has one: a token
+                # without it names no version of this object, so the precondition fails.
+                return False
             mode = {"e_tag": etag}
             if object_version:
                 mode["version"] = object_version
