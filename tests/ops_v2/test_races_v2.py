@@ -1,0 +1,197 @@
+"""Spec-2 expiration and GC racing other writers, and failing part-way (pyicechunk only: the
+reference cannot be paused at a chosen write).
+
+A backend wrapper runs another process's commit (or branch creation) on the same repository
+just before the maintenance operation's conditional write of ``repo``, so that write loses the
+race; the operation must retry on the fresh state and never lose or break what the other
+process wrote, even when its objects are older than the GC threshold. Faults injected into
+deletes or into the write of ``repo`` must leave a repository that opens and reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from oracle import Oracle
+
+import pyicechunk as ic
+from pyicechunk.storage import ConditionalWrite, Storage, keys
+from pyicechunk.testing.faults import FaultPlan, FaultyBackend
+
+WIDTH = 64
+
+
+class RacingBackend(FaultyBackend):
+    """Runs ``script`` in another process before the first armed conditional write of repo."""
+
+    script: str | None = None
+
+    async def _write_conditionally(self, write: ConditionalWrite) -> bool:
+        script, self.script = self.script, None
+        if script is not None and write.key == keys.REPO and write.version is not None:
+            await asyncio.to_thread(
+                subprocess.run, [sys.executable, "-c", script], check=True, timeout=120
+            )
+        return await super()._write_conditionally(write)
+
+
+def _values(n: int) -> np.ndarray:
+    return np.random.default_rng(n).random(WIDTH)
+
+
+def _build(path: Path) -> tuple[ic.Repository, list[str]]:
+    """c0..c2 on main, then main reset to c1: c2 is unreachable."""
+    config = ic.RepositoryConfig(inline_chunk_threshold_bytes=0)
+    repo = ic.Repository.create(ic.local_filesystem_storage(str(path)), config, spec_version=2)
+    ids = []
+    for i in range(3):
+        s = repo.writable_session("main")
+        if i == 0:
+            zarr.create_array(s.store, name="a", shape=(8, WIDTH), chunks=(1, WIDTH), dtype="f8")
+        zarr.open_array(s.store, path="a", mode="r+")[i] = _values(i)
+        ids.append(s.commit(f"c{i}"))
+    repo.reset_branch("main", ids[1])
+    return repo, ids
+
+
+def _racing(path: Path) -> tuple[ic.Repository, RacingBackend]:
+    inner = ic.local_filesystem_storage(str(path)).backend
+    backend = RacingBackend(inner, FaultPlan())
+    return ic.Repository.open(Storage.from_backend(backend)), backend
+
+
+def _commit_script(path: Path, row: int) -> str:
+    return f"""
+import numpy as np, zarr, pyicechunk as ic
+repo = ic.Repository.open(ic.local_filesystem_storage({str(path)!r}))
+s = repo.writable_session("main")
+zarr.open_array(s.store, path="a", mode="r+")[{row}] = np.random.default_rng({row}).random({WIDTH})
+print(s.commit("concurrent"))
+"""
+
+
+def _kinds(repo: ic.Repository) -> list[str]:
+    return [type(u.kind).__name__ for u in repo.ops_log()]
+
+
+def _listed_files_exist(path: Path, repo: ic.Repository) -> None:
+    for branch in repo.list_branches():
+        for snap in repo.ancestry(branch=branch):
+            assert (path / "snapshots" / snap.id).is_file()
+
+
+def test_gc_keeps_a_commit_that_lands_while_it_runs(tmp_path: Path, ic2: Oracle) -> None:
+    path = tmp_path / "repo"
+    _, ids = _build(path)
+    repo, backend = _racing(path)
+    backend.script = _commit_script(path, 3)
+    # Everything is older than this threshold, the concurrent commit's objects too.
+    summary = repo.garbage_collect(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    assert backend.script is None
+    assert (summary.snapshots_deleted, summary.transaction_logs_deleted) == (1, 1)  # c2
+    fresh = ic.Repository.open(ic.local_filesystem_storage(str(path)))
+    history = [s.message for s in fresh.ancestry(branch="main")]
+    assert history == ["concurrent", "c1", "c0", "Repository initialized"]
+    got = zarr.open_array(fresh.readonly_session("main").store, path="a", mode="r")[:]
+    np.testing.assert_array_equal(got[[0, 1, 3]], [_values(0), _values(1), _values(3)])
+    _listed_files_exist(path, fresh)
+    assert _kinds(fresh)[:2] == ["GCRan", "NewCommit"]
+    # icechunk 2.3.0 reads the result too.
+    seen = ic2.run(
+        "repo = icechunk.Repository.open(icechunk.local_filesystem_storage(p))\n"
+        "zarr.open_array(repo.readonly_session('main').store, path='a', mode='r')[3]",
+        p=str(path),
+    )
+    np.testing.assert_array_equal(seen, _values(3))
+    assert ids[2] not in {p.name for p in (path / "snapshots").iterdir()}
+
+
+def test_gc_starts_again_when_a_ref_lands_on_what_it_unlists(tmp_path: Path) -> None:
+    path = tmp_path / "repo"
+    _, ids = _build(path)
+    repo, backend = _racing(path)
+    backend.script = (
+        "import pyicechunk as ic\n"
+        f"repo = ic.Repository.open(ic.local_filesystem_storage({str(path)!r}))\n"
+        f"repo.create_branch('rescue', {ids[2]!r})\n"
+    )
+    summary = repo.garbage_collect(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    # The second plan sees the branch: c2 is kept, nothing is deleted.
+    assert summary.snapshots_deleted == 0 and summary.chunks_deleted == 0
+    fresh = ic.Repository.open(ic.local_filesystem_storage(str(path)))
+    got = zarr.open_array(fresh.readonly_session("rescue").store, path="a", mode="r")[2]
+    np.testing.assert_array_equal(got, _values(2))
+    assert _kinds(fresh)[:2] == ["GCRan", "BranchCreated"]
+
+
+def test_expiration_redone_on_top_of_a_commit_that_lands_meanwhile(tmp_path: Path) -> None:
+    path = tmp_path / "repo"
+    _, ids = _build(path)
+    repo, backend = _racing(path)
+    backend.script = _commit_script(path, 4)
+    expired = repo.expire_snapshots(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    # Redone on the state with the new commit: it is main's tip, so it stays.
+    assert expired == set(ids)
+    fresh = ic.Repository.open(ic.local_filesystem_storage(str(path)))
+    assert [s.message for s in fresh.ancestry(branch="main")] == [
+        "concurrent",
+        "Repository initialized",
+    ]
+    diff = fresh.diff(from_snapshot_id="1CECHNKREP0F1RSTCMT0", to_branch="main")
+    assert sorted(map(tuple, diff.updated_chunks["/a"])) == [(0, 0), (1, 0), (4, 0)]
+    assert _kinds(fresh)[:2] == ["ExpirationRan", "NewCommit"]
+
+
+def _on_disk(path: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(path)): p.read_bytes()
+        for p in path.rglob("*")
+        if p.is_file() and not p.relative_to(path).parts[0] == "overwritten"
+    }
+
+
+@pytest.mark.parametrize("operation", ["gc", "expire"])
+def test_a_failed_write_of_repo_changes_nothing(tmp_path: Path, operation: str) -> None:
+    path = tmp_path / "repo"
+    _build(path)
+    before = _on_disk(path)
+    faulty = FaultyBackend(
+        ic.local_filesystem_storage(str(path)).backend, FaultPlan(rates={"put_if_version": 1.0})
+    )
+    repo = ic.Repository.open(Storage.from_backend(faulty))
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    with pytest.raises(ic.IcechunkError, match="injected"):
+        if operation == "gc":
+            repo.garbage_collect(later)
+        else:
+            repo.expire_snapshots(later)
+    # Only an unused copy under overwritten/ may be left, as the reference leaves one.
+    assert _on_disk(path) == before
+
+
+def test_gc_failing_while_deleting_leaves_a_readable_repository(tmp_path: Path) -> None:
+    path = tmp_path / "repo"
+    _, ids = _build(path)
+    repo, _ = _racing(path)
+    repo.expire_snapshots(repo.lookup_snapshot(ids[1]).written_at)
+    faulty = FaultyBackend(
+        ic.local_filesystem_storage(str(path)).backend, FaultPlan(rates={"delete_many": 1.0})
+    )
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    with pytest.raises(ic.IcechunkError, match="injected"):
+        ic.Repository.open(Storage.from_backend(faulty)).garbage_collect(later)
+    fresh = ic.Repository.open(ic.local_filesystem_storage(str(path)))
+    _listed_files_exist(path, fresh)
+    got = zarr.open_array(fresh.readonly_session("main").store, path="a", mode="r")[:2]
+    np.testing.assert_array_equal(got, [_values(0), _values(1)])
+    # A second run finishes the job.
+    summary = fresh.garbage_collect(later)
+    assert summary.snapshots_deleted == 2  # c0 (expired) and c2 (unreachable)
+    assert {p.name for p in (path / "snapshots").iterdir()} == {"1CECHNKREP0F1RSTCMT0", ids[1]}
