@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
+from pyicechunk._logging import TRACE
 from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
 from pyicechunk.format.header import SPEC_V1, FileType, encode_object, open_object
 from pyicechunk.format.ids import encode_id
@@ -37,6 +39,8 @@ from pyicechunk.format.transaction_log import (
 from pyicechunk.storage import StorageBackend
 from pyicechunk.storage.byte_range import ByteRequest, RangeByteRequest, narrow
 from pyicechunk.storage.keys import chunk_key, manifest_key, snapshot_key, transaction_key
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["AssetManager"]
 
@@ -103,6 +107,35 @@ def _decode(data: bytes, file_type: FileType, key: str, decoder: Callable[[bytes
         raise IcechunkError(f"cannot read {key}: {e.message}", kind=e.kind) from e
 
 
+class _Identified(Protocol):
+    @property
+    def id(self) -> bytes: ...
+
+
+Obj = TypeVar("Obj", bound=_Identified)
+
+
+async def _decode_checked(
+    data: bytes,
+    key: str,
+    file_type: FileType,
+    decoder: Callable[[bytes, int], Obj],
+    *,
+    holds: str,
+    wanted: bytes,
+) -> Obj:
+    """Decode the object ``data`` read from ``key`` (off the event loop when it is large) and
+    check that it is object ``wanted`` (``holds`` names what it should be in the error)."""
+    # Snapshots take about twice the decoding work per byte of manifests and logs.
+    work = len(data) * (8 if file_type == FileType.SNAPSHOT else 4)
+    logger.debug(
+        "Downloaded asset, file_type: %s, key: %s, size_bytes: %d", file_type.name, key, len(data)
+    )
+    found = await _maybe_offload(work, lambda: _decode(data, file_type, key, decoder))
+    _check_id(key, holds, found.id, wanted)
+    return found
+
+
 class AssetManager:
     """Reads and writes snapshots, manifests, transaction logs and chunks of one repository.
 
@@ -133,6 +166,9 @@ class AssetManager:
     ) -> None:
         self.backend = backend
         self.compression_level = compression_level
+        self._num_snapshot_nodes = num_snapshot_nodes
+        self._num_chunk_refs = num_chunk_refs
+        self._cache_warned: set[str] = set()
         self.spec_version = spec_version
         self._location_compression = location_compression
         self._snapshots: _WeightedLRU[bytes, Snapshot] = _WeightedLRU(
@@ -154,10 +190,12 @@ class AssetManager:
             return cached
         key = snapshot_key(snapshot_id)
         data = await self.backend.get(key)
-        snapshot = await _maybe_offload(
-            len(data) * 8, lambda: _decode(data, FileType.SNAPSHOT, key, decode_snapshot)
+        snapshot = await _decode_checked(
+            data, key, FileType.SNAPSHOT, decode_snapshot, holds="snapshot", wanted=snapshot_id
         )
-        _check_id(key, "snapshot", snapshot.id, snapshot_id)
+        self._warn_if_cache_small(
+            "snapshot", len(snapshot.nodes), "nodes", self._num_snapshot_nodes, 5
+        )
         self._snapshots.put(snapshot_id, snapshot)
         return snapshot
 
@@ -176,10 +214,29 @@ class AssetManager:
             len(snapshot.nodes) * 256,
             lambda: self._encode(FileType.SNAPSHOT, encode_snapshot, snapshot),
         )
+        logger.debug("Writing snapshot, id: %s, size_bytes: %d", encode_id(snapshot.id), len(data))
         await self.backend.put(snapshot_key(snapshot.id), data)
         if self.spec_version != SPEC_V1 and snapshot.parent_id is not None:
             snapshot = dataclasses.replace(snapshot, parent_id=None)
         self._snapshots.put(snapshot.id, snapshot)
+
+    def _warn_if_cache_small(
+        self, what: str, weight: int, unit: str, capacity: int, fraction: int
+    ) -> None:
+        # Once per repository, when one object fills more than 1/fraction of its cache: the
+        # reference's thresholds are half the manifest cache and a fifth of the snapshot cache.
+        if weight > capacity // fraction and what not in self._cache_warned:
+            self._cache_warned.add(what)
+            field = "num_chunk_refs" if what == "manifest" else "num_snapshot_nodes"
+            logger.warning(
+                "A %s with %d %s is being loaded into a cache that can only keep %d; consider "
+                "a larger cache through the %s field of CachingConfig",
+                what,
+                weight,
+                unit,
+                capacity,
+                field,
+            )
 
     # -- manifests ---------------------------------------------------------------------------
 
@@ -192,10 +249,12 @@ class AssetManager:
             data = await self.backend.get(key, RangeByteRequest(0, size_bytes))
         else:
             data = await self.backend.get(key)
-        manifest = await _maybe_offload(
-            len(data) * 4, lambda: _decode(data, FileType.MANIFEST, key, _decode_manifest)
+        manifest = await _decode_checked(
+            data, key, FileType.MANIFEST, _decode_manifest, holds="manifest", wanted=manifest_id
         )
-        _check_id(key, "manifest", manifest.id, manifest_id)
+        self._warn_if_cache_small(
+            "manifest", manifest.num_chunk_refs(), "chunk references", self._num_chunk_refs, 2
+        )
         self._manifests.put(manifest_id, manifest)
         return manifest
 
@@ -203,6 +262,7 @@ class AssetManager:
         """Write a manifest and return its size in bytes (header included)."""
         n = sum(len(a) for a in arrays)
         data = await _maybe_offload(n * 32, lambda: self._encode_manifest(manifest_id, arrays))
+        logger.debug("Writing manifest, id: %s, size_bytes: %d", encode_id(manifest_id), len(data))
         await self.backend.put(manifest_key(manifest_id), data)
         self._manifests.put(manifest_id, Manifest(manifest_id, list(arrays)))
         return len(data)
@@ -255,11 +315,14 @@ class AssetManager:
         tx = self._transactions.get(snapshot_id)
         if tx is None:
             data = await self.backend.get(key)
-            tx = await _maybe_offload(
-                len(data) * 4,
-                lambda: _decode(data, FileType.TRANSACTION_LOG, key, _decode_transaction_log),
+            tx = await _decode_checked(
+                data,
+                key,
+                FileType.TRANSACTION_LOG,
+                _decode_transaction_log,
+                holds="the transaction log of snapshot",
+                wanted=snapshot_id,
             )
-            _check_id(key, "the transaction log of snapshot", tx.id, snapshot_id)
             self._transactions.put(snapshot_id, tx)
         return tx
 
@@ -268,11 +331,20 @@ class AssetManager:
         data = await _maybe_offload(
             size * 16, lambda: self._encode(FileType.TRANSACTION_LOG, encode_transaction_log, tx)
         )
+        logger.debug(
+            "Writing transaction log, transaction_id: %s, size_bytes: %d",
+            encode_id(tx.id),
+            len(data),
+        )
         await self.backend.put(transaction_key(tx.id), data)
 
     # -- chunks ------------------------------------------------------------------------------
 
     async def write_chunk(self, chunk_id: bytes, data: bytes | memoryview) -> None:
+        if logger.isEnabledFor(TRACE):
+            logger.log(
+                TRACE, "Writing chunk, id: %s, size_bytes: %d", encode_id(chunk_id), len(data)
+            )
         await self.backend.put(chunk_key(chunk_id), data)
 
     async def fetch_chunk(
@@ -280,6 +352,10 @@ class AssetManager:
     ) -> bytes | memoryview:
         """Read ``[offset, offset+length)`` of a chunk object, narrowed by ``byte_range``."""
         key = chunk_key(chunk_id)
+        if logger.isEnabledFor(TRACE):
+            logger.log(
+                TRACE, "Downloading chunk, key: %s, offset: %d, length: %d", key, offset, length
+            )
         start, end = narrow(offset, length, byte_range)
         try:
             if start == 0 and byte_range is None:
