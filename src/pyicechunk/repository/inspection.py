@@ -175,8 +175,14 @@ class Inspection:
             await history.entry(sid)
         except ObjectNotFoundError:
             # icechunk 2.x reports a storage miss on spec 1, where no snapshot list exists.
-            kind = "snapshot-not-found" if self._state.spec_version >= 2 else "object-not-found"
-            raise IcechunkError(f"snapshot not found: `{encode_id(sid)}`", kind=kind) from None
+            # On spec 2 the id is missing from the snapshot list, in that list's words.
+            if self._state.spec_version >= 2:
+                raise IcechunkError(
+                    f"snapshot id not found `{encode_id(sid)}`", kind="snapshot-not-found"
+                ) from None
+            raise IcechunkError(
+                f"snapshot not found: `{encode_id(sid)}`", kind="object-not-found"
+            ) from None
         return sid
 
     # -- history ------------------------------------------------------------------------------
