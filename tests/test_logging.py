@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,3 +138,200 @@ def test_no_logs_variable_leaves_logging_alone() -> None:
     err = _stderr_of_child({"ICECHUNK_NO_LOGS": "1", "ICECHUNK_LOG": "debug"})
     # No handler of ours: Python's last-resort handler prints the bare warning only.
     assert err.strip() == "warn-line"
+
+
+# -- records of repository operations ----------------------------------------------------------
+
+SCENARIO = """
+import sys, zarr, pyicechunk as icechunk
+repo = icechunk.Repository.create(icechunk.local_filesystem_storage(sys.argv[1]), spec_version=2)
+session = repo.writable_session("main")
+zarr.create_array(session.store, name="a", shape=(4,), chunks=(2,), dtype="i4")[:] = 1
+session.commit("first")
+"""
+
+EXPECTED = (
+    "DEBUG pyicechunk.repository: Creating Repository",
+    "DEBUG pyicechunk.session: Writable session created, branch_name: 'main'",
+    "INFO pyicechunk.session.core: Commit started, branch_name: 'main'",
+    "INFO pyicechunk.session.core: Commit done, branch_name: 'main', new_snapshot_id: ",
+    "DEBUG pyicechunk.asset_manager: Writing manifest, id: ",
+)
+
+
+def _run_scenario(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("ICECHUNK_")}
+    return subprocess.run(
+        [sys.executable, "-c", SCENARIO, str(tmp_path / "repo")],
+        env={**full, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def test_debug_records_of_create_session_and_commit_go_to_stderr(tmp_path: Path) -> None:
+    done = _run_scenario(tmp_path, {"ICECHUNK_LOG": "debug"})
+    assert done.stdout == ""
+    for expected in EXPECTED:
+        assert expected in done.stderr, expected
+    # The reference's line shape: two spaces, an RFC 3339 UTC timestamp, level, target.
+    first = done.stderr.splitlines()[0]
+    assert re.fullmatch(
+        r"  \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z DEBUG pyicechunk\.repository: "
+        r"Creating Repository",
+        first,
+    ), first
+
+
+@pytest.mark.parametrize("value", ["1", ""])
+def test_log_to_stdout(tmp_path: Path, value: str) -> None:
+    done = _run_scenario(tmp_path, {"ICECHUNK_LOG": "debug", "ICECHUNK_LOG_TO_STDOUT": value})
+    assert "pyicechunk" not in done.stderr
+    for expected in EXPECTED:
+        assert expected in done.stdout, expected
+
+
+def test_info_shows_commits_and_not_debug_records(caplog: pytest.LogCaptureFixture) -> None:
+    import zarr
+
+    import pyicechunk as ic
+
+    set_logs_filter("icechunk=info")
+    repo = ic.Repository.create(ic.in_memory_storage(), spec_version=2)
+    session = repo.writable_session("main")
+    zarr.create_group(session.store)
+    session.commit("one")
+    seen = [(r.levelno, r.getMessage()) for r in caplog.records if r.name.startswith("pyicechunk")]
+    assert next(m for _, m in seen if m.startswith("Commit")).startswith("Commit started")
+    assert all(level >= logging.INFO for level, _ in seen)
+
+
+def _records(caplog: pytest.LogCaptureFixture, name: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith(name)]
+
+
+def test_rebase_steps_and_manifest_loads(caplog: pytest.LogCaptureFixture) -> None:
+    import numpy as np
+    import zarr
+
+    import pyicechunk as ic
+
+    set_logs_filter("icechunk=debug")
+    repo = ic.Repository.create(ic.in_memory_storage(), spec_version=2)
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="a", shape=(4,), chunks=(1,), dtype="i4")[:] = 0
+    session.commit("base")
+    ours, theirs = repo.writable_session("main"), repo.writable_session("main")
+    zarr.open_array(theirs.store, path="a", mode="r+")[0] = 1
+    theirs.commit("theirs")
+    zarr.open_array(ours.store, path="a", mode="r+")[3] = 2
+    caplog.clear()
+    ours.commit("ours", rebase_with=ic.ConflictDetector())
+    messages = _records(caplog, "pyicechunk.session")
+    assert any(m.startswith("Branch moved during commit, rebasing") for m in messages)
+    assert any(m.startswith("Rebasing, branch_name: 'main'") for m in messages)
+    caplog.clear()
+    reopened = ic.Repository.open(repo.storage)
+    np.testing.assert_array_equal(
+        zarr.open_array(reopened.readonly_session("main").store, path="a")[:], [1, 0, 0, 2]
+    )
+    assert any("file_type: MANIFEST" in m for m in _records(caplog, "pyicechunk.asset_manager"))
+    assert any(m == "Opening Repository" for m in _records(caplog, "pyicechunk.repository"))
+
+
+def test_chunk_requests_at_trace(caplog: pytest.LogCaptureFixture) -> None:
+    import numpy as np
+    import zarr
+
+    import pyicechunk as ic
+
+    repo = ic.Repository.create(ic.in_memory_storage(), spec_version=2)
+    session = repo.writable_session("main")
+    arr = zarr.create_array(session.store, name="a", shape=(2000,), chunks=(1000,), dtype="i8")
+    set_logs_filter("icechunk=debug")
+    noise = np.random.default_rng(5).integers(0, 2**62, 2000)
+    arr[:] = noise  # incompressible 8000-byte chunks: native, not inlined
+    session.commit("at debug")
+    assert not any("chunk," in m for m in _records(caplog, "pyicechunk.asset_manager"))
+    set_logs_filter("trace")
+    session = repo.writable_session("main")
+    zarr.open_array(session.store, path="a", mode="r+")[:] = noise + 1
+    session.commit("at trace")
+    assert zarr.open_array(repo.readonly_session("main").store, path="a")[0] == noise[0] + 1
+    messages = _records(caplog, "pyicechunk.asset_manager")
+    assert sum(m.startswith("Writing chunk, id: ") for m in messages) == 2
+    assert sum(m.startswith("Downloading chunk, key: chunks/") for m in messages) >= 1
+
+
+def test_small_caches_warn_once(caplog: pytest.LogCaptureFixture) -> None:
+    import zarr
+
+    import pyicechunk as ic
+
+    repo = ic.Repository.create(ic.in_memory_storage(), spec_version=2)
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="a", shape=(8,), chunks=(1,), dtype="i4")[:] = 1
+    session.commit("eight chunks")
+    config = ic.RepositoryConfig(caching=ic.CachingConfig(num_chunk_refs=6, num_snapshot_nodes=5))
+    small = ic.Repository.open(repo.storage, config=config)
+    caplog.clear()
+    for _ in range(2):
+        zarr.open_array(small.readonly_session("main").store, path="a")[:]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    manifest = [w for w in warnings if w.startswith("A manifest with 8 chunk references")]
+    assert len(manifest) == 1 and "num_chunk_refs" in manifest[0] and "keep 6" in manifest[0]
+    snapshot = [w for w in warnings if w.startswith("A snapshot with 2 nodes")]
+    assert len(snapshot) == 1 and "num_snapshot_nodes" in snapshot[0]
+    # A cache of the default size says nothing.
+    caplog.clear()
+    zarr.open_array(ic.Repository.open(repo.storage).readonly_session("main").store, path="a")[:]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_unknown_targets_are_reported(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_logs_filter("zarr=debug,icechunk::no_such_module=trace,icechunk::session=debug,info")
+    err = capsys.readouterr().err
+    assert "ignoring the target of `zarr=debug`" in err
+    assert "`icechunk::no_such_module`" in err
+    assert "icechunk::session" not in err.replace("such as `icechunk::session`", "")
+    assert emitted(caplog, "pyicechunk.session", logging.DEBUG)
+    # The reference's storage crates name our storage package.
+    set_logs_filter("icechunk_storage=debug,warn")
+    assert "ignoring" not in capsys.readouterr().err
+    assert emitted(caplog, "pyicechunk.storage", logging.DEBUG)
+
+
+def test_no_secret_in_any_record(
+    caplog: pytest.LogCaptureFixture, s3_server: Any, s3_bucket: str
+) -> None:
+    import zarr
+
+    import pyicechunk as ic
+
+    secrets = ("AKIALOGTESTKEY000001", "s3cr3t-l0g-test-value", "t0ken-l0g-test-value")
+    storage = ic.s3_storage(
+        bucket=s3_bucket,
+        prefix="logged",
+        endpoint_url=s3_server.endpoint_url,
+        region=s3_server.region,
+        access_key_id=secrets[0],
+        secret_access_key=secrets[1],
+        session_token=secrets[2],
+        allow_http=True,
+        force_path_style=True,
+    )
+    set_logs_filter("trace")
+    repo = ic.Repository.create(storage, spec_version=2)
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="a", shape=(4,), chunks=(2,), dtype="i4")[:] = 3
+    session.commit("over S3")
+    again = ic.Repository.open(storage)
+    zarr.open_array(again.readonly_session("main").store, path="a")[:]
+    logged = [caplog.handler.format(r) for r in caplog.records]
+    assert any("Commit done" in line for line in logged)
+    for line in logged:
+        for secret in secrets:
+            assert secret not in line

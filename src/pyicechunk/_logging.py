@@ -6,20 +6,35 @@ We accept the same strings and apply them to Python's :mod:`logging`: targets ``
 ``pyicechunk`` both mean our ``pyicechunk`` logger, and ``icechunk::a::b`` means the logger
 ``pyicechunk.a.b``. Directives for other targets are valid but configure nothing of ours.
 
-Records still propagate to the root logger, so applications that configure :mod:`logging`
-themselves see them too.
+Records go to a console handler on stderr, or on stdout when ``ICECHUNK_LOG_TO_STDOUT`` is set
+(to anything, even empty) when the package is imported, as in icechunk 2.1+. Each line reads
+like the reference's: two spaces, an RFC 3339 UTC timestamp, the level, the logger name and the
+message. Records still propagate to the root logger, so applications that configure
+:mod:`logging` themselves see them too.
+
+What is logged (targets as logger names): ``pyicechunk.repository`` (DEBUG: creating and
+opening a repository), ``pyicechunk.session`` (DEBUG: a session starts, each rebase step;
+INFO: a commit starts and is done), ``pyicechunk.asset_manager`` (DEBUG: each snapshot,
+manifest and transaction log written or downloaded; WARN: a cache too small for what it is
+asked to hold; TRACE: chunk reads and writes) and the storage backends' warnings. No line
+carries a credential: messages name keys and ids, never a storage's options.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib.util
 import logging
 import os
 import sys
+from typing import TextIO
 
 __all__ = ["initialize_logs", "set_logs_filter"]
 
 LOGGER_NAME = "pyicechunk"
 ENV_VAR = "ICECHUNK_LOG"
+# Set (to anything, even empty) before import to log to stdout instead of stderr.
+STDOUT_ENV_VAR = "ICECHUNK_LOG_TO_STDOUT"
 # Set (to anything) to leave logging completely alone, as in the reference.
 DISABLE_ENV_VAR = "ICECHUNK_NO_LOGS"
 
@@ -38,6 +53,8 @@ _LEVELS = {
 # tracing's LevelFilter also accepts the numbers 0 (off) to 5 (trace).
 _NUMERIC_LEVELS = dict(zip("012345", _LEVELS.values(), strict=True))
 _OUR_TARGETS = ("icechunk", "pyicechunk")
+# The reference's other crates log storage matters; our storage package does that here.
+_STORAGE_TARGETS = ("icechunk_storage", "icechunk_arrow_object_store", "icechunk_s3")
 
 logging.addLevelName(TRACE, "TRACE")
 
@@ -45,28 +62,49 @@ logging.addLevelName(TRACE, "TRACE")
 _configured_children: set[str] = set()
 
 
-class _StderrHandler(logging.Handler):
-    """Writes to whatever ``sys.stderr`` is at the time of each record.
+class _ConsoleHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` (or ``sys.stdout``) is at the time of each record.
 
-    Looking the stream up late keeps output going to the right place when ``sys.stderr`` is
+    Looking the stream up late keeps output going to the right place when the stream is
     replaced after import (pytest's capture, notebooks).
     """
 
+    def __init__(self, to_stdout: bool) -> None:
+        super().__init__()
+        self.to_stdout = to_stdout
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stdout if self.to_stdout else sys.stderr
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            sys.stderr.write(self.format(record) + "\n")
-            sys.stderr.flush()
+            stream = self.stream
+            stream.write(self.format(record) + "\n")
+            stream.flush()
         except Exception:
             self.handleError(record)
 
 
+class _Formatter(logging.Formatter):
+    """``  2026-12-01T12:00:01.920172Z  WARN pyicechunk.storage: message``, as the reference."""
+
+    def __init__(self) -> None:
+        super().__init__("  %(asctime)s %(levelname)5s %(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        when = dt.datetime.fromtimestamp(record.created, dt.UTC)
+        return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _handler() -> logging.Handler:
     logger = logging.getLogger(LOGGER_NAME)
+    to_stdout = STDOUT_ENV_VAR in os.environ
     for handler in logger.handlers:
-        if isinstance(handler, _StderrHandler):
+        if isinstance(handler, _ConsoleHandler):
             return handler
-    handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)5s %(name)s: %(message)s"))
+    handler = _ConsoleHandler(to_stdout)
+    handler.setFormatter(_Formatter())
     logger.addHandler(handler)
     return handler
 
@@ -79,9 +117,27 @@ def _parse_level(text: str) -> int | None:
 def _logger_for_target(target: str) -> str | None:
     """Our logger name for a tracing target, or None if the target is not ours."""
     head, *rest = target.split("::")
+    if head in _STORAGE_TARGETS and not rest:
+        return f"{LOGGER_NAME}.storage"
     if head not in _OUR_TARGETS or any(not part for part in rest):
         return None
     return ".".join([LOGGER_NAME, *rest])
+
+
+def _is_known(name: str) -> bool:
+    """Whether the logger ``name`` belongs to a module of the package (so it can log)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _warn_unknown_target(directive: str, target: str) -> None:
+    print(
+        f"ignoring the target of `{directive}`: pyicechunk logs nothing under `{target}` "
+        f"(targets are `icechunk`, `pyicechunk` or a module such as `icechunk::session`)",
+        file=sys.stderr,
+    )
 
 
 def _parse(directives: str) -> tuple[int, dict[str, int]]:
@@ -105,8 +161,10 @@ def _parse(directives: str) -> tuple[int, dict[str, int]]:
                 default = level
             else:
                 name = _logger_for_target(directive)
-                if name is not None:
+                if name is not None and _is_known(name):
                     targets[name] = TRACE
+                else:
+                    _warn_unknown_target(directive, directive)
             any_valid = True
             continue
         level = _parse_level(level_text)
@@ -119,8 +177,10 @@ def _parse(directives: str) -> tuple[int, dict[str, int]]:
             continue
         any_valid = True
         name = _logger_for_target(target.strip())
-        if name is not None:
+        if name is not None and _is_known(name):
             targets[name] = level
+        else:
+            _warn_unknown_target(directive, target.strip())
     if default is None:
         # Like EnvFilter: with no usable directive at all only errors pass; otherwise targets
         # that no directive names are switched off.
@@ -148,8 +208,9 @@ def _apply(directives: str | None) -> None:
 def initialize_logs() -> None:
     """Configure the ``pyicechunk`` logger from the ``ICECHUNK_LOG`` environment variable.
 
-    Without ``ICECHUNK_LOG``, warnings and errors go to stderr. Setting ``ICECHUNK_NO_LOGS``
-    leaves logging untouched. Called when :mod:`pyicechunk` is imported.
+    Without ``ICECHUNK_LOG``, warnings and errors go to stderr (to stdout when
+    ``ICECHUNK_LOG_TO_STDOUT`` is set). Setting ``ICECHUNK_NO_LOGS`` leaves logging untouched.
+    Called when :mod:`pyicechunk` is imported.
     """
     if DISABLE_ENV_VAR in os.environ:
         return
@@ -166,7 +227,8 @@ def set_logs_filter(log_filter_directive: str | None) -> None:
         ``"debug"``, ``"info"``, ``"warn"``, ``"error"``, ``"off"``, or ``0`` to ``5``) for
         everything, or ``target=level`` for a target (``icechunk``, ``pyicechunk`` or a
         submodule such as ``icechunk::session``). None reads ``ICECHUNK_LOG`` again. Invalid
-        directives are reported on stderr and ignored; this function does not raise.
+        directives, and directives for targets pyicechunk does not log under, are reported on
+        stderr and ignored; this function does not raise.
     """
     if log_filter_directive is None:
         log_filter_directive = os.environ.get(ENV_VAR)

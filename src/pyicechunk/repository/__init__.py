@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +40,10 @@ from pyicechunk.session.core import SessionCore
 from pyicechunk.spec_versions import SpecVersion, parse_spec_version, spec_version_member
 from pyicechunk.storage import Storage
 from pyicechunk.store import IcechunkStore
+
+logger = logging.getLogger(__name__)
+# Session lifecycle records go under the session target, as in the reference.
+session_logger = logging.getLogger("pyicechunk.session")
 
 __all__ = ["Repository"]
 
@@ -156,6 +161,7 @@ class Repository(Maintenance, RepoInfoApi, Inspection):
     ) -> Repository:
         """Async version of :meth:`create`."""
         _check_storage(storage)
+        logger.debug("Creating Repository")
         version = parse_spec_version(spec_version, SpecVersion.v1)
         backend = storage.backend
         if backend.read_only:
@@ -223,6 +229,7 @@ class Repository(Maintenance, RepoInfoApi, Inspection):
     ) -> Repository:
         """Async version of :meth:`open`."""
         _check_storage(storage)
+        logger.debug("Opening Repository")
         return cls._opened(
             storage, await open_state(storage.backend), config, authorize_virtual_chunk_access
         )
@@ -488,6 +495,7 @@ class Repository(Maintenance, RepoInfoApi, Inspection):
             snapshot = await history.snapshot_of(found)
         else:
             snapshot = await self._fetch_snapshot(await self._resolve(branch, tag, snapshot_id))
+        session_logger.debug("Read-only session created, snapshot_id: %s", encode_id(snapshot.id))
         return Session(SessionCore(self._ctx, snapshot, branch=None, read_only=True))
 
     def writable_session(self, branch: str) -> Session:
@@ -500,6 +508,9 @@ class Repository(Maintenance, RepoInfoApi, Inspection):
         sid = await self._state.branch_tip(branch)
         snapshot = await self._fetch_snapshot(sid)
         core = SessionCore(self._ctx.for_session(), snapshot, branch=branch, read_only=False)
+        session_logger.debug(
+            "Writable session created, branch_name: %r, snapshot_id: %s", branch, encode_id(sid)
+        )
         return Session(core)
 
     @contextlib.contextmanager

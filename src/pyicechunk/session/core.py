@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
     from pyicechunk.config import RepositoryConfig
 
 __all__ = ["SessionCore"]
+
+logger = logging.getLogger(__name__)
 
 READ_ONLY_SESSION = "session error: Read only sessions cannot modify the repository"
 READ_ONLY_STORE = "cannot write to read-only store"
@@ -452,6 +455,11 @@ class SessionCore:
                 if rebase_with is None or attempt >= rebase_tries:
                     raise
                 attempt += 1
+                logger.debug(
+                    "Branch moved during commit, rebasing, branch_name: %r, attempt: %d",
+                    self.branch,
+                    attempt,
+                )
                 await self.rebase(rebase_with)
 
     async def _commit(
@@ -474,6 +482,11 @@ class SessionCore:
             rewrite_manifests=rewrite_manifests,
         )
         assert self.branch is not None
+        logger.info(
+            "Commit started, branch_name: %r, old_snapshot_id: %s",
+            self.branch,
+            encode_id(self.base.id),
+        )
         state = self.ctx.state
         async with chunk_barrier(self.ctx.storage.backend, self.changes) as chunks_durable:
             tip = await state.check_branch(self.branch, self.base.id)
@@ -487,6 +500,11 @@ class SessionCore:
                 written_keys(self.base, snapshot),
             )
             await state.add_snapshot(new, tip)
+        logger.info(
+            "Commit done, branch_name: %r, new_snapshot_id: %s",
+            self.branch,
+            encode_id(snapshot.id),
+        )
         self._finish(snapshot)
         return encode_id(snapshot.id)
 
@@ -621,6 +639,13 @@ class SessionCore:
                 for step in steps
             ]
             snapshots = [snapshot for _, snapshot in landed]
+            logger.debug(
+                "Rebasing, branch_name: %r, from: %s, onto: %s, commits: %d",
+                self.branch,
+                encode_id(base.id),
+                encode_id(tip_id),
+                len(snapshots),
+            )
             changes = await replay(solver, base, snapshots, logs, changes)
             with self._lock:
                 self._state = (snapshots[0], changes)
