@@ -504,7 +504,8 @@ def test_inspect_snapshot(ic: ModuleType, repo: Any) -> None:
     repo.create_tag("t", sid)
     session = repo.writable_session("main")
     zarr.open_group(session.store, mode="r+").attrs["z"] = 1
-    text = repo.inspect_snapshot(sid)
+    # icechunk 1.1's JSON text; icechunk 2.x returns a dict unless pretty= is given.
+    text = repo.inspect_snapshot(sid, pretty=True)
     doc = json.loads(text)
     assert "\n" in text
     assert set(doc) == {
@@ -540,8 +541,8 @@ def test_inspect_snapshot(ic: ModuleType, repo: Any) -> None:
     compact = repo.inspect_snapshot(sid, pretty=False)
     assert "\n" not in compact
     assert json.loads(compact) == doc
-    assert json.loads(asyncio.run(repo.inspect_snapshot_async(sid))) == doc
-    root_doc = json.loads(repo.inspect_snapshot(INITIAL_SNAPSHOT_ID))
+    assert json.loads(asyncio.run(repo.inspect_snapshot_async(sid, pretty=True))) == doc
+    root_doc = json.loads(repo.inspect_snapshot(INITIAL_SNAPSHOT_ID, pretty=True))
     assert "parent_id" not in root_doc
     assert root_doc["manifests"] == []
     assert root_doc["nodes"] == []

@@ -196,6 +196,7 @@ SPEC2_ONLY = [
     "repo.disabled_feature_flags()",
     "repo.set_feature_flag('create_tag', None)",
     "repo.set_feature_flag('bogus', None)",
+    "repo.inspect_repo_info()",
 ]
 
 

@@ -33,6 +33,7 @@ from pyicechunk.repo_state import (
 )
 from pyicechunk.repository.inspection import Inspection, check_one_ref, parse_snapshot_id
 from pyicechunk.repository.maintenance import Maintenance
+from pyicechunk.repository.object_inspection import ObjectInspection
 from pyicechunk.repository.repo_info_api import RepoInfoApi
 from pyicechunk.session import Session
 from pyicechunk.session.context import RepoContext, check_metadata
@@ -52,7 +53,7 @@ def _is_default_config(config: RepositoryConfig) -> bool:
     return bool(config == RepositoryConfig())
 
 
-class Repository(Maintenance, RepoInfoApi, Inspection):
+class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
     """An Icechunk repository: version-controlled Zarr data in a storage location.
 
     Create or open one with :meth:`create`, :meth:`open` or :meth:`open_or_create`; read and

@@ -1,20 +1,18 @@
-"""The history and inspection methods of :class:`~pyicechunk.Repository`.
+"""The history methods of :class:`~pyicechunk.Repository`.
 
-Ancestry, snapshot lookup, diff and ``inspect_snapshot`` read history through the repository
-state (:meth:`~pyicechunk.repo_state.RepoState.history`): snapshot files in spec 1, the
-``repo`` object's snapshot list in spec 2. Also the argument rules every ref-taking method
-shares.
+Ancestry, snapshot lookup and diff read history through the repository state
+(:meth:`~pyicechunk.repo_state.RepoState.history`): snapshot files in spec 1, the ``repo``
+object's snapshot list in spec 2. Also the argument rules every ref-taking method shares. The
+``inspect_*`` methods are in :mod:`~pyicechunk.repository.object_inspection`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from pyicechunk._sync import sync
-from pyicechunk._time import micros_to_datetime
 from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
 from pyicechunk.format.ids import decode_id, encode_id
 from pyicechunk.format.snapshot import Snapshot
@@ -254,39 +252,3 @@ class Inspection:
             self._resolve(to_branch, to_tag, to_snapshot_id),
         )
         return await diff_between(await self._state.history(), from_id, to_id)
-
-    def inspect_snapshot(self, snapshot_id: str, *, pretty: bool = True) -> str:
-        """A JSON description of a snapshot: metadata, manifests and nodes."""
-        return sync(self.inspect_snapshot_async(snapshot_id, pretty=pretty))
-
-    async def inspect_snapshot_async(self, snapshot_id: str, *, pretty: bool = True) -> str:
-        """Async version of :meth:`inspect_snapshot`."""
-        sid = parse_snapshot_id(snapshot_id)
-        history = await self._state.history()
-        info = await self._entry(history, sid)
-        snapshot = await self._fetch_snapshot(sid)
-        doc: dict[str, Any] = {"id": encode_id(snapshot.id)}
-        if info.parent_id is not None:
-            doc["parent_id"] = encode_id(info.parent_id)
-        doc["flushed_at"] = micros_to_datetime(info.flushed_at).isoformat().replace("+00:00", "Z")
-        doc["commit_message"] = info.message
-        doc["metadata"] = info.metadata
-        doc["manifests"] = [
-            {"id": encode_id(m.id), "size_bytes": m.size_bytes, "num_chunk_refs": m.num_chunk_refs}
-            for m in snapshot.manifest_files
-        ]
-        nodes = []
-        for node in snapshot.nodes:
-            entry: dict[str, Any] = {
-                "id": encode_id(node.id),
-                "path": node.path,
-                "node_type": "array" if node.array is not None else "group",
-            }
-            if node.array is not None:
-                entry["manifest_refs"] = [
-                    {"id": encode_id(m.object_id), "extents": [list(e) for e in m.extents]}
-                    for m in node.array.manifests
-                ]
-            nodes.append(entry)
-        doc["nodes"] = nodes
-        return json.dumps(doc, indent=2 if pretty else None)
