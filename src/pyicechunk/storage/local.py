@@ -81,6 +81,7 @@ from pyicechunk.storage import (
     ObjectVersion,
     StorageBackend,
     _check_key,
+    _local_settings,
     keys,
     logger,
 )
@@ -631,20 +632,8 @@ class LocalFileSystemBackend(StorageBackend):
         return await self._call(f"the listing of {prefix!r}", _list, self._root, prefix)
 
     def default_settings(self) -> StorageSettings:
-        from pyicechunk.config import (
-            StorageConcurrencySettings,
-            StorageRetriesSettings,
-            StorageSettings,
-        )
-
         # Unlike the reference, conditional updates stay on (None): they are real here.
-        return StorageSettings(
-            concurrency=StorageConcurrencySettings(
-                max_concurrent_requests_for_object=5, ideal_concurrent_request_size=4096
-            ),
-            retries=StorageRetriesSettings(max_tries=1, initial_backoff_ms=0, max_backoff_ms=0),
-            unsafe_use_metadata=False,
-        )
+        return _local_settings(4096, unsafe_use_metadata=False)
 
     def __repr__(self) -> str:
         return f"LocalFileSystemObjectStoreBackend(path={self._root})"

@@ -24,6 +24,7 @@ from pyicechunk.storage import (
     ObjectVersion,
     StorageBackend,
     _check_key,
+    _local_settings,
     logger,
 )
 from pyicechunk.storage.byte_range import resolve as resolve_range
@@ -184,18 +185,7 @@ class InMemoryBackend(StorageBackend):
         return items
 
     def default_settings(self) -> StorageSettings:
-        from pyicechunk.config import (
-            StorageConcurrencySettings,
-            StorageRetriesSettings,
-            StorageSettings,
-        )
-
-        return StorageSettings(
-            concurrency=StorageConcurrencySettings(
-                max_concurrent_requests_for_object=5, ideal_concurrent_request_size=1
-            ),
-            retries=StorageRetriesSettings(max_tries=1, initial_backoff_ms=0, max_backoff_ms=0),
-        )
+        return _local_settings(1)
 
     def __repr__(self) -> str:
         return "InMemoryObjectStoreBackend"
