@@ -1,10 +1,11 @@
 """Spec-2 expiration and GC racing other writers, and failing part-way (pyicechunk only: the
 reference cannot be paused at a chosen write).
 
-A backend wrapper runs another process's commit (or branch creation) on the same repository
-just before the maintenance operation's conditional write of ``repo``, so that write loses the
-race; the operation must retry on the fresh state and never lose or break what the other
-process wrote, even when its objects are older than the GC threshold. Faults injected into
+A backend wrapper runs another writer's commit (or branch creation), through a repository
+handle of its own on a thread of its own, just before the maintenance operation's conditional
+write of ``repo``, so that write loses the race; the operation must retry on the fresh state
+and never lose or break what the other writer wrote, even when its objects are older than the
+GC threshold. Faults injected into
 deletes or into the write of ``repo`` must leave a repository that opens and reads.
 """
 
@@ -12,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +29,15 @@ WIDTH = 64
 
 
 class RacingBackend(FaultyBackend):
-    """Runs ``script`` in another process before the first armed conditional write of repo."""
+    """Runs ``rival`` on another thread before the first conditional write of repo after it
+    is set, and waits for it (the event loop stays free for the rival's own calls)."""
 
-    script: str | None = None
+    rival: Callable[[], object] | None = None
 
     async def _write_conditionally(self, write: ConditionalWrite) -> bool:
-        script, self.script = self.script, None
-        if script is not None and write.key == keys.REPO and write.version is not None:
-            await asyncio.to_thread(
-                subprocess.run, [sys.executable, "-c", script], check=True, timeout=120
-            )
+        if self.rival is not None and write.key == keys.REPO and write.version is not None:
+            rival, self.rival = self.rival, None
+            await asyncio.to_thread(rival)
         return await super()._write_conditionally(write)
 
 
@@ -67,14 +66,14 @@ def _racing(path: Path) -> tuple[ic.Repository, RacingBackend]:
     return ic.Repository.open(Storage.from_backend(backend)), backend
 
 
-def _commit_script(path: Path, row: int) -> str:
-    return f"""
-import numpy as np, zarr, pyicechunk as ic
-repo = ic.Repository.open(ic.local_filesystem_storage({str(path)!r}))
-s = repo.writable_session("main")
-zarr.open_array(s.store, path="a", mode="r+")[{row}] = np.random.default_rng({row}).random({WIDTH})
-print(s.commit("concurrent"))
-"""
+def _rival_commit(path: Path, row: int) -> Callable[[], object]:
+    def commit() -> str:
+        repo = ic.Repository.open(ic.local_filesystem_storage(str(path)))
+        s = repo.writable_session("main")
+        zarr.open_array(s.store, path="a", mode="r+")[row] = _values(row)
+        return s.commit("concurrent")
+
+    return commit
 
 
 def _kinds(repo: ic.Repository) -> list[str]:
@@ -91,10 +90,10 @@ def test_gc_keeps_a_commit_that_lands_while_it_runs(tmp_path: Path, ic2: Oracle)
     path = tmp_path / "repo"
     _, ids = _build(path)
     repo, backend = _racing(path)
-    backend.script = _commit_script(path, 3)
+    backend.rival = _rival_commit(path, 3)
     # Everything is older than this threshold, the concurrent commit's objects too.
     summary = repo.garbage_collect(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
-    assert backend.script is None
+    assert backend.rival is None
     assert (summary.snapshots_deleted, summary.transaction_logs_deleted) == (1, 1)  # c2
     fresh = ic.Repository.open(ic.local_filesystem_storage(str(path)))
     history = [s.message for s in fresh.ancestry(branch="main")]
@@ -117,11 +116,8 @@ def test_gc_starts_again_when_a_ref_lands_on_what_it_unlists(tmp_path: Path) -> 
     path = tmp_path / "repo"
     _, ids = _build(path)
     repo, backend = _racing(path)
-    backend.script = (
-        "import pyicechunk as ic\n"
-        f"repo = ic.Repository.open(ic.local_filesystem_storage({str(path)!r}))\n"
-        f"repo.create_branch('rescue', {ids[2]!r})\n"
-    )
+    rival = ic.Repository.open(ic.local_filesystem_storage(str(path)))
+    backend.rival = lambda: rival.create_branch("rescue", ids[2])
     summary = repo.garbage_collect(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     # The second plan sees the branch: c2 is kept, nothing is deleted.
     assert summary.snapshots_deleted == 0 and summary.chunks_deleted == 0
@@ -135,7 +131,7 @@ def test_expiration_redone_on_top_of_a_commit_that_lands_meanwhile(tmp_path: Pat
     path = tmp_path / "repo"
     _, ids = _build(path)
     repo, backend = _racing(path)
-    backend.script = _commit_script(path, 4)
+    backend.rival = _rival_commit(path, 4)
     expired = repo.expire_snapshots(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     # Redone on the state with the new commit: it is main's tip, so it stays.
     assert expired == set(ids)
