@@ -30,6 +30,7 @@ from pyicechunk.format.repo_info import (
 )
 from pyicechunk.history import HistorySource, HistoryWalk
 from pyicechunk.repo_state import RepoState
+from pyicechunk.repo_state.repo_object import read_only_error
 
 __all__ = ["collapse_ancestors", "expire_listed", "expire_snapshots"]
 
@@ -270,8 +271,10 @@ async def expire_snapshots(
             "the storage used by this Icechunk repository is read-only: Cannot expire snapshots",
             kind="read-only-storage",
         )
-    if await state.repo_info() is not None:
-        await state.check_writable("Cannot expire")
+    info = await state.repo_info()
+    if info is not None:
+        if not info.status.is_online:
+            raise read_only_error(info.status, "Cannot expire")
         ids = await _expire_repo_info(
             state, older_than, delete_expired_branches, delete_expired_tags
         )

@@ -51,7 +51,7 @@ from pyicechunk.ops.reachability import (
     reachable_snapshots,
 )
 from pyicechunk.repo_state import RepoState
-from pyicechunk.repo_state.repo_object import RetrySchedule
+from pyicechunk.repo_state.repo_object import RetrySchedule, read_only_error
 from pyicechunk.storage import ObjectInfo, StorageBackend, keys
 from pyicechunk.types import GCSummary
 
@@ -361,7 +361,8 @@ async def _plan(
     retries: RetrySchedule,
 ) -> _Retained:
     """What the collection keeps (spec 2: after unlisting the rest, restarting as needed)."""
-    if await state.repo_info() is None:
+    info = await state.repo_info()
+    if info is None:
         snapshots = await reachable_snapshots(state)
         keep = {s.id for s in snapshots}
         manifests = reachable_manifests(snapshots)
@@ -372,7 +373,8 @@ async def _plan(
             limits.max_compressed_manifest_mem_bytes,
         )
         return _Retained(keep, keep, manifests, chunks)
-    await state.check_writable("Cannot garbage collect")
+    if not info.status.is_online:
+        raise read_only_error(info.status, "Cannot garbage collect")
     delays = retries.delays()
     attempts = 1
     while True:
