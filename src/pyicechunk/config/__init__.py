@@ -55,6 +55,10 @@ from ._object_store import (
     local_filesystem_store,
     s3_store,
 )
+from ._object_store import store_tag as store_tag
+from ._record import record_fields as record_fields
+from ._record import record_from_fields as record_from_fields
+from ._record import record_unknown_keys as record_unknown_keys
 from ._repo_update_retries import RepoUpdateRetryConfig
 from ._repository_config import EffectiveConfig, RepositoryConfig
 from ._storage_settings import (

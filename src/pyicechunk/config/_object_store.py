@@ -235,6 +235,12 @@ _nest(
     },
 )
 
+
+def store_tag(store: ObjectStoreConfig) -> str:
+    """The name of a store's variant in the persisted config (``s3``, ``local_file_system``...)."""
+    return store._TAG
+
+
 AnyObjectStoreConfig = (
     _OscInMemory
     | _OscLocalFileSystem

@@ -283,3 +283,27 @@ class _Record:
     def _resolved(self) -> dict[str, Any]:
         """Every field by name (copied), with its effective default where it is unset."""
         return {field.name: field.effective(self) for field in self._TABLE}
+
+
+# For the persisted-config codecs (pyicechunk.format.config_serde), which build records from a
+# file and write them back: the table and the unknown keys without reaching into the class.
+
+R = TypeVar("R", bound=_Record)
+
+
+def record_fields(cls: type[_Record]) -> tuple[str, ...]:
+    """The names of a record class's fields, in the order of its constructor."""
+    return cls._FIELDS
+
+
+def record_from_fields(
+    cls: type[R], values: Mapping[str, object], unknown: Mapping[str, Any] | None = None
+) -> R:
+    """A record of class ``cls`` with the named fields set (validated), the rest at their
+    defaults, also fields the constructor does not take, and the ``unknown`` keys of a file."""
+    return cls._from_fields(values, unknown)
+
+
+def record_unknown_keys(record: _Record) -> Mapping[str, Any]:
+    """The keys a record was read with that this version does not know (empty for most)."""
+    return record._unknown

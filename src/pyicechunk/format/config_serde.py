@@ -46,6 +46,10 @@ from pyicechunk.config import (
     StorageSettings,
     StorageTimeoutSettings,
     VirtualChunkContainer,
+    record_fields,
+    record_from_fields,
+    record_unknown_keys,
+    store_tag,
 )
 from pyicechunk.exceptions import IcechunkError
 
@@ -303,7 +307,7 @@ class _RecordKind(_Kind):
         self.cls = cls
         self.specs = specs
         # Every field of the record is in the schema, or a save would lose it.
-        if {s.name for s in specs} != set(cls._FIELDS):
+        if {s.name for s in specs} != set(record_fields(cls)):
             raise TypeError(f"the serde schema of {cls.__name__} does not match its fields")
 
     def write(self, record: Any) -> dict[str, Any]:
@@ -311,7 +315,7 @@ class _RecordKind(_Kind):
         for spec in self.specs:
             value = getattr(record, spec.name)
             out[spec.name] = None if value is None else spec.kind.write(value)
-        out.update(copy.deepcopy(dict(record._unknown)))
+        out.update(copy.deepcopy(dict(record_unknown_keys(record))))
         return out
 
     def read(self, r: _Reader, path: str, value: Any) -> Any:
@@ -331,7 +335,7 @@ class _RecordKind(_Kind):
             values[spec.name] = spec.kind.read(r, where, item)
         known = {s.name for s in self.specs}
         unknown = {k: plain_tree(v) for k, v in fields.items() if k not in known}
-        return self.cls._from_fields(values, unknown)
+        return record_from_fields(self.cls, values, unknown)
 
 
 def _uints(bits: int, *names: str, nonzero: bool = False) -> list[_Spec]:
@@ -345,7 +349,7 @@ _COMPRESSION = _RecordKind(
     _Spec("algorithm", _Unit({CompressionAlgorithm.Zstd: "zstd"}, "zstd")),
     _Spec("level", _unsigned(8)),
 )
-_CACHING = _RecordKind(CachingConfig, *_uints(64, *CachingConfig._FIELDS))
+_CACHING = _RecordKind(CachingConfig, *_uints(64, *record_fields(CachingConfig)))
 _CONCURRENCY = _RecordKind(
     StorageConcurrencySettings,
     *_uints(16, "max_concurrent_requests_for_object", nonzero=True),
@@ -356,7 +360,7 @@ _RETRIES = _RecordKind(
     *_uints(16, "max_tries", nonzero=True),
     *_uints(32, "initial_backoff_ms", "max_backoff_ms"),
 )
-_TIMEOUTS = _RecordKind(StorageTimeoutSettings, *_uints(32, *StorageTimeoutSettings._FIELDS))
+_TIMEOUTS = _RecordKind(StorageTimeoutSettings, *_uints(32, *record_fields(StorageTimeoutSettings)))
 _STORAGE = _RecordKind(
     StorageSettings,
     _Spec("concurrency", _CONCURRENCY),
@@ -399,11 +403,11 @@ _HTTP_HEADERS = "headers"
 def _w_store(store: ObjectStoreConfig) -> Any:
     match store:
         case O.InMemory():
-            return store._TAG
+            return store_tag(store)
         case O.LocalFileSystem(path):
-            return Tagged(store._TAG, str(path))
+            return Tagged(store_tag(store), str(path))
         case O.S3(opts) | O.S3Compatible(opts) | O.Tigris(opts):
-            return Tagged(store._TAG, _S3_OPTIONS.write(opts))
+            return Tagged(store_tag(store), _S3_OPTIONS.write(opts))
         case O.Http(opts, headers):
             if _HTTP_HEADERS in (opts or {}):
                 raise IcechunkError(
@@ -415,9 +419,9 @@ def _w_store(store: ObjectStoreConfig) -> Any:
             content: dict[str, Any] = dict(opts or {})
             if headers:
                 content[_HTTP_HEADERS] = dict(headers)
-            return Tagged(store._TAG, content)
+            return Tagged(store_tag(store), content)
         case O.Gcs(opts) | O.Azure(opts):
-            return Tagged(store._TAG, dict(opts or {}))
+            return Tagged(store_tag(store), dict(opts or {}))
     raise TypeError(f"not an ObjectStoreConfig: {store!r}")
 
 

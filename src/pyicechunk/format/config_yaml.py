@@ -27,6 +27,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from pyicechunk.config import RepositoryConfig
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.config_serde import Tagged, Text, config_from_tree, config_to_tree
+from pyicechunk.storage import keys
 
 __all__ = ["config_from_yaml", "config_to_yaml"]
 
@@ -276,7 +277,7 @@ def _tree(node: Node, *, untagged: bool = False) -> Any:
     return _Scalar(node)
 
 
-def config_from_yaml(data: bytes, key: str = "config.yaml") -> RepositoryConfig:
+def config_from_yaml(data: bytes, key: str = keys.CONFIG) -> RepositoryConfig:
     """Parse ``config.yaml`` as icechunk does.
 
     Parameters
