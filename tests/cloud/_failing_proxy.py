@@ -39,6 +39,7 @@ class Rule:
     action: Action = "refuse"
     before: Callable[[], object] | None = None
     seen: list[float] = field(default_factory=list)  # monotonic arrival times of matches
+    targets: list[str] = field(default_factory=list)  # their request targets, in that order
     answers: list[bytes] = field(default_factory=list)  # status lines the server gave, if asked
 
 
@@ -135,6 +136,7 @@ class FailingProxy:
         for rule in self.rules:
             if method == rule.method and rule.path in target:
                 rule.seen.append(now)
+                rule.targets.append(target)
                 if failing is None and len(rule.seen) <= rule.count:
                     failing = rule
         return failing

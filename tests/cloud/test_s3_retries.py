@@ -5,6 +5,8 @@ A proxy between pyicechunk and the S3 server answers 503 to the first N requests
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
@@ -113,3 +115,61 @@ def test_backoff_follows_settings(
     assert all(g >= initial_ms / 1000 * 0.9 for g in gaps), gaps
     assert all(g <= max_ms / 1000 + 0.25 for g in gaps), gaps
     assert sum(gaps) >= FAILURES * initial_ms / 1000 * 0.9
+
+
+class DeadEndpoint:
+    """An S3 endpoint on 127.0.0.1 that answers every request with 503, counting them by path.
+
+    The proxy's upstream is never reached: every request matches a refusing rule.
+    """
+
+    def __init__(self) -> None:
+        self.proxy = FailingProxy(upstream_port=9)  # discard: nothing listens there
+        self.rules = [Rule(method, "", 10_000) for method in ("GET", "HEAD", "PUT")]
+        self.proxy.rules.extend(self.rules)
+        self.storage = _storage(f"http://127.0.0.1:{self.proxy.port}", "dead")
+
+    def attempts(self) -> Counter[str]:
+        """How many times each request (method and target) arrived."""
+        return Counter(f"{r.method} {t}" for r in self.rules for t in r.targets)
+
+    def close(self) -> None:
+        self.proxy.close()
+
+
+@pytest.fixture
+def dead() -> Iterator[DeadEndpoint]:
+    endpoint = DeadEndpoint()
+    yield endpoint
+    endpoint.close()
+
+
+def _fast(tries: int) -> pyicechunk.RepositoryConfig:
+    retries = StorageRetriesSettings(max_tries=tries, initial_backoff_ms=1, max_backoff_ms=2)
+    return pyicechunk.RepositoryConfig(storage=StorageSettings(retries=retries))
+
+
+@pytest.mark.parametrize("tries", [1, 2])
+@pytest.mark.parametrize("how", ["open", "open_or_create", "create"])
+def test_the_first_requests_follow_the_configured_retries(
+    dead: DeadEndpoint, how: str, tries: int
+) -> None:
+    """Opening (or creating) a repository finds out what is there with requests that already
+    honour the config's storage settings: each of them is tried ``tries`` times, not the
+    default ten."""
+    with pytest.raises(pyicechunk.IcechunkError, match="storage error"):
+        if how == "create":
+            pyicechunk.Repository.create(dead.storage, config=_fast(tries), spec_version=2)
+        else:
+            getattr(pyicechunk.Repository, how)(dead.storage, config=_fast(tries))
+    attempts = dead.attempts()
+    assert attempts and set(attempts.values()) == {tries}, attempts
+
+
+def test_without_settings_a_request_is_tried_ten_times(dead: DeadEndpoint) -> None:
+    """The storage's default (as in the reference), so the test above tells them apart."""
+    retries = StorageRetriesSettings(initial_backoff_ms=1, max_backoff_ms=2)
+    backend = dead.storage.backend.with_settings(StorageSettings(retries=retries))
+    with pytest.raises(pyicechunk.IcechunkError, match="storage error"):
+        asyncio.run(backend.get("repo"))
+    assert dead.attempts() == Counter({"GET /dead/r/repo": 10})

@@ -164,7 +164,8 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         _check_storage(storage)
         logger.debug("Creating Repository")
         version = parse_spec_version(spec_version, SpecVersion.v1)
-        backend = storage.backend
+        # The first requests already honour the config's storage settings (retries above all).
+        backend = _with_settings(storage, config or RepositoryConfig()).backend
         if backend.read_only:
             raise IcechunkError(
                 "the storage used by this Icechunk repository is read-only: "
@@ -232,7 +233,10 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         _check_storage(storage)
         logger.debug("Opening Repository")
         return cls._opened(
-            storage, await open_state(storage.backend), config, authorize_virtual_chunk_access
+            storage,
+            await open_state(_with_settings(storage, config or RepositoryConfig()).backend),
+            config,
+            authorize_virtual_chunk_access,
         )
 
     @classmethod
@@ -291,7 +295,7 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         _check_storage(storage)
         parse_spec_version(create_version, SpecVersion.v1)
         try:
-            opened = await open_state(storage.backend)
+            opened = await open_state(_with_settings(storage, config or RepositoryConfig()).backend)
         except IcechunkError as exc:
             if exc.kind != "repository-not-found":
                 raise

@@ -396,10 +396,10 @@ class ObjectStoreBackend(StorageBackend):
                 return await self._get_bytes(key, {"range": {"offset": byte_range.offset}})
             elif isinstance(byte_range, SuffixByteRequest) and byte_range.suffix > 0:
                 return await self._get_bytes(key, {"range": {"suffix": byte_range.suffix}})
-        except ObjectNotFoundError:
-            raise
-        except IcechunkError:
-            pass  # an unsatisfiable range: the object's size decides what the answer is
+        except IcechunkError as e:
+            if not _range_refused(e):
+                raise
+            # the object's size decides what the answer to an unsatisfiable range is
         info = await self.head(key)
         if info is None:
             raise ObjectNotFoundError(key)
@@ -412,9 +412,9 @@ class ObjectStoreBackend(StorageBackend):
             result = await self._call(
                 key, load_obstore().get_async, key, options={"range": (0, ideal)}
             )
-        except ObjectNotFoundError:
-            raise
-        except IcechunkError:
+        except IcechunkError as e:
+            if not _range_refused(e):
+                raise
             # An empty object has no satisfiable range; ask for it plainly.
             return await self._get_bytes(key, {})
         first = bytes(await result.bytes_async())
@@ -640,6 +640,22 @@ def _warn_unstamped_once() -> None:
             "even though it landed; turn unsafe_use_metadata on unless the store refuses user "
             "metadata"
         )
+
+
+def _range_refused(error: IcechunkError) -> bool:
+    """Whether a ranged read failed only because of its range, so that a read sized from the
+    object's length can still answer it.
+
+    The range lies outside the object (the server answers 416, or object_store finds the answer
+    does not fit the range it asked for), or the store has no such kind of range (Azure and
+    suffixes). Anything else (a missing object, a failure the retries did not overcome) is the
+    answer: asking again would only spend the retry budget a second time.
+    """
+    cause = error.__cause__
+    if isinstance(cause, load_obstore().exceptions.NotSupportedError):
+        return True
+    text = str(cause)
+    return "status code: 416" in text or "InvalidRangeRequest" in text
 
 
 def _version_token(meta: Any) -> ObjectVersion:
