@@ -375,23 +375,20 @@ async def _plan(
         return _Retained(keep, keep, manifests, chunks)
     if not info.status.is_online:
         raise read_only_error(info.status, "Cannot garbage collect")
-    delays = retries.delays()
-    attempts = 1
-    while True:
+    starts = 0
+    for delay in itertools.chain([0.0], retries.delays()):
+        if delay:
+            await asyncio.sleep(delay)
+        starts += 1
         try:
             return await _plan_listed(state, assets, older_than, dry_run, limits)
         except _Restart:
-            delay = next(delays, None)
-            if delay is None:
-                raise IcechunkError(
-                    f"garbage collection restarted {attempts} times: branches, tags or new "
-                    "snapshots kept moving onto snapshots it was removing; try again later",
-                    kind="update-attempts-exhausted",
-                ) from None
             logger.info("the repository changed during garbage collection; starting again")
-            attempts += 1
-            if delay:
-                await asyncio.sleep(delay)
+    raise IcechunkError(
+        f"garbage collection was started {starts} times: branches, tags or new snapshots "
+        "kept landing on snapshots it was removing; try again later",
+        kind="update-attempts-exhausted",
+    )
 
 
 async def garbage_collect(

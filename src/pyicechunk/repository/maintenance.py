@@ -184,8 +184,9 @@ class Maintenance:
         TypeError
             ``delete_object_older_than`` is a naive datetime.
         IcechunkError
-            The storage or (spec 2) the repository's status is read-only, or a ref, snapshot
-            or manifest cannot be read.
+            Nothing may be written (read-only storage, or on spec 2 a read-only status), a
+            ref, snapshot or manifest cannot be read, or (spec 2) concurrent changes made the
+            collection start again too many times.
         """
         return sync(
             self.garbage_collect_async(
