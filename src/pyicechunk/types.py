@@ -7,12 +7,14 @@ They mirror icechunk 1.1's read-only native types: :class:`Diff`, :class:`Snapsh
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyicechunk._enum import NamedIntEnum
+from pyicechunk._repr import Block, qualified
 from pyicechunk._time import micros_to_datetime
 from pyicechunk.format.ids import encode_id
 
@@ -99,11 +101,15 @@ class Diff:
 
     __repr__ = __str__
 
+    def _repr_html_(self) -> str:
+        fields = [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]
+        return Block(qualified("Diff"), [(n, _json_like(v)) for n, v in fields]).html()
+
     def __reduce__(self) -> Any:
         raise TypeError("cannot pickle 'Diff' object")
 
 
-@dataclass(frozen=True, eq=True)
+@dataclass(frozen=True, eq=True, repr=False)
 class ManifestFileInfo:
     """A manifest file referenced by a snapshot."""
 
@@ -111,11 +117,14 @@ class ManifestFileInfo:
     size_bytes: int
     num_chunk_refs: int
 
+    def _block(self) -> Block:
+        return _fields_block(self)
+
     def __repr__(self) -> str:
-        return (
-            f'ManifestFileInfo(id="{self.id}", size_bytes={self.size_bytes}, '
-            f"num_chunk_refs={self.num_chunk_refs})"
-        )
+        return self._block().text()
+
+    def _repr_html_(self) -> str:
+        return self._block().html()
 
 
 class SnapshotInfo:
@@ -226,13 +235,24 @@ class SnapshotInfo:
             and self.manifests == other.manifests
         )
 
-    def __repr__(self) -> str:
-        parent = "None" if self.parent_id is None else self.parent_id
-        return (
-            f'SnapshotInfo(id="{self.id}", parent_id={parent}, '
-            f"written_at={_datetime_repr(self.written_at)}, "
-            f'message="{self.message[:10]}...")'
+    def _block(self) -> Block:
+        # icechunk 2.x's fields (it dropped ``manifests``), the message in full.
+        return Block(
+            qualified("SnapshotInfo"),
+            [
+                ("id", self.id),
+                ("parent_id", str(self.parent_id)),
+                ("written_at", _datetime_repr(self.written_at)),
+                ("message", self.message),
+                ("metadata", repr(self.metadata)),
+            ],
         )
+
+    def __repr__(self) -> str:
+        return self._block().text()
+
+    def _repr_html_(self) -> str:
+        return self._block().html()
 
     def __reduce__(self) -> Any:
         raise TypeError("cannot pickle 'SnapshotInfo' object")
@@ -246,7 +266,22 @@ def _datetime_repr(value: dt.datetime) -> str:
     return f"datetime.datetime({','.join(map(str, fields))}, tzinfo=datetime.timezone.utc)"
 
 
-@dataclass(frozen=True)
+def _fields_block(value: Any) -> Block:
+    """The block of a dataclass: one line per field, in declaration order."""
+    fields = [(f.name, str(getattr(value, f.name))) for f in dataclasses.fields(value)]
+    return Block(qualified(type(value).__name__), fields)
+
+
+def _json_like(value: Any) -> str:
+    # Diff's HTML shows its sets and maps as the reference does: sorted, strings quoted.
+    if isinstance(value, set | frozenset):
+        return "{" + ", ".join(f'"{v}"' for v in sorted(value)) + "}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f'"{k}": {v}' for k, v in sorted(value.items())) + "}"
+    return str(value)
+
+
+@dataclass(frozen=True, repr=False)
 class GCSummary:
     """Counts of what a garbage collection deleted (or would delete, in a dry run)."""
 
@@ -257,14 +292,32 @@ class GCSummary:
     attributes_deleted: int = 0
     transaction_logs_deleted: int = 0
 
+    def _block(self) -> Block:
+        return _fields_block(self)
 
-@dataclass(frozen=True)
+    def __repr__(self) -> str:
+        return self._block().text()
+
+    def _repr_html_(self) -> str:
+        return self._block().html()
+
+
+@dataclass(frozen=True, repr=False)
 class ChunkStorageStats:
     """Bytes of chunk data reachable from the repository's refs, by kind of storage."""
 
     native_bytes: int = 0
     virtual_bytes: int = 0
     inlined_bytes: int = 0
+
+    def _block(self) -> Block:
+        return _fields_block(self)
+
+    def __repr__(self) -> str:
+        return self._block().text()
+
+    def _repr_html_(self) -> str:
+        return self._block().html()
 
     def non_virtual_bytes(self) -> int:
         """Native plus inlined bytes."""

@@ -41,8 +41,13 @@ DIFFERS: dict[str, str] = {
     "typed_errors": (
         "pyicechunk's errors are icechunk 2.x's typed tree: ConflictError and RebaseFailedError "
         "are IcechunkError subclasses, every error has a kind, args are (message, kind) when a "
-        "kind was given, and reprs are qualified (icechunk.IcechunkError(message=\"m\", "
-        "kind=\"unknown\"))"
+        'kind was given, and reprs are qualified (icechunk.IcechunkError(message="m", '
+        'kind="unknown"))'
+    ),
+    "reprs_2x": (
+        "pyicechunk prints icechunk 2.x's structured reprs: SnapshotInfo, ManifestFileInfo, "
+        "Session, IcechunkStore and Repository as <icechunk.Class> blocks (the commit message "
+        "whole); config classes keep 1.1's repr and have 2.x's str() block"
     ),
     "amend_and_allow_empty": (
         "pyicechunk has Session.amend and commit(allow_empty=True) (icechunk 2.x features); "

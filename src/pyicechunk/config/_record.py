@@ -19,8 +19,11 @@ import copy
 import enum
 import inspect
 import types
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, Self, TypeVar, cast, dataclass_transform, overload
+
+from pyicechunk._repr import Block, qualified
 
 from ._formatting import _fmt
 
@@ -256,6 +259,25 @@ class _Record:
         )
         return f"{type(self).__name__}({shown})"
 
+    def _repr_block(self) -> Block:
+        """icechunk 2.x's ``str()`` of a config: every field, effective defaults marked."""
+        fields: list[tuple[str, str | Block]] = []
+        for field in self._TABLE:
+            if not field.init:  # internal state, not a setting
+                continue
+            raw = field.raw(self)
+            value = raw if raw is not None else field.effective(self)
+            if value is None:
+                value = _default_nested(type(self), field.name)
+            fields.append((field.name, _shown(value, default=raw is None)))
+        return Block(qualified(type(self).__name__), fields)
+
+    def __str__(self) -> str:
+        return self._repr_block().text()
+
+    def _repr_html_(self) -> str:
+        return self._repr_block().html()
+
     @classmethod
     def _from_fields(
         cls, values: Mapping[str, object], unknown: Mapping[str, Any] | None = None
@@ -307,3 +329,36 @@ def record_from_fields(
 def record_unknown_keys(record: _Record) -> Mapping[str, Any]:
     """The keys a record was read with that this version does not know (empty for most)."""
     return record._unknown
+
+
+# Nested settings whose defaults depend on the storage in use: their str() shows None.
+_PER_STORAGE = frozenset({("RepositoryConfig", "storage"), ("StorageSettings", "timeouts")})
+
+
+def _default_nested(cls: type[_Record], name: str) -> _Record | None:
+    """The record an unset field of a record type stands for (its own fields unset), if any."""
+    if (cls.__name__, name) in _PER_STORAGE:
+        return None
+    hint = typing.get_type_hints(cls).get(name)
+    for arg in typing.get_args(hint):
+        if isinstance(arg, type) and issubclass(arg, _Record):
+            return arg()
+    return None
+
+
+def _shown(value: object, *, default: bool) -> str | Block:
+    """A field's value in a config's ``str()`` block; ``default`` marks an effective default."""
+    if value is None:
+        return "None"
+    if isinstance(value, _Record):
+        return value._repr_block()
+    if isinstance(value, Mapping) and value and all(isinstance(v, _Record) for v in value.values()):
+        # The virtual chunk containers: one nested block per key.
+        return Block(None, [(str(k), v._repr_block()) for k, v in value.items()])
+    if isinstance(value, enum.Enum):
+        text = value.name
+    elif isinstance(value, str):
+        text = _fmt(value)
+    else:
+        text = repr(value)
+    return f"{text} (default)" if default else text

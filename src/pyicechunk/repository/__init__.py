@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from pyicechunk._repr import Block, qualified
 from pyicechunk._sync import sync
 from pyicechunk._time import datetime_to_micros
 from pyicechunk.config import RepositoryConfig, StorageSettings
@@ -348,6 +349,20 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         """Async version of :meth:`fetch_config`."""
         _check_storage(storage)
         return await fetch_config(storage.backend)
+
+    def _repr_block(self) -> Block:
+        # The storage as its own repr; the config elided, as the reference does.
+        version = f"v{int(self.spec_version)}"
+        return Block(
+            f"{qualified('Repository')} ({version})",
+            [("storage", repr(self.storage)), ("config", "<RepositoryConfig ...>")],
+        )
+
+    def __repr__(self) -> str:
+        return self._repr_block().text()
+
+    def _repr_html_(self) -> str:
+        return self._repr_block().html()
 
     @property
     def spec_version(self) -> SpecVersion:

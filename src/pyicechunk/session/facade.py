@@ -11,6 +11,7 @@ import warnings
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from pyicechunk._repr import Block, qualified
 from pyicechunk._sync import sync
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.session.core import FORK_CANNOT, READ_ONLY_SESSION, SessionCore
@@ -56,6 +57,25 @@ class Session:
         if not isinstance(state, dict) or "_session" not in state:
             raise ValueError("Invalid state")
         self._core = state["_session"]
+
+    def _repr_block(self) -> Block:
+        # icechunk 2.x shows forks as sessions too; a writable one adds its branch and state.
+        fields: list[tuple[str, str | Block]] = [
+            ("read_only", str(self.read_only)),
+            ("snapshot_id", self.snapshot_id),
+        ]
+        if not self.read_only:
+            fields += [
+                ("branch", str(self.branch)),
+                ("has_uncommitted_changes", str(self.has_uncommitted_changes)),
+            ]
+        return Block(qualified("Session"), fields)
+
+    def __repr__(self) -> str:
+        return self._repr_block().text()
+
+    def _repr_html_(self) -> str:
+        return self._repr_block().html()
 
     # -- properties ---------------------------------------------------------------------------
 

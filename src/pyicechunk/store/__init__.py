@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from zarr.abc.store import Store
 from zarr.core.buffer import Buffer, BufferPrototype
 
+from pyicechunk._repr import Block, qualified
 from pyicechunk._sync import sync
 from pyicechunk.exceptions import IcechunkError, KeyNotFoundError
 from pyicechunk.session.core import READ_ONLY_STORE
@@ -92,6 +93,24 @@ class IcechunkStore(Store):
 
     def __eq__(self, value: object) -> bool:
         return isinstance(value, IcechunkStore) and self._core is value._core
+
+    def _repr_block(self) -> Block:
+        return Block(
+            qualified("IcechunkStore"),
+            [
+                ("read_only", str(self.read_only)),
+                ("snapshot_id", self._core.snapshot_id),
+                ("branch", str(self._core.branch)),
+            ],
+        )
+
+    def __repr__(self) -> str:
+        return self._repr_block().text()
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        return self._repr_block().html()
 
     __hash__ = None  # type: ignore[assignment]
 
