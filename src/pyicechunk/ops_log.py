@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from pyicechunk._repr import Block
 from pyicechunk._time import micros_to_datetime
 from pyicechunk.format import repo_info as stored
 from pyicechunk.format.ids import encode_id
@@ -229,13 +230,23 @@ class Update:
     updated_at: dt.datetime
     backup_path: str | None
 
-    def __repr__(self) -> str:
-        return (
-            f"<icechunk.ops.Update>\nkind: {self.kind!r}\n"
-            f"updated_at: {py_datetime(self.updated_at)}\nbackup_path: {self.backup_path}\n"
+    def _repr_block(self) -> Block:
+        return Block(
+            "icechunk.ops.Update",
+            [
+                ("kind", repr(self.kind)),
+                ("updated_at", py_datetime(self.updated_at)),
+                ("backup_path", str(self.backup_path)),
+            ],
         )
 
+    def __repr__(self) -> str:
+        return self._repr_block().text()
+
     __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        return self._repr_block().html()
 
 
 def _kind_from_stored(action: stored.UpdateAction) -> UpdateType:

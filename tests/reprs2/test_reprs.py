@@ -24,6 +24,7 @@ sid = session.commit(long_message, metadata={"k": 1})
 
 
 def _normalised(text: str) -> str:
+    text = re.sub(r"\brepo\.\d{14}\.", "repo.<N>.", text)  # ops-log backup names
     text = re.sub(r"\b[0-9A-HJKMNP-TV-Z]{20}\b", "<ID>", text)
     return re.sub(r"datetime\.datetime\([^)]*\)\)?", "<TIME>", text)
 
@@ -185,3 +186,12 @@ def test_html_fields_are_the_text_fields(pyic: InProcess) -> None:
     assert "&lt;b&gt;bold&lt;/b&gt;" in pyic.run(
         "repo.lookup_snapshot(repo.lookup_branch('main'))._repr_html_()"
     )
+
+
+def test_ops_log_updates(both: Both) -> None:
+    both.run(SCENARIO)
+    both.run("repo.create_tag('t', sid)\nupdates = list(repo.ops_log())")
+    for expression in ("repr(updates[0])", "str(updates[1])", "repr(updates[-1])"):
+        _same(both, expression)
+    html = both.ours.run("updates[0]._repr_html_()")
+    assert html.startswith("<style>") and ">icechunk.ops.Update</div>" in html
