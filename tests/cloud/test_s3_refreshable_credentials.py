@@ -25,10 +25,16 @@ def short_lived() -> S3StaticCredentials:
     return S3StaticCredentials("x", "x", expires_after=now + timedelta(seconds=LIFETIME_SECONDS[0]))
 
 
-@pytest.mark.parametrize(("lifetime", "scatter"), [(1.0, False), (1.0, True), (3600.0, False)])
+@pytest.mark.parametrize(
+    ("lifetime", "scatter"), [(1.0, False), (1.0, True), (3600.0, False), (3600.0, True)]
+)
 def test_refreshable_credentials_are_refreshed_after_expiry(
     s3_server: Any, s3_bucket: str, lifetime: float, scatter: bool
 ) -> None:
+    """A credential valid for long is fetched once (or scattered) and reused; one that expires
+    is fetched again. (obstore asks again for any credential within five minutes of expiry,
+    at most every 100 ms, so a short-lived one may be fetched more than once before it
+    expires: only "again after expiry" holds for it, whatever the machine's load.)"""
     CALLS.clear()
     LIFETIME_SECONDS[0] = lifetime
     backend = s3_storage(
@@ -50,8 +56,13 @@ def test_refreshable_credentials_are_refreshed_after_expiry(
         await backend.head("chunks/a")
 
     asyncio.run(three_requests())
-    # a credential is fetched once and reused while it is valid (the scattered one first)
-    assert len(CALLS) == 1
-    time.sleep(1.5)  # past the 1 s lifetime, not past the 1 h one
+    if lifetime > 600:
+        assert len(CALLS) == 1  # fetched once (the scattered one, if any) and reused
+        asyncio.run(three_requests())
+        assert len(CALLS) == 1
+        return
+    fetched = len(CALLS)
+    assert fetched >= 1
+    time.sleep(1.5)  # past the 1 s lifetime
     asyncio.run(three_requests())
-    assert len(CALLS) == (2 if lifetime < 60 else 1)
+    assert len(CALLS) > fetched

@@ -155,15 +155,16 @@ def test_the_first_requests_follow_the_configured_retries(
     dead: DeadEndpoint, how: str, tries: int
 ) -> None:
     """Opening (or creating) a repository finds out what is there with requests that already
-    honour the config's storage settings: each of them is tried ``tries`` times, not the
-    default ten."""
+    honour the config's storage settings: none is tried more than ``tries`` times (the
+    default is ten)."""
     with pytest.raises(pyicechunk.IcechunkError, match="storage error"):
         if how == "create":
             pyicechunk.Repository.create(dead.storage, config=_fast(tries), spec_version=2)
         else:
             getattr(pyicechunk.Repository, how)(dead.storage, config=_fast(tries))
     attempts = dead.attempts()
-    assert attempts and set(attempts.values()) == {tries}, attempts
+    # requests sent together are abandoned when the first of them gives up, after `tries`
+    assert attempts and max(attempts.values()) == tries, attempts
 
 
 def test_without_settings_a_request_is_tried_ten_times(dead: DeadEndpoint) -> None:
