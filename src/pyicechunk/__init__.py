@@ -7,12 +7,16 @@ of icechunk 1.x) through the same Python API::
     import pyicechunk as icechunk
 """
 
+# icechunk 2.x's module of history value types, loaded with the package as there.
+from pyicechunk import snapshots as snapshots
 from pyicechunk._debug import print_debug_info
 from pyicechunk._logging import initialize_logs, set_logs_filter
 from pyicechunk._version import __version__
+from pyicechunk.attribution import Attribution, user_agent
 from pyicechunk.config import (
     AnyObjectStoreConfig,
     CachingConfig,
+    ChecksumAlgorithm,
     CompressionAlgorithm,
     CompressionConfig,
     ManifestConfig,
@@ -21,26 +25,20 @@ from pyicechunk.config import (
     ManifestSplitCondition,
     ManifestSplitDimCondition,
     ManifestSplittingConfig,
+    ManifestVirtualChunkLocationCompressionConfig,
     ObjectStoreConfig,
     RepositoryConfig,
     S3Options,
     StorageConcurrencySettings,
     StorageRetriesSettings,
     StorageSettings,
+    StorageTimeoutSettings,
     VirtualChunkContainer,
     gcs_store,
     http_store,
     local_filesystem_store,
     s3_store,
 )
-
-# icechunk 2's top-level config names: importable here already; they join ``__all__`` with
-# the rest of the 2.x names.
-from pyicechunk.config import ChecksumAlgorithm as ChecksumAlgorithm
-from pyicechunk.config import (
-    ManifestVirtualChunkLocationCompressionConfig as ManifestVirtualChunkLocationCompressionConfig,
-)
-from pyicechunk.config import StorageTimeoutSettings as StorageTimeoutSettings
 from pyicechunk.conflicts import (
     BasicConflictSolver,
     Conflict,
@@ -96,6 +94,7 @@ from pyicechunk.exceptions import (
     SnapshotNotFoundError,
     StorageError,
 )
+from pyicechunk.graph import AncestryGraph
 
 # icechunk 2 defines it at top level without listing it in ``__all__``; so do we.
 from pyicechunk.migration import upgrade_icechunk_repository as upgrade_icechunk_repository
@@ -106,10 +105,7 @@ from pyicechunk.ops_log import Update, UpdateType
 from pyicechunk.repo_status import FeatureFlag, RepoAvailability, RepoStatus
 from pyicechunk.repository import Repository
 from pyicechunk.session import ForkSession, Session
-
-# icechunk 2's name (with supported_spec_versions below): it joins ``__all__`` with the rest of
-# the 2.x names.
-from pyicechunk.spec_versions import SpecVersion as SpecVersion
+from pyicechunk.spec_versions import SpecVersion
 from pyicechunk.storage import (
     Storage,
     azure_storage,
@@ -121,7 +117,15 @@ from pyicechunk.storage import (
     tigris_storage,
 )
 from pyicechunk.store import IcechunkStore
-from pyicechunk.types import ChunkType, Diff, GCSummary, ManifestFileInfo, SnapshotInfo
+from pyicechunk.telemetry import shutdown_telemetry
+from pyicechunk.types import (
+    ChunkType,
+    CommitMethod,
+    Diff,
+    GCSummary,
+    ManifestFileInfo,
+    SnapshotInfo,
+)
 from pyicechunk.virtual import VirtualChunkSpec
 
 
@@ -235,6 +239,15 @@ __all__ = [
     "RepoStatus",
     "Update",
     "UpdateType",
+    "AncestryGraph",
+    "Attribution",
+    "ChecksumAlgorithm",
+    "CommitMethod",
+    "ManifestVirtualChunkLocationCompressionConfig",
+    "SpecVersion",
+    "StorageTimeoutSettings",
+    "shutdown_telemetry",
+    "user_agent",
 ]
 
 initialize_logs()

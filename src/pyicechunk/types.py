@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pyicechunk._enum import NamedIntEnum
 from pyicechunk._repr import Block, qualified
@@ -21,6 +21,7 @@ from pyicechunk.format.ids import encode_id
 __all__ = [
     "ChunkStorageStats",
     "ChunkType",
+    "CommitMethod",
     "Diff",
     "GCSummary",
     "ManifestFileInfo",
@@ -29,12 +30,24 @@ __all__ = [
 
 
 class ChunkType(NamedIntEnum):
-    """How a chunk is stored: not at all, in its own object, in another file, or in the manifest."""
+    """How a chunk is stored: not at all, in its own object, in another file, or in the manifest.
 
+    The members are lower-case, as in icechunk 2.x; icechunk 1.x's upper-case names are
+    aliases of them (``ChunkType.NATIVE is ChunkType.native``).
+    """
+
+    uninitialized = 0
+    native = 1
+    virtual = 2
+    inline = 3
     UNINITIALIZED = 0
     NATIVE = 1
     VIRTUAL = 2
     INLINE = 3
+
+
+CommitMethod = Literal["new_commit", "amend"]
+"""How ``Repository.rewrite_manifests`` records its result: a new commit or an amend."""
 
 
 _MAX_CHUNKS_SHOWN = 10
@@ -283,7 +296,12 @@ def _json_like(value: Any) -> str:
 
 @dataclass(frozen=True, repr=False)
 class GCSummary:
-    """Counts of what a garbage collection deleted (or would delete, in a dry run)."""
+    """Counts of what a garbage collection deleted (or would delete, in a dry run).
+
+    The last four are icechunk 2.3.0's: objects whose deletion failed, request batches the
+    store throttled, the deletion errors seen, and the delete phases skipped after a failure
+    (``"transaction_logs"``, ``"manifests"``, ``"chunks"``).
+    """
 
     bytes_deleted: int = 0
     chunks_deleted: int = 0
@@ -291,6 +309,10 @@ class GCSummary:
     snapshots_deleted: int = 0
     attributes_deleted: int = 0
     transaction_logs_deleted: int = 0
+    objects_failed_to_delete: int = 0
+    throttled_batches: int = 0
+    delete_errors: list[str] = field(default_factory=list)
+    skipped_phases: list[str] = field(default_factory=list)
 
     def _block(self) -> Block:
         return _fields_block(self)

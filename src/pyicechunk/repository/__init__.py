@@ -19,6 +19,7 @@ from typing import Any
 from pyicechunk._repr import Block, qualified
 from pyicechunk._sync import sync
 from pyicechunk._time import datetime_to_micros
+from pyicechunk.attribution import Attribution
 from pyicechunk.config import RepositoryConfig, StorageSettings
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.header import SPEC_V1
@@ -65,6 +66,7 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
     _storage: Storage
     _authorize: dict[str, Any]
     _config_version: ConfigVersion
+    _attribution: Attribution
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError(
@@ -93,6 +95,7 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         )
         repo._authorize = dict(authorize or {})
         repo._config_version = config_version
+        repo._attribution = Attribution()
         return repo
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -105,7 +108,7 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
         spec_version: SpecVersion | int | None = None,
         check_clean_root: bool = True,
-        attribution: Any = None,
+        attribution: Attribution | None = None,
     ) -> Repository:
         """Create a new repository in an empty storage location.
 
@@ -125,7 +128,8 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
             Refuse a location that holds any object (the default). With False, only an
             existing repository is refused.
         attribution
-            Accepted for icechunk 2's signature; pyicechunk sends no attribution labels.
+            Labels naming who uses the repository (:attr:`attribution`); pyicechunk keeps
+            them but does not add them to its requests' User-Agent.
 
         Returns
         -------
@@ -159,7 +163,7 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
         spec_version: SpecVersion | int | None = None,
         check_clean_root: bool = True,
-        attribution: Any = None,
+        attribution: Attribution | None = None,
     ) -> Repository:
         """Async version of :meth:`create`."""
         _check_storage(storage)
@@ -189,6 +193,7 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
             )
         config = copy.deepcopy(config) if config is not None else RepositoryConfig()
         repo = cls._build(storage, config, authorize_virtual_chunk_access, ConfigVersion(), version)
+        repo._attribution = _check_attribution(attribution)
         persisted = None if _is_default_config(config) else repo._persisted_config()
         repo._config_version = await repo._state.initialize(persisted)
         return repo
@@ -199,7 +204,7 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         storage: Storage,
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
-        attribution: Any = None,
+        attribution: Attribution | None = None,
     ) -> Repository:
         """Open an existing repository of either format version.
 
@@ -212,7 +217,8 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         authorize_virtual_chunk_access
             Credentials per virtual chunk container prefix.
         attribution
-            Accepted for icechunk 2's signature; pyicechunk sends no attribution labels.
+            Labels naming who uses the repository (:attr:`attribution`); pyicechunk keeps
+            them but does not add them to its requests' User-Agent.
 
         Raises
         ------
@@ -228,17 +234,20 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         storage: Storage,
         config: RepositoryConfig | None = None,
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
-        attribution: Any = None,
+        attribution: Attribution | None = None,
     ) -> Repository:
         """Async version of :meth:`open`."""
         _check_storage(storage)
         logger.debug("Opening Repository")
-        return cls._opened(
+        labels = _check_attribution(attribution)
+        repo = cls._opened(
             storage,
             await open_state(_with_settings(storage, config or RepositoryConfig()).backend),
             config,
             authorize_virtual_chunk_access,
         )
+        repo._attribution = labels
+        return repo
 
     @classmethod
     def _opened(
@@ -268,7 +277,7 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
         create_version: SpecVersion | int | None = None,
         check_clean_root: bool = True,
-        attribution: Any = None,
+        attribution: Attribution | None = None,
     ) -> Repository:
         """Open the repository if it exists, otherwise create it (of ``create_version``)."""
         return sync(
@@ -290,7 +299,7 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         authorize_virtual_chunk_access: dict[str, Any] | None = None,
         create_version: SpecVersion | int | None = None,
         check_clean_root: bool = True,
-        attribution: Any = None,
+        attribution: Attribution | None = None,
     ) -> Repository:
         """Async version of :meth:`open_or_create`."""
         _check_storage(storage)
@@ -301,9 +310,16 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
             if exc.kind != "repository-not-found":
                 raise
             return await cls.create_async(
-                storage, config, authorize_virtual_chunk_access, create_version, check_clean_root
+                storage,
+                config,
+                authorize_virtual_chunk_access,
+                create_version,
+                check_clean_root,
+                attribution,
             )
-        return cls._opened(storage, opened, config, authorize_virtual_chunk_access)
+        repo = cls._opened(storage, opened, config, authorize_virtual_chunk_access)
+        repo._attribution = _check_attribution(attribution)
+        return repo
 
     @staticmethod
     def exists(storage: Storage, storage_settings: StorageSettings | None = None) -> bool:
@@ -412,9 +428,11 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
             if authorize_virtual_chunk_access is None
             else authorize_virtual_chunk_access
         )
-        return Repository._build(
+        repo = Repository._build(
             self._storage, merged, authorize, self._config_version, self._ctx.spec_version
         )
+        repo._attribution = self._attribution
+        return repo
 
     async def reopen_async(
         self,
@@ -435,6 +453,7 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
                 "default_metadata": self._ctx.default_metadata,
                 "config_version": self._config_version,
                 "spec_version": self._ctx.spec_version,
+                "attribution": self._attribution,
             }
         }
 
@@ -447,6 +466,7 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         )
         self.__dict__.update(built.__dict__)
         self._ctx.default_metadata = dict(s["default_metadata"])
+        self._attribution = s.get("attribution", Attribution())
 
     # -- accessors ----------------------------------------------------------------------------
 
@@ -454,6 +474,11 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
     def config(self) -> RepositoryConfig:
         """A copy of the effective configuration (change it with :meth:`reopen`)."""
         return copy.deepcopy(self._ctx.config)
+
+    @property
+    def attribution(self) -> Attribution:
+        """The labels given when the repository was created or opened (all None if none)."""
+        return self._attribution
 
     @property
     def storage(self) -> Storage:
@@ -646,6 +671,16 @@ def _probe_backend(storage: Storage, settings: StorageSettings | None) -> Any:
     if settings is None:
         return storage.backend
     return storage.backend.with_settings(settings.merged_over(storage.default_settings()))
+
+
+def _check_attribution(attribution: Any) -> Attribution:
+    if attribution is None:
+        return Attribution()
+    if not isinstance(attribution, Attribution):
+        raise TypeError(
+            f"'{type(attribution).__name__}' object is not an instance of 'Attribution'"
+        )
+    return attribution
 
 
 def _check_storage(storage: Any) -> None:

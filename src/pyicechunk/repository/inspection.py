@@ -16,6 +16,7 @@ from pyicechunk._sync import sync
 from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
 from pyicechunk.format.ids import decode_id, encode_id
 from pyicechunk.format.snapshot import Snapshot
+from pyicechunk.graph import AncestryGraph, ancestry_graph, ancestry_graph_async
 from pyicechunk.history import HistoryEntry, HistorySource, HistoryWalk, diff_between
 from pyicechunk.repo_state import RepoState
 from pyicechunk.session.context import RepoContext
@@ -200,6 +201,39 @@ class Inspection:
     ) -> _Ancestry:
         """Same as :meth:`ancestry`, for ``async for``."""
         return self.ancestry(branch=branch, tag=tag, snapshot_id=snapshot_id)
+
+    def ancestry_graph(
+        self,
+        *,
+        branch: str | None = None,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+        plain: bool = False,
+    ) -> AncestryGraph:
+        """The history drawn as icechunk 2.x draws it: every branch and tag, or one ref's.
+
+        ``str()`` of the result is the text drawing (ANSI-coloured unless ``plain``); in
+        Jupyter it shows as SVG.
+
+        Raises
+        ------
+        ValueError
+            More than one of ``branch``, ``tag`` and ``snapshot_id`` was given.
+        """
+        return ancestry_graph(self, branch=branch, tag=tag, snapshot_id=snapshot_id, plain=plain)
+
+    async def ancestry_graph_async(
+        self,
+        *,
+        branch: str | None = None,
+        tag: str | None = None,
+        snapshot_id: str | None = None,
+        plain: bool = False,
+    ) -> AncestryGraph:
+        """Async version of :meth:`ancestry_graph`."""
+        return await ancestry_graph_async(
+            self, branch=branch, tag=tag, snapshot_id=snapshot_id, plain=plain
+        )
 
     def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo:
         """Information about one snapshot."""

@@ -8,8 +8,12 @@ imported on first use, so a handle on local storage never loads an object-store 
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from pyicechunk._sync import sync
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -19,7 +23,7 @@ if TYPE_CHECKING:
     from pyicechunk.storage import StorageBackend
     from pyicechunk.storage.object_store import ObjectStoreSpec
 
-__all__ = ["Storage"]
+__all__ = ["Storage", "StorageObjectInfo"]
 
 _NO_INIT_MESSAGE = (
     "cannot create 'Storage' instances; use a constructor such as local_filesystem_storage(path)"
@@ -29,6 +33,33 @@ _NO_INIT_MESSAGE = (
 def _object_store_module() -> ModuleType:
     # Imported on first use: it is the only module that needs obstore.
     return importlib.import_module("pyicechunk.storage.object_store")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageObjectInfo:
+    """One object a listing found: its key (relative to the listed prefix), size and time.
+
+    Parameters
+    ----------
+    key
+        The key, relative to the prefix listed.
+    size_bytes
+        Its size.
+    created_at
+        When it was written (timezone-aware UTC).
+    """
+
+    key: str
+    size_bytes: int
+    created_at: dt.datetime
+
+    def __repr__(self) -> str:
+        from pyicechunk.repo_status import py_datetime
+
+        return (
+            f"<icechunk.storage.StorageObjectInfo>\nkey: {self.key}\n"
+            f"size_bytes: {self.size_bytes}\ncreated_at: {py_datetime(self.created_at)}\n"
+        )
 
 
 class Storage:
@@ -176,6 +207,39 @@ class Storage:
             The backend's defaults (concurrency, retries and conditional-write switches).
         """
         return self._backend.default_settings()
+
+    def list_objects_metadata(
+        self, settings: StorageSettings | None = None, prefix: str | None = None
+    ) -> list[StorageObjectInfo]:
+        """Every object under ``prefix`` (a folder of the repository; None: all), with its key
+        relative to that folder, its size and when it was written.
+
+        Parameters
+        ----------
+        settings
+            Storage settings for the listing, over the backend's defaults.
+        prefix
+            The folder to list, such as ``"snapshots"``.
+        """
+        folder = "" if not prefix else prefix.rstrip("/") + "/"
+        backend = self._backend
+        if settings is not None:
+            backend = backend.with_settings(settings.merged_over(self.default_settings()))
+        found = sync(backend.list(folder))
+        return [
+            StorageObjectInfo(info.key[len(folder) :], info.size, info.last_modified)
+            for info in found
+        ]
+
+    def list_objects(
+        self, settings: StorageSettings | None = None, prefix: str | None = None
+    ) -> list[tuple[str, int]]:
+        """Every object under ``prefix`` as (key relative to it, size in bytes).
+
+        Kept for icechunk 2.x code, which documents it as superseded by
+        :meth:`list_objects_metadata`.
+        """
+        return [(o.key, o.size_bytes) for o in self.list_objects_metadata(settings, prefix)]
 
     def __repr__(self) -> str:
         return self._backend._storage_repr()
