@@ -283,3 +283,39 @@ def test_error_kinds_are_the_references(both: object) -> None:
     assert names == both.reference.run("[k.name for k in icechunk.ErrorKind]")
     classes = "sorted(n for n in icechunk.__all__ if n.endswith('Error'))"
     assert both.ours.run(classes) == both.reference.run(classes)
+
+
+def test_read_only_repository_status(impl: Impl) -> None:
+    _repo(impl, 2)
+    impl.run(
+        "repo.set_status(icechunk.RepoStatus(icechunk.RepoAvailability.read_only, "
+        "limited_availability_reason='maint'))"
+    )
+    with raises("ReadOnlyError", kind="read-only-repository", match='reason: Some\\("maint"\\)'):
+        impl.run("repo.writable_session('main')")
+    assert impl.run("repo.readonly_session('main').read_only")
+
+
+def test_feature_flags(impl: Impl) -> None:
+    _repo(impl, 2)
+    with raises("InvalidInputError", kind="invalid-feature-flag", match="bogus"):
+        impl.run("repo.set_feature_flag('bogus', True)")
+    impl.run("repo.create_tag('t', sid); repo.set_feature_flag('delete_tag', False)")
+    with raises("SessionStateError", kind="feature-flag-disabled", match="delete_tag"):
+        impl.run("repo.delete_tag('t')")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "list(repo.ops_log())",
+        "repo.get_metadata()",
+        "repo.set_metadata({'a': 1})",
+        "repo.get_status()",
+        "repo.feature_flags()",
+    ],
+)
+def test_spec2_only_repository_calls_on_spec1(impl: Impl, call: str) -> None:
+    _repo(impl, 1)
+    with raises("FormatError", kind="unsupported-spec-version", match="at least version 2.0"):
+        impl.run(call)
