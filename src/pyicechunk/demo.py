@@ -112,7 +112,8 @@ def _write_days(store: Any, first_day: int, days: int, *, append: bool) -> None:
 def _refuse(path: Path, why: str) -> NoReturn:
     raise IcechunkError(
         f"{path} {why}; --overwrite only replaces an Icechunk repository and never deletes "
-        "anything else: choose another path, or empty this one yourself"
+        "anything else: choose another path, or empty this one yourself",
+        kind="parent-directory-not-clean",
     )
 
 
@@ -171,7 +172,8 @@ def _prepare(path: Path, overwrite: bool) -> None:
     if not overwrite:
         raise IcechunkError(
             f"{path} is not empty; choose a new or empty path, or pass --overwrite to replace "
-            "the Icechunk repository there"
+            "the Icechunk repository there",
+            kind="parent-directory-not-clean",
         )
     if not path.is_dir():
         _refuse(path, "is not a directory")
@@ -183,7 +185,7 @@ def _prepare(path: Path, overwrite: bool) -> None:
         for directory in sorted(directories, key=lambda d: len(d.parts), reverse=True):
             directory.rmdir()
     except OSError as e:
-        raise IcechunkError(f"could not delete the repository at {path}: {e}") from e
+        raise IcechunkError(f"could not delete the repository at {path}: {e}", kind="io") from e
 
 
 def _shape(session: Any) -> tuple[int, ...]:

@@ -381,7 +381,10 @@ async def _read_back(backend: StorageBackend, written: RepoInfo) -> None:
     """Check that ``repo`` reads as the spec-2 object just written."""
     found = unpack_repo_object(await backend.get(keys.REPO), keys.REPO)
     if found.spec_version != 2 or found != written:
-        raise IcechunkError(f"the `{keys.REPO}` object read back differs from the one written")
+        raise IcechunkError(
+            f"the `{keys.REPO}` object read back differs from the one written",
+            kind="invalid-repository-migration",
+        )
 
 
 async def _delete_v1_refs(backend: StorageBackend) -> None:
@@ -394,7 +397,8 @@ async def _delete_v1_refs(backend: StorageBackend) -> None:
     if remaining:
         raise IcechunkError(
             f"{len(remaining)} objects under {keys.REFS} could not be deleted (the first: "
-            f"{remaining[0].key})"
+            f"{remaining[0].key})",
+            kind="storage-other",
         )
 
 
@@ -452,7 +456,8 @@ async def _remove_v1_files(backend: StorageBackend, repo: RepoInfo) -> None:
         raise IcechunkError(
             f"the repository was migrated to spec 2, but removing its spec-1 files failed "
             f"({exc}); readers of spec 2 ignore what is left under {keys.REFS} and "
-            f"{keys.CONFIG}: delete them by hand"
+            f"{keys.CONFIG}: delete them by hand",
+            kind="storage-other",
         ) from exc
     try:
         await backend.delete(keys.CONFIG)

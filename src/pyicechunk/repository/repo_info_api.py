@@ -86,7 +86,8 @@ class OpsLog:
                 if name in self._seen:
                     raise IcechunkError(
                         f"the ops log of this repository loops at {keys.backup_key(name)}; the "
-                        "repository's history of changes is damaged (its data is not)"
+                        "repository's history of changes is damaged (its data is not)",
+                        kind="invalid-file-format",
                     )
                 self._seen.add(name)
             entries, self._next = await self._state.ops_log_file(name)
