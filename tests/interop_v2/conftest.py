@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-# The checks live in a helper module that the test modules import: rewrite its asserts too.
-pytest.register_assert_rewrite("interop_v2_checks")
-
 from interop_v2_scenario import BUILD, KINDS, MIGRATE, VIEW, Impl, Scenario, write_virtual_sources
 from oracle import InProcess, Oracle
 from oracle.environment import OracleUnavailable
 from oracle.snippets import Namespace
+
+# The checks live in a helper module that the test modules import: rewrite its asserts too.
+pytest.register_assert_rewrite("interop_v2_checks")
 
 
 def _location(
@@ -79,7 +78,7 @@ def scenario(request: pytest.FixtureRequest, ic2_process: Oracle) -> Iterator[Sc
 
     made = Scenario(kind, storage, where, params, impls, built)
     if kind.migrator is not None:
-        made.before = ours.run(VIEW, **params)
+        made.before = ours.run(VIEW, **params, data_at=None)
         assert made.before["spec_version"] == 1
         assert impls[kind.migrator].run(MIGRATE, where=where) == 2
     yield made

@@ -35,11 +35,12 @@ import pyicechunk as ic
 from pyicechunk._sync import sync
 from pyicechunk.format.header import FileType, open_object
 from pyicechunk.format.ids import encode_id
-from pyicechunk.format.repo_info import Update, unpack_repo_object
+from pyicechunk.format.repo_info import RepoInfo, Update, unpack_repo_object
 from pyicechunk.storage import keys
 
 ZSTD_DICTIONARY_MAGIC = b"\x37\xa4\x30\xec"
-SPEC_2_ONLY = ("spec_version", "ops_log", "metadata")
+# Not in the spec-1 view of a history before its migration (moves are compared apart).
+SPEC_2_ONLY = ("spec_version", "ops_log", "metadata", "moves")
 
 # --- what pyicechunk's internals read (until its public API has these calls) -----------------
 
@@ -67,6 +68,8 @@ def our_ops_log(where: dict[str, Any]) -> list[tuple[Any, ...]]:
     state = repo._ctx.state
 
     async def collect() -> list[Update]:
+        if not hasattr(state, "ops_log_file"):  # the reader before the public ops log
+            return [u async for u in state.ops_log()]
         found: list[Update] = []
         entries, older = await state.ops_log_file(None)
         found.extend(entries)
@@ -78,10 +81,13 @@ def our_ops_log(where: dict[str, Any]) -> list[tuple[Any, ...]]:
     return [_update_fields(u) for u in sync(collect())]
 
 
+def _repo_info(where: dict[str, Any]) -> RepoInfo:
+    return unpack_repo_object(sync(_backend(where).get(keys.REPO)))
+
+
 def our_metadata(where: dict[str, Any]) -> dict[str, Any]:
     """The repository metadata as pyicechunk decodes the ``repo`` object."""
-    info = unpack_repo_object(sync(_backend(where).get(keys.REPO)))
-    found: dict[str, Any] = info.metadata_values()
+    found: dict[str, Any] = _repo_info(where).metadata_values()
     return found
 
 
@@ -145,10 +151,31 @@ def _kinds(log: list[tuple[Any, ...]]) -> list[str]:
     return [entry[0] for entry in log]
 
 
-def _views(scenario: Scenario) -> tuple[dict[str, Any], dict[str, Any]]:
-    first = completed(scenario.run(scenario.first, VIEW), scenario.where)
-    other = completed(scenario.run(scenario.other, VIEW), scenario.where)
+def _views(scenario: Scenario, data_at: list[str] | None = None) -> tuple[Any, Any]:
+    """What the first and the other implementation see; data where refs point or at ``data_at``.
+
+    Moves in diffs are compared apart (:func:`assert_same_moves`): pyicechunk cannot report
+    them yet.
+    """
+    first = completed(scenario.run(scenario.first, VIEW, data_at=data_at), scenario.where)
+    other = completed(scenario.run(scenario.other, VIEW, data_at=data_at), scenario.where)
+    scenario.moves = (first.pop("moves"), other.pop("moves"))
     return first, other
+
+
+def assert_same_moves(scenario: Scenario) -> None:
+    """The moves the last :func:`_views` saw agree (icechunk 2.3.0 is the only writer of moves).
+
+    pyicechunk's ``Diff`` has no ``moved_nodes`` yet (API-2 §7.3): where the history has moves,
+    the test is an expected failure until it has.
+    """
+    first, other = scenario.moves
+    ours, theirs = (first, other) if scenario.kind.first == "pyicechunk" else (other, first)
+    if ours and ours[0] is None:
+        if any(theirs):
+            pytest.xfail("pyicechunk's Diff does not report moved nodes (moved_nodes) yet")
+        return
+    assert ours == theirs
 
 
 # --- the tests --------------------------------------------------------------------------------
@@ -157,14 +184,15 @@ def _views(scenario: Scenario) -> tuple[dict[str, Any], dict[str, Any]]:
 def test_the_other_implementation_sees_the_same(scenario: Scenario) -> None:
     first, other = _views(scenario)
     assert_same(other, first)
+    # pyicechunk's own reader of the ops log agrees with what its public call reports.
+    assert_same(our_ops_log(scenario.where), first["ops_log"], "the ops log read by the state")
     built = scenario.built
     assert first["spec_version"] == 2
-    assert first["branches"] == ["dev", "main"]
-    assert first["tips"] == {"dev": built["dev"], "main": built["main"][-1]}
+    assert first["tips"] == built["branches"]
     assert first["tags"] == built["tags"]
     main_history = first["histories"]["main"]
     assert [e[0] for e in main_history][:-1] == built["main"][::-1]
-    assert main_history[0][2:4] == ("late additions", {"step": 5, "items": [1.5, "x"]})
+    assert main_history[-2][2:4] == ("create hierarchy", {"step": 1, "who": "A", "f": 0.25})
     assert main_history[-1][1] is None
     assert not set(built["unreachable"]) & set(first["listed"])
     assert first["config"] == first["stored_config"]
@@ -174,7 +202,16 @@ def test_the_other_implementation_sees_the_same(scenario: Scenario) -> None:
     np.testing.assert_array_equal(
         tip["vmany"], many_values(Path(scenario.params["vdir"]), [0] * MANY)
     )
-    assert len(first["diffs"]) == 5
+    assert len(first["diffs"]) == len(built["main"])
+    # Spec-2 writers compress the locations of the 1024 refs; a migrated history keeps its
+    # spec-1 manifests, which never are.
+    compressed = [key for key, yes in manifests(scenario.where).items() if yes]
+    assert len(compressed) == (0 if scenario.kind.migrator else 1)
+    # Neither implementation lets a deleted tag's name be used again.
+    name, target = built["deleted_tag"]
+    with pytest.raises(ImplError) as caught:
+        scenario.run(scenario.other, REUSE_DELETED_TAG, name=name, target=target)
+    assert caught.value.kind == "tag-previously-deleted", caught.value.summary
     if scenario.kind.migrator is not None:
         assert scenario.before is not None
         for name in scenario.before:
@@ -186,33 +223,11 @@ def test_the_other_implementation_sees_the_same(scenario: Scenario) -> None:
         assert first["metadata"] == built["metadata"]
         assert _kinds(first["ops_log"])[-1] == "RepoInitialized"
         # Every change the history made, in order: the snapshots no ref reaches included.
-        assert _kinds(first["ops_log"])[::-1][1:] == [
-            *["NewCommit"] * 5,
-            "BranchCreated",
-            "NewCommit",
-            *["TagCreated"] * 4,
-            "TagDeleted",
-            "NewDetachedSnapshot",
-            "BranchCreated",
-            "NewCommit",
-            "BranchDeleted",
-            "NewCommit",
-            "BranchReset",
-            *(["MetadataChanged"] if built["metadata"] else []),
-        ]
-
-
-def test_virtual_locations_are_compressed_by_spec_2_writers(scenario: Scenario) -> None:
-    compressed = [key for key, yes in manifests(scenario.where).items() if yes]
-    # A migrated history keeps its spec-1 manifests, which are never compressed.
-    assert len(compressed) == (0 if scenario.kind.migrator else 1)
-
-
-def test_a_deleted_tag_stays_deleted(scenario: Scenario) -> None:
-    name, target = scenario.built["deleted_tag"]
-    with pytest.raises(ImplError) as caught:
-        scenario.run(scenario.other, REUSE_DELETED_TAG, name=name, target=target)
-    assert caught.value.kind == "tag-previously-deleted", caught.value.summary
+        assert _kinds(first["ops_log"])[::-1] == built["ops"]
+        # ... most of them in the chain of older files (the config keeps 4 entries in `repo`).
+        info = _repo_info(scenario.where)
+        assert info.repo_before_updates is not None and len(info.latest_updates) <= 5
+    assert_same_moves(scenario)
 
 
 def test_work_on_top_reads_back(scenario: Scenario) -> None:
@@ -222,10 +237,11 @@ def test_work_on_top_reads_back(scenario: Scenario) -> None:
     # The commit rewrote the many-refs manifest: the other implementation compressed it.
     assert sorted(new.values()).count(True) == 1, new
 
-    first, other = _views(scenario)
+    # The data that changed, and a snapshot from before the other implementation's work.
+    first, other = _views(scenario, [done["amended"], scenario.built["main"][0]])
     assert_same(first, other)
     by = scenario.kind.other
-    assert first["branches"] == ["main"]
+    assert sorted(first["branches"]) == sorted(set(scenario.built["branches"]) - {"dev"})
     assert first["tags"]["after"] == done["amended"] == first["tips"]["main"]
     main_history = first["histories"]["main"]
     assert main_history[0][:4] == (
@@ -256,3 +272,4 @@ def test_work_on_top_reads_back(scenario: Scenario) -> None:
     assert first["metadata"] == expected_metadata
     times = [entry[2] for entry in log]
     assert times == sorted(times, reverse=True) and len(set(times)) == len(times)
+    assert_same_moves(scenario)

@@ -7,7 +7,7 @@ imports).
 
 :data:`BUILD` writes, with the implementation it runs on, at ``where`` (a location spec):
 nested groups; several dtypes with a 0-d array; a sharded array; inline, native and virtual
-chunks, with 1200 virtual refs in one array so that spec-2 writers compress their locations
+chunks, with 1024 virtual refs in one array so that spec-2 writers compress their locations
 (FORMAT-V2 §8.2), pointing at local files and, on S3, also at an object in the test bucket;
 a deleted chunk, resizes, deleted nodes; five commits with metadata on ``main``; a second
 branch ``dev``; tags and a deleted tag; a flush, a branch that goes away and a reset (snapshots
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ import numpy as np
 from oracle import InProcess, Oracle
 
 VIRTUAL_FILES = 12  # the many-refs array spreads its refs over this many local files
-MANY = 1200  # virtual refs in one manifest: above the 1000 of the compression threshold
+MANY = 1024  # virtual refs in one manifest: above the 1000 of the compression threshold
 VALUES = np.arange(100, 116, dtype="<i4")  # the small virtual array's source file
 S3_VALUES = np.arange(-50, -34, dtype="<i4")  # its S3 twin's
 
@@ -111,7 +111,8 @@ class Scenario:
     built: dict[str, Any]
     # pyicechunk's view of the spec-1 history before the migration (migrated kinds only)
     before: dict[str, Any] | None = None
-    on_top: dict[str, Any] = field(default_factory=dict)
+    # the moves in the diffs of the last two views (first's, other's), compared apart
+    moves: tuple[Any, Any] = (None, None)
 
     @property
     def first(self) -> Impl:
@@ -183,15 +184,21 @@ if vs3 is not None:
             ),
         )
     )
+v2 = spec_version == 2
+if v2:
+    # A small window: the ops log spans a chain of files in overwritten/ (FORMAT-V2 §10.3).
+    config.num_updates_per_repo_info_file = 4
 versioned = {} if spec_version is None else {"spec_version": spec_version}
 repo = icechunk.Repository.create(
     make_storage(where), config, authorize_virtual_chunk_access=authorizations(), **versioned
 )
-built = {"main": [], "unreachable": []}
+# The ops-log entries this history makes, oldest first (spec 2; a migration makes its own).
+built = {"main": [], "unreachable": [], "ops": ["RepoInitialized"]}
 
 def commit(session, message, **metadata):
     sid = session.commit(message, metadata=metadata)
     built["main"].append(sid)
+    built["ops"].append("NewCommit")
     return sid
 
 s = repo.writable_session("main")
@@ -266,12 +273,24 @@ root.create_array("late", shape=(3, 4), chunks=(3, 2), dtype="i8")[:] = rs.randi
 )
 root["grp/u8"][50:60] = 7
 commit(s, "late additions", step=5, items=[1.5, "x"])
+if v2 and hasattr(repo, "rearrange_session"):
+    # A move (spec 2 only, and only icechunk 2.3.0 writes them): the transaction log's
+    # moved_nodes; the subtree keeps its node ids and data under the new path.
+    s = repo.rearrange_session("main")
+    s.move("/grp/sub", "/moved")
+    commit(s, "move a group", step=6)
 
 repo.create_branch("dev", built["main"][2])
 s = repo.writable_session("dev")
 zarr.open_group(s.store, mode="r+").create_group("dev_only", attributes={"branch": "dev"})
 zarr.open_array(s.store, path="i2", mode="r+")[:] = 1
-built["dev"] = s.commit("dev work", metadata={"branch": "dev"})
+built["dev"] = s.commit("dev work", metadata={"branch": "dev", "text": "é ✓ \\n"})
+built["ops"] += ["BranchCreated", "NewCommit"]
+built["branches"] = {"main": built["main"][-1], "dev": built["dev"]}
+if v2:  # spec 2 allows "/" in branch names
+    repo.create_branch("feature/x", built["main"][1])
+    built["branches"]["feature/x"] = built["main"][1]
+    built["ops"].append("BranchCreated")
 
 built["tags"] = {"v1": built["main"][0], "v3": built["main"][2], "dev-tip": built["dev"]}
 for name, target in built["tags"].items():
@@ -279,6 +298,7 @@ for name, target in built["tags"].items():
 repo.create_tag("withdrawn", built["main"][1])
 repo.delete_tag("withdrawn")
 built["deleted_tag"] = ("withdrawn", built["main"][1])
+built["ops"] += ["TagCreated"] * 4 + ["TagDeleted"]
 
 # Snapshots no ref reaches: a flush, a deleted branch's commit, a commit reset away.
 s = repo.writable_session("main")
@@ -293,11 +313,24 @@ s = repo.writable_session("main")
 zarr.open_array(s.store, path="i2", mode="r+")[2] = 97
 built["unreachable"].append(s.commit("reset away"))
 repo.reset_branch("main", built["main"][-1])
+built["ops"] += [
+    "NewDetachedSnapshot", "BranchCreated", "NewCommit", "BranchDeleted", "NewCommit",
+    "BranchReset",
+]
 
+# What only spec 2 has, as far as the writer offers it.
 built["metadata"] = {}
-if hasattr(repo, "set_metadata") and int(repo.spec_version) >= 2:
-    built["metadata"] = {"project": "interop", "n": 3, "nested": {"f": 0.5, "l": [1, "a"]}}
-    repo.set_metadata(built["metadata"])
+if v2:
+    repo.save_config()
+    built["ops"].append("ConfigChanged")
+    if hasattr(repo, "set_metadata"):
+        built["metadata"] = {"project": "interop", "n": 3, "nested": {"f": 0.5, "l": [1, "a"]}}
+        repo.set_metadata(built["metadata"])
+        built["ops"].append("MetadataChanged")
+    if hasattr(repo, "set_feature_flag"):
+        repo.set_feature_flag("delete_tag", False)
+        repo.set_feature_flag("delete_tag", None)
+        built["ops"] += ["FeatureFlagChanged"] * 2
 built
 """
 )
@@ -340,6 +373,11 @@ def diff_fields(d):
         )
     }
 
+def moves(d):
+    # None where the implementation's Diff has no moved_nodes (pyicechunk's has not yet)
+    found = getattr(d, "moved_nodes", None)
+    return None if found is None else sorted(found)
+
 def update_fields(u):
     kind = u.kind
     fields = {
@@ -350,6 +388,11 @@ def update_fields(u):
         )
         if hasattr(kind, f)
     }
+    if hasattr(kind, "status"):
+        status = kind.status
+        fields["status"] = (
+            str(status.availability), status.set_at, status.limited_availability_reason
+        )
     return (type(kind).__name__, fields, u.updated_at, u.backup_path)
 
 def config_fields(c):
@@ -362,10 +405,14 @@ branches = sorted(repo.list_branches())
 tags = sorted(repo.list_tags())
 histories = {**{b: history(branch=b) for b in branches}, **{t: history(tag=t) for t in tags}}
 listed = sorted({entry[0] for h in histories.values() for entry in h})
-# The initial snapshot has no root group to open.
-with_data = sorted({e[0] for h in histories.values() for e in h if e[1] is not None})
 main = [entry[0] for entry in histories["main"]]
+# Data where refs point (the history's steps are in the diffs), or at the snapshots given;
+# the many-refs array only at main's tip (its reads dominate otherwise).
+with_data = sorted(
+    data_at or {repo.lookup_branch(b) for b in branches} | {repo.lookup_tag(t) for t in tags}
+)
 v2 = int(repo.spec_version) >= 2
+diffs = [repo.diff(from_snapshot_id=old, to_snapshot_id=new) for new, old in zip(main, main[1:])]
 {
     "spec_version": int(repo.spec_version),
     "branches": branches,
@@ -375,10 +422,8 @@ v2 = int(repo.spec_version) >= 2
     "listed": listed,
     "data": {sid: arrays_at(sid == main[0], snapshot_id=sid) for sid in with_data},
     "groups": {sid: groups_at(snapshot_id=sid) for sid in with_data},
-    "diffs": [
-        diff_fields(repo.diff(from_snapshot_id=old, to_snapshot_id=new))
-        for new, old in zip(main, main[1:])
-    ],
+    "diffs": [diff_fields(d) for d in diffs],
+    "moves": [moves(d) for d in diffs],
     "config": config_fields(repo.config),
     "stored_config": config_fields(icechunk.Repository.fetch_config(make_storage(where))),
     # None where the implementation has no public call for it yet (the test reads its internals)

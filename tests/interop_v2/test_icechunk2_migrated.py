@@ -4,10 +4,8 @@ icechunk 2.3.0, read and extended by pyicechunk.
 The checks are in :mod:`interop_v2_checks`; ``scenario`` (conftest.py) builds the history.
 """
 
-from interop_v2_checks import (  # noqa: F401, I001  (collected here, in this order)
+from interop_v2_checks import (  # noqa: F401  (collected here)
     test_the_other_implementation_sees_the_same,
-    test_virtual_locations_are_compressed_by_spec_2_writers,
-    test_a_deleted_tag_stays_deleted,
     test_work_on_top_reads_back,
 )
 
