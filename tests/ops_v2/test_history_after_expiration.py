@@ -113,5 +113,5 @@ def test_a_missing_pruned_log_is_skipped_by_diff_and_refused_by_rebase(prepared:
     }
     with raises("SessionStateError", kind="rebase-tx-log-pruned"):
         impl.run(REBASE)
-    # The repository is unharmed: the session's change still commits without a rebase.
+    # The refused rebase changed nothing.
     assert impl.run("ancestry(repo, branch='main')") == ["c3", "c2", "init"]

@@ -5,8 +5,8 @@ A backend wrapper runs another writer's commit (or branch creation), through a r
 handle of its own on a thread of its own, just before the maintenance operation's conditional
 write of ``repo``, so that write loses the race; the operation must retry on the fresh state
 and never lose or break what the other writer wrote, even when its objects are older than the
-GC threshold. Faults injected into
-deletes or into the write of ``repo`` must leave a repository that opens and reads.
+GC threshold. Faults injected into deletes or into the write of ``repo`` must leave a
+repository that opens and reads.
 """
 
 from __future__ import annotations
