@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -335,3 +336,27 @@ def test_no_secret_in_any_record(
     for line in logged:
         for secret in secrets:
             assert secret not in line
+
+
+class _Terminal(io.StringIO):
+    """A text stream that says it is a terminal, as a console's stderr does."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_line_shape_levels_source_and_colours(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_logs_filter("warn")
+    logging.getLogger("pyicechunk.storage").warning("careful")
+    line, at = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(r"  \S+Z  WARN pyicechunk\.storage: careful", line), line
+    assert re.fullmatch(r"    at .*test_logging\.py:\d+", at), at
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    logging.getLogger("pyicechunk.storage").error("broken")
+    assert "\x1b[31mERROR\x1b[0m pyicechunk.storage: broken" in terminal.getvalue()
+    monkeypatch.setenv("NO_COLOR", "1")
+    logging.getLogger("pyicechunk.storage").error("plain")
+    assert " ERROR pyicechunk.storage: plain" in terminal.getvalue()

@@ -80,21 +80,55 @@ class _ConsoleHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             stream = self.stream
+            formatter = self.formatter
+            if isinstance(formatter, _Formatter):
+                # Colours on a terminal only, and never with NO_COLOR (https://no-color.org).
+                formatter.colour = "NO_COLOR" not in os.environ and _isatty(stream)
             stream.write(self.format(record) + "\n")
             stream.flush()
         except Exception:
             self.handleError(record)
 
 
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
+
+
+# tracing's level names, and the colours its console output gives them.
+_NAMES = {TRACE: "TRACE", logging.DEBUG: "DEBUG", logging.INFO: "INFO", logging.WARNING: "WARN"}
+_COLOURS = {"TRACE": "35", "DEBUG": "34", "INFO": "32", "WARN": "33", "ERROR": "31"}
+
+
 class _Formatter(logging.Formatter):
-    """``  2026-12-01T12:00:01.920172Z  WARN pyicechunk.storage: message``, as the reference."""
+    """The reference's console lines, ``  <time> <LEVEL> <target>: <message>`` and ``at``.
 
-    def __init__(self) -> None:
-        super().__init__("  %(asctime)s %(levelname)5s %(name)s: %(message)s")
+    For example ``  2026-12-01T12:00:01.920172Z  WARN pyicechunk.storage: message``, then
+    ``    at pyicechunk/storage/local.py:280``; the time is RFC 3339 in UTC.
+    """
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        when = dt.datetime.fromtimestamp(record.created, dt.UTC)
-        return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    colour = False
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = dt.datetime.fromtimestamp(record.created, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        level = _NAMES.get(record.levelno, "ERROR" if record.levelno > logging.WARNING else "TRACE")
+        shown = f"{level:>5}"
+        if self.colour:
+            when = f"\x1b[2m{when}\x1b[0m"
+            shown = f"\x1b[{_COLOURS[level]}m{shown}\x1b[0m"
+        text = f"  {when} {shown} {record.name}: {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return f"{text}\n    at {_source(record.pathname)}:{record.lineno}"
+
+
+def _source(path: str) -> str:
+    """A module's path from the package directory on (``pyicechunk/session/core.py``)."""
+    marker = os.sep + LOGGER_NAME + os.sep
+    found = path.rfind(marker)
+    return path if found < 0 else path[found + 1 :].replace(os.sep, "/")
 
 
 def _handler() -> logging.Handler:
