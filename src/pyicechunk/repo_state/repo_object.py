@@ -42,6 +42,7 @@ from pyicechunk.format.repo_info import (
     Update,
     UpdateAction,
     backup_name,
+    check_update_time,
     pack_repo_object,
     record_update,
     unpack_repo_object,
@@ -55,6 +56,7 @@ __all__ = [
     "RepoObject",
     "RepoRead",
     "RetrySchedule",
+    "check_updatable",
     "read_only_error",
     "read_repo_object",
     "repository_not_found",
@@ -138,6 +140,34 @@ def read_only_error(status: RepoStatus, operation: str | None = None) -> Icechun
         f"the repository status is read-only: {what}{_status_text(status)}",
         kind="read-only-repository",
     )
+
+
+def check_updatable(info: RepoInfo, *, online_required: bool = True) -> None:
+    """Refuse early what an update of ``info`` would refuse anyway (before a commit writes).
+
+    Parameters
+    ----------
+    info
+        The state read.
+    online_required
+        Whether a read-only status refuses the change.
+
+    Raises
+    ------
+    IcechunkError
+        The status is read-only, the clock is not later than the newest ops-log entry, or
+        ``repo`` has no ``main`` branch (it decodes, but no state without one can be written:
+        2.3.0 panics there).
+    """
+    if online_required and not info.status.is_online:
+        raise read_only_error(info.status)
+    if "main" not in info.branches:
+        raise IcechunkError(
+            f"cannot update {keys.REPO}: it has no main branch, which every repository has; "
+            f"the object is damaged (copies of earlier states are in {keys.OVERWRITTEN})",
+            kind="deserialization",
+        )
+    check_update_time(info, now_micros())
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,8 +329,7 @@ class RepoObject:
         while True:
             if current is None:
                 current = await self.read()
-            if online_required and not current.info.status.is_online:
-                raise read_only_error(current.info.status)
+            check_updatable(current.info, online_required=online_required)
             backup = backup_name(time.time_ns() // 1_000_000)
             edited, action = edit(current.info)
             new = record_update(edited, action, now_micros(), backup, self._window)

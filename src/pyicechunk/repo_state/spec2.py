@@ -67,6 +67,7 @@ from pyicechunk.repo_state.repo_object import (
     RepoObject,
     RepoRead,
     RetrySchedule,
+    check_updatable,
     read_only_error,
 )
 from pyicechunk.storage import StorageBackend, keys
@@ -300,8 +301,7 @@ class Spec2State(RepoState):
 
     async def check_branch(self, branch: str, expected: bytes) -> BranchTip:
         found = await self._repo.read()
-        if not found.info.status.is_online:
-            raise read_only_error(found.info.status)
+        check_updatable(found.info)
         tip = found.info.branches.get(branch)
         if tip != expected:
             raise ConflictError(encode_id(expected), None if tip is None else encode_id(tip))

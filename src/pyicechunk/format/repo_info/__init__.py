@@ -15,6 +15,7 @@ from pyicechunk.format.repo_info.codec import (
 from pyicechunk.format.repo_info.edits import (
     add_snapshot,
     backup_name,
+    check_update_time,
     create_branch,
     create_tag,
     delete_branch,
@@ -86,6 +87,7 @@ __all__ = [
     "add_snapshot",
     "ancestry",
     "backup_name",
+    "check_update_time",
     "create_branch",
     "create_tag",
     "decode_metadata_items",

@@ -287,17 +287,18 @@ def _decode_action(tag: int, t: Table, where: str) -> UpdateAction:
 
 def _refs(vec: Vector, ids: list[bytes], kind: str) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
+    noun = "branch" if kind == "branches" else "tag"
     for i in range(len(vec)):
         t = vec.table(i)
         name = required(t.string(0), f"Repo.{kind}[{i}].name")
         index = t.u32(1)
         if index >= len(ids):
             malformed(
-                f"{kind[:-1]} {name!r} points at snapshot number {index}, but the repository "
+                f"{noun} {name!r} points at snapshot number {index}, but the repository "
                 f"lists only {len(ids)} snapshots"
             )
         if name in out:
-            malformed(f"{kind[:-1]} {name!r} appears twice")
+            malformed(f"{noun} {name!r} appears twice")
         out[name] = ids[index]
     return out
 

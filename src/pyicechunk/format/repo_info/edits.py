@@ -67,6 +67,24 @@ def backup_name(now_ms: int, random12: bytes | None = None) -> str:
     )
 
 
+def check_update_time(repo: RepoInfo, now: int) -> None:
+    """Refuse an update at ``now`` (µs) that would not be later than the newest ops-log entry.
+
+    Raises
+    ------
+    IcechunkError
+        The reference's ``snapshot-timestamp`` check: the clock moved back, or the newest
+        entry is in the future.
+    """
+    entries = repo.latest_updates
+    if entries and now <= entries[0].updated_at:
+        raise IcechunkError(
+            "update timestamp is invalid, please verify if the machine clock has drifted: "
+            f"update time: `{now}`, latest update time: `{entries[0].updated_at}`",
+            kind="snapshot-timestamp",
+        )
+
+
 def record_update(
     repo: RepoInfo,
     action: UpdateAction,
@@ -105,13 +123,8 @@ def record_update(
         If ``now`` is not later than the newest entry (the reference's ``snapshot-timestamp``
         check: the clock moved back, or the newest entry is in the future).
     """
+    check_update_time(repo, now)
     entries = repo.latest_updates
-    if entries and now <= entries[0].updated_at:
-        raise IcechunkError(
-            "update timestamp is invalid, please verify if the machine clock has drifted: "
-            f"update time: `{now}`, latest update time: `{entries[0].updated_at}`",
-            kind="snapshot-timestamp",
-        )
     before = repo.repo_before_updates
     new = [Update(action, now)]
     for i, entry in enumerate(entries):
