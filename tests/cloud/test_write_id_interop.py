@@ -225,6 +225,49 @@ def test_both_stamp_the_same_key_and_value_format(shared: Shared, spec: int) -> 
     assert shared.metadata(conditional_key(spec, "tag.v2"))[WRITE_ID] not in stamps
 
 
+def _labels_by_kind(shared: Shared, prefix: str) -> dict[str, set[tuple[str, str]]]:
+    """Every object's user metadata under ``prefix``, by kind (top directory, or ``repo``),
+    without the client's name and the write ids, which differ by writer and by write."""
+    client = shared.server.client()
+    found: dict[str, set[tuple[str, str]]] = {}
+    for listed in client.list_objects_v2(Bucket=shared.bucket, Prefix=f"{prefix}/")["Contents"]:
+        key = listed["Key"]
+        metadata = client.head_object(Bucket=shared.bucket, Key=key)["Metadata"]
+        kind = key.removeprefix(f"{prefix}/").split("/")[0]
+        labels = {(k, v) for k, v in metadata.items() if k not in ("icclient", WRITE_ID)}
+        found.setdefault(kind, set()).update(labels)
+    return found
+
+
+@pytest.mark.parametrize("spec", [2], ids=["spec2"])
+def test_spec2_objects_carry_the_reference_labels(shared: Shared, spec: int) -> None:
+    """On spec 2 every metadata object (``repo`` and its ``overwritten/`` copies too) is
+    labelled as 2.3.0 labels it: the same keys, letters only, and the same values."""
+    shared.ic2.run(REFERENCE_CREATE, spec=spec)
+    shared.ic2.run("repo.create_tag('v1', base)")
+    ours = pyicechunk.Repository.create(
+        s3_storage(
+            bucket=shared.bucket,
+            prefix="ours",
+            endpoint_url=shared.server.endpoint_url,
+            allow_http=True,
+            force_path_style=True,
+            access_key_id=shared.server.access_key_id,
+            secret_access_key=shared.server.secret_access_key,
+            region=shared.server.region,
+        ),
+        spec_version=spec,
+    )
+    session = ours.writable_session("main")
+    zarr.create_array(session.store, name="a", shape=(4,), chunks=(2,), dtype="i8")
+    ours.create_tag("v1", session.commit("base"))
+    theirs = _labels_by_kind(shared, shared.prefix)
+    mine = _labels_by_kind(shared, "ours")
+    assert set(theirs) == {"repo", "overwritten", "snapshots", "transactions"}
+    assert mine == theirs
+    assert ("icfiletype", "repo-info") in theirs["repo"]
+
+
 @SPECS
 def test_a_failed_precondition_against_the_reference_is_a_conflict(
     shared: Shared, spec: int, monkeypatch: pytest.MonkeyPatch

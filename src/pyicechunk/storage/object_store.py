@@ -63,8 +63,13 @@ if TYPE_CHECKING:
     from pyicechunk.config import EffectiveStorageSettings
 
 _MAGIC = "ICE🧊CHUNK".encode()
-_FILE_TYPES = {1: "snapshot", 2: "manifest", 4: "transaction-log"}
-_METADATA_PREFIXES = (keys.SNAPSHOTS, keys.MANIFESTS, keys.TRANSACTIONS)
+_FILE_TYPES = {1: "snapshot", 2: "manifest", 4: "transaction-log", 6: "repo-info"}
+_METADATA_PREFIXES = (keys.SNAPSHOTS, keys.MANIFESTS, keys.TRANSACTIONS, keys.OVERWRITTEN)
+# The labels of a metadata object (spec version, client, file type, compression), named as
+# icechunk 1.1.21 names them on spec-1 objects and as 2.3.0 does on spec-2 ones (letters only,
+# which gateways that drop header names with `_` keep).
+_LABELS_V1 = ("ic_spec_ver", "ic_client", "ic_file_type", "ic_comp_alg")
+_LABELS_V2 = ("icspecver", "icclient", "icfiletype", "iccompalg")
 # Separates ETag and version inside an ObjectVersion token; neither can contain a NUL.
 _TOKEN_SEP = "\0"
 # Bounds the HEAD requests delete_many sends at once to count what exists.
@@ -583,7 +588,7 @@ class ObjectStoreBackend(StorageBackend):
     # -- helpers ------------------------------------------------------------------------------
 
     def _attributes(self, key: str, data: bytes) -> dict[str, str] | None:
-        """Object metadata and storage class for ``key`` (FORMAT-V1 §3)."""
+        """Object metadata and storage class for ``key`` (FORMAT-V1 §3, FORMAT-V2 §2)."""
         eff = self._eff
         attrs: dict[str, str] = {}
         if key.startswith(keys.CHUNKS):
@@ -595,11 +600,19 @@ class ObjectStoreBackend(StorageBackend):
         if eff.unsafe_use_metadata:
             if key == keys.CONFIG:
                 attrs["Content-Type"] = "application/yaml"
-            elif key.startswith(_METADATA_PREFIXES) and data[:12] == _MAGIC and len(data) >= 39:
-                attrs["ic_spec_ver"] = str(data[36])
-                attrs["ic_client"] = data[12:36].decode("ascii", "replace").rstrip(" ")
-                attrs["ic_file_type"] = _FILE_TYPES.get(data[37], str(data[37]))
-                attrs["ic_comp_alg"] = "zstd" if data[38] == 1 else "none"
+            elif (
+                (key == keys.REPO or key.startswith(_METADATA_PREFIXES))
+                and data[:12] == _MAGIC
+                and len(data) >= 39
+            ):
+                names = _LABELS_V1 if data[36] == 1 else _LABELS_V2
+                values = (
+                    str(data[36]),
+                    data[12:36].decode("ascii", "replace").rstrip(" "),
+                    _FILE_TYPES.get(data[37], str(data[37])),
+                    "zstd" if data[38] == 1 else "none",
+                )
+                attrs.update(zip(names, values, strict=True))
         return attrs or None
 
     def _check_writable(self, key: str) -> None:
