@@ -319,3 +319,48 @@ def test_spec2_only_repository_calls_on_spec1(impl: Impl, call: str) -> None:
     _repo(impl, 1)
     with raises("FormatError", kind="unsupported-spec-version", match="at least version 2.0"):
         impl.run(call)
+
+
+MORE = [
+    ("repo.readonly_session('main').chunk_type('a', [0])", "InvalidInputError", "invalid-path"),
+    (
+        "repo.readonly_session('main').chunk_type('/nope', [0])",
+        "NodeNotFoundError",
+        "node-not-found",
+    ),
+    ("repo.reset_branch('nope', sid)", "RefNotFoundError", "ref-not-found"),
+    ("repo.delete_branch('nope')", "RefNotFoundError", "ref-not-found"),
+    ("list(repo.ancestry(branch='nope'))", "RefNotFoundError", "ref-not-found"),
+    ("repo.readonly_session(tag='nope')", "RefNotFoundError", "ref-not-found"),
+    ("repo.lookup_snapshot('abc')", "InvalidInputError", "invalid-snapshot-id"),
+    (
+        "[c async for c in repo.readonly_session('main').chunk_coordinates('/nope')]",
+        "NodeNotFoundError",
+        "node-not-found",
+    ),
+    ("repo.readonly_session('main').store.sync_clear()", "ReadOnlyError", None),
+]
+
+
+@pytest.mark.parametrize("spec", [1, 2])
+@pytest.mark.parametrize(("call", "cls", "kind"), MORE, ids=[m[0][:40] for m in MORE])
+def test_more_failures(impl: Impl, spec: int, call: str, cls: str, kind: str | None) -> None:
+    _repo(impl, spec)
+    if kind is None:
+        with raises(cls):
+            impl.run(call)
+    else:
+        with raises(cls, kind=kind):
+            impl.run(call)
+
+
+@pytest.mark.parametrize("spec", [1, 2])
+def test_unknown_snapshot_for_a_new_ref(impl: Impl, spec: int) -> None:
+    _repo(impl, spec)
+    cls, kind = ("SnapshotNotFoundError", "snapshot-not-found")
+    if spec == 1:
+        cls, kind = ("StorageError", "object-not-found")
+    with raises(cls, kind=kind):
+        impl.run("repo.create_branch('b', '0' * 20)")
+    with raises(cls, kind=kind):
+        impl.run("repo.create_tag('t', '0' * 20)")

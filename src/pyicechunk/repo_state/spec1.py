@@ -235,8 +235,9 @@ class Spec1State(RepoState):
         try:
             await self._assets.fetch_snapshot(snapshot_id)
         except ObjectNotFoundError:
+            # icechunk 2.x reports the storage miss here (spec 1 has no snapshot list).
             raise IcechunkError(
-                f"snapshot not found: `{encode_id(snapshot_id)}`", kind="snapshot-not-found"
+                f"snapshot not found: `{encode_id(snapshot_id)}`", kind="object-not-found"
             ) from None
 
     async def create_branch(self, name: str, snapshot_id: bytes) -> None:
