@@ -71,8 +71,6 @@ NOT_STARTED: dict[str, str] = {
     "Storage.new_redirect": "redirect storage backend",
     "hf_storage": "Hugging Face storage (S3 with its endpoint)",
     "Storage.new_hf": "Hugging Face storage (S3 with its endpoint)",
-    "IcechunkStore.set_virtual_refs_arr": "array-level virtual refs",
-    "IcechunkStore.set_virtual_refs_arr_async": "array-level virtual refs",
     "IcechunkStore.array_chunk_iterator": "chunk iterator over manifests",
     "AzureRefreshableCredential": "Azure refreshable credentials",
     "azure_refreshable_credentials": "Azure refreshable credentials",
