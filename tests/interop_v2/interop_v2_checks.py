@@ -35,7 +35,13 @@ import pyicechunk as ic
 from pyicechunk._sync import sync
 from pyicechunk.format.header import FileType, open_object
 from pyicechunk.format.ids import encode_id
-from pyicechunk.format.repo_info import RepoInfo, Update, unpack_repo_object
+from pyicechunk.format.repo_info import (
+    RepoAvailability,
+    RepoInfo,
+    RepoStatus,
+    Update,
+    unpack_repo_object,
+)
 from pyicechunk.storage import keys
 
 ZSTD_DICTIONARY_MAGIC = b"\x37\xa4\x30\xec"
@@ -49,14 +55,21 @@ def _backend(where: dict[str, Any]) -> Any:
     return make_storage(ic, where).backend
 
 
+def _field(value: Any) -> Any:
+    """A stored field of an ops-log entry as the VIEW snippet describes the reference's."""
+    if isinstance(value, bytes):
+        return encode_id(value)
+    if isinstance(value, RepoStatus):
+        availability = RepoAvailability(value.availability).name.lower()
+        when = micros_to_datetime(value.set_at)
+        return (f"RepoAvailability.{availability}", when, value.limited_availability_reason)
+    return value
+
+
 def _update_fields(update: Update) -> tuple[Any, ...]:
     """An ops-log entry as the VIEW snippet describes the reference's."""
     action = update.action
-    fields = {
-        f.name: encode_id(v) if isinstance(v, bytes) else v
-        for f in dataclasses.fields(action)
-        for v in [getattr(action, f.name)]
-    }
+    fields = {f.name: _field(getattr(action, f.name)) for f in dataclasses.fields(action)}
     when = micros_to_datetime(update.updated_at)
     return (type(action).__name__, fields, when, update.backup_path)
 

@@ -56,10 +56,12 @@ def write_virtual_sources(directory: Path, server: Any | None, bucket: str | Non
     if server is None or bucket is None:
         return Virtual(directory)
     key = f"virtual-{uuid.uuid4().hex[:8]}/values.bin"
-    server.client().put_object(Bucket=bucket, Key=key, Body=S3_VALUES.tobytes())
+    client = server.client()
+    client.put_object(Bucket=bucket, Key=key, Body=S3_VALUES.tobytes())
     s3 = {
         "bucket": bucket,
         "key": key,
+        "etag": client.head_object(Bucket=bucket, Key=key)["ETag"],
         "endpoint_url": server.endpoint_url,
         "region": server.region,
         "access_key_id": server.access_key_id,
@@ -156,10 +158,16 @@ def open_repo():
 def part_url(k):
     return f"file://{vdir}/part-{k:02d}.bin"
 
+LATER = _dt.datetime(2100, 1, 1, tzinfo=_dt.timezone.utc)
+
 def many_refs(offset):
+    # Every third ref also says its file must not have changed since 2100 (a checksum field).
     n = n_files
     return [
-        icechunk.VirtualChunkSpec([i], part_url(i % n), (i // n + offset) % 128, 1)
+        icechunk.VirtualChunkSpec(
+            [i], part_url(i % n), (i // n + offset) % 128, 1,
+            last_updated_at_checksum=LATER if i % 3 == 0 else None,
+        )
         for i in range(many)
     ]
 """
@@ -210,6 +218,10 @@ grp.create_array("f8", shape=(20, 30), chunks=(10, 7), dtype="f8", fill_value=-1
     rs.standard_normal((20, 30))
 )
 root.create_array("i2", shape=(9,), chunks=(4,), dtype="i2")[:] = rs.randint(-300, 300, 9)
+grp.create_array("c8", shape=(5,), chunks=(2,), dtype="c8", fill_value=1j)[:4] = (
+    rs.standard_normal(4) + 1j * rs.standard_normal(4)
+)
+sub.create_array("f2", shape=(), dtype="f2", fill_value=np.nan)
 root.create_array("scalar", shape=(), dtype="f4", fill_value=0.0)[()] = np.float32(3.25)
 root.create_array("flags", shape=(7, 3), chunks=(2, 2), dtype="bool")[:] = rs.rand(7, 3) > 0.5
 grp.create_array("u8", shape=(50,), chunks=(10,), dtype="u8", dimension_names=["t"])[:] = (
@@ -239,7 +251,7 @@ if vs3 is not None:
     s3_url = f"s3://{vs3['bucket']}/{vs3['key']}"
     s.store.set_virtual_refs(
         "vs3",
-        [icechunk.VirtualChunkSpec([0], s3_url, 32, 16),
+        [icechunk.VirtualChunkSpec([0], s3_url, 32, 16, etag_checksum=vs3["etag"]),
          icechunk.VirtualChunkSpec([1], s3_url, 0, 16)],
     )
 commit(s, "create hierarchy", step=1, who="A", f=0.25)
@@ -286,6 +298,10 @@ zarr.open_group(s.store, mode="r+").create_group("dev_only", attributes={"branch
 zarr.open_array(s.store, path="i2", mode="r+")[:] = 1
 built["dev"] = s.commit("dev work", metadata={"branch": "dev", "text": "é ✓ \\n"})
 built["ops"] += ["BranchCreated", "NewCommit"]
+if v2:
+    s = repo.writable_session("dev")
+    built["dev"] = s.commit("nothing changed", metadata={}, allow_empty=True)
+    built["ops"].append("NewCommit")
 built["branches"] = {"main": built["main"][-1], "dev": built["dev"]}
 if v2:  # spec 2 allows "/" in branch names
     repo.create_branch("feature/x", built["main"][1])
@@ -327,6 +343,14 @@ if v2:
         built["metadata"] = {"project": "interop", "n": 3, "nested": {"f": 0.5, "l": [1, "a"]}}
         repo.set_metadata(built["metadata"])
         built["ops"].append("MetadataChanged")
+    if hasattr(repo, "set_status"):
+        repo.set_status(
+            icechunk.RepoStatus(
+                icechunk.RepoAvailability.read_only, limited_availability_reason="maintenance"
+            )
+        )
+        repo.set_status(icechunk.RepoStatus(icechunk.RepoAvailability.online))
+        built["ops"] += ["RepoStatusChanged"] * 2
     if hasattr(repo, "set_feature_flag"):
         repo.set_feature_flag("delete_tag", False)
         repo.set_feature_flag("delete_tag", None)
@@ -344,7 +368,8 @@ repo = open_repo()
 def arrays_at(heavy, **ref):
     group = zarr.open_group(repo.readonly_session(**ref).store, mode="r")
     return {
-        path: member[...] if heavy or path != "vmany" else member.shape
+        # arrays, 0-d too, so that values compare by their bytes (NaN included)
+        path: np.asarray(member[...]) if heavy or path != "vmany" else member.shape
         for path, member in sorted(group.members(max_depth=None))
         if isinstance(member, zarr.Array)
     }
