@@ -62,8 +62,8 @@ PENDING: dict[str, str] = {
     },
 }
 
-# Names nobody is adding yet: each needs more than a name (a new storage backend, the
-# array-level virtual-ref and chunk-iterator API, Azure refreshable credentials).
+# Names nobody is adding yet: each needs more than a name (a storage backend of its own, or
+# credentials the object-store backend must learn to use).
 NOT_STARTED: dict[str, str] = {
     "http_storage": "read-only HTTP storage backend",
     "redirect_storage": "redirect storage backend",
@@ -71,7 +71,6 @@ NOT_STARTED: dict[str, str] = {
     "Storage.new_redirect": "redirect storage backend",
     "hf_storage": "Hugging Face storage (S3 with its endpoint)",
     "Storage.new_hf": "Hugging Face storage (S3 with its endpoint)",
-    "IcechunkStore.array_chunk_iterator": "chunk iterator over manifests",
     "AzureRefreshableCredential": "Azure refreshable credentials",
     "azure_refreshable_credentials": "Azure refreshable credentials",
     "azure_anonymous_credentials": "Azure anonymous credentials",

@@ -93,3 +93,59 @@ zarr.open_array(session.store, path="a", mode="r")[:2].tolist()
 """
     )
     assert got == [4, 5]
+
+
+ITERATE = """
+import asyncio
+config2 = icechunk.RepositoryConfig(inline_chunk_threshold_bytes=8)
+repo = repo.reopen(config2)
+s = repo.writable_session("main")
+a = zarr.create_array(s.store, name="v", shape=(12,), chunks=(2,), dtype="u1", fill_value=0,
+                      compressors=None)
+a[0:2] = 1
+b = zarr.create_array(s.store, name="n", shape=(40,), chunks=(20,), dtype="u1",
+                      compressors=None)
+b[:] = 7
+s.store.set_virtual_ref("v/c/2", url, offset=0, length=2)
+s.store.set_virtual_ref("v/c/3", url, offset=4, length=2)
+s.commit("base")
+s = repo.writable_session("main")
+a = zarr.open_array(s.store, path="v", mode="r+")
+a[10:12] = 5
+a[0:2] = 0  # the fill value: the chunk is deleted
+
+def plain(batch):
+    coords, kinds, paths, offsets, lengths, inlined = batch
+    return (coords.dtype.str, kinds.dtype.str, offsets.dtype.str, coords.tolist(),
+            kinds.tolist(), paths, offsets.tolist(), lengths.tolist(), inlined)
+
+async def collect(path, size=100000):
+    return [plain(b) async for b in s.store.array_chunk_iterator(path, batch_size=size)]
+
+native = [plain(b) for b in s.store.array_chunk_iterator("/n")]
+(asyncio.run(collect("v")), asyncio.run(collect("v", 2)), native, asyncio.run(collect("nope")))
+"""
+
+
+def test_array_chunk_iterator(store: InProcess | Oracle) -> None:
+    whole, batched, native, unknown = store.run(ITERATE)
+    assert whole == [
+        (
+            "<u4",
+            "|u1",
+            "<u8",
+            [[5], [2], [3]],
+            [3, 2, 2],
+            ["", whole[0][5][1], whole[0][5][1]],
+            [0, 0, 4],
+            [2, 2, 2],
+            {0: b"\x05\x05"},
+        )
+    ]
+    assert whole[0][5][1].startswith("file://") and whole[0][5][1].endswith(".bin")
+    assert [b[3] for b in batched] == [[[5], [2]], [[3]]]
+    assert batched[1][8] == {}
+    [(_, _, _, coords, kinds, paths, offsets, lengths, inlined)] = native
+    assert (coords, kinds, offsets, lengths, inlined) == ([[0], [1]], [1, 1], [0, 0], [20, 20], {})
+    assert all(len(p) == 20 for p in paths)
+    assert unknown == []

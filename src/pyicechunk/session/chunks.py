@@ -204,6 +204,30 @@ async def chunk_coords(
     return sorted(coords)
 
 
+async def chunk_refs(
+    assets: AssetManager, state: SessionState, node: NodeInfo, lock: threading.RLock
+) -> tuple[list[tuple[Coords, ChunkPayload]], list[ArrayManifest]]:
+    """Every chunk ref the session sees for array ``node``, as the session's own (what it
+    wrote) and the base snapshot's, per manifest, without those it replaced or deleted and
+    those outside the grid."""
+    assert node.shape is not None
+    with lock:
+        changed = dict(state[1].chunks.get(node.node_id, {}))
+    written = [(c, p) for c, p in changed.items() if p is not None]
+    upper = tuple(max(d.num_chunks, 1) for d in node.shape)
+    base = []
+    touched = np.array(list(changed), dtype=np.int64).reshape(len(changed), len(node.shape))
+    for array in await _base_arrays(assets, state[0], node):
+        if not len(array):
+            continue
+        keep = array.within(upper)
+        if len(touched):
+            found = array.find_many(touched)
+            keep[found[found >= 0]] = False
+        base.append(array.take(keep))
+    return written, base
+
+
 async def virtual_locations(
     assets: AssetManager, state: SessionState, nodes: Sequence[NodeInfo], lock: threading.RLock
 ) -> list[str]:

@@ -30,7 +30,13 @@ from pyicechunk.change_set import ChangeSet
 from pyicechunk.exceptions import ConflictError, IcechunkError, KeyNotFoundError
 from pyicechunk.format.header import SPEC_V1
 from pyicechunk.format.ids import encode_id, new_chunk_id
-from pyicechunk.format.manifest import ChunkPayload, InlinePayload, NativePayload, VirtualPayload
+from pyicechunk.format.manifest import (
+    ArrayManifest,
+    ChunkPayload,
+    InlinePayload,
+    NativePayload,
+    VirtualPayload,
+)
 from pyicechunk.format.snapshot import Snapshot, validate_path
 from pyicechunk.format.zarr_metadata import parse_node_metadata
 from pyicechunk.history import combine_transaction_logs, diff_from_transaction_logs, path_between
@@ -38,6 +44,7 @@ from pyicechunk.repo_state import NewSnapshot, SnapshotKind
 from pyicechunk.session.chunks import (
     Coords,
     chunk_coords,
+    chunk_refs,
     find_payload,
     read_payload,
     virtual_locations,
@@ -372,6 +379,17 @@ class SessionCore:
         if node is None or not node.is_array:
             return []
         return await chunk_coords(self.ctx.assets, state, node, self._lock)
+
+    async def chunk_refs(
+        self, path: str
+    ) -> tuple[list[tuple[Coords, ChunkPayload]], list[ArrayManifest]]:
+        """The chunk refs of the array at ``path`` (none for a missing node or a group): see
+        :func:`~pyicechunk.session.chunks.chunk_refs`."""
+        state = self._state
+        node = node_at(state, path)
+        if node is None or not node.is_array:
+            return [], []
+        return await chunk_refs(self.ctx.assets, state, node, self._lock)
 
     async def chunk_type(self, path: str, coords: Coords) -> ChunkType:
         if not path.startswith("/"):

@@ -22,6 +22,7 @@ from pyicechunk.exceptions import IcechunkError, KeyNotFoundError
 from pyicechunk.session.core import READ_ONLY_STORE
 from pyicechunk.session.facade import PICKLE_WRITABLE, wrap_core
 from pyicechunk.storage.byte_range import REQUEST_TYPES, ByteRequest, slice_bytes
+from pyicechunk.store.chunk_iterator import ArrayChunks
 from pyicechunk.store.virtual_arrays import VirtualArrays
 from pyicechunk.store.zarr_keys import (
     CHUNK,
@@ -51,7 +52,7 @@ def _check_byte_range(byte_range: object) -> None:
         raise ValueError(f"Unexpected byte_range, got {byte_range}")
 
 
-class IcechunkStore(VirtualArrays, Store):
+class IcechunkStore(VirtualArrays, ArrayChunks, Store):
     """A zarr v3 store over an Icechunk session.
 
     Do not construct it directly: use ``Session.store``.
