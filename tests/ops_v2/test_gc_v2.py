@@ -8,6 +8,7 @@ survive, the snapshot list and the refs afterwards must be the same, and match F
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from ops_v2_support import PRELUDE, deleted_bytes, describe, files, run_scenario
 from oracle import Both, InProcess, equal, raises
 
 import pyicechunk
+from pyicechunk.ops.gc import written_before
+from pyicechunk.storage import ObjectInfo
 
 EXPIRED_THEN_COLLECTED = """
 repo = new_repo(path)
@@ -188,3 +191,58 @@ def test_spec1_repositories_have_no_repo_object_to_edit(tmp_path: Path) -> None:
     assert pyicechunk._sync.sync(state.repo_info()) is None
     with pytest.raises(pyicechunk.IcechunkError, match=r"at least version 2\.0"):
         pyicechunk._sync.sync(state.update_repo_info(lambda info: (info, None)))  # type: ignore[arg-type]
+
+
+ON_S3 = """
+repo = icechunk.Repository.create(make_storage(where),
+                                  icechunk.RepositoryConfig(inline_chunk_threshold_bytes=0),
+                                  spec_version=2)
+commit(repo, "c0", 0, create=True)
+for i in range(1, 4):
+    commit(repo, f"c{i}", i)
+ids = {label: sid for sid, label in labels.items()}
+repo.create_branch("dev", ids["c1"])
+repo.reset_branch("main", ids["c2"])  # c3 is left unreachable
+expired = named(repo.expire_snapshots(written(repo, ids["c2"])))
+# S3 lists whole seconds: wait for the next one, so that every object is certainly older.
+time.sleep(1.01 - utc_now().microsecond / 1e6)
+gc = summary(repo.garbage_collect(utc_now()))
+fresh = icechunk.Repository.open(make_storage(where))
+{
+    "expired": expired,
+    "gc": {k: v for k, v in gc.items() if k != "bytes_deleted"},
+    "main": ancestry(fresh, branch="main"), "dev": ancestry(fresh, branch="dev"),
+    "data": data(fresh, branch="main"),
+    "chunks": {k: sorted(map(list, v)) for k, v in
+               fresh.diff(from_snapshot_id=INITIAL, to_branch="main").updated_chunks.items()},
+    "kinds": [type(u.kind).__name__ for u in list(fresh.ops_log())[:2]],
+}
+"""
+
+
+def test_expiration_and_collection_on_s3(both: Both, storage_spec: Callable[..., dict]) -> None:
+    seen = []
+    for impl in (both.ours, both.reference):
+        impl.run(PRELUDE)
+        seen.append(impl.run(ON_S3, where=storage_spec("s3")))
+    assert equal(seen[0], seen[1]), seen
+    ours = seen[0]
+    assert ours["expired"] == ["c0"] and ours["main"] == ["c2", "c1", "init"]
+    assert ours["dev"] == ["c1", "init"]
+    # c0's snapshot goes and its log stays (c1's pruned list); c3 goes with its log.
+    assert ours["gc"]["snapshots_deleted"] == 2 and ours["gc"]["transaction_logs_deleted"] == 1
+    assert ours["chunks"] == {"/a": [[0, 0], [1, 0], [2, 0]]}
+    assert ours["kinds"] == ["GCRan", "ExpirationRan"]
+
+
+def test_whole_second_listing_times_count_as_the_end_of_their_second() -> None:
+    """S3 lists times truncated to the second: an object listed at S was written in [S, S+1),
+    so it is older than a threshold only from S+1 on, as icechunk 2.3.0 decides there
+    (measured against it on the moto server: S+0.999 s kept, S+1 s deleted)."""
+    s = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    listed = ObjectInfo("snapshots/X", 10, s)
+    assert not written_before(listed, s + dt.timedelta(milliseconds=999))
+    assert written_before(listed, s + dt.timedelta(seconds=1))
+    precise = ObjectInfo("snapshots/X", 10, s + dt.timedelta(microseconds=10))
+    assert written_before(precise, s + dt.timedelta(microseconds=11))
+    assert not written_before(precise, s + dt.timedelta(microseconds=10))

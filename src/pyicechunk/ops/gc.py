@@ -117,6 +117,22 @@ def decode_object_names(
     return ids.view("S12").ravel(), valid
 
 
+_ONE_SECOND = dt.timedelta(seconds=1)
+
+
+def written_before(info: ObjectInfo, threshold: dt.datetime) -> bool:
+    """Whether the listed object was certainly written before ``threshold``.
+
+    Object stores that give times in whole seconds (S3) truncate them: the write happened
+    somewhere in that second, so it is before the threshold only if the whole second is, as
+    icechunk 2.3.0 decides on S3. Times with a fraction are taken as they are.
+    """
+    written = info.last_modified
+    if written.microsecond == 0:
+        return written + _ONE_SECOND <= threshold
+    return written < threshold
+
+
 class _ByteBudget:
     """Lets fetches proceed while the compressed bytes in flight stay under a limit."""
 
@@ -204,7 +220,7 @@ async def _collect_prefix(
     if not listed:
         return 0, 0
     ids, valid = decode_object_names([info.key[len(prefix) :] for info in listed])
-    old = np.fromiter((info.last_modified < older_than for info in listed), bool, len(listed))
+    old = np.fromiter((written_before(info, older_than) for info in listed), bool, len(listed))
     doomed = np.flatnonzero(valid & old & ~np.isin(ids, keep))
     sizes = sum(listed[i].size for i in doomed)
     if forget is not None:
@@ -322,7 +338,7 @@ async def _plan_listed(
     old = {
         bytes(ids[i]).ljust(12, b"\0")
         for i in np.flatnonzero(valid)
-        if listing[i].last_modified < older_than
+        if written_before(listing[i], older_than)
     }
     info = await state.repo_info()
     assert info is not None
