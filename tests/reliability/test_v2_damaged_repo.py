@@ -325,6 +325,21 @@ def test_ops_log_chain_missing_or_damaged_copy(built: Built) -> None:
     assert tree(built.path) == before
 
 
+def test_ops_log_chain_copy_newer_than_its_successors(built: Built) -> None:
+    # A chained copy holding the newest state instead of an old one: out of order, refused.
+    info = info_of(built.path)
+    name = info.latest_updates[2].backup_path
+    assert name is not None
+    _cut_log(built.path, name)
+    shutil.copyfile(built.path / "repo", built.path / "overwritten" / name)
+    before = tree(built.path)
+    repo = icechunk.Repository.open(storage(built.path))
+    with pytest.raises(IcechunkError, match="out of order") as raised:
+        list(repo.ops_log())
+    assert f"overwritten/{name}" in raised.value.message
+    assert tree(built.path) == before
+
+
 # -- snapshot files the list names --------------------------------------------------------------
 
 

@@ -10,8 +10,9 @@ repository every method raises the reference's error (kind ``unsupported-spec-ve
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from pyicechunk._sync import sync
@@ -25,6 +26,7 @@ from pyicechunk.format.repo_info import (
     UpdateAction,
     set_feature_flag,
 )
+from pyicechunk.format.repo_info import Update as StoredUpdate
 from pyicechunk.format.snapshot import encode_metadata_value
 from pyicechunk.ops_log import Update, update_from_stored
 from pyicechunk.repo_state import RepoState, needs_spec2_error
@@ -75,6 +77,7 @@ class OpsLog:
         self._started = False
         self._closed = False
         self._seen: set[str] = set()
+        self._oldest: int | None = None  # µs of the oldest entry read so far
 
     async def _fill(self) -> bool:
         """Read files until there are entries to hand out; False at the end of the log."""
@@ -91,9 +94,30 @@ class OpsLog:
                     )
                 self._seen.add(name)
             entries, self._next = await self._state.ops_log_file(name)
+            self._check_order(entries, name)
             self._started = True
             self._buffer.extend(update_from_stored(entry) for entry in entries)
         return True
+
+    def _check_order(self, entries: Sequence[StoredUpdate], name: str | None) -> None:
+        """Entries go strictly back in time, within a file and from one file to the next.
+
+        Every update is later than the one before it, so a chained file that holds a newer
+        state than the entries before it (a copy swapped in its place) is damage, not history.
+        """
+        times = [e.updated_at for e in entries]
+        if self._oldest is not None:
+            times.insert(0, self._oldest)
+        if any(newer <= older for newer, older in itertools.pairwise(times)):
+            where = keys.REPO if name is None else keys.backup_key(name)
+            raise IcechunkError(
+                f"the ops log of this repository is out of order in {where}: an entry is not "
+                "older than the one before it; the repository's history of changes is damaged "
+                "(its data is not)",
+                kind="invalid-file-format",
+            )
+        if times:
+            self._oldest = times[-1]
 
     def __iter__(self) -> Iterator[Update]:
         return self
