@@ -1,10 +1,11 @@
 """Corruption fuzz: damage one metadata object of a repository, then use the repository.
 
-A small spec-1 repository is written by pyicechunk on the local filesystem: two branches, two
-tags and a deleted tag, a group with attributes, arrays with inline chunks (zarr's default
-codecs) and with native chunks (uncompressed), a nested 2-d array and a deletion. Each
-iteration copies it, damages ONE metadata object (a snapshot, manifest, transaction log, ref
-file, tag tombstone or ``config.yaml``) in one of these ways::
+A small repository (spec 1, or spec 2 with ``--spec 2``) is written by pyicechunk on the local
+filesystem: two branches, two tags and a deleted tag, a group with attributes, arrays with
+inline chunks (zarr's default codecs) and with native chunks (uncompressed), a nested 2-d array
+and a deletion. Each iteration copies it, damages ONE metadata object (a snapshot, manifest,
+transaction log, ref file, tag tombstone or ``config.yaml``; on spec 2 ``repo`` or one of its
+``overwritten/`` copies instead of the refs and the config) in one of these ways::
 
     bitflip     1 to 3 random bits flipped
     truncate    cut to a random length
@@ -15,12 +16,16 @@ file, tag tombstone or ``config.yaml``) in one of these ways::
 
 and then opens the repository, lists branches and tags, walks every ref's ancestry, reads
 every key of the store and every array through zarr at every ref, diffs each commit against
-its parent, and commits to ``main`` (reading the commit back). Each step must give the correct
-result or raise an IcechunkError. Correct means equal to what the undamaged repository gives
-for the same snapshot id: a damaged ref file may point a ref at another snapshot (a ref has no
-content of its own to check), but whatever is read at a snapshot id must be that snapshot's
-data. Anything else is a bug: another exception type, different data without an error, or a
-step that does not finish (a watchdog ends the process and names the case).
+its parent, reads the ops log (spec 2) and commits to ``main`` (reading the commit back). Each
+step must give the correct result or raise an IcechunkError, and nothing before the commit may
+change a file. Correct means equal to what the undamaged repository gives for the same
+snapshot id: a damaged ref file may point a ref at another snapshot (a ref has no content of
+its own to check), but whatever is read at a snapshot id must be that snapshot's data. On spec
+2, swapping ``repo`` for one of its copies (``swap-same``) is going back to that earlier state,
+whose refs and ops log are then the correct ones. Anything else is a bug: another exception
+type, different data without an error, or a step that does not finish (a watchdog ends the
+process and names the case). The spec-2 repository keeps 4 ops-log entries per file, so the
+log is a chain through ``overwritten/`` and its copies are read.
 
 One kind of wrong result is counted apart, as ``silent``: the damaged object still
 decompresses, to different content that breaks no rule a reader can check (a flipped byte of
@@ -32,6 +37,7 @@ Run it directly for long campaigns; it prints a JSON report (counts per damage c
 outcome, and the first bugs with the seed and iteration that reproduce them)::
 
     python tests/reliability/corruption_fuzz.py --iterations 5000 --seed 7
+    python tests/reliability/corruption_fuzz.py --iterations 5000 --seed 7 --spec 2
     python tests/reliability/corruption_fuzz.py --seed 7 --only 1234   # replay one case
 """
 
@@ -40,6 +46,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
 import faulthandler
 import json
 import os
@@ -70,15 +77,21 @@ PROTO = default_buffer_prototype()
 SMALL = np.arange(6, dtype="i4")
 BIG = np.arange(4 * 300, dtype="f8").reshape(4, 300)
 NESTED = np.arange(9, dtype="i2").reshape(3, 3)
+# Ops-log entries per file on spec 2: small, so that the log chains through several copies.
+OPS_LOG_WINDOW = 4
 
 
 # -- the repository ----------------------------------------------------------------------------
 
 
-def build(path: Path) -> None:
+def build(path: Path, spec: int) -> None:
     """Write the pristine repository."""
-    config = icechunk.RepositoryConfig(inline_chunk_threshold_bytes=512)
-    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(path)), config)
+    window = OPS_LOG_WINDOW if spec == 2 else None
+    config = icechunk.RepositoryConfig(
+        inline_chunk_threshold_bytes=512, num_updates_per_repo_info_file=window
+    )
+    storage = icechunk.local_filesystem_storage(str(path))
+    repo = icechunk.Repository.create(storage, config, spec_version=spec)
     session = repo.writable_session("main")
     root = zarr.group(session.store, attributes={"title": "fuzz"})
     root.create_array("small", shape=(6,), chunks=(2,), dtype="i4")[:] = SMALL
@@ -114,6 +127,22 @@ class Oracle:
     arrays: dict[str, dict[str, np.ndarray]]
     attributes: dict[str, dict[str, dict[str, Any]]]
     diffs: dict[tuple[str, str], Any]
+    ops_log: list[str] | None  # spec 2: the entries' reprs, newest first
+    earlier: dict[bytes, Refs]  # spec 2: each overwritten/ copy's bytes -> the refs it holds
+
+
+@dataclass(frozen=True)
+class Refs:
+    """What a state of the refs gives: branch and tag names, and the ops log (spec 2)."""
+
+    branches: frozenset[str]
+    tags: frozenset[str]
+    ops_log: tuple[str, ...] | None
+    # False: a chained copy was swapped for another one, which no reader can tell from the
+    # history when it is older (nothing ties a chain file's name to its content, as nothing
+    # ties a spec-1 ref file to its target); the log must then be the known entries, in
+    # order, with gaps.
+    exact_log: bool = True
 
 
 def read_store(store: Any) -> dict[str, bytes]:
@@ -142,7 +171,37 @@ def read_arrays(store: Any) -> tuple[dict[str, np.ndarray], dict[str, dict[str, 
     return arrays, attributes
 
 
-def make_oracle(path: Path) -> Oracle:
+def read_ops_log(repo: Any) -> list[str] | None:
+    if repo.spec_version < 2:
+        return None
+    return [repr(update) for update in repo.ops_log()]
+
+
+def refs_of(repo: Any) -> Refs:
+    ops_log = read_ops_log(repo)
+    return Refs(
+        frozenset(repo.list_branches()),
+        frozenset(repo.list_tags()),
+        None if ops_log is None else tuple(ops_log),
+    )
+
+
+def earlier_states(path: Path, workdir: Path) -> dict[bytes, Refs]:
+    """Spec 2: what each copy in ``overwritten/`` gives when it is put in place of ``repo``."""
+    out: dict[bytes, Refs] = {}
+    copies = path / "overwritten"
+    for name in sorted(os.listdir(copies)) if copies.is_dir() else ():
+        trial = workdir / "earlier"
+        shutil.copytree(path, trial)
+        shutil.copyfile(copies / name, trial / "repo")
+        out[(copies / name).read_bytes()] = refs_of(
+            icechunk.Repository.open(icechunk.local_filesystem_storage(str(trial)))
+        )
+        shutil.rmtree(trial)
+    return out
+
+
+def make_oracle(path: Path, workdir: Path) -> Oracle:
     repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(path)))
     branches = {b: repo.lookup_branch(b) for b in repo.list_branches()}
     tags = {t: repo.lookup_tag(t) for t in repo.list_tags()}
@@ -162,7 +221,18 @@ def make_oracle(path: Path) -> Oracle:
         for child, parent in parents.items()
         if parent is not None
     }
-    oracle = Oracle(branches, tags, parents, messages, keys, arrays, attributes, diffs)
+    oracle = Oracle(
+        branches,
+        tags,
+        parents,
+        messages,
+        keys,
+        arrays,
+        attributes,
+        diffs,
+        read_ops_log(repo),
+        earlier_states(path, workdir),
+    )
     # The oracle itself is checked against what was written.
     c3 = branches["main"]
     assert set(arrays[c3]) == {"big", "g/z"} and arrays[c3]["big"][0, 0] == -1.0
@@ -173,7 +243,7 @@ def make_oracle(path: Path) -> Oracle:
     return oracle
 
 
-def metadata_objects(path: Path) -> dict[str, list[str]]:
+def metadata_objects(path: Path, spec: int) -> dict[str, list[str]]:
     """Metadata object keys by kind."""
     kinds: dict[str, list[str]] = collections.defaultdict(list)
     for prefix, kind in (
@@ -182,6 +252,10 @@ def metadata_objects(path: Path) -> dict[str, list[str]]:
         ("transactions", "transaction"),
     ):
         kinds[kind] = sorted(f"{prefix}/{name}" for name in os.listdir(path / prefix))
+    if spec == 2:
+        kinds["repo"] = ["repo"]
+        kinds["backup"] = sorted(f"overwritten/{n}" for n in os.listdir(path / "overwritten"))
+        return dict(kinds)
     for ref in sorted(os.listdir(path / "refs")):
         for name in sorted(os.listdir(path / "refs" / ref)):
             kinds["tombstone" if name.endswith(".deleted") else "ref"].append(f"refs/{ref}/{name}")
@@ -215,10 +289,13 @@ def damage(
     if kind == "append":
         return data + rng.randbytes(rng.randint(1, 64))
     own = next(k for k, keys in objects.items() if key in keys)
+    # On spec 2, repo and its copies are one kind of object: a copy over repo is the swapped
+    # backup case, repo or another copy over a chained copy a chain file of another state.
+    family = ("repo", "backup") if own in ("repo", "backup") else (own,)
     if kind == "swap-same":
-        pool = [k for k in objects[own] if k != key]
+        pool = [k for f in family for k in objects[f] if k != key]
     else:
-        pool = [k for kind_, keys in objects.items() if kind_ != own for k in keys]
+        pool = [k for kind_, keys in objects.items() if kind_ not in family for k in keys]
     if not pool:
         return data
     return (path / rng.choice(pool)).read_bytes()
@@ -352,8 +429,14 @@ def check_commit(repo: Any, oracle: Oracle, outcome: Outcome) -> None:
     step(outcome, "commit", commit)
 
 
-def exercise(path: Path, oracle: Oracle) -> Outcome:
+def files(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+def exercise(path: Path, oracle: Oracle, refs: Refs) -> Outcome:
+    """Use the damaged copy at ``path``; ``refs`` is what its refs should give."""
     outcome = Outcome()
+    before = files(path)
     repo = step(
         outcome,
         "open",
@@ -364,13 +447,26 @@ def exercise(path: Path, oracle: Oracle) -> Outcome:
 
     def branches() -> set[str]:
         got = repo.list_branches()
-        expect(got == set(oracle.branches), f"branches {sorted(got)}")
+        expect(got == refs.branches, f"branches {sorted(got)}")
         return set(got)
 
     def tags() -> set[str]:
         got = repo.list_tags()
-        expect(got == set(oracle.tags), f"tags {sorted(got)}")
+        expect(got == refs.tags, f"tags {sorted(got)}")
         return set(got)
+
+    def ops_log() -> None:
+        got = read_ops_log(repo)
+        want = None if refs.ops_log is None else list(refs.ops_log)
+        if refs.exact_log or got is None or want is None:
+            expect(got == want, "ops log differs")
+            return
+        # The newest entry of a chain file names the file: compare without backup paths.
+        known = iter(entry.split("backup_path")[0] for entry in want)
+        expect(
+            all(entry.split("backup_path")[0] in known for entry in got),
+            "ops log holds unknown entries or is out of order",
+        )
 
     listed = [("branch", b) for b in step(outcome, "list branches", branches) or ()]
     listed += [("tag", t) for t in step(outcome, "list tags", tags) or ()]
@@ -384,6 +480,16 @@ def exercise(path: Path, oracle: Oracle) -> Outcome:
             expect(got == want, f"diff {parent}..{child}: {got!r}")
 
         step(outcome, f"diff {parent}..{child}", diff)
+    step(outcome, "ops log", ops_log)
+
+    def unchanged() -> None:
+        changed = sorted(
+            set(before) ^ set(after) | {k for k in before if before[k] != after.get(k)}
+        )
+        expect(not changed, f"reading changed {changed[:5]}")
+
+    after = files(path)
+    step(outcome, "reads change nothing", unchanged)
     check_commit(repo, oracle, outcome)
     return outcome
 
@@ -421,11 +527,18 @@ class Watchdog:
                 os._exit(3)
 
 
-def run(seed: int, iterations: int, workdir: Path, only: int | None, max_bugs: int) -> dict:
+def run(
+    seed: int, iterations: int, workdir: Path, only: int | None, max_bugs: int, spec: int = 1
+) -> dict:
     pristine = workdir / "pristine"
-    build(pristine)
-    oracle = make_oracle(pristine)
-    objects = metadata_objects(pristine)
+    build(pristine, spec)
+    oracle = make_oracle(pristine, workdir)
+    objects = metadata_objects(pristine, spec)
+    current = Refs(
+        frozenset(oracle.branches),
+        frozenset(oracle.tags),
+        None if oracle.ops_log is None else tuple(oracle.ops_log),
+    )
     every = [(kind, key) for kind, keys in objects.items() for key in keys]
     counts: dict[str, collections.Counter[str]] = {d: collections.Counter() for d in DAMAGES}
     by_kind: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
@@ -436,7 +549,12 @@ def run(seed: int, iterations: int, workdir: Path, only: int | None, max_bugs: i
     for i in cases:
         rng = random.Random(f"{seed}:{i}")
         damage_kind = DAMAGES[i % len(DAMAGES)]
-        object_kind, key = rng.choice(every)
+        if spec == 2:
+            # repo is one object among many copies: pick the kind first, so it gets its share
+            object_kind = rng.choice(sorted(objects))
+            key = rng.choice(objects[object_kind])
+        else:
+            object_kind, key = rng.choice(every)
         copy = workdir / f"case-{i}"
         shutil.copytree(pristine, copy)
         damaged = damage(rng, damage_kind, key, objects, copy)
@@ -444,7 +562,10 @@ def run(seed: int, iterations: int, workdir: Path, only: int | None, max_bugs: i
         (copy / key).write_bytes(damaged)
         case = f"seed {seed} iteration {i}: {damage_kind} of {key}"
         watchdog.arm(case)
-        outcome = exercise(copy, oracle)
+        want = oracle.earlier.get(damaged, current) if key == "repo" else current
+        if damage_kind == "swap-same" and key.startswith("overwritten/"):
+            want = dataclasses.replace(want, exact_log=False)
+        outcome = exercise(copy, oracle, want)
         watchdog.disarm()
         shutil.rmtree(copy)
         if outcome.bugs:
@@ -458,6 +579,7 @@ def run(seed: int, iterations: int, workdir: Path, only: int | None, max_bugs: i
             found.append({"case": case, "bugs": outcome.bugs[:3]})
     return {
         "seed": seed,
+        "spec": spec,
         "iterations": len(cases),
         "objects": {k: len(v) for k, v in objects.items()},
         "by_damage": {k: dict(v) for k, v in counts.items()},
@@ -474,9 +596,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", type=int, help="replay a single iteration")
     parser.add_argument("--workdir", type=Path, help="where the copies go (default: a temp dir)")
     parser.add_argument("--max-bugs", type=int, default=20, help="bugs to describe in full")
+    parser.add_argument("--spec", type=int, choices=(1, 2), default=1, help="format version")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        report = run(args.seed, args.iterations, Path(tmp), args.only, args.max_bugs)
+        report = run(args.seed, args.iterations, Path(tmp), args.only, args.max_bugs, args.spec)
     print(json.dumps(report, indent=1))
     strict = os.environ.get("PYICECHUNK_FUZZ_STRICT") == "1"
     return 1 if report["bugs"] or (strict and report["silent"]) else 0

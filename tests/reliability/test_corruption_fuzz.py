@@ -2,11 +2,12 @@
 
 The campaign runs in its own process: a case that hangs ends that process (its watchdog names
 the case) and cannot take the test session down with it. The default run damages 240 copies
-(40 per damage class) with a fixed seed; ``PYICECHUNK_FUZZ_ITERATIONS`` and
-``PYICECHUNK_FUZZ_SEED`` change that, and the ``slow`` variant runs 3000 iterations on another
-seed. The counts per damage class and per object kind are printed (``pytest -s``). Damage
-that no reader can notice without a content checksum (``silent``, see the fuzz module) fails
-the test too, since objects carry one; ``PYICECHUNK_FUZZ_STRICT=0`` tolerates it.
+of a spec-1 repository (40 per damage class) and 120 of a spec-2 one with a fixed seed;
+``PYICECHUNK_FUZZ_ITERATIONS`` and ``PYICECHUNK_FUZZ_SEED`` change that, and the ``slow``
+variant runs 3000 iterations of each on another seed. The counts per damage class and per
+object kind are printed (``pytest -s``). Damage that no reader can notice without a content
+checksum (``silent``, see the fuzz module) fails the test too, since objects carry one;
+``PYICECHUNK_FUZZ_STRICT=0`` tolerates it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import pytest
 
 FUZZ = Path(__file__).with_name("corruption_fuzz.py")
 ITERATIONS = int(os.environ.get("PYICECHUNK_FUZZ_ITERATIONS", "240"))
+# Spec-2 cases cost more (the ops log is a chain of files): half as many by default.
+ITERATIONS_V2 = int(os.environ.get("PYICECHUNK_FUZZ_ITERATIONS", "120"))
+SPECS = pytest.mark.parametrize("spec", [1, 2], ids=["spec1", "spec2"])
 SEED = int(os.environ.get("PYICECHUNK_FUZZ_SEED", "20261201"))
 
 
@@ -35,9 +39,10 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def campaign(tmp_path: Path, iterations: int, seed: int, timeout: float) -> dict:
+def campaign(tmp_path: Path, iterations: int, seed: int, timeout: float, spec: int) -> dict:
     where = workdir(tmp_path)
     args = ["--iterations", str(iterations), "--seed", str(seed), "--workdir", str(where)]
+    args += ["--spec", str(spec)]
     try:
         proc = subprocess.run(
             [sys.executable, str(FUZZ), *args],
@@ -55,7 +60,7 @@ def campaign(tmp_path: Path, iterations: int, seed: int, timeout: float) -> dict
     )
     report: dict = json.loads(proc.stdout[proc.stdout.index("{") :])
     print(
-        "\ncorruption fuzz, seed",
+        f"\ncorruption fuzz, spec {spec}, seed",
         seed,
         "\n",
         json.dumps({k: report[k] for k in ("by_damage", "by_object")}, indent=1),
@@ -74,10 +79,13 @@ def check(report: dict, iterations: int) -> None:
     assert detected > iterations // 2
 
 
-def test_corruption_fuzz(tmp_path: Path) -> None:
-    check(campaign(tmp_path, ITERATIONS, SEED, timeout=600), ITERATIONS)
+@SPECS
+def test_corruption_fuzz(tmp_path: Path, spec: int) -> None:
+    iterations = ITERATIONS if spec == 1 else ITERATIONS_V2
+    check(campaign(tmp_path, iterations, SEED, timeout=600, spec=spec), iterations)
 
 
 @pytest.mark.slow
-def test_corruption_fuzz_long(tmp_path: Path) -> None:
-    check(campaign(tmp_path, 3000, SEED + 1, timeout=3600), 3000)
+@SPECS
+def test_corruption_fuzz_long(tmp_path: Path, spec: int) -> None:
+    check(campaign(tmp_path, 3000, SEED + 1, timeout=3600, spec=spec), 3000)
