@@ -175,7 +175,7 @@ def checksum_fields(checksum: str | dt.datetime | None) -> tuple[str | None, int
 
 
 def _obstore() -> Any:
-    from pyicechunk.storage.object_store import load_obstore
+    from pyicechunk.storage.obstore_clients import load_obstore
 
     return load_obstore()
 
@@ -235,7 +235,8 @@ def _s3_fetcher(
     cred: Any,
     settings: StorageSettings | None,
 ) -> Any:
-    from pyicechunk.storage.object_store import build_s3_store, s3_spec
+    from pyicechunk.storage.object_store import s3_spec
+    from pyicechunk.storage.obstore_clients import build_s3_store
 
     store: Any = cont.store
     opts: S3Options = store._0
@@ -301,12 +302,8 @@ def _make_remote(
     cred: Any,
     settings: StorageSettings | None,
 ) -> Any:
-    from pyicechunk.storage.object_store import (
-        azure_spec,
-        build_azure_store,
-        build_gcs_store,
-        gcs_spec,
-    )
+    from pyicechunk.storage.object_store import azure_spec, gcs_spec
+    from pyicechunk.storage.obstore_clients import build_azure_store, build_gcs_store
 
     store: Any = cont.store
     bucket = location.host

@@ -1,7 +1,8 @@
 """Cloud object storage (S3 and S3-compatible, GCS, Azure) through obstore.
 
-This is the only module that imports obstore, and it does so when first used, so that the rest
-of pyicechunk works without it. Every operation uses obstore's async API; obstore runs its
+The obstore client is built from the backend's :class:`ObjectStoreSpec` by
+:mod:`~pyicechunk.storage.obstore_clients` on first use (obstore itself is imported then, so the
+rest of pyicechunk works without it). Every operation uses obstore's async API; obstore runs its
 requests on its own runtime, so one backend object works from any event loop and any thread.
 
 Conditional writes follow FORMAT-V1 §7.2: create-if-absent is ``If-None-Match: *`` (obstore
@@ -26,7 +27,6 @@ import itertools
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pyicechunk.config import S3Options, StorageSettings, effective_storage_settings
@@ -34,13 +34,7 @@ from pyicechunk.credentials import (
     AnyAzureCredential,
     AnyGcsCredential,
     AnyS3Credential,
-    AzureCredentials,
-    AzureStaticCredentials,
-    GcsBearerCredential,
-    GcsCredentials,
-    GcsStaticCredentials,
     S3Credentials,
-    S3StaticCredentials,
 )
 from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
 from pyicechunk.storage import (
@@ -58,9 +52,10 @@ from pyicechunk.storage import (
     logger,
 )
 from pyicechunk.storage.byte_range import resolve as resolve_range
+from pyicechunk.storage.obstore_clients import aware, build_store, load_obstore
 
 if TYPE_CHECKING:
-    from pyicechunk.config import EffectiveStorageSettings
+    pass
 
 _MAGIC = "ICE🧊CHUNK".encode()
 _FILE_TYPES = {1: "snapshot", 2: "manifest", 4: "transaction-log", 6: "repo-info"}
@@ -74,17 +69,6 @@ _LABELS_V2 = ("icspecver", "icclient", "icfiletype", "iccompalg")
 _TOKEN_SEP = "\0"
 # Bounds the HEAD requests delete_many sends at once to count what exists.
 _HEAD_CONCURRENCY = 64
-
-
-def load_obstore() -> Any:
-    try:
-        import obstore
-    except ImportError:  # pragma: no cover - depends on the installation
-        raise IcechunkError(
-            "cloud object storage needs the obstore package: pip install 'pyicechunk[s3]'",
-            kind="storage-config",
-        ) from None
-    return obstore
 
 
 @dataclass(frozen=True)
@@ -122,201 +106,6 @@ def _s3_options_repr(o: S3Options) -> str:
     )
 
 
-class _RefreshingProvider:
-    """obstore credential provider around a pickled getter from refreshable credentials.
-
-    obstore caches what this returns until shortly before ``expires_at`` and then calls it
-    again; the credential scattered at construction is served first while still valid.
-    """
-
-    def __init__(self, refreshable: S3Credentials.Refreshable | GcsCredentials.Refreshable):
-        self._refreshable = refreshable
-        self._current = refreshable.current
-
-    def __call__(self) -> dict[str, Any]:
-        cred = self._current
-        self._current = None
-        if cred is None or _expired(cred.expires_after):
-            cred = self._refreshable.getter()()
-        if isinstance(cred, S3StaticCredentials):
-            return {
-                "access_key_id": cred.access_key_id,
-                "secret_access_key": cred.secret_access_key,
-                "token": cred.session_token,
-                "expires_at": _aware(cred.expires_after),
-            }
-        if isinstance(cred, GcsBearerCredential):
-            return {"token": cred.bearer, "expires_at": _aware(cred.expires_after)}
-        raise IcechunkError(
-            f"the credentials callable returned {type(cred).__name__}; it must return "
-            "S3StaticCredentials (S3) or GcsBearerCredential (GCS)",
-            kind="invalid-credentials",
-        )
-
-
-def _aware(when: datetime | None) -> datetime | None:
-    if when is None or when.tzinfo is not None:
-        return when
-    return when.replace(tzinfo=UTC)
-
-
-def _expired(when: datetime | None) -> bool:
-    aware = _aware(when)
-    return aware is not None and aware <= datetime.now(UTC)
-
-
-def build_s3_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
-    opts = spec.options or S3Options()
-    config: dict[str, Any] = {"conditional_put": "etag"}
-    if opts.region is not None:
-        config["region"] = opts.region
-    if opts.endpoint_url is not None:
-        config["endpoint"] = opts.endpoint_url
-    if opts.force_path_style:
-        config["virtual_hosted_style_request"] = False
-    if opts.requester_pays:
-        config["request_payer"] = True
-    provider = None
-    creds = spec.credentials
-    if opts.anonymous or isinstance(creds, S3Credentials.Anonymous):
-        config["skip_signature"] = True
-    elif isinstance(creds, S3Credentials.Static):
-        c = creds.credentials
-        config["access_key_id"] = c.access_key_id
-        config["secret_access_key"] = c.secret_access_key
-        if c.session_token is not None:
-            config["session_token"] = c.session_token
-    elif isinstance(creds, S3Credentials.Refreshable):
-        provider = _RefreshingProvider(creds)
-    return load_obstore().store.S3Store(
-        spec.bucket,
-        prefix=spec.prefix or None,
-        config=config,
-        client_options=_client_options(spec, opts.allow_http, opts.network_stream_timeout_seconds),
-        retry_config=_retry_config(eff),
-        credential_provider=provider,
-    )
-
-
-def build_gcs_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
-    config, client = _split_config(spec.config)
-    provider = None
-    creds = spec.credentials
-    if isinstance(creds, GcsCredentials.Anonymous):
-        config["skip_signature"] = True
-    elif isinstance(creds, GcsCredentials.Static):
-        c = creds.credentials
-        if isinstance(c, GcsStaticCredentials.ServiceAccount):
-            config["service_account"] = c.path
-        elif isinstance(c, GcsStaticCredentials.ServiceAccountKey):
-            config["service_account_key"] = c.key
-        elif isinstance(c, GcsStaticCredentials.ApplicationCredentials):
-            config["application_credentials"] = c.path
-        else:
-            config["bearer_token"] = c.token
-    elif isinstance(creds, GcsCredentials.Refreshable):
-        provider = _RefreshingProvider(creds)
-    return load_obstore().store.GCSStore(
-        spec.bucket,
-        prefix=spec.prefix or None,
-        config=config,
-        client_options=_client_options(spec, False, None, client),
-        retry_config=_retry_config(eff),
-        credential_provider=provider,
-    )
-
-
-def build_azure_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
-    store_config, client = _split_config(spec.config)
-    config: dict[str, Any] = {"account_name": spec.account, **store_config}
-    creds = spec.credentials
-    if isinstance(creds, AzureCredentials.Static):
-        c = creds.credentials
-        if isinstance(c, AzureStaticCredentials.AccessKey):
-            config["account_key"] = c.key
-        elif isinstance(c, AzureStaticCredentials.SasToken):
-            config["sas_key"] = c.token
-        else:
-            config["token"] = c.token
-    return load_obstore().store.AzureStore(
-        spec.bucket,
-        prefix=spec.prefix or None,
-        config=config,
-        client_options=_client_options(spec, False, None, client),
-        retry_config=_retry_config(eff),
-    )
-
-
-# The HTTP client's options (object_store's ClientConfigKey names). The reference passes every
-# entry of a GCS or Azure config to the store's builder, which takes these as client options;
-# obstore wants them apart from the store's own keys (in its config they are silently ignored).
-_CLIENT_KEYS = frozenset(
-    {
-        "allow_http",
-        "allow_invalid_certificates",
-        "connect_timeout",
-        "default_content_type",
-        "http1_only",
-        "http2_only",
-        "http2_keep_alive_interval",
-        "http2_keep_alive_timeout",
-        "http2_keep_alive_while_idle",
-        "http2_max_frame_size",
-        "pool_idle_timeout",
-        "pool_max_idle_per_host",
-        "proxy_url",
-        "proxy_ca_certificate",
-        "proxy_excludes",
-        "randomize_addresses",
-        "timeout",
-        "user_agent",
-    }
-)
-
-
-def _split_config(config: dict[str, str] | None) -> tuple[dict[str, Any], dict[str, str]]:
-    """A GCS or Azure config as (the store's own keys, the HTTP client's options)."""
-    store: dict[str, Any] = {}
-    client: dict[str, str] = {}
-    for key, value in (config or {}).items():
-        (client if key in _CLIENT_KEYS else store)[key] = value
-    return store, client
-
-
-def _client_options(
-    spec: ObjectStoreSpec,
-    allow_http: bool,
-    timeout: int | None,
-    configured: dict[str, str] | None = None,
-) -> Any:
-    options: dict[str, Any] = {"allow_http": allow_http}
-    if timeout:  # 0 disables the stalled-stream timeout
-        options["read_timeout"] = timedelta(seconds=timeout)
-    if spec.extra_headers:
-        options["default_headers"] = dict(spec.extra_headers)
-    options.update(configured or {})
-    return options
-
-
-def _retry_config(eff: EffectiveStorageSettings) -> Any:
-    return {
-        "max_retries": eff.max_tries - 1,
-        "backoff": {
-            "init_backoff": timedelta(milliseconds=eff.initial_backoff_ms),
-            "max_backoff": timedelta(milliseconds=max(eff.max_backoff_ms, 1)),
-            "base": 2.0,
-        },
-    }
-
-
-_BUILDERS = {
-    "s3": build_s3_store,
-    "s3_object_store": build_s3_store,
-    "gcs": build_gcs_store,
-    "azure": build_azure_store,
-}
-
-
 class ObjectStoreBackend(StorageBackend):
     """A :class:`StorageBackend` on S3, GCS or Azure object storage.
 
@@ -337,7 +126,7 @@ class ObjectStoreBackend(StorageBackend):
         # Built at first use, like the reference, which validates credentials only when it
         # talks to the service (an Azure key that is not base64 fails then, not at construction).
         if self._client is None:
-            self._client = _BUILDERS[self._spec.kind](self._spec, self._eff)
+            self._client = build_store(self._spec, self._eff)
         return self._client
 
     # -- identity -----------------------------------------------------------------------------
@@ -466,7 +255,7 @@ class ObjectStoreBackend(StorageBackend):
             meta = await self._call(key, load_obstore().head_async, key)
         except ObjectNotFoundError:
             return None
-        return ObjectInfo(key, meta["size"], _aware(meta["last_modified"]) or meta["last_modified"])
+        return ObjectInfo(key, meta["size"], aware(meta["last_modified"]) or meta["last_modified"])
 
     async def exists(self, key: str) -> bool:
         return await self.head(key) is not None
@@ -480,7 +269,7 @@ class ObjectStoreBackend(StorageBackend):
         except Exception as e:
             raise self._error(prefix or "/", e) from e
         found = [
-            ObjectInfo(m["path"], m["size"], _aware(m["last_modified"]) or m["last_modified"])
+            ObjectInfo(m["path"], m["size"], aware(m["last_modified"]) or m["last_modified"])
             for m in metas
             if m["path"].startswith(prefix)
         ]

@@ -1,0 +1,242 @@
+"""obstore clients for object-store backends: store config, credentials, HTTP options, retries.
+
+An :class:`~pyicechunk.storage.object_store.ObjectStoreSpec` says which service, bucket and
+credentials; the builders here turn it and the effective storage settings into an obstore
+store: S3 (also behind Tigris, R2 and the S3 object-store variant), GCS or Azure. obstore is
+imported on first use only (:func:`load_obstore`), so the rest of pyicechunk works without it.
+The reference hands every key of a GCS or Azure config to the store's builder, which accepts
+the HTTP client's keys (``allow_http``, ``timeout``, ``proxy_url``...) among the store's own;
+obstore takes them apart, so they are split out here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pyicechunk.config import S3Options
+from pyicechunk.credentials import (
+    AzureCredentials,
+    AzureStaticCredentials,
+    GcsBearerCredential,
+    GcsCredentials,
+    GcsStaticCredentials,
+    S3Credentials,
+    S3StaticCredentials,
+)
+from pyicechunk.exceptions import IcechunkError
+
+if TYPE_CHECKING:
+    from pyicechunk.config import EffectiveStorageSettings
+    from pyicechunk.storage.object_store import ObjectStoreSpec
+
+
+def load_obstore() -> Any:
+    try:
+        import obstore
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise IcechunkError(
+            "cloud object storage needs the obstore package: pip install 'pyicechunk[s3]'",
+            kind="storage-config",
+        ) from None
+    return obstore
+
+
+class _RefreshingProvider:
+    """obstore credential provider around a pickled getter from refreshable credentials.
+
+    obstore caches what this returns until shortly before ``expires_at`` and then calls it
+    again; the credential scattered at construction is served first while still valid.
+    """
+
+    def __init__(self, refreshable: S3Credentials.Refreshable | GcsCredentials.Refreshable):
+        self._refreshable = refreshable
+        self._current = refreshable.current
+
+    def __call__(self) -> dict[str, Any]:
+        cred = self._current
+        self._current = None
+        if cred is None or _expired(cred.expires_after):
+            cred = self._refreshable.getter()()
+        if isinstance(cred, S3StaticCredentials):
+            return {
+                "access_key_id": cred.access_key_id,
+                "secret_access_key": cred.secret_access_key,
+                "token": cred.session_token,
+                "expires_at": aware(cred.expires_after),
+            }
+        if isinstance(cred, GcsBearerCredential):
+            return {"token": cred.bearer, "expires_at": aware(cred.expires_after)}
+        raise IcechunkError(
+            f"the credentials callable returned {type(cred).__name__}; it must return "
+            "S3StaticCredentials (S3) or GcsBearerCredential (GCS)",
+            kind="invalid-credentials",
+        )
+
+
+def aware(when: datetime | None) -> datetime | None:
+    if when is None or when.tzinfo is not None:
+        return when
+    return when.replace(tzinfo=UTC)
+
+
+def _expired(when: datetime | None) -> bool:
+    found = aware(when)
+    return found is not None and found <= datetime.now(UTC)
+
+
+def build_s3_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
+    opts = spec.options or S3Options()
+    config: dict[str, Any] = {"conditional_put": "etag"}
+    if opts.region is not None:
+        config["region"] = opts.region
+    if opts.endpoint_url is not None:
+        config["endpoint"] = opts.endpoint_url
+    if opts.force_path_style:
+        config["virtual_hosted_style_request"] = False
+    if opts.requester_pays:
+        config["request_payer"] = True
+    provider = None
+    creds = spec.credentials
+    if opts.anonymous or isinstance(creds, S3Credentials.Anonymous):
+        config["skip_signature"] = True
+    elif isinstance(creds, S3Credentials.Static):
+        c = creds.credentials
+        config["access_key_id"] = c.access_key_id
+        config["secret_access_key"] = c.secret_access_key
+        if c.session_token is not None:
+            config["session_token"] = c.session_token
+    elif isinstance(creds, S3Credentials.Refreshable):
+        provider = _RefreshingProvider(creds)
+    return load_obstore().store.S3Store(
+        spec.bucket,
+        prefix=spec.prefix or None,
+        config=config,
+        client_options=_client_options(spec, opts.allow_http, opts.network_stream_timeout_seconds),
+        retry_config=_retry_config(eff),
+        credential_provider=provider,
+    )
+
+
+def build_gcs_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
+    config, client = _split_config(spec.config)
+    provider = None
+    creds = spec.credentials
+    if isinstance(creds, GcsCredentials.Anonymous):
+        config["skip_signature"] = True
+    elif isinstance(creds, GcsCredentials.Static):
+        c = creds.credentials
+        if isinstance(c, GcsStaticCredentials.ServiceAccount):
+            config["service_account"] = c.path
+        elif isinstance(c, GcsStaticCredentials.ServiceAccountKey):
+            config["service_account_key"] = c.key
+        elif isinstance(c, GcsStaticCredentials.ApplicationCredentials):
+            config["application_credentials"] = c.path
+        else:
+            config["bearer_token"] = c.token
+    elif isinstance(creds, GcsCredentials.Refreshable):
+        provider = _RefreshingProvider(creds)
+    return load_obstore().store.GCSStore(
+        spec.bucket,
+        prefix=spec.prefix or None,
+        config=config,
+        client_options=_client_options(spec, False, None, client),
+        retry_config=_retry_config(eff),
+        credential_provider=provider,
+    )
+
+
+def build_azure_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
+    store_config, client = _split_config(spec.config)
+    config: dict[str, Any] = {"account_name": spec.account, **store_config}
+    creds = spec.credentials
+    if isinstance(creds, AzureCredentials.Static):
+        c = creds.credentials
+        if isinstance(c, AzureStaticCredentials.AccessKey):
+            config["account_key"] = c.key
+        elif isinstance(c, AzureStaticCredentials.SasToken):
+            config["sas_key"] = c.token
+        else:
+            config["token"] = c.token
+    return load_obstore().store.AzureStore(
+        spec.bucket,
+        prefix=spec.prefix or None,
+        config=config,
+        client_options=_client_options(spec, False, None, client),
+        retry_config=_retry_config(eff),
+    )
+
+
+# The HTTP client's options (object_store's ClientConfigKey names). The reference passes every
+# entry of a GCS or Azure config to the store's builder, which takes these as client options;
+# obstore wants them apart from the store's own keys (in its config they are silently ignored).
+_CLIENT_KEYS = frozenset(
+    {
+        "allow_http",
+        "allow_invalid_certificates",
+        "connect_timeout",
+        "default_content_type",
+        "http1_only",
+        "http2_only",
+        "http2_keep_alive_interval",
+        "http2_keep_alive_timeout",
+        "http2_keep_alive_while_idle",
+        "http2_max_frame_size",
+        "pool_idle_timeout",
+        "pool_max_idle_per_host",
+        "proxy_url",
+        "proxy_ca_certificate",
+        "proxy_excludes",
+        "randomize_addresses",
+        "timeout",
+        "user_agent",
+    }
+)
+
+
+def _split_config(config: dict[str, str] | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """A GCS or Azure config as (the store's own keys, the HTTP client's options)."""
+    store: dict[str, Any] = {}
+    client: dict[str, str] = {}
+    for key, value in (config or {}).items():
+        (client if key in _CLIENT_KEYS else store)[key] = value
+    return store, client
+
+
+def _client_options(
+    spec: ObjectStoreSpec,
+    allow_http: bool,
+    timeout: int | None,
+    configured: dict[str, str] | None = None,
+) -> Any:
+    options: dict[str, Any] = {"allow_http": allow_http}
+    if timeout:  # 0 disables the stalled-stream timeout
+        options["read_timeout"] = timedelta(seconds=timeout)
+    if spec.extra_headers:
+        options["default_headers"] = dict(spec.extra_headers)
+    options.update(configured or {})
+    return options
+
+
+def _retry_config(eff: EffectiveStorageSettings) -> Any:
+    return {
+        "max_retries": eff.max_tries - 1,
+        "backoff": {
+            "init_backoff": timedelta(milliseconds=eff.initial_backoff_ms),
+            "max_backoff": timedelta(milliseconds=max(eff.max_backoff_ms, 1)),
+            "base": 2.0,
+        },
+    }
+
+
+_BUILDERS = {
+    "s3": build_s3_store,
+    "s3_object_store": build_s3_store,
+    "gcs": build_gcs_store,
+    "azure": build_azure_store,
+}
+
+
+def build_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
+    """The obstore client for ``spec``, with the effective storage settings ``eff``."""
+    return _BUILDERS[spec.kind](spec, eff)
