@@ -157,6 +157,8 @@ EXPECTED = (
     "INFO pyicechunk.session.core: Commit started, branch_name: 'main'",
     "INFO pyicechunk.session.core: Commit done, branch_name: 'main', new_snapshot_id: ",
     "DEBUG pyicechunk.asset_manager: Writing manifest, id: ",
+    "DEBUG pyicechunk.repo_state.repo_object: Writing repo info, size_bytes: ",
+    "DEBUG pyicechunk.repo_state.repo_object: Repo info object updated successfully, attempts: 1",
 )
 
 
@@ -185,12 +187,31 @@ def test_debug_records_of_create_session_and_commit_go_to_stderr(tmp_path: Path)
     ), first
 
 
-@pytest.mark.parametrize("value", ["1", ""])
-def test_log_to_stdout(tmp_path: Path, value: str) -> None:
-    done = _run_scenario(tmp_path, {"ICECHUNK_LOG": "debug", "ICECHUNK_LOG_TO_STDOUT": value})
+def test_log_to_stdout(tmp_path: Path) -> None:
+    done = _run_scenario(tmp_path, {"ICECHUNK_LOG": "debug", "ICECHUNK_LOG_TO_STDOUT": "1"})
     assert "pyicechunk" not in done.stderr
     for expected in EXPECTED:
         assert expected in done.stdout, expected
+
+
+def test_an_empty_log_to_stdout_counts_as_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logger = logging.getLogger("pyicechunk")
+    ours = [h for h in logger.handlers if type(h).__module__ == "pyicechunk._logging"]
+    for handler in ours:  # the handler picks its stream when it is made, at import
+        logger.removeHandler(handler)
+    try:
+        monkeypatch.setenv("ICECHUNK_LOG_TO_STDOUT", "")
+        set_logs_filter("info")
+        logging.getLogger("pyicechunk.x").info("to stdout")
+        out, err = capsys.readouterr()
+        assert "INFO pyicechunk.x: to stdout" in out and err == ""
+    finally:
+        for handler in [h for h in logger.handlers if type(h).__module__ == "pyicechunk._logging"]:
+            logger.removeHandler(handler)
+        for handler in ours:
+            logger.addHandler(handler)
 
 
 def test_info_shows_commits_and_not_debug_records(caplog: pytest.LogCaptureFixture) -> None:

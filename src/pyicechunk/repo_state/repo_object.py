@@ -257,6 +257,7 @@ class RepoObject:
         IcechunkError
             If there is no ``repo`` (kind ``repository-not-found``) or it is damaged.
         """
+        logger.debug("Downloading repo info")
         try:
             data, version = await self._backend.get_versioned(keys.REPO)
         except ObjectNotFoundError:
@@ -280,6 +281,7 @@ class RepoObject:
             If a ``repo`` exists already (kind ``repo-info-updated``, as in the reference).
         """
         data = pack_repo_object(info, self._level)
+        logger.debug("Writing repo info, size_bytes: %d", len(data))
         if not await self._backend.put_if_absent(keys.REPO, data, durable=durable):
             raise IcechunkError(
                 "repo info object was updated after this session started: a repository was "
@@ -334,8 +336,10 @@ class RepoObject:
             edited, action = edit(current.info)
             new = record_update(edited, action, now_micros(), backup, self._window)
             data = pack_repo_object(new, self._level)
+            logger.debug("Writing repo info, size_bytes: %d", len(data))
             if await self._replace(current, data, keys.backup_key(backup), durable):
                 self._last = RepoRead(new, data, None)
+                logger.debug("Repo info object updated successfully, attempts: %d", attempts)
                 return new
             delay = next(delays, None)
             if delay is None:
