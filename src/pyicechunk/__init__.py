@@ -110,6 +110,7 @@ from pyicechunk.storage import (
     Storage,
     azure_storage,
     gcs_storage,
+    hf_storage,
     in_memory_storage,
     local_filesystem_storage,
     r2_storage,
@@ -248,13 +249,16 @@ __all__ = [
     "StorageTimeoutSettings",
     "shutdown_telemetry",
     "user_agent",
+    "hf_storage",
 ]
 
 initialize_logs()
 
 # Modules that are loaded on first use but that opening any repository needs: the local
 # filesystem backend (stdlib-only and the most used; the cloud backends, which need obstore, are
-# not preloaded) and the spec-1 repository state (it brings the config.yaml codec). Loading them
-# with the package spares the first Repository.open the import.
+# not preloaded) and the repository states of both spec versions (spec 1's brings the
+# config.yaml codec; finding out which version a repository has needs both). Loading them with
+# the package spares the first Repository.open the import.
 from pyicechunk.repo_state import spec1 as _spec1_state  # noqa: E402, F401
+from pyicechunk.repo_state import spec2 as _spec2_state  # noqa: E402, F401
 from pyicechunk.storage import local as _local_backend  # noqa: E402, F401

@@ -69,8 +69,6 @@ NOT_STARTED: dict[str, str] = {
     "redirect_storage": "redirect storage backend",
     "Storage.new_http": "read-only HTTP storage backend",
     "Storage.new_redirect": "redirect storage backend",
-    "hf_storage": "Hugging Face storage (S3 with its endpoint)",
-    "Storage.new_hf": "Hugging Face storage (S3 with its endpoint)",
     "AzureRefreshableCredential": "Azure refreshable credentials",
     "azure_refreshable_credentials": "Azure refreshable credentials",
     "azure_anonymous_credentials": "Azure anonymous credentials",

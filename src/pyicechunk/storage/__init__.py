@@ -47,6 +47,7 @@ from pyicechunk.storage.byte_range import (
 from pyicechunk.storage.constructors import (
     azure_storage,
     gcs_storage,
+    hf_storage,
     in_memory_storage,
     local_filesystem_storage,
     r2_storage,
@@ -71,6 +72,7 @@ __all__ = [
     "SuffixByteRequest",
     "azure_storage",
     "gcs_storage",
+    "hf_storage",
     "in_memory_storage",
     "local_filesystem_storage",
     "r2_storage",

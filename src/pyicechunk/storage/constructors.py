@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "azure_storage",
     "gcs_storage",
+    "hf_storage",
     "in_memory_storage",
     "local_filesystem_storage",
     "r2_storage",
@@ -149,6 +150,72 @@ def s3_storage(
     """
     options, credentials = _s3_family(locals())
     return Storage.new_s3(options, bucket, prefix, credentials)
+
+
+def hf_storage(
+    *,
+    bucket: str,
+    prefix: str | None,
+    namespace: str,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    session_token: str | None = None,
+    expires_after: datetime | None = None,
+    from_env: bool | None = None,
+    get_credentials: Callable[[], S3StaticCredentials] | None = None,
+    scatter_initial_credentials: bool = False,
+    network_stream_timeout_seconds: int = 60,
+    legacy_rooted_keys: bool | None = None,
+    read_headers: dict[str, str] | None = None,
+    write_headers: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Storage:
+    """Create storage in a Hugging Face Storage Bucket, through its S3-compatible gateway.
+
+    The gateway keeps no object metadata, where a conditional write records the id that tells a
+    lost response apart from a conflict; a commit whose response is lost then reports a
+    conflict that did not happen (as with icechunk 2.x), and retrying it is safe.
+
+    Parameters
+    ----------
+    bucket
+        The bucket's name, without the namespace.
+    prefix
+        The repository's key prefix inside the bucket.
+    namespace
+        The bucket's owner: a Hugging Face user or organization.
+    access_key_id, secret_access_key, session_token, expires_after
+        The S3 credentials generated from a Hugging Face access token.
+    from_env, get_credentials, scatter_initial_credentials
+        Other credential kinds; :func:`pyicechunk.credentials.s3_credentials` picks one.
+    network_stream_timeout_seconds
+        Timeout for stalled network streams; 0 disables it.
+    legacy_rooted_keys, read_headers, write_headers, headers
+        icechunk 2.x's key-layout and extra-header options; pyicechunk supports neither and
+        refuses them when set.
+
+    Returns
+    -------
+    Storage
+
+    Raises
+    ------
+    ValueError
+        If the credential arguments conflict, the namespace is not a name, or an unsupported
+        option is set.
+    """
+    options, credentials = _s3_family(locals())
+    return Storage.new_hf(
+        options,
+        bucket,
+        prefix,
+        namespace,
+        credentials,
+        legacy_rooted_keys,
+        read_headers=read_headers,
+        write_headers=write_headers,
+        headers=headers,
+    )
 
 
 def s3_object_store_storage(

@@ -8,6 +8,7 @@ imported on first use, so a handle on local storage never loads an object-store 
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import importlib
 from dataclasses import dataclass
@@ -123,6 +124,37 @@ class Storage:
         """Storage in an S3 or S3-compatible bucket; see :func:`s3_storage`."""
         spec = _object_store_module().s3_compatible_spec("s3", config, bucket, prefix, credentials)
         return cls._object_store(spec)
+
+    @classmethod
+    def new_hf(
+        cls,
+        config: S3Options,
+        bucket: str,
+        prefix: str | None,
+        namespace: str,
+        credentials: AnyS3Credential | None = None,
+        legacy_rooted_keys: bool | None = None,
+        *,
+        read_headers: dict[str, str] | None = None,
+        write_headers: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Storage:
+        """Storage in a Hugging Face Storage Bucket; see :func:`hf_storage`."""
+        if legacy_rooted_keys or read_headers or write_headers or headers:
+            raise ValueError(
+                "pyicechunk reads no leading-slash key layout and sends no extra HTTP headers; "
+                "leave legacy_rooted_keys, read_headers, write_headers and headers unset"
+            )
+        if not isinstance(namespace, str) or not namespace or "/" in namespace:
+            raise ValueError(
+                f"namespace must be a Hugging Face user or organization name, got {namespace!r}"
+            )
+        # Hugging Face's S3 gateway: one endpoint per namespace, path-style, one region.
+        options = copy.deepcopy(config)
+        options.region = "us-east-1"
+        options.endpoint_url = f"https://s3.hf.co/{namespace}"
+        options.force_path_style = True
+        return cls.new_s3(options, bucket, prefix, credentials)
 
     @classmethod
     def new_s3_object_store(
