@@ -120,15 +120,17 @@ def decode_object_names(
 _ONE_SECOND = dt.timedelta(seconds=1)
 
 
-def written_before(info: ObjectInfo, threshold: dt.datetime) -> bool:
+def written_before(info: ObjectInfo, threshold: dt.datetime, *, spec2: bool = True) -> bool:
     """Whether the listed object was certainly written before ``threshold``.
 
     Object stores that give times in whole seconds (S3) truncate them: the write happened
-    somewhere in that second, so it is before the threshold only if the whole second is, as
-    icechunk 2.3.0 decides on S3. Times with a fraction are taken as they are.
+    somewhere in that second. icechunk 2.3.0 then counts the object as older than the
+    threshold only if the whole second is; icechunk 1.1 compared the truncated time as it is,
+    which ``spec2=False`` keeps for spec-1 repositories. Times with a fraction are taken as
+    they are.
     """
     written = info.last_modified
-    if written.microsecond == 0:
+    if spec2 and written.microsecond == 0:
         return written + _ONE_SECOND <= threshold
     return written < threshold
 
@@ -208,19 +210,23 @@ async def _collect_prefix(
     older_than: dt.datetime,
     dry_run: bool,
     forget: Callable[[bytes], None] | None,
-    listed: list[ObjectInfo] | None = None,
+    listed: list[ObjectInfo] | None,
+    spec2: bool,
 ) -> tuple[int, int]:
     """Delete the unretained objects under ``prefix`` older than the threshold.
 
-    ``listed`` is a listing of ``prefix`` made already (None: list it now). Returns the number
-    of objects and bytes deleted (or that would be, in a dry run).
+    ``listed`` is a listing of ``prefix`` made already (None: list it now); ``spec2`` picks
+    the rule for whole-second times (:func:`written_before`). Returns the number of objects
+    and bytes deleted (or that would be, in a dry run).
     """
     if listed is None:
         listed = await backend.list(prefix)
     if not listed:
         return 0, 0
     ids, valid = decode_object_names([info.key[len(prefix) :] for info in listed])
-    old = np.fromiter((written_before(info, older_than) for info in listed), bool, len(listed))
+    old = np.fromiter(
+        (written_before(info, older_than, spec2=spec2) for info in listed), bool, len(listed)
+    )
     doomed = np.flatnonzero(valid & old & ~np.isin(ids, keep))
     sizes = sum(listed[i].size for i in doomed)
     if forget is not None:
@@ -252,6 +258,8 @@ class _Retained:
     chunks: npt.NDArray[np.bytes_]
     snapshot_listing: list[ObjectInfo] | None = None
     """The listing of ``snapshots/`` the plan was made from, if it needed one."""
+    spec2: bool = False
+    """Whether the plan is for a spec-2 repository (see :func:`written_before`)."""
 
 
 @dataclass(frozen=True)
@@ -365,7 +373,7 @@ async def _plan_listed(
     transaction_logs = set(keep)
     for entry in source.snapshots.values():
         transaction_logs.update(entry.pruned_ancestor_tx_logs)
-    return _Retained(keep, transaction_logs, manifests, chunks, listing)
+    return _Retained(keep, transaction_logs, manifests, chunks, listing, spec2=True)
 
 
 async def _plan(
@@ -469,7 +477,7 @@ async def garbage_collect(
         (keys.CHUNKS, plan.chunks, None, None),
     ):
         count, size = await _collect_prefix(
-            backend, prefix, keep, delete_object_older_than, dry_run, forget, listed
+            backend, prefix, keep, delete_object_older_than, dry_run, forget, listed, plan.spec2
         )
         counts.append(count)
         total_bytes += size
