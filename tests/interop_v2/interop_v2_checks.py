@@ -170,6 +170,9 @@ def _views(scenario: Scenario, data_at: list[str] | None = None) -> tuple[Any, A
     Moves in diffs are compared apart (:func:`assert_same_moves`): pyicechunk cannot report
     them yet.
     """
+    if data_at is None and scenario.storage == "s3":
+        # Reads on S3 cost the most: main's tip and the resize there, every ref on local.
+        data_at = [scenario.built["main"][-1], scenario.built["main"][2]]
     first = completed(scenario.run(scenario.first, VIEW, data_at=data_at), scenario.where)
     other = completed(scenario.run(scenario.other, VIEW, data_at=data_at), scenario.where)
     scenario.moves = (first.pop("moves"), other.pop("moves"))
@@ -227,9 +230,13 @@ def test_the_other_implementation_sees_the_same(scenario: Scenario) -> None:
     assert caught.value.kind == "tag-previously-deleted", caught.value.summary
     if scenario.kind.migrator is not None:
         assert scenario.before is not None
-        for name in scenario.before:
-            if name not in SPEC_2_ONLY:
-                assert_same(first[name], scenario.before[name], f"before the migration[{name!r}]")
+        for name, seen in scenario.before.items():
+            if name in SPEC_2_ONLY:
+                continue
+            now = first[name]
+            if name in ("data", "groups"):  # read at main's tip only
+                now = {sid: now[sid] for sid in seen}
+            assert_same(now, seen, f"before the migration[{name!r}]")
         assert _kinds(first["ops_log"])[0] == "RepoMigrated"
         assert first["metadata"] == built["metadata"] == {}
     else:
