@@ -170,11 +170,15 @@ def test_failed_read_back_is_an_error(
     setup = Setup(s3_server, s3_bucket, proxy, spec, retries=_retries(2))
     setup.fail("PUT", _path(spec, TAG), "lose")
     head = setup.fail("HEAD", _path(spec, TAG), "refuse", count=10)
-    with pytest.raises(pyicechunk.IcechunkError) as info:
+    if spec == 2:
+        # repo itself tells: it names the copy this update made of the state it replaced
         setup.repo.create_tag("v1", setup.base)
-    message = info.value.message
-    assert "reading the object back to see whether this write landed failed too" in message
-    assert "tag already exists" not in message
+    else:
+        with pytest.raises(pyicechunk.IcechunkError) as info:
+            setup.repo.create_tag("v1", setup.base)
+        message = info.value.message
+        assert "reading the object back to see whether this write landed failed too" in message
+        assert "tag already exists" not in message
     assert len(head.seen) == 2  # the HEAD was tried as often as the settings allow
     assert setup.reopen().lookup_tag("v1") == setup.base  # it had landed
 

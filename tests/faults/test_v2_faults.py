@@ -11,8 +11,10 @@ old bytes to ``overwritten/``. Whatever fails, and wherever:
   and a copy left by a failed update is unused but decodes;
 * a conditional write of ``repo`` that landed with its response lost (once, or resent and
   failing its precondition against itself) is our own success, neither retried into a second
-  ops-log entry nor reported as a conflict; a real conflict still is one, and a read-back that
-  fails is an error naming ``repo``.
+  ops-log entry nor reported as a conflict: its write id says so, or, when another writer
+  overtook it before the id was read back or the id cannot be read, ``repo`` itself (it names
+  our copy of the state we replaced); a real conflict still is one, and when neither can be
+  read the error says so, naming ``repo``.
 
 Runs on memory, local and S3 (moto) storage through :class:`FaultyBackend`.
 """
@@ -302,16 +304,97 @@ def test_v2_concurrent_commit_still_conflicts(new_storage: Any, kind: str, resen
     assert len(report.unused_backups) == (0 if resend else 1)
 
 
+class _Blind(FaultyBackend):
+    """Loses every answer to a swap of repo, fails every stamp read-back and, once ``blind``
+    is set, every read of repo after a swap. ``state`` is shared with ``with_settings`` twins."""
+
+    def __init__(self, inner: StorageBackend, plan: FaultPlan) -> None:
+        super().__init__(inner, plan)
+        self.state: dict[str, bool] = {"blind": False, "swapped": False}
+
+    async def _write_conditionally(self, write: ConditionalWrite) -> bool:
+        self.state["swapped"] = True
+        return await super()._write_conditionally(write)
+
+    async def get_versioned(self, key: str) -> tuple[bytes, Any]:
+        if self.state["blind"] and self.state["swapped"] and key == "repo":
+            raise InjectedFault("storage error: injected failure reading repo")
+        return await super().get_versioned(key)
+
+
 @pytest.mark.parametrize("kind", KINDS)
-def test_v2_failed_read_back_is_an_error_naming_repo(new_storage: Any, kind: str) -> None:
-    faulty = _lossy(new_storage, kind, True, put_if_version=1.0, head=1.0)
+def test_v2_failed_read_back(new_storage: Any, kind: str) -> None:
+    faulty = _Blind(
+        new_storage(kind)._backend,
+        FaultPlan(rates={"put_if_version": 1.0, "head": 1.0}, lost_ack=1.0, resend=True),
+    )
     repo = _create(faulty)
+    tip = repo.lookup_branch("main")
     faulty.enabled = True
+    # The stamp cannot be read back, but repo names our copy: the write landed, a success.
+    repo.create_tag("v1", tip)
+    # Neither can be read: an error that says so, naming repo, and no guess either way.
+    faulty.state["blind"] = True
+    faulty.state["swapped"] = False
     with pytest.raises(pyicechunk.IcechunkError, match="reading the object back") as info:
-        repo.create_tag("v1", repo.lookup_branch("main"))
+        repo.create_tag("v2", tip)
     assert "of repo " in info.value.message
     faulty.enabled = False
+    faulty.state["blind"] = False
     # it did land; the error claimed nothing else, and repo holds together
-    assert pyicechunk.Repository.open(Storage.from_backend(faulty)).list_tags() == {"v1"}
+    assert pyicechunk.Repository.open(Storage.from_backend(faulty)).list_tags() == {"v1", "v2"}
     report = asyncio.run(check_repo(faulty.inner))
-    assert isinstance(report.ops_log[0].action, TagCreated)
+    assert [type(e.action) for e in report.ops_log[:3]] == [TagCreated, TagCreated, NewCommit]
+
+
+class _Overtaken(FaultyBackend):
+    """Loses the response to our swap of repo; another writer updates repo before our stamp
+    is read back, so the stamp found is theirs although our write landed.
+
+    ``other`` is shared with the copies that ``with_settings`` makes.
+    """
+
+    def __init__(self, inner: StorageBackend, plan: FaultPlan) -> None:
+        super().__init__(inner, plan)
+        self.other: dict[str, Any] = {}
+
+    async def _read_write_id(self, key: str) -> str | None:
+        other = self.other.pop("update", None)
+        if other is not None and key == "repo":
+            await other()
+        return await super()._read_write_id(key)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@RESEND
+def test_v2_lost_response_then_overtaken_is_still_ours(
+    new_storage: Any, kind: str, resend: bool
+) -> None:
+    inner = new_storage(kind)._backend
+    plan = FaultPlan(rates={"put_if_version": 1.0}, lost_ack=1.0, resend=resend)
+    faulty = _Overtaken(inner, plan)
+    repo = _create(faulty)
+    base = repo.lookup_branch("main")
+    other = pyicechunk.Repository.open(Storage.from_backend(inner))
+    session = repo.writable_session("main")
+    zarr.open_array(session.store, path="a", mode="r+")[:CHUNK] = _values(0)
+    faulty.other["update"] = lambda: other.create_tag_async("theirs", base)
+    faulty.enabled = True
+    # Our swap landed; the stamp read back is the other writer's. repo itself still says the
+    # write was ours (it names our copy of the state before it): a success, not a conflict.
+    sid = session.commit("mine")
+    faulty.other["update"] = lambda: other.create_branch_async("theirs", base)
+    repo.create_tag("mine", sid)
+    faulty.enabled = False
+    again = pyicechunk.Repository.open(Storage.from_backend(inner))
+    assert again.lookup_branch("main") == sid
+    assert again.list_tags() == {"theirs", "mine"} and again.list_branches() == {"main", "theirs"}
+    report = asyncio.run(check_repo(inner))
+    assert [type(e.action) for e in report.ops_log[:4]] == [
+        BranchCreated,
+        TagCreated,
+        TagCreated,
+        NewCommit,
+    ]
+    assert len(report.ops_log) == 6
+    assert not report.unused_backups

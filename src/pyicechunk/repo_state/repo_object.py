@@ -14,7 +14,8 @@ read-modify-write of it:
    processes may update one repository safely;
 7. if someone else replaced ``repo`` in between, delete the unused copy and start again at 1,
    immediately for the first five retries, then with exponential backoff and jitter, as
-   icechunk 2.3.0 does (``repo_update_retries``).
+   icechunk 2.3.0 does (``repo_update_retries``); unless ``repo`` now names the copy: then
+   the swap landed with its answer lost and its write id overtaken or unreadable, a success.
 
 What the new state references (a commit's snapshot, manifests, transaction log and chunks, and
 the copy of step 5) is durable before ``repo`` moves.
@@ -366,7 +367,16 @@ class RepoObject:
             await backend.put(keys.REPO, data)
             return True
         assert current.version is not None
-        if await backend.put_if_version(keys.REPO, data, current.version, durable=must_last):
+        try:
+            if await backend.put_if_version(keys.REPO, data, current.version, durable=must_last):
+                return True
+        except Exception:
+            # The write may have landed with its answer lost, and been overtaken before its
+            # stamp was read back (or it carries none): repo itself can tell.
+            if await self._names_copy(backup_key):
+                return True
+            raise
+        if await self._names_copy(backup_key):
             return True
         # Nothing refers to the copy: another writer's state does not name it.
         try:
@@ -374,6 +384,23 @@ class RepoObject:
         except IcechunkError as exc:
             logger.warning("could not delete the unused copy %s: %s", backup_key, exc.message)
         return False
+
+    async def _names_copy(self, backup_key: str) -> bool:
+        """Whether ``repo`` now names the copy ``backup_key``: then our swap landed.
+
+        The copy's name is random, and only the state written with it names it (its newest
+        entry before ours records it), as do the states that later writers built on that
+        one; so finding it means the write landed, whatever its answer or stamp said. A read
+        that fails proves nothing (False).
+        """
+        try:
+            info = (await self.read()).info
+        except Exception:
+            return False
+        name = backup_key.removeprefix(keys.OVERWRITTEN)
+        return info.repo_before_updates == name or any(
+            entry.backup_path == name for entry in info.latest_updates
+        )
 
     async def ops_log_file(self, name: str | None) -> tuple[tuple[Update, ...], str | None]:
         """One file of the ops log: its entries, newest first, and where the older ones are.
