@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from pyicechunk import progress
 from pyicechunk.asset_manager import AssetManager
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.ids import INITIAL_SNAPSHOT_ID
@@ -196,6 +197,7 @@ async def _retained_chunks(
                 manifest = await assets.fetch_manifest(info.id, info.size_bytes)
                 for array in manifest.arrays:
                     retained.add(array.native_chunk_ids())
+                progress.advance("reading manifests", total=len(manifests))
             finally:
                 await budget.release(held)
 
@@ -415,6 +417,7 @@ async def _plan(
     )
 
 
+@progress.operation("garbage collection")
 async def garbage_collect(
     state: RepoState,
     assets: AssetManager,
