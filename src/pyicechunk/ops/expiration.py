@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from pyicechunk import progress
 from pyicechunk.asset_manager import AssetManager
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.ids import INITIAL_SNAPSHOT_ID, encode_id
@@ -227,6 +228,7 @@ async def _expire_repo_info(
     return released
 
 
+@progress.operation("expiration")
 async def expire_snapshots(
     state: RepoState,
     assets: AssetManager,
@@ -286,12 +288,14 @@ async def expire_snapshots(
         tip = await state.tag_target(tag)
         ids, tip_expired = await _expire_ref(history, assets, tip, older_than)
         released |= ids
+        progress.advance("refs", total=len(refs.tags) + len(refs.branches))
         if tip_expired and delete_expired_tags:
             await state.delete_tag(tag)
     for branch in sorted(refs.branches):
         tip = await state.branch_tip(branch)
         ids, tip_expired = await _expire_ref(history, assets, tip, older_than)
         released |= ids
+        progress.advance("refs", total=len(refs.tags) + len(refs.branches))
         if tip_expired and delete_expired_branches and branch != "main":
             await state.delete_branch(branch)
     return {encode_id(i) for i in released}
