@@ -25,6 +25,7 @@ import functools
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+from pyicechunk import progress
 from pyicechunk._time import now_micros
 from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
 from pyicechunk.format.config_flex import config_to_flexbuffer
@@ -234,6 +235,7 @@ async def _collect(
                 if entry.id in found:
                     break
                 found[entry.id] = dataclasses.replace(entry, snapshot=None)
+                progress.advance("reading snapshots")
     finally:
         prefetch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -466,6 +468,7 @@ async def _remove_v1_files(backend: StorageBackend, repo: RepoInfo) -> None:
         logger.warning("could not delete %s (%s); continuing anyway", keys.CONFIG, exc)
 
 
+@progress.operation("upgrade to spec 2")
 async def migrate_1_to_2(
     state: RepoState,
     backend: StorageBackend,
