@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pyicechunk import progress
 from pyicechunk._time import now_micros
 from pyicechunk.change_set import ChangeSet
 from pyicechunk.exceptions import IcechunkError
@@ -204,10 +205,12 @@ class _SnapshotBuilder:
         merged = ArrayManifest.concat_sorted(node_id, parts) if len(parts) > 1 else parts[0]
         manifest_id = new_manifest_id()
         size = await self._assets.write_manifest(manifest_id, [merged])
+        progress.advance("writing manifests")
         ref = ManifestRef(manifest_id, merged.extents())
         return (ref,), (ManifestFileInfo(manifest_id, size, len(merged)),)
 
 
+@progress.operation("commit")
 async def write_snapshot(
     assets: AssetManager, base: Snapshot, changes: ChangeSet, plan: CommitPlan
 ) -> Snapshot:
