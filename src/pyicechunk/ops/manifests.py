@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pyicechunk import progress
 from pyicechunk.exceptions import ConflictError, IcechunkError
 from pyicechunk.format.header import SPEC_V1
 from pyicechunk.session.context import RepoContext, check_metadata
@@ -38,6 +39,7 @@ def _with_splitting_config(ctx: RepoContext, metadata: Mapping[str, Any] | None)
     return {**properties, "__icechunk": reserved}
 
 
+@progress.operation("rewriting manifests")
 async def rewrite_manifests(
     ctx: RepoContext,
     branch: str,
