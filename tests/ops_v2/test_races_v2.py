@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from oracle import Oracle
 
 import pyicechunk as ic
 from pyicechunk.storage import ConditionalWrite, Storage, keys
-from pyicechunk.testing.faults import FaultPlan, FaultyBackend
+from pyicechunk.testing.faults import FaultPlan, FaultyBackend, InjectedFault
 
 WIDTH = 64
 
@@ -172,22 +172,80 @@ def test_a_failed_write_of_repo_changes_nothing(tmp_path: Path, operation: str) 
     assert _on_disk(path) == before
 
 
-def test_gc_failing_while_deleting_leaves_a_readable_repository(tmp_path: Path) -> None:
+class RefusingBackend(FaultyBackend):
+    """Refuses to delete the keys in ``refused``, as a store reporting per-key errors does."""
+
+    refused: frozenset[str] = frozenset()
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        if self.refused & set(keys):
+            raise InjectedFault("storage error: access denied for some keys")
+        return await super().delete_many(keys)
+
+    async def delete(self, key: str) -> None:
+        if key in self.refused:
+            raise InjectedFault(f"storage error: access denied for {key}")
+        await super().delete(key)
+
+
+# What icechunk 2.3.0 reported when one object of a phase could not be deleted (measured on
+# the local filesystem with an immutable file), and the phases it then skipped: counts of
+# snapshots, transaction logs, manifests and chunks deleted, and the skipped phases.
+_REFUSED = {
+    "snapshots": ((2, 0, 0, 0), ["transaction_logs", "manifests", "chunks"]),
+    "transactions": ((3, 2, 0, 0), ["manifests", "chunks"]),
+    "manifests": ((3, 3, 2, 0), ["chunks"]),
+    "chunks": ((3, 3, 3, 2), []),
+}
+
+
+@pytest.mark.parametrize("spec", [2, 1])
+@pytest.mark.parametrize("kind", sorted(_REFUSED))
+def test_an_object_gc_cannot_delete_is_reported_and_stops_later_phases(
+    tmp_path: Path, kind: str, spec: int
+) -> None:
     path = tmp_path / "repo"
-    _, ids = _build(path)
-    repo, _ = _racing(path)
-    repo.expire_snapshots(repo.lookup_snapshot(ids[1]).written_at)
-    faulty = FaultyBackend(
-        ic.local_filesystem_storage(str(path)).backend, FaultPlan(rates={"delete_many": 1.0})
+    config = ic.RepositoryConfig(inline_chunk_threshold_bytes=0)
+    repo = ic.Repository.create(ic.local_filesystem_storage(str(path)), config, spec_version=spec)
+    s = repo.writable_session("main")
+    zarr.create_array(s.store, name="a", shape=(8, WIDTH), chunks=(1, WIDTH), dtype="f8")
+    base = s.commit("c0")
+    before = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
+    for i in range(3):
+        s = repo.writable_session("main")
+        zarr.open_array(s.store, path="a", mode="r+")[i] = _values(i)
+        s.commit(f"c{i + 1}")
+    repo.reset_branch("main", base)  # c1..c3 and all they wrote are garbage
+    new = sorted(
+        p.relative_to(path).as_posix()
+        for p in (path / kind).iterdir()
+        if p.relative_to(path).as_posix() not in before
     )
+    backend = RefusingBackend(ic.local_filesystem_storage(str(path)).backend, FaultPlan())
+    backend.refused = frozenset(new[:1])
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-    with pytest.raises(ic.IcechunkError, match="injected"):
-        ic.Repository.open(Storage.from_backend(faulty)).garbage_collect(later)
+    summary = ic.Repository.open(Storage.from_backend(backend)).garbage_collect(later)
+    counts, skipped = _REFUSED[kind]
+    if spec == 1:  # icechunk 1.1 goes on with the later phases
+        counts = tuple(2 if i == list(_REFUSED).index(kind) else 3 for i in range(4))
+        skipped = []
+    got = (
+        summary.snapshots_deleted,
+        summary.transaction_logs_deleted,
+        summary.manifests_deleted,
+        summary.chunks_deleted,
+    )
+    assert (got, summary.skipped_phases) == (counts, skipped)
+    assert summary.objects_failed_to_delete == 1
+    assert summary.delete_errors == [
+        "1 of 3 objects not deleted (per-key errors reported by storage)"
+    ]
+    # The repository reads, and a run that can delete everything finishes the job.
     fresh = ic.Repository.open(ic.local_filesystem_storage(str(path)))
     _listed_files_exist(path, fresh)
-    got = zarr.open_array(fresh.readonly_session("main").store, path="a", mode="r")[:2]
-    np.testing.assert_array_equal(got, [_values(0), _values(1)])
-    # A second run finishes the job.
-    summary = fresh.garbage_collect(later)
-    assert summary.snapshots_deleted == 2  # c0 (expired) and c2 (unreachable)
-    assert {p.name for p in (path / "snapshots").iterdir()} == {"1CECHNKREP0F1RSTCMT0", ids[1]}
+    np.testing.assert_array_equal(
+        zarr.open_array(fresh.readonly_session("main").store, path="a", mode="r")[:], 0
+    )
+    fresh.garbage_collect(later)
+    after = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
+    assert {k for k in after - before if not k.startswith("overwritten/")} <= {"repo"}

@@ -33,7 +33,7 @@ import datetime as dt
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +62,9 @@ logger = logging.getLogger(__name__)
 
 _ID_CHARS = 20  # text length of a 12-byte id
 _DELETE_BATCH = 1000
+# A delete phase gives up after this many failures in a row (icechunk 2.3.0's default
+# max_consecutive_delete_failures).
+_MAX_CONSECUTIVE_FAILURES = 50
 # Once this many retained ids pile up unmerged, deduplicate them to bound memory.
 _COMPACT_ROWS = 4_000_000
 
@@ -205,6 +208,51 @@ async def _retained_chunks(
     return retained.ids()
 
 
+@dataclass
+class _Deleted:
+    """What one delete phase did: objects and bytes deleted, objects it failed to delete."""
+
+    count: int = 0
+    size: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+async def _delete_batch(
+    backend: StorageBackend, batch: Sequence[str], failures: list[int]
+) -> tuple[int, set[str]]:
+    """Delete ``batch``; the number deleted and the keys that could not be.
+
+    A failed bulk delete is retried key by key, to delete what can be and learn what cannot;
+    after ``_MAX_CONSECUTIVE_FAILURES`` failures in a row (``failures[0]``, shared by the
+    phase's batches) the rest is given up without trying.
+    """
+    try:
+        deleted = await backend.delete_many(batch)
+    except (IcechunkError, OSError) as exc:
+        logger.warning(
+            "bulk delete of %d objects failed (%s); deleting one by one", len(batch), exc
+        )
+    else:
+        failures[0] = 0
+        return deleted, set()
+    deleted, refused = 0, set()
+    for key in batch:
+        if failures[0] >= _MAX_CONSECUTIVE_FAILURES:
+            refused.add(key)
+            continue
+        try:
+            await backend.delete(key)
+        except (IcechunkError, OSError) as exc:
+            logger.warning("could not delete %s: %s", key, exc)
+            refused.add(key)
+            failures[0] += 1
+        else:
+            deleted += 1
+            failures[0] = 0
+    return deleted, refused
+
+
 async def _collect_prefix(
     backend: StorageBackend,
     prefix: str,
@@ -214,36 +262,44 @@ async def _collect_prefix(
     forget: Callable[[bytes], None] | None,
     listed: list[ObjectInfo] | None,
     spec2: bool,
-) -> tuple[int, int]:
+) -> _Deleted:
     """Delete the unretained objects under ``prefix`` older than the threshold.
 
     ``listed`` is a listing of ``prefix`` made already (None: list it now); ``spec2`` picks
-    the rule for whole-second times (:func:`written_before`). Returns the number of objects
-    and bytes deleted (or that would be, in a dry run).
+    the rule for whole-second times (:func:`written_before`). Counts what was deleted (or
+    would be, in a dry run), and what could not be, with one message per batch that failed,
+    in icechunk 2.3.0's words.
     """
     if listed is None:
         listed = await backend.list(prefix)
     if not listed:
-        return 0, 0
+        return _Deleted()
     ids, valid = decode_object_names([info.key[len(prefix) :] for info in listed])
     old = np.fromiter(
         (written_before(info, older_than, spec2=spec2) for info in listed), bool, len(listed)
     )
     doomed = np.flatnonzero(valid & old & ~np.isin(ids, keep))
-    sizes = sum(listed[i].size for i in doomed)
+    sizes = {listed[i].key: listed[i].size for i in doomed}
     if forget is not None:
         for i in doomed:
             forget(ids[i].ljust(12, b"\0"))
     if dry_run or not len(doomed):
-        return len(doomed), sizes
-    keys = [listed[i].key for i in doomed]
-    deleted = await asyncio.gather(
-        *(
-            backend.delete_many(keys[start : start + _DELETE_BATCH])
-            for start in range(0, len(keys), _DELETE_BATCH)
-        )
-    )
-    return sum(deleted), sizes
+        return _Deleted(len(doomed), sum(sizes.values()))
+    keys = list(sizes)
+    batches = [keys[start : start + _DELETE_BATCH] for start in range(0, len(keys), _DELETE_BATCH)]
+    failures = [0]
+    results = await asyncio.gather(*(_delete_batch(backend, b, failures) for b in batches))
+    out = _Deleted()
+    for batch, (deleted, refused) in zip(batches, results, strict=True):
+        out.count += deleted
+        out.size += sum(sizes[key] for key in batch if key not in refused)
+        if refused:
+            out.failed += len(refused)
+            out.errors.append(
+                f"{len(refused)} of {len(batch)} objects not deleted (per-key errors reported "
+                "by storage)"
+            )
+    return out
 
 
 def _as_s12(ids: Iterable[bytes]) -> npt.NDArray[np.bytes_]:
@@ -470,25 +526,38 @@ async def garbage_collect(
         state, assets, delete_object_older_than, dry_run, limits, retries or RetrySchedule()
     )
     # Snapshots before transaction logs before manifests before chunks: whatever survives an
-    # interruption still only points at objects that exist.
-    counts: list[int] = []
-    total_bytes = 0
-    for prefix, keep, forget, listed in (
-        (keys.SNAPSHOTS, _as_s12(plan.snapshots), assets.forget_snapshot, plan.snapshot_listing),
-        (keys.TRANSACTIONS, _as_s12(plan.transaction_logs), assets.forget_transaction_log, None),
-        (keys.MANIFESTS, _as_s12(plan.manifests), assets.forget_manifest, None),
-        (keys.CHUNKS, plan.chunks, None, None),
-    ):
-        count, size = await _collect_prefix(
+    # interruption still only points at objects that exist. For the same reason icechunk 2.3.0
+    # skips the later phases once objects of one could not be deleted (a snapshot it failed
+    # to delete may still name manifests); icechunk 1.1 went on, and so does spec 1 here.
+    phases = (
+        ("snapshots", keys.SNAPSHOTS, _as_s12(plan.snapshots), assets.forget_snapshot),
+        (
+            "transaction_logs",
+            keys.TRANSACTIONS,
+            _as_s12(plan.transaction_logs),
+            assets.forget_transaction_log,
+        ),
+        ("manifests", keys.MANIFESTS, _as_s12(plan.manifests), assets.forget_manifest),
+        ("chunks", keys.CHUNKS, plan.chunks, None),
+    )
+    done: dict[str, _Deleted] = {}
+    skipped: list[str] = []
+    for name, prefix, keep, forget in phases:
+        if plan.spec2 and any(d.failed for d in done.values()):
+            skipped.append(name)
+            continue
+        listed = plan.snapshot_listing if prefix == keys.SNAPSHOTS else None
+        done[name] = await _collect_prefix(
             backend, prefix, keep, delete_object_older_than, dry_run, forget, listed, plan.spec2
         )
-        counts.append(count)
-        total_bytes += size
-    snapshots_deleted, transaction_logs_deleted, manifests_deleted, chunks_deleted = counts
+    nothing = _Deleted()
     return GCSummary(
-        bytes_deleted=total_bytes,
-        chunks_deleted=chunks_deleted,
-        manifests_deleted=manifests_deleted,
-        snapshots_deleted=snapshots_deleted,
-        transaction_logs_deleted=transaction_logs_deleted,
+        bytes_deleted=sum(d.size for d in done.values()),
+        chunks_deleted=done.get("chunks", nothing).count,
+        manifests_deleted=done.get("manifests", nothing).count,
+        snapshots_deleted=done.get("snapshots", nothing).count,
+        transaction_logs_deleted=done.get("transaction_logs", nothing).count,
+        objects_failed_to_delete=sum(d.failed for d in done.values()),
+        delete_errors=[e for d in done.values() for e in d.errors],
+        skipped_phases=skipped,
     )
