@@ -110,7 +110,6 @@ from pyicechunk.storage import (
     Storage,
     azure_storage,
     gcs_storage,
-    hf_storage,
     in_memory_storage,
     local_filesystem_storage,
     r2_storage,
@@ -249,7 +248,6 @@ __all__ = [
     "StorageTimeoutSettings",
     "shutdown_telemetry",
     "user_agent",
-    "hf_storage",
 ]
 
 initialize_logs()
