@@ -110,6 +110,7 @@ from pyicechunk.storage import (
     Storage,
     azure_storage,
     gcs_storage,
+    hf_storage,
     in_memory_storage,
     local_filesystem_storage,
     r2_storage,
@@ -248,6 +249,7 @@ __all__ = [
     "StorageTimeoutSettings",
     "shutdown_telemetry",
     "user_agent",
+    "hf_storage",
 ]
 
 initialize_logs()
