@@ -169,3 +169,34 @@ def test_spec1_repositories_have_no_ops_log(impl: InProcess | Oracle) -> None:
         impl.run("repo.ops_log()")
     with raises("FormatError", kind="unsupported-spec-version"):
         impl.run("repo.ops_log_async()")
+
+
+CHAIN = """
+import os
+config = icechunk.RepositoryConfig(num_updates_per_repo_info_file=2)
+repo = icechunk.Repository.create(make_storage(where), config=config, spec_version=2)
+sid = repo.lookup_branch("main")
+for i in range(4):
+    repo.create_tag(f"t{i}", sid)
+older = repo.inspect_repo_info()["repo_before_updates"]
+"""
+
+
+def test_a_deleted_backup_ends_the_log_there(
+    impl: InProcess | Oracle, storage_spec: Callable[..., Any]
+) -> None:
+    where = storage_spec("local")
+    impl.run(CHAIN, where=where)
+    impl.run("os.remove(os.path.join(where['path'], 'overwritten', older))", where=where)
+    names = impl.run("[u.kind.name for u in repo.ops_log()]")
+    assert names == ["t3", "t2"]
+
+
+def test_a_damaged_backup_is_an_error(pyic: InProcess, storage_spec: Callable[..., Any]) -> None:
+    where = storage_spec("local")
+    pyic.run(CHAIN, where=where)
+    pyic.run(
+        "open(os.path.join(where['path'], 'overwritten', older), 'wb').write(b'junk')", where=where
+    )
+    with raises("IcechunkError", match="overwritten/repo"):
+        pyic.run("list(repo.ops_log())")

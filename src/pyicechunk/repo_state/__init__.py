@@ -431,8 +431,8 @@ class RepoState(abc.ABC):
         Raises
         ------
         IcechunkError
-            For a format without an ops log (kind ``unsupported-spec-version``), or a file
-            that is missing or damaged.
+            For a format without an ops log (kind ``unsupported-spec-version``), or a
+            damaged file (a missing one ends the log).
         """
         raise needs_spec2_error()
 

@@ -415,13 +415,14 @@ class RepoObject:
         -------
         tuple
             The entries, and the bare name of the file holding the ones before them (None at
-            the beginning of the log). The newest entry of a chained file reports that file's
-            name as its backup path, as the reference's ``ops_log`` does.
+            the beginning of the log, or where a file is missing). The newest entry of a
+            chained file reports that file's name as its backup path, as the reference's
+            ``ops_log`` does.
 
         Raises
         ------
         IcechunkError
-            The file is missing or damaged.
+            The file is damaged.
         """
         if name is None:
             info = (await self.read()).info
@@ -430,11 +431,14 @@ class RepoObject:
         try:
             data = await self._backend.get(key)
         except ObjectNotFoundError:
-            raise IcechunkError(
-                f"the ops log continues in {key}, which is missing; the older part of the "
-                "repository's history of changes is lost (its data is not)",
-                kind="object-not-found",
-            ) from None
+            # Backups are only history: someone may delete them to save space. Like the
+            # reference, the log then ends there (with a warning instead of a failure).
+            logger.warning(
+                "the ops log continues in %s, which is missing; older entries are not shown "
+                "(the repository's data is not affected)",
+                key,
+            )
+            return (), None
         older = unpack_repo_object(data, key)
         entries = older.latest_updates
         if entries:
