@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import pytest
 from interop_v2_scenario import (
+    COMMIT_PENDING,
     MANY,
     ON_TOP,
+    PENDING,
     REUSE_DELETED_TAG,
     VIEW,
     VIRTUAL_FILES,
@@ -251,35 +253,53 @@ def test_the_other_implementation_sees_the_same(scenario: Scenario) -> None:
 
 
 def test_work_on_top_reads_back(scenario: Scenario) -> None:
+    first_impl = scenario.first
+    # A session of the first implementation, open while the other one works; it rebases
+    # over that work (reading the other's transaction logs) when it commits.
+    scenario.run(first_impl, PENDING)
     before = manifests(scenario.where)
     done = scenario.run(scenario.other, ON_TOP)
     new = {key: yes for key, yes in manifests(scenario.where).items() if key not in before}
     # The commit rewrote the many-refs manifest: the other implementation compressed it.
     assert sorted(new.values()).count(True) == 1, new
+    rebased = scenario.run(first_impl, COMMIT_PENDING)
 
-    # The data that changed, and a snapshot from before the other implementation's work.
-    first, other = _views(scenario, [done["amended"], scenario.built["main"][0]])
+    first, other = _views(scenario, [rebased, done["amended"]])
     assert_same(first, other)
     by = scenario.kind.other
     assert sorted(first["branches"]) == sorted(set(scenario.built["branches"]) - {"dev"})
-    assert first["tags"]["after"] == done["amended"] == first["tips"]["main"]
+    assert first["tags"]["after"] == done["amended"]
+    assert first["tips"]["main"] == rebased
     main_history = first["histories"]["main"]
     assert main_history[0][:4] == (
+        rebased,
+        done["amended"],
+        "rebased over the other's work",
+        # 2.x records the rebases a commit with a solver took (FORMAT-V2 §6.2)
+        {"by": scenario.kind.first, "__icechunk": {"rebase_attempts": 1}},
+    )
+    assert main_history[1][:4] == (
         done["amended"],
         done["previous_tip"],
         "amended on top",
         {"by": by, "amended": True},
     )
     assert done["first"] not in first["listed"]
-    assert main_history[1][0] == done["previous_tip"] == scenario.built["main"][-1]
-    tip = first["data"][done["amended"]]
-    assert tip["i2"][3] == 42 and tip["late"][0, 0] == -5
+    assert main_history[2][0] == done["previous_tip"] == scenario.built["main"][-1]
+    for sid in (rebased, done["amended"]):
+        data = first["data"][sid]
+        assert data["i2"][3] == 42 and data["late"][0, 0] == -5
+        assert first["groups"][sid]["grp/added"] == {"by": by}
+    u8 = first["data"][rebased]["grp/u8"], first["data"][done["amended"]]["grp/u8"]
+    assert u8[0][0] == 12345 != u8[1][0]
     offsets = [5] * 7 + [0] * (MANY - 7)
-    np.testing.assert_array_equal(tip["vmany"], many_values(Path(scenario.params["vdir"]), offsets))
-    assert first["groups"][done["amended"]]["grp/added"] == {"by": by}
+    np.testing.assert_array_equal(
+        first["data"][rebased]["vmany"], many_values(Path(scenario.params["vdir"]), offsets)
+    )
     log = first["ops_log"]
-    ours = [k for k in _kinds(log) if k != "MetadataChanged"][:4]
-    assert ours == ["BranchDeleted", "TagCreated", "CommitAmended", "NewCommit"]
+    ours = [k for k in _kinds(log) if k != "MetadataChanged"][:5]
+    assert ours == ["NewCommit", "BranchDeleted", "TagCreated", "CommitAmended", "NewCommit"]
+    assert log[0][1] == {"branch": "main", "new_snap_id": rebased}
     assert log[_kinds(log).index("CommitAmended")][1] == {
         "branch": "main",
         "previous_snap_id": done["first"],

@@ -485,6 +485,20 @@ if hasattr(repo, "update_metadata"):
 )
 
 
+PENDING = (
+    SETUP
+    + """
+pending = open_repo().writable_session("main")
+zarr.open_array(pending.store, path="grp/u8", mode="r+")[0] = 12345
+"""
+)
+
+COMMIT_PENDING = """
+pending.commit(
+    "rebased over the other's work", metadata={"by": IMPL}, rebase_with=icechunk.ConflictDetector()
+)
+"""
+
 REUSE_DELETED_TAG = SETUP + "open_repo().create_tag(name, target)"
 
 

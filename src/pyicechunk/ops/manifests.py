@@ -8,7 +8,7 @@ from typing import Any
 from pyicechunk import progress
 from pyicechunk.exceptions import ConflictError, IcechunkError
 from pyicechunk.format.header import SPEC_V1
-from pyicechunk.session.context import RepoContext, check_metadata
+from pyicechunk.session.context import RepoContext, check_metadata, with_reserved
 from pyicechunk.session.core import SessionCore
 
 __all__ = ["rewrite_manifests"]
@@ -33,10 +33,7 @@ def _with_splitting_config(ctx: RepoContext, metadata: Mapping[str, Any] | None)
     properties = check_metadata(metadata)
     if ctx.spec_version == SPEC_V1:
         return {**properties, "splitting_config": _DEFAULT_SPLITTING_CONFIG}
-    reserved = properties.get("__icechunk")
-    reserved = dict(reserved) if isinstance(reserved, dict) else {}
-    reserved["splitting_config"] = _DEFAULT_SPLITTING_CONFIG
-    return {**properties, "__icechunk": reserved}
+    return with_reserved(properties, "splitting_config", _DEFAULT_SPLITTING_CONFIG)
 
 
 @progress.operation("rewriting manifests")

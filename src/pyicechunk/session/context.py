@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -148,3 +149,16 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
             raise TypeError(f"commit metadata keys must be str, got {key!r}")
         encode_metadata_value(value)  # raises TypeError naming what is not JSON-like
     return dict(metadata)
+
+
+RESERVED_METADATA_KEY = "__icechunk"
+"""The metadata map under which icechunk 2.x records its own keys (FORMAT-V2 §6.2)."""
+
+
+def with_reserved(properties: Mapping[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """``properties`` with ``key: value`` under :data:`RESERVED_METADATA_KEY`, as 2.x records
+    its own keys: merged with the user's keys there (a non-map value there is replaced)."""
+    reserved = properties.get(RESERVED_METADATA_KEY)
+    merged = dict(reserved) if isinstance(reserved, dict) else {}
+    merged[key] = value
+    return {**properties, RESERVED_METADATA_KEY: merged}

@@ -50,7 +50,7 @@ from pyicechunk.session.chunks import (
     virtual_locations,
 )
 from pyicechunk.session.commit import CommitPlan, chunk_barrier, write_snapshot, written_keys
-from pyicechunk.session.context import RepoContext, check_metadata
+from pyicechunk.session.context import RepoContext, check_metadata, with_reserved
 from pyicechunk.session.nodes import NodeInfo, check_stored_metadata, node_at, nodes_below
 from pyicechunk.session.writes import chunk_target, record_deletion, record_metadata
 from pyicechunk.storage.byte_range import ByteRequest
@@ -468,7 +468,12 @@ class SessionCore:
         while True:
             try:
                 async with self._exclusive_operation():
-                    return await self._commit(message, metadata, allow_empty, rewrite_manifests)
+                    # 2.x records how many rebases a commit with a solver took (spec 2 here:
+                    # spec 1 follows 1.1, which does not).
+                    rebases = None if rebase_with is None else attempt
+                    return await self._commit(
+                        message, metadata, allow_empty, rewrite_manifests, rebases
+                    )
             except ConflictError:
                 if rebase_with is None or attempt >= rebase_tries:
                     raise
@@ -486,15 +491,19 @@ class SessionCore:
         metadata: Mapping[str, Any] | None,
         allow_empty: bool,
         rewrite_manifests: bool,
+        rebase_attempts: int | None = None,
     ) -> str:
         self._check_can_commit("commit")
         if not self.changes.touched and not allow_empty:
             raise IcechunkError(_NO_CHANGES, kind="no-changes-to-commit")
         if not isinstance(message, str):
             raise TypeError(f"argument 'message': '{type(message).__name__}' object is not a str")
+        properties = self._properties(metadata)
+        if rebase_attempts is not None and self.ctx.spec_version != SPEC_V1:
+            properties = with_reserved(properties, "rebase_attempts", rebase_attempts)
         plan = CommitPlan(
             message,
-            self._properties(metadata),
+            properties,
             self.base.id,
             self.base.flushed_at,
             rewrite_manifests=rewrite_manifests,
