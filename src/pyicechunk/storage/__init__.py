@@ -364,6 +364,26 @@ class StorageBackend(abc.ABC):
     def default_settings(self) -> StorageSettings:
         """The storage settings this backend uses where the repository config sets none."""
 
+    @staticmethod
+    def _local_settings(ideal_concurrent_request_size: int, **more: Any) -> StorageSettings:
+        """Defaults for a backend without a network in between: a request is not retried, and
+        one object is read with at most five requests of ``ideal_concurrent_request_size``
+        bytes; ``more`` sets other fields."""
+        from pyicechunk.config import (
+            StorageConcurrencySettings,
+            StorageRetriesSettings,
+            StorageSettings,
+        )
+
+        return StorageSettings(
+            concurrency=StorageConcurrencySettings(
+                max_concurrent_requests_for_object=5,
+                ideal_concurrent_request_size=ideal_concurrent_request_size,
+            ),
+            retries=StorageRetriesSettings(max_tries=1, initial_backoff_ms=0, max_backoff_ms=0),
+            **more,
+        )
+
     def with_settings(self, settings: StorageSettings) -> StorageBackend:
         """This backend, using ``settings`` (its defaults merged with the repository's).
 
@@ -380,26 +400,6 @@ class StorageBackend(abc.ABC):
 
     @abc.abstractmethod
     def __reduce__(self) -> tuple[Any, ...]: ...
-
-
-def _local_settings(ideal_concurrent_request_size: int, **more: Any) -> StorageSettings:
-    """The defaults of a backend without a network in between: a request is not retried, and
-    one object is read with at most five requests of ``ideal_concurrent_request_size`` bytes;
-    ``more`` sets other fields."""
-    from pyicechunk.config import (
-        StorageConcurrencySettings,
-        StorageRetriesSettings,
-        StorageSettings,
-    )
-
-    return StorageSettings(
-        concurrency=StorageConcurrencySettings(
-            max_concurrent_requests_for_object=5,
-            ideal_concurrent_request_size=ideal_concurrent_request_size,
-        ),
-        retries=StorageRetriesSettings(max_tries=1, initial_backoff_ms=0, max_backoff_ms=0),
-        **more,
-    )
 
 
 def _check_key(key: str) -> None:

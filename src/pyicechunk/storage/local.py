@@ -81,7 +81,6 @@ from pyicechunk.storage import (
     ObjectVersion,
     StorageBackend,
     _check_key,
-    _local_settings,
     keys,
     logger,
 )
@@ -633,7 +632,7 @@ class LocalFileSystemBackend(StorageBackend):
 
     def default_settings(self) -> StorageSettings:
         # Unlike the reference, conditional updates stay on (None): they are real here.
-        return _local_settings(4096, unsafe_use_metadata=False)
+        return self._local_settings(4096, unsafe_use_metadata=False)
 
     def __repr__(self) -> str:
         return f"LocalFileSystemObjectStoreBackend(path={self._root})"

@@ -24,7 +24,6 @@ from pyicechunk.storage import (
     ObjectVersion,
     StorageBackend,
     _check_key,
-    _local_settings,
     logger,
 )
 from pyicechunk.storage.byte_range import resolve as resolve_range
@@ -185,7 +184,7 @@ class InMemoryBackend(StorageBackend):
         return items
 
     def default_settings(self) -> StorageSettings:
-        return _local_settings(1)
+        return self._local_settings(1)
 
     def __repr__(self) -> str:
         return "InMemoryObjectStoreBackend"
