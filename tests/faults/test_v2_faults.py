@@ -398,3 +398,20 @@ def test_v2_lost_response_then_overtaken_is_still_ours(
     ]
     assert len(report.ops_log) == 6
     assert not report.unused_backups
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@RESEND
+def test_v2_create_with_lost_response(new_storage: Any, kind: str, resend: bool) -> None:
+    faulty = _lossy(new_storage, kind, resend, put_if_absent=1.0)
+    faulty.enabled = True
+    # repo is created only if absent; the answer is lost, the write id says it was ours
+    repo = pyicechunk.Repository.create(Storage.from_backend(faulty), spec_version=2)
+    assert faulty.injected["put_if_absent"] == 1
+    faulty.enabled = False
+    assert repo.list_branches() == {"main"}
+    report = asyncio.run(check_repo(faulty.inner))
+    assert len(report.ops_log) == 1 and not report.backups
+    # a second create is refused: there is a repository now, and it is not ours to replace
+    with pytest.raises(pyicechunk.IcechunkError):
+        pyicechunk.Repository.create(Storage.from_backend(faulty), spec_version=2)
