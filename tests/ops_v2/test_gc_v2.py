@@ -248,3 +248,40 @@ def test_whole_second_listing_times_count_as_the_end_of_their_second() -> None:
     precise = ObjectInfo("snapshots/X", 10, s + dt.timedelta(microseconds=10))
     assert written_before(precise, s + dt.timedelta(microseconds=11))
     assert not written_before(precise, s + dt.timedelta(microseconds=10))
+
+
+LIMITS = """
+repo = new_repo(where)
+outcomes = []
+for call in ("gc", "stats"):
+    for limit in ("max_snapshots_in_memory", "max_compressed_manifest_mem_bytes",
+                  "max_decoded_manifest_mem_bytes", "max_concurrent_manifest_fetches",
+                  "max_concurrent_deletes", "max_consecutive_delete_failures",
+                  "max_concurrent_listings"):
+        if call == "stats" and limit not in ("max_snapshots_in_memory",
+                                             "max_decoded_manifest_mem_bytes",
+                                             "max_compressed_manifest_mem_bytes",
+                                             "max_concurrent_manifest_fetches"):
+            continue
+        for value in (0, -1):
+            try:
+                if call == "gc":
+                    repo.garbage_collect(utc_now(), dry_run=True, **{limit: value})
+                else:
+                    repo.chunk_storage_stats(**{limit: value})
+                outcomes.append((call, limit, value, None))
+            except (ValueError, OverflowError) as e:
+                outcomes.append((call, limit, value, type(e).__name__))
+ok = repo.garbage_collect(utc_now(), dry_run=True, max_concurrent_deletes=1,
+                          max_concurrent_listings=None, max_decoded_manifest_mem_bytes=1)
+(outcomes, ok.snapshots_deleted)
+"""
+
+
+def test_limits_are_checked_as_icechunk_2_3_0_checks_them(both: Both, tmp_path: Path) -> None:
+    for impl in (both.ours, both.reference):
+        impl.run(PRELUDE)
+        impl.run("where = p", p=str(tmp_path / impl.name))
+    outcomes, deleted = both.same(LIMITS)
+    assert deleted == 0
+    assert {o[3] for o in outcomes} == {"ValueError", "OverflowError"}

@@ -249,3 +249,18 @@ def test_an_object_gc_cannot_delete_is_reported_and_stops_later_phases(
     fresh.garbage_collect(later)
     after = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
     assert {k for k in after - before if not k.startswith("overwritten/")} <= {"repo"}
+
+
+def test_gc_gives_up_after_too_many_failed_deletes_in_a_row(tmp_path: Path) -> None:
+    path = tmp_path / "repo"
+    _, ids = _build(path)
+    backend = RefusingBackend(ic.local_filesystem_storage(str(path)).backend, FaultPlan())
+    backend.refused = frozenset({f"snapshots/{ids[2]}"})
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    repo = ic.Repository.open(Storage.from_backend(backend))
+    # The bulk delete and then the single one fail: two in a row.
+    with pytest.raises(ic.IcechunkError, match="2 delete requests failed in a row"):
+        repo.garbage_collect(later, max_consecutive_delete_failures=2)
+    fresh = ic.Repository.open(ic.local_filesystem_storage(str(path)))
+    _listed_files_exist(path, fresh)
+    assert fresh.garbage_collect(later).snapshots_deleted == 1

@@ -30,10 +30,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -62,9 +64,6 @@ logger = logging.getLogger(__name__)
 
 _ID_CHARS = 20  # text length of a 12-byte id
 _DELETE_BATCH = 1000
-# A delete phase gives up after this many failures in a row (icechunk 2.3.0's default
-# max_consecutive_delete_failures).
-_MAX_CONSECUTIVE_FAILURES = 50
 # Once this many retained ids pile up unmerged, deduplicate them to bound memory.
 _COMPACT_ROWS = 4_000_000
 
@@ -218,43 +217,56 @@ class _Deleted:
     errors: list[str] = field(default_factory=list)
 
 
-async def _delete_batch(
-    backend: StorageBackend, batch: Sequence[str], failures: list[int]
-) -> tuple[int, set[str]]:
-    """Delete ``batch``; the number deleted and the keys that could not be.
+class _Deleter:
+    """Sends a collection's delete requests: a bounded number at a time, giving up with an
+    error after too many failures in a row (isolated ones are the caller's to report)."""
 
-    A failed bulk delete is retried key by key, to delete what can be and learn what cannot;
-    after ``_MAX_CONSECUTIVE_FAILURES`` failures in a row (``failures[0]``, shared by the
-    phase's batches) the rest is given up without trying.
-    """
-    try:
-        deleted = await backend.delete_many(batch)
-    except (IcechunkError, OSError) as exc:
-        logger.warning(
-            "bulk delete of %d objects failed (%s); deleting one by one", len(batch), exc
-        )
-    else:
-        failures[0] = 0
-        return deleted, set()
-    deleted, refused = 0, set()
-    for key in batch:
-        if failures[0] >= _MAX_CONSECUTIVE_FAILURES:
-            refused.add(key)
-            continue
-        try:
-            await backend.delete(key)
-        except (IcechunkError, OSError) as exc:
-            logger.warning("could not delete %s: %s", key, exc)
-            refused.add(key)
-            failures[0] += 1
-        else:
-            deleted += 1
-            failures[0] = 0
-    return deleted, refused
+    def __init__(self, backend: StorageBackend, max_concurrent: int, max_failures: int) -> None:
+        self._backend = backend
+        self._slots = asyncio.Semaphore(max(1, max_concurrent))
+        self._max_failures = max(1, max_failures)
+        self._failures_in_a_row = 0
+
+    async def _request(self, call: Callable[[], Awaitable[object]]) -> bool:
+        async with self._slots:
+            try:
+                await call()
+            except (IcechunkError, OSError) as exc:
+                self._failures_in_a_row += 1
+                if self._failures_in_a_row >= self._max_failures:
+                    raise IcechunkError(
+                        f"garbage collection gave up: {self._failures_in_a_row} delete requests "
+                        f"failed in a row, the last with: {exc}; the repository is intact, run "
+                        "it again once the storage accepts deletes"
+                    ) from exc
+                logger.warning("a delete request failed: %s", exc)
+                return False
+        self._failures_in_a_row = 0
+        return True
+
+    async def delete(self, batch: Sequence[str]) -> tuple[int, set[str]]:
+        """Delete ``batch``: how many objects were deleted, and the keys that could not be.
+
+        A failed bulk delete is retried key by key, to delete what can be and learn what
+        cannot.
+        """
+        deleted = [0]
+
+        async def bulk() -> None:
+            deleted[0] = await self._backend.delete_many(batch)
+
+        if await self._request(bulk):
+            return deleted[0], set()
+        refused: set[str] = set()
+        for key in batch:
+            if not await self._request(functools.partial(self._backend.delete, key)):
+                refused.add(key)
+        return len(batch) - len(refused), refused
 
 
 async def _collect_prefix(
     backend: StorageBackend,
+    deleter: _Deleter,
     prefix: str,
     keep: npt.NDArray[np.bytes_],
     older_than: dt.datetime,
@@ -287,8 +299,12 @@ async def _collect_prefix(
         return _Deleted(len(doomed), sum(sizes.values()))
     keys = list(sizes)
     batches = [keys[start : start + _DELETE_BATCH] for start in range(0, len(keys), _DELETE_BATCH)]
-    failures = [0]
-    results = await asyncio.gather(*(_delete_batch(backend, b, failures) for b in batches))
+    # Every batch runs to its end before an error is raised, so none is left running.
+    outcomes = await asyncio.gather(*(deleter.delete(b) for b in batches), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    results = cast("list[tuple[int, set[str]]]", outcomes)
     out = _Deleted()
     for batch, (deleted, refused) in zip(batches, results, strict=True):
         out.count += deleted
@@ -482,6 +498,8 @@ async def garbage_collect(
     dry_run: bool = False,
     max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
     max_concurrent_manifest_fetches: int = 500,
+    max_concurrent_deletes: int = 10,
+    max_consecutive_delete_failures: int = 50,
     retries: RetrySchedule | None = None,
 ) -> GCSummary:
     """Delete every object that no branch or tag reaches and that is older than the threshold.
@@ -501,6 +519,11 @@ async def garbage_collect(
         Upper bound on the compressed size of the manifests being read at the same time.
     max_concurrent_manifest_fetches
         Upper bound on concurrent manifest reads.
+    max_concurrent_deletes
+        Upper bound on delete requests in flight.
+    max_consecutive_delete_failures
+        The collection gives up with an error after this many delete requests failed in a
+        row (isolated failures are counted in the summary).
     retries
         How a spec-2 collection that must start again waits (``repo_update_retries``).
 
@@ -540,6 +563,7 @@ async def garbage_collect(
         ("manifests", keys.MANIFESTS, _as_s12(plan.manifests), assets.forget_manifest),
         ("chunks", keys.CHUNKS, plan.chunks, None),
     )
+    deleter = _Deleter(backend, max_concurrent_deletes, max_consecutive_delete_failures)
     done: dict[str, _Deleted] = {}
     skipped: list[str] = []
     for name, prefix, keep, forget in phases:
@@ -548,7 +572,15 @@ async def garbage_collect(
             continue
         listed = plan.snapshot_listing if prefix == keys.SNAPSHOTS else None
         done[name] = await _collect_prefix(
-            backend, prefix, keep, delete_object_older_than, dry_run, forget, listed, plan.spec2
+            backend,
+            deleter,
+            prefix,
+            keep,
+            delete_object_older_than,
+            dry_run,
+            forget,
+            listed,
+            plan.spec2,
         )
     nothing = _Deleted()
     return GCSummary(

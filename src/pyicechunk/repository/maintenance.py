@@ -19,6 +19,17 @@ from pyicechunk.types import ChunkStorageStats, GCSummary
 __all__ = ["Maintenance"]
 
 
+def _check_limits(**limits: int | None) -> None:
+    """Refuse the limits icechunk's unsigned non-zero parameters cannot hold (None: unset)."""
+    for name, value in limits.items():
+        if value is None:
+            continue
+        if value < 0:
+            raise OverflowError(f"{name}: number too small to fit in target type ({value})")
+        if value == 0:
+            raise ValueError(f"invalid zero value for {name}")
+
+
 class Maintenance:
     """The maintenance methods of :class:`~pyicechunk.Repository`."""
 
@@ -31,13 +42,26 @@ class Maintenance:
         *,
         max_snapshots_in_memory: int = 50,
         max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
         max_concurrent_manifest_fetches: int = 500,
     ) -> ChunkStorageStats:
-        """Bytes of native, virtual and inline chunk data reachable from any branch or tag."""
+        """Bytes of native, virtual and inline chunk data reachable from any branch or tag.
+
+        The limits are icechunk's; only ``max_concurrent_manifest_fetches`` changes how this
+        runs, the others are checked and accepted.
+
+        Raises
+        ------
+        ValueError
+            A limit is zero ("invalid zero value", as icechunk 2.3.0).
+        OverflowError
+            A limit is negative.
+        """
         return sync(
             self.chunk_storage_stats_async(
                 max_snapshots_in_memory=max_snapshots_in_memory,
                 max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
+                max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
                 max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
             )
         )
@@ -47,11 +71,18 @@ class Maintenance:
         *,
         max_snapshots_in_memory: int = 50,
         max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
         max_concurrent_manifest_fetches: int = 500,
     ) -> ChunkStorageStats:
         """Async version of :meth:`chunk_storage_stats`."""
         from pyicechunk.ops.stats import chunk_storage_stats
 
+        _check_limits(
+            max_snapshots_in_memory=max_snapshots_in_memory,
+            max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
+            max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
+            max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+        )
         return await chunk_storage_stats(
             self._ctx.state,
             self._ctx.assets,
@@ -152,7 +183,11 @@ class Maintenance:
         dry_run: bool = False,
         max_snapshots_in_memory: int = 50,
         max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
         max_concurrent_manifest_fetches: int = 500,
+        max_concurrent_deletes: int = 10,
+        max_consecutive_delete_failures: int = 50,
+        max_concurrent_listings: int | None = None,
     ) -> GCSummary:
         """Delete objects that no branch or tag reaches and that are older than a threshold.
 
@@ -167,12 +202,19 @@ class Maintenance:
             Timezone-aware time; only objects last written strictly before it are deleted.
         dry_run
             Report what would be deleted without deleting anything.
-        max_snapshots_in_memory
-            Accepted for compatibility with icechunk; it has no effect here.
+        max_snapshots_in_memory, max_decoded_manifest_mem_bytes, max_concurrent_listings
+            Accepted for compatibility with icechunk (checked, no effect here).
         max_compressed_manifest_mem_bytes
             Upper bound on the compressed size of manifests being read at once.
         max_concurrent_manifest_fetches
             Upper bound on concurrent manifest reads.
+        max_concurrent_deletes
+            Upper bound on delete requests in flight.
+        max_consecutive_delete_failures
+            Give up with an error after this many delete requests failed in a row; isolated
+            failures are counted in the summary (``objects_failed_to_delete``,
+            ``delete_errors``), and on spec 2 the later phases are then skipped
+            (``skipped_phases``) so that a later run deletes in a safe order.
 
         Returns
         -------
@@ -183,6 +225,8 @@ class Maintenance:
         ------
         TypeError
             ``delete_object_older_than`` is a naive datetime.
+        ValueError, OverflowError
+            A limit is zero or negative.
         IcechunkError
             Nothing may be written (read-only storage, or on spec 2 a read-only status), a
             ref, snapshot or manifest cannot be read, or (spec 2) concurrent changes made the
@@ -194,7 +238,11 @@ class Maintenance:
                 dry_run=dry_run,
                 max_snapshots_in_memory=max_snapshots_in_memory,
                 max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
+                max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
                 max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+                max_concurrent_deletes=max_concurrent_deletes,
+                max_consecutive_delete_failures=max_consecutive_delete_failures,
+                max_concurrent_listings=max_concurrent_listings,
             )
         )
 
@@ -205,12 +253,25 @@ class Maintenance:
         dry_run: bool = False,
         max_snapshots_in_memory: int = 50,
         max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
+        max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
         max_concurrent_manifest_fetches: int = 500,
+        max_concurrent_deletes: int = 10,
+        max_consecutive_delete_failures: int = 50,
+        max_concurrent_listings: int | None = None,
     ) -> GCSummary:
         """Async version of :meth:`garbage_collect`."""
         from pyicechunk.ops.gc import garbage_collect
 
         datetime_to_micros(delete_object_older_than, "delete_object_older_than")
+        _check_limits(
+            max_snapshots_in_memory=max_snapshots_in_memory,
+            max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
+            max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
+            max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+            max_concurrent_deletes=max_concurrent_deletes,
+            max_consecutive_delete_failures=max_consecutive_delete_failures,
+            max_concurrent_listings=max_concurrent_listings,
+        )
         return await garbage_collect(
             self._ctx.state,
             self._ctx.assets,
@@ -218,6 +279,8 @@ class Maintenance:
             dry_run=dry_run,
             max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
             max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+            max_concurrent_deletes=max_concurrent_deletes,
+            max_consecutive_delete_failures=max_consecutive_delete_failures,
             retries=RetrySchedule.from_config(self._ctx.config),
         )
 
