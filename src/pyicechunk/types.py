@@ -29,6 +29,20 @@ __all__ = [
 ]
 
 
+class _Shown:
+    """Prints as its :meth:`_block`: the reference's text repr, and the same block as HTML in a
+    notebook. The block lists a dataclass's fields in order unless a class says otherwise."""
+
+    def _block(self) -> Block:
+        return _fields_block(self)
+
+    def __repr__(self) -> str:
+        return self._block().text()
+
+    def _repr_html_(self) -> str:
+        return self._block().html()
+
+
 class ChunkType(NamedIntEnum):
     """How a chunk is stored: not at all, in its own object, in another file, or in the manifest.
 
@@ -123,24 +137,15 @@ class Diff:
 
 
 @dataclass(frozen=True, eq=True, repr=False)
-class ManifestFileInfo:
+class ManifestFileInfo(_Shown):
     """A manifest file referenced by a snapshot."""
 
     id: str
     size_bytes: int
     num_chunk_refs: int
 
-    def _block(self) -> Block:
-        return _fields_block(self)
 
-    def __repr__(self) -> str:
-        return self._block().text()
-
-    def _repr_html_(self) -> str:
-        return self._block().html()
-
-
-class SnapshotInfo:
+class SnapshotInfo(_Shown):
     """What a snapshot records: its id, parent, time, message, metadata and manifests.
 
     Parameters
@@ -261,12 +266,6 @@ class SnapshotInfo:
             ],
         )
 
-    def __repr__(self) -> str:
-        return self._block().text()
-
-    def _repr_html_(self) -> str:
-        return self._block().html()
-
     def __reduce__(self) -> Any:
         raise TypeError("cannot pickle 'SnapshotInfo' object")
 
@@ -295,7 +294,7 @@ def _json_like(value: Any) -> str:
 
 
 @dataclass(frozen=True, repr=False)
-class GCSummary:
+class GCSummary(_Shown):
     """Counts of what a garbage collection deleted (or would delete, in a dry run).
 
     The last four are icechunk 2.3.0's: objects whose deletion failed, request batches the
@@ -314,32 +313,14 @@ class GCSummary:
     delete_errors: list[str] = field(default_factory=list)
     skipped_phases: list[str] = field(default_factory=list)
 
-    def _block(self) -> Block:
-        return _fields_block(self)
-
-    def __repr__(self) -> str:
-        return self._block().text()
-
-    def _repr_html_(self) -> str:
-        return self._block().html()
-
 
 @dataclass(frozen=True, repr=False)
-class ChunkStorageStats:
+class ChunkStorageStats(_Shown):
     """Bytes of chunk data reachable from the repository's refs, by kind of storage."""
 
     native_bytes: int = 0
     virtual_bytes: int = 0
     inlined_bytes: int = 0
-
-    def _block(self) -> Block:
-        return _fields_block(self)
-
-    def __repr__(self) -> str:
-        return self._block().text()
-
-    def _repr_html_(self) -> str:
-        return self._block().html()
 
     def non_virtual_bytes(self) -> int:
         """Native plus inlined bytes."""
