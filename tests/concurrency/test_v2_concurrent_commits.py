@@ -185,6 +185,41 @@ def test_eight_processes_through_lost_answers(new_storage: Any, kind: str) -> No
     assert len(report.ops_log) == 2 + N_PROCS * N_COMMITS
 
 
+def _create_and_commit(storage: icechunk.Storage, proc: int) -> tuple[bool, str]:
+    """open_or_create at once with the others, then one commit of group attribute ``p<proc>``.
+
+    Returns whether this process's create raised (another won the race) and its commit.
+    """
+    try:
+        repo = icechunk.Repository.open_or_create(storage, create_version=2)
+        lost = False
+    except icechunk.IcechunkError:
+        repo, lost = icechunk.Repository.open(storage), True
+    while True:
+        session = repo.writable_session("main")
+        zarr.open_group(session.store, mode="a").attrs[f"p{proc}"] = proc
+        try:
+            return lost, session.commit(f"p{proc}", rebase_with=icechunk.ConflictDetector())
+        except icechunk.ConflictError:
+            continue
+
+
+def test_eight_processes_create_one_repository(new_storage: Any) -> None:
+    storage = new_storage("local")
+    outcomes = _run([(_create_and_commit, (storage, p)) for p in range(N_PROCS)])
+    repo = icechunk.Repository.open(storage)
+    assert repo.spec_version == 2
+    history = list(repo.ancestry(branch="main"))
+    assert {h.id for h in history[:-1]} == {sid for _, sid in outcomes}
+    assert [h.message for h in history[-1:]] == ["Repository initialized"]
+    attrs = zarr.open_group(repo.readonly_session("main").store, mode="r").attrs
+    assert dict(attrs) == {f"p{p}": p for p in range(N_PROCS)}
+    report = asyncio.run(check_repo(storage.backend))
+    # One creation whatever the race: one RepoInitialized, the first entry of the log.
+    assert [type(e.action) for e in report.ops_log].count(RepoInitialized) == 1
+    assert len(report.ops_log) == 1 + N_PROCS
+
+
 def _mixed(storage: icechunk.Storage, committers: int, ref_procs: int, rounds: int) -> None:
     repo, setup = _setup(storage, window=16)
     jobs = [(_commit_all, (storage, p, N_COMMITS)) for p in range(committers)]
