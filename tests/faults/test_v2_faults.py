@@ -31,6 +31,7 @@ import zarr
 from _spec2_checks import RepoReport, check_repo
 
 import pyicechunk
+from pyicechunk.config import RepoUpdateRetryConfig, StorageRetriesSettings
 from pyicechunk.format.ids import encode_id
 from pyicechunk.format.repo_info import (
     BranchCreated,
@@ -415,3 +416,37 @@ def test_v2_create_with_lost_response(new_storage: Any, kind: str, resend: bool)
     # a second create is refused: there is a repository now, and it is not ours to replace
     with pytest.raises(pyicechunk.IcechunkError):
         pyicechunk.Repository.create(Storage.from_backend(faulty), spec_version=2)
+
+
+class _AlwaysBeaten(FaultyBackend):
+    """Another writer updates repo just before each of our swaps of it."""
+
+    def __init__(self, inner: StorageBackend, plan: FaultPlan) -> None:
+        super().__init__(inner, plan)
+        self.other: dict[str, Any] = {}
+
+    async def _write_conditionally(self, write: ConditionalWrite) -> bool:
+        other = self.other.get("repo")
+        if other is not None and write.key == "repo":
+            self.other["n"] = n = self.other.get("n", 0) + 1
+            await other.create_tag_async(f"theirs-{n}", other.lookup_branch("main"))
+        return await super()._write_conditionally(write)
+
+
+@pytest.mark.parametrize("kind", ["memory", "local"])
+def test_v2_update_attempts_exhausted(new_storage: Any, kind: str) -> None:
+    inner = new_storage(kind)._backend
+    beaten = _AlwaysBeaten(inner, FaultPlan())
+    retries = StorageRetriesSettings(max_tries=7, initial_backoff_ms=1, max_backoff_ms=2)
+    config = pyicechunk.RepositoryConfig(repo_update_retries=RepoUpdateRetryConfig(default=retries))
+    repo = pyicechunk.Repository.create(Storage.from_backend(beaten), config, spec_version=2)
+    beaten.other["repo"] = pyicechunk.Repository.open(Storage.from_backend(inner))
+    # 5 immediate retries, then the 7 - 5 = 2 with backoff: 8 attempts, all beaten
+    with pytest.raises(pyicechunk.IcechunkError, match="after 8 attempts") as info:
+        repo.create_tag("mine", repo.lookup_branch("main"))
+    assert info.value.kind == "update-attempts-exhausted"
+    assert beaten.other["n"] == 8
+    del beaten.other["repo"]
+    assert repo.list_tags() == {f"theirs-{n}" for n in range(1, 9)}
+    report = asyncio.run(check_repo(inner))
+    assert len(report.ops_log) == 9 and not report.unused_backups

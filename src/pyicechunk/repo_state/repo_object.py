@@ -178,8 +178,8 @@ class RetrySchedule:
     Parameters
     ----------
     max_tries
-        Retries with backoff, on top of the first five immediate ones (icechunk 2.3.0 counts
-        the same way).
+        Retries in all: the first five are immediate, the other ``max_tries - 5`` back off
+        (icechunk 2.3.0 counts the same way).
     initial_backoff_ms, max_backoff_ms
         The first backoff and its cap; each later one doubles, plus up to
         ``initial_backoff_ms`` of jitter.
