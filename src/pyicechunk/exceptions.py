@@ -235,9 +235,10 @@ class IcechunkError(Exception, metaclass=_ErrorClass):
         if kind is None:
             super().__init__(message)
         else:
+            kind = str(kind)  # an ErrorKind member is stored as its plain code
             super().__init__(message, kind)
         self.message = message
-        self.kind = self._default_kind if kind is None else str(kind)
+        self.kind = self._default_kind if kind is None else kind
         self.add_note(_report(message))
 
     def __str__(self) -> str:

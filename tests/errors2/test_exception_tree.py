@@ -120,3 +120,9 @@ def test_raised_errors_are_caught_by_their_old_python_types() -> None:
     with pytest.raises(ic.IcechunkError) as info:
         repo.delete_branch("main")
     assert info.value.kind == ic.ErrorKind.CANNOT_DELETE_MAIN
+
+
+def test_an_error_kind_member_is_stored_as_its_code() -> None:
+    err = ic.IcechunkError("m", ic.ErrorKind.IO)
+    assert err.args == ("m", "io") and type(err.args[1]) is str and type(err.kind) is str
+    assert type(err) is ic.StorageError
