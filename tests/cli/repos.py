@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import secrets
 from typing import Any
 
@@ -12,18 +11,13 @@ import zarr
 
 import pyicechunk
 
-# The spec versions the command line is tested on; add 2 when pyicechunk writes spec 2.
-SPEC_VERSIONS = (1,)
+# The spec versions the command line is tested on.
+SPEC_VERSIONS = (1, 2)
 
 
 def create(storage: Any, spec: int) -> Any:
     """A new repository of spec version ``spec``."""
-    kwargs = {}
-    if "spec_version" in inspect.signature(pyicechunk.Repository.create).parameters:
-        kwargs["spec_version"] = spec
-    elif spec != 1:
-        raise AssertionError(f"this pyicechunk cannot create spec-{spec} repositories")
-    return pyicechunk.Repository.create(storage, **kwargs)
+    return pyicechunk.Repository.create(storage, spec_version=spec)
 
 
 def build_history(storage: Any, spec: int = 1) -> dict[str, str]:
@@ -62,5 +56,9 @@ def add_lookalike(repo: Any, snapshot_id: str, tag: str) -> str:
     original = sync(assets.fetch_snapshot(decode_id(snapshot_id, 12)))
     copy = dataclasses.replace(original, id=decode_id(new_id, 12))
     sync(assets.write_snapshot(copy))
+    if repo.spec_version >= 2:  # a spec-2 repository lists every snapshot in `repo`
+        from pyicechunk.repo_state import NewSnapshot, SnapshotKind
+
+        sync(repo._ctx.state.add_snapshot(NewSnapshot(SnapshotKind.DETACHED, copy)))
     repo.create_tag(tag, encode_id(copy.id))
     return encode_id(copy.id)

@@ -220,7 +220,7 @@ def test_branch_and_tag_verbs(run: Run, local: tuple[str, dict[str, str]]) -> No
     assert status == 1 and err.startswith("pyicechunk branch create: error: ")
 
 
-def test_maintenance_verbs(run: Run, local: tuple[str, dict[str, str]]) -> None:
+def test_maintenance_verbs(run: Run, local: tuple[str, dict[str, str]], spec: int) -> None:
     loc, ids = local
     stats = run_json(run, "-R", loc, "stats")
     assert (
@@ -241,19 +241,32 @@ def test_maintenance_verbs(run: Run, local: tuple[str, dict[str, str]]) -> None:
     status, out, _ = run("-R", loc, "gc", "--older-than", "0s")
     assert status == 0 and out.startswith("Nothing to delete")
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
-    expired = run_json(run, "-R", loc, "expire", "--older-than", later, "--yes")
+    # On spec 2 a tag keeps its snapshot listed unless the tag goes with it.
+    expired = run_json(
+        run, "-R", loc, "expire", "--older-than", later, "--yes", "--delete-expired-tags"
+    )
     assert ids["c1"] in expired["expired"]
+    assert run_json(run, "-R", loc, "tag") == []
     assert [s["id"] for s in run_json(run, "-R", loc, "log")][-1] == ids["root"]
-    status, _, err = run("-R", loc, "ops")
-    assert status == 1 and "needs a spec-2 repository" in err
-    if hasattr(pyicechunk, "upgrade_icechunk_repository"):
+    if spec == 1:
+        status, _, err = run("-R", loc, "ops")
+        assert status == 1 and "needs a spec-2 repository" in err
         assert run_json(run, "-R", loc, "upgrade", "--dry-run") == {
             "dry_run": True,
             "spec_version": 1,
         }
     else:
+        # Newest first: what this test did, down to the repository's creation.
+        ops = run_json(run, "-R", loc, "ops")
+        kinds = [entry["kind"] for entry in ops]
+        assert kinds[:4] == ["ExpirationRan", "GCRan", "BranchDeleted", "TagCreated"]
+        assert kinds[-1] == "RepoInitialized" and kinds.count("NewCommit") == 3
+        assert ops[3]["details"] == {"name": "v1"}
+        assert [e["kind"] for e in run_json(run, "-R", loc, "ops", "-n", "2")] == kinds[:2]
+        status, out, _ = run("-R", loc, "ops")
+        assert out.split()[:3] == ["When", "Operation", "Details"] and "name=v1" in out
         status, _, err = run("-R", loc, "upgrade", "--dry-run")
-        assert status == 1 and "cannot upgrade" in err and err.count("\n") == 1
+        assert status == 1 and "is spec 2 already" in err and err.count("\n") == 1
     status, _, err = run("-R", loc, "gc", "--older-than", "yesterday")
     assert status == 1 and "bad time 'yesterday'" in err
 
@@ -347,14 +360,24 @@ def test_repo_create(run: Run, tmp_path: Path) -> None:
     assert status == 1 and "cannot create a repository at" in err and err.count("\n") == 1
 
 
-def test_inspect_and_info(run: Run, local: tuple[str, dict[str, str]]) -> None:
+def test_inspect_and_info(run: Run, local: tuple[str, dict[str, str]], spec: int) -> None:
     loc, ids = local
     described = run_json(run, "-R", loc, "inspect", "v1")
     assert described["id"] == ids["c1"] and described["commit_message"] == "first: two arrays"
     status, out, _ = run("-R", loc, "inspect", "main")
     assert json.loads(out)["id"] == ids["c2"]
-    status, _, err = run("-R", loc, "inspect", "repo")
-    assert status == 1 and "needs a spec-2 repository" in err
+    if spec == 1:
+        status, _, err = run("-R", loc, "inspect", "repo")
+        assert status == 1 and "needs a spec-2 repository" in err
+    else:
+        repo_object = run_json(run, "-R", loc, "inspect", "repo")
+        assert repo_object["spec_version"] == "2.0" and repo_object["tags"] == {"v1": ids["c1"]}
+        assert repo_object["branches"] == {"main": ids["c2"], "dev": ids["d1"]}
+    log = run_json(run, "-R", loc, "inspect", "--transaction-log", "main")
+    assert log["header"]["file_type"] == "transaction-log"
+    assert log["header"]["spec_version"] == f"{spec}.0"
+    manifest = run_json(run, "-R", loc, "show", "main")["manifests"][0]["id"]
+    assert run_json(run, "-R", loc, "inspect", "--manifest", manifest.lower())["id"] == manifest
     versions = run_json(run, "info")
     expected = {"platform", "python", "pyicechunk", "numpy", "zarr", "xarray", "dask"}
     assert expected | {"distributed", "obstore", "icechunk"} <= set(versions)

@@ -3,8 +3,9 @@
 Times for ``--older-than`` are a date or date-time (``2026-01-31``, ``2026-01-31T12:00Z``;
 UTC unless it says otherwise) or an age (``30d``, ``12h``, ``2w``, ``90m``, ``45s``).
 
-``--progress/--no-progress`` asks the library for a progress bar (default: on a terminal);
-it takes effect with a library whose maintenance calls accept ``progress=``.
+``--progress/--no-progress`` shows or hides the progress of the work (default: as
+:mod:`pyicechunk.progress` decides, a bar when stderr is a terminal unless
+``PYICECHUNK_PROGRESS`` says otherwise).
 
 JSON schemas: ``stats`` ``{"native_bytes", "virtual_bytes", "inlined_bytes", "total_bytes"}``;
 ``ops`` ``[{"kind", "updated_at", "backup_path", "details": {...}}, ...]`` newest first;
@@ -14,11 +15,10 @@ JSON schemas: ``stats`` ``{"native_bytes", "virtual_bytes", "inlined_bytes", "to
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import inspect
 import re
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -29,6 +29,7 @@ from pyicechunk.cli._app import app, json_option, options, repo_options
 from pyicechunk.cli._describe import human_bytes
 from pyicechunk.cli._location import open_repository
 from pyicechunk.cli._output import CliError, console, emit_json, iso, relative_time, table
+from pyicechunk.progress import progress_mode
 
 __all__ = ["parse_time", "spec_version"]
 
@@ -57,16 +58,10 @@ def spec_version(repo: Any) -> int:
     return int(getattr(repo, "spec_version", 1))
 
 
-def _progress_kwargs(func: Callable[..., Any]) -> dict[str, Any]:
-    """``progress=`` for a library call that accepts it (the hook for progress bars)."""
-    try:
-        accepted = "progress" in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return {}
-    if not accepted:
-        return {}
+def _progress() -> contextlib.AbstractContextManager[Any]:
+    """The progress mode ``--progress/--no-progress`` chose for the library calls in it."""
     chosen = options().progress
-    return {"progress": sys.stderr.isatty() if chosen is None else chosen}
+    return contextlib.nullcontext() if chosen is None else progress_mode(chosen)
 
 
 def _progress_option(func: Any) -> Any:
@@ -78,7 +73,8 @@ def _progress_option(func: Any) -> Any:
         default=None,
         expose_value=False,
         callback=store,
-        help="Show progress (default: when stderr is a terminal).",
+        help="Show progress (default: when stderr is a terminal, unless $PYICECHUNK_PROGRESS "
+        "is off).",
     )(func)
 
 
@@ -200,8 +196,8 @@ def gc(older_than: str, dry_run: bool, yes: bool, as_json: bool) -> None:
     """
     repo = open_repository(options())
     threshold = parse_time(older_than)
-    extra = _progress_kwargs(repo.garbage_collect)
-    planned = _summary_fields(repo.garbage_collect(threshold, dry_run=True, **extra))
+    with _progress():
+        planned = _summary_fields(repo.garbage_collect(threshold, dry_run=True))
     nothing = not any(planned.values())
     if dry_run or nothing:
         if as_json:
@@ -214,7 +210,8 @@ def gc(older_than: str, dry_run: bool, yes: bool, as_json: bool) -> None:
     if not as_json:
         _print_summary(f"Would delete (objects older than {iso(threshold)}):", planned)
     _confirm("Delete these objects for good?", yes)
-    done = _summary_fields(repo.garbage_collect(threshold, **extra))
+    with _progress():
+        done = _summary_fields(repo.garbage_collect(threshold))
     if as_json:
         emit_json({"dry_run": False, "older_than": iso(threshold), "deleted": done})
     else:
@@ -249,15 +246,14 @@ def expire(
     repo = open_repository(options())
     threshold = parse_time(older_than)
     _confirm(f"Cut every snapshot written before {iso(threshold)} out of the history?", yes)
-    extra = _progress_kwargs(repo.expire_snapshots)
-    expired = sorted(
-        repo.expire_snapshots(
-            threshold,
-            delete_expired_branches=delete_expired_branches,
-            delete_expired_tags=delete_expired_tags,
-            **extra,
+    with _progress():
+        expired = sorted(
+            repo.expire_snapshots(
+                threshold,
+                delete_expired_branches=delete_expired_branches,
+                delete_expired_tags=delete_expired_tags,
+            )
         )
-    )
     if as_json:
         emit_json({"older_than": iso(threshold), "expired": expired})
         return
@@ -286,7 +282,8 @@ def upgrade(dry_run: bool, yes: bool, as_json: bool) -> None:
         raise CliError("this version of pyicechunk cannot upgrade repositories to spec 2 yet")
     if not dry_run:
         _confirm("Upgrade to spec 2? icechunk 1.x will not read it any more", yes)
-    upgraded = migrate(repo, dry_run=dry_run, **_progress_kwargs(migrate))
+    with _progress():
+        upgraded = migrate(repo, dry_run=dry_run)
     version = spec_version(upgraded)
     if as_json:
         emit_json({"dry_run": dry_run, "spec_version": version})
