@@ -55,6 +55,7 @@ from pyicechunk.credentials import (
     AnyGcsStaticCredential,
     AnyS3Credential,
     AzureCredentials,
+    AzureRefreshableCredential,
     AzureStaticCredentials,
     Credentials,
     GcsBearerCredential,
@@ -62,8 +63,10 @@ from pyicechunk.credentials import (
     GcsStaticCredentials,
     S3Credentials,
     S3StaticCredentials,
+    azure_anonymous_credentials,
     azure_credentials,
     azure_from_env_credentials,
+    azure_refreshable_credentials,
     azure_static_credentials,
     containers_credentials,
     gcs_credentials,
@@ -250,6 +253,9 @@ __all__ = [
     "shutdown_telemetry",
     "user_agent",
     "hf_storage",
+    "AzureRefreshableCredential",
+    "azure_anonymous_credentials",
+    "azure_refreshable_credentials",
 ]
 
 initialize_logs()

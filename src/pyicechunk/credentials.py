@@ -23,7 +23,9 @@ __all__ = [
     "AnyGcsCredential",
     "AnyGcsStaticCredential",
     "AnyS3Credential",
+    "AnyAzureRefreshableCredential",
     "AzureCredentials",
+    "AzureRefreshableCredential",
     "AzureStaticCredentials",
     "Credentials",
     "GcsBearerCredential",
@@ -31,7 +33,9 @@ __all__ = [
     "GcsStaticCredentials",
     "S3Credentials",
     "S3StaticCredentials",
+    "azure_anonymous_credentials",
     "azure_credentials",
+    "azure_refreshable_credentials",
     "azure_from_env_credentials",
     "azure_static_credentials",
     "containers_credentials",
@@ -210,17 +214,50 @@ class AzureStaticCredentials:
             self.token = token
 
 
+class AzureRefreshableCredential:
+    """What the getter of refreshable Azure credentials returns: one credential, valid until
+    ``expires_after`` (None: no expiry)."""
+
+    class AccessKey:
+        """A storage account access key."""
+
+        def __init__(self, key: str, *, expires_after: datetime | None = None) -> None:
+            self.key = key
+            self.expires_after = expires_after
+
+    class SasToken:
+        """A shared access signature."""
+
+        def __init__(self, token: str, *, expires_after: datetime | None = None) -> None:
+            self.token = token
+            self.expires_after = expires_after
+
+    class BearerToken:
+        """A bearer token."""
+
+        def __init__(self, bearer: str, *, expires_after: datetime | None = None) -> None:
+            self.bearer = bearer
+            self.expires_after = expires_after
+
+
 class AzureCredentials:
     """The kinds of Azure credentials."""
 
     class FromEnv:
         """Take credentials from the environment."""
 
+    class Anonymous:
+        """Send unsigned requests (public containers)."""
+
     class Static:
         """Fixed credentials."""
 
         def __init__(self, credentials: AnyAzureStaticCredential) -> None:
             self.credentials = credentials
+
+    class Refreshable(_Refreshable):
+        """Credentials fetched, and fetched again before they expire, by a pickled callable
+        returning an :class:`AzureRefreshableCredential` variant."""
 
 
 class Credentials:
@@ -268,7 +305,17 @@ AnyAzureStaticCredential = (
     | AzureStaticCredentials.SasToken
     | AzureStaticCredentials.BearerToken
 )
-AnyAzureCredential = AzureCredentials.FromEnv | AzureCredentials.Static
+AnyAzureCredential = (
+    AzureCredentials.FromEnv
+    | AzureCredentials.Anonymous
+    | AzureCredentials.Static
+    | AzureCredentials.Refreshable
+)
+AnyAzureRefreshableCredential = (
+    AzureRefreshableCredential.AccessKey
+    | AzureRefreshableCredential.SasToken
+    | AzureRefreshableCredential.BearerToken
+)
 AnyCredential = Credentials.S3 | Credentials.Gcs | Credentials.Azure
 
 
@@ -539,14 +586,41 @@ def azure_from_env_credentials() -> AzureCredentials.FromEnv:
     return AzureCredentials.FromEnv()
 
 
+def azure_anonymous_credentials() -> AzureCredentials.Anonymous:
+    """Azure credentials for unsigned requests (public containers)."""
+    return AzureCredentials.Anonymous()
+
+
+def azure_refreshable_credentials(
+    get_credentials: Callable[[], AnyAzureRefreshableCredential],
+    scatter_initial_credentials: bool = False,
+) -> AzureCredentials.Refreshable:
+    """Azure credentials fetched by ``get_credentials``, again whenever they expire.
+
+    Parameters
+    ----------
+    get_credentials
+        A picklable function returning an :class:`AzureRefreshableCredential` variant.
+    scatter_initial_credentials
+        Call it now and keep the result, so pickled copies of the repository or session start
+        with it instead of each calling the function (the value travels with the pickle).
+    """
+    current = get_credentials() if scatter_initial_credentials else None
+    return AzureCredentials.Refreshable(pickle.dumps(get_credentials), current)
+
+
 def azure_credentials(
     *,
     access_key: str | None = None,
     sas_token: str | None = None,
     bearer_token: str | None = None,
     from_env: bool | None = None,
+    anonymous: bool | None = None,
+    get_credentials: Callable[[], AnyAzureRefreshableCredential] | None = None,
+    scatter_initial_credentials: bool = False,
 ) -> AnyAzureCredential:
-    """Pick the kind of Azure credentials that the arguments describe.
+    """Pick the kind of Azure credentials that the arguments describe, in icechunk 2.x's order:
+    anonymous, then a getter (refreshable), then the environment or fixed credentials.
 
     Returns
     -------
@@ -557,6 +631,10 @@ def azure_credentials(
     ValueError
         If the arguments mix kinds.
     """
+    if anonymous:
+        return azure_anonymous_credentials()
+    if get_credentials is not None:
+        return azure_refreshable_credentials(get_credentials, scatter_initial_credentials)
     has_static = access_key is not None or sas_token is not None or bearer_token is not None
     if not has_static and (from_env is None or from_env):
         return azure_from_env_credentials()

@@ -62,16 +62,12 @@ PENDING: dict[str, str] = {
     },
 }
 
-# Names nobody is adding yet: each needs more than a name (a storage backend of its own, or
-# credentials the object-store backend must learn to use).
+# Names nobody is adding yet: each needs a storage backend of its own.
 NOT_STARTED: dict[str, str] = {
     "http_storage": "read-only HTTP storage backend",
     "redirect_storage": "redirect storage backend",
     "Storage.new_http": "read-only HTTP storage backend",
     "Storage.new_redirect": "redirect storage backend",
-    "AzureRefreshableCredential": "Azure refreshable credentials",
-    "azure_refreshable_credentials": "Azure refreshable credentials",
-    "azure_anonymous_credentials": "Azure anonymous credentials",
 }
 
 

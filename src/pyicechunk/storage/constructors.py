@@ -386,6 +386,7 @@ def azure_storage(
     sas_token: str | None = None,
     bearer_token: str | None = None,
     from_env: bool | None = None,
+    anonymous: bool | None = None,
     config: dict[str, str] | None = None,
 ) -> Storage:
     """Create storage in an Azure Blob Storage container.
@@ -404,6 +405,10 @@ def azure_storage(
     from pyicechunk.credentials import azure_credentials
 
     credentials = azure_credentials(
-        access_key=access_key, sas_token=sas_token, bearer_token=bearer_token, from_env=from_env
+        access_key=access_key,
+        sas_token=sas_token,
+        bearer_token=bearer_token,
+        from_env=from_env,
+        anonymous=anonymous,
     )
     return Storage.new_azure_blob(account, container, prefix, credentials, config=config)

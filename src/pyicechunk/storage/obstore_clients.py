@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pyicechunk.config import S3Options
 from pyicechunk.credentials import (
     AzureCredentials,
+    AzureRefreshableCredential,
     AzureStaticCredentials,
     GcsBearerCredential,
     GcsCredentials,
@@ -49,7 +50,12 @@ class _RefreshingProvider:
     again; the credential scattered at construction is served first while still valid.
     """
 
-    def __init__(self, refreshable: S3Credentials.Refreshable | GcsCredentials.Refreshable):
+    def __init__(
+        self,
+        refreshable: S3Credentials.Refreshable
+        | GcsCredentials.Refreshable
+        | AzureCredentials.Refreshable,
+    ):
         self._refreshable = refreshable
         self._current = refreshable.current
 
@@ -65,11 +71,16 @@ class _RefreshingProvider:
                 "token": cred.session_token,
                 "expires_at": aware(cred.expires_after),
             }
-        if isinstance(cred, GcsBearerCredential):
+        if isinstance(cred, GcsBearerCredential | AzureRefreshableCredential.BearerToken):
             return {"token": cred.bearer, "expires_at": aware(cred.expires_after)}
+        if isinstance(cred, AzureRefreshableCredential.AccessKey):
+            return {"access_key": cred.key, "expires_at": aware(cred.expires_after)}
+        if isinstance(cred, AzureRefreshableCredential.SasToken):
+            return {"sas_token": cred.token, "expires_at": aware(cred.expires_after)}
         raise IcechunkError(
             f"the credentials callable returned {type(cred).__name__}; it must return "
-            "S3StaticCredentials (S3) or GcsBearerCredential (GCS)",
+            "S3StaticCredentials (S3), GcsBearerCredential (GCS) or an "
+            "AzureRefreshableCredential variant (Azure)",
             kind="invalid-credentials",
         )
 
@@ -150,7 +161,12 @@ def build_azure_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> A
     store_config, client = _split_config(spec.config)
     config: dict[str, Any] = {"account_name": spec.account, **store_config}
     creds = spec.credentials
-    if isinstance(creds, AzureCredentials.Static):
+    provider = None
+    if isinstance(creds, AzureCredentials.Anonymous):
+        config["skip_signature"] = True
+    elif isinstance(creds, AzureCredentials.Refreshable):
+        provider = _RefreshingProvider(creds)
+    elif isinstance(creds, AzureCredentials.Static):
         c = creds.credentials
         if isinstance(c, AzureStaticCredentials.AccessKey):
             config["account_key"] = c.key
@@ -164,6 +180,7 @@ def build_azure_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> A
         config=config,
         client_options=_client_options(spec, False, None, client),
         retry_config=_retry_config(eff),
+        credential_provider=provider,
     )
 
 
