@@ -84,7 +84,7 @@ def usable_containers(config: RepositoryConfig) -> list[VirtualChunkContainer]:
     out: list[tuple[int, VirtualChunkContainer]] = []
     for cont in (config.virtual_chunk_containers or {}).values():
         prefix = cont.url_prefix if cont.url_prefix.endswith("/") else cont.url_prefix + "/"
-        fixed = VirtualChunkContainer(prefix, cont.store)
+        fixed = VirtualChunkContainer(prefix, cont.store, cont.name)
         try:
             validate_container(fixed)
             depth = len(parse_container_prefix(prefix).segments)
@@ -93,6 +93,36 @@ def usable_containers(config: RepositoryConfig) -> list[VirtualChunkContainer]:
         out.append((depth, fixed))
     out.sort(key=lambda item: (-item[0], -len(item[1].url_prefix)))
     return [cont for _, cont in out]
+
+
+_NAMED: Final = "vcc://"
+
+
+def resolve_named(
+    location: str, containers: Sequence[VirtualChunkContainer], *, strict: bool = True
+) -> str:
+    """A ``vcc://<name>/<path>`` location as ``url_prefix + path`` of the container named
+    ``name`` (icechunk 2.x stores such locations verbatim and resolves them when reading);
+    any other location, or with ``strict=False`` one naming no container, as it is.
+
+    Raises
+    ------
+    IcechunkError
+        If ``strict`` and no container of the config has that name.
+    """
+    if location[: len(_NAMED)].lower() != _NAMED:
+        return location
+    name, _, path = location[len(_NAMED) :].partition("/")
+    for cont in containers:
+        if cont.name is not None and cont.name == name:
+            return cont.url_prefix + path
+    if not strict:
+        return location
+    raise IcechunkError(
+        f"the virtual chunk location `{location}` names the container `{name}`, which the "
+        "repository config does not have; add a VirtualChunkContainer with that name",
+        kind="no-container-for-virtual-chunk",
+    )
 
 
 def _container_for(
@@ -127,7 +157,7 @@ def find_container(
         any container (see :func:`pyicechunk.virtual_location.parse_location`).
     """
     try:
-        parsed = parse_location(location)
+        parsed = parse_location(resolve_named(location, containers))
     except IcechunkError as e:
         raise IcechunkError(
             f"{NO_CONTAINER_MESSAGE}: {e.message}", kind="no-container-for-virtual-chunk"
@@ -367,8 +397,9 @@ async def fetch_virtual_chunk(
         the container is not authorized, the object is missing or shorter than the reference
         says, or the object's checksum changed. In the first three cases nothing is fetched.
     """
-    location = parse_location(payload.location)
-    cont = _container_for(location, usable_containers(config))
+    containers = usable_containers(config)
+    location = parse_location(resolve_named(payload.location, containers))
+    cont = _container_for(location, containers)
     if cont is None:
         shown = str(location)
         if shown != payload.location:

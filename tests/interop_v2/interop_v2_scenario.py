@@ -179,8 +179,11 @@ BUILD = (
 rs = np.random.RandomState(11)
 config = icechunk.RepositoryConfig.default()
 config.inline_chunk_threshold_bytes = 64
+v2 = spec_version == 2
+# Spec 2: the local container has a name, so that refs may say vcc://local/<path>.
+named = {"name": "local"} if v2 else {}
 config.set_virtual_chunk_container(
-    icechunk.VirtualChunkContainer(local_prefix, icechunk.local_filesystem_store(vdir))
+    icechunk.VirtualChunkContainer(local_prefix, icechunk.local_filesystem_store(vdir), **named)
 )
 if vs3 is not None:
     config.set_virtual_chunk_container(
@@ -192,7 +195,6 @@ if vs3 is not None:
             ),
         )
     )
-v2 = spec_version == 2
 if v2:
     # A small window: the ops log spans a chain of files in overwritten/ (FORMAT-V2 §10.3).
     config.num_updates_per_repo_info_file = 4
@@ -262,6 +264,9 @@ f8[0:10, 0:7] = -1.0  # the fill value everywhere: the chunk is deleted
 f8[10:, 7:14] = rs.standard_normal((10, 7))
 zarr.open_array(s.store, path="i2", mode="r+")[4:8] = rs.randint(-9, 9, size=4)
 s.store.set_virtual_refs("virt", [icechunk.VirtualChunkSpec([3], values_url, 16, 16)])
+if v2:
+    vcc = [icechunk.VirtualChunkSpec([2], "vcc://local/values.bin", 4, 16)]
+    s.store.set_virtual_refs("virt", vcc)
 commit(s, "edit and drop a chunk", step=2, nested={"a": [1, None]})
 
 s = repo.writable_session("main")
@@ -423,7 +428,11 @@ def update_fields(u):
 def config_fields(c):
     return {
         "inline_chunk_threshold_bytes": c.inline_chunk_threshold_bytes,
-        "containers": sorted(v.url_prefix for v in (c.virtual_chunk_containers or {}).values()),
+        "containers": sorted(
+            (v.url_prefix, getattr(v, "name", None))
+            for v in (c.virtual_chunk_containers or {}).values()
+        ),
+        "ops_log_window": getattr(c, "num_updates_per_repo_info_file", None),
     }
 
 branches = sorted(repo.list_branches())

@@ -413,9 +413,14 @@ class SessionCore:
         return ChunkType.VIRTUAL
 
     async def virtual_chunk_locations(self) -> list[str]:
-        """Locations of every virtual ref the session sees, per array in chunk order."""
+        """Locations of every virtual ref the session sees, per array in chunk order; named
+        ones (``vcc://``) resolved, as 2.x lists them."""
+        from pyicechunk.virtual import resolve_named, usable_containers
+
         state = self._state
-        return await virtual_locations(self.ctx.assets, state, self.nodes("/"), self._lock)
+        found = await virtual_locations(self.ctx.assets, state, self.nodes("/"), self._lock)
+        containers = usable_containers(self.ctx.config)
+        return [resolve_named(location, containers, strict=False) for location in found]
 
     # -- status -------------------------------------------------------------------------------
 
