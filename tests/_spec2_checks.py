@@ -42,6 +42,8 @@ async def read_ops_log(backend: StorageBackend) -> list[Update]:
     while name is not None:
         assert name not in seen, f"the ops-log chain loops at {name}"
         seen.add(name)
+        # (a missing chained copy ends the log quietly, as in the reference: never here)
+        assert await backend.exists(keys.backup_key(name)), f"chained copy {name} is missing"
         entries, name = await repo.ops_log_file(name)
         out.extend(entries)
     return out

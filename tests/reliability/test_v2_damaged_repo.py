@@ -5,8 +5,9 @@ as another repository: a file that fails its checksum, a snapshot list whose par
 loop or point past the end, a ref past the end of the list, each is an IcechunkError that names
 ``repo``, from every entry point. What decodes but cannot be written back (no ``main``, an
 ops log newer than the clock) reads and refuses every update. An older copy from
-``overwritten/`` put in place of ``repo`` is an older, consistent repository. A broken ops-log
-chain fails the ops log only, naming the copy. Missing or swapped snapshot files fail the reads
+``overwritten/`` put in place of ``repo`` is an older, consistent repository. A looping,
+damaged or out-of-order ops-log chain fails the ops log only, naming the copy (a missing copy
+ends the log, as in the reference). Missing or swapped snapshot files fail the reads
 and commits that need them, naming the file. Nothing here changes a byte on disk.
 
 The hostile objects are re-framed (a valid checksum over altered content), so what is tested
@@ -312,9 +313,8 @@ def test_ops_log_chain_missing_or_damaged_copy(built: Built) -> None:
     assert name is not None
     _cut_log(built.path, "repo.00000000000000.00000000000000000000")
     repo = icechunk.Repository.open(storage(built.path))
-    with pytest.raises(IcechunkError, match="missing") as info:
-        list(repo.ops_log())
-    assert "overwritten/repo.00000000000000.00000000000000000000" in info.value.message
+    # copies are only history: a missing one ends the log there, as in the reference
+    assert len(list(repo.ops_log())) == 1
     _cut_log(built.path, name)
     copy = built.path / "overwritten" / name
     copy.write_bytes(_truncate(copy.read_bytes(), random.Random(1)))
