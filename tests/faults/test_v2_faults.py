@@ -450,3 +450,28 @@ def test_v2_update_attempts_exhausted(new_storage: Any, kind: str) -> None:
     assert repo.list_tags() == {f"theirs-{n}" for n in range(1, 9)}
     report = asyncio.run(check_repo(inner))
     assert len(report.ops_log) == 9 and not report.unused_backups
+
+
+@RESEND
+def test_v2_lost_response_without_write_ids(new_storage: Any, resend: bool) -> None:
+    # With unsafe_use_metadata off nothing is stamped (spec 1 then reads a resent tag write as
+    # "tag already exists"); repo still names our copy, so the swap is recognised all the same.
+    faulty = _lossy(new_storage, "s3", resend, put_if_version=1.0)
+    repo = _create(faulty)
+    config = pyicechunk.RepositoryConfig(
+        storage=pyicechunk.StorageSettings(unsafe_use_metadata=False)
+    )
+    repo = pyicechunk.Repository.open(Storage.from_backend(faulty), config=config)
+    faulty.enabled = True
+    repo.create_tag("v1", repo.lookup_branch("main"))
+    session = repo.writable_session("main")
+    zarr.open_array(session.store, path="a", mode="r+")[:CHUNK] = _values(0)
+    sid = session.commit("c0")
+    assert faulty.injected["put_if_version"] == 2
+    faulty.enabled = False
+    assert asyncio.run(faulty.inner._read_write_id("repo")) is None  # nothing was stamped
+    again = pyicechunk.Repository.open(Storage.from_backend(faulty.inner))
+    assert again.list_tags() == {"v1"} and again.lookup_branch("main") == sid
+    report = asyncio.run(check_repo(faulty.inner))
+    assert [type(e.action) for e in report.ops_log[:2]] == [NewCommit, TagCreated]
+    assert len(report.ops_log) == 4 and not report.unused_backups
