@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import importlib.util
+import importlib
 import os
 import sys
 import threading
@@ -186,7 +186,9 @@ def _console(mode: Mode) -> Console | None:
 
     console = Console(file=sys.stderr)
     if console.is_jupyter:
-        if importlib.util.find_spec("ipywidgets") is None:
+        try:
+            importlib.import_module("ipywidgets")
+        except ImportError:
             message = (
                 "progress bars in Jupyter need ipywidgets: pip install 'pyicechunk[notebook]' "
                 f"(or set {ENV_VAR}=off)"
