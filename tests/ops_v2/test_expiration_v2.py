@@ -132,3 +132,28 @@ def test_a_read_only_repository_refuses_expiration(both: Both, tmp_path: Path) -
         impl.run("path = where", where=str(tmp_path / impl.name))
     with raises("ReadOnlyError", kind="read-only-repository"):
         both.same(READ_ONLY)
+
+
+SHARED_TIP = """
+repo = new_repo(path)
+commit(repo, "c0", 0, create=True)
+commit(repo, "c1", 1)
+ids = {label: sid for sid, label in labels.items()}
+repo.create_branch("same", ids["c1"])
+repo.create_branch("old", ids["c0"])
+repo.create_tag("on_main", ids["c1"])
+gone = named(repo.expire_snapshots(utc_now(), delete_expired_branches=True,
+                                   delete_expired_tags=True))
+(gone, sorted(repo.list_branches()), sorted(repo.list_tags()), ancestry(repo, branch="main"))
+"""
+
+
+def test_refs_sharing_mains_expired_tip_go_and_the_tip_stays(both: Both, tmp_path: Path) -> None:
+    seen = [
+        run_scenario(impl, SHARED_TIP, tmp_path / impl.name) for impl in (both.ours, both.reference)
+    ]
+    assert equal(seen[0], seen[1]), seen
+    (gone, branches, tags, main), files = seen[0]
+    # main's tip is never released, but the other refs on it (expired) are deleted.
+    assert (gone, branches, tags, main) == (["c0"], ["main"], [], ["c1", "init"])
+    assert files["deleted_tags"] == ["on_main"]
