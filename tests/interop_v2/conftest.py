@@ -76,6 +76,7 @@ def scenario(request: pytest.FixtureRequest, ic2_process: Oracle) -> Iterator[Sc
             build["spec_version"] = 1
         built = impls[writer].run(BUILD, **build)
 
+    params["unreachable"] = built["unreachable"]
     made = Scenario(kind, storage, where, params, impls, built)
     if kind.migrator is not None:
         # Data at main's tip only: the views after the migration read the rest.

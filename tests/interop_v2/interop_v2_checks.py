@@ -47,8 +47,9 @@ from pyicechunk.format.repo_info import (
 from pyicechunk.storage import keys
 
 ZSTD_DICTIONARY_MAGIC = b"\x37\xa4\x30\xec"
-# Not in the spec-1 view of a history before its migration (moves are compared apart).
-SPEC_2_ONLY = ("spec_version", "ops_log", "metadata", "moves")
+# What a migration changes or adds to a view of the spec-1 history (moves: compared apart;
+# unreachable: a migration lists only the snapshots refs reach).
+SPEC_2_ONLY = ("spec_version", "ops_log", "metadata", "moves", "unreachable")
 
 # --- what pyicechunk's internals read (until its public API has these calls) -----------------
 
@@ -213,6 +214,11 @@ def test_the_other_implementation_sees_the_same(scenario: Scenario) -> None:
     assert main_history[-2][2:4] == ("create hierarchy", {"step": 1, "who": "A", "f": 0.25})
     assert main_history[-1][1] is None
     assert not set(built["unreachable"]) & set(first["listed"])
+    for sid, found in first["unreachable"].items():
+        if scenario.kind.migrator is None:
+            assert found[0][0] == sid, found
+        else:
+            assert found[0] == "error", found
     assert first["config"] == first["stored_config"]
     assert first["config"]["inline_chunk_threshold_bytes"] == 64
     assert len(first["config"]["containers"]) == (1 if scenario.storage == "local" else 2)
