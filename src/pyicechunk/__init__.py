@@ -114,6 +114,7 @@ from pyicechunk.storage import (
     azure_storage,
     gcs_storage,
     hf_storage,
+    http_storage,
     in_memory_storage,
     local_filesystem_storage,
     r2_storage,
@@ -256,6 +257,7 @@ __all__ = [
     "AzureRefreshableCredential",
     "azure_anonymous_credentials",
     "azure_refreshable_credentials",
+    "http_storage",
 ]
 
 initialize_logs()

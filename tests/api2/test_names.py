@@ -64,9 +64,7 @@ PENDING: dict[str, str] = {
 
 # Names nobody is adding yet: each needs a storage backend of its own.
 NOT_STARTED: dict[str, str] = {
-    "http_storage": "read-only HTTP storage backend",
     "redirect_storage": "redirect storage backend",
-    "Storage.new_http": "read-only HTTP storage backend",
     "Storage.new_redirect": "redirect storage backend",
 }
 

@@ -42,6 +42,7 @@ from pyicechunk.session.context import RepoContext, check_metadata
 from pyicechunk.session.core import SessionCore
 from pyicechunk.spec_versions import SpecVersion, parse_spec_version, spec_version_member
 from pyicechunk.storage import Storage
+from pyicechunk.storage.http import read_only_storage_error
 from pyicechunk.store import IcechunkStore
 
 logger = logging.getLogger(__name__)
@@ -549,6 +550,8 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
 
     async def writable_session_async(self, branch: str) -> Session:
         """Async version of :meth:`writable_session`."""
+        if self._storage.backend.read_only:
+            raise read_only_storage_error("Cannot create writable session")
         await self._state.check_writable("Cannot create writable session")
         sid = await self._state.branch_tip(branch)
         snapshot = await self._fetch_snapshot(sid)

@@ -21,6 +21,7 @@ __all__ = [
     "azure_storage",
     "gcs_storage",
     "hf_storage",
+    "http_storage",
     "in_memory_storage",
     "local_filesystem_storage",
     "r2_storage",
@@ -216,6 +217,38 @@ def hf_storage(
         write_headers=write_headers,
         headers=headers,
     )
+
+
+def http_storage(
+    base_url: str,
+    opts: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Storage:
+    """Create read-only storage for a repository published over HTTP(S).
+
+    Any web server that serves the repository's files works: objects are read with GET and
+    HEAD requests under ``base_url``. Every write is refused (kind ``read-only-storage``), and
+    operations that list objects are not available.
+
+    Parameters
+    ----------
+    base_url
+        The repository's URL.
+    opts
+        icechunk 2.x's HTTP client options; pyicechunk takes none and refuses them.
+    headers
+        Sent with every request (an ``Authorization`` header, say).
+
+    Returns
+    -------
+    Storage
+
+    Raises
+    ------
+    ValueError
+        The URL is not http(s), or client options were given.
+    """
+    return Storage.new_http(base_url, opts, headers)
 
 
 def s3_object_store_storage(

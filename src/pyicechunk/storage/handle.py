@@ -157,6 +157,22 @@ class Storage:
         return cls.new_s3(options, bucket, prefix, credentials)
 
     @classmethod
+    def new_http(
+        cls,
+        base_url: str,
+        config: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Storage:
+        """Read-only storage over HTTP(S); see :func:`http_storage`."""
+        from pyicechunk.storage.http import HttpBackend
+
+        if config:
+            raise ValueError(
+                f"pyicechunk's HTTP storage takes no client options, got {sorted(config)}"
+            )
+        return cls.from_backend(HttpBackend(base_url, headers))
+
+    @classmethod
     def new_s3_object_store(
         cls,
         config: S3Options,
