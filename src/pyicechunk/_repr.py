@@ -16,7 +16,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Block", "qualified"]
+__all__ = ["Block", "Shown", "qualified", "session_block"]
 
 # The reference spells its classes by their public module; reprs name them the same way so
 # that output written for icechunk reads the same with ``import pyicechunk as icechunk``.
@@ -102,6 +102,31 @@ class Block:
                 )
         out.append(f"{pad}</div>")
         return "\n".join(out)
+
+
+def session_block(name: str, read_only: bool, snapshot_id: str, *more: tuple[str, object]) -> Block:
+    """The block of a session or store: its class, whether it is read-only, its snapshot, and
+    the further ``(name, value)`` fields the class shows."""
+    fields = [("read_only", str(read_only)), ("snapshot_id", snapshot_id)]
+    return Block(qualified(name), [*fields, *((k, str(v)) for k, v in more)])
+
+
+class Shown:
+    """Mixin: ``repr``, ``str`` and ``_repr_html_`` all show the class's :meth:`_block`."""
+
+    __slots__ = ()
+
+    def _block(self) -> Block:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self._block().text()
+
+    def __str__(self) -> str:
+        return self._block().text()
+
+    def _repr_html_(self) -> str:
+        return self._block().html()
 
 
 # Colours come from Jupyter's theme variables where they exist, with light fallbacks and a dark

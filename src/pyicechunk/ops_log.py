@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pyicechunk._repr import Block
+from pyicechunk._repr import Block, Shown
 from pyicechunk._time import micros_to_datetime
 from pyicechunk.format import repo_info as stored
 from pyicechunk.format.ids import encode_id
@@ -211,8 +211,8 @@ for _variant in _VARIANTS:
     setattr(UpdateType, _variant.__name__, _variant)
 
 
-@dataclass(frozen=True, slots=True)
-class Update:
+@dataclass(frozen=True, slots=True, repr=False)
+class Update(Shown):
     """One entry of a repository's operations log (``Repository.ops_log()`` yields them).
 
     Parameters
@@ -230,7 +230,7 @@ class Update:
     updated_at: dt.datetime
     backup_path: str | None
 
-    def _repr_block(self) -> Block:
+    def _block(self) -> Block:
         return Block(
             "icechunk.ops.Update",
             [
@@ -239,14 +239,6 @@ class Update:
                 ("backup_path", str(self.backup_path)),
             ],
         )
-
-    def __repr__(self) -> str:
-        return self._repr_block().text()
-
-    __str__ = __repr__
-
-    def _repr_html_(self) -> str:
-        return self._repr_block().html()
 
 
 def _kind_from_stored(action: stored.UpdateAction) -> UpdateType:

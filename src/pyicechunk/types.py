@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pyicechunk._enum import NamedIntEnum
-from pyicechunk._repr import Block, qualified
+from pyicechunk._repr import Block, Shown, qualified
 from pyicechunk._time import micros_to_datetime
 from pyicechunk.format.ids import encode_id
 
@@ -29,18 +29,14 @@ __all__ = [
 ]
 
 
-class _Shown:
-    """Prints as its :meth:`_block`: the reference's text repr, and the same block as HTML in a
-    notebook. The block lists a dataclass's fields in order unless a class says otherwise."""
+class _Shown(Shown):
+    """Prints as its :meth:`_block`; the block lists a dataclass's fields in order unless a
+    class says otherwise."""
+
+    __slots__ = ()
 
     def _block(self) -> Block:
         return _fields_block(self)
-
-    def __repr__(self) -> str:
-        return self._block().text()
-
-    def _repr_html_(self) -> str:
-        return self._block().html()
 
 
 class ChunkType(NamedIntEnum):

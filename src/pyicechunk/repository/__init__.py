@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from pyicechunk._repr import Block, qualified
+from pyicechunk._repr import Block, Shown, qualified
 from pyicechunk._sync import sync
 from pyicechunk._time import datetime_to_micros
 from pyicechunk.attribution import Attribution
@@ -56,7 +56,7 @@ def _is_default_config(config: RepositoryConfig) -> bool:
     return bool(config == RepositoryConfig())
 
 
-class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
+class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
     """An Icechunk repository: version-controlled Zarr data in a storage location.
 
     Create or open one with :meth:`create`, :meth:`open` or :meth:`open_or_create`; read and
@@ -367,19 +367,13 @@ class Repository(Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         _check_storage(storage)
         return await fetch_config(storage.backend)
 
-    def _repr_block(self) -> Block:
+    def _block(self) -> Block:
         # The storage as its own repr; the config elided, as the reference does.
         version = f"v{int(self.spec_version)}"
         return Block(
             f"{qualified('Repository')} ({version})",
             [("storage", repr(self.storage)), ("config", "<RepositoryConfig ...>")],
         )
-
-    def __repr__(self) -> str:
-        return self._repr_block().text()
-
-    def _repr_html_(self) -> str:
-        return self._repr_block().html()
 
     @property
     def spec_version(self) -> SpecVersion:

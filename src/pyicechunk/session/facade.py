@@ -11,7 +11,7 @@ import warnings
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from pyicechunk._repr import Block, qualified
+from pyicechunk._repr import Block, Shown, session_block
 from pyicechunk._sync import sync
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.session.core import FORK_CANNOT, READ_ONLY_SESSION, SessionCore
@@ -30,7 +30,7 @@ PICKLE_WRITABLE = (
 )
 
 
-class Session:
+class Session(Shown):
     """A view of a repository at one snapshot; writable sessions also record changes.
 
     Obtain sessions from :meth:`Repository.writable_session` and
@@ -58,24 +58,11 @@ class Session:
             raise ValueError("Invalid state")
         self._core = state["_session"]
 
-    def _repr_block(self) -> Block:
+    def _block(self) -> Block:
         # icechunk 2.x shows forks as sessions too; a writable one adds its branch and state.
-        fields: list[tuple[str, str | Block]] = [
-            ("read_only", str(self.read_only)),
-            ("snapshot_id", self.snapshot_id),
-        ]
-        if not self.read_only:
-            fields += [
-                ("branch", str(self.branch)),
-                ("has_uncommitted_changes", str(self.has_uncommitted_changes)),
-            ]
-        return Block(qualified("Session"), fields)
-
-    def __repr__(self) -> str:
-        return self._repr_block().text()
-
-    def _repr_html_(self) -> str:
-        return self._repr_block().html()
+        more = [("branch", self.branch), ("has_uncommitted_changes", self.has_uncommitted_changes)]
+        shown = more if not self.read_only else []
+        return session_block("Session", self.read_only, self.snapshot_id, *shown)
 
     # -- properties ---------------------------------------------------------------------------
 

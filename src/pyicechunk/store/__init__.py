@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from zarr.abc.store import Store
 from zarr.core.buffer import Buffer, BufferPrototype
 
-from pyicechunk._repr import Block, qualified
+from pyicechunk._repr import Block, Shown, session_block
 from pyicechunk._sync import sync
 from pyicechunk.exceptions import IcechunkError, KeyNotFoundError
 from pyicechunk.session.core import READ_ONLY_STORE
@@ -52,7 +52,7 @@ def _check_byte_range(byte_range: object) -> None:
         raise ValueError(f"Unexpected byte_range, got {byte_range}")
 
 
-class IcechunkStore(VirtualArrays, ArrayChunks, Store):
+class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
     """A zarr v3 store over an Icechunk session.
 
     Do not construct it directly: use ``Session.store``.
@@ -96,23 +96,9 @@ class IcechunkStore(VirtualArrays, ArrayChunks, Store):
     def __eq__(self, value: object) -> bool:
         return isinstance(value, IcechunkStore) and self._core is value._core
 
-    def _repr_block(self) -> Block:
-        return Block(
-            qualified("IcechunkStore"),
-            [
-                ("read_only", str(self.read_only)),
-                ("snapshot_id", self._core.snapshot_id),
-                ("branch", str(self._core.branch)),
-            ],
-        )
-
-    def __repr__(self) -> str:
-        return self._repr_block().text()
-
-    __str__ = __repr__
-
-    def _repr_html_(self) -> str:
-        return self._repr_block().html()
+    def _block(self) -> Block:
+        shown = (self.read_only, self._core.snapshot_id, ("branch", self._core.branch))
+        return session_block("IcechunkStore", *shown)
 
     __hash__ = None  # type: ignore[assignment]
 
