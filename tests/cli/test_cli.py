@@ -59,6 +59,12 @@ def where(
     if request.param == "local":
         path = tmp_path / "repo"
         return str(path), build_history(pyicechunk.local_filesystem_storage(str(path)), spec)
+    return _on_s3(request, monkeypatch, spec)
+
+
+def _on_s3(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, spec: int
+) -> tuple[str, dict[str, str]]:
     server = request.getfixturevalue("s3_server")
     bucket = request.getfixturevalue("s3_bucket")
     # The command line takes S3 settings and credentials from the usual environment.
@@ -77,6 +83,14 @@ def where(
         region=server.region,
     )
     return f"s3://{bucket}/some/repo", build_history(storage, spec)
+
+
+@pytest.fixture
+def on_s3(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, spec: int
+) -> tuple[str, dict[str, str]]:
+    """``(location, ids)`` of a history in a bucket on moto."""
+    return _on_s3(request, monkeypatch, spec)
 
 
 @pytest.fixture
@@ -269,6 +283,66 @@ def test_maintenance_verbs(run: Run, local: tuple[str, dict[str, str]], spec: in
         assert status == 1 and "is spec 2 already" in err and err.count("\n") == 1
     status, _, err = run("-R", loc, "gc", "--older-than", "yesterday")
     assert status == 1 and "bad time 'yesterday'" in err
+
+
+def test_maintenance_config_and_upgrade_on_s3(
+    run: Run, on_s3: tuple[str, dict[str, str]], spec: int
+) -> None:
+    loc, ids = on_s3
+    assert run_json(run, "-R", loc, "stats")["total_bytes"] > 0
+    assert run("-R", loc, "config", "set", "inline_chunk_threshold_bytes", "1024")[0] == 0
+    assert run_json(run, "-R", loc, "config", "show")["inline_chunk_threshold_bytes"] == 1024
+    assert run("-R", loc, "branch", "delete", "dev")[0] == 0
+    # S3 lists whole seconds: a cut-off far ahead makes every unreachable object old enough.
+    cutoff = "2100-01-01"
+    dry = run_json(run, "-R", loc, "gc", "--older-than", cutoff, "--dry-run")
+    assert dry["deleted"]["snapshots_deleted"] == 1
+    done = run_json(run, "-R", loc, "gc", "--older-than", cutoff, "--yes")
+    assert done["deleted"]["snapshots_deleted"] == 1 and done["deleted"]["manifests_deleted"] >= 0
+    status, _, err = run("-R", loc, "show", ids["d1"])
+    assert status == 1 and err.count("\n") == 1
+    if spec == 1:
+        assert run_json(run, "-R", loc, "upgrade", "--yes") == {
+            "dry_run": False,
+            "spec_version": 2,
+        }
+    kinds = [e["kind"] for e in run_json(run, "-R", loc, "ops")]
+    assert kinds[0] == ("GCRan" if spec == 2 else "RepoMigrated")
+    assert run_json(run, "-R", loc, "inspect", "repo")["branches"] == {"main": ids["c2"]}
+    assert [s["id"] for s in run_json(run, "-R", loc, "log")] == [ids["c2"], ids["c1"], ids["root"]]
+    graph = run_json(run, "-R", loc, "log", "--graph")
+    assert [(s["id"], s["column"]) for s in graph] == [
+        (ids["c2"], 0),
+        (ids["c1"], 0),
+        (ids["root"], 0),
+    ]
+
+
+def test_upgrade_a_spec_1_repository(run: Run, tmp_path: Path) -> None:
+    loc = str(tmp_path / "repo")
+    ids = build_history(pyicechunk.local_filesystem_storage(loc), 1)
+    before = run_json(run, "-R", loc, "log", "--all")
+    assert run_json(run, "-R", loc, "upgrade", "--dry-run")["spec_version"] == 1
+    storage = pyicechunk.local_filesystem_storage(loc)
+    assert pyicechunk.Repository.fetch_spec_version(storage) == 1  # a dry run writes nothing
+    status, _, err = run("-R", loc, "upgrade")  # not interactive: needs --yes
+    assert status == 1 and "pass --yes" in err and err.count("\n") == 1
+    status, out, _ = run("-R", loc, "upgrade", "--yes", "--no-progress")
+    assert status == 0 and out.strip() == "Upgraded: the repository is spec 2 now."
+    assert pyicechunk.Repository.fetch_spec_version(storage) == 2
+    assert run_json(run, "-R", loc, "log", "--all") == before
+    ops = run_json(run, "-R", loc, "ops")
+    assert ops[0]["kind"] == "RepoMigrated"
+    assert {e["details"].get("new_snap_id") for e in ops if e["kind"] == "NewCommit"} >= {
+        ids["c1"],
+        ids["c2"],
+        ids["d1"],
+    }
+    status, out, _ = run("-R", loc, "log", "--graph")
+    repo = pyicechunk.Repository.open(storage)
+    assert status == 0 and out == str(ancestry_graph(repo, plain=True))
+    status, _, err = run("-R", loc, "upgrade", "--yes")
+    assert status == 1 and "is spec 2 already" in err
 
 
 def test_config_verbs_and_aliases(
