@@ -2,13 +2,16 @@
 
 Every test takes the module's ``scenario`` (see ``conftest.py``): the implementation the
 repository belongs to (``first``) and the other one must describe it identically: branches,
-tags, ancestry with ids, parents, messages, metadata and times, the data of every array at every
-snapshot a ref reaches, diffs, ops log, repository metadata and config. Then the other one
-commits, amends, tags and deletes a branch, and the first one must read all of it back.
+tags, ancestry with ids, parents, messages, metadata and times (also of snapshots no ref
+reaches), the data of every array where refs point, groups and their attributes, diffs, the
+ops log, repository metadata and config. Then the other one commits (rewriting a manifest of
+compressed locations), amends, tags and deletes a branch while a session of the first one is
+open; that session rebases over all of it and commits; both must read everything back alike.
 
-Where pyicechunk has no public call yet (ops log, repository metadata), its internals are read:
-the ``repo`` object through :mod:`pyicechunk.format.repo_info` and the ops log through the
-repository state (``Spec2State.ops_log``), so the comparison still covers pyicechunk's readers.
+pyicechunk's ops log is also read through its repository state (``Spec2State.ops_log_file``)
+and compared with what its public ``Repository.ops_log`` reports; where its public API lacks
+a call (ops log, repository metadata), the internals stand in, so the comparison always covers
+pyicechunk's readers.
 """
 
 from __future__ import annotations

@@ -1,20 +1,25 @@
 """The spec-2 interop matrix: a varied history, and snippets that describe a repository.
 
 Everything here is snippet source that runs unchanged on pyicechunk, on icechunk 2.3.0 and (for
-the spec-1 histories) on icechunk 1.1.21, plus the few reads only pyicechunk's internals can do
-until its public API has them (a uniquely named module: test folders cannot share "conftest"
-imports).
+the spec-1 histories) on icechunk 1.1.21, plus the scenario's data classes (a uniquely named
+module: test folders cannot share "conftest" imports).
 
 :data:`BUILD` writes, with the implementation it runs on, at ``where`` (a location spec):
-nested groups; several dtypes with a 0-d array; a sharded array; inline, native and virtual
-chunks, with 1024 virtual refs in one array so that spec-2 writers compress their locations
-(FORMAT-V2 §8.2), pointing at local files and, on S3, also at an object in the test bucket;
-a deleted chunk, resizes, deleted nodes; five commits with metadata on ``main``; a second
-branch ``dev``; tags and a deleted tag; a flush, a branch that goes away and a reset (snapshots
-no ref reaches); a stored config; and on spec 2 with icechunk 2.3.0, repository metadata.
+nested groups; several dtypes with 0-d arrays (float32, float16 NaN) and complex; a sharded
+array; inline, native and virtual chunks, with 1024 virtual refs in one array so that spec-2
+writers compress their locations (FORMAT-V2 §8.2), some with a last-modified checksum, pointing
+at local files and, on S3, also at an object in the test bucket (with its etag); a deleted
+chunk, resizes, deleted nodes; five commits with metadata on ``main``; a second branch ``dev``;
+tags and a deleted tag; a flush, a branch that goes away and a reset (snapshots no ref reaches);
+a stored config. On spec 2 also: a 4-entry ops-log window (the log spans a chain of files in
+``overwritten/``), a ``vcc://`` ref to a named container, a branch name with a slash, an empty
+commit, a saved config, and where the writer offers them repository metadata, status and
+feature-flag changes, and (icechunk 2.3.0 only) a move.
 
 :data:`VIEW` is what a reader sees; :data:`ON_TOP` is the other implementation's work on top
-(a commit that rewrites the many-refs manifest, an amend, a tag, a deleted branch).
+(a commit that rewrites the many-refs manifest, an amend, a tag, a deleted branch);
+:data:`PENDING` and :data:`COMMIT_PENDING` a session of the first implementation that rebases
+over that work.
 """
 
 from __future__ import annotations
