@@ -118,6 +118,7 @@ from pyicechunk.storage import (
     in_memory_storage,
     local_filesystem_storage,
     r2_storage,
+    redirect_storage,
     s3_storage,
     tigris_storage,
 )
@@ -258,6 +259,7 @@ __all__ = [
     "azure_anonymous_credentials",
     "azure_refreshable_credentials",
     "http_storage",
+    "redirect_storage",
 ]
 
 initialize_logs()

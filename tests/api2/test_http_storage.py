@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +27,17 @@ class _Files(BaseHTTPRequestHandler):
         pass
 
     def _answer(self, body: bool) -> None:
+        # /redirect/<n>/<target>: a redirect service, <n> more hops before Location <target>.
+        found = re.fullmatch(r"/redirect/(\d+)/(.*)", self.path)
+        if found:
+            hops, target = int(found[1]), urllib.parse.unquote(found[2])
+            self.send_response(302 if target != "none" else 200)
+            if target != "none":
+                next_hop = f"/redirect/{hops - 1}/{found[2]}" if hops else target
+                self.send_header("Location", next_hop)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         path = self.root / self.path.lstrip("/")
         if not path.resolve().is_relative_to(self.root) or not path.is_file():
             self.send_error(404)
@@ -121,3 +133,31 @@ def test_missing_repository_and_bad_urls(
     )
     with raises("RepositoryNotFoundError", kind="repository-not-found"):
         impl.run("icechunk.Repository.open(icechunk.http_storage(url))", url=f"{base}/nope")
+
+
+def _redirect(base: str, target: str, hops: int = 0) -> str:
+    return f"{base}/redirect/{hops}/{urllib.parse.quote(target, safe='')}"
+
+
+def test_redirect_storage(impl: InProcess | Oracle, served: tuple[Path, str]) -> None:
+    root, base = served
+    name = f"redirected-{impl.name}"
+    data = _publish(root, name, 2)
+    target = base.replace("http://", "http+icechunk://") + f"/{name}"
+    got = impl.run(
+        "repo = icechunk.Repository.open(icechunk.redirect_storage(url))\n"
+        "zarr.open_array(repo.readonly_session('main').store, path='x', mode='r')[:]",
+        url=_redirect(base, target, hops=2),
+    )
+    np.testing.assert_array_equal(got, data)
+    with raises("ReadOnlyError", kind="read-only-storage"):
+        impl.run("repo.writable_session('main')")
+    with raises("StorageError", kind="bad-redirect", match="builder error for url"):
+        impl.run(
+            "icechunk.Repository.open(icechunk.redirect_storage(url))",
+            url=_redirect(base, "ftp://x/y"),
+        )
+    with raises("StorageError", kind="bad-redirect", match="no location header detected"):
+        impl.run(
+            "icechunk.Repository.open(icechunk.redirect_storage(url))", url=_redirect(base, "none")
+        )

@@ -62,12 +62,6 @@ PENDING: dict[str, str] = {
     },
 }
 
-# Names nobody is adding yet: each needs a storage backend of its own.
-NOT_STARTED: dict[str, str] = {
-    "redirect_storage": "redirect storage backend",
-    "Storage.new_redirect": "redirect storage backend",
-}
-
 
 def _instances() -> dict[str, Any]:
     """One pyicechunk object of each class, made the way user code makes them."""
@@ -113,12 +107,12 @@ def test_every_reference_name_exists(ic2: Oracle) -> None:
     reference = ic2.run(LIST_REFERENCE)
     assert len(reference["__all__"]) == 114  # API-2.md §2: the list this test was written for
     missing = _missing(reference)
-    known = {**PENDING, **NOT_STARTED}
+    known = PENDING
     unexpected = [n for n in missing if n not in known]
     assert not unexpected, f"missing from pyicechunk: {unexpected}"
     landed = sorted(set(known) - set(missing))
     if landed:
-        warnings.warn(f"now present, drop from PENDING/NOT_STARTED: {landed}", stacklevel=1)
+        warnings.warn(f"now present, drop from PENDING: {landed}", stacklevel=1)
 
 
 def test_exported_names_are_real() -> None:

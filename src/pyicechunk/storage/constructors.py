@@ -25,6 +25,7 @@ __all__ = [
     "in_memory_storage",
     "local_filesystem_storage",
     "r2_storage",
+    "redirect_storage",
     "s3_object_store_storage",
     "s3_storage",
     "tigris_storage",
@@ -249,6 +250,28 @@ def http_storage(
         The URL is not http(s), or client options were given.
     """
     return Storage.new_http(base_url, opts, headers)
+
+
+def redirect_storage(base_url: str) -> Storage:
+    """Create read-only storage at the location ``base_url`` redirects to.
+
+    A GET of ``base_url`` must answer with a redirect (followed up to ten times) whose
+    ``Location`` names the storage: ``s3://bucket/prefix?region=R``,
+    ``r2://bucket/prefix?account_id=A``, ``tigris://bucket/prefix``, ``gs://bucket/prefix``
+    (anonymous access), or ``http+icechunk://host/path`` (and ``https+icechunk://``,
+    ``http+ic://``, ``https+ic://``) for a repository served over HTTP. It is resolved on first
+    use.
+
+    Returns
+    -------
+    Storage
+
+    Raises
+    ------
+    ValueError
+        ``base_url`` is not http(s).
+    """
+    return Storage.new_redirect(base_url)
 
 
 def s3_object_store_storage(

@@ -173,6 +173,14 @@ class Storage:
         return cls.from_backend(HttpBackend(base_url, headers))
 
     @classmethod
+    def new_redirect(cls, base_url: str) -> Storage:
+        """Read-only storage found by following ``base_url``'s redirect; see
+        :func:`redirect_storage`."""
+        from pyicechunk.storage.redirect import RedirectBackend
+
+        return cls.from_backend(RedirectBackend(base_url))
+
+    @classmethod
     def new_s3_object_store(
         cls,
         config: S3Options,
