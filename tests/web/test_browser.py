@@ -23,12 +23,14 @@ import pyicechunk
 from pyicechunk.web import serve
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """``(url, ids)``: the browser serving a history built here, on a free loopback port."""
+@pytest.fixture(params=[1, 2], ids=["spec1", "spec2"])
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, dict[str, str]]]:
+    """``(url, ids)``: the browser serving a history built here (a spec-1 and a spec-2
+    repository), on a free loopback port."""
     path = tmp_path / "repo"
-    ids = build_history(pyicechunk.local_filesystem_storage(str(path)))
+    ids = build_history(pyicechunk.local_filesystem_storage(str(path)), request.param)
     repo = pyicechunk.Repository.open(pyicechunk.local_filesystem_storage(str(path)))
+    assert repo.spec_version == request.param
     stop = threading.Event()
     ready: list[str] = []
     started = threading.Event()
@@ -147,7 +149,7 @@ def test_the_browser_leaves_this_thread_without_an_event_loop(page: Any) -> None
 
 def test_serve_verb_starts_the_server(tmp_path: Path) -> None:
     path = tmp_path / "repo"
-    ids = build_history(pyicechunk.local_filesystem_storage(str(path)))
+    ids = build_history(pyicechunk.local_filesystem_storage(str(path)), 2)
     proc = subprocess.Popen(
         [sys.executable, "-m", "pyicechunk", "serve", str(path), "--port", "0"],
         stdout=subprocess.PIPE,
