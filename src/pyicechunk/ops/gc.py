@@ -300,7 +300,11 @@ async def _collect_prefix(
     keys = list(sizes)
     batches = [keys[start : start + _DELETE_BATCH] for start in range(0, len(keys), _DELETE_BATCH)]
     # Every batch runs to its end before an error is raised, so none is left running.
-    outcomes = await asyncio.gather(*(deleter.delete(b) for b in batches), return_exceptions=True)
+    step = f"deleting {prefix.strip('/')}"
+    outcomes = await asyncio.gather(
+        *(progress.tracked(deleter.delete(b), step, len(b), total=len(keys)) for b in batches),
+        return_exceptions=True,
+    )
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
