@@ -237,7 +237,8 @@ class _Deleter:
                     raise IcechunkError(
                         f"garbage collection gave up: {self._failures_in_a_row} delete requests "
                         f"failed in a row, the last with: {exc}; the repository is intact, run "
-                        "it again once the storage accepts deletes"
+                        "it again once the storage accepts deletes",
+                        kind="gc-deletes-failing",
                     ) from exc
                 logger.warning("a delete request failed: %s", exc)
                 return False
