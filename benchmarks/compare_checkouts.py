@@ -16,7 +16,9 @@ Usage::
 
 The table gives, per case and phase, each tree's median, its spread ((max - min) / median over
 the repetitions, the noise of that column) and the ratio of each tree's median to the first
-tree's. ``--json FILE`` also writes every sample.
+tree's (and, in parentheses, the ratio of the minimums: on a loaded machine the least
+disturbed run is the steadier estimate). ``--json FILE`` also writes every sample;
+``--report FILE`` tabulates such a file again without running anything.
 """
 
 from __future__ import annotations
@@ -57,12 +59,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--json", type=Path, help="write every sample to this file")
+    parser.add_argument(
+        "--report", type=Path, metavar="JSON", help="tabulate a run saved with --json, run nothing"
+    )
     args = parser.parse_args(argv)
     trees = []
     for spec in args.trees:
         label, sep, directory = spec.partition("=")
         root = Path(directory).resolve()
-        if not sep or not label or not (root / "src" / "pyicechunk").is_dir():
+        checkout = (root / "src" / "pyicechunk").is_dir() or args.report is not None
+        if not sep or not label or not checkout:
             parser.error(f"{spec!r}: expected LABEL=DIR with DIR a checkout (DIR/src/pyicechunk)")
         trees.append(Tree(label, root))
     args.trees = trees
@@ -149,10 +155,13 @@ def report(samples: Samples, args: argparse.Namespace) -> str:
     first = trees[0].label
     header = ["case", "phase"]
     for tree in trees:
-        header += [f"{tree.label} median", "spread"]
-    header += [f"{tree.label}/{first}" for tree in trees[1:]]
+        header += [f"{tree.label} median", "spread", "min"]
+    header += [f"{tree.label}/{first} (min)" for tree in trees[1:]]
+    repeat = max(len(v) for by_tree in samples.values() for v in by_tree.values())
     lines = [
-        f"medians of {args.repeat} repetitions; spread = (max - min) / median of a column",
+        f"medians of {repeat} repetitions; spread = (max - min) / median of a column; the ratio "
+        "of minimums in parentheses (the least disturbed run of each: on a loaded machine the "
+        "steadier estimate)",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
@@ -165,21 +174,28 @@ def report(samples: Samples, args: argparse.Namespace) -> str:
             phases = ["total"]
         for phase in phases:
             row = [CASES[case].title(sizes) if phase == phases[0] else "", phase]
-            medians = {}
+            medians, mins = {}, {}
             for tree in trees:
                 values = [s[phase] for s in by_tree.get(tree.label, []) if phase in s]
                 med = statistics.median(values)
-                medians[tree.label] = med
+                medians[tree.label], mins[tree.label] = med, min(values)
                 spread = (max(values) - min(values)) / med if med > 0 else 0.0
-                row += [fmt_seconds(med), f"{spread:.0%}"]
-            base = medians[first]
-            row += [f"{medians[t.label] / base:.2f}" if base > 0 else "—" for t in trees[1:]]
+                row += [fmt_seconds(med), f"{spread:.0%}", fmt_seconds(min(values))]
+            for t in trees[1:]:
+                if medians[first] > 0 and mins[first] > 0:
+                    ratio = medians[t.label] / medians[first]
+                    row.append(f"{ratio:.2f} ({mins[t.label] / mins[first]:.2f})")
+                else:
+                    row.append("—")
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.report is not None:
+        print(report(json.loads(args.report.read_text()), args))
+        return 0
     for tree in args.trees:
         print(f"{tree.label}: {check_import(tree)}", file=sys.stderr)
     samples = run(args)
