@@ -90,6 +90,10 @@ def test_gc_forced_on_reaches_completion(
     # Every reachable manifest was read, and the bar says so.
     assert reading.operation == "garbage collection"
     assert reading.completed == reading.total == ARRAYS
+    # Each kind of object deleted, batch by batch, to the last one.
+    assert steps["deleting manifests"].completed == ARRAYS
+    assert steps["deleting chunks"].completed == 4 * ARRAYS
+    assert steps["deleting snapshots"].completed == 1
     for step in shown.steps:
         assert step.completed == step.total > 0, step
     err = strip_ansi(capsys.readouterr().err)
