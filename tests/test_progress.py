@@ -285,3 +285,30 @@ def test_modes(monkeypatch: pytest.MonkeyPatch) -> None:
         progress.set_progress("loud")
     # Outside an operation, advancing does nothing (the hooks are free when nobody looks).
     progress.advance("nothing", 5, total=5)
+
+
+def test_the_other_long_operations_report_their_steps(
+    tmp_path: Path, templates: dict[int, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = repo_at(templates, tmp_path / "v1", 1)
+    with progress.progress_mode("on") as shown:
+        # A rewrite is a commit: its manifest writes show under the rewrite's name.
+        repo.rewrite_manifests("rewrite", branch="main")
+        repo.expire_snapshots(later())
+        upgraded = pyicechunk.upgrade_icechunk_repository(repo, dry_run=False)
+        session = upgraded.writable_session("main")
+        for i in range(ARRAYS):
+            zarr.open_array(session.store, path=f"a{i}", mode="r+")[:1] = 5.0
+        session.commit("touch every array")
+    found = [(s.operation, s.description, s.completed, s.total) for s in shown.steps]
+    # Spec 1 expires ref by ref (main is the only one); the migration counts the snapshots it
+    # reads, however many the expiration left.
+    assert found[:2] == [
+        ("rewriting manifests", "writing manifests", ARRAYS, ARRAYS),
+        ("expiration", "refs", 1, 1),
+    ]
+    assert found[2][:2] == ("upgrade to spec 2", "reading snapshots") and found[2][2] >= 2
+    assert found[3] == ("commit", "writing manifests", ARRAYS, ARRAYS)
+    assert len(found) == 4
+    err = strip_ansi(capsys.readouterr().err)
+    assert "rewriting manifests: writing manifests" in err and "commit: writing manifests" in err
