@@ -34,9 +34,11 @@ def chunk_values(value: int) -> np.ndarray:
     return np.full(NATIVE, float(value))
 
 
-def create(path: str) -> None:
+def create(path: str, spec_version: int | None = None) -> None:
     """The repository the writers work on: /a (inline chunks) and /b (native), main and dev."""
-    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(path))
+    repo = icechunk.Repository.create(
+        icechunk.local_filesystem_storage(path), spec_version=spec_version
+    )
     session = repo.writable_session("main")
     root = zarr.group(session.store)
     root.create_array("a", shape=(CHUNKS,), chunks=(1,), dtype="i8", compressors=None)

@@ -163,9 +163,11 @@ class Checker:
         self.verified.add(sid)
 
 
-def crash_many(tmp_path: Path, server: ForkServer, runs: int, seed: int) -> dict[str, int]:
+def crash_many(
+    tmp_path: Path, server: ForkServer, runs: int, seed: int, spec_version: int | None = None
+) -> dict[str, int]:
     path = tmp_path / "repo"
-    create(str(path))
+    create(str(path), spec_version)
     acks = tmp_path / "acks.jsonl"
     checker = Checker(path)
     rng = random.Random(seed)
