@@ -22,6 +22,7 @@ import itertools
 import multiprocessing as mp
 import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -183,6 +184,37 @@ def test_eight_processes_through_lost_answers(new_storage: Any, kind: str) -> No
     acknowledged = _run(jobs)
     report = _check_commits(repo, setup, acknowledged, N_PROCS, faults=True)
     assert len(report.ops_log) == 2 + N_PROCS * N_COMMITS
+
+
+@pytest.mark.parametrize("kind", ["memory", "local"])
+def test_sixteen_threads_share_one_repository(new_storage: Any, kind: str) -> None:
+    # One Repository object, sixteen threads: each a tag, a branch and a rebased commit.
+    repo = icechunk.Repository.create(new_storage(kind), spec_version=2)
+    session = repo.writable_session("main")
+    zarr.group(session.store).create_array("a", shape=(16,), chunks=(1,), dtype="i4")
+    tip = session.commit("setup")
+
+    def work(i: int) -> str:
+        repo.create_tag(f"t{i}", tip)
+        repo.create_branch(f"b{i}", tip)
+        session = repo.writable_session("main")
+        zarr.open_array(session.store, path="a", mode="r+")[i] = i
+        return session.commit(f"c{i}", rebase_with=icechunk.ConflictDetector())
+
+    with ThreadPoolExecutor(16) as pool:
+        commits = list(pool.map(work, range(16)))
+    history = [h.id for h in repo.ancestry(branch="main")]
+    assert set(history[:16]) == set(commits) and history[16] == tip
+    assert repo.list_tags() == {f"t{i}" for i in range(16)}
+    assert repo.list_branches() == {"main"} | {f"b{i}" for i in range(16)}
+    report = asyncio.run(check_repo(repo.storage.backend))
+    assert Counter(type(e.action) for e in report.ops_log) == {
+        RepoInitialized: 1,
+        NewCommit: 17,
+        TagCreated: 16,
+        BranchCreated: 16,
+    }
+    assert not report.unused_backups
 
 
 def _create_and_commit(storage: icechunk.Storage, proc: int) -> tuple[bool, str]:
