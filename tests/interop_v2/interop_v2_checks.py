@@ -52,7 +52,16 @@ from pyicechunk.storage import keys
 ZSTD_DICTIONARY_MAGIC = b"\x37\xa4\x30\xec"
 # What a migration changes or adds to a view of the spec-1 history (moves: compared apart;
 # unreachable: a migration lists only the snapshots refs reach).
-SPEC_2_ONLY = ("spec_version", "ops_log", "metadata", "moves", "unreachable")
+SPEC_2_ONLY = (
+    "spec_version",
+    "fetched_spec_version",
+    "status",
+    "flags",
+    "ops_log",
+    "metadata",
+    "moves",
+    "unreachable",
+)
 
 # --- what pyicechunk's internals read (until its public API has these calls) -----------------
 
@@ -209,7 +218,7 @@ def test_the_other_implementation_sees_the_same(scenario: Scenario) -> None:
     # pyicechunk's own reader of the ops log agrees with what its public call reports.
     assert_same(our_ops_log(scenario.where), first["ops_log"], "the ops log read by the state")
     built = scenario.built
-    assert first["spec_version"] == 2
+    assert first["spec_version"] == first["fetched_spec_version"] == 2 and first["exists"]
     assert first["tips"] == built["branches"]
     assert first["tags"] == built["tags"]
     main_history = first["histories"]["main"]

@@ -474,6 +474,15 @@ diffs = [repo.diff(from_snapshot_id=old, to_snapshot_id=new) for new, old in zip
     "config": config_fields(repo.config),
     "stored_config": config_fields(icechunk.Repository.fetch_config(make_storage(where))),
     # None where the implementation has no public call for it yet (the test reads its internals)
+    "exists": icechunk.Repository.exists(make_storage(where)),
+    "fetched_spec_version": int(icechunk.Repository.fetch_spec_version(make_storage(where))),
+    "status": (
+        str(repo.get_status().availability) if v2 and hasattr(repo, "get_status") else None
+    ),
+    "flags": (
+        sorted((f.name, f.enabled, f.setting) for f in repo.feature_flags())
+        if v2 and hasattr(repo, "feature_flags") else None
+    ),
     "metadata": repo.get_metadata() if v2 and hasattr(repo, "get_metadata") else None,
     "ops_log": (
         [update_fields(u) for u in repo.ops_log()] if v2 and hasattr(repo, "ops_log") else None
