@@ -289,6 +289,13 @@ def test_maintenance_config_and_upgrade_on_s3(
     run: Run, on_s3: tuple[str, dict[str, str]], spec: int
 ) -> None:
     loc, ids = on_s3
+    for args, needle in [
+        (("-R", loc + "-missing", "log"), f"there is no Icechunk repository at {loc}-missing"),
+        (("-R", loc, "log", "nope"), "unknown ref 'nope'"),
+        (("-R", loc, "show", ids["c1"][:4] + "ZZZZ"), "no branch, tag or snapshot reachable"),
+    ]:
+        status, out, err = run(*args)
+        assert status == 1 and out == "" and err.count("\n") == 1 and needle in err, err
     assert run_json(run, "-R", loc, "stats")["total_bytes"] > 0
     assert run("-R", loc, "config", "set", "inline_chunk_threshold_bytes", "1024")[0] == 0
     assert run_json(run, "-R", loc, "config", "show")["inline_chunk_threshold_bytes"] == 1024
@@ -480,7 +487,7 @@ def test_unique_prefixes_and_ambiguity(run: Run, local: tuple[str, dict[str, str
     ("args", "needle"),
     [
         (("-R", "{missing}", "log"), "there is no Icechunk repository at"),
-        (("-R", "{empty}", "log"), "cannot open the repository at"),
+        (("-R", "{empty}", "log"), "there is no Icechunk repository at"),
         (("-R", "{repo}", "log", "nope"), "unknown ref 'nope'"),
         (("-R", "{repo}", "show", "ZZZZZZZZ"), "unknown ref 'ZZZZZZZZ'"),
         (("-R", "{repo}", "show", "AB"), "too short for a snapshot id prefix"),

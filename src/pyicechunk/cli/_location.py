@@ -180,6 +180,11 @@ def open_repository(opts: Options) -> Any:
     try:
         repo = ic.Repository.open(storage)
     except ic.IcechunkError as e:
+        if getattr(e, "kind", None) == "repository-not-found":
+            raise CliError(
+                f"there is no Icechunk repository at {location} (create one with "
+                f"`pyicechunk repo create {location}`)"
+            ) from e
         raise CliError(f"cannot open the repository at {location}: {e}") from e
     opts.cache["repository"] = repo
     opts.cache["location"] = location
