@@ -432,8 +432,15 @@ def test_config_show_with_virtual_chunk_containers(run: Run, tmp_path: Path, spe
 
 
 def test_repo_create(run: Run, tmp_path: Path) -> None:
+    for spec in (1, 2):
+        made = tmp_path / f"spec{spec}"
+        status, out, _ = run("repo", "create", str(made), "--spec-version", str(spec))
+        assert status == 0 and f"(spec version {spec})" in out
+        storage = pyicechunk.local_filesystem_storage(str(made))
+        assert pyicechunk.Repository.fetch_spec_version(storage) == spec
+    assert run("repo", "create", str(tmp_path / "spec3"), "--spec-version", "3")[0] == 2
     target = tmp_path / "new"
-    status, out, _ = run("repo", "create", str(target))
+    status, out, _ = run("repo", "create", str(target))  # the library's default version
     assert status == 0 and "Created an empty repository" in out
     repo = pyicechunk.Repository.open(pyicechunk.local_filesystem_storage(str(target)))
     assert repo.list_branches() == {"main"}

@@ -10,7 +10,6 @@ map (``{"s3": {...}}``), as serde_json writes it. ``config list --json`` prints
 from __future__ import annotations
 
 import enum
-import inspect
 from typing import Any
 
 import click
@@ -179,15 +178,10 @@ def repo_create(location: str | None, spec_version: int | None) -> None:
         opts.repo = location
     where = resolve_location(opts)
     storage = storage_for(where, opts)
-    create = pyicechunk.Repository.create
-    kwargs: dict[str, Any] = {}
-    if spec_version is not None:
-        if "spec_version" in inspect.signature(create).parameters:
-            kwargs["spec_version"] = spec_version
-        elif spec_version != 1:
-            raise CliError("this version of pyicechunk creates spec-1 repositories only")
     try:
-        create(storage, **kwargs)
+        repo = pyicechunk.Repository.create(storage, spec_version=spec_version)
     except pyicechunk.IcechunkError as e:
         raise CliError(f"cannot create a repository at {where}: {e}") from e
-    console().print(Text(f"Created an empty repository at {where}."))
+    console().print(
+        Text(f"Created an empty repository at {where} (spec version {int(repo.spec_version)}).")
+    )
