@@ -8,7 +8,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from parity import IMPLEMENTATIONS
+from parity import IMPLEMENTATIONS, create_repo
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
@@ -19,11 +19,11 @@ def ic(request: pytest.FixtureRequest) -> ModuleType:
 
 @pytest.fixture
 def repo(ic: ModuleType) -> Any:
-    """A fresh repository on in-memory storage."""
-    return ic.Repository.create(ic.in_memory_storage())
+    """A fresh repository on in-memory storage (spec 1: the format the reference writes)."""
+    return create_repo(ic, ic.in_memory_storage())
 
 
 @pytest.fixture
 def local_repo(ic: ModuleType, tmp_path: Path) -> Any:
     """A fresh repository on local-filesystem storage (survives pickling)."""
-    return ic.Repository.create(ic.local_filesystem_storage(str(tmp_path / "repo")))
+    return create_repo(ic, ic.local_filesystem_storage(str(tmp_path / "repo")))

@@ -10,9 +10,9 @@ from importlib import import_module
 from pathlib import Path
 from types import ModuleType
 
-import icechunk
 import pytest
 import zarr
+from oracle import Oracle
 
 import pyicechunk
 from pyicechunk.cli import main
@@ -31,35 +31,44 @@ def pyicechunk_cmd(*args: str, hide_xarray: bool = False) -> subprocess.Complete
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
-def check_demo_repository(path: Path, ic: ModuleType) -> None:
-    repo = ic.Repository.open(ic.local_filesystem_storage(str(path)))
-    assert {"main", "dev"} <= repo.list_branches()
-    assert "v1" in repo.list_tags()
-    dev_history = list(repo.ancestry(branch="dev"))
-    # initial snapshot + write + append + the attribute change on dev
-    assert len(dev_history) >= 4
-    main_history = list(repo.ancestry(branch="main"))
-    assert repo.lookup_tag("v1") == main_history[0].id
-    now = zarr.open_array(repo.readonly_session(branch="main").store, path="temperature")
-    first = zarr.open_array(
-        repo.readonly_session(snapshot_id=main_history[-2].id).store, path="temperature"
-    )
-    assert now.shape[0] > first.shape[0]
-    assert now.shape[1:] == first.shape[1:]
-    dev_root = zarr.open_group(repo.readonly_session(branch="dev").store, mode="r")
-    main_root = zarr.open_group(repo.readonly_session(branch="main").store, mode="r")
-    assert dict(dev_root.attrs) != dict(main_root.attrs)
+# What a demo repository holds, as a snippet that pyicechunk and icechunk 2.3.0 (the oracle) run
+# alike, with ``icechunk`` bound to the implementation and ``path`` to the repository.
+CHECK_DEMO = """
+repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(path)))
+assert {"main", "dev"} <= repo.list_branches()
+assert "v1" in repo.list_tags()
+dev_history = list(repo.ancestry(branch="dev"))
+# initial snapshot + write + append + the attribute change on dev
+assert len(dev_history) >= 4
+main_history = list(repo.ancestry(branch="main"))
+assert repo.lookup_tag("v1") == main_history[0].id
+now = zarr.open_array(repo.readonly_session(branch="main").store, path="temperature")
+first = zarr.open_array(
+    repo.readonly_session(snapshot_id=main_history[-2].id).store, path="temperature"
+)
+assert now.shape[0] > first.shape[0]
+assert now.shape[1:] == first.shape[1:]
+dev_root = zarr.open_group(repo.readonly_session(branch="dev").store, mode="r")
+main_root = zarr.open_group(repo.readonly_session(branch="main").store, mode="r")
+assert dict(dev_root.attrs) != dict(main_root.attrs)
+"""
+
+
+def check_demo_repository(path: Path, ic: ModuleType = pyicechunk) -> None:
+    exec(CHECK_DEMO, {"icechunk": ic, "zarr": zarr, "path": path})
 
 
 @pytest.mark.parametrize("hide_xarray", [False, True], ids=["xarray", "zarr-only"])
-def test_demo_builds_a_repository(tmp_path: Path, hide_xarray: bool) -> None:
+def test_demo_builds_a_repository(tmp_path: Path, hide_xarray: bool, ic2: Oracle) -> None:
     path = tmp_path / "demo-repo"
     done = pyicechunk_cmd("demo", str(path), hide_xarray=hide_xarray)
     assert done.returncode == 0, done.stderr
     assert "Time travel" in done.stdout
     check_demo_repository(path, import_module("pyicechunk"))
-    # Whatever wrote it, the reference implementation reads it.
-    check_demo_repository(path, icechunk)
+    # The demo writes what Repository.create does, spec 2, and the reference reads it.
+    storage = pyicechunk.local_filesystem_storage(str(path))
+    assert pyicechunk.Repository.fetch_spec_version(storage) == 2
+    ic2.run(CHECK_DEMO, path=path)
 
 
 def test_demo_refuses_a_non_empty_path(tmp_path: Path) -> None:
@@ -167,7 +176,11 @@ def test_demo_overwrite_recognises_the_spec_2_layout(
         (tmp_path / folder).mkdir(exist_ok=True)
         (tmp_path / folder / name).write_bytes(b"x")
     assert main(["demo", str(tmp_path), "--overwrite"]) == 0
-    assert not (tmp_path / "repo").exists() and not (tmp_path / "overwritten").exists()
+    # Every object of the old tree is gone; what is there is the new spec-2 demo repository.
+    assert (tmp_path / "repo").read_bytes() != header + b"\x28\xb5\x2f\xfd"
+    assert not (tmp_path / "overwritten" / "repo.30707556389872.ZKXWZE2XG3JBNVQ00MR0").exists()
+    for folder, name in [("manifests", "Z8JRNFP62WXN7XSCKJS0"), ("chunks", "4G2HKE6C6TFZJB8ECC9G")]:
+        assert not (tmp_path / folder / name).exists()
     check_demo_repository(tmp_path, pyicechunk)
 
 

@@ -368,7 +368,7 @@ def test_reference_reads_the_merged_repository(tmp_path: Any) -> None:
     import icechunk
 
     path = str(tmp_path / "repo")
-    repo = ic.Repository.create(ic.local_filesystem_storage(path))
+    repo = ic.Repository.create(ic.local_filesystem_storage(path), spec_version=1)  # for 1.1.21
     session = repo.writable_session("main")
     zarr.create_array(session.store, name="a", shape=(10,), chunks=(5,), dtype="i4", fill_value=-1)
     session.commit("base")

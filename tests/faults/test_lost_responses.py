@@ -3,7 +3,8 @@
 A :class:`FaultyBackend` applies every ref or config write and then loses its response (and,
 with ``resend``, sends the same write again first, as an SDK's transparent retry does, so that
 it fails its precondition against itself). The write id read back from the object tells the
-repository that the write was its own (FORMAT-V2 §14). Runs on memory, local and S3 storage.
+repository that the write was its own (FORMAT-V2 §14). Runs on memory, local and S3 storage,
+on spec-1 repositories (the ref and config files).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _commit(repo: Any, value: int, message: str) -> str:
 @RESEND
 def test_tag_create_with_lost_response(new_storage: Any, kind: str, resend: bool) -> None:
     faulty = _lossy(new_storage, kind, resend, put_if_absent=1.0)
-    pyicechunk.Repository.create(Storage.from_backend(faulty))
+    pyicechunk.Repository.create(Storage.from_backend(faulty), spec_version=1)
     repo = _repo(faulty)
     tip = repo.lookup_branch("main")
     faulty.enabled = True
@@ -69,7 +70,7 @@ def test_tag_create_with_lost_response(new_storage: Any, kind: str, resend: bool
 @RESEND
 def test_commit_with_lost_response_lands_once(new_storage: Any, kind: str, resend: bool) -> None:
     faulty = _lossy(new_storage, kind, resend, put_if_version=1.0)
-    repo = pyicechunk.Repository.create(Storage.from_backend(faulty))
+    repo = pyicechunk.Repository.create(Storage.from_backend(faulty), spec_version=1)
     _commit(repo, 1, "first")
     faulty.enabled = True
     sid = _commit(repo, 2, "second")
@@ -90,7 +91,7 @@ def test_commit_with_lost_response_lands_once(new_storage: Any, kind: str, resen
 @RESEND
 def test_config_save_with_lost_responses(new_storage: Any, kind: str, resend: bool) -> None:
     faulty = _lossy(new_storage, kind, resend, put_if_absent=1.0, put_if_version=1.0)
-    repo = pyicechunk.Repository.create(Storage.from_backend(faulty))
+    repo = pyicechunk.Repository.create(Storage.from_backend(faulty), spec_version=1)
     faulty.enabled = True
     repo = repo.reopen(config=pyicechunk.RepositoryConfig(inline_chunk_threshold_bytes=11))
     repo.save_config()  # creates config.yaml
@@ -125,7 +126,7 @@ def test_concurrent_commit_still_conflicts(new_storage: Any, kind: str, resend: 
     inner = new_storage(kind)._backend
     race = _Race(inner, FaultPlan(rates={"put_if_version": 1.0}, lost_ack=1.0, resend=resend))
     race.enabled = False
-    repo = pyicechunk.Repository.create(Storage.from_backend(race))
+    repo = pyicechunk.Repository.create(Storage.from_backend(race), spec_version=1)
     _commit(repo, 1, "base")
     mine = repo.writable_session("main")
     zarr.open_array(mine.store, path="a", mode="r+")[:] = 3
@@ -145,7 +146,7 @@ def test_concurrent_commit_still_conflicts(new_storage: Any, kind: str, resend: 
 @pytest.mark.parametrize("kind", KINDS)
 def test_failed_read_back_is_an_error_not_a_conflict(new_storage: Any, kind: str) -> None:
     faulty = _lossy(new_storage, kind, True, put_if_version=1.0, head=1.0)
-    repo = pyicechunk.Repository.create(Storage.from_backend(faulty))
+    repo = pyicechunk.Repository.create(Storage.from_backend(faulty), spec_version=1)
     _commit(repo, 1, "base")
     faulty.enabled = True
     with pytest.raises(pyicechunk.IcechunkError, match="reading the object back") as info:

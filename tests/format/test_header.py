@@ -139,7 +139,8 @@ NATIVE = np.arange(4 * 300, dtype="f8").reshape(4, 300)
 
 def _write_spec1_repository(path: Path) -> list[str]:
     """Two commits by pyicechunk: inline and native chunks, attributes; the ids, newest first."""
-    repo = pyicechunk.Repository.create(pyicechunk.local_filesystem_storage(str(path)))
+    storage = pyicechunk.local_filesystem_storage(str(path))
+    repo = pyicechunk.Repository.create(storage, spec_version=1)
     session = repo.writable_session("main")
     root = zarr.group(session.store, attributes={"by": "pyicechunk"})
     root.create_array("inline", shape=(6,), chunks=(2,), dtype="i4")[:] = np.arange(6)

@@ -24,7 +24,8 @@ def _array(session: pyicechunk.Session, path: str) -> zarr.Array[Any]:
 
 
 def _build(path: str) -> pyicechunk.Repository:
-    repo = pyicechunk.Repository.create(pyicechunk.local_filesystem_storage(path))
+    # spec 1: icechunk 1.1.21 reads it
+    repo = pyicechunk.Repository.create(pyicechunk.local_filesystem_storage(path), spec_version=1)
     session = repo.writable_session("main")
     root = zarr.group(session.store, attributes={"title": "history"})
     root.create_array("grid", shape=(8,), chunks=(2,), dtype="i4", fill_value=-1)

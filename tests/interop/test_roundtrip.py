@@ -33,7 +33,9 @@ class Built:
 def build_rich_repo(ic: ModuleType, path: Path) -> Built:
     """Build the reference repository with implementation ``ic`` under ``path``."""
     rs = np.random.RandomState(1234)
-    repo = ic.Repository.create(ic.local_filesystem_storage(str(path)))
+    # spec 1 from pyicechunk too: the reader may be icechunk 1.1.21
+    spec = {"spec_version": 1} if ic.__name__ == "pyicechunk" else {}
+    repo = ic.Repository.create(ic.local_filesystem_storage(str(path)), **spec)
     built = Built()
 
     # 1: hierarchy, several dtypes, 0-d, sharded, inline and native chunk sizes.

@@ -56,14 +56,15 @@ def build_v1_history(
     where: dict[str, Any], data_dir: Path, ic: ModuleType = pyicechunk
 ) -> V1History:
     """Write the history described in the module docstring at ``where`` (a location spec),
-    with ``ic``: pyicechunk, or icechunk 1.1.21 (both write spec 1 only)."""
+    with ``ic``: pyicechunk (asked for spec 1), or icechunk 1.1.21 (which writes only spec 1)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     data_file = data_dir / "values.bin"
     data_file.write_bytes(VIRTUAL_VALUES.tobytes())
     prefix = f"file://{data_dir}/"
     built = V1History(where, prefix)
     rs = np.random.RandomState(7)
-    repo = ic.Repository.create(make_storage(ic, where), _config(ic, prefix, data_dir))
+    spec = {"spec_version": 1} if ic is pyicechunk else {}  # what there is to migrate
+    repo = ic.Repository.create(make_storage(ic, where), _config(ic, prefix, data_dir), **spec)
 
     def commit(session: Any, message: str, **metadata: Any) -> str:
         sid = session.commit(message, metadata=metadata)

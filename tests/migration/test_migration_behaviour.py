@@ -35,8 +35,9 @@ INVALIDATED = (
 
 
 def small_history(storage: Storage, config: ic.RepositoryConfig | None = None) -> dict[str, Any]:
-    """Three commits on main, a branch, a tag, a deleted tag and one detached snapshot."""
-    repo = ic.Repository.create(storage, config)
+    """Three commits on main, a branch, a tag, a deleted tag and one detached snapshot (spec 1:
+    the format a migration starts from)."""
+    repo = ic.Repository.create(storage, config, spec_version=1)
     ids = []
     for step in range(3):
         s = repo.writable_session("main")
@@ -172,7 +173,7 @@ def test_a_long_history_is_collected_with_bounded_concurrency() -> None:
     inner = ic.in_memory_storage().backend
     counting = _CountingGets(inner)
     storage = Storage.from_backend(counting)
-    repo = ic.Repository.create(storage)
+    repo = ic.Repository.create(storage, spec_version=1)
     s = repo.writable_session("main")
     zarr.create_array(s.store, name="a", shape=(1,), chunks=(1,), dtype="i1")
     s.commit("first")

@@ -29,8 +29,10 @@ PREFIXES = ("chunks", "manifests", "snapshots", "transactions", "refs")
 
 def _build(ic: ModuleType, path: Path) -> str:
     """Write the repository; return the written_at-threshold snapshot id for expiration."""
-    repo = ic.Repository.create(
-        ic.local_filesystem_storage(str(path)), ic.RepositoryConfig(inline_chunk_threshold_bytes=16)
+    repo = ic.Repository.create(  # spec 1, the format icechunk 1.1.21 maintains
+        ic.local_filesystem_storage(str(path)),
+        ic.RepositoryConfig(inline_chunk_threshold_bytes=16),
+        **({"spec_version": 1} if ic is pyicechunk else {}),
     )
     ids = []
     for i in range(5):

@@ -39,7 +39,9 @@ def _repo(ic: ModuleType, path: Path, inline: int | None = None) -> Any:
     config = (
         ic.RepositoryConfig(inline_chunk_threshold_bytes=inline) if inline is not None else None
     )
-    return ic.Repository.create(ic.local_filesystem_storage(str(path)), config)
+    # spec 1, the format icechunk 1.1.21 maintains
+    spec = {"spec_version": 1} if ic.__name__ == "pyicechunk" else {}
+    return ic.Repository.create(ic.local_filesystem_storage(str(path)), config, **spec)
 
 
 def _commit_values(repo: Any, value: int, *, create: bool = False) -> str:

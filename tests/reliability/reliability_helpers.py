@@ -48,9 +48,11 @@ def linear_history(path: Path, commits: int = 3) -> list[str]:
     """A repository whose main has ``commits`` commits on top of the initial snapshot.
 
     Commit ``i`` writes ``i + 1`` into every element of array ``/a`` (4 elements, 2 chunks).
-    Returns the snapshot ids, oldest (the initial snapshot) first.
+    Returns the snapshot ids, oldest (the initial snapshot) first. The repository is spec 1:
+    there each snapshot file names its parent, which is what the history tests rewrite (spec 2
+    keeps parents in the ``repo`` object's snapshot list instead).
     """
-    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(path)))
+    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(path)), spec_version=1)
     ids = [repo.lookup_branch("main")]
     for i in range(commits):
         session = repo.writable_session("main")

@@ -137,8 +137,9 @@ def test_object_metadata_written_when_enabled(
         storage=pyicechunk.StorageSettings(unsafe_use_metadata=use_metadata)
     )
     storage = s3_storage(**s3_kwargs(s3_server, s3_bucket, "m"))
-    # The repository applies its config's storage settings to the backend itself.
-    repo = pyicechunk.Repository.create(storage, config=config)
+    # The repository applies its config's storage settings to the backend itself. Spec 1: the
+    # labels icechunk 1.1.21 writes (spec 2's are compared with icechunk 2.3.0's elsewhere).
+    repo = pyicechunk.Repository.create(storage, config=config, spec_version=1)
     _commit_one(repo, "a", 1, "c")
     client = s3_server.client()
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"]]

@@ -241,7 +241,7 @@ def test_write_ids_are_extended_attributes_no_reader_sees(tmp_path: Path) -> Non
     only the objects, and a ref the reference rewrites simply carries no stamp."""
     root = tmp_path / "repo"
     storage = local_filesystem_storage(str(root))
-    repo = pyicechunk.Repository.create(storage)
+    repo = pyicechunk.Repository.create(storage, spec_version=1)  # icechunk 1.1.21 reads it
     tip = repo.lookup_branch("main")
     repo.create_tag("v1", tip)
     keys = ["refs/branch.main/ref.json", "refs/tag.v1/ref.json"]

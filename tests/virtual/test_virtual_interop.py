@@ -30,6 +30,8 @@ def test_virtual_refs_cross_implementation(
     repo = writer.Repository.create(
         writer.local_filesystem_storage(repo_path),
         file_config(writer, data_file.prefix, data_file.path.parent),
+        # spec 1, the format both implementations read
+        **({"spec_version": 1} if writer_name == "pyicechunk" else {}),
     )
     s = repo.writable_session("main")
     zarr.create_array(

@@ -169,7 +169,7 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         """Async version of :meth:`create`."""
         _check_storage(storage)
         logger.debug("Creating Repository")
-        version = parse_spec_version(spec_version, SpecVersion.v1)
+        version = parse_spec_version(spec_version, SpecVersion.current())
         # The first requests already honour the config's storage settings (retries above all).
         backend = _with_settings(storage, config or RepositoryConfig()).backend
         if backend.read_only:
@@ -280,7 +280,12 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         check_clean_root: bool = True,
         attribution: Attribution | None = None,
     ) -> Repository:
-        """Open the repository if it exists, otherwise create it (of ``create_version``)."""
+        """Open the repository if it exists, otherwise create it.
+
+        Parameters are those of :meth:`create`; ``create_version`` is its ``spec_version``, used
+        only when there is no repository yet: spec 2 by default, as in icechunk 2 (pass 1 for a
+        repository icechunk 1.x can read). An existing repository opens whatever its version.
+        """
         return sync(
             cls.open_or_create_async(
                 storage,
@@ -304,7 +309,7 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
     ) -> Repository:
         """Async version of :meth:`open_or_create`."""
         _check_storage(storage)
-        parse_spec_version(create_version, SpecVersion.v1)
+        parse_spec_version(create_version, SpecVersion.current())
         try:
             opened = await open_state(_with_settings(storage, config or RepositoryConfig()).backend)
         except IcechunkError as exc:
