@@ -161,3 +161,43 @@ def test_errors(impl: InProcess | Oracle) -> None:
         impl.run("repo.inspect_manifest('0' * 20)")
     with raises("IcechunkError"):
         impl.run("repo.list_manifest_files('0' * 20)")
+
+
+EXPIRED = """
+import time
+repo = icechunk.Repository.create(make_storage(where), spec_version=2)
+ids = []
+for i in range(4):
+    s = repo.writable_session("main")
+    if i == 0:
+        a = zarr.create_array(s.store, name="a", shape=(8,), chunks=(2,), dtype="i4")
+    else:
+        a = zarr.open_array(s.store, path="a", mode="r+")
+    a[i * 2] = i + 1
+    ids.append(s.commit(f"c{i}"))
+    time.sleep(0.01)
+repo.expire_snapshots(repo.lookup_snapshot(ids[2]).written_at)
+paths = {n["id"]: n["path"] for n in repo.inspect_snapshot(ids[3])["nodes"]}
+labels = {sid: f"c{i}" for i, sid in enumerate(ids)}
+def named(doc):
+    doc.pop("header")
+    for key in ("new_groups", "new_arrays", "deleted_groups", "deleted_arrays"):
+        doc[key] = sorted(paths[i] for i in doc[key])
+    doc["updated_chunks"] = [(paths[c["node_id"]], c["chunks"]) for c in doc["updated_chunks"]]
+    made = doc.get("synthetic_composite")
+    if made:
+        made["merged_pruned_ancestor_tx_logs"] = [
+            labels[i] for i in made["merged_pruned_ancestor_tx_logs"]]
+    return doc
+[named(repo.inspect_transaction_log(sid)) for sid in ids[2:]]
+"""
+
+
+def test_transaction_log_after_expiration(both: Any, storage_spec: Callable[..., Any]) -> None:
+    ours = both.ours.run(EXPIRED, where=storage_spec("local"))
+    ref = both.reference.run(EXPIRED, where=storage_spec("local"))
+    assert ours == ref
+    collapsed, plain = ours
+    assert collapsed["synthetic_composite"]["merged_pruned_ancestor_tx_logs"] == ["c0", "c1"]
+    assert collapsed["updated_chunks"] == [("/a", [[0], [1], [2]])]
+    assert "synthetic_composite" not in plain

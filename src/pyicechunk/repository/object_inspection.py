@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,8 @@ from pyicechunk.format.manifest.chunk_refs import INLINE, NATIVE, VIRTUAL
 from pyicechunk.format.manifest.v2 import location_decompressor
 from pyicechunk.format.repo_info import Update
 from pyicechunk.format.snapshot import Snapshot
+from pyicechunk.format.transaction_log import TransactionLog
+from pyicechunk.history import combine_transaction_logs
 from pyicechunk.ops_log import update_from_stored
 from pyicechunk.repo_state import needs_spec2_error
 from pyicechunk.repository.inspection import parse_snapshot_id
@@ -34,6 +37,8 @@ from pyicechunk.storage.byte_range import RangeByteRequest
 from pyicechunk.types import ManifestFileInfo
 
 __all__ = ["ObjectInspection"]
+
+logger = logging.getLogger(__name__)
 
 _FILE_TYPES: dict[int, str] = {
     FileType.SNAPSHOT: "snapshot",
@@ -239,11 +244,14 @@ class ObjectInspection:
         key = keys.transaction_key(sid)
         header = await self._header_of(key)
         tx = await self._ctx.assets.fetch_transaction_log_by_id(sid)
+        composite = await self._with_pruned_logs(sid, tx)
+        if composite is not None:
+            tx = composite[0]
 
         def ids(values: list[bytes]) -> list[str]:
             return [encode_id(v) for v in values]
 
-        return {
+        doc: dict[str, Any] = {
             "header": header,
             "new_groups": ids(tx.new_groups),
             "new_arrays": ids(tx.new_arrays),
@@ -256,6 +264,51 @@ class ObjectInspection:
                 for node, coords in tx.updated_chunks.items()
             ],
             "moved_nodes": [{"from": m.from_path, "to": m.to_path} for m in tx.moved_nodes],
+        }
+        if composite is not None:
+            doc["synthetic_composite"] = composite[1]
+        return doc
+
+    async def _with_pruned_logs(
+        self, snapshot_id: bytes, own: TransactionLog
+    ) -> tuple[TransactionLog, dict[str, Any]] | None:
+        """The snapshot's log merged after those of the ancestors expiration collapsed into
+        its step (spec 2.1), with the reference's description of the merge; None if none."""
+        try:
+            entry = await (await self._ctx.state.history()).entry(snapshot_id)
+        except ObjectNotFoundError:
+            return None  # expired itself: nothing was collapsed into it
+        if not entry.pruned_tx_logs:
+            return None
+        found = await asyncio.gather(
+            *(self._ctx.assets.fetch_transaction_log_by_id(i) for i in entry.pruned_tx_logs),
+            return_exceptions=True,
+        )
+        merged: TransactionLog | None = None
+        used, missing = [], []
+        for pruned_id, log in zip(entry.pruned_tx_logs, found, strict=True):
+            if isinstance(log, ObjectNotFoundError):
+                # Likely deleted by an older garbage collection; the view is incomplete.
+                logger.warning(
+                    "the transaction log of %s, an expiration-pruned ancestor of %s, is missing",
+                    encode_id(pruned_id),
+                    encode_id(snapshot_id),
+                )
+                missing.append(encode_id(pruned_id))
+                continue
+            if isinstance(log, BaseException):
+                raise log
+            used.append(encode_id(pruned_id))
+            merged = log if merged is None else combine_transaction_logs(merged, log, snapshot_id)
+        result = own if merged is None else combine_transaction_logs(merged, own, snapshot_id)
+        return result, {
+            "note": (
+                "Synthetic composite: this snapshot's ancestry was collapsed by expiration; the "
+                "log below merges its pruned-ancestor logs with its own log. `header` describes "
+                "this snapshot's own log only."
+            ),
+            "merged_pruned_ancestor_tx_logs": used,
+            "missing_tx_logs": missing,
         }
 
     def inspect_repo_info(self) -> dict[str, Any]:
