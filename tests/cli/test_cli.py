@@ -468,7 +468,7 @@ def test_inspect_and_info(run: Run, local: tuple[str, dict[str, str]], spec: int
     assert run_json(run, "-R", loc, "inspect", "--manifest", manifest.lower())["id"] == manifest
     versions = run_json(run, "info")
     expected = {"platform", "python", "pyicechunk", "numpy", "zarr", "xarray", "dask"}
-    assert expected | {"distributed", "obstore", "icechunk"} <= set(versions)
+    assert expected | {"distributed", "obstore", "icechunk", "ipywidgets"} <= set(versions)
     assert versions["icechunk"] == "1.1.21"  # the reference, when it is installed
     status, out, _ = run("info")
     assert out.splitlines()[0].startswith("platform:  ")

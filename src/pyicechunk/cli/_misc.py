@@ -34,6 +34,7 @@ _REPORTED = (
     "obstore",
     "virtualizarr",
     "icechunk",
+    "ipywidgets",
     "click",
     "rich",
     "flask",
