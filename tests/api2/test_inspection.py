@@ -201,3 +201,31 @@ def test_transaction_log_after_expiration(both: Any, storage_spec: Callable[...,
     assert collapsed["synthetic_composite"]["merged_pruned_ancestor_tx_logs"] == ["c0", "c1"]
     assert collapsed["updated_chunks"] == [("/a", [[0], [1], [2]])]
     assert "synthetic_composite" not in plain
+
+
+COMPRESSED = """
+import numpy as np
+prefix = "s3://bucket/"
+config = icechunk.RepositoryConfig.default()
+config.set_virtual_chunk_container(
+    icechunk.VirtualChunkContainer(prefix, icechunk.s3_store(region="us-east-1")))
+repo = icechunk.Repository.create(make_storage({"kind": "memory"}), config=config,
+                                  spec_version=2)
+s = repo.writable_session("main")
+zarr.create_array(s.store, name="v", shape=(1200,), chunks=(1,), dtype="u1")
+n = 1200
+s.store.set_virtual_refs_arr("v", (n,), [f"{prefix}data/file-{i % 7}.nc" for i in range(n)],
+                             np.arange(n, dtype="u8"), np.ones(n, dtype="u8"))
+sid = s.commit("virtual")
+[m] = repo.list_manifest_files(sid)
+doc = repo.inspect_manifest(m.id)
+(doc["compression"], doc["total_virtual"], doc["arrays"][0]["num_virtual"])
+"""
+
+
+def test_manifest_with_compressed_locations(impl: InProcess | Oracle) -> None:
+    compression, total, per_array = impl.run(COMPRESSED)
+    assert (total, per_array) == (1200, 1200)
+    assert compression["uses_location_compression"] is True
+    assert compression["num_compressed_refs"] == 1200
+    assert 0 < compression["dictionary_size_bytes"] <= 2048  # the default dictionary limit

@@ -375,13 +375,15 @@ def _describe_manifest(data: bytes, key: str) -> dict[str, Any]:
             }
         )
     reader = ColumnReader(opened.content, "manifest")
-    compressed = location_decompressor(reader, reader.tables(reader.root(), 4, "Manifest"))
+    root = reader.tables(reader.root(), 4, "Manifest")
+    compressed = location_decompressor(reader, root) is not None
     total_virtual = sum(a["num_virtual"] for a in arrays)
-    # With a dictionary, every virtual location of the manifest is compressed with it.
-    compression = {
-        "uses_location_compression": compressed is not None,
-        "num_compressed_refs": total_virtual if compressed is not None else 0,
-    }
+    # With a dictionary (root slot 2), every virtual location is compressed with it.
+    compression: dict[str, Any] = {"uses_location_compression": compressed}
+    if compressed:
+        _, size = reader.vector(root.pos(2), 1, "Manifest.location_dictionary")
+        compression["dictionary_size_bytes"] = int(size[0])
+    compression["num_compressed_refs"] = total_virtual if compressed else 0
     return {
         "id": encode_id(manifest.id),
         "header": _header(data, key),
