@@ -21,6 +21,7 @@ import asyncio
 import itertools
 import multiprocessing as mp
 import os
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -220,13 +221,20 @@ def test_sixteen_threads_share_one_repository(new_storage: Any, kind: str) -> No
 def _create_and_commit(storage: icechunk.Storage, proc: int) -> tuple[bool, str]:
     """open_or_create at once with the others, then one commit of group attribute ``p<proc>``.
 
-    Returns whether this process's create raised (another won the race) and its commit.
+    open_or_create is not atomic (as in the reference): a process that finds no repository
+    may fail to create one because another is creating it (its objects are there, ``repo``
+    is not yet), and then tries again. Returns whether that happened, and the commit.
     """
-    try:
-        repo = icechunk.Repository.open_or_create(storage, create_version=2)
-        lost = False
-    except icechunk.IcechunkError:
-        repo, lost = icechunk.Repository.open(storage), True
+    lost = False
+    for _ in range(100):
+        try:
+            repo = icechunk.Repository.open_or_create(storage, create_version=2)
+            break
+        except icechunk.IcechunkError:
+            lost = True
+            time.sleep(0.05)
+    else:
+        raise AssertionError("no repository to open after 100 tries")
     while True:
         session = repo.writable_session("main")
         zarr.open_group(session.store, mode="a").attrs[f"p{proc}"] = proc
