@@ -48,19 +48,20 @@ class Case:
     fragment: str = ""
 
 
-def crafted_repo(path: Path, prefix: str, store_config: Any, locations: Sequence[str]) -> None:
+def crafted_repo(
+    path: Path, prefix: str, store_config: Any, locations: Sequence[str], spec_version: int = 1
+) -> None:
     """A local pyicechunk repository whose array ``a`` has one virtual chunk per location.
 
     Chunk ``i`` covers bytes ``0..CHUNK`` of ``locations[i]``, stored exactly as given (the
     session's change set is filled directly, bypassing ``set_virtual_ref``'s normalisation).
     The config holds one container, ``prefix`` with ``store_config``. The repository is spec
-    1, so that icechunk 1.1.21 can read it too.
+    1 by default, so that icechunk 1.1.21 can read it too.
     """
     config = pyicechunk.RepositoryConfig.default()
     config.set_virtual_chunk_container(pyicechunk.VirtualChunkContainer(prefix, store_config))
-    # spec 1: icechunk 1.1.21 reads the same repository
     repo = pyicechunk.Repository.create(
-        pyicechunk.local_filesystem_storage(str(path)), config, spec_version=1
+        pyicechunk.local_filesystem_storage(str(path)), config, spec_version=spec_version
     )
     session = repo.writable_session("main")
     zarr.create_array(

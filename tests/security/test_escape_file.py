@@ -26,6 +26,7 @@ class Site:
     root: Path
     data: Path
     repo: Path
+    repo_v2: Path  # the same chunks in a spec-2 repository (pyicechunk reads it)
     secret: FifoWatch
     probe: FifoWatch  # a pipe inside the container: proves the watcher sees real reads
 
@@ -105,9 +106,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     repo = root / "repo"
     cases = _cases(root, data)
     locations = [c.location for c in cases] + [f"file://{data}/probe"]
-    crafted_repo(repo, f"file://{data}/", pyicechunk.local_filesystem_store(str(data)), locations)
+    store = pyicechunk.local_filesystem_store(str(data))
+    crafted_repo(repo, f"file://{data}/", store, locations)
+    crafted_repo(root / "repo-v2", f"file://{data}/", store, locations, spec_version=2)
     try:
-        yield Site(root, data, repo, secret, probe)
+        yield Site(root, data, repo, root / "repo-v2", secret, probe)
     finally:
         secret.close()
         probe.close()
@@ -138,6 +141,23 @@ def test_file_location(ic: ModuleType, site: Site, name: str) -> None:
             == ((site.data / expected).read_bytes()[:8])
         )
     assert site.secret.opens() == opened, "the file outside the container was opened"
+
+
+def test_spec_2_manifests_are_guarded_the_same_way(site: Site) -> None:
+    """The same locations in a spec-2 manifest (stored verbatim there, as icechunk 2.x stores
+    them): pyicechunk answers every one as it does on spec 1 and opens nothing outside."""
+    storage = pyicechunk.local_filesystem_storage(str(site.repo_v2))
+    assert pyicechunk.Repository.fetch_spec_version(storage) == 2
+    for index, case in enumerate(_cases(site.root, site.data)):
+        opened = site.secret.opens()
+        if case.ours == "refused":
+            with pytest.raises(pyicechunk.IcechunkError) as info:
+                read_chunk(pyicechunk, site.repo_v2, index, {site.prefix: None})
+            assert case.fragment in str(info.value), case.name
+        else:
+            got = read_chunk(pyicechunk, site.repo_v2, index, {site.prefix: None})
+            assert got == (site.data / case.ours).read_bytes()[:8], case.name
+        assert site.secret.opens() == opened, f"{case.name}: the file outside was opened"
 
 
 def test_watcher_sees_reads_inside_the_container(ic: ModuleType, site: Site) -> None:
