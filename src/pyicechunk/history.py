@@ -392,15 +392,19 @@ NODE_LISTS = (
 
 
 def diff_from_transaction_logs(logs: Iterable[TransactionLog], paths: Mapping[bytes, str]) -> Diff:
-    """Union of transaction logs, with node ids turned into paths (unknown ids are left out)."""
+    """Union of transaction logs, newest first, with node ids turned into paths (unknown ids
+    are left out); the moves of every log, one log after the other, as 2.x lists them (moves
+    over several commits are not collapsed into one)."""
     sets: dict[str, set[bytes]] = {k: set() for k in NODE_LISTS}
     chunks: dict[bytes, set[Coords]] = {}
+    moves: list[tuple[str, str]] = []
     for tx in logs:
         for name, ids in sets.items():
             ids.update(getattr(tx, name))
         for node_id, coords in tx.updated_chunks.items():
             dest = chunks.setdefault(node_id, set())
             dest.update(tuple(int(x) for x in row) for row in coords)
+        moves.extend((move.from_path, move.to_path) for move in tx.moved_nodes)
 
     def to_paths(ids: set[bytes]) -> list[str]:
         return [paths[i] for i in ids if i in paths]
@@ -413,4 +417,5 @@ def diff_from_transaction_logs(logs: Iterable[TransactionLog], paths: Mapping[by
         updated_groups=to_paths(sets["updated_groups"]),
         updated_arrays=to_paths(sets["updated_arrays"]),
         updated_chunks={paths[i]: c for i, c in chunks.items() if i in paths},
+        moved_nodes=moves,
     )

@@ -73,6 +73,9 @@ class Diff:
         Absolute node paths.
     updated_chunks
         For each array path, the coordinates of chunks written or deleted, sorted.
+    moved_nodes
+        ``(from, to)`` paths of the nodes moved (spec 2), each with its subtree: the newest
+        commit's moves first, each commit's by path.
     """
 
     new_groups: set[str] = field(default_factory=set)
@@ -82,6 +85,7 @@ class Diff:
     updated_groups: set[str] = field(default_factory=set)
     updated_arrays: set[str] = field(default_factory=set)
     updated_chunks: dict[str, list[list[int]]] = field(default_factory=dict)
+    moved_nodes: list[tuple[str, str]] = field(default_factory=list)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -95,6 +99,7 @@ class Diff:
             or self.updated_groups
             or self.updated_arrays
             or self.updated_chunks
+            or self.moved_nodes
         )
 
     def __str__(self) -> str:
@@ -120,6 +125,10 @@ class Diff:
                 out.append(f"    {path}:\n" + "\n".join(lines) + "\n")
                 if len(coords) > _MAX_CHUNKS_SHOWN:
                     out.append(f"        ... {len(coords) - _MAX_CHUNKS_SHOWN} more\n")
+        if self.moved_nodes:  # right after the chunks, as 2.x prints it
+            out.append("Nodes moved/renamed:\n")
+            out.extend(f"    {source} -> {target}\n" for source, target in self.moved_nodes)
+            out.append("\n")
         return "".join(out)
 
     __repr__ = __str__
@@ -343,6 +352,7 @@ def diff_from_changes(
     updated_groups: Iterable[str],
     updated_arrays: Iterable[str],
     updated_chunks: Mapping[str, Iterable[tuple[int, ...]]],
+    moved_nodes: Iterable[tuple[str, str]] = (),
 ) -> Diff:
     """Build a Diff from path collections, sorting and de-duplicating chunk coordinates."""
     return Diff(
@@ -356,4 +366,5 @@ def diff_from_changes(
             path: [list(c) for c in sorted(set(updated_chunks[path]))]
             for path in sorted(updated_chunks)
         },
+        moved_nodes=list(moved_nodes),
     )

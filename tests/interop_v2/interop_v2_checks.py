@@ -50,8 +50,8 @@ from pyicechunk.format.repo_info import (
 from pyicechunk.storage import keys
 
 ZSTD_DICTIONARY_MAGIC = b"\x37\xa4\x30\xec"
-# What a migration changes or adds to a view of the spec-1 history (moves: compared apart;
-# unreachable: a migration lists only the snapshots refs reach).
+# What a migration changes or adds to a view of the spec-1 history (unreachable: a migration
+# lists only the snapshots refs reach).
 SPEC_2_ONLY = (
     "spec_version",
     "fetched_spec_version",
@@ -59,7 +59,6 @@ SPEC_2_ONLY = (
     "flags",
     "ops_log",
     "metadata",
-    "moves",
     "unreachable",
 )
 
@@ -180,33 +179,13 @@ def _kinds(log: list[tuple[Any, ...]]) -> list[str]:
 
 
 def _views(scenario: Scenario, data_at: list[str] | None = None) -> tuple[Any, Any]:
-    """What the first and the other implementation see; data where refs point or at ``data_at``.
-
-    Moves in diffs are compared apart (:func:`assert_same_moves`): pyicechunk cannot report
-    them yet.
-    """
+    """What the first and the other implementation see; data where refs point or at ``data_at``."""
     if data_at is None and scenario.storage == "s3":
         # Reads on S3 cost the most: main's tip and the resize there, every ref on local.
         data_at = [scenario.built["main"][-1], scenario.built["main"][2]]
     first = completed(scenario.run(scenario.first, VIEW, data_at=data_at), scenario.where)
     other = completed(scenario.run(scenario.other, VIEW, data_at=data_at), scenario.where)
-    scenario.moves = (first.pop("moves"), other.pop("moves"))
     return first, other
-
-
-def assert_same_moves(scenario: Scenario) -> None:
-    """The moves the last :func:`_views` saw agree (icechunk 2.3.0 is the only writer of moves).
-
-    pyicechunk's ``Diff`` has no ``moved_nodes`` yet (API-2 §7.3): where the history has moves,
-    the test is an expected failure until it has.
-    """
-    first, other = scenario.moves
-    ours, theirs = (first, other) if scenario.kind.first == "pyicechunk" else (other, first)
-    if ours and ours[0] is None:
-        if any(theirs):
-            pytest.xfail("pyicechunk's Diff does not report moved nodes (moved_nodes) yet")
-        return
-    assert ours == theirs
 
 
 # --- the tests --------------------------------------------------------------------------------
@@ -267,7 +246,6 @@ def test_the_other_implementation_sees_the_same(scenario: Scenario) -> None:
         # ... most of them in the chain of older files (the config keeps 4 entries in `repo`).
         info = _repo_info(scenario.where)
         assert info.repo_before_updates is not None and len(info.latest_updates) <= 5
-    assert_same_moves(scenario)
 
 
 def test_work_on_top_reads_back(scenario: Scenario) -> None:
@@ -330,4 +308,3 @@ def test_work_on_top_reads_back(scenario: Scenario) -> None:
     assert first["metadata"] == expected_metadata
     times = [entry[2] for entry in log]
     assert times == sorted(times, reverse=True) and len(set(times)) == len(times)
-    assert_same_moves(scenario)
