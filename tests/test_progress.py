@@ -23,6 +23,7 @@ import zarr
 
 import pyicechunk
 from pyicechunk import progress
+from pyicechunk.cli import main
 
 ARRAYS = 30  # one manifest and 4 chunks each, per commit
 
@@ -125,47 +126,42 @@ def test_not_a_terminal_prints_nothing(
     assert shown.steps == [] and capsys.readouterr() == ("", "")
 
 
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """The command line as a process whose stdout and stderr are pipes."""
-    full = {k: v for k, v in os.environ.items() if k != progress.ENV_VAR} | env
-    return subprocess.run(
-        [sys.executable, "-m", "pyicechunk", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=full,
-    )
-
-
-def test_cli_gc_progress_into_a_pipe(tmp_path: Path, templates: dict[int, Path]) -> None:
+def test_cli_gc_progress_when_not_a_terminal(
+    tmp_path: Path,
+    templates: dict[int, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The command line in this process, its stdout and stderr captured (not terminals)."""
     loc = str(tmp_path / "repo")
     repo_at(templates, tmp_path / "repo", 2)
-    cutoff = "2100-01-01"
+    gc = ["-R", loc, "gc", "--older-than", "2100-01-01", "--dry-run"]
+
+    def run(*args: str, env: str | None = None) -> tuple[int, str, str]:
+        if env is None:
+            monkeypatch.delenv(progress.ENV_VAR, raising=False)
+        else:
+            monkeypatch.setenv(progress.ENV_VAR, env)
+        capsys.readouterr()
+        status = main([*gc, *args])
+        out, err = capsys.readouterr()
+        return status, out, err
+
     # Not a terminal: nothing on stderr, only the summary on stdout.
-    quiet = _cli("-R", loc, "gc", "--older-than", cutoff, "--dry-run", env={})
-    assert quiet.returncode == 0, quiet.stderr
-    assert quiet.stderr == "" and "Would delete" in quiet.stdout
-    # Forced on (the option, or the environment): each step's final state, once.
-    for args, env in [(("--progress",), {}), ((), {progress.ENV_VAR: "on"})]:
-        shown = _cli("-R", loc, "gc", "--older-than", cutoff, "--dry-run", *args, env=env)
-        assert shown.returncode == 0, shown.stderr
-        assert "garbage collection: reading manifests" in shown.stderr
-        assert f"{ARRAYS}/{ARRAYS}" in shown.stderr and "\x1b[" not in shown.stderr
-    # --no-progress wins over the environment.
-    off = _cli(
-        "-R",
-        loc,
-        "gc",
-        "--older-than",
-        cutoff,
-        "--dry-run",
-        "--no-progress",
-        env={progress.ENV_VAR: "on"},
-    )
-    assert off.returncode == 0 and off.stderr == ""
-    bad = _cli("-R", loc, "gc", "--older-than", cutoff, "--dry-run", env={progress.ENV_VAR: "x"})
-    assert bad.returncode == 1 and "PYICECHUNK_PROGRESS must be 'auto', 'on' or 'off'" in bad.stderr
-    assert bad.stderr.count("\n") == 1
+    status, out, err = run()
+    assert (status, err) == (0, "") and "Would delete" in out
+    # Forced on (the option, or the environment): each step's final state, once, plain.
+    for args, env in [(("--progress",), None), ((), "on")]:
+        status, _, err = run(*args, env=env)
+        assert status == 0 and "garbage collection: reading manifests" in err
+        assert f"{ARRAYS}/{ARRAYS}" in err and "\x1b[" not in err
+        assert err.count("reading manifests") == 1
+    # --no-progress wins over the environment; the choice ends with the command.
+    assert run("--no-progress", env="on")[::2] == (0, "")
+    assert progress.current_mode() == "on"
+    status, _, err = run(env="x")
+    assert status == 1 and "PYICECHUNK_PROGRESS must be 'auto', 'on' or 'off'" in err
+    assert err.count("\n") == 1
 
 
 def test_a_terminal_gets_a_bar(tmp_path: Path, templates: dict[int, Path]) -> None:
