@@ -323,6 +323,12 @@ def test_maintenance_config_and_upgrade_on_s3(
         (ids["c1"], 0),
         (ids["root"], 0),
     ]
+    expired = run_json(
+        run, "-R", loc, "expire", "--older-than", cutoff, "--yes", "--delete-expired-tags"
+    )
+    assert expired["expired"] == [ids["c1"]]
+    assert [s["id"] for s in run_json(run, "-R", loc, "log")] == [ids["c2"], ids["root"]]
+    assert run_json(run, "-R", loc, "ops", "-n", "1")[0]["kind"] == "ExpirationRan"
 
 
 def test_upgrade_a_spec_1_repository(run: Run, tmp_path: Path) -> None:
