@@ -204,6 +204,7 @@ def test_a_terminal_gets_a_bar(tmp_path: Path, templates: dict[int, Path]) -> No
 
 _FAKE_KERNEL = """
 import builtins, sys
+import IPython  # a kernel has it loaded
 class ZMQInteractiveShell:  # what a Jupyter kernel's get_ipython() returns
     pass
 builtins.get_ipython = lambda: ZMQInteractiveShell()
