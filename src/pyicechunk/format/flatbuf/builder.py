@@ -10,6 +10,7 @@ which the reference's verifier checks.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Sequence
 
@@ -21,6 +22,12 @@ _U16 = struct.Struct("<H")
 _I32 = struct.Struct("<i")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
+
+
+@functools.cache
+def _vtable_struct(count: int) -> struct.Struct:
+    """The packer of a vtable with ``count`` field entries (size, table size, the entries)."""
+    return struct.Struct(f"<{count + 2}H")
 
 
 class Builder:
@@ -45,7 +52,8 @@ class Builder:
         self._minalign = 1
         self._fields: list[int] | None = None
         self._object_end = 0
-        self._vtables: dict[bytes, int] = {}
+        # Vtables written so far, keyed by their content after the (implied) vtable size.
+        self._vtables: dict[tuple[int, ...], int] = {}
 
     def offset(self) -> int:
         """Return the number of bytes written so far (the reference of the last object)."""
@@ -87,14 +95,25 @@ class Builder:
 
     def create_string(self, value: str) -> int:
         """Write a NUL-terminated UTF-8 string and return its reference."""
-        self._not_nested()
+        # The hottest call of the encoders: prep and the writes are inlined.
+        if self._fields is not None:
+            self._not_nested()
         data = value.encode("utf-8")
-        self.prep(4, len(data) + 1)
-        self._head -= 1
-        self._put(data)
-        self._head -= 4
-        _U32.pack_into(self._buf, self._head, len(data))
-        return self.offset()
+        n = len(data)
+        if self._minalign < 4:
+            self._minalign = 4
+        head = self._head
+        used = len(self._buf) - head
+        pad = -(used + n + 1) % 4
+        if head < pad + n + 5:
+            self._grow(pad + n + 5)
+            head = self._head
+        head -= pad + n + 5
+        buf = self._buf
+        _U32.pack_into(buf, head, n)
+        buf[head + 4 : head + 4 + n] = data
+        self._head = head
+        return used + pad + n + 5
 
     def create_vector(self, data: Buffer, elem_size: int, alignment: int) -> int:
         """Write a vector whose elements are already packed little-endian in ``data``.
@@ -150,32 +169,49 @@ class Builder:
         """Open a table with ``num_fields`` field slots; add fields, then call ``end_table``."""
         self._not_nested()
         self._fields = [0] * num_fields
+        # Set by the first field added: the table ends where that field ends. Padding written
+        # before it stays outside the table, so equal layouts give equal vtables wherever
+        # they start. Every add_* method stores each field's end in ``_fields``.
         self._object_end = -1
 
-    def _slot(self, slot: int, size: int) -> None:
-        assert self._fields is not None, "add a field only between start_table and end_table"
-        self._fields[slot] = self.offset()
-        if self._object_end < 0:
-            # The table ends where its first field ends; padding written before that field
-            # stays outside the table, so equal layouts give equal vtables wherever they start.
-            self._object_end = self.offset() - size
-
     def _add_scalar(self, slot: int, packer: struct.Struct, value: int, default: int) -> None:
-        if value != default:
-            size = packer.size
-            self.prep(size, 0)
-            self._head -= size
-            packer.pack_into(self._buf, self._head, value)
-            self._slot(slot, size)
+        # prep(size, 0), the write and the field's bookkeeping, inlined: encoders call this
+        # for every scalar of every table.
+        if value == default:
+            return
+        size = packer.size
+        fields = self._fields
+        assert fields is not None, "add a field only between start_table and end_table"
+        if size > self._minalign:
+            self._minalign = size
+        head = self._head
+        used = len(self._buf) - head
+        pad = -used % size
+        if head < pad + size:
+            self._grow(pad + size)
+            head = self._head
+        head -= pad + size
+        packer.pack_into(self._buf, head, value)
+        self._head = head
+        end = used + pad + size
+        fields[slot] = end
+        if self._object_end < 0:
+            self._object_end = end - size
 
     def add_u8(self, slot: int, value: int, default: int = 0) -> None:
         """Add a ``ubyte`` field (also union type tags); omitted when equal to ``default``."""
         if value != default:
-            self.prep(1, 0)
+            fields = self._fields
+            assert fields is not None, "add a field only between start_table and end_table"
+            if self._head < 1:
+                self._grow(1)
             self._head -= 1
             # Item assignment (not struct) so that a value outside 0..255 is a ValueError.
             self._buf[self._head] = value
-            self._slot(slot, 1)
+            end = len(self._buf) - self._head
+            fields[slot] = end
+            if self._object_end < 0:
+                self._object_end = end - 1
 
     def add_u16(self, slot: int, value: int, default: int = 0) -> None:
         """Add a ``uint16`` field; omitted when equal to ``default``."""
@@ -195,16 +231,44 @@ class Builder:
 
     def add_struct(self, slot: int, data: bytes, alignment: int) -> None:
         """Add an inline struct field, given its packed bytes and its alignment."""
-        self.prep(alignment, len(data))
-        self._put(data)
-        self._slot(slot, len(data))
+        fields = self._fields
+        assert fields is not None, "add a field only between start_table and end_table"
+        if alignment > self._minalign:
+            self._minalign = alignment
+        n = len(data)
+        head = self._head
+        used = len(self._buf) - head
+        pad = -(used + n) % alignment
+        if head < pad + alignment + n:
+            self._grow(pad + alignment + n)
+            head = self._head
+        head -= pad + n
+        self._buf[head : head + n] = data
+        self._head = head
+        end = used + pad + n
+        fields[slot] = end
+        if self._object_end < 0:
+            self._object_end = end - n
 
     def add_offset(self, slot: int, ref: int) -> None:
         """Add a field referring to a table, string, vector or union member created earlier."""
-        self.prep(4, 0)
-        self._head -= 4
-        _U32.pack_into(self._buf, self._head, len(self._buf) - self._head - ref)
-        self._slot(slot, 4)
+        fields = self._fields
+        assert fields is not None, "add a field only between start_table and end_table"
+        if self._minalign < 4:
+            self._minalign = 4
+        head = self._head
+        used = len(self._buf) - head
+        pad = -used % 4
+        if head < pad + 4:
+            self._grow(pad + 4)
+            head = self._head
+        head -= pad + 4
+        end = used + pad + 4
+        _U32.pack_into(self._buf, head, end - ref)
+        self._head = head
+        fields[slot] = end
+        if self._object_end < 0:
+            self._object_end = end - 4
 
     def end_table(self, required: Sequence[int] = ()) -> int:
         """Close the open table, write (or reuse) its vtable and return the table's reference.
@@ -224,20 +288,27 @@ class Builder:
         for slot in required:
             if not fields[slot]:
                 raise ValueError(f"required flatbuffers field in slot {slot} was not set")
-        self.prep(4, 0)
-        self._head -= 4
-        table = self.offset()
+        if self._minalign < 4:
+            self._minalign = 4
+        head = self._head
+        used = len(self._buf) - head
+        pad = -used % 4
+        if head < pad + 4:
+            self._grow(pad + 4)
+            head = self._head
+        self._head = head - pad - 4
+        table = used + pad + 4
         end = self._object_end if self._object_end >= 0 else table - 4
         count = len(fields)
         while count and not fields[count - 1]:
             count -= 1
-        entries = [table - f if f else 0 for f in fields[:count]]
-        vtable = struct.pack(f"<{count + 2}H", 4 + 2 * count, table - end, *entries)
-        existing = self._vtables.get(vtable)
+        key = (table - end, *[table - f if f else 0 for f in fields[:count]])
+        existing = self._vtables.get(key)
         if existing is None:
+            vtable = _vtable_struct(count).pack(4 + 2 * count, *key)
             self.prep(2, len(vtable))
             self._put(vtable)
-            existing = self._vtables[vtable] = self.offset()
+            existing = self._vtables[key] = self.offset()
         # The table starts with a signed offset back to its vtable (vtable = table - soffset).
         _I32.pack_into(self._buf, len(self._buf) - table, existing - table)
         self._fields = None
