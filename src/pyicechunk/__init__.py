@@ -108,6 +108,7 @@ from pyicechunk.ops_log import Update, UpdateType
 from pyicechunk.repo_status import FeatureFlag, RepoAvailability, RepoStatus
 from pyicechunk.repository import Repository
 from pyicechunk.session import ForkSession, Session
+from pyicechunk.session.mode import SessionMode
 from pyicechunk.spec_versions import SpecVersion
 from pyicechunk.storage import (
     Storage,
@@ -190,6 +191,7 @@ __all__ = [
     "S3Options",
     "S3StaticCredentials",
     "Session",
+    "SessionMode",
     "SnapshotInfo",
     "Storage",
     "StorageConcurrencySettings",

@@ -180,6 +180,9 @@ def test_every_conflict_type_has_a_scenario() -> None:
     import pyicechunk
 
     names = [name for name in dir(pyicechunk.ConflictType) if name[0].isupper()]
+    # icechunk 1.1 has no moves; 2.x's conflict for them is checked beside icechunk 2.3.0 in
+    # tests/api2/test_rearrange.py.
+    names.remove("MoveOperationCannotBeRebased")
     assert sorted(names) == sorted(SCENARIOS)
 
 

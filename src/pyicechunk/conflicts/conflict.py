@@ -78,6 +78,7 @@ class ConflictType(_Variant):
     ChunksUpdatedInUpdatedArray: ClassVar[ConflictType]
     DeleteOfUpdatedArray: ClassVar[ConflictType]
     DeleteOfUpdatedGroup: ClassVar[ConflictType]
+    MoveOperationCannotBeRebased: ClassVar[ConflictType]
 
     def __repr__(self) -> str:
         return self._name
@@ -105,6 +106,8 @@ _install(
         ("ChunksUpdatedInUpdatedArray", "Chunks updated in updated array"),
         ("DeleteOfUpdatedArray", "Delete of updated array"),
         ("DeleteOfUpdatedGroup", "Delete of updated group"),
+        # icechunk 2.x: a session is never rebased over a commit that moved nodes.
+        ("MoveOperationCannotBeRebased", "Move operation cannot be rebased"),
     ],
 )
 

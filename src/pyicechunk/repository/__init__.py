@@ -560,6 +560,43 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         )
         return Session(core)
 
+    def rearrange_session(self, branch: str) -> Session:
+        """A session on ``branch`` that only moves groups and arrays (:meth:`Session.move`).
+
+        Its commit records the moves alone: node ids, metadata and chunks are kept, nothing is
+        copied. Spec 2 only; the ``move_node`` feature flag must be on.
+
+        Raises
+        ------
+        FormatError
+            On a spec-1 repository (kind ``unsupported-spec-version``).
+        SessionStateError
+            The ``move_node`` feature flag is off (kind ``feature-flag-disabled``).
+        ReadOnlyError
+            The repository or its storage is read-only.
+        """
+        return sync(self.rearrange_session_async(branch))
+
+    async def rearrange_session_async(self, branch: str) -> Session:
+        """Async version of :meth:`rearrange_session`."""
+        from pyicechunk.repo_state import needs_spec2_error
+        from pyicechunk.session.rearrange import check_move_flag
+
+        if self._ctx.spec_version == SPEC_V1:
+            raise needs_spec2_error()
+        if self._storage.backend.read_only:
+            raise read_only_storage_error("Cannot create rearrange session")
+        await self._state.check_writable("Cannot create rearrange session")
+        await check_move_flag(self._state, "create rearrange session")
+        sid = await self._state.branch_tip(branch)
+        snapshot = await self._fetch_snapshot(sid)
+        ctx = self._ctx.for_session()
+        core = SessionCore(ctx, snapshot, branch=branch, read_only=False, rearrange=True)
+        session_logger.debug(
+            "Rearrange session created, branch_name: %r, snapshot_id: %s", branch, encode_id(sid)
+        )
+        return Session(core)
+
     @contextlib.contextmanager
     def transaction(
         self,

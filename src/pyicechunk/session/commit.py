@@ -31,7 +31,7 @@ from pyicechunk.format.snapshot import (
     NodeSnapshot,
     Snapshot,
 )
-from pyicechunk.format.transaction_log import TransactionLog
+from pyicechunk.format.transaction_log import MoveOperation, TransactionLog
 from pyicechunk.format.zarr_metadata import ArrayMeta, grid_upper
 from pyicechunk.history import combine_transaction_logs
 from pyicechunk.session.chunks import Coords, all_refs, manifest_info
@@ -64,6 +64,9 @@ class CommitPlan:
         For an amend: the replaced tip's transaction log, folded into the new one.
     rewrite_manifests
         Write fresh manifests for every array, even unchanged ones (``rewrite_manifests``).
+    moved_nodes
+        For a rearrange session: every move from the parent, recorded in the transaction log
+        (the base then already holds the nodes at their new paths).
     """
 
     message: str
@@ -72,6 +75,7 @@ class CommitPlan:
     parent_flushed_at: int
     earlier_tx: TransactionLog | None = None
     rewrite_manifests: bool = False
+    moved_nodes: tuple[MoveOperation, ...] = ()
 
 
 class _SnapshotBuilder:
@@ -244,6 +248,8 @@ async def write_snapshot(
     tx = changes.to_transaction_log(snapshot_id, builder.coords)
     if plan.earlier_tx is not None:
         tx = combine_transaction_logs(plan.earlier_tx, tx, snapshot_id)
+    if plan.moved_nodes:
+        tx.moved_nodes = list(plan.moved_nodes)
     await asyncio.gather(assets.write_snapshot(snapshot), assets.write_transaction_log(tx))
     return snapshot
 

@@ -38,9 +38,10 @@ from pyicechunk.format.manifest import (
     VirtualPayload,
 )
 from pyicechunk.format.snapshot import Snapshot, validate_path
+from pyicechunk.format.transaction_log import MoveOperation
 from pyicechunk.format.zarr_metadata import parse_node_metadata
 from pyicechunk.history import combine_transaction_logs, diff_from_transaction_logs, path_between
-from pyicechunk.repo_state import NewSnapshot, SnapshotKind
+from pyicechunk.repo_state import NewSnapshot, SnapshotKind, needs_spec2_error
 from pyicechunk.session.chunks import (
     Coords,
     chunk_coords,
@@ -51,7 +52,16 @@ from pyicechunk.session.chunks import (
 )
 from pyicechunk.session.commit import CommitPlan, chunk_barrier, write_snapshot, written_keys
 from pyicechunk.session.context import RepoContext, check_metadata, with_reserved
+from pyicechunk.session.mode import SessionMode
 from pyicechunk.session.nodes import NodeInfo, check_stored_metadata, node_at, nodes_below
+from pyicechunk.session.rearrange import (
+    NON_REARRANGE,
+    REARRANGE_ONLY,
+    Rearrangement,
+    check_move_flag,
+    has_moves,
+    rebase_over_moves_error,
+)
 from pyicechunk.session.writes import chunk_target, record_deletion, record_metadata
 from pyicechunk.storage.byte_range import ByteRequest
 from pyicechunk.types import ChunkType, Diff
@@ -86,6 +96,8 @@ class SessionCore:
         The branch a writable session commits to; None for a read-only one.
     read_only
         Whether the session can record changes.
+    rearrange
+        A rearrange session: it records moves only (see :mod:`~pyicechunk.session.rearrange`).
     """
 
     def __init__(
@@ -95,11 +107,14 @@ class SessionCore:
         *,
         branch: str | None,
         read_only: bool,
+        rearrange: bool = False,
     ) -> None:
         self.ctx = ctx
         self._state: tuple[Snapshot, ChangeSet] = (base, ChangeSet())
         self.branch = branch
         self.read_only = read_only
+        self.rearrangement = Rearrangement(base) if rearrange else None
+        """The moves of a rearrange session; the state's snapshot is then their view."""
         self.forked = False
         """This session was forked and the forks were not merged back yet."""
         self.is_fork = False
@@ -145,6 +160,12 @@ class SessionCore:
     @property
     def snapshot_id(self) -> str:
         return encode_id(self.base.id)
+
+    @property
+    def mode(self) -> SessionMode:
+        if self.read_only or self.is_fork:
+            return SessionMode.readonly
+        return SessionMode.writable if self.rearrangement is None else SessionMode.rearrange
 
     def _waiter(self) -> asyncio.Future[None]:
         """A future resolved when the running exclusive operation ends (hold ``_lock``)."""
@@ -208,6 +229,8 @@ class SessionCore:
 
     def merge(self, other: SessionCore) -> None:
         """Bring another session's changes into this one (``other`` wins on overlap)."""
+        if self.rearrangement is not None:
+            raise IcechunkError(f"session error: {REARRANGE_ONLY}", kind="rearrange-session-only")
         with other._lock:
             incoming = other.changes.copy()
         with self.sync_edit():
@@ -243,6 +266,27 @@ class SessionCore:
     def _check_writable(self) -> None:
         if self.read_only:
             raise IcechunkError(READ_ONLY_STORE, kind="read-only-store")
+        if self.rearrangement is not None:
+            raise IcechunkError(REARRANGE_ONLY, kind="rearrange-session-only")
+
+    async def move(self, source: str, target: str) -> None:
+        """Move a node and everything below it in a rearrange session (metadata only)."""
+        if self.read_only:
+            raise IcechunkError(READ_ONLY_SESSION, kind="read-only-session")
+        if self.ctx.spec_version == SPEC_V1:
+            raise IcechunkError(
+                f"session error: {needs_spec2_error().message}", kind="unsupported-spec-version"
+            )
+        await self._enter_edit()
+        try:
+            if self.rearrangement is None or self.is_fork:
+                raise IcechunkError(NON_REARRANGE, kind="non-rearrange-session")
+            view = self.rearrangement.move(source, target)
+            changes = self.changes
+            changes.touched = True
+            self._state = (view, changes)
+        finally:
+            self._lock.release()
 
     async def set_metadata(self, path: str, data: bytes) -> None:
         self._check_writable()
@@ -431,6 +475,8 @@ class SessionCore:
         with self._lock:
             tx = changes.to_transaction_log(base.id)
             new_nodes = [*changes.new_groups.items(), *changes.new_arrays.items()]
+        if self.rearrangement is not None:
+            tx.moved_nodes = self.rearrangement.moves()
         paths = {n.id: n.path for n in base.nodes}
         for path, (node_id, _) in new_nodes:
             paths[node_id] = path
@@ -452,6 +498,15 @@ class SessionCore:
             self._state = (snapshot, ChangeSet())
             self.branch = None
             self.read_only = True
+            self.rearrangement = None
+
+    async def _moves_to_record(self, verb: str) -> tuple[MoveOperation, ...]:
+        """The moves a commit, flush or amend of this session records (none for a writable
+        session), once the ``move_node`` feature flag allows them."""
+        if self.rearrangement is None:
+            return ()
+        await check_move_flag(self.ctx.state, f"session error: {verb} rearrange session")
+        return tuple(self.rearrangement.moves())
 
     async def commit(
         self,
@@ -512,6 +567,7 @@ class SessionCore:
             self.base.id,
             self.base.flushed_at,
             rewrite_manifests=rewrite_manifests,
+            moved_nodes=await self._moves_to_record("commit"),
         )
         assert self.branch is not None
         logger.info(
@@ -548,7 +604,13 @@ class SessionCore:
                 raise IcechunkError(_NO_CHANGES, kind="no-changes-to-commit")
             self._check_can_commit("flush")
             base = self.base
-            plan = CommitPlan(message, self._properties(metadata), base.id, base.flushed_at)
+            plan = CommitPlan(
+                message,
+                self._properties(metadata),
+                base.id,
+                base.flushed_at,
+                moved_nodes=await self._moves_to_record("flush"),
+            )
             async with chunk_barrier(self.ctx.storage.backend, self.changes) as chunks_durable:
                 snapshot = await write_snapshot(self.ctx.assets, base, self.changes, plan)
                 new = NewSnapshot(
@@ -605,6 +667,13 @@ class SessionCore:
         # The tip's own log: in spec 2.1 the logs expiration collapsed into its step stay
         # apart, in the pruned list the replacement inherits.
         tip_tx = await history.transaction_log(tip_entry)
+        moves: tuple[MoveOperation, ...] = ()
+        if self.rearrangement is not None:
+            # Collapsed with the replaced commit's own moves: from its parent to the view.
+            await check_move_flag(state, "session error: amend rearrange session")
+            moves = tuple(self.rearrangement.moves(parent.nodes))
+        elif tip_tx.moved_nodes:
+            raise IcechunkError(f"session error: {REARRANGE_ONLY}", kind="rearrange-session-only")
         plan = CommitPlan(
             message,
             properties,
@@ -612,6 +681,7 @@ class SessionCore:
             parent.flushed_at,
             earlier_tx=tip_tx,
             rewrite_manifests=rewrite_manifests,
+            moved_nodes=moves,
         )
         async with chunk_barrier(self.ctx.storage.backend, self.changes) as chunks_durable:
             snapshot = await write_snapshot(self.ctx.assets, tip, self.changes, plan)
@@ -671,6 +741,9 @@ class SessionCore:
                 for step in steps
             ]
             snapshots = [snapshot for _, snapshot in landed]
+            moved = [s.id for s, log in zip(snapshots, logs, strict=True) if has_moves([log])]
+            if moved:  # icechunk 2.x never rebases over moves, whatever the solver
+                raise rebase_over_moves_error(moved[-1])
             logger.debug(
                 "Rebasing, branch_name: %r, from: %s, onto: %s, commits: %d",
                 self.branch,
@@ -679,8 +752,12 @@ class SessionCore:
                 len(snapshots),
             )
             changes = await replay(solver, base, snapshots, logs, changes)
+            tip = snapshots[0]
+            if self.rearrangement is not None:
+                self.rearrangement = self.rearrangement.rebased(tip)
+                tip = self.rearrangement.view
             with self._lock:
-                self._state = (snapshots[0], changes)
+                self._state = (tip, changes)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pyicechunk._repr import Block, Shown, session_block
 from pyicechunk._sync import sync
 from pyicechunk.exceptions import IcechunkError
+from pyicechunk.format.ids import encode_id
 from pyicechunk.session.core import FORK_CANNOT, READ_ONLY_SESSION, SessionCore
+from pyicechunk.session.mode import SessionMode
+from pyicechunk.session.rearrange import checked_node_path, node_not_found
 from pyicechunk.types import ChunkType, Diff
 
 if TYPE_CHECKING:
@@ -82,6 +85,12 @@ class Session(Shown):
         return self._core.branch
 
     @property
+    def mode(self) -> SessionMode:
+        """What the session may do: ``readonly`` (also once committed, and for forks),
+        ``writable`` or ``rearrange``."""
+        return self._core.mode
+
+    @property
     def has_uncommitted_changes(self) -> bool:
         """Whether anything was written since the session started (even if undone)."""
         return self._core.changes.touched
@@ -99,6 +108,59 @@ class Session(Shown):
         import copy
 
         return copy.deepcopy(self._core.config)
+
+    # -- nodes --------------------------------------------------------------------------------
+
+    def get_node_id(self, path: str) -> str:
+        """The id of the node at ``path`` (13 characters; a moved node keeps its id).
+
+        Raises
+        ------
+        InvalidInputError
+            For a relative or non-canonical path (kind ``invalid-path``).
+        NodeNotFoundError
+            If the session has no node there.
+        """
+        node = self._core.node(checked_node_path(path))
+        if node is None:
+            raise node_not_found(path)
+        return encode_id(node.node_id)
+
+    async def get_node_id_async(self, path: str) -> str:
+        """Async version of :meth:`get_node_id`."""
+        return self.get_node_id(path)
+
+    def move(self, from_path: str, to_path: str) -> None:
+        """Move a group or array, with everything below it, to a new path.
+
+        Only rearrange sessions (:meth:`Repository.rearrange_session`) move nodes; the move
+        changes paths only: node ids, metadata and chunks stay as they are, and no data is
+        copied.
+
+        Parameters
+        ----------
+        from_path
+            The absolute path of the node to move.
+        to_path
+            Its new absolute path; no node may be there, and its parent must be a group.
+
+        Raises
+        ------
+        SessionStateError
+            Not a rearrange session, a target inside the source, or a missing or non-group
+            parent of the target.
+        AlreadyExistsError
+            A node is already at ``to_path``.
+        NodeNotFoundError
+            No node at ``from_path``.
+        ReadOnlyError
+            The session is read-only (or committed).
+        """
+        sync(self._core.move(from_path, to_path))
+
+    async def move_async(self, from_path: str, to_path: str) -> None:
+        """Async version of :meth:`move`."""
+        await self._core.move(from_path, to_path)
 
     # -- changes ------------------------------------------------------------------------------
 

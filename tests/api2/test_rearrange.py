@@ -1,0 +1,345 @@
+"""Rearrange sessions on pyicechunk and icechunk 2.3.0: ``Session.move`` of groups and arrays
+(metadata only, node ids and manifests kept), ``Session.mode``, ``get_node_id``, the moves in
+status, diffs and transaction logs, the errors of each refused move, the ``move_node`` feature
+flag, rebases over moves, amend and flush, and moves written by one implementation read by the
+other (API-2 §7.1-§7.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from oracle import Both, InProcess, Oracle, raises
+
+HIERARCHY = """
+repo = icechunk.Repository.create(make_storage(where), spec_version=2)
+s = repo.writable_session("main")
+root = zarr.create_group(s.store)
+grp = root.create_group("grp", attributes={"kept": [1, 2]})
+grp.create_array("arr", shape=(4,), chunks=(2,), dtype="i4")[:] = [0, 1, 2, 3]
+root.create_array("x", shape=(2,), chunks=(2,), dtype="u1")[:] = 5
+base = s.commit("hierarchy")
+"""
+
+# What a reader sees of the tip: every node, the data, the group's attributes, node ids of the
+# moved nodes, and the latest commit's log and diff.
+READ = """
+repo = icechunk.Repository.open(make_storage(where))
+r = repo.readonly_session("main")
+root = zarr.open_group(r.store, mode="r")
+tip = repo.lookup_branch("main")
+parent = repo.lookup_snapshot(tip).parent_id
+tx = repo.inspect_transaction_log(tip)
+d = repo.diff(from_snapshot_id=parent, to_snapshot_id=tip)
+{
+    "paths": sorted(p for p, _ in root.members(max_depth=None)),
+    "arr": zarr.open_array(r.store, path="grp3/arr", mode="r")[:].tolist(),
+    "x": zarr.open_array(r.store, path="grp3/x", mode="r")[:].tolist(),
+    "attrs": dict(zarr.open_group(r.store, path="grp3", mode="r").attrs),
+    "ids": [r.get_node_id(p) for p in ("/grp3", "/grp3/arr", "/grp3/x")],
+    "moved": tx["moved_nodes"],
+    "others": [tx[k] for k in ("new_groups", "new_arrays", "deleted_groups", "deleted_arrays",
+                               "updated_groups", "updated_arrays", "updated_chunks")],
+    "diff": (d.moved_nodes, str(d), d.is_empty()),
+    "manifests": sorted(m.id for m in repo.list_manifest_files(tip)),
+}
+"""
+
+MOVES = """
+s = repo.rearrange_session("main")
+before = [s.get_node_id(p) for p in ("/grp", "/grp/arr", "/x")]
+modes = [repr(s.mode), int(s.mode), s.has_uncommitted_changes]
+s.move("/grp", "/grp2")
+s.move("/grp2", "/grp3")
+s.move("/x", "/grp3/x")
+inside = {
+    "status": (s.status().moved_nodes, str(s.status())),
+    "arr": zarr.open_array(s.store, path="grp3/arr", mode="r")[:].tolist(),
+    "old": "grp" in zarr.open_group(s.store, mode="r"),
+    "ids": [s.get_node_id(p) for p in ("/grp3", "/grp3/arr", "/grp3/x")] == before,
+    "changed": s.has_uncommitted_changes,
+}
+moved = s.commit("moves")
+modes += [repr(s.mode), s.read_only]
+"""
+
+
+def test_moves_keep_node_ids_data_and_manifests(
+    both: Both, storage_spec: Callable[..., Any]
+) -> None:
+    modes, inside = both.same(HIERARCHY + MOVES + "[modes, inside]", where=storage_spec("memory"))
+    assert modes == ["SessionMode.rearrange", 2, False, "SessionMode.readonly", True]
+    # Chained moves collapse: /grp -> /grp2 -> /grp3 is one move.
+    assert inside["status"][0] == [
+        ("/grp", "/grp3"),
+        ("/grp/arr", "/grp3/arr"),
+        ("/x", "/grp3/x"),
+    ]
+    assert inside["ids"] and inside["changed"] and not inside["old"]
+    for impl in (both.ours, both.reference):
+        where = storage_spec("local")
+        before, manifests = impl.run(
+            HIERARCHY + MOVES + "(before, [m.id for m in repo.list_manifest_files(base)])",
+            where=where,
+        )
+        seen = impl.run(READ, where=where)
+        # Node ids survive the moves, and the move commit lists the same manifests as the
+        # commit before it: nothing was copied or rewritten.
+        assert seen["ids"] == before
+        assert seen["manifests"] == sorted(manifests)
+
+
+@pytest.mark.parametrize("writer", ["pyicechunk", "icechunk2"])
+def test_a_move_written_by_one_is_read_by_the_other(
+    both: Both, storage_spec: Callable[..., Any], writer: str
+) -> None:
+    where = storage_spec("local")
+    (both.ours if writer == "pyicechunk" else both.reference).run(HIERARCHY + MOVES, where=where)
+    seen = both.same(READ, where=where)
+    assert seen["paths"] == ["grp3", "grp3/arr", "grp3/x"]
+    assert seen["arr"] == [0, 1, 2, 3] and seen["x"] == [5, 5]
+    assert seen["attrs"] == {"kept": [1, 2]}
+    assert [(m["from"], m["to"]) for m in seen["moved"]] == [
+        ("/grp", "/grp3"),
+        ("/grp/arr", "/grp3/arr"),
+        ("/x", "/grp3/x"),
+    ]
+    assert seen["others"] == [[], [], [], [], [], [], []]
+    assert seen["diff"][0] == [(m["from"], m["to"]) for m in seen["moved"]]
+    assert not seen["diff"][2]
+    # The reader keeps writing at the new paths, and the writer reads that.
+    reader = both.reference if writer == "pyicechunk" else both.ours
+    reader.run(
+        "s = repo.writable_session('main')\n"
+        "zarr.open_array(s.store, path='grp3/arr', mode='r+')[0] = 9\n"
+        "s.commit('a write after the move')"
+    )
+    assert both.same(READ, where=where)["arr"] == [9, 1, 2, 3]
+
+
+MOVE_ERRORS = [
+    ("/grp", "/grp/sub", "SessionStateError", "move-into-self-or-descendant"),
+    ("/grp", "/grp", "SessionStateError", "move-into-self-or-descendant"),
+    ("/", "/z", "SessionStateError", "move-into-self-or-descendant"),
+    ("/grp", "/nope/grp", "SessionStateError", "move-destination-parent-missing"),
+    ("/grp", "/x/grp", "SessionStateError", "move-destination-parent-not-group"),
+    ("/grp", "/x", "AlreadyExistsError", "move-wont-overwrite"),
+    ("/x", "/", "AlreadyExistsError", "move-wont-overwrite"),
+    ("/nope", "/y", "NodeNotFoundError", "node-not-found"),
+    ("/nope", "/nope/a", "NodeNotFoundError", "node-not-found"),
+    ("grp", "/y", "InvalidInputError", "invalid-path"),
+    ("/grp", "y", "InvalidInputError", "invalid-path"),
+]
+
+
+def test_refused_moves_raise_the_reference_errors_and_move_nothing(
+    both: Both, storage_spec: Callable[..., Any]
+) -> None:
+    both.same(HIERARCHY + "s = repo.rearrange_session('main')", where=storage_spec("memory"))
+    for source, target, cls, kind in MOVE_ERRORS:
+        with raises(cls, kind=kind):
+            both.same(f"s.move({source!r}, {target!r})", messages=True)
+    assert both.same("[s.status().moved_nodes, s.has_uncommitted_changes]") == [[], False]
+    with raises("SessionStateError", kind="no-changes-to-commit"):
+        both.same("s.commit('nothing')")
+
+
+def test_only_rearrange_sessions_move_and_they_only_move(
+    impl: InProcess | Oracle, storage_spec: Callable[..., Any]
+) -> None:
+    impl.run(HIERARCHY, where=storage_spec("memory"))
+    with raises("SessionStateError", kind="non-rearrange-session", match="rearrange session"):
+        impl.run("repo.writable_session('main').move('/x', '/y')")
+    with raises("ReadOnlyError", kind="read-only-session"):
+        impl.run("repo.readonly_session('main').move('/x', '/y')")
+    impl.run("s = repo.rearrange_session('main')")
+    writes = [
+        "zarr.open_array(s.store, path='x', mode='r+')[:] = 1",
+        "zarr.open_group(s.store, mode='r+').create_group('new')",
+        "del zarr.open_group(s.store, mode='r+')['x']",
+        "zarr.open_group(s.store, path='grp', mode='r+').attrs['k'] = 1",
+    ]
+    for write in writes:
+        with raises("SessionStateError", kind="rearrange-session-only", match="rearrange the"):
+            impl.run(write)
+    assert impl.run("s.has_uncommitted_changes") is False
+    assert impl.run("repr(repo.writable_session('main').mode)") == "SessionMode.writable"
+    assert impl.run("repr(repo.readonly_session('main').mode)") == "SessionMode.readonly"
+    # A move back where a node was is no move, but the session still commits.
+    impl.run("s.move('/x', '/y'); s.move('/y', '/x')")
+    assert impl.run("[s.status().moved_nodes, s.has_uncommitted_changes]") == [[], True]
+    impl.run("sid = s.commit('identity')")
+    assert impl.run("repo.inspect_transaction_log(sid)['moved_nodes']") == []
+
+
+def test_spec1_repositories_refuse_rearrange_sessions(impl: InProcess | Oracle) -> None:
+    impl.run("repo = icechunk.Repository.create(make_storage({'kind': 'memory'}), spec_version=1)")
+    with raises("FormatError", kind="unsupported-spec-version", match="at least version 2.0"):
+        impl.run("repo.rearrange_session('main')")
+    with raises("FormatError", kind="unsupported-spec-version", match="^session error: repo"):
+        impl.run("repo.writable_session('main').move('/', '/a')")
+
+
+def test_the_move_node_flag_and_the_read_only_status(
+    impl: InProcess | Oracle, storage_spec: Callable[..., Any]
+) -> None:
+    impl.run(HIERARCHY, where=storage_spec("memory"))
+    impl.run(
+        "a = repo.rearrange_session('main'); a.move('/x', '/a')\n"
+        "b = repo.rearrange_session('main'); b.move('/x', '/b')\n"
+        "c = repo.rearrange_session('main'); c.move('/x', '/c')\n"
+        "repo.set_feature_flag('move_node', False)"
+    )
+    flag = "feature-flag-disabled"
+    with raises("SessionStateError", kind=flag, match=r"create rearrange session is disabled"):
+        impl.run("repo.rearrange_session('main')")
+    with raises("SessionStateError", kind=flag, match=r"commit rearrange session is disabled"):
+        impl.run("a.commit('no')")
+    with raises("SessionStateError", kind=flag, match=r"flush rearrange session is disabled"):
+        impl.run("b.flush('no')")
+    assert impl.run("repo.lookup_branch('main') == base")
+    impl.run("repo.set_feature_flag('move_node', None)")
+    impl.run("repo.set_status(icechunk.RepoStatus(icechunk.RepoAvailability.read_only))")
+    with raises("ReadOnlyError", kind="read-only-repository", match="rearrange session"):
+        impl.run("repo.rearrange_session('main')")
+    with raises("ReadOnlyError", kind="read-only-repository"):
+        impl.run("c.commit('no')")
+    impl.run("repo.set_status(icechunk.RepoStatus(icechunk.RepoAvailability.online))")
+    impl.run("c.commit('yes')")
+    assert impl.run("sorted(zarr.open_group(repo.readonly_session('main').store, mode='r'))") == [
+        "c",
+        "grp",
+    ]
+
+
+REBASE_FAILS = """
+def failure(session, solver):
+    try:
+        session.rebase(solver)
+    except icechunk.RebaseFailedError as e:
+        return [(repr(c.conflict_type), str(c.conflict_type), c.path, c.conflicted_chunks)
+                for c in e.conflicts] + [e.snapshot == moved]
+    return None
+"""
+
+
+def test_no_session_is_rebased_over_a_move(
+    impl: InProcess | Oracle, storage_spec: Callable[..., Any]
+) -> None:
+    impl.run(HIERARCHY + REBASE_FAILS, where=storage_spec("memory"))
+    impl.run(
+        "w = repo.writable_session('main')\n"
+        "zarr.open_array(w.store, path='x', mode='r+')[:] = 3\n"
+        "r = repo.rearrange_session('main'); r.move('/x', '/x2')\n"
+        "m = repo.rearrange_session('main'); m.move('/grp', '/g2'); moved = m.commit('mv')"
+    )
+    with raises("ConflictError", kind="commit-conflict"):
+        impl.run("w.commit('late')")
+    expected = [("MoveOperationCannotBeRebased", "Move operation cannot be rebased", "", None)]
+    for session in ("w", "r"):
+        for solver in ("ConflictDetector()", "BasicConflictSolver()"):
+            found = impl.run(f"failure({session}, icechunk.{solver})")
+            assert found == [*expected, True], (session, solver)
+    with raises("RebaseFailedError", kind="rebase-failed"):
+        impl.run("w.commit('late', rebase_with=icechunk.ConflictDetector())")
+    assert (
+        impl.run("int(icechunk.ConflictType.MoveOperationCannotBeRebased)")
+        == int(impl.run("int(icechunk.ConflictType.DeleteOfUpdatedGroup)")) + 1
+    )
+
+
+def test_a_rearrange_session_rebases_over_a_commit_without_moves(
+    both: Both, storage_spec: Callable[..., Any]
+) -> None:
+    found = both.same(
+        HIERARCHY
+        + """
+r = repo.rearrange_session("main")
+r.move("/x", "/x2")
+w = repo.writable_session("main")
+zarr.open_array(w.store, path="grp/arr", mode="r+")[:] = 7
+zarr.create_group(w.store, path="grp/new")
+w.commit("plain")
+r.commit("moved after a rebase", rebase_with=icechunk.ConflictDetector())
+rs = repo.readonly_session("main")
+tx = repo.inspect_transaction_log(rs.snapshot_id)
+[sorted(p for p, _ in zarr.open_group(rs.store, mode="r").members(max_depth=None)),
+ zarr.open_array(rs.store, path="grp/arr", mode="r")[:].tolist(), tx["moved_nodes"]]
+""",
+        where=storage_spec("memory"),
+    )
+    assert found[0] == ["grp", "grp/arr", "grp/new", "x2"]
+    assert found[2] == [{"from": "/x", "to": "/x2"}]
+
+
+def test_amend_and_flush_of_rearrange_sessions(
+    both: Both, storage_spec: Callable[..., Any]
+) -> None:
+    found = both.same(
+        HIERARCHY
+        + """
+r = repo.rearrange_session("main"); r.move("/x", "/x2"); r.commit("first move")
+r = repo.rearrange_session("main"); r.move("/x2", "/x3"); amended = r.amend("amended move")
+r = repo.rearrange_session("main"); r.move("/grp", "/g"); flushed = r.flush("detached")
+[repo.inspect_transaction_log(amended)["moved_nodes"],
+ repo.lookup_snapshot(amended).parent_id == base,
+ repo.inspect_transaction_log(flushed)["moved_nodes"],
+ repo.lookup_branch("main") == amended]
+""",
+        where=storage_spec("memory"),
+    )
+    # The amend's log describes the change from the replaced commit's parent: one move.
+    assert found == [
+        [{"from": "/x", "to": "/x3"}],
+        True,
+        [{"from": "/grp", "to": "/g"}, {"from": "/grp/arr", "to": "/g/arr"}],
+        True,
+    ]
+    with raises("SessionStateError", kind="rearrange-session-only"):
+        both.same(
+            "w = repo.writable_session('main')\n"
+            "zarr.open_array(w.store, path='x3', mode='r+')[:] = 1\n"
+            "w.amend('a plain amend over a move')"
+        )
+
+
+def test_get_node_id(both: Both, storage_spec: Callable[..., Any]) -> None:
+    both.same(HIERARCHY, where=storage_spec("memory"))
+    found = both.same(
+        """
+import asyncio
+ro = repo.readonly_session("main")
+w = repo.writable_session("main")
+f = repo.writable_session("main").fork()
+zarr.create_group(w.store, path="fresh")
+zarr.create_group(f.store, path="fresh")
+ids = [ro.get_node_id("/grp/arr"), w.get_node_id("/grp/arr"),
+       asyncio.run(ro.get_node_id_async("/grp/arr"))]
+[len(set(ids)), len(ids[0]), len(f.get_node_id("/fresh")),
+ ro.get_node_id("/") == w.get_node_id("/")]
+"""
+    )
+    assert found == [1, 13, 13, True]
+    with raises("NodeNotFoundError", kind="node-not-found", match="node not found at `/nope`"):
+        both.same("ro.get_node_id('/nope')", messages=True)
+    with raises("InvalidInputError", kind="invalid-path"):
+        both.same("ro.get_node_id('grp')", messages=True)
+
+
+def test_moves_async(both: Both, storage_spec: Callable[..., Any]) -> None:
+    found = both.same(
+        HIERARCHY
+        + """
+import asyncio
+async def main():
+    s = await repo.rearrange_session_async("main")
+    await s.move_async("/x", "/grp/x")
+    return await s.commit_async("async move")
+sid = asyncio.run(main())
+repo.inspect_transaction_log(sid)["moved_nodes"]
+""",
+        where=storage_spec("memory"),
+    )
+    assert found == [{"from": "/x", "to": "/grp/x"}]
