@@ -17,17 +17,17 @@ from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.config_serde import Tagged, config_from_tree, config_to_tree
 from pyicechunk.format.flexbuffers import decode_flexbuffer, encode_flexbuffer
 
-__all__ = ["config_from_flexbuffer", "config_to_flexbuffer"]
+__all__ = ["config_from_flexbuffer", "config_to_flexbuffer", "tagged_as_maps"]
 
 
-def _flex_value(tree: Any) -> Any:
+def tagged_as_maps(tree: Any) -> Any:
     """The tree with every :class:`Tagged` variant as the one-key map serde writes."""
     if isinstance(tree, Tagged):
-        return {tree.name: _flex_value(tree.content)}
+        return {tree.name: tagged_as_maps(tree.content)}
     if isinstance(tree, dict):
-        return {k: _flex_value(v) for k, v in tree.items()}
+        return {k: tagged_as_maps(v) for k, v in tree.items()}
     if isinstance(tree, list):
-        return [_flex_value(v) for v in tree]
+        return [tagged_as_maps(v) for v in tree]
     return tree
 
 
@@ -50,7 +50,7 @@ def config_to_flexbuffer(config: RepositoryConfig) -> bytes:
         If the config cannot be persisted: an HTTP store option named ``headers``, or a kept
         unknown value a FlexBuffer cannot hold (such as a NaN read from YAML).
     """
-    tree = _flex_value(config_to_tree(config))
+    tree = tagged_as_maps(config_to_tree(config))
     try:
         return encode_flexbuffer(tree)
     except (TypeError, ValueError) as exc:

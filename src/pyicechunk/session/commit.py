@@ -20,6 +20,7 @@ import numpy as np
 from pyicechunk import progress
 from pyicechunk._time import now_micros
 from pyicechunk.change_set import ChangeSet
+from pyicechunk.config import ManifestSplittingConfig
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.ids import new_manifest_id, new_snapshot_id
 from pyicechunk.format.manifest import ArrayManifest, ChunkPayload, NativePayload
@@ -35,6 +36,7 @@ from pyicechunk.format.transaction_log import MoveOperation, TransactionLog
 from pyicechunk.format.zarr_metadata import ArrayMeta, grid_upper
 from pyicechunk.history import combine_transaction_logs
 from pyicechunk.session.chunks import Coords, all_refs, manifest_info
+from pyicechunk.session.splitting import SplitPart, array_split_sizes, layout_manifests
 from pyicechunk.storage.keys import chunk_key, manifest_key, snapshot_key, transaction_key
 
 if TYPE_CHECKING:
@@ -64,6 +66,8 @@ class CommitPlan:
         For an amend: the replaced tip's transaction log, folded into the new one.
     rewrite_manifests
         Write fresh manifests for every array, even unchanged ones (``rewrite_manifests``).
+    splitting
+        The repository's manifest splitting config (None: one manifest per array).
     moved_nodes
         For a rearrange session: every move from the parent, recorded in the transaction log
         (the base then already holds the nodes at their new paths).
@@ -75,6 +79,7 @@ class CommitPlan:
     parent_flushed_at: int
     earlier_tx: TransactionLog | None = None
     rewrite_manifests: bool = False
+    splitting: ManifestSplittingConfig | None = None
     moved_nodes: tuple[MoveOperation, ...] = ()
 
 
@@ -82,12 +87,18 @@ class _SnapshotBuilder:
     """The nodes and manifests of one new snapshot: the base with a change set applied."""
 
     def __init__(
-        self, assets: AssetManager, base: Snapshot, changes: ChangeSet, rewrite_all: bool
+        self,
+        assets: AssetManager,
+        base: Snapshot,
+        changes: ChangeSet,
+        rewrite_all: bool,
+        splitting: ManifestSplittingConfig | None,
     ) -> None:
         self._assets = assets
         self._base = base
         self._changes = changes
         self._rewrite_all = rewrite_all
+        self._splitting = splitting
         # The coordinates of each array's chunk changes, computed once and shared by the
         # manifest writer and the transaction log.
         self.coords: dict[bytes, np.ndarray] = {
@@ -120,8 +131,8 @@ class _SnapshotBuilder:
             return NodeSnapshot(node.id, node.path, user_data, None), ()
         old = node.array
         if self._rewrite_all:
-            refs, infos = await self._write_manifest(
-                node.id, node.path, old.shape, old.manifests, None
+            refs, infos = await self._write_manifests(
+                node.id, node.path, old.shape, old.dimension_names, old.manifests, None
             )
             data = ArrayNodeData(old.shape, old.dimension_names, refs)
             return NodeSnapshot(node.id, node.path, node.user_data, data), infos
@@ -132,18 +143,15 @@ class _SnapshotBuilder:
         shape = meta.shape if meta is not None else old.shape
         names = meta.dimension_names if meta is not None else old.dimension_names
         user_data = meta.user_data if meta is not None else node.user_data
-        upper = grid_upper(shape)
-        if not chunk_changes and all(_extents_within(m.extents, upper) for m in old.manifests):
-            refs, infos = old.manifests, self._infos(old.manifests)
-        else:
-            refs, infos = await self._write_manifest(
-                node.id, node.path, shape, old.manifests, chunk_changes
-            )
+        # Manifests wholly inside an unchanged split are kept; nothing is read for them.
+        refs, infos = await self._write_manifests(
+            node.id, node.path, shape, names, old.manifests, chunk_changes
+        )
         return NodeSnapshot(node.id, node.path, user_data, ArrayNodeData(shape, names, refs)), infos
 
     async def _new_array_node(self, path: str, node_id: bytes, meta: ArrayMeta) -> _NodeResult:
-        refs, infos = await self._write_manifest(
-            node_id, path, meta.shape, (), self._changes.chunks.get(node_id)
+        refs, infos = await self._write_manifests(
+            node_id, path, meta.shape, meta.dimension_names, (), self._changes.chunks.get(node_id)
         )
         data = ArrayNodeData(meta.shape, meta.dimension_names, refs)
         return NodeSnapshot(node_id, path, meta.user_data, data), infos
@@ -151,42 +159,31 @@ class _SnapshotBuilder:
     def _infos(self, refs: Sequence[ManifestRef]) -> tuple[ManifestFileInfo, ...]:
         return tuple(manifest_info(self._base, m.object_id) for m in refs)
 
-    async def _write_manifest(
+    async def _write_manifests(
         self,
         node_id: bytes,
         path: str,
         shape: tuple[DimensionShape, ...],
+        names: tuple[str | None, ...] | None,
         old_refs: Sequence[ManifestRef],
         chunk_changes: dict[Coords, ChunkPayload | None] | None,
     ) -> tuple[tuple[ManifestRef, ...], tuple[ManifestFileInfo, ...]]:
-        """One manifest with the old refs (minus touched and out-of-grid ones) and the new ones.
+        """The array's manifests in the new snapshot, one or more per split (see
+        :mod:`pyicechunk.session.splitting`): old ones kept, new ones written.
 
         Reading the old refs checks them like a read does: a damaged manifest fails the commit
         instead of losing its chunks from the new snapshot.
         """
         ndim = len(shape)
         upper = grid_upper(shape)
-        parts: list[ArrayManifest] = []
         touched = None
+        written = None
         if chunk_changes:
             touched = self.coords.get(node_id)
             if touched is None or len(touched) != len(chunk_changes):
                 touched = np.array(list(chunk_changes), dtype=np.uint32).reshape(
                     len(chunk_changes), ndim
                 )
-        base = self._base
-        # The stored refs have the dimensions the snapshot records for the array.
-        stored = base.get_node(path)
-        stored_ndim = len(stored.array.shape) if stored and stored.array else ndim
-        for array in await all_refs(self._assets, base, node_id, path, stored_ndim, old_refs):
-            if not len(array):
-                continue
-            keep = array.within(upper)
-            if touched is not None:
-                hits = array.find_many(touched)
-                keep[hits[hits >= 0]] = False
-            parts.append(array.take(keep))
-        if chunk_changes and touched is not None:
             # Vectorised: which changes are writes (not deletions) inside the current grid.
             payload_list = list(chunk_changes.values())
             live = np.fromiter(
@@ -200,18 +197,44 @@ class _SnapshotBuilder:
             else:
                 payloads = [payload_list[i] for i in keep_idx]
             if payloads:
-                parts.append(
-                    ArrayManifest.from_payloads(node_id, ndim, touched[keep_idx], payloads)  # type: ignore[arg-type]
+                written = ArrayManifest.from_payloads(
+                    node_id,
+                    ndim,
+                    touched[keep_idx],  # type: ignore[arg-type]
+                    payloads,  # type: ignore[arg-type]
                 )
-        parts = [p for p in parts if len(p)]
-        if not parts:
-            return (), ()
-        merged = ArrayManifest.concat_sorted(node_id, parts) if len(parts) > 1 else parts[0]
+        base = self._base
+        # The stored refs have the dimensions the snapshot records for the array.
+        stored = base.get_node(path)
+        stored_ndim = len(stored.array.shape) if stored and stored.array else ndim
+
+        async def load(refs: Sequence[ManifestRef]) -> list[ArrayManifest]:
+            return await all_refs(self._assets, base, node_id, path, stored_ndim, refs)
+
+        parts = await layout_manifests(
+            sizes=array_split_sizes(self._splitting, path, names, ndim),
+            upper=upper,
+            old_refs=old_refs,
+            load=load,
+            touched=touched,
+            written=written,
+            rewrite_all=self._rewrite_all,
+        )
+        results = await asyncio.gather(*(self._manifest_of(part) for part in parts))
+        refs = tuple(ref for ref, _ in results)
+        return refs, tuple(info for _, info in results)
+
+    async def _manifest_of(self, part: SplitPart) -> tuple[ManifestRef, ManifestFileInfo]:
+        """A kept manifest with its recorded info, or a new one written from ``part.refs``."""
+        if part.ref is not None:
+            return part.ref, manifest_info(self._base, part.ref.object_id)
+        assert part.refs is not None
         manifest_id = new_manifest_id()
-        size = await self._assets.write_manifest(manifest_id, [merged])
+        size = await self._assets.write_manifest(manifest_id, [part.refs])
         progress.advance("writing manifests")
-        ref = ManifestRef(manifest_id, merged.extents())
-        return (ref,), (ManifestFileInfo(manifest_id, size, len(merged)),)
+        return ManifestRef(manifest_id, part.refs.extents()), ManifestFileInfo(
+            manifest_id, size, len(part.refs)
+        )
 
 
 @progress.operation("commit")
@@ -227,7 +250,7 @@ async def write_snapshot(
         later than the parent's time.
     """
     snapshot_id = new_snapshot_id()
-    builder = _SnapshotBuilder(assets, base, changes, plan.rewrite_manifests)
+    builder = _SnapshotBuilder(assets, base, changes, plan.rewrite_manifests, plan.splitting)
     nodes, manifests = await builder.nodes()
     flushed_at = now_micros()
     if flushed_at <= plan.parent_flushed_at:
@@ -287,7 +310,3 @@ async def chunk_barrier(
 
 async def _ready(node: NodeSnapshot) -> _NodeResult:
     return node, ()
-
-
-def _extents_within(extents: tuple[tuple[int, int], ...], upper: tuple[int, ...]) -> bool:
-    return all(hi <= u for (_, hi), u in zip(extents, upper, strict=False))

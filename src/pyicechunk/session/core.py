@@ -62,6 +62,7 @@ from pyicechunk.session.rearrange import (
     has_moves,
     rebase_over_moves_error,
 )
+from pyicechunk.session.splitting import configured_splitting
 from pyicechunk.session.writes import chunk_target, record_deletion, record_metadata
 from pyicechunk.storage.byte_range import ByteRequest
 from pyicechunk.types import ChunkType, Diff
@@ -568,6 +569,7 @@ class SessionCore:
             self.base.flushed_at,
             rewrite_manifests=rewrite_manifests,
             moved_nodes=await self._moves_to_record("commit"),
+            splitting=configured_splitting(self.ctx.config),
         )
         assert self.branch is not None
         logger.info(
@@ -610,6 +612,7 @@ class SessionCore:
                 base.id,
                 base.flushed_at,
                 moved_nodes=await self._moves_to_record("flush"),
+                splitting=configured_splitting(self.ctx.config),
             )
             async with chunk_barrier(self.ctx.storage.backend, self.changes) as chunks_durable:
                 snapshot = await write_snapshot(self.ctx.assets, base, self.changes, plan)
@@ -682,6 +685,7 @@ class SessionCore:
             earlier_tx=tip_tx,
             rewrite_manifests=rewrite_manifests,
             moved_nodes=moves,
+            splitting=configured_splitting(self.ctx.config),
         )
         async with chunk_barrier(self.ctx.storage.backend, self.changes) as chunks_durable:
             snapshot = await write_snapshot(self.ctx.assets, tip, self.changes, plan)
