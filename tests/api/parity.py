@@ -49,6 +49,13 @@ DIFFERS: dict[str, str] = {
         "Session, IcechunkStore and Repository as <icechunk.Class> blocks (the commit message "
         "whole); config classes keep 1.1's repr and have 2.x's str() block"
     ),
+    "fork_errors_2x": (
+        "pyicechunk raises icechunk 2.x's errors where a fork cannot act: commit/amend on a "
+        "fork SessionStateError commit-not-allowed, flush IcechunkError (kind unknown), merging "
+        "a plain session into a fork SessionStateError merge-not-allowed, forking a read-only "
+        "session SessionStateError cannot-fork-read-only-session; 1.1.21 raises TypeError / "
+        "ValueError"
+    ),
     "amend_and_allow_empty": (
         "pyicechunk has Session.amend and commit(allow_empty=True) (icechunk 2.x features); "
         "1.1.21 has neither"

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pyicechunk._repr import Block, Shown, session_block
 from pyicechunk._sync import sync
-from pyicechunk.exceptions import IcechunkError
+from pyicechunk.exceptions import IcechunkError, SessionStateError
 from pyicechunk.format.ids import encode_id
-from pyicechunk.session.core import FORK_CANNOT, READ_ONLY_SESSION, SessionCore
+from pyicechunk.session.core import READ_ONLY_SESSION, SessionCore
 from pyicechunk.session.mode import SessionMode
 from pyicechunk.session.rearrange import checked_node_path, node_not_found
 from pyicechunk.types import ChunkType, Diff
@@ -31,6 +31,34 @@ PICKLE_WRITABLE = (
     "If you are using xarray's `Dataset.to_zarr` method to write dask arrays, please use "
     "`icechunk.xarray.to_icechunk` instead. "
 )
+
+# icechunk 2.x's errors for what a fork or a read-only session cannot do (class and kind as
+# 2.3.0 raises them; its flush refusal has no kind of its own).
+_PARALLEL_DOCS = " See https://icechunk.io/en/latest/parallel/ for more"
+FORK_CANNOT_COMMIT = (
+    "session error: commits are not allowed on read-only or forked sessions, merge forked "
+    "sessions back into the base session before committing." + _PARALLEL_DOCS
+)
+FORK_CANNOT_FLUSH = (
+    "session error: cannot flush a forked session, merge the fork back into the base session "
+    "and flush that instead." + _PARALLEL_DOCS
+)
+FORK_MERGES_FORKS_ONLY = (
+    "session error: cannot merge a branch session into a fork session, only fork sessions can "
+    "be merged into a fork." + _PARALLEL_DOCS
+)
+CANNOT_FORK_READ_ONLY = (
+    "session error: cannot fork a read-only session, read-only sessions can be serialized and "
+    "transmitted directly." + _PARALLEL_DOCS
+)
+
+
+def _fork_cannot_commit() -> SessionStateError:
+    return SessionStateError(FORK_CANNOT_COMMIT, kind="commit-not-allowed")
+
+
+def _fork_cannot_flush() -> IcechunkError:
+    return IcechunkError(FORK_CANNOT_FLUSH)
 
 
 class Session(Shown):
@@ -371,7 +399,9 @@ class Session(Shown):
         Raises
         ------
         ValueError
-            If this session has uncommitted changes, or is read-only.
+            If this session has uncommitted changes.
+        SessionStateError
+            If this session is read-only (kind ``cannot-fork-read-only-session``).
         """
         import pickle
 
@@ -382,10 +412,7 @@ class Session(Shown):
                 "Session, and then fork that to execute distributed writes."
             )
         if core.read_only:
-            raise ValueError(
-                "You should not need to fork a read-only session. Read-only sessions can be "
-                "pickled and transmitted directly."
-            )
+            raise SessionStateError(CANNOT_FORK_READ_ONLY, kind="cannot-fork-read-only-session")
         clone: SessionCore = pickle.loads(pickle.dumps(core))
         clone.forked = False
         clone.is_fork = True
@@ -442,10 +469,14 @@ class ForkSession(Session):
 
         Raises
         ------
+        SessionStateError
+            If one of ``others`` is a session that is not a fork (kind ``merge-not-allowed``).
         TypeError
-            If one of ``others`` is not a :class:`ForkSession`.
+            If one of ``others`` is not a session at all.
         """
         for other in others:
+            if isinstance(other, Session) and not isinstance(other, ForkSession):
+                raise SessionStateError(FORK_MERGES_FORKS_ONLY, kind="merge-not-allowed")
             self._merge_one(
                 other,
                 ForkSession,
@@ -462,30 +493,38 @@ class ForkSession(Session):
 
         Raises
         ------
-        TypeError
-            Always; merge the fork into its parent session and commit that.
+        SessionStateError
+            Always (kind ``commit-not-allowed``); merge the fork into its parent session and
+            commit that.
         """
-        raise TypeError(FORK_CANNOT.format("commit"))
+        raise _fork_cannot_commit()
 
     async def commit_async(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Not available on a fork (see :meth:`commit`)."""
-        raise TypeError(FORK_CANNOT.format("commit"))
+        raise _fork_cannot_commit()
 
     def flush(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """Not available on a fork (see :meth:`commit`)."""
-        raise TypeError(FORK_CANNOT.format("flush"))
+        """Not available on a fork.
+
+        Raises
+        ------
+        IcechunkError
+            Always (kind ``unknown``, as icechunk 2.x); merge the fork into its parent session
+            and flush that.
+        """
+        raise _fork_cannot_flush()
 
     async def flush_async(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """Not available on a fork (see :meth:`commit`)."""
-        raise TypeError(FORK_CANNOT.format("flush"))
+        """Not available on a fork (see :meth:`flush`)."""
+        raise _fork_cannot_flush()
 
     def amend(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Not available on a fork (see :meth:`commit`)."""
-        raise TypeError(FORK_CANNOT.format("amend"))
+        raise _fork_cannot_commit()
 
     async def amend_async(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Not available on a fork (see :meth:`commit`)."""
-        raise TypeError(FORK_CANNOT.format("amend"))
+        raise _fork_cannot_commit()
 
 
 def wrap_core(core: SessionCore, *, fork: bool) -> Session:
