@@ -41,14 +41,7 @@ public = lambda names: sorted(n for n in names if not n.startswith("_"))
 
 # Names other changes in progress add (each with what adds it). A name listed here that
 # pyicechunk has meanwhile gets a warning: drop it from the list then.
-PENDING: dict[str, str] = {
-    # rearrange sessions, moves, shifts and reindexing (issue 10, scope 3)
-    **{
-        f"{cls}.{name}": "rearranging"
-        for cls in ("Session", "ForkSession")
-        for name in ("shift_array", "reindex_array")
-    },
-}
+PENDING: dict[str, str] = {}
 
 
 def _instances() -> dict[str, Any]:

@@ -7,6 +7,7 @@ other (API-2 §7.1-§7.3).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -343,3 +344,121 @@ repo.inspect_transaction_log(sid)["moved_nodes"]
         where=storage_spec("memory"),
     )
     assert found == [{"from": "/x", "to": "/grp/x"}]
+
+
+# -- shift_array and reindex_array (API-2 §7.4) ------------------------------------------------
+
+ARRAYS = """
+import os
+repo = icechunk.Repository.create(make_storage(where), spec_version=spec)
+s = repo.writable_session("main")
+root = zarr.create_group(s.store)
+root.create_group("g")
+a = root.create_array("a", shape=(8,), chunks=(2,), dtype="i4", fill_value=-1)
+a[:] = np.arange(8)
+b = root.create_array("b", shape=(8,), chunks=(2,), dtype="i4", fill_value=-1)
+b[0:2] = 10
+b[4:6] = 20
+m = root.create_array("m", shape=(4, 4), chunks=(2, 2), dtype="i4", fill_value=-1)
+m[:] = np.arange(16).reshape(4, 4)
+base = s.commit("arrays")
+
+def after(path, edit):
+    s = repo.writable_session("main")
+    edit(s)
+    return [zarr.open_array(s.store, path=path, mode="r")[:].tolist(),
+            s.status().updated_chunks]
+"""
+
+EDITS = """
+[
+    after("a", lambda s: s.shift_array("/a", [1])),
+    after("a", lambda s: s.shift_array("/a", [-2])),
+    after("a", lambda s: s.shift_array("/a", [10])),
+    after("a", lambda s: s.shift_array("/a", (0,))),
+    after("a", lambda s: s.shift_array("/a", [1, 5])),
+    after("b", lambda s: s.shift_array("/b", [1])),
+    after("m", lambda s: s.shift_array("/m", [0, 1])),
+    after("a", lambda s: s.reindex_array("/a", lambda c: [3 - c[0]])),
+    after("a", lambda s: s.reindex_array("/a", lambda c: [0])),
+    after("a", lambda s: s.reindex_array("/a", lambda c: None if c[0] % 2 else c)),
+    after("a", lambda s: s.reindex_array("/a", lambda c: [(c[0] + 1) % 4],
+                                         lambda p: [(p[0] - 1) % 4])),
+    after("a", lambda s: s.reindex_array("/a", lambda c: c, lambda p: None)),
+    after("b", lambda s: s.reindex_array("/b", lambda c: [3 - c[0]])),
+    after("b", lambda s: s.reindex_array("/b", lambda c: [3 - c[0]], lambda p: [3 - p[0]])),
+]
+"""
+
+
+@pytest.mark.parametrize("spec", [1, 2])
+def test_shift_and_reindex_give_the_reference_data_and_changes(
+    both: Both, storage_spec: Callable[..., Any], spec: int
+) -> None:
+    found = both.same(ARRAYS + EDITS, where=storage_spec("memory"), spec=spec)
+    assert found[0][0] == [-1, -1, 0, 1, 2, 3, 4, 5]
+    assert found[1][0] == [4, 5, 6, 7, -1, -1, -1, -1]
+    assert found[7][0] == [6, 7, 4, 5, 2, 3, 0, 1]
+    assert found[8][0] == [6, 7, 2, 3, 4, 5, 6, 7]  # the last chunk asked wins
+
+
+@pytest.mark.parametrize("spec", [1, 2])
+def test_shifted_chunks_are_moved_references_read_by_both(
+    both: Both, storage_spec: Callable[..., Any], spec: int
+) -> None:
+    for writer, reader in ((both.ours, both.reference), (both.reference, both.ours)):
+        where = storage_spec("local")
+        chunks = os.path.join(where["path"], "chunks")
+        # Chunks in objects of their own, to see that none is written.
+        native = "config=icechunk.RepositoryConfig(inline_chunk_threshold_bytes=0), spec_version"
+        writer.run(ARRAYS.replace("spec_version", native, 1), where=where, spec=spec)
+        before = sorted(os.listdir(chunks))
+        writer.run(
+            "s = repo.writable_session('main')\n"
+            "s.shift_array('/a', [1])\n"
+            "s.reindex_array('/m', lambda c: [1 - c[0], c[1]])\n"
+            "sid = s.commit('moved chunks')"
+        )
+        # Only references moved: no chunk object was written.
+        assert len(before) == 4 + 2 + 4
+        assert sorted(os.listdir(chunks)) == before
+        read = (
+            "repo = icechunk.Repository.open(make_storage(where))\n"
+            "r = repo.readonly_session('main')\n"
+            "[zarr.open_array(r.store, path=p, mode='r')[:].tolist() for p in ('a', 'm')]"
+        )
+        assert reader.run(read, where=where) == writer.run(read, where=where)
+        assert reader.run(read, where=where)[0] == [-1, -1, 0, 1, 2, 3, 4, 5]
+
+
+SHIFT_ERRORS = [
+    ("s.shift_array('/g', [1])", "InvalidInputError", "not-an-array"),
+    ("s.reindex_array('/g', lambda c: c)", "InvalidInputError", "not-an-array"),
+    ("s.shift_array('/nope', [1])", "NodeNotFoundError", "node-not-found"),
+    ("s.shift_array('a', [1])", "InvalidInputError", "invalid-path"),
+    ("s.reindex_array('/a', lambda c: [10])", "InvalidInputError", "invalid-chunk-index"),
+    ("s.reindex_array('/a', lambda c: 1 / 0)", "IcechunkError", "unknown"),
+    ("s.reindex_array('/a', lambda c: [1.5])", "IcechunkError", "unknown"),
+    ("s.shift_array('/a', [1.5])", "TypeError", None),
+    ("s.shift_array('/a', 1)", "TypeError", None),
+    ("ro.shift_array('/a', [1])", "ReadOnlyError", "read-only-session"),
+    ("ro.reindex_array('/a', lambda c: c)", "ReadOnlyError", "read-only-session"),
+    ("rr.shift_array('/a', [1])", "SessionStateError", "rearrange-session-only"),
+]
+
+
+def test_refused_shifts_and_reindexes_change_nothing(
+    both: Both, storage_spec: Callable[..., Any]
+) -> None:
+    both.same(
+        ARRAYS
+        + "s = repo.writable_session('main')\n"
+        + "ro = repo.readonly_session('main')\n"
+        + "rr = repo.rearrange_session('main')",
+        where=storage_spec("memory"),
+        spec=2,
+    )
+    for call, cls, kind in SHIFT_ERRORS:
+        with raises(cls, kind=kind):
+            both.same(call)
+    assert both.same("[s.has_uncommitted_changes, s.status().updated_chunks]") == [False, {}]

@@ -23,7 +23,7 @@ import datetime as dt
 import functools
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pyicechunk.change_set import ChangeSet
@@ -39,7 +39,7 @@ from pyicechunk.format.manifest import (
 )
 from pyicechunk.format.snapshot import Snapshot, validate_path
 from pyicechunk.format.transaction_log import MoveOperation
-from pyicechunk.format.zarr_metadata import parse_node_metadata
+from pyicechunk.format.zarr_metadata import grid_upper, parse_node_metadata
 from pyicechunk.history import combine_transaction_logs, diff_from_transaction_logs, path_between
 from pyicechunk.repo_state import NewSnapshot, SnapshotKind, needs_spec2_error
 from pyicechunk.session.chunks import (
@@ -59,9 +59,12 @@ from pyicechunk.session.rearrange import (
     REARRANGE_ONLY,
     Rearrangement,
     check_move_flag,
+    checked_node_path,
     has_moves,
+    node_not_found,
     rebase_over_moves_error,
 )
+from pyicechunk.session.reindex import ChunkMap, check_regular_grid, existing_chunks, plan_reindex
 from pyicechunk.session.splitting import configured_splitting
 from pyicechunk.session.writes import chunk_target, record_deletion, record_metadata
 from pyicechunk.storage.byte_range import ByteRequest
@@ -382,6 +385,39 @@ class SessionCore:
             )
         payload = VirtualPayload(normalized, offset, length, etag, last_modified)
         await self._record_chunk(path, coords, payload)
+
+    async def reindex_array(
+        self, path: str, mappings: Callable[[tuple[int, ...]], tuple[ChunkMap, ChunkMap | None]]
+    ) -> None:
+        """Move chunk references inside the array at ``path``: ``mappings`` gets the grid's
+        size and gives ``forward`` and ``backward`` (see :mod:`~pyicechunk.session.reindex`)."""
+        path = checked_node_path(path)
+        node = self.node(path)
+        if node is None:
+            raise node_not_found(path)
+        if not node.is_array or node.shape is None:
+            raise IcechunkError(
+                f"session error: there is not an array at `{path}`: getting an array",
+                kind="not-an-array",
+            )
+        if self.read_only:
+            raise IcechunkError(READ_ONLY_SESSION, kind="read-only-session")
+        if self.rearrangement is not None:
+            raise IcechunkError(f"session error: {REARRANGE_ONLY}", kind="rearrange-session-only")
+        check_regular_grid(node)
+        upper = grid_upper(node.shape)
+        forward, backward = mappings(upper)
+        written, base = await self.chunk_refs(path)
+        edits = plan_reindex(existing_chunks(written, base), upper, path, forward, backward)
+        await self._begin_edit()
+        try:
+            now = node_at(self._state, path)
+            if now is None or now.node_id != node.node_id:  # replaced while being planned
+                raise node_not_found(path)
+            for coords, payload in edits.items():
+                self.changes.set_chunk(node.node_id, coords, payload)
+        finally:
+            self._lock.release()
 
     # -- chunk reads --------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ each ``*_async`` method awaits the same coroutine; the work is done by the sessi
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pyicechunk._repr import Block, Shown, session_block
@@ -18,6 +18,7 @@ from pyicechunk.format.ids import encode_id
 from pyicechunk.session.core import READ_ONLY_SESSION, SessionCore
 from pyicechunk.session.mode import SessionMode
 from pyicechunk.session.rearrange import checked_node_path, node_not_found
+from pyicechunk.session.reindex import ChunkMap, shift_mappings, shift_steps
 from pyicechunk.types import ChunkType, Diff
 
 if TYPE_CHECKING:
@@ -189,6 +190,54 @@ class Session(Shown):
     async def move_async(self, from_path: str, to_path: str) -> None:
         """Async version of :meth:`move`."""
         await self._core.move(from_path, to_path)
+
+    def shift_array(self, array_path: str, chunk_offset: Iterable[int]) -> None:
+        """Move every chunk of an array by ``chunk_offset`` chunk positions per dimension.
+
+        Only chunk references move (nothing is copied); chunks shifted off the grid are
+        dropped and the positions they leave are empty. The shape stays: resize the array
+        first to keep every chunk.
+
+        Raises
+        ------
+        TypeError
+            ``chunk_offset`` is not an iterable of integers.
+        InvalidInputError
+            ``array_path`` is not an absolute path, or not an array.
+        NodeNotFoundError
+            No node at ``array_path``.
+        ReadOnlyError, SessionStateError
+            A read-only or rearrange session.
+        IcechunkError
+            The array's chunk grid is not regular.
+        """
+        steps = shift_steps(chunk_offset)
+        sync(
+            self._core.reindex_array(
+                array_path, lambda upper: shift_mappings(steps, upper, array_path)
+            )
+        )
+
+    def reindex_array(
+        self, array_path: str, forward: ChunkMap, backward: ChunkMap | None = None
+    ) -> None:
+        """Move chunks of an array to the positions ``forward`` gives.
+
+        ``forward(coords)`` is asked for each existing chunk and returns its new coordinates,
+        or None to leave it. Without ``backward`` a position no chunk moves to keeps its
+        chunk; with it, ``backward(coords)`` names the chunk that moves to ``coords`` (None:
+        none), and each chunk's position without one is cleared. Only references move.
+
+        Raises
+        ------
+        InvalidInputError
+            A target off the grid (kind ``invalid-chunk-index``), a bad path or a group.
+        IcechunkError
+            A callback raised (kind ``unknown``), or the grid is not regular.
+        NodeNotFoundError, ReadOnlyError, SessionStateError
+            As for :meth:`shift_array`.
+        """
+        sync(self._core.reindex_array(array_path, lambda _: (forward, backward)))
 
     # -- changes ------------------------------------------------------------------------------
 
