@@ -462,3 +462,27 @@ def test_refused_shifts_and_reindexes_change_nothing(
         with raises(cls, kind=kind):
             both.same(call)
     assert both.same("[s.has_uncommitted_changes, s.status().updated_chunks]") == [False, {}]
+
+
+def test_discarding_undoes_the_moves_and_forks_cannot_merge_back(
+    both: Both, storage_spec: Callable[..., Any]
+) -> None:
+    found = both.same(
+        HIERARCHY
+        + """
+r = repo.rearrange_session("main")
+f = r.fork()
+r.move("/grp", "/g2")
+r.discard_changes()
+seen = [r.status().moved_nodes, r.has_uncommitted_changes, sorted(zarr.open_group(r.store))]
+r.move("/grp", "/g3")
+seen + [r.status().moved_nodes, repr(f.mode)]
+""",
+        where=storage_spec("memory"),
+    )
+    moved = [("/grp", "/g3"), ("/grp/arr", "/g3/arr")]
+    assert found == [[], False, ["grp", "x"], moved, "SessionMode.readonly"]
+    with raises("SessionStateError", kind="rearrange-session-only"):
+        both.same("r.merge(f)")
+    with raises("SessionStateError", kind="non-rearrange-session"):
+        both.same("f.move('/x', '/y')")

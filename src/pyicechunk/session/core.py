@@ -229,7 +229,11 @@ class SessionCore:
 
     def discard(self) -> None:
         with self.sync_edit():
-            self._state = (self.base, ChangeSet())
+            base = self.base
+            if self.rearrangement is not None:  # back to the snapshot before the moves
+                self.rearrangement = Rearrangement(self.rearrangement.origin)
+                base = self.rearrangement.view
+            self._state = (base, ChangeSet())
 
     def merge(self, other: SessionCore) -> None:
         """Bring another session's changes into this one (``other`` wins on overlap)."""
