@@ -39,7 +39,7 @@ from pyicechunk.format.manifest import (
 )
 from pyicechunk.format.snapshot import Snapshot, validate_path
 from pyicechunk.format.transaction_log import MoveOperation
-from pyicechunk.format.zarr_metadata import grid_upper, parse_node_metadata
+from pyicechunk.format.zarr_metadata import parse_node_metadata
 from pyicechunk.history import combine_transaction_logs, diff_from_transaction_logs, path_between
 from pyicechunk.repo_state import NewSnapshot, SnapshotKind, needs_spec2_error
 from pyicechunk.session.chunks import (
@@ -52,7 +52,7 @@ from pyicechunk.session.chunks import (
 )
 from pyicechunk.session.commit import CommitPlan, chunk_barrier, write_snapshot, written_keys
 from pyicechunk.session.context import RepoContext, check_metadata, with_reserved
-from pyicechunk.session.mode import SessionMode
+from pyicechunk.session.mode import READ_ONLY_SESSION, SessionMode
 from pyicechunk.session.nodes import NodeInfo, check_stored_metadata, node_at, nodes_below
 from pyicechunk.session.rearrange import (
     NON_REARRANGE,
@@ -64,7 +64,7 @@ from pyicechunk.session.rearrange import (
     node_not_found,
     rebase_over_moves_error,
 )
-from pyicechunk.session.reindex import ChunkMap, check_regular_grid, existing_chunks, plan_reindex
+from pyicechunk.session.reindex import ChunkMap, existing_chunks, plan_reindex, reindexed_grid
 from pyicechunk.session.splitting import configured_splitting
 from pyicechunk.session.writes import chunk_target, record_deletion, record_metadata
 from pyicechunk.storage.byte_range import ByteRequest
@@ -77,7 +77,6 @@ __all__ = ["SessionCore"]
 
 logger = logging.getLogger(__name__)
 
-READ_ONLY_SESSION = "session error: Read only sessions cannot modify the repository"
 READ_ONLY_STORE = "cannot write to read-only store"
 _NO_CHANGES = "session error: cannot commit, no changes made to the session"
 FORK_CANNOT = (
@@ -397,26 +396,14 @@ class SessionCore:
         size and gives ``forward`` and ``backward`` (see :mod:`~pyicechunk.session.reindex`)."""
         path = checked_node_path(path)
         node = self.node(path)
-        if node is None:
-            raise node_not_found(path)
-        if not node.is_array or node.shape is None:
-            raise IcechunkError(
-                f"session error: there is not an array at `{path}`: getting an array",
-                kind="not-an-array",
-            )
-        if self.read_only:
-            raise IcechunkError(READ_ONLY_SESSION, kind="read-only-session")
-        if self.rearrangement is not None:
-            raise IcechunkError(f"session error: {REARRANGE_ONLY}", kind="rearrange-session-only")
-        check_regular_grid(node)
-        upper = grid_upper(node.shape)
+        upper = reindexed_grid(node, path, self.read_only, self.rearrangement is not None)
         forward, backward = mappings(upper)
         written, base = await self.chunk_refs(path)
         edits = plan_reindex(existing_chunks(written, base), upper, path, forward, backward)
         await self._begin_edit()
         try:
             now = node_at(self._state, path)
-            if now is None or now.node_id != node.node_id:  # replaced while being planned
+            if node is None or now is None or now.node_id != node.node_id:  # replaced meanwhile
                 raise node_not_found(path)
             for coords, payload in edits.items():
                 self.changes.set_chunk(node.node_id, coords, payload)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pyicechunk._enum import NamedIntEnum
 
-__all__ = ["SessionMode"]
+__all__ = ["READ_ONLY_SESSION", "SessionMode"]
+
+READ_ONLY_SESSION = "session error: Read only sessions cannot modify the repository"
+"""The reference's refusal of a change through a read-only session."""
 
 
 class SessionMode(NamedIntEnum):

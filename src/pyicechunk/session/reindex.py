@@ -9,6 +9,8 @@ coordinate order, and each answer other than None writes that chunk's reference 
 position (when several land on one position, the last one asked wins). With ``backward``, each
 chunk's own position is cleared when ``backward`` finds no chunk mapping onto it. Clearing never
 undoes a write: a position both written and cleared keeps what was written.
+
+A shift is the reindex whose ``forward`` adds the offset and whose ``backward`` subtracts it.
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ from typing import Any
 
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.manifest import ArrayManifest, ChunkPayload
+from pyicechunk.format.zarr_metadata import grid_upper
 from pyicechunk.session.chunks import Coords
+from pyicechunk.session.mode import READ_ONLY_SESSION
 from pyicechunk.session.nodes import NodeInfo
+from pyicechunk.session.rearrange import REARRANGE_ONLY, node_not_found
 
 __all__ = [
     "ChunkMap",
     "check_regular_grid",
     "existing_chunks",
     "plan_reindex",
+    "reindexed_grid",
     "shift_mappings",
     "shift_steps",
 ]
@@ -56,6 +62,33 @@ def check_regular_grid(node: NodeInfo) -> None:
             "move its chunks.",
             kind="unknown",
         )
+
+
+def reindexed_grid(
+    node: NodeInfo | None, path: str, read_only: bool, rearranging: bool
+) -> tuple[int, ...]:
+    """The chunk grid's size of the array a shift or reindex moves chunks in.
+
+    Raises
+    ------
+    IcechunkError
+        The reference's errors, in its order: no node (``node-not-found``), a group
+        (``not-an-array``), a read-only session (``read-only-session``), a rearrange session
+        (``rearrange-session-only``), a grid that is not regular (``unknown``).
+    """
+    if node is None:
+        raise node_not_found(path)
+    if not node.is_array or node.shape is None:
+        raise IcechunkError(
+            f"session error: there is not an array at `{path}`: getting an array",
+            kind="not-an-array",
+        )
+    if read_only:
+        raise IcechunkError(READ_ONLY_SESSION, kind="read-only-session")
+    if rearranging:
+        raise IcechunkError(f"session error: {REARRANGE_ONLY}", kind="rearrange-session-only")
+    check_regular_grid(node)
+    return grid_upper(node.shape)
 
 
 def shift_steps(offset: Iterable[Any]) -> list[int]:
