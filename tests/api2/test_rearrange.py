@@ -486,3 +486,21 @@ seen + [r.status().moved_nodes, repr(f.mode)]
         both.same("r.merge(f)")
     with raises("SessionStateError", kind="non-rearrange-session"):
         both.same("f.move('/x', '/y')")
+
+
+def test_a_move_the_new_tip_no_longer_allows_fails_the_rebase_clearly(
+    pyic: InProcess, storage_spec: Callable[..., Any]
+) -> None:
+    # icechunk 2.3.0 rebases such a session "successfully" and then fails in status() and
+    # commit; pyicechunk refuses the rebase and leaves the session as it was.
+    pyic.run(HIERARCHY, where=storage_spec("memory"))
+    pyic.run(
+        "r = repo.rearrange_session('main'); r.move('/x', '/grp/x')\n"
+        "w = repo.writable_session('main'); del zarr.open_group(w.store)['x']; w.commit('rm')"
+    )
+    with raises("NodeNotFoundError", kind="node-not-found", match="cannot rebase the move"):
+        pyic.run("r.commit('late', rebase_with=icechunk.ConflictDetector())")
+    assert pyic.run("[r.snapshot_id == base, r.status().moved_nodes]") == [
+        True,
+        [("/x", "/grp/x")],
+    ]

@@ -189,7 +189,16 @@ class Rearrangement:
         """
         replayed = Rearrangement(tip)
         for source, target in self._done:
-            replayed.move(source, target)
+            try:
+                replayed.move(source, target)
+            except IcechunkError as e:
+                raise IcechunkError(
+                    f"session error: cannot rebase the move `{source}` -> `{target}` onto "
+                    f"snapshot {encode_id(tip.id)}, which changed the hierarchy: "
+                    f"{e.message.removeprefix('session error: ')}; start a new rearrange "
+                    "session on the branch and move again",
+                    kind=e.kind,
+                ) from None
         return replayed
 
 
