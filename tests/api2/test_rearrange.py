@@ -339,11 +339,13 @@ async def main():
     await s.move_async("/x", "/grp/x")
     return await s.commit_async("async move")
 sid = asyncio.run(main())
-repo.inspect_transaction_log(sid)["moved_nodes"]
+newest = next(iter(repo.ops_log())).kind
+[repo.inspect_transaction_log(sid)["moved_nodes"], type(newest).__name__, newest.new_snap_id == sid]
 """,
         where=storage_spec("memory"),
     )
-    assert found == [{"from": "/x", "to": "/grp/x"}]
+    # A rearrange commit is an ordinary commit in the ops log.
+    assert found == [[{"from": "/x", "to": "/grp/x"}], "NewCommit", True]
 
 
 # -- shift_array and reindex_array (API-2 §7.4) ------------------------------------------------
