@@ -133,7 +133,7 @@ READ = """
 repo = icechunk.Repository.open(icechunk.local_filesystem_storage(path))
 store = repo.readonly_session("main").store
 root = zarr.open_group(store, mode="r")
-{name: np.asarray(root[name][:]) for name in names}
+{name: np.asarray(root[name][...]) for name in names}
 """
 
 
@@ -325,3 +325,61 @@ def test_a_read_loads_only_the_manifest_holding_the_chunk(tmp_path: Path) -> Non
     assert int(opened[57]) == 57
     with pytest.raises(pyicechunk.IcechunkError):
         opened[3]
+
+
+EDGES = (
+    SETUP
+    + """
+repo = make_repo(path, rules)
+session = repo.writable_session("main")
+zarr.create_array(session.store, name="scalar", shape=(), chunks=(), dtype="i4",
+                  fill_value=0)[...] = 3
+zarr.create_array(session.store, name="empty", shape=(0, 5), chunks=(2, 1), dtype="i4",
+                  fill_value=0)
+zarr.create_array(session.store, name="c", shape=(5,), chunks=(1,), dtype="i4",
+                  fill_value=0)[:] = 1
+session.commit("first")
+session = repo.writable_session("main")
+zarr.open_array(session.store, path="c")[4] = 9
+session.amend("amended")
+"""
+)
+
+
+def test_spec2_amend_scalar_and_empty_arrays_match_icechunk_2_3_0(
+    pyic: InProcess, ic2: Oracle, tmp_path: Path
+) -> None:
+    rules = "[(C.AnyArray(), [(D.Any(), 2)])]"
+    mine, theirs = _run_both(pyic, ic2, EDGES, tmp_path, rules=rules, spec=2)
+    ours_layout = _layouts(mine)
+    assert ours_layout == _layouts(theirs)
+    assert ours_layout[-1][1] == {
+        "/c": [([(0, 2)], 2), ([(2, 4)], 2), ([(4, 5)], 1)],
+        "/empty": [],
+        "/scalar": [([], 1)],
+    }
+    data = _check_cross_reads(pyic, ic2, mine, theirs, ["c", "scalar"])
+    np.testing.assert_array_equal(data["c"], [1, 1, 1, 1, 9])
+
+
+def test_a_split_size_of_zero_is_refused_at_commit_and_nothing_is_written(
+    tmp_path: Path,
+) -> None:
+    """The reference panics on it; pyicechunk says what is wrong and commits nothing."""
+    import zarr
+
+    C, D = pyicechunk.ManifestSplitCondition, pyicechunk.ManifestSplitDimCondition
+    config = pyicechunk.RepositoryConfig(
+        manifest=pyicechunk.ManifestConfig(
+            splitting=pyicechunk.ManifestSplittingConfig([(C.name_matches("a"), [(D.Any(), 0)])])
+        )
+    )
+    repo = pyicechunk.Repository.create(
+        pyicechunk.local_filesystem_storage(str(tmp_path)), config=config, spec_version=2
+    )
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="a", shape=(4,), chunks=(1,), dtype="i4")[:] = 1
+    with pytest.raises(pyicechunk.IcechunkError, match="split size of 0"):
+        session.commit("zero")
+    assert not (tmp_path / "manifests").exists() or not list((tmp_path / "manifests").iterdir())
+    assert len(list(repo.ancestry(branch="main"))) == 1

@@ -169,6 +169,9 @@ def split_by_box(array: ArrayManifest, sizes: I64) -> list[tuple[tuple[int, ...]
     if not array.ndim:
         return [((), array)]
     boxes = array.coords // sizes
+    if not boxes.any():
+        # All in the first box: always so for unsplit arrays, so skip the sort.
+        return [((0,) * array.ndim, array)]
     unique, inverse = np.unique(boxes, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     order = np.argsort(inverse, kind="stable")
@@ -183,7 +186,10 @@ def split_by_box(array: ArrayManifest, sizes: I64) -> list[tuple[tuple[int, ...]
 def _box_rows(coords: I64, sizes: I64) -> set[tuple[int, ...]]:
     if not len(coords):
         return set()
-    return {tuple(int(x) for x in row) for row in np.unique(coords // sizes, axis=0)}
+    boxes = coords // sizes
+    if not boxes.any():
+        return {(0,) * coords.shape[1]}
+    return {tuple(int(x) for x in row) for row in np.unique(boxes, axis=0)}
 
 
 async def layout_manifests(
