@@ -47,7 +47,8 @@ DIFFERS: dict[str, str] = {
     "reprs_2x": (
         "pyicechunk prints icechunk 2.x's structured reprs: SnapshotInfo, ManifestFileInfo, "
         "Session, IcechunkStore and Repository as <icechunk.Class> blocks (the commit message "
-        "whole); config classes keep 1.1's repr and have 2.x's str() block"
+        "whole); config classes have 2.x's repr (the qualified constructor call, one field a "
+        "line, every field) and str() block"
     ),
     "fork_errors_2x": (
         "pyicechunk raises icechunk 2.x's errors where a fork cannot act: commit/amend on a "

@@ -5,8 +5,13 @@ from __future__ import annotations
 from ._checks import _opt_instance, _opt_uint
 from ._location_compression import ManifestVirtualChunkLocationCompressionConfig
 from ._manifest_preload import ManifestPreloadConfig
-from ._manifest_splitting import ManifestSplittingConfig
+from ._manifest_splitting import ManifestSplittingConfig, _default_split_sizes
 from ._record import _field, _Record
+
+
+def _default_splitting() -> ManifestSplittingConfig:
+    # One manifest per array: what an unset splitting config means.
+    return ManifestSplittingConfig(_default_split_sizes())
 
 
 class ManifestConfig(_Record):
@@ -30,16 +35,15 @@ class ManifestConfig(_Record):
         _opt_instance(ManifestPreloadConfig), default=None
     )
     splitting: ManifestSplittingConfig | None = _field(
-        _opt_instance(ManifestSplittingConfig), default=None
+        _opt_instance(ManifestSplittingConfig), default=None, effective_factory=_default_splitting
     )
     virtual_chunk_location_compression: ManifestVirtualChunkLocationCompressionConfig | None = (
         _field(
             _opt_instance(ManifestVirtualChunkLocationCompressionConfig),
             default=None,
-            repr_unset=False,
             nested=True,
         )
     )
     max_concurrent_manifest_fetches_during_commit: int | None = _field(
-        _opt_uint(16), default=None, repr_unset=False, effective=1
+        _opt_uint(16), default=None, effective=1
     )

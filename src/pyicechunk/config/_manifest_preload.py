@@ -145,7 +145,6 @@ class ManifestPreloadConfig(_Record):
         _opt_instance(ManifestPreloadCondition),
         default=None,
         effective_factory=_default_preload_condition,
+        show_effective=False,
     )
-    max_arrays_to_scan: int | None = _field(
-        _opt_uint(32), default=None, repr_unset=False, effective=50
-    )
+    max_arrays_to_scan: int | None = _field(_opt_uint(32), default=None, effective=50)

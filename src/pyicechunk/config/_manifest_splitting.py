@@ -11,7 +11,6 @@ from typing import Any, ClassVar
 
 from ._checks import U32_MAX, _instance, _pair, _sequence, _str, _uint
 from ._condition import _Combination, _Condition, _Pattern
-from ._formatting import _rust_debug_str
 from ._record import _field, _Record
 from ._variant import _nest, _TupleLike, _Wrapper
 
@@ -27,26 +26,6 @@ class ManifestSplitCondition(_Condition, family=True):
     def __hash__(self) -> int:
         payload = tuple(tuple(p) if isinstance(p, list) else p for p in self._payload())
         return hash((type(self).__name__, payload))
-
-    def __repr__(self) -> str:
-        return self._spelled(debug=False)
-
-    def _rust_debug(self) -> str:
-        return self._spelled(debug=True)
-
-    def _spelled(self, *, debug: bool) -> str:
-        """The reference's Python repr, or with ``debug`` its Rust ``Debug`` text."""
-        name = type(self).__name__
-        if isinstance(self, _Combination):
-            if debug:
-                return f"{name}([{', '.join(c._rust_debug() for c in self._0)}])"
-            # The Python repr runs the members together.
-            return f"{name}({''.join(repr(c) for c in self._0)})"
-        if isinstance(self, _Pattern):
-            if debug:
-                return f"{name} {{ regex: {_rust_debug_str(self.regex)} }}"
-            return f"{name}('{self.regex}')"
-        return name
 
 
 class _SplitOr(_Combination, ManifestSplitCondition):
@@ -100,9 +79,6 @@ class _DimAxis(_Wrapper, ManifestSplitDimCondition):
     def __init__(self, axis: int) -> None:
         self._0 = _uint("_0", axis, 64)
 
-    def __repr__(self) -> str:
-        return f"Axis({self._0})"
-
 
 class _DimName(_Wrapper, ManifestSplitDimCondition):
     _0: str
@@ -110,23 +86,12 @@ class _DimName(_Wrapper, ManifestSplitDimCondition):
     def __init__(self, regex: str) -> None:
         self._0 = _str("_0", regex)
 
-    def __repr__(self) -> str:
-        return f'DimensionName("{self._0}")'
-
-    def _rust_debug(self) -> str:
-        return f"DimensionName({_rust_debug_str(self._0)})"
-
 
 class _DimAny(ManifestSplitDimCondition):
-    def __repr__(self) -> str:
-        return "Any"
+    pass
 
 
 _nest(ManifestSplitDimCondition, {"Axis": _DimAxis, "DimensionName": _DimName, "Any": _DimAny})
-
-
-def _dim_debug(dim: ManifestSplitDimCondition) -> str:
-    return dim._rust_debug() if isinstance(dim, _DimName) else repr(dim)
 
 
 SplitSizes = list[tuple[ManifestSplitCondition, list[tuple[ManifestSplitDimCondition, int]]]]
@@ -167,7 +132,7 @@ class ManifestSplittingConfig(_Record):
     """
 
     split_sizes: SplitSizes | None = _field(
-        _split_sizes, default=None, effective_factory=_default_split_sizes
+        _split_sizes, default=None, effective_factory=_default_split_sizes, show_effective=False
     )
 
     # Written out because it accepts any sequences (the field stores them as lists).
@@ -201,12 +166,3 @@ class ManifestSplittingConfig(_Record):
         dict
         """
         return {cond: dict(dims) for cond, dims in self.split_sizes or []}
-
-    def __repr__(self) -> str:
-        if self.split_sizes is None:
-            return "ManifestSplittingConfig(None)"
-        rules = ", ".join(
-            f"({cond._rust_debug()}, [{', '.join(f'({_dim_debug(d)}, {n})' for d, n in dims)}])"
-            for cond, dims in self.split_sizes
-        )
-        return f"ManifestSplittingConfig({rules})"

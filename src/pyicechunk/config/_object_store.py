@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from pyicechunk._enum import NamedIntEnum
+from pyicechunk._repr import Block, qualified
 
 from ._checks import _bool, _instance, _opt_instance, _opt_str, _opt_uint, _str_map, _type_name
 from ._formatting import _rust_debug_str
-from ._record import _field, _Record
+from ._record import _field, _Record, repr_at
 from ._variant import _nest, _TupleLike, _Wrapper
 
 
@@ -63,13 +64,8 @@ class S3Options(_Record):
     network_stream_timeout_seconds: int | None = _field(_opt_uint(32), default=None)
     requester_pays: bool = _field(_bool, default=False)
     checksum_algorithm: ChecksumAlgorithm | None = _field(
-        _opt_instance(ChecksumAlgorithm), default=None, repr_unset=False
+        _opt_instance(ChecksumAlgorithm), default=None
     )
-
-    @staticmethod
-    def _repr_value(value: object) -> str:
-        # The reference prints these strings unquoted.
-        return str(value)
 
     def _rust_debug(self) -> str:
         def opt(v: object) -> str:
@@ -118,6 +114,37 @@ class ObjectStoreConfig(_TupleLike):
     def _rust_debug(self) -> str:
         raise NotImplementedError
 
+    def _arguments(self, indent: str) -> str:
+        """The constructor arguments in the reference's repr (at a line indented ``indent``)."""
+        return ""
+
+    def _fields(self) -> list[tuple[str, str | Block]]:
+        """The fields of the reference's ``str()`` block."""
+        return []
+
+    def _name(self) -> str:
+        return f"{qualified('ObjectStoreConfig')}.{type(self).__name__}"
+
+    def _repr_at(self, indent: str) -> str:
+        return f"{self._name()}({self._arguments(indent)})"
+
+    def __repr__(self) -> str:
+        return self._repr_at("")
+
+    def _repr_block(self) -> Block:
+        return Block(self._name(), self._fields())
+
+    def __str__(self) -> str:
+        return self._repr_block().text()
+
+    def _repr_html_(self) -> str:
+        return self._repr_block().html()
+
+
+def _some_map(mapping: Mapping[str, str] | None) -> str:
+    # Rust's Debug of an optional map, which is how the reference shows these options.
+    return "None" if mapping is None else f"Some({_rust_debug_map(mapping)})"
+
 
 class _OscInMemory(ObjectStoreConfig):
     _TAG = "in_memory"
@@ -141,6 +168,12 @@ class _OscLocalFileSystem(_Wrapper, ObjectStoreConfig):
     def _rust_debug(self) -> str:
         return f"LocalFileSystem({_rust_debug_str(str(self._0))})"
 
+    def _arguments(self, indent: str) -> str:
+        return repr_at(str(self._0), indent)
+
+    def _fields(self) -> list[tuple[str, str | Block]]:
+        return [("path", repr_at(str(self._0), ""))]
+
 
 class _OscS3Like(_Wrapper, ObjectStoreConfig):
     _SCHEMES: ClassVar[tuple[str, ...]] = ("s3",)
@@ -151,6 +184,12 @@ class _OscS3Like(_Wrapper, ObjectStoreConfig):
 
     def _rust_debug(self) -> str:
         return f"{type(self).__name__}({self._0._rust_debug()})"
+
+    def _arguments(self, indent: str) -> str:
+        return self._0._repr_at(indent)
+
+    def _fields(self) -> list[tuple[str, str | Block]]:
+        return list(self._0._repr_block().fields)
 
 
 class _OscS3Compatible(_OscS3Like):
@@ -182,6 +221,12 @@ class _OscMapLike(_Wrapper, ObjectStoreConfig):
     def _rust_debug(self) -> str:
         return f"{type(self).__name__}({_rust_debug_map(self._0)})"
 
+    def _arguments(self, indent: str) -> str:
+        return _some_map(self._0)
+
+    def _fields(self) -> list[tuple[str, str | Block]]:
+        return [("config", _some_map(self._0))]
+
 
 class _OscGcs(_OscMapLike):
     _TAG = "gcs"
@@ -210,6 +255,12 @@ class _OscHttp(_OscMapLike):
 
     def _payload(self) -> tuple[object, ...]:
         return (self._0, self._1)
+
+    def _arguments(self, indent: str) -> str:
+        return f"{_some_map(self._0)}, {_some_map(self._1)}"
+
+    def _fields(self) -> list[tuple[str, str | Block]]:
+        return [("opts", _some_map(self._0)), ("headers", _some_map(self._1))]
 
     def _rust_debug(self) -> str:
         if not self._1:

@@ -51,10 +51,10 @@ class _Field(Generic[T]):
     kw_only
         Whether the constructor takes the field by keyword only (this and every later field).
     repr
-        Whether the record's repr shows the field.
-    repr_unset
-        Whether the repr shows it while it is unset (None); the fields icechunk 2 added are
-        shown only when set, so that a config of 1.1 fields keeps 1.1's repr.
+        Whether the record's repr and ``str()`` show the field.
+    show_effective
+        Whether ``str()`` shows the effective default of the field while it is unset; the
+        reference shows None for some (a preload condition, split sizes).
     nested
         Merge the value field by field (it is a record itself) instead of replacing it.
     effective, effective_factory
@@ -70,7 +70,7 @@ class _Field(Generic[T]):
         init: bool,
         kw_only: bool,
         repr: bool,
-        repr_unset: bool,
+        show_effective: bool,
         nested: bool,
         effective: object,
         effective_factory: Callable[[], object] | None,
@@ -80,7 +80,7 @@ class _Field(Generic[T]):
         self.init = init
         self.kw_only = kw_only
         self.repr = repr
-        self.repr_unset = repr_unset
+        self.show_effective = show_effective
         self.nested = nested
         self._effective = effective
         self._effective_factory = effective_factory
@@ -150,7 +150,7 @@ def _field(
     init: bool = True,
     kw_only: bool = False,
     repr: bool = True,
-    repr_unset: bool = True,
+    show_effective: bool = True,
     nested: bool = False,
     effective: object = None,
     effective_factory: Callable[[], object] | None = None,
@@ -168,7 +168,7 @@ def _field(
         init=init,
         kw_only=kw_only,
         repr=repr,
-        repr_unset=repr_unset,
+        show_effective=show_effective,
         nested=nested,
         effective=effective,
         effective_factory=effective_factory,
@@ -227,6 +227,8 @@ class _Record:
     _TABLE: ClassVar[tuple[_Field[Any], ...]] = ()
     # The field names in order (the serde schema of the persisted forms must cover them all).
     _FIELDS: ClassVar[tuple[str, ...]] = ()
+    # The order in which the reference shows the fields, where it is not the constructor's.
+    _ORDER: ClassVar[tuple[str, ...]] = ()
     # Keys read from a file that this version does not know, by key, as the codec keeps them;
     # instances that have some hold their own dict.
     _unknown: Mapping[str, Any] = types.MappingProxyType({})
@@ -247,28 +249,33 @@ class _Record:
             return NotImplemented
         return self._values() == other._values()
 
-    @staticmethod
-    def _repr_value(value: object) -> str:
-        return _fmt(value)
+    def _shown(self) -> tuple[_Field[Any], ...]:
+        """The fields the repr and ``str()`` show, in the reference's display order."""
+        shown = {field.name: field for field in self._TABLE if field.repr}
+        order = self._ORDER or tuple(shown)
+        return tuple(shown[name] for name in order)
+
+    def _repr_at(self, indent: str) -> str:
+        """icechunk 2.x's repr: its constructor call, one field a line, nested calls indented."""
+        inner = indent + "    "
+        lines = "".join(
+            f"{inner}{field.name}={repr_at(field.raw(self), inner)},\n" for field in self._shown()
+        )
+        return f"{qualified(type(self).__name__)}(\n{lines}{indent})"
 
     def __repr__(self) -> str:
-        shown = ", ".join(
-            f"{field.name}={self._repr_value(field.raw(self))}"
-            for field in self._TABLE
-            if field.repr and (field.repr_unset or field.raw(self) is not None)
-        )
-        return f"{type(self).__name__}({shown})"
+        return self._repr_at("")
 
     def _repr_block(self) -> Block:
         """icechunk 2.x's ``str()`` of a config: every field, effective defaults marked."""
         fields: list[tuple[str, str | Block]] = []
-        for field in self._TABLE:
-            if not field.init:  # internal state, not a setting
-                continue
+        for field in self._shown():
             raw = field.raw(self)
-            value = raw if raw is not None else field.effective(self)
-            if value is None:
-                value = _default_nested(type(self), field.name)
+            value = raw
+            if raw is None and field.show_effective:
+                value = field.effective(self)
+                if value is None:
+                    value = _default_nested(type(self), field.name)
             fields.append((field.name, _shown(value, default=raw is None)))
         return Block(qualified(type(self).__name__), fields)
 
@@ -350,15 +357,37 @@ def _shown(value: object, *, default: bool) -> str | Block:
     """A field's value in a config's ``str()`` block; ``default`` marks an effective default."""
     if value is None:
         return "None"
-    if isinstance(value, _Record):
-        return value._repr_block()
+    block = getattr(value, "_repr_block", None)
+    if block is not None:  # records, and the object-store configs of virtual chunk containers
+        return cast(Block, block())
     if isinstance(value, Mapping) and value and all(isinstance(v, _Record) for v in value.values()):
         # The virtual chunk containers: one nested block per key.
         return Block(None, [(str(k), v._repr_block()) for k, v in value.items()])
-    if isinstance(value, enum.Enum):
-        text = value.name
-    elif isinstance(value, str):
-        text = _fmt(value)
-    else:
-        text = repr(value)
+    text = repr_at(value, "")
     return f"{text} (default)" if default else text
+
+
+# Enums the reference's config reprs name in full; the others show as their bare member name.
+_QUALIFIED_ENUMS = frozenset({"ChecksumAlgorithm"})
+
+
+def repr_at(value: object, indent: str) -> str:
+    """A value inside a config's repr, as icechunk 2.x spells it; ``indent`` is the current
+    line's, for the nested constructor calls of records."""
+    nested = getattr(value, "_repr_at", None)
+    if nested is not None:
+        return cast(str, nested(indent))
+    if isinstance(value, str):
+        return _fmt(value)
+    if isinstance(value, enum.Enum):
+        name = type(value).__name__
+        return f"icechunk.{name}.{value.name}" if name in _QUALIFIED_ENUMS else value.name
+    if isinstance(value, Mapping):
+        if not value:
+            return "{}"
+        inner = indent + "    "
+        items = "".join(
+            f"{inner}{repr_at(k, inner)}: {repr_at(v, inner)},\n" for k, v in value.items()
+        )
+        return f"{{\n{items}{indent}}}"
+    return repr(value)

@@ -110,15 +110,26 @@ class RepositoryConfig(_DefaultConstructor, _Record):
         of CPUs this process may use.
     """
 
+    _ORDER = (
+        "inline_chunk_threshold_bytes",
+        "get_partial_values_concurrency",
+        "max_concurrent_requests",
+        "max_concurrent_decodes",
+        "num_updates_per_repo_info_file",
+        "compression",
+        "caching",
+        "storage",
+        "manifest",
+        "repo_update_retries",
+        "virtual_chunk_containers",
+    )
+
     inline_chunk_threshold_bytes: int | None = _field(_opt_uint(16), default=None, effective=512)
     get_partial_values_concurrency: int | None = _field(_opt_uint(16), default=None, effective=10)
     compression: CompressionConfig | None = _field(
         _opt_instance(CompressionConfig), default=None, nested=True
     )
-    # Like the reference, the repr leaves out max_concurrent_requests and the containers.
-    max_concurrent_requests: int | None = _field(
-        _opt_uint(16), default=None, repr=False, effective=256
-    )
+    max_concurrent_requests: int | None = _field(_opt_uint(16), default=None, effective=256)
     caching: CachingConfig | None = _field(_opt_instance(CachingConfig), default=None, nested=True)
     storage: StorageSettings | None = _field(
         _opt_instance(StorageSettings), default=None, nested=True
@@ -126,22 +137,20 @@ class RepositoryConfig(_DefaultConstructor, _Record):
     # Read as a copy and edited only through the methods below; on merge, the other config's
     # containers (even ``{}``) replace these.
     virtual_chunk_containers: dict[str, VirtualChunkContainer] | None = _field(
-        _containers, default=None, repr=False, copied=True
+        _containers, default=None, copied=True
     )
     manifest: ManifestConfig | None = _field(
         _opt_instance(ManifestConfig), default=None, nested=True
     )
-    # Fields icechunk 2 added show in the repr only when set (see ``_record``).
     repo_update_retries: RepoUpdateRetryConfig | None = _field(
-        _opt_instance(RepoUpdateRetryConfig), default=None, repr_unset=False, nested=True
+        _opt_instance(RepoUpdateRetryConfig), default=None, nested=True
     )
-    num_updates_per_repo_info_file: int | None = _field(
-        _opt_uint(16), default=None, repr_unset=False, effective=1000
-    )
+    num_updates_per_repo_info_file: int | None = _field(_opt_uint(16), default=None, effective=1000)
     max_concurrent_decodes: int | None = _field(
-        _opt_uint(16), default=None, repr_unset=False, effective_factory=_available_cpus
+        _opt_uint(16), default=None, effective_factory=_available_cpus
     )
     # Stored by the reference and read-only in its API; kept so that a save writes it back.
+    # The reference does not show it.
     previous_file: str | None = _field(_opt_str, default=None, init=False, repr=False, copied=True)
 
     def get_virtual_chunk_container(self, name: str) -> VirtualChunkContainer | None:

@@ -121,6 +121,19 @@ class StorageSettings(_Record):
         Request timeouts.
     """
 
+    _ORDER = (
+        "unsafe_use_conditional_create",
+        "unsafe_use_conditional_update",
+        "unsafe_use_metadata",
+        "storage_class",
+        "metadata_storage_class",
+        "chunks_storage_class",
+        "minimum_size_for_multipart_upload",
+        "concurrency",
+        "retries",
+        "timeouts",
+    )
+
     concurrency: StorageConcurrencySettings | None = _field(
         _opt_instance(StorageConcurrencySettings), default=None, nested=True
     )
@@ -133,12 +146,11 @@ class StorageSettings(_Record):
     storage_class: str | None = _field(_opt_str, default=None)
     metadata_storage_class: str | None = _field(_opt_str, default=None)
     chunks_storage_class: str | None = _field(_opt_str, default=None)
-    # The reference's repr leaves this field out.
     minimum_size_for_multipart_upload: int | None = _field(
-        _opt_uint(64), default=None, repr=False, effective=100 * 2**20
+        _opt_uint(64), default=None, effective=100 * 2**20
     )
     timeouts: StorageTimeoutSettings | None = _field(
-        _opt_instance(StorageTimeoutSettings), default=None, repr_unset=False, nested=True
+        _opt_instance(StorageTimeoutSettings), default=None, nested=True
     )
 
     def merged_over(self, backend_defaults: StorageSettings) -> StorageSettings:

@@ -7,7 +7,26 @@ payload and support ``match`` through ``__match_args__``.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
+
+from pyicechunk._repr import qualified
+
+from ._formatting import _fmt
+
+# The reference's static constructors for the variants whose name is not the snake-cased
+# variant name.
+_CONSTRUCTORS = {"Or": "or_conditions", "And": "and_conditions"}
+
+
+def _constructor_name(variant: str) -> str:
+    return _CONSTRUCTORS.get(variant) or re.sub(r"(?<!^)(?=[A-Z])", "_", variant).lower()
+
+
+def _argument(value: object) -> str:
+    if isinstance(value, str):
+        return _fmt(value)
+    return repr(value)  # numbers, None, lists of conditions (their own reprs)
 
 
 class _Variant:
@@ -27,9 +46,12 @@ class _Variant:
         return type(self) is type(other) and self._payload() == other._payload()
 
     def __repr__(self) -> str:
-        # ``Family.Variant(payload...)``; families whose reference reprs differ override this.
-        args = ", ".join(repr(p) for p in self._payload())
-        return f"{type(self).__qualname__}({args})"
+        # icechunk 2.x shows a variant as the call of its family's static constructor that
+        # builds it (``icechunk.config.ManifestSplitCondition.path_matches("a")``); families
+        # whose reference reprs differ override this.
+        family, _, variant = type(self).__qualname__.rpartition(".")
+        args = ", ".join(_argument(p) for p in self._payload())
+        return f"{qualified(family)}.{_constructor_name(variant)}({args})"
 
 
 class _TupleLike(_Variant):

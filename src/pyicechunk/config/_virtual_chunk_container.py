@@ -34,14 +34,12 @@ class VirtualChunkContainer(_Record):
         ``/`` (checked when the container is added to a :class:`RepositoryConfig`).
     """
 
+    _ORDER = ("name", "url_prefix", "store")
+
     url_prefix: str = _field(_str)
     # icechunk 2 refuses None here (1.1 accepted it on assignment).
     store: ObjectStoreConfig = _field(_store)
-    name: str | None = _field(_opt_str, default=None, repr_unset=False)
-
-    @staticmethod
-    def _repr_value(value: object) -> str:
-        return repr(value)
+    name: str | None = _field(_opt_str, default=None)
 
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):(.*)$", re.DOTALL)

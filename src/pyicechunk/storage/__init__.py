@@ -35,8 +35,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+# The settings classes live in the config package; icechunk 2.x also names them here (its
+# config reprs spell them icechunk.storage.StorageSettings and so on).
+from pyicechunk.config import (
+    S3Options,
+    StorageConcurrencySettings,
+    StorageRetriesSettings,
+    StorageSettings,
+    StorageTimeoutSettings,
+)
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.storage.byte_range import (
     ByteRequest,
@@ -59,9 +68,6 @@ from pyicechunk.storage.constructors import (
 )
 from pyicechunk.storage.handle import Storage
 
-if TYPE_CHECKING:
-    from pyicechunk.config import StorageSettings
-
 __all__ = [
     "ByteRequest",
     "ConditionalWrite",
@@ -69,8 +75,13 @@ __all__ = [
     "ObjectVersion",
     "OffsetByteRequest",
     "RangeByteRequest",
+    "S3Options",
     "Storage",
     "StorageBackend",
+    "StorageConcurrencySettings",
+    "StorageRetriesSettings",
+    "StorageSettings",
+    "StorageTimeoutSettings",
     "SuffixByteRequest",
     "azure_storage",
     "gcs_storage",
