@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pyicechunk.format.flatbuf.layout import FILE_IDENTIFIER
 
@@ -30,6 +31,28 @@ def _vtable_struct(count: int) -> struct.Struct:
     return struct.Struct(f"<{count + 2}H")
 
 
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """Objects written once by a :class:`Builder`, to write again in another buffer.
+
+    Made by :meth:`Builder.end_fragment`, written by :meth:`Builder.replay`. An encoder keeps
+    fragments of the parts of an object that do not change from one version to the next
+    (the ops-log entries of a ``repo`` object), so that writing the next version copies
+    their bytes instead of building them again.
+    """
+
+    phase: int
+    """The position (distance from the buffer's end) modulo ``align`` the fragment started at."""
+    align: int
+    """The largest alignment of the fragment's objects."""
+    data: bytes
+    """The bytes written, padding included."""
+    tables: tuple[tuple[int, tuple[int, ...]], ...]
+    """Each table's reference relative to the start, with the key of its vtable."""
+    result: int
+    """The reference the fragment stands for, relative to the start."""
+
+
 class Builder:
     """Builds one flatbuffer, back to front.
 
@@ -44,7 +67,7 @@ class Builder:
         Initial capacity in bytes; the buffer doubles as needed.
     """
 
-    __slots__ = ("_buf", "_fields", "_head", "_minalign", "_object_end", "_vtables")
+    __slots__ = ("_buf", "_fields", "_head", "_minalign", "_object_end", "_tables", "_vtables")
 
     def __init__(self, initial_size: int = 1024) -> None:
         self._buf = bytearray(max(initial_size, 64))
@@ -54,6 +77,9 @@ class Builder:
         self._object_end = 0
         # Vtables written so far, keyed by their content after the (implied) vtable size.
         self._vtables: dict[tuple[int, ...], int] = {}
+        # While a fragment is recorded: each table ended (its reference and vtable key), or
+        # None once a new vtable was written (such a fragment cannot be replayed).
+        self._tables: list[tuple[int, tuple[int, ...]]] | None = None
 
     def offset(self) -> int:
         """Return the number of bytes written so far (the reference of the last object)."""
@@ -270,6 +296,15 @@ class Builder:
         if self._object_end < 0:
             self._object_end = end - 4
 
+    def field_ref(self, slot: int) -> int:
+        """The reference of the open table's field ``slot`` (0 if it was not added).
+
+        The field's bytes start there: a fragment's replay can write another value in place
+        (see :meth:`replay`).
+        """
+        assert self._fields is not None, "field_ref only between start_table and end_table"
+        return self._fields[slot]
+
     def end_table(self, required: Sequence[int] = ()) -> int:
         """Close the open table, write (or reuse) its vtable and return the table's reference.
 
@@ -304,7 +339,10 @@ class Builder:
             count -= 1
         key = (table - end, *[table - f if f else 0 for f in fields[:count]])
         existing = self._vtables.get(key)
+        if self._tables is not None:
+            self._tables.append((table, key))
         if existing is None:
+            self._tables = None
             vtable = _vtable_struct(count).pack(4 + 2 * count, *key)
             self.prep(2, len(vtable))
             self._put(vtable)
@@ -313,6 +351,96 @@ class Builder:
         _I32.pack_into(self._buf, len(self._buf) - table, existing - table)
         self._fields = None
         return table
+
+    def start_fragment(self) -> tuple[int, int]:
+        """Start recording the objects created next as a :class:`Fragment`.
+
+        Returns
+        -------
+        tuple[int, int]
+            The token to pass to :meth:`end_fragment`.
+        """
+        self._not_nested()
+        self._tables = []
+        token = (self.offset(), self._minalign)
+        self._minalign = 1
+        return token
+
+    def end_fragment(self, token: tuple[int, int], result: int) -> Fragment | None:
+        """Stop recording: the objects created since :meth:`start_fragment`, or None.
+
+        Parameters
+        ----------
+        token
+            What :meth:`start_fragment` returned.
+        result
+            The reference the fragment stands for (say, its last table).
+
+        Returns
+        -------
+        Fragment or None
+            None if the objects wrote a vtable of their own: their bytes then depend on
+            being the first of their layout, and another buffer could not reuse them.
+        """
+        self._not_nested()
+        start, minalign = token
+        tables, self._tables = self._tables, None
+        align = self._minalign
+        self._minalign = max(minalign, align)
+        if tables is None:
+            return None
+        size = len(self._buf)
+        data = bytes(self._buf[self._head : size - start])
+        return Fragment(
+            start % align,
+            align,
+            data,
+            tuple((table - start, key) for table, key in tables),
+            result - start,
+        )
+
+    def replay(self, fragment: Fragment, i32: Sequence[tuple[int, int]] = ()) -> int | None:
+        """Write a recorded fragment again: the reference it stands for, or None if it can't.
+
+        The bytes are those the same calls would write here, as long as the buffer is at the
+        same position modulo the fragment's alignment and every vtable the fragment's tables
+        use is already in this buffer (only the offsets to those vtables differ, and they are
+        written anew). Otherwise nothing is written, and the caller makes the calls.
+
+        Parameters
+        ----------
+        fragment
+            What :meth:`end_fragment` returned.
+        i32
+            ``int32`` fields to write another value into: (the field's reference relative to
+            the fragment's start, the value). The field must have been written when the
+            fragment was recorded (a value equal to the default is omitted: another layout).
+        """
+        self._not_nested()
+        vtables = self._vtables
+        start = self.offset()
+        if start % fragment.align != fragment.phase:
+            return None
+        for _, key in fragment.tables:
+            if key not in vtables:
+                return None
+        data = fragment.data
+        n = len(data)
+        if self._head < n:
+            self._grow(n)
+        if fragment.align > self._minalign:
+            self._minalign = fragment.align
+        head = self._head - n
+        buf = self._buf
+        buf[head : head + n] = data
+        self._head = head
+        size = len(buf)
+        for rel, key in fragment.tables:
+            table = start + rel
+            _I32.pack_into(buf, size - table, vtables[key] - table)
+        for rel, value in i32:
+            _I32.pack_into(buf, size - start - rel, value)
+        return start + fragment.result
 
     def finish(self, root: int, file_identifier: bytes = FILE_IDENTIFIER) -> bytes:
         """Write the root offset and the 4-byte file identifier and return the buffer."""

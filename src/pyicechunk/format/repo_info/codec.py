@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from typing import Any, get_args
 
 from pyicechunk.exceptions import IcechunkError
-from pyicechunk.format.flatbuf import Builder, Table, Vector, malformed, required, root_table
+from pyicechunk.format.flatbuf import (
+    Builder,
+    Fragment,
+    Table,
+    Vector,
+    malformed,
+    required,
+    root_table,
+)
 from pyicechunk.format.header import (
     DEFAULT_MAX_OBJECT_SIZE,
     SPEC_V2,
@@ -114,6 +122,89 @@ def _action_table(b: Builder, action: UpdateAction) -> int:
     return b.end_table()
 
 
+# Ops-log entries never change once written (but for the newest getting its backup path, which
+# makes it another Update): each update of the repo object writes the same entries again, at
+# another position. Their recorded bytes are copied instead of encoded anew, per entry and
+# position modulo 8 (the fragment's alignment); bounded, as entries of other repositories pass
+# through a long-lived process too.
+_FRAGMENTS: dict[tuple[Update, int], Fragment] = {}
+_MAX_FRAGMENTS = 8192
+
+
+def _update_table(b: Builder, update: Update) -> int:
+    """Write one ``Update`` table (with its member and strings); its reference."""
+    key = (update, b.offset() % 8)
+    fragment = _FRAGMENTS.get(key)
+    if fragment is not None:
+        ref = b.replay(fragment)
+        if ref is not None:
+            return ref
+    token = b.start_fragment()
+    member = _action_table(b, update.action)
+    backup = b.create_string(update.backup_path) if update.backup_path is not None else 0
+    b.start_table(4)
+    b.add_u64(2, update.updated_at)
+    b.add_offset(1, member)
+    if backup:
+        b.add_offset(3, backup)
+    b.add_u8(0, update.action.TAG)
+    ref = b.end_table(required=(1,))
+    fragment = b.end_fragment(token, ref)
+    if fragment is not None:
+        if len(_FRAGMENTS) >= _MAX_FRAGMENTS:
+            _FRAGMENTS.clear()
+        _FRAGMENTS[key] = fragment
+    return ref
+
+
+# Snapshot-list entries do not change either, but for their parent's position in the list
+# (which moves as snapshots are added): written in place on replay. A parent at position 0 is
+# omitted (the default), another layout, hence part of the key.
+_SNAPSHOT_FRAGMENTS: dict[tuple[SnapshotInfo, int, bool], tuple[Fragment, int]] = {}
+
+
+def _snapshot_table(b: Builder, info: SnapshotInfo, parent: int) -> int:
+    """Write one ``SnapshotInfo`` table (with its message, metadata and pruned logs)."""
+    key = (info, b.offset() % 8, parent == 0)
+    cached = _SNAPSHOT_FRAGMENTS.get(key)
+    if cached is not None:
+        fragment, parent_ref = cached
+        ref = b.replay(fragment, ((parent_ref, parent),) if parent_ref else ())
+        if ref is not None:
+            return ref
+    token = b.start_fragment()
+    message = b.create_string(info.message)
+    metadata = write_metadata_items(b, info.metadata)
+    pruned = (
+        b.create_vector(
+            b"".join(
+                check_id_length(x, 12, "pruned tx log id") for x in info.pruned_ancestor_tx_logs
+            ),
+            12,
+            1,
+        )
+        if info.pruned_ancestor_tx_logs
+        else 0
+    )
+    b.start_table(6)
+    b.add_u64(2, info.flushed_at)
+    b.add_struct(0, check_id_length(info.id, 12, "snapshot id"), 1)
+    # -1 differs from the default 0, so the root's "no parent" is always written.
+    b.add_i32(1, parent)
+    parent_ref = b.field_ref(1)
+    b.add_offset(3, message)
+    b.add_offset(4, metadata)
+    if pruned:
+        b.add_offset(5, pruned)
+    ref = b.end_table(required=(0, 3))
+    recorded = b.end_fragment(token, ref)
+    if recorded is not None:
+        if len(_SNAPSHOT_FRAGMENTS) >= _MAX_FRAGMENTS:
+            _SNAPSHOT_FRAGMENTS.clear()
+        _SNAPSHOT_FRAGMENTS[key] = (recorded, parent_ref - token[0] if parent_ref else 0)
+    return ref
+
+
 def _sorted_snapshots(repo: RepoInfo) -> tuple[list[SnapshotInfo], dict[bytes, int]]:
     ordered = [repo.snapshots[k] for k in sorted(repo.snapshots)]
     return ordered, {info.id: i for i, info in enumerate(ordered)}
@@ -163,47 +254,16 @@ def encode_repo_info(repo: RepoInfo) -> bytes:
     deleted = b.create_offset_vector(
         [b.create_string(n) for n in sorted(repo.deleted_tags, key=lambda n: n.encode())]
     )
-    infos = []
-    for info in ordered:
-        message = b.create_string(info.message)
-        metadata = write_metadata_items(b, info.metadata)
-        pruned = (
-            b.create_vector(
-                b"".join(
-                    check_id_length(x, 12, "pruned tx log id") for x in info.pruned_ancestor_tx_logs
-                ),
-                12,
-                1,
-            )
-            if info.pruned_ancestor_tx_logs
-            else 0
+    infos = [
+        _snapshot_table(
+            b, info, -1 if info.parent_id is None else position(info.parent_id, "a parent")
         )
-        parent = -1 if info.parent_id is None else position(info.parent_id, "a parent")
-        b.start_table(6)
-        b.add_u64(2, info.flushed_at)
-        b.add_struct(0, check_id_length(info.id, 12, "snapshot id"), 1)
-        # -1 differs from the default 0, so the root's "no parent" is always written.
-        b.add_i32(1, parent)
-        b.add_offset(3, message)
-        b.add_offset(4, metadata)
-        if pruned:
-            b.add_offset(5, pruned)
-        infos.append(b.end_table(required=(0, 3)))
+        for info in ordered
+    ]
     snapshots = b.create_offset_vector(infos)
     status = _status_table(b, repo.status)
     metadata = write_metadata_items(b, repo.metadata)
-    updates = []
-    for update in repo.latest_updates:
-        member = _action_table(b, update.action)
-        backup = b.create_string(update.backup_path) if update.backup_path is not None else 0
-        b.start_table(4)
-        b.add_u64(2, update.updated_at)
-        b.add_offset(1, member)
-        if backup:
-            b.add_offset(3, backup)
-        b.add_u8(0, update.action.TAG)
-        updates.append(b.end_table(required=(1,)))
-    latest = b.create_offset_vector(updates)
+    latest = b.create_offset_vector([_update_table(b, update) for update in repo.latest_updates])
     before = (
         b.create_string(repo.repo_before_updates) if repo.repo_before_updates is not None else 0
     )
