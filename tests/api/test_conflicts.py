@@ -223,3 +223,16 @@ def test_solver_types(ic: ModuleType) -> None:
     }
     for name, text in names.items():
         assert str(getattr(ic.ConflictType, name)) == text
+
+
+def test_enum_numbering(ic: ModuleType) -> None:
+    # Conflict types count from 1 in the reference, version selections from 0.
+    names = [
+        "NewNodeConflictsWithExistingNode", "NewNodeInInvalidGroup", "ZarrMetadataDoubleUpdate",
+        "ZarrMetadataUpdateOfDeletedArray", "ZarrMetadataUpdateOfDeletedGroup",
+        "ChunkDoubleUpdate", "ChunksUpdatedInDeletedArray", "ChunksUpdatedInUpdatedArray",
+        "DeleteOfUpdatedArray", "DeleteOfUpdatedGroup",
+    ]
+    assert [int(getattr(ic.ConflictType, n)) for n in names] == list(range(1, 11))
+    selections = [ic.VersionSelection.Fail, ic.VersionSelection.UseOurs, ic.VersionSelection.UseTheirs]
+    assert [int(v) for v in selections] == [0, 1, 2]

@@ -87,12 +87,14 @@ class ConflictType(_Variant):
         return self._text
 
 
-def _install(cls: type[_Variant], names: Iterable[tuple[str, str]]) -> None:
-    for index, (name, text) in enumerate(names):
+def _install(cls: type[_Variant], names: Iterable[tuple[str, str]], start: int = 0) -> None:
+    for index, (name, text) in enumerate(names, start):
         setattr(cls, name, cls._make(index, name, text))
 
 
 _install(VersionSelection, [(n, n) for n in ("Fail", "UseOurs", "UseTheirs")])
+# The reference numbers conflict types from 1 (int(ConflictType.NewNodeConflictsWithExistingNode)
+# is 1 in icechunk 1.1 and 2.x), version selections from 0.
 _install(
     ConflictType,
     [
@@ -109,6 +111,7 @@ _install(
         # icechunk 2.x: a session is never rebased over a commit that moved nodes.
         ("MoveOperationCannotBeRebased", "Move operation cannot be rebased"),
     ],
+    start=1,
 )
 
 
