@@ -33,8 +33,8 @@ class TestAzureBackend(StorageTests):
 def test_repository_on_azure(azure_container: str) -> None:
     storage = _azure(azure_container, "repo")
     assert repr(storage) == (
-        f"ObjectStorage(backend=AzureObjectStoreBackend(account={ACCOUNT}, "
-        f"container={azure_container}, prefix=repo))"
+        f"<icechunk.Storage>\ntype: Azure\naccount: {ACCOUNT}\n"
+        f"container: {azure_container}\nprefix: repo\n"
     )
     repo = pyicechunk.Repository.create(storage)
     session = repo.writable_session("main")

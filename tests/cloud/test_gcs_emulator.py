@@ -63,9 +63,7 @@ class TestGcsBackend(StorageTests):
 
 def test_repository_on_gcs(gcs_server: Any, gcs_bucket: str) -> None:
     storage = _gcs(gcs_server, gcs_bucket, "repo")
-    assert repr(storage) == (
-        f"ObjectStorage(backend=GcsObjectStoreBackend(bucket={gcs_bucket}, prefix=repo))"
-    )
+    assert repr(storage) == f"<icechunk.Storage>\ntype: GCS\nbucket: {gcs_bucket}\nprefix: repo\n"
     repo = pyicechunk.Repository.create(storage)
     session = repo.writable_session("main")
     arr = zarr.create_array(session.store, name="a", shape=(6, 4), chunks=(4, 3), dtype="f8")

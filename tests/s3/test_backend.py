@@ -46,12 +46,11 @@ class TestS3Backend(StorageTests):
         asyncio.run(run())
 
     def test_storage_handle_pickles(self, storage_backend: StorageBackend) -> None:
-        # The reference's native S3 storage prints itself, not wrapped in ObjectStorage(...).
         storage = Storage.from_backend(storage_backend)
         asyncio.run(storage_backend.put("config.yaml", b"shared"))
         copy = pickle.loads(pickle.dumps(storage))
-        assert repr(copy) == repr(storage) == repr(storage_backend)
-        assert repr(storage).startswith("S3Storage(bucket=")
+        assert repr(copy) == repr(storage)
+        assert repr(storage).startswith("<icechunk.Storage>\ntype: S3 (native)\nbucket: ")
         assert asyncio.run(copy._backend.get("config.yaml")) == b"shared"
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import icechunk
 import pytest
+from oracle import Both
 
 import pyicechunk.credentials as ours
 import pyicechunk.storage as our_storage
@@ -119,7 +120,8 @@ def test_constructor_errors_match_reference() -> None:
         ("azure_storage", {"account": "a", "container": "c", "prefix": "p", "access_key": "k"}),
     ],
 )
-def test_storage_reprs_match_reference(fn_name: str, kwargs: dict[str, Any]) -> None:
-    assert repr(getattr(our_storage, fn_name)(**kwargs)) == repr(
-        getattr(icechunk, fn_name)(**kwargs)
-    )
+def test_storage_reprs_match_reference(both: Both, fn_name: str, kwargs: dict[str, Any]) -> None:
+    # icechunk 2.x's block, as icechunk 2.3.0 prints it.
+    ours, ref = both.run(f"repr(icechunk.{fn_name}(**{kwargs!r}))")
+    assert ours.error is None and ref.error is None, (ours.error, ref.error)
+    assert ours.value == ref.value

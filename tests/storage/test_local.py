@@ -52,7 +52,7 @@ def test_storage_cannot_be_constructed_directly() -> None:
 def test_repr_and_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     storage = local_filesystem_storage("rel/repo")
-    expected = f"ObjectStorage(backend=LocalFileSystemObjectStoreBackend(path={tmp_path}/rel/repo))"
+    expected = f"<icechunk.Storage>\ntype: local filesystem\npath: {tmp_path}/rel/repo\n"
     assert repr(storage) == expected
     assert repr(Storage.new_local_filesystem("rel/repo")) == expected
     # Pickles by absolute path: a copy made elsewhere still points at the same directory.

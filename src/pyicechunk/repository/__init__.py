@@ -373,11 +373,11 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         return await fetch_config(storage.backend)
 
     def _block(self) -> Block:
-        # The storage as its own repr; the config elided, as the reference does.
+        # The storage as its own block, nested; the config elided, as the reference does.
         version = f"v{int(self.spec_version)}"
         return Block(
             f"{qualified('Repository')} ({version})",
-            [("storage", repr(self.storage)), ("config", "<RepositoryConfig ...>")],
+            [("storage", self.storage._block()), ("config", "<RepositoryConfig ...>")],
         )
 
     @property

@@ -406,9 +406,10 @@ class StorageBackend(abc.ABC):
         """
         return self
 
-    def _storage_repr(self) -> str:
-        """The repr of a :class:`Storage` holding this backend."""
-        return f"ObjectStorage(backend={self!r})"
+    def _storage_fields(self) -> tuple[tuple[str, str], ...]:
+        """The fields of the repr of a :class:`Storage` holding this backend: its ``type``
+        first, then where it stores (never a credential)."""
+        return (("type", type(self).__name__),)
 
     @abc.abstractmethod
     def __repr__(self) -> str: ...

@@ -14,6 +14,7 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pyicechunk._repr import Block, Shown, qualified
 from pyicechunk._sync import sync
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class StorageObjectInfo:
         )
 
 
-class Storage:
+class Storage(Shown):
     """A handle on the object storage that holds a repository.
 
     Create it with a constructor such as :func:`in_memory_storage` or
@@ -297,8 +298,8 @@ class Storage:
         """
         return [(o.key, o.size_bytes) for o in self.list_objects_metadata(settings, prefix)]
 
-    def __repr__(self) -> str:
-        return self._backend._storage_repr()
+    def _block(self) -> Block:
+        return Block(qualified("Storage"), self._backend._storage_fields())
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Storage.from_backend, (self._backend,))

@@ -185,8 +185,8 @@ class HttpBackend(StorageBackend):
 
         return StorageSettings()
 
-    def _storage_repr(self) -> str:
-        return f"<icechunk.Storage>\ntype: HTTP\nurl: {self._base.rstrip('/')}\n"
+    def _storage_fields(self) -> tuple[tuple[str, str], ...]:
+        return (("type", "HTTP"), ("url", self._base.rstrip("/")))
 
     def __repr__(self) -> str:
         return f"HttpBackend(url={self._base.rstrip('/')})"

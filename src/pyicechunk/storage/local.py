@@ -697,5 +697,8 @@ class LocalFileSystemBackend(StorageBackend):
     def __repr__(self) -> str:
         return f"LocalFileSystemObjectStoreBackend(path={self._root})"
 
+    def _storage_fields(self) -> tuple[tuple[str, str], ...]:
+        return (("type", "local filesystem"), ("path", self._root))
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (LocalFileSystemBackend, (self._root,))

@@ -189,5 +189,8 @@ class InMemoryBackend(StorageBackend):
     def __repr__(self) -> str:
         return "InMemoryObjectStoreBackend"
 
+    def _storage_fields(self) -> tuple[tuple[str, str], ...]:
+        return (("type", "in-memory"),)
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (_restore, (self._objects.token,))

@@ -162,9 +162,36 @@ class ObjectStoreBackend(StorageBackend):
             f"AzureObjectStoreBackend(account={s.account}, container={s.bucket}, prefix={s.prefix})"
         )
 
-    def _storage_repr(self) -> str:
-        # The reference's native S3 storage is not an ObjectStorage and prints unwrapped.
-        return repr(self) if self._spec.kind == "s3" else super()._storage_repr()
+    def _storage_fields(self) -> tuple[tuple[str, str], ...]:
+        # As icechunk 2.3.0 shows them: where the objects are, and the S3 options that differ
+        # from the defaults; never a credential. It leaves out a prefix that is not given
+        # (the spec keeps an empty one, so an explicit "" is left out too).
+        s = self._spec
+        prefix = [("prefix", s.prefix)] if s.prefix else []
+        if s.kind == "gcs":
+            return (("type", "GCS"), ("bucket", s.bucket), *prefix)
+        if s.kind == "azure":
+            account = ("account", str(s.account))
+            return (("type", "Azure"), account, ("container", s.bucket), *prefix)
+        o = s.options
+        assert o is not None
+        anonymous = o.anonymous or isinstance(s.credentials, S3Credentials.Anonymous)
+        shown = [
+            ("region", o.region),
+            ("endpoint_url", o.endpoint_url),
+            ("anonymous", anonymous or None),
+            ("allow_http", o.allow_http or None),
+            ("force_path_style", o.force_path_style or None),
+            ("requester_pays", o.requester_pays or None),
+            ("checksum_algorithm", o.checksum_algorithm and o.checksum_algorithm.name),
+        ]
+        kind = "S3 (native)" if s.kind == "s3" else "S3"
+        return (
+            ("type", kind),
+            ("bucket", s.bucket),
+            *prefix,
+            *((name, str(value)) for name, value in shown if value is not None),
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ObjectStoreBackend, (self._spec,))

@@ -179,8 +179,8 @@ class RedirectBackend(StorageBackend):
 
         return StorageSettings()
 
-    def _storage_repr(self) -> str:
-        return f"<icechunk.Storage>\ntype: redirect\nurl: {self._url}\n"
+    def _storage_fields(self) -> tuple[tuple[str, str], ...]:
+        return (("type", "redirect"), ("url", self._url))
 
     def __repr__(self) -> str:
         return f"RedirectBackend(url={self._url})"

@@ -280,8 +280,8 @@ class FaultyBackend(StorageBackend):
     async def delete_many(self, keys: Sequence[str]) -> int:
         return await self._run("delete_many", ",".join(keys), lambda: self.inner.delete_many(keys))
 
-    def _storage_repr(self) -> str:
-        return self.inner._storage_repr()
+    def _storage_fields(self) -> tuple[tuple[str, str], ...]:
+        return self.inner._storage_fields()
 
     def __repr__(self) -> str:
         return f"FaultyBackend({self.inner!r}, {self.plan!r})"
