@@ -8,7 +8,8 @@ read-modify-write of it:
 3. build the new state in memory; the operation's own checks (branch tip, tag names, listed
    snapshots) run here, on the state just read, and their failures are final;
 4. prepend the ops-log entry, with the window and chain rule of §10.3;
-5. copy the bytes read to a fresh ``overwritten/repo.<T>.<R>``;
+5. copy the bytes read to a fresh ``overwritten/repo.<T>.<R>`` (while step 4 encodes the new
+   state; deleted again if that fails);
 6. replace ``repo`` only if it still has the version read: a real compare-and-swap on every
    backend here, the local filesystem included (the reference turns it off there), so many
    processes may update one repository safely;
@@ -334,11 +335,22 @@ class RepoObject:
                 current = await self.read()
             check_updatable(current.info, online_required=online_required)
             backup = backup_name(time.time_ns() // 1_000_000)
+            backup_key = keys.backup_key(backup)
             edited, action = edit(current.info)
-            new = record_update(edited, action, now_micros(), backup, self._window)
-            data = pack_repo_object(new, self._level)
+            # The copy is written while the new state is encoded here (CPU work), instead of
+            # after it; it is made durable with the new state's write, as before. (After the
+            # edit: a refused change writes nothing.)
+            copying = asyncio.ensure_future(self._backend.put(backup_key, current.data))
+            await asyncio.sleep(0)  # lets the copy start
+            try:
+                new = record_update(edited, action, now_micros(), backup, self._window)
+                data = pack_repo_object(new, self._level)
+            except BaseException:
+                await self._discard_copy(copying, backup_key)
+                raise
+            await copying
             logger.debug("Writing repo info, size_bytes: %d", len(data))
-            if await self._replace(current, data, keys.backup_key(backup), durable):
+            if await self._replace(current, data, backup_key, durable):
                 self._last = RepoRead(new, data, None)
                 logger.debug("Repo info object updated successfully, attempts: %d", attempts)
                 return new
@@ -358,9 +370,8 @@ class RepoObject:
     async def _replace(
         self, current: RepoRead, data: bytes, backup_key: str, durable: Sequence[str]
     ) -> bool:
-        """Copy the state read to ``backup_key``, then swap ``repo``; False if it moved."""
+        """Swap ``repo`` (the state read is copied to ``backup_key``); False if it moved."""
         backend = self._backend
-        await backend.put(backup_key, current.data)
         must_last = [*durable, backup_key]
         if not self._conditional_update:
             await backend.make_durable(must_last)
@@ -384,6 +395,17 @@ class RepoObject:
         except IcechunkError as exc:
             logger.warning("could not delete the unused copy %s: %s", backup_key, exc.message)
         return False
+
+    async def _discard_copy(self, copying: asyncio.Future[None], backup_key: str) -> None:
+        """Delete the copy of an update that failed before writing ``repo``."""
+        try:
+            await copying
+            await self._backend.delete(backup_key)
+        except Exception as exc:
+            # The update's own error is the one to report; a copy left behind is harmless:
+            # nothing names it, as for a copy whose update lost the race and could not be
+            # deleted either.
+            logger.warning("could not delete the unused copy %s: %s", backup_key, exc)
 
     async def _names_copy(self, backup_key: str) -> bool:
         """Whether ``repo`` now names the copy ``backup_key``: then our swap landed.
