@@ -54,8 +54,8 @@ DIFFERS: dict[str, str] = {
         "pyicechunk raises icechunk 2.x's errors where a fork cannot act: commit/amend on a "
         "fork SessionStateError commit-not-allowed, flush IcechunkError (kind unknown), merging "
         "a plain session into a fork SessionStateError merge-not-allowed, forking a read-only "
-        "session SessionStateError cannot-fork-read-only-session; 1.1.21 raises TypeError / "
-        "ValueError"
+        "session SessionStateError cannot-fork-read-only-session, and a session merges plain "
+        "sessions as well as forks; 1.1.21 raises TypeError / ValueError"
     ),
     "amend_and_allow_empty": (
         "pyicechunk has Session.amend and commit(allow_empty=True) (icechunk 2.x features); "

@@ -69,3 +69,17 @@ def test_a_read_only_session_cannot_fork(impl: Impl, spec: int) -> None:
     assert caught.value.first_line.startswith("session error: cannot fork a read-only session")
     with raises("ReadOnlyError", kind="read-only-session"):
         impl.run("repo.readonly_session('main').merge(fork)")
+
+
+@pytest.mark.parametrize("spec", [1, 2])
+def test_a_session_merges_plain_sessions_too(impl: Impl, spec: int) -> None:
+    impl.run(REPO, SPEC=spec)
+    impl.run(
+        "other = repo.writable_session('main')\n"
+        "_ = zarr.create_group(base.store, path='a')\n"
+        "_ = zarr.create_group(other.store, path='b')\n"
+        "base.merge(other)\n"
+        "_ = base.commit('both')"
+    )
+    merged = impl.run("sorted(zarr.open_group(repo.readonly_session('main').store, mode='r'))")
+    assert merged == ["a", "b"]

@@ -27,7 +27,12 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pyicechunk.change_set import ChangeSet
-from pyicechunk.exceptions import ConflictError, IcechunkError, KeyNotFoundError
+from pyicechunk.exceptions import (
+    ConflictError,
+    IcechunkError,
+    KeyNotFoundError,
+    SessionStateError,
+)
 from pyicechunk.format.header import SPEC_V1
 from pyicechunk.format.ids import encode_id, new_chunk_id
 from pyicechunk.format.manifest import (
@@ -79,11 +84,27 @@ logger = logging.getLogger(__name__)
 
 READ_ONLY_STORE = "cannot write to read-only store"
 _NO_CHANGES = "session error: cannot commit, no changes made to the session"
-FORK_CANNOT = (
-    "Cannot {} a fork of a Session. If you are using uncooperative writes, please send the "
-    "Repository object to your workers, not a Session. See "
-    "https://icechunk.io/en/stable/icechunk-python/parallel/#distributed-writes for more."
+# icechunk 2.x's refusals of a fork's commit, amend and flush (its flush refusal has no kind
+# of its own).
+PARALLEL_DOCS = " See https://icechunk.io/en/latest/parallel/ for more"
+_FORK_CANNOT_COMMIT = (
+    "session error: commits are not allowed on read-only or forked sessions, merge forked "
+    "sessions back into the base session before committing." + PARALLEL_DOCS
 )
+_FORK_CANNOT_FLUSH = (
+    "session error: cannot flush a forked session, merge the fork back into the base session "
+    "and flush that instead." + PARALLEL_DOCS
+)
+
+
+def fork_cannot_commit() -> SessionStateError:
+    """The error for a commit or amend of a fork (kind ``commit-not-allowed``)."""
+    return SessionStateError(_FORK_CANNOT_COMMIT, kind="commit-not-allowed")
+
+
+def fork_cannot_flush() -> IcechunkError:
+    """The error for a flush of a fork (kind ``unknown``, as icechunk 2.x)."""
+    return IcechunkError(_FORK_CANNOT_FLUSH)
 
 
 class SessionCore:
@@ -514,7 +535,7 @@ class SessionCore:
 
     def _check_can_commit(self, verb: str) -> None:
         if self.is_fork:
-            raise TypeError(FORK_CANNOT.format(verb))
+            raise fork_cannot_commit()
         if self.read_only:
             raise IcechunkError(READ_ONLY_SESSION, kind="commit-not-allowed")
 
@@ -628,7 +649,7 @@ class SessionCore:
     async def flush(self, message: str, metadata: Mapping[str, Any] | None) -> str:
         async with self._exclusive_operation():
             if self.is_fork:
-                raise TypeError(FORK_CANNOT.format("flush"))
+                raise fork_cannot_flush()
             if not self.changes.touched:
                 raise IcechunkError(_NO_CHANGES, kind="no-changes-to-commit")
             self._check_can_commit("flush")

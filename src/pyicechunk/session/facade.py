@@ -15,7 +15,12 @@ from pyicechunk._repr import Block, Shown, session_block
 from pyicechunk._sync import sync
 from pyicechunk.exceptions import IcechunkError, SessionStateError
 from pyicechunk.format.ids import encode_id
-from pyicechunk.session.core import SessionCore
+from pyicechunk.session.core import (
+    PARALLEL_DOCS,
+    SessionCore,
+    fork_cannot_commit,
+    fork_cannot_flush,
+)
 from pyicechunk.session.mode import READ_ONLY_SESSION, SessionMode
 from pyicechunk.session.rearrange import checked_node_path, node_not_found
 from pyicechunk.session.reindex import ChunkMap, shift_mappings, shift_steps
@@ -33,33 +38,15 @@ PICKLE_WRITABLE = (
     "`icechunk.xarray.to_icechunk` instead. "
 )
 
-# icechunk 2.x's errors for what a fork or a read-only session cannot do (class and kind as
-# 2.3.0 raises them; its flush refusal has no kind of its own).
-_PARALLEL_DOCS = " See https://icechunk.io/en/latest/parallel/ for more"
-FORK_CANNOT_COMMIT = (
-    "session error: commits are not allowed on read-only or forked sessions, merge forked "
-    "sessions back into the base session before committing." + _PARALLEL_DOCS
-)
-FORK_CANNOT_FLUSH = (
-    "session error: cannot flush a forked session, merge the fork back into the base session "
-    "and flush that instead." + _PARALLEL_DOCS
-)
+# icechunk 2.x's errors for what only a fork, or only a writable session, can do.
 FORK_MERGES_FORKS_ONLY = (
     "session error: cannot merge a branch session into a fork session, only fork sessions can "
-    "be merged into a fork." + _PARALLEL_DOCS
+    "be merged into a fork." + PARALLEL_DOCS
 )
 CANNOT_FORK_READ_ONLY = (
     "session error: cannot fork a read-only session, read-only sessions can be serialized and "
-    "transmitted directly." + _PARALLEL_DOCS
+    "transmitted directly." + PARALLEL_DOCS
 )
-
-
-def _fork_cannot_commit() -> SessionStateError:
-    return SessionStateError(FORK_CANNOT_COMMIT, kind="commit-not-allowed")
-
-
-def _fork_cannot_flush() -> IcechunkError:
-    return IcechunkError(FORK_CANNOT_FLUSH)
 
 
 class Session(Shown):
@@ -475,31 +462,32 @@ class Session(Shown):
             raise IcechunkError(READ_ONLY_SESSION, kind="read-only-session")
         self._core.merge(other._core)
 
-    def merge(self, *others: ForkSession) -> None:
-        """Bring the changes of forks of this session into it (the last one wins on overlap).
+    def merge(self, *others: Session) -> None:
+        """Bring the changes of other sessions into this one (the last one wins on overlap).
 
         Parameters
         ----------
         *others
-            Sessions created with :meth:`fork` (possibly pickled and written to elsewhere).
+            Usually sessions created with :meth:`fork` (possibly pickled and written to
+            elsewhere); as in icechunk 2.x, plain writable sessions merge too.
 
         Raises
         ------
         TypeError
-            If one of ``others`` is not a :class:`ForkSession`.
-        IcechunkError
+            If one of ``others`` is not a session.
+        ReadOnlyError
             If this session is read-only.
         """
         for other in others:
             self._merge_one(
                 other,
-                ForkSession,
-                "Sessions can only be merged with a ForkSession created with Session.fork(). "
-                f"Received {type(other).__name__} instead.",
+                Session,
+                f"Sessions can only be merged with other sessions. Received {type(other).__name__} "
+                "instead.",
             )
         self._core.forked = False
 
-    async def merge_async(self, *others: ForkSession) -> None:
+    async def merge_async(self, *others: Session) -> None:
         """Async version of :meth:`merge`."""
         self.merge(*others)
 
@@ -513,7 +501,7 @@ class ForkSession(Session):
     def __getstate__(self) -> dict[str, Any]:
         return {"_session": self._core}
 
-    def merge(self, *others: ForkSession) -> None:
+    def merge(self, *others: Session) -> None:
         """Bring the changes of other forks into this one (the last one wins on overlap).
 
         Raises
@@ -533,7 +521,7 @@ class ForkSession(Session):
                 f"Received {type(other)} instead.",
             )
 
-    async def merge_async(self, *others: ForkSession) -> None:
+    async def merge_async(self, *others: Session) -> None:
         """Async version of :meth:`merge`."""
         self.merge(*others)
 
@@ -546,11 +534,11 @@ class ForkSession(Session):
             Always (kind ``commit-not-allowed``); merge the fork into its parent session and
             commit that.
         """
-        raise _fork_cannot_commit()
+        raise fork_cannot_commit()
 
     async def commit_async(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Not available on a fork (see :meth:`commit`)."""
-        raise _fork_cannot_commit()
+        raise fork_cannot_commit()
 
     def flush(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Not available on a fork.
@@ -561,19 +549,19 @@ class ForkSession(Session):
             Always (kind ``unknown``, as icechunk 2.x); merge the fork into its parent session
             and flush that.
         """
-        raise _fork_cannot_flush()
+        raise fork_cannot_flush()
 
     async def flush_async(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Not available on a fork (see :meth:`flush`)."""
-        raise _fork_cannot_flush()
+        raise fork_cannot_flush()
 
     def amend(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Not available on a fork (see :meth:`commit`)."""
-        raise _fork_cannot_commit()
+        raise fork_cannot_commit()
 
     async def amend_async(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Not available on a fork (see :meth:`commit`)."""
-        raise _fork_cannot_commit()
+        raise fork_cannot_commit()
 
 
 def wrap_core(core: SessionCore, *, fork: bool) -> Session:
