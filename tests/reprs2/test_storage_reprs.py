@@ -32,6 +32,7 @@ STORAGES = [
     "icechunk.gcs_storage(bucket='b', prefix=None, anonymous=True)",
     "icechunk.azure_storage(account='a', container='c', prefix='p', access_key='AZUREKEY')",
     "icechunk.http_storage('http://127.0.0.1:1/x')",
+    "icechunk.http_storage('http://127.0.0.1:1/x/', headers={'Authorization': 'SECRETKEY'})",
     "icechunk.redirect_storage('http://127.0.0.1:1/r')",
 ]
 

@@ -81,6 +81,7 @@ class HttpBackend(StorageBackend):
         parsed = urllib.parse.urlsplit(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"http_storage needs an http:// or https:// URL, got {base_url!r}")
+        self._given = base_url  # shown as given, like the reference's repr
         self._base = base_url.rstrip("/") + "/"
         self._headers = dict(headers or {})
 
@@ -186,10 +187,10 @@ class HttpBackend(StorageBackend):
         return StorageSettings()
 
     def _storage_fields(self) -> tuple[tuple[str, str], ...]:
-        return (("type", "HTTP"), ("url", self._base.rstrip("/")))
+        return (("type", "HTTP"), ("url", self._given))
 
     def __repr__(self) -> str:
         return f"HttpBackend(url={self._base.rstrip('/')})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (HttpBackend, (self._base, self._headers))
+        return (HttpBackend, (self._given, self._headers))
