@@ -5,7 +5,7 @@ Both families of conditions (:class:`ManifestPreloadCondition` and
 A family is a public class declared with ``family=True``; its variants are nested in it and
 subclass both it and the shared variant here (``_Combination`` for ``Or``/``And``,
 ``_Pattern`` for ``PathMatches``/``NameMatches``). What differs between the families (their
-reprs, hashing, further variants) stays in the family's own module.
+hashing, further variants) stays in the family's own module.
 """
 
 from __future__ import annotations
