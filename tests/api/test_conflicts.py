@@ -234,5 +234,5 @@ def test_enum_numbering(ic: ModuleType) -> None:
         "DeleteOfUpdatedArray", "DeleteOfUpdatedGroup",
     ]
     assert [int(getattr(ic.ConflictType, n)) for n in names] == list(range(1, 11))
-    selections = [ic.VersionSelection.Fail, ic.VersionSelection.UseOurs, ic.VersionSelection.UseTheirs]
-    assert [int(v) for v in selections] == [0, 1, 2]
+    selection = ic.VersionSelection
+    assert [int(v) for v in (selection.Fail, selection.UseOurs, selection.UseTheirs)] == [0, 1, 2]
