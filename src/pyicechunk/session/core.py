@@ -31,7 +31,6 @@ from pyicechunk.exceptions import (
     ConflictError,
     IcechunkError,
     KeyNotFoundError,
-    SessionStateError,
 )
 from pyicechunk.format.header import SPEC_V1
 from pyicechunk.format.ids import encode_id, new_chunk_id
@@ -69,6 +68,12 @@ from pyicechunk.session.rearrange import (
     node_not_found,
     rebase_over_moves_error,
 )
+from pyicechunk.session.refusals import (
+    NO_CHANGES,
+    READ_ONLY_STORE,
+    fork_cannot_commit,
+    fork_cannot_flush,
+)
 from pyicechunk.session.reindex import ChunkMap, existing_chunks, plan_reindex, reindexed_grid
 from pyicechunk.session.splitting import configured_splitting
 from pyicechunk.session.writes import chunk_target, record_deletion, record_metadata
@@ -81,30 +86,6 @@ if TYPE_CHECKING:
 __all__ = ["SessionCore"]
 
 logger = logging.getLogger(__name__)
-
-READ_ONLY_STORE = "cannot write to read-only store"
-_NO_CHANGES = "session error: cannot commit, no changes made to the session"
-# icechunk 2.x's refusals of a fork's commit, amend and flush (its flush refusal has no kind
-# of its own).
-PARALLEL_DOCS = " See https://icechunk.io/en/latest/parallel/ for more"
-_FORK_CANNOT_COMMIT = (
-    "session error: commits are not allowed on read-only or forked sessions, merge forked "
-    "sessions back into the base session before committing." + PARALLEL_DOCS
-)
-_FORK_CANNOT_FLUSH = (
-    "session error: cannot flush a forked session, merge the fork back into the base session "
-    "and flush that instead." + PARALLEL_DOCS
-)
-
-
-def fork_cannot_commit() -> SessionStateError:
-    """The error for a commit or amend of a fork (kind ``commit-not-allowed``)."""
-    return SessionStateError(_FORK_CANNOT_COMMIT, kind="commit-not-allowed")
-
-
-def fork_cannot_flush() -> IcechunkError:
-    """The error for a flush of a fork (kind ``unknown``, as icechunk 2.x)."""
-    return IcechunkError(_FORK_CANNOT_FLUSH)
 
 
 class SessionCore:
@@ -604,7 +585,7 @@ class SessionCore:
     ) -> str:
         self._check_can_commit("commit")
         if not self.changes.touched and not allow_empty:
-            raise IcechunkError(_NO_CHANGES, kind="no-changes-to-commit")
+            raise IcechunkError(NO_CHANGES, kind="no-changes-to-commit")
         if not isinstance(message, str):
             raise TypeError(f"argument 'message': '{type(message).__name__}' object is not a str")
         properties = self._properties(metadata)
@@ -651,7 +632,7 @@ class SessionCore:
             if self.is_fork:
                 raise fork_cannot_flush()
             if not self.changes.touched:
-                raise IcechunkError(_NO_CHANGES, kind="no-changes-to-commit")
+                raise IcechunkError(NO_CHANGES, kind="no-changes-to-commit")
             self._check_can_commit("flush")
             base = self.base
             plan = CommitPlan(
@@ -694,7 +675,7 @@ class SessionCore:
         # pyicechunk's spec-1 amend (beyond icechunk 1.1) may replace a tip without changes;
         # spec 2 follows icechunk 2, which asks for allow_empty.
         if not spec1 and not self.changes.touched and not allow_empty:
-            raise IcechunkError(_NO_CHANGES, kind="no-changes-to-commit")
+            raise IcechunkError(NO_CHANGES, kind="no-changes-to-commit")
         if not isinstance(message, str):
             raise TypeError(f"argument 'message': '{type(message).__name__}' object is not a str")
         tip = self.base

@@ -15,14 +15,10 @@ from pyicechunk._repr import Block, Shown, session_block
 from pyicechunk._sync import sync
 from pyicechunk.exceptions import IcechunkError, SessionStateError
 from pyicechunk.format.ids import encode_id
-from pyicechunk.session.core import (
-    PARALLEL_DOCS,
-    SessionCore,
-    fork_cannot_commit,
-    fork_cannot_flush,
-)
+from pyicechunk.session.core import SessionCore
 from pyicechunk.session.mode import READ_ONLY_SESSION, SessionMode
 from pyicechunk.session.rearrange import checked_node_path, node_not_found
+from pyicechunk.session.refusals import PARALLEL_DOCS, fork_cannot_commit, fork_cannot_flush
 from pyicechunk.session.reindex import ChunkMap, shift_mappings, shift_steps
 from pyicechunk.types import ChunkType, Diff
 

@@ -19,8 +19,8 @@ from zarr.core.buffer import Buffer, BufferPrototype
 from pyicechunk._repr import Block, Shown, session_block
 from pyicechunk._sync import sync
 from pyicechunk.exceptions import IcechunkError, KeyNotFoundError
-from pyicechunk.session.core import READ_ONLY_STORE
 from pyicechunk.session.facade import PICKLE_WRITABLE, wrap_core
+from pyicechunk.session.refusals import READ_ONLY_STORE
 from pyicechunk.storage.byte_range import REQUEST_TYPES, ByteRequest, slice_bytes
 from pyicechunk.store.chunk_iterator import ArrayChunks
 from pyicechunk.store.virtual_arrays import VirtualArrays
