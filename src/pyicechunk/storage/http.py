@@ -37,7 +37,7 @@ from pyicechunk.storage.byte_range import (
 if TYPE_CHECKING:
     from pyicechunk.config import StorageSettings
 
-__all__ = ["HttpBackend", "read_only_storage_error"]
+__all__ = ["HttpBackend", "ReadOnlyBackend", "read_only_storage_error"]
 
 _TIMEOUT_SECONDS = 60
 
@@ -64,7 +64,33 @@ def _range_header(byte_range: ByteRequest | None) -> str | None:
     return None
 
 
-class HttpBackend(StorageBackend):
+class ReadOnlyBackend(StorageBackend):
+    """A backend that only reads: every write and delete is refused with the reference's error.
+
+    The HTTP and redirect backends derive from it and implement the reads.
+    """
+
+    read_only = True
+
+    async def put(self, key: str, data: bytes | memoryview) -> None:
+        raise read_only_storage_error(f"Cannot write {key}")
+
+    async def _write_conditionally(self, write: ConditionalWrite) -> bool:
+        raise read_only_storage_error(f"Cannot write {write.key}")
+
+    async def delete(self, key: str) -> None:
+        raise read_only_storage_error(f"Cannot delete {key}")
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        raise read_only_storage_error("Cannot delete objects")
+
+    def default_settings(self) -> StorageSettings:
+        from pyicechunk.config import StorageSettings
+
+        return StorageSettings()
+
+
+class HttpBackend(ReadOnlyBackend):
     """Objects under ``base_url``, read with GET and HEAD; never written.
 
     Parameters
@@ -74,8 +100,6 @@ class HttpBackend(StorageBackend):
     headers
         Sent with every request.
     """
-
-    read_only = True
 
     def __init__(self, base_url: str, headers: dict[str, str] | None = None) -> None:
         parsed = urllib.parse.urlsplit(base_url)
@@ -165,26 +189,7 @@ class HttpBackend(StorageBackend):
             kind="object-store",
         )
 
-    # -- writes (all refused) -----------------------------------------------------------------
-
-    async def put(self, key: str, data: bytes | memoryview) -> None:
-        raise read_only_storage_error(f"Cannot write {key}")
-
-    async def _write_conditionally(self, write: ConditionalWrite) -> bool:
-        raise read_only_storage_error(f"Cannot write {write.key}")
-
-    async def delete(self, key: str) -> None:
-        raise read_only_storage_error(f"Cannot delete {key}")
-
-    async def delete_many(self, keys: Sequence[str]) -> int:
-        raise read_only_storage_error("Cannot delete objects")
-
     # -- the rest -----------------------------------------------------------------------------
-
-    def default_settings(self) -> StorageSettings:
-        from pyicechunk.config import StorageSettings
-
-        return StorageSettings()
 
     def _storage_fields(self) -> tuple[tuple[str, str], ...]:
         return (("type", "HTTP"), ("url", self._given))

@@ -19,16 +19,15 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pyicechunk.exceptions import IcechunkError
-from pyicechunk.storage import ConditionalWrite, ObjectInfo, ObjectVersion, StorageBackend
+from pyicechunk.storage import ObjectInfo, ObjectVersion, StorageBackend
 from pyicechunk.storage.byte_range import ByteRequest
-from pyicechunk.storage.http import HttpBackend, read_only_storage_error
+from pyicechunk.storage.http import HttpBackend, ReadOnlyBackend
 
 if TYPE_CHECKING:
-    from pyicechunk.config import StorageSettings
+    pass
 
 __all__ = ["RedirectBackend"]
 
@@ -116,7 +115,7 @@ def _resolve(url: str) -> StorageBackend:
     raise _error(f"Request to redirect url ({url}) failed: more than {_MAX_REDIRECTS} redirects")
 
 
-class RedirectBackend(StorageBackend):
+class RedirectBackend(ReadOnlyBackend):
     """The storage ``url`` redirects to, resolved on first use; read-only.
 
     Parameters
@@ -124,8 +123,6 @@ class RedirectBackend(StorageBackend):
     url
         Where to ask (``http://`` or ``https://``).
     """
-
-    read_only = True
 
     def __init__(self, url: str) -> None:
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
@@ -161,23 +158,6 @@ class RedirectBackend(StorageBackend):
 
     async def list(self, prefix: str) -> list[ObjectInfo]:
         return await (await self._backend()).list(prefix)
-
-    async def put(self, key: str, data: bytes | memoryview) -> None:
-        raise read_only_storage_error(f"Cannot write {key}")
-
-    async def _write_conditionally(self, write: ConditionalWrite) -> bool:
-        raise read_only_storage_error(f"Cannot write {write.key}")
-
-    async def delete(self, key: str) -> None:
-        raise read_only_storage_error(f"Cannot delete {key}")
-
-    async def delete_many(self, keys: Sequence[str]) -> int:
-        raise read_only_storage_error("Cannot delete objects")
-
-    def default_settings(self) -> StorageSettings:
-        from pyicechunk.config import StorageSettings
-
-        return StorageSettings()
 
     def _storage_fields(self) -> tuple[tuple[str, str], ...]:
         return (("type", "redirect"), ("url", self._url))
