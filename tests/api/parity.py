@@ -57,6 +57,10 @@ DIFFERS: dict[str, str] = {
         "session SessionStateError cannot-fork-read-only-session, and a session merges plain "
         "sessions as well as forks; 1.1.21 raises TypeError / ValueError"
     ),
+    "fork_dirty_2x": (
+        "pyicechunk forks a session with uncommitted changes as icechunk 2.x does (the fork "
+        "starts from an anonymous snapshot of them); 1.1.21 refuses with a ValueError"
+    ),
     "amend_and_allow_empty": (
         "pyicechunk has Session.amend and commit(allow_empty=True) (icechunk 2.x features); "
         "1.1.21 has neither"

@@ -237,6 +237,27 @@ class _SnapshotBuilder:
         )
 
 
+async def anonymous_snapshot(
+    assets: AssetManager,
+    base: Snapshot,
+    changes: ChangeSet,
+    splitting: ManifestSplittingConfig | None,
+) -> Snapshot:
+    """Write the base plus uncommitted changes as a snapshot no ref names and no history lists.
+
+    A fork of a session with uncommitted changes starts from it, as in icechunk 2.x: its readers
+    see those changes, and merging the fork back brings only the fork's own changes.
+    """
+    plan = CommitPlan(
+        "fork of a session with uncommitted changes",
+        {},
+        base.id,
+        base.flushed_at,
+        splitting=splitting,
+    )
+    return await write_snapshot(assets, base, changes, plan)
+
+
 @progress.operation("commit")
 async def write_snapshot(
     assets: AssetManager, base: Snapshot, changes: ChangeSet, plan: CommitPlan

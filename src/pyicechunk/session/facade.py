@@ -13,13 +13,16 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pyicechunk._repr import Block, Shown, session_block
 from pyicechunk._sync import sync
+from pyicechunk.change_set import ChangeSet
 from pyicechunk.exceptions import IcechunkError, SessionStateError
 from pyicechunk.format.ids import encode_id
+from pyicechunk.session.commit import anonymous_snapshot
 from pyicechunk.session.core import SessionCore
 from pyicechunk.session.mode import READ_ONLY_SESSION, SessionMode
 from pyicechunk.session.rearrange import checked_node_path, node_not_found
 from pyicechunk.session.refusals import PARALLEL_DOCS, fork_cannot_commit, fork_cannot_flush
 from pyicechunk.session.reindex import ChunkMap, shift_mappings, shift_steps
+from pyicechunk.session.splitting import configured_splitting
 from pyicechunk.types import ChunkType, Diff
 
 if TYPE_CHECKING:
@@ -418,7 +421,7 @@ class Session(Shown):
     # -- distributed writes -------------------------------------------------------------------
 
     def fork(self) -> ForkSession:
-        """Make an independent, picklable copy of this clean writable session.
+        """Make an independent, picklable copy of this writable session.
 
         Send the forks to workers, let each write through its ``store``, bring them back and
         combine their changes here with :meth:`merge` before committing.
@@ -428,24 +431,37 @@ class Session(Shown):
         ForkSession
             A deep copy sharing nothing mutable with this session.
 
+        Uncommitted changes are written as an anonymous snapshot (named by no ref, listed in no
+        history) that the fork starts from, as icechunk 2.x does; the fork records only its own
+        changes, and :meth:`merge` brings them back.
+
         Raises
         ------
         ValueError
-            If this session has uncommitted changes.
+            If this is a rearrange session with uncommitted moves.
         SessionStateError
             If this session is read-only (kind ``cannot-fork-read-only-session``).
         """
         import pickle
 
         core = self._core
-        if core.changes.touched:
-            raise ValueError(
-                "Cannot fork a Session with uncommitted changes. Make a commit, create a new "
-                "Session, and then fork that to execute distributed writes."
-            )
         if core.read_only:
             raise SessionStateError(CANNOT_FORK_READ_ONLY, kind="cannot-fork-read-only-session")
+        if core.changes.touched and core.rearrangement is not None:
+            raise ValueError(
+                "Cannot fork a rearrange session with uncommitted moves. Commit them, create a "
+                "new Session, and then fork that to execute distributed writes."
+            )
         clone: SessionCore = pickle.loads(pickle.dumps(core))
+        if core.changes.touched:
+            # As icechunk 2.x: the fork reads an anonymous snapshot of this session's changes
+            # and records only its own.
+            base = sync(
+                anonymous_snapshot(
+                    core.ctx.assets, core.base, core.changes, configured_splitting(core.config)
+                )
+            )
+            clone._state = (base, ChangeSet())
         clone.forked = False
         clone.is_fork = True
         core.forked = True
