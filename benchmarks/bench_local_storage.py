@@ -4,7 +4,7 @@ Writes N objects of 1 MiB with concurrent ``put`` calls, reads them back with co
 calls, and compares with the cost of the same writes without fsync (the floor the disk cache
 gives) and with zarr's ``LocalStore`` (no durability, no atomic rename).
 
-    /work/venv/bin/python benchmarks/bench_local_storage.py [N]
+    python benchmarks/bench_local_storage.py [N]
 """
 
 from __future__ import annotations
