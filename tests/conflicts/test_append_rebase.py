@@ -113,6 +113,20 @@ def test_one_dimensional_appends_are_stacked(append_dim: str | int) -> None:
     np.testing.assert_array_equal(_committed(repo), np.concatenate([base, theirs, ours]))
 
 
+@pytest.mark.parametrize("spec_version", [1, 2])
+def test_appends_to_an_empty_array_are_stacked(spec_version: int) -> None:
+    # Spec 2 stores a number of chunks per dimension, not a chunk length: an empty dimension
+    # still has one chunk position, so the chunk length must come from the zarr metadata.
+    repo = _repo((0,), (2,), spec_version=spec_version)
+    mine = repo.writable_session("main")
+    other = repo.writable_session("main")
+    theirs = _append(1, (4,))(other)
+    other.commit("theirs")
+    ours = _append(2, (2,))(mine)
+    mine.commit("ours", rebase_with=_solver())
+    np.testing.assert_array_equal(_committed(repo), np.concatenate([theirs, ours]))
+
+
 @pytest.mark.parametrize(("append_dim", "axis"), [("time", 0), ("x", 1), (0, 0), (1, 1), (-2, 0)])
 def test_two_dimensional_multi_chunk_appends_are_stacked(append_dim: str | int, axis: int) -> None:
     repo = _repo((4, 4), (2, 2), dims=("time", "x"))
