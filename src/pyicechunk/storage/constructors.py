@@ -85,7 +85,7 @@ def in_memory_storage() -> Storage:
     return Storage.new_in_memory()
 
 
-def local_filesystem_storage(path: str) -> Storage:
+def local_filesystem_storage(path: str, *, durable: bool | None = None) -> Storage:
     """Create storage that keeps objects as files under a local directory.
 
     Unlike icechunk 1.1, several threads or processes may commit to the same repository safely:
@@ -96,13 +96,19 @@ def local_filesystem_storage(path: str) -> Storage:
     path
         The repository directory. A relative path is resolved against the current directory
         now; missing directories are created when the first object is written.
+    durable
+        True: a commit is on disk (fsynced) before it returns, so it survives a power loss.
+        False: nothing is synced, as in icechunk; a commit survives a crash of the process but
+        maybe not of the machine. Commits stay atomic and safe to run concurrently either way.
+        None (the default): the ``PYICECHUNK_DURABLE`` environment variable (``0`` or ``1``),
+        else True.
 
     Returns
     -------
     Storage
         The new storage.
     """
-    return Storage.new_local_filesystem(path)
+    return Storage.new_local_filesystem(path, durable=durable)
 
 
 def s3_storage(

@@ -108,11 +108,11 @@ class Storage(Shown):
         return cls.from_backend(InMemoryBackend())
 
     @classmethod
-    def new_local_filesystem(cls, path: str) -> Storage:
+    def new_local_filesystem(cls, path: str, *, durable: bool | None = None) -> Storage:
         """Storage in a local directory; see :func:`local_filesystem_storage`."""
         from pyicechunk.storage.local import LocalFileSystemBackend
 
-        return cls.from_backend(LocalFileSystemBackend(path))
+        return cls.from_backend(LocalFileSystemBackend(path, durable))
 
     @classmethod
     def new_s3(

@@ -15,6 +15,13 @@ Each key is a file under the root directory. The design choices that make it saf
   data on that filesystem, which is why small barriers keep to per-file ``fdatasync``.)
   Temporary names are ``<name>#<digits>``: the reference's filesystem listing skips exactly this
   pattern, so a temporary file left behind by a crash is invisible to both implementations.
+* All of that syncing is the default, ``durable=True``. With ``durable=False`` (or
+  ``PYICECHUNK_DURABLE=0``) the backend makes no sync call at all (no ``fsync``,
+  ``fdatasync``, ``syncfs``, directory fsync, nor a started write-back), which is icechunk's
+  behaviour: the page cache keeps every write through a process crash, and the operating
+  system decides when it reaches the disk, so an OS crash or power loss may lose recent
+  commits. Everything below (temporary files, links, renames, locks) is unchanged, so writes
+  stay atomic and concurrent commits stay safe.
 * ``put_if_absent`` relies on ``link(2)`` failing when the target exists, which is atomic.
 * ``put_if_version`` and deletes hold an exclusive ``flock`` on the object's *directory* while
   they compare and rename. Locking the directory instead of a lock file creates no extra
@@ -89,7 +96,7 @@ from pyicechunk.storage.byte_range import resolve as resolve_range
 if TYPE_CHECKING:
     from pyicechunk.config import StorageSettings
 
-__all__ = ["LocalFileSystemBackend", "is_temporary_name"]
+__all__ = ["DURABLE_ENV_VAR", "LocalFileSystemBackend", "durable_default", "is_temporary_name"]
 
 _T = TypeVar("_T")
 
@@ -313,11 +320,13 @@ def _read_stamp(path: str) -> str | None:
 
 
 def _write_temporary(
-    path: str, data: bytes | memoryview, durable: bool = True, write_id: str | None = None
+    path: str, data: bytes | memoryview, sync: bool, writeback: bool, write_id: str | None = None
 ) -> str:
-    """Write ``data`` to a new temporary file beside ``path`` (fsynced if ``durable``).
+    """Write ``data`` to a new temporary file beside ``path``.
 
-    With a ``write_id``, the file is stamped with it before the fsync.
+    ``sync`` fsyncs it before returning; otherwise ``writeback`` starts writing a large file
+    back to disk without waiting. With a ``write_id``, the file is stamped with it before the
+    fsync.
     """
     directory = os.path.dirname(path)
     tmp = f"{path}#{secrets.randbits(63)}"
@@ -333,9 +342,9 @@ def _write_temporary(
             view = view[os.write(fd, view) :]
         if write_id is not None:
             _stamp(fd, path, write_id)
-        if durable:
+        if sync:
             os.fsync(fd)
-        elif _start_writeback is not None and len(data) >= _WRITEBACK_MIN_BYTES:
+        elif writeback and _start_writeback is not None and len(data) >= _WRITEBACK_MIN_BYTES:
             _start_writeback(fd, len(data))
     except BaseException:
         os.close(fd)
@@ -353,11 +362,12 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def _put(path: str, data: bytes | memoryview) -> None:
+def _put(path: str, data: bytes | memoryview, durable: bool) -> None:
     # Not fsynced here: a commit makes every object it references durable in one concurrent
     # barrier just before the ref moves (``make_durable``), which lets the kernel write chunks
-    # back while zarr is still producing them instead of waiting on each one.
-    tmp = _write_temporary(path, data, durable=False)
+    # back while zarr is still producing them instead of waiting on each one. A backend that
+    # is not durable leaves write-back entirely to the operating system.
+    tmp = _write_temporary(path, data, sync=False, writeback=durable)
     try:
         os.replace(tmp, path)
     except BaseException:
@@ -374,7 +384,7 @@ def _sync_files(paths: Sequence[str]) -> None:
             os.close(fd)
 
 
-def _link_if_absent(path: str, tmp: str) -> bool:
+def _link_if_absent(path: str, tmp: str, durable: bool) -> bool:
     """Give the fully written temporary file ``tmp`` the name ``path`` unless that exists."""
     try:
         os.link(tmp, path)
@@ -382,11 +392,12 @@ def _link_if_absent(path: str, tmp: str) -> bool:
         return False
     finally:
         os.unlink(tmp)
-    _fsync_directory(os.path.dirname(path))
+    if durable:
+        _fsync_directory(os.path.dirname(path))
     return True
 
 
-def _swap_if_version(path: str, tmp: str, version: ObjectVersion) -> bool:
+def _swap_if_version(path: str, tmp: str, version: ObjectVersion, durable: bool) -> bool:
     """Rename ``tmp`` over ``path`` if ``path`` is still at ``version`` (under the dir lock)."""
     directory = os.path.dirname(path)
     try:
@@ -395,8 +406,8 @@ def _swap_if_version(path: str, tmp: str, version: ObjectVersion) -> bool:
         os.unlink(tmp)
         return False
     try:
-        # The data was written and fsynced before taking the lock, to keep the critical
-        # section down to compare + rename + directory fsync.
+        # The data was written (and fsynced, if durable) before taking the lock, to keep the
+        # critical section down to compare + rename + directory fsync.
         try:
             fcntl.flock(dir_fd, fcntl.LOCK_EX)
             try:
@@ -411,7 +422,8 @@ def _swap_if_version(path: str, tmp: str, version: ObjectVersion) -> bool:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
             raise
-        os.fsync(dir_fd)
+        if durable:
+            os.fsync(dir_fd)
         return True
     finally:
         os.close(dir_fd)  # also releases the lock
@@ -443,15 +455,15 @@ def _unlink_files(paths: Sequence[str]) -> int:
     return deleted
 
 
-def _release_directory(dir_fd: int, changed: bool) -> None:
+def _release_directory(dir_fd: int, sync: bool) -> None:
     try:
-        if changed:
+        if sync:
             os.fsync(dir_fd)
     finally:
         os.close(dir_fd)  # also releases the lock
 
 
-def _delete_in_directory(directory: str, paths: Sequence[str]) -> int:
+def _delete_in_directory(directory: str, paths: Sequence[str], durable: bool) -> int:
     """Unlink a few ``paths`` in ``directory`` on this thread, under the directory's lock."""
     dir_fd = _lock_directory(directory)
     if dir_fd is None:
@@ -460,7 +472,7 @@ def _delete_in_directory(directory: str, paths: Sequence[str]) -> int:
     try:
         deleted = _unlink_files(paths)
     finally:
-        _release_directory(dir_fd, deleted > 0)
+        _release_directory(dir_fd, durable and deleted > 0)
     return deleted
 
 
@@ -527,6 +539,34 @@ def _list(root: str, prefix: str) -> list[ObjectInfo]:
     return found
 
 
+DURABLE_ENV_VAR = "PYICECHUNK_DURABLE"
+_DURABLE_WORDS = {"1": True, "true": True, "yes": True, "on": True}
+_DURABLE_WORDS.update({"0": False, "false": False, "no": False, "off": False})
+
+
+def durable_default() -> bool:
+    """Whether local storage created without an explicit ``durable`` syncs its writes.
+
+    ``PYICECHUNK_DURABLE`` decides (``0``/``false``/``no``/``off`` or ``1``/``true``/``yes``/
+    ``on``); unset or empty means durable.
+
+    Raises
+    ------
+    IcechunkError
+        The variable holds something else.
+    """
+    value = os.environ.get(DURABLE_ENV_VAR, "").strip().lower()
+    if not value:
+        return True
+    if value not in _DURABLE_WORDS:
+        raise IcechunkError(
+            f"{DURABLE_ENV_VAR} must be 0, false, no or off (to leave syncing to the operating "
+            f"system) or 1, true, yes or on (durable commits), got {value!r}",
+            kind="storage-config",
+        )
+    return _DURABLE_WORDS[value]
+
+
 class LocalFileSystemBackend(StorageBackend):
     """Objects kept as files under a local directory.
 
@@ -535,12 +575,24 @@ class LocalFileSystemBackend(StorageBackend):
     path
         The root directory; a relative path is made absolute at construction. It is created
         when the first object is written.
+    durable
+        True: a commit's objects, the ref it moves and every directory entry it changes reach
+        the disk before the commit returns (fsync). False: no sync at all, as icechunk does;
+        the operating system writes the data back when it chooses, so a process crash loses
+        nothing but an OS crash or a power loss may lose recent commits. Writes stay atomic
+        either way. None (the default): ``PYICECHUNK_DURABLE``, else True.
     """
 
     read_only = False
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, durable: bool | None = None) -> None:
         self._root = os.path.abspath(os.fspath(path))
+        self._durable = durable_default() if durable is None else bool(durable)
+
+    @property
+    def durable(self) -> bool:
+        """Whether writes are synced to disk before the operations that need them return."""
+        return self._durable
 
     def _path(self, key: str) -> str:
         _check_key(key)
@@ -579,10 +631,10 @@ class LocalFileSystemBackend(StorageBackend):
         return await self._call(f"object {key!r}", _get_versioned, self._path(key), key)
 
     async def put(self, key: str, data: bytes | memoryview) -> None:
-        await self._call(f"object {key!r}", _put, self._path(key), data)
+        await self._call(f"object {key!r}", _put, self._path(key), data, self._durable)
 
     async def make_durable(self, keys: Sequence[str]) -> None:
-        if not keys:
+        if not keys or not self._durable:
             return
         paths = [self._path(key) for key in keys]
         directories = sorted({os.path.dirname(p) for p in paths})
@@ -603,10 +655,12 @@ class LocalFileSystemBackend(StorageBackend):
     async def _prepare(
         self, key: str, data: bytes, durable: Sequence[str], write_id: str | None
     ) -> tuple[str, str]:
-        """Write the new object to a durable temporary file while ``durable`` is synced."""
+        """Write the new object to a temporary file (synced if this backend is durable) while
+        ``durable`` is synced."""
         path = self._path(key)
+        sync = self._durable
         results = await asyncio.gather(
-            self._call(f"object {key!r}", _write_temporary, path, data, True, write_id),
+            self._call(f"object {key!r}", _write_temporary, path, data, sync, False, write_id),
             self.make_durable(durable),
             return_exceptions=True,
         )
@@ -622,8 +676,10 @@ class LocalFileSystemBackend(StorageBackend):
         key = write.key
         path, tmp = await self._prepare(key, write.data, write.durable, write.write_id)
         if write.version is None:
-            return await self._call(f"object {key!r}", _link_if_absent, path, tmp)
-        return await self._call(f"object {key!r}", _swap_if_version, path, tmp, write.version)
+            return await self._call(f"object {key!r}", _link_if_absent, path, tmp, self._durable)
+        return await self._call(
+            f"object {key!r}", _swap_if_version, path, tmp, write.version, self._durable
+        )
 
     def _stamps_write_ids(self) -> bool:
         if not _XATTRS:
@@ -654,7 +710,7 @@ class LocalFileSystemBackend(StorageBackend):
         """Unlink ``paths`` (all in ``directory``) under the directory's lock, then sync it."""
         what = f"{len(paths)} objects to delete in {directory!r}"
         if len(paths) <= _UNLINKS_PER_THREAD:
-            return await self._call(what, _delete_in_directory, directory, paths)
+            return await self._call(what, _delete_in_directory, directory, paths, self._durable)
         dir_fd = await self._call(what, _lock_directory, directory)
         if dir_fd is None:
             return 0
@@ -674,7 +730,8 @@ class LocalFileSystemBackend(StorageBackend):
                 if isinstance(result, BaseException):
                     raise result
         finally:
-            await self._call(what, _release_directory, dir_fd, deleted > 0)
+            sync = self._durable and deleted > 0
+            await self._call(what, _release_directory, dir_fd, sync)
         return deleted
 
     async def exists(self, key: str) -> bool:
@@ -694,11 +751,16 @@ class LocalFileSystemBackend(StorageBackend):
         # Unlike the reference, conditional updates stay on (None): they are real here.
         return self._local_settings(4096, unsafe_use_metadata=False)
 
+    # The default (durable) is not shown, so these reprs stay icechunk's; the reference has no
+    # such setting and behaves like durable=False.
     def __repr__(self) -> str:
-        return f"LocalFileSystemObjectStoreBackend(path={self._root})"
+        setting = "" if self._durable else ", durable=false"
+        return f"LocalFileSystemObjectStoreBackend(path={self._root}{setting})"
 
     def _storage_fields(self) -> tuple[tuple[str, str], ...]:
-        return (("type", "local filesystem"), ("path", self._root))
+        fields = (("type", "local filesystem"), ("path", self._root))
+        return fields if self._durable else (*fields, ("durable", "false"))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (LocalFileSystemBackend, (self._root,))
+        # The resolved setting travels, so a worker process ignores its own environment.
+        return (LocalFileSystemBackend, (self._root, self._durable))

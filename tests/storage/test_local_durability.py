@@ -1,0 +1,224 @@
+"""The local backend's durability setting: durable (the default) syncs, durable=False never does.
+
+The sync calls are counted by wrapping ``os.fsync``, ``os.fdatasync`` and the backend's
+``syncfs`` and write-back hooks with counters that call the real functions, so every write
+really happens. A non-durable commit must make no sync call at all and still be atomic and safe
+under concurrent commits; a process killed right after a non-durable commit leaves that commit
+readable (the page cache outlives the process).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+
+import pyicechunk as icechunk
+import pyicechunk.storage.local as local
+from pyicechunk.exceptions import IcechunkError
+from pyicechunk.storage import Storage, StorageBackend
+from pyicechunk.storage.local import DURABLE_ENV_VAR, LocalFileSystemBackend
+from pyicechunk.testing.storage import StorageTests
+
+SPECS = [pytest.param(1, id="spec1"), pytest.param(2, id="spec2")]
+
+
+class TestNonDurableLocalFileSystemStorage(StorageTests):
+    """Every storage guarantee (conditional writes, listings, deletes) holds without syncing."""
+
+    @pytest.fixture
+    def storage_backend(self, tmp_path: Path) -> StorageBackend:
+        return LocalFileSystemBackend(str(tmp_path / "repo"), durable=False)
+
+
+@pytest.fixture
+def syncs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
+    """Counts of the sync calls made while the test runs (the real calls still happen)."""
+    counts: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def counting(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            with lock:
+                counts[name] += 1
+            return real(*args)
+
+        return call
+
+    monkeypatch.setattr(os, "fsync", counting("fsync", os.fsync))
+    monkeypatch.setattr(os, "fdatasync", counting("fdatasync", os.fdatasync))
+    for hook in ("_syncfs", "_start_writeback"):
+        real = getattr(local, hook)
+        if real is not None:
+            monkeypatch.setattr(local, hook, counting(hook, real))
+    yield counts
+
+
+def _commit(repo: icechunk.Repository, name: str, chunks: int) -> str:
+    session = repo.writable_session("main")
+    array = zarr.create_array(
+        session.store, name=name, shape=(chunks, 512), chunks=(1, 512), dtype="f8"
+    )
+    array[:] = np.arange(chunks * 512, dtype="f8").reshape(chunks, 512)
+    return session.commit(f"write {name}")
+
+
+@pytest.mark.parametrize("spec_version", SPECS)
+def test_durable_commits_sync_and_non_durable_make_no_sync_call(
+    tmp_path: Path, syncs: Counter[str], spec_version: int
+) -> None:
+    per_commit: dict[bool, list[int]] = {}
+    for durable in (True, False):
+        path = str(tmp_path / str(durable))
+        storage = icechunk.local_filesystem_storage(path, durable=durable)
+        repo = icechunk.Repository.create(storage, spec_version=spec_version)
+        counts = []
+        # A small commit (per-file fdatasync) and a large one (one syncfs on Linux).
+        for name, chunks in (("small", 2), ("large", 40)):
+            syncs.clear()
+            _commit(repo, name, chunks)
+            counts.append(sum(syncs.values()))
+        syncs.clear()
+        repo.create_branch("dev", repo.lookup_branch("main"))
+        repo.create_tag("v1", repo.lookup_branch("main"))
+        repo.delete_branch("dev")
+        repo.delete_tag("v1")
+        repo.garbage_collect(repo.lookup_snapshot(repo.lookup_branch("main")).written_at)
+        counts.append(sum(syncs.values()))
+        per_commit[durable] = counts
+        # Whatever the setting, the data is all there.
+        reopened = icechunk.Repository.open(icechunk.local_filesystem_storage(path))
+        large = zarr.open_array(reopened.readonly_session("main").store, path="large", mode="r")
+        np.testing.assert_array_equal(large[:].ravel(), np.arange(40 * 512, dtype="f8"))
+    print(f"sync calls per commit (small, large, refs + gc): {per_commit}")
+    assert all(count > 0 for count in per_commit[True])
+    assert per_commit[False] == [0, 0, 0]
+
+
+def test_environment_variable_sets_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def backend(storage: Storage) -> LocalFileSystemBackend:
+        assert isinstance(storage.backend, LocalFileSystemBackend)
+        return storage.backend
+
+    path = str(tmp_path)
+    monkeypatch.delenv(DURABLE_ENV_VAR, raising=False)
+    assert backend(icechunk.local_filesystem_storage(path)).durable
+    for value, expected in (("0", False), (" Off ", False), ("no", False), ("1", True), ("", True)):
+        monkeypatch.setenv(DURABLE_ENV_VAR, value)
+        assert backend(icechunk.local_filesystem_storage(path)).durable is expected
+        assert backend(Storage.new_local_filesystem(path)).durable is expected
+    # An explicit keyword wins over the environment.
+    monkeypatch.setenv(DURABLE_ENV_VAR, "0")
+    assert backend(icechunk.local_filesystem_storage(path, durable=True)).durable
+    monkeypatch.setenv(DURABLE_ENV_VAR, "sometimes")
+    with pytest.raises(IcechunkError, match="PYICECHUNK_DURABLE must be") as info:
+        icechunk.local_filesystem_storage(path)
+    assert info.value.kind == "storage-config"
+    assert backend(icechunk.local_filesystem_storage(path, durable=False)).durable is False
+
+
+def test_repr_shows_only_the_non_default_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(DURABLE_ENV_VAR, raising=False)
+    durable = icechunk.local_filesystem_storage(str(tmp_path))
+    assert repr(durable) == f"<icechunk.Storage>\ntype: local filesystem\npath: {tmp_path}\n"
+    fast = icechunk.local_filesystem_storage(str(tmp_path), durable=False)
+    expected = f"<icechunk.Storage>\ntype: local filesystem\npath: {tmp_path}\ndurable: false\n"
+    assert repr(fast) == expected
+    assert repr(fast.backend).endswith(", durable=false)")
+    # A copy keeps the setting it was made with, whatever its process's environment says.
+    monkeypatch.setenv(DURABLE_ENV_VAR, "1")
+    assert repr(pickle.loads(pickle.dumps(fast))) == expected
+
+
+@pytest.mark.parametrize("spec_version", SPECS)
+def test_concurrent_non_durable_commits_lose_nothing(
+    tmp_path: Path, syncs: Counter[str], spec_version: int
+) -> None:
+    storage = icechunk.local_filesystem_storage(str(tmp_path), durable=False)
+    repo = icechunk.Repository.create(storage, spec_version=spec_version)
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="log", shape=(0,), chunks=(1,), dtype="i4")
+    session.commit("empty log")
+    writers, rounds = 3, 3
+    solver = icechunk.BasicConflictSolver(append_dim=0)
+    errors: list[BaseException] = []
+
+    def write(writer: int) -> None:
+        try:
+            append(writer)
+        except BaseException as e:
+            errors.append(e)
+
+    def append(writer: int) -> None:
+        for i in range(rounds):
+            session = repo.writable_session("main")
+            log = zarr.open_array(session.store, path="log", mode="r+")
+            log.resize((log.shape[0] + 1,))
+            log[-1] = writer * rounds + i
+            session.commit(f"{writer}/{i}", rebase_with=solver)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors
+    log = zarr.open_array(repo.readonly_session("main").store, path="log", mode="r")
+    assert sorted(log[:].tolist()) == list(range(writers * rounds))
+    assert len(list(repo.ancestry(branch="main"))) == 2 + writers * rounds
+    assert sum(syncs.values()) == 0
+
+
+_KILLED_WRITER = """
+import sys, time
+import numpy as np, zarr
+import pyicechunk as icechunk
+
+repo = icechunk.Repository.create(
+    icechunk.local_filesystem_storage(sys.argv[1], durable=False), spec_version=int(sys.argv[2])
+)
+session = repo.writable_session("main")
+array = zarr.create_array(session.store, name="a", shape=(8, 256), chunks=(1, 256), dtype="f8")
+array[:] = np.arange(8 * 256, dtype="f8").reshape(8, 256)
+print(session.commit("before the kill"), flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("spec_version", SPECS)
+def test_non_durable_commit_survives_a_process_kill(tmp_path: Path, spec_version: int) -> None:
+    path = str(tmp_path / "repo")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WRITER, path, str(spec_version)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert writer.stdout is not None
+        snapshot_id = writer.stdout.readline().strip()
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(60)
+    assert writer.returncode == -signal.SIGKILL
+    assert snapshot_id, "the writer died before its commit returned"
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(path))
+    assert repo.lookup_branch("main") == snapshot_id
+    array = zarr.open_array(repo.readonly_session("main").store, path="a", mode="r")
+    np.testing.assert_array_equal(array[:].ravel(), np.arange(8 * 256, dtype="f8"))
