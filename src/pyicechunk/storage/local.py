@@ -96,7 +96,7 @@ from pyicechunk.storage.byte_range import resolve as resolve_range
 if TYPE_CHECKING:
     from pyicechunk.config import StorageSettings
 
-__all__ = ["DURABLE_ENV_VAR", "LocalFileSystemBackend", "durable_default", "is_temporary_name"]
+__all__ = ["DURABLE_ENV_VAR", "LocalFileSystemBackend", "is_temporary_name"]
 
 _T = TypeVar("_T")
 
@@ -544,7 +544,7 @@ _DURABLE_WORDS = {"1": True, "true": True, "yes": True, "on": True}
 _DURABLE_WORDS.update({"0": False, "false": False, "no": False, "off": False})
 
 
-def durable_default() -> bool:
+def _durable_from_environment() -> bool:
     """Whether local storage created without an explicit ``durable`` syncs its writes.
 
     ``PYICECHUNK_DURABLE`` decides (``0``/``false``/``no``/``off`` or ``1``/``true``/``yes``/
@@ -587,7 +587,7 @@ class LocalFileSystemBackend(StorageBackend):
 
     def __init__(self, path: str, durable: bool | None = None) -> None:
         self._root = os.path.abspath(os.fspath(path))
-        self._durable = durable_default() if durable is None else bool(durable)
+        self._durable = _durable_from_environment() if durable is None else bool(durable)
 
     @property
     def durable(self) -> bool:
