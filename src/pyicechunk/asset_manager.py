@@ -12,6 +12,7 @@ and numpy release the GIL for the heavy parts).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import logging
 import threading
@@ -180,6 +181,9 @@ class AssetManager:
         self._transactions: _WeightedLRU[bytes, TransactionLog] = _WeightedLRU(
             num_transaction_changes, _tx_weight
         )
+        # The manifests being read from storage, for the concurrent readers of each to share.
+        self._reading: dict[bytes, concurrent.futures.Future[Manifest | None]] = {}
+        self._reading_lock = threading.Lock()
 
     # -- snapshots ---------------------------------------------------------------------------
 
@@ -241,9 +245,33 @@ class AssetManager:
     # -- manifests ---------------------------------------------------------------------------
 
     async def fetch_manifest(self, manifest_id: bytes, size_bytes: int) -> Manifest:
-        cached = self._manifests.get(manifest_id)
-        if cached is not None:
-            return cached
+        """Read a manifest through the cache; concurrent reads of one manifest (a session's
+        chunk reads, the preload task) share one storage read, whatever loop they run on."""
+        while True:
+            cached = self._manifests.get(manifest_id)
+            if cached is not None:
+                return cached
+            with self._reading_lock:
+                pending = self._reading.get(manifest_id)
+                if pending is None:
+                    done: concurrent.futures.Future[Manifest | None] = concurrent.futures.Future()
+                    self._reading[manifest_id] = done
+                    break
+            # Shielded: a cancelled waiter must not cancel the shared read. None means the
+            # read failed; this caller then tries (and fails) on its own.
+            found = await asyncio.shield(asyncio.wrap_future(pending))
+            if found is not None:
+                return found
+        manifest = None
+        try:
+            manifest = await self._read_manifest(manifest_id, size_bytes)
+            return manifest
+        finally:
+            with self._reading_lock:
+                del self._reading[manifest_id]
+            done.set_result(manifest)
+
+    async def _read_manifest(self, manifest_id: bytes, size_bytes: int) -> Manifest:
         key = manifest_key(manifest_id)
         if size_bytes > 0:
             data = await self.backend.get(key, RangeByteRequest(0, size_bytes))

@@ -37,6 +37,7 @@ from ._formatting import _rust_debug_str
 from ._location_compression import ManifestVirtualChunkLocationCompressionConfig
 from ._manifest import ManifestConfig
 from ._manifest_preload import ManifestPreloadCondition, ManifestPreloadConfig
+from ._manifest_preload import effective_preload as effective_preload
 from ._manifest_splitting import (
     ManifestSplitCondition,
     ManifestSplitDimCondition,

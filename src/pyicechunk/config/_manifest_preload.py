@@ -148,3 +148,11 @@ class ManifestPreloadConfig(_Record):
         show_effective=False,
     )
     max_arrays_to_scan: int | None = _field(_opt_uint(32), default=None, effective=50)
+
+
+def effective_preload(
+    config: ManifestPreloadConfig | None,
+) -> tuple[int, int, ManifestPreloadCondition]:
+    """``(max_total_refs, max_arrays_to_scan, preload_if)`` of ``config``, defaults filled in."""
+    resolved = (config or ManifestPreloadConfig())._resolved()
+    return resolved["max_total_refs"], resolved["max_arrays_to_scan"], resolved["preload_if"]

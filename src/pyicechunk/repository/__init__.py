@@ -40,6 +40,7 @@ from pyicechunk.repository.repo_info_api import RepoInfoApi
 from pyicechunk.session import Session
 from pyicechunk.session.context import RepoContext, check_metadata
 from pyicechunk.session.core import SessionCore
+from pyicechunk.session.preload import start_preload
 from pyicechunk.spec_versions import SpecVersion, parse_spec_version, spec_version_member
 from pyicechunk.storage import Storage
 from pyicechunk.storage.http import read_only_storage_error
@@ -541,6 +542,7 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         else:
             snapshot = await self._fetch_snapshot(await self._resolve(branch, tag, snapshot_id))
         session_logger.debug("Read-only session created, snapshot_id: %s", encode_id(snapshot.id))
+        start_preload(self._ctx.assets, self._ctx.config, snapshot)
         return Session(SessionCore(self._ctx, snapshot, branch=None, read_only=True))
 
     def writable_session(self, branch: str) -> Session:
@@ -555,6 +557,7 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         sid = await self._state.branch_tip(branch)
         snapshot = await self._fetch_snapshot(sid)
         core = SessionCore(self._ctx.for_session(), snapshot, branch=branch, read_only=False)
+        start_preload(self._ctx.assets, self._ctx.config, snapshot)
         session_logger.debug(
             "Writable session created, branch_name: %r, snapshot_id: %s", branch, encode_id(sid)
         )
@@ -592,6 +595,7 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         snapshot = await self._fetch_snapshot(sid)
         ctx = self._ctx.for_session()
         core = SessionCore(ctx, snapshot, branch=branch, read_only=False, rearrange=True)
+        start_preload(ctx.assets, ctx.config, snapshot)
         session_logger.debug(
             "Rearrange session created, branch_name: %r, snapshot_id: %s", branch, encode_id(sid)
         )
