@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 from zarr.core.sync import _get_loop
 from zarr.core.sync import sync as _zarr_sync
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 _fallback_pool = concurrent.futures.ThreadPoolExecutor(
     max_workers=4, thread_name_prefix="pyicechunk-sync"
@@ -36,3 +38,22 @@ def sync(coro: Coroutine[Any, Any, T]) -> T:
     if running is loop:
         return _fallback_pool.submit(asyncio.run, coro).result()
     return _zarr_sync(coro, loop=loop)
+
+
+def blocking_twin(async_function: Callable[P, Coroutine[Any, Any, T]], doc: str) -> Callable[P, T]:
+    """The blocking twin of ``async_function``, documented by ``doc``.
+
+    It takes the same parameters (its signature and type hints are those of ``async_function``),
+    is named without the ``_async`` suffix and runs ``async_function`` to completion with
+    :func:`sync`. Assigned in a class body, it is a method like any other: one implementation
+    serves the blocking and the async spelling of the API.
+    """
+
+    @functools.wraps(async_function)
+    def twin(*args: P.args, **kwargs: P.kwargs) -> T:
+        return sync(async_function(*args, **kwargs))
+
+    twin.__name__ = async_function.__name__.removesuffix("_async")
+    twin.__qualname__ = async_function.__qualname__.removesuffix("_async")
+    twin.__doc__ = doc
+    return twin

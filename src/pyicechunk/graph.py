@@ -20,7 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from pyicechunk._sync import sync
+from pyicechunk._readonly import ReadOnly
+from pyicechunk._sync import blocking_twin
 
 __all__ = ["AncestryGraph", "GraphNode", "ancestry_graph", "ancestry_graph_async"]
 
@@ -226,20 +227,17 @@ class AncestryGraph:
 
     # -- the value ----------------------------------------------------------------------------
 
-    @property
-    def nodes(self) -> tuple[GraphNode, ...]:
-        """The snapshots drawn, newest first (one per row)."""
-        return self._nodes
+    nodes = ReadOnly[tuple[GraphNode, ...]](
+        "_nodes", "The snapshots drawn, newest first (one per row)."
+    )
 
-    @property
-    def num_columns(self) -> int:
-        """How many columns the drawing has (one per branch drawn)."""
-        return self._num_columns
+    num_columns = ReadOnly[int](
+        "_num_columns", "How many columns the drawing has (one per branch drawn)."
+    )
 
-    @property
-    def total_snapshots(self) -> int:
-        """How many snapshots the history has, including those beyond the 100 drawn."""
-        return self._total
+    total_snapshots = ReadOnly[int](
+        "_total", "How many snapshots the history has, including those beyond the 100 drawn."
+    )
 
     @property
     def plain(self) -> bool:
@@ -517,14 +515,8 @@ async def ancestry_graph_async(
     return AncestryGraph._build(histories, tags, all_branches, plain=plain)
 
 
-def ancestry_graph(
-    repo: Any,
-    *,
-    branch: str | None = None,
-    tag: str | None = None,
-    snapshot_id: str | None = None,
-    plain: bool = False,
-) -> AncestryGraph:
+ancestry_graph = blocking_twin(
+    ancestry_graph_async,
     """Draw the history of ``repo``: every branch and tag, or one ref's history.
 
     Parameters
@@ -546,7 +538,5 @@ def ancestry_graph(
         More than one of ``branch``, ``tag`` and ``snapshot_id`` was given.
     IcechunkError
         The ref or snapshot does not exist, or the history cannot be read.
-    """
-    return sync(
-        ancestry_graph_async(repo, branch=branch, tag=tag, snapshot_id=snapshot_id, plain=plain)
-    )
+    """,
+)

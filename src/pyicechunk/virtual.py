@@ -28,6 +28,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol
 
+from pyicechunk._readonly import ReadOnly
 from pyicechunk.config import (
     ObjectStoreConfig,
     RepositoryConfig,
@@ -562,27 +563,14 @@ class VirtualChunkSpec:
         """The chunk's index in the chunk grid."""
         return list(self._index)
 
-    @property
-    def location(self) -> str:
-        """The URL of the object holding the chunk."""
-        return self._location
+    location = ReadOnly[str]("_location", "The URL of the object holding the chunk.")
 
-    @property
-    def offset(self) -> int:
-        """Where the chunk starts in the object."""
-        return self._offset
+    offset = ReadOnly[int]("_offset", "Where the chunk starts in the object.")
 
-    @property
-    def length(self) -> int:
-        """The chunk's length in bytes."""
-        return self._length
+    length = ReadOnly[int]("_length", "The chunk's length in bytes.")
 
-    @property
-    def etag_checksum(self) -> str | None:
-        """The object's expected ETag, if any."""
-        return self._etag_checksum
+    etag_checksum = ReadOnly[str | None]("_etag_checksum", "The object's expected ETag, if any.")
 
-    @property
-    def last_updated_at_checksum(self) -> dt.datetime | None:
-        """The object's latest allowed modification time, if any."""
-        return self._last_updated_at_checksum
+    last_updated_at_checksum = ReadOnly[dt.datetime | None](
+        "_last_updated_at_checksum", "The object's latest allowed modification time, if any."
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar
 
+from pyicechunk._readonly import ReadOnly
+
 if TYPE_CHECKING:
     pass
 
@@ -152,15 +154,9 @@ class Conflict:
         conflict._chunks = chunks
         return conflict
 
-    @property
-    def conflict_type(self) -> ConflictType:
-        """The kind of conflict."""
-        return self._type
+    conflict_type = ReadOnly[ConflictType]("_type", "The kind of conflict.")
 
-    @property
-    def path(self) -> str:
-        """The absolute path of the conflicting node."""
-        return self._path
+    path = ReadOnly[str]("_path", "The absolute path of the conflicting node.")
 
     @property
     def conflicted_chunks(self) -> list[list[int]] | None:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from pyicechunk._readonly import ReadOnly
 from pyicechunk._repr import Block, Shown, qualified
 from pyicechunk._sync import sync
 from pyicechunk._time import datetime_to_micros
@@ -476,15 +477,12 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         """A copy of the effective configuration (change it with :meth:`reopen`)."""
         return copy.deepcopy(self._ctx.config)
 
-    @property
-    def attribution(self) -> Attribution:
-        """The labels given when the repository was created or opened (all None if none)."""
-        return self._attribution
+    attribution = ReadOnly[Attribution](
+        "_attribution",
+        "The labels given when the repository was created or opened (all None if none).",
+    )
 
-    @property
-    def storage(self) -> Storage:
-        """The storage this repository lives in."""
-        return self._storage
+    storage = ReadOnly[Storage]("_storage", "The storage this repository lives in.")
 
     @property
     def authorized_virtual_container_prefixes(self) -> set[str]:

@@ -12,11 +12,11 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from pyicechunk._sync import sync
+from pyicechunk._sync import blocking_twin, sync
 from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
 from pyicechunk.format.ids import decode_id, encode_id
 from pyicechunk.format.snapshot import Snapshot
-from pyicechunk.graph import AncestryGraph, ancestry_graph, ancestry_graph_async
+from pyicechunk.graph import AncestryGraph, ancestry_graph_async
 from pyicechunk.history import HistoryEntry, HistorySource, HistoryWalk, diff_between
 from pyicechunk.repo_state import RepoState
 from pyicechunk.session.context import RepoContext
@@ -202,26 +202,6 @@ class Inspection:
         """Same as :meth:`ancestry`, for ``async for``."""
         return self.ancestry(branch=branch, tag=tag, snapshot_id=snapshot_id)
 
-    def ancestry_graph(
-        self,
-        *,
-        branch: str | None = None,
-        tag: str | None = None,
-        snapshot_id: str | None = None,
-        plain: bool = False,
-    ) -> AncestryGraph:
-        """The history drawn as icechunk 2.x draws it: every branch and tag, or one ref's.
-
-        ``str()`` of the result is the text drawing (ANSI-coloured unless ``plain``); in
-        Jupyter it shows as SVG.
-
-        Raises
-        ------
-        ValueError
-            More than one of ``branch``, ``tag`` and ``snapshot_id`` was given.
-        """
-        return ancestry_graph(self, branch=branch, tag=tag, snapshot_id=snapshot_id, plain=plain)
-
     async def ancestry_graph_async(
         self,
         *,
@@ -235,6 +215,20 @@ class Inspection:
             self, branch=branch, tag=tag, snapshot_id=snapshot_id, plain=plain
         )
 
+    ancestry_graph = blocking_twin(
+        ancestry_graph_async,
+        """The history drawn as icechunk 2.x draws it: every branch and tag, or one ref's.
+
+        ``str()`` of the result is the text drawing (ANSI-coloured unless ``plain``); in
+        Jupyter it shows as SVG.
+
+        Raises
+        ------
+        ValueError
+            More than one of ``branch``, ``tag`` and ``snapshot_id`` was given.
+        """,
+    )
+
     def lookup_snapshot(self, snapshot_id: str) -> SnapshotInfo:
         """Information about one snapshot."""
         return sync(self.lookup_snapshot_async(snapshot_id))
@@ -245,28 +239,6 @@ class Inspection:
         history = await self._state.history()
         entry = await self._entry(history, sid)
         return _snapshot_info(entry, history, await history.snapshot_of(entry))
-
-    def diff(
-        self,
-        *,
-        from_branch: str | None = None,
-        from_tag: str | None = None,
-        from_snapshot_id: str | None = None,
-        to_branch: str | None = None,
-        to_tag: str | None = None,
-        to_snapshot_id: str | None = None,
-    ) -> Diff:
-        """The changes after ``from`` up to and including ``to`` (``from`` must be an ancestor)."""
-        return sync(
-            self.diff_async(
-                from_branch=from_branch,
-                from_tag=from_tag,
-                from_snapshot_id=from_snapshot_id,
-                to_branch=to_branch,
-                to_tag=to_tag,
-                to_snapshot_id=to_snapshot_id,
-            )
-        )
 
     async def diff_async(
         self,
@@ -286,3 +258,8 @@ class Inspection:
             self._resolve(to_branch, to_tag, to_snapshot_id),
         )
         return await diff_between(await self._state.history(), from_id, to_id)
+
+    diff = blocking_twin(
+        diff_async,
+        """The changes after ``from`` up to and including ``to`` (``from`` must be an ancestor).""",
+    )

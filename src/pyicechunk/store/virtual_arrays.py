@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pyicechunk._sync import sync
+from pyicechunk._sync import blocking_twin
 from pyicechunk.virtual import VirtualChunkSpec, VirtualChunkSpecLike
 
 __all__ = ["VirtualArrays"]
@@ -38,66 +38,6 @@ class VirtualArrays:
     """The columnar virtual-reference methods of :class:`~pyicechunk.IcechunkStore`."""
 
     set_virtual_refs_async: Callable[..., Awaitable[Failed]]
-
-    def set_virtual_refs_arr(
-        self,
-        array_path: str,
-        chunk_grid_shape: tuple[int, ...],
-        locations: builtins.list[str],
-        offsets: np.ndarray[Any, np.dtype[np.uint64]],
-        lengths: np.ndarray[Any, np.dtype[np.uint64]],
-        *,
-        validate_containers: bool = True,
-        arr_offset: tuple[int, ...] | None = None,
-        checksum: datetime | str | None = None,
-    ) -> Failed:
-        """Set the virtual chunks of a region of an array, given as columns.
-
-        Parameters
-        ----------
-        array_path
-            The array's path.
-        chunk_grid_shape
-            The region's shape in chunks; row ``i`` is the chunk at the row-major position
-            ``i`` in it.
-        locations
-            One URL per chunk; an empty string leaves that chunk as it is.
-        offsets, lengths
-            One-dimensional uint64 arrays: where each chunk starts in its object and its size.
-        validate_containers
-            Skip chunks whose location matches no virtual chunk container.
-        arr_offset
-            The chunk index of the region's first chunk (default: the array's first).
-        checksum
-            For every chunk: an ETag (str) or a last-modified bound (datetime).
-
-        Returns
-        -------
-        list of tuple of int, or None
-            None if every chunk was set, else the indices of the skipped ones.
-
-        Raises
-        ------
-        TypeError
-            ``offsets`` or ``lengths`` is not a uint64 numpy array.
-        ValueError
-            The columns differ in length, or do not fill the grid.
-        IcechunkError
-            As :meth:`~pyicechunk.IcechunkStore.set_virtual_refs`: a read-only session, a
-            missing array, a chunk index outside the grid, a zero length.
-        """
-        return sync(
-            self.set_virtual_refs_arr_async(
-                array_path,
-                chunk_grid_shape,
-                locations,
-                offsets,
-                lengths,
-                validate_containers=validate_containers,
-                arr_offset=arr_offset,
-                checksum=checksum,
-            )
-        )
 
     async def set_virtual_refs_arr_async(
         self,
@@ -140,3 +80,42 @@ class VirtualArrays:
         return await self.set_virtual_refs_async(
             array_path, specs, validate_containers=validate_containers
         )
+
+    set_virtual_refs_arr = blocking_twin(
+        set_virtual_refs_arr_async,
+        """Set the virtual chunks of a region of an array, given as columns.
+
+        Parameters
+        ----------
+        array_path
+            The array's path.
+        chunk_grid_shape
+            The region's shape in chunks; row ``i`` is the chunk at the row-major position
+            ``i`` in it.
+        locations
+            One URL per chunk; an empty string leaves that chunk as it is.
+        offsets, lengths
+            One-dimensional uint64 arrays: where each chunk starts in its object and its size.
+        validate_containers
+            Skip chunks whose location matches no virtual chunk container.
+        arr_offset
+            The chunk index of the region's first chunk (default: the array's first).
+        checksum
+            For every chunk: an ETag (str) or a last-modified bound (datetime).
+
+        Returns
+        -------
+        list of tuple of int, or None
+            None if every chunk was set, else the indices of the skipped ones.
+
+        Raises
+        ------
+        TypeError
+            ``offsets`` or ``lengths`` is not a uint64 numpy array.
+        ValueError
+            The columns differ in length, or do not fill the grid.
+        IcechunkError
+            As :meth:`~pyicechunk.IcechunkStore.set_virtual_refs`: a read-only session, a
+            missing array, a chunk index outside the grid, a zero length.
+        """,
+    )
