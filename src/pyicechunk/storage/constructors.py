@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pyicechunk.storage.handle import Storage
 
 if TYPE_CHECKING:
-    from pyicechunk.config import S3Options
+    from pyicechunk.config import ChecksumAlgorithm, S3Options
     from pyicechunk.credentials import AnyS3Credential, GcsBearerCredential, S3StaticCredentials
 
 __all__ = [
@@ -49,6 +49,7 @@ _OPTION_ARGS = (
     "force_path_style",
     "network_stream_timeout_seconds",
     "requester_pays",
+    "checksum_algorithm",
 )
 
 
@@ -129,6 +130,7 @@ def s3_storage(
     force_path_style: bool = False,
     network_stream_timeout_seconds: int = 60,
     requester_pays: bool = False,
+    checksum_algorithm: ChecksumAlgorithm | None = None,
 ) -> Storage:
     """Create storage in an S3 or S3-compatible bucket.
 
@@ -142,6 +144,8 @@ def s3_storage(
         Connection options; see :class:`~pyicechunk.S3Options`.
     network_stream_timeout_seconds, requester_pays
         More connection options; a timeout of 0 disables it.
+    checksum_algorithm
+        The checksum every write carries (``Sha256`` or ``Crc64Nvme``); None sends none.
     access_key_id, secret_access_key, session_token, expires_after
         Fixed credentials.
     anonymous, from_env, get_credentials, scatter_initial_credentials
@@ -327,6 +331,7 @@ def tigris_storage(
     get_credentials: Callable[[], S3StaticCredentials] | None = None,
     scatter_initial_credentials: bool = False,
     network_stream_timeout_seconds: int = 60,
+    checksum_algorithm: ChecksumAlgorithm | None = None,
 ) -> Storage:
     """Create storage in a Tigris bucket (default endpoint ``https://t3.storage.dev``).
 
@@ -369,6 +374,7 @@ def r2_storage(
     get_credentials: Callable[[], S3StaticCredentials] | None = None,
     scatter_initial_credentials: bool = False,
     network_stream_timeout_seconds: int = 60,
+    checksum_algorithm: ChecksumAlgorithm | None = None,
 ) -> Storage:
     """Create storage in a Cloudflare R2 bucket.
 

@@ -52,7 +52,7 @@ from pyicechunk.storage import (
     logger,
 )
 from pyicechunk.storage.byte_range import resolve as resolve_range
-from pyicechunk.storage.obstore_clients import aware, build_store, load_obstore
+from pyicechunk.storage.obstore_clients import aware, build_store, checksum_setting, load_obstore
 
 if TYPE_CHECKING:
     pass
@@ -509,7 +509,14 @@ def s3_spec(
     read_only: bool = False,
     extra_headers: tuple[tuple[str, str], ...] = (),
 ) -> ObjectStoreSpec:
-    """Spec of an S3 backend; missing credentials mean "from the environment"."""
+    """Spec of an S3 backend; missing credentials mean "from the environment".
+
+    Raises
+    ------
+    IcechunkError
+        If the options ask for a write checksum the S3 client cannot compute.
+    """
+    checksum_setting(options.checksum_algorithm)  # refused now, not at the first write
     return ObjectStoreSpec(
         kind,
         bucket,

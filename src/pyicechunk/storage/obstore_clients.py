@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pyicechunk.config import S3Options
+from pyicechunk.config import ChecksumAlgorithm, S3Options
 from pyicechunk.credentials import (
     AzureCredentials,
     AzureRefreshableCredential,
@@ -96,9 +96,40 @@ def _expired(when: datetime | None) -> bool:
     return found is not None and found <= datetime.now(UTC)
 
 
+# The write checksums obstore's S3 client computes, by its names. icechunk 2.x's AWS SDK also
+# offers CRC32, CRC32C and SHA-1, which this client cannot send.
+_CHECKSUMS = {ChecksumAlgorithm.Sha256: "sha256", ChecksumAlgorithm.Crc64Nvme: "crc64nvme"}
+
+
+def checksum_setting(algorithm: ChecksumAlgorithm | None) -> str | None:
+    """obstore's ``checksum_algorithm`` value for ``algorithm`` (None: no checksum).
+
+    Raises
+    ------
+    IcechunkError
+        For an algorithm the S3 client cannot compute (kind ``storage-config``).
+    """
+    if algorithm is None:
+        return None
+    found = _CHECKSUMS.get(algorithm)
+    if found is None:
+        names = " or ".join(f"ChecksumAlgorithm.{a.name}" for a in _CHECKSUMS)
+        raise IcechunkError(
+            f"storage configuration error: pyicechunk's S3 client cannot send "
+            f"ChecksumAlgorithm.{algorithm.name} checksums; use {names}, or leave "
+            "checksum_algorithm unset to send none",
+            kind="storage-config",
+        )
+    return found
+
+
 def build_s3_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
     opts = spec.options or S3Options()
     config: dict[str, Any] = {"conditional_put": "etag"}
+    checksum = checksum_setting(opts.checksum_algorithm)
+    if checksum is not None:
+        # object_store sends the payload's x-amz-checksum-<algorithm> header on every PUT.
+        config["checksum_algorithm"] = checksum
     if opts.region is not None:
         config["region"] = opts.region
     if opts.endpoint_url is not None:
