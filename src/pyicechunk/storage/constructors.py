@@ -119,6 +119,7 @@ def s3_storage(
     region: str | None = None,
     endpoint_url: str | None = None,
     allow_http: bool = False,
+    checksum_algorithm: ChecksumAlgorithm | None = None,
     access_key_id: str | None = None,
     secret_access_key: str | None = None,
     session_token: str | None = None,
@@ -130,7 +131,6 @@ def s3_storage(
     force_path_style: bool = False,
     network_stream_timeout_seconds: int = 60,
     requester_pays: bool = False,
-    checksum_algorithm: ChecksumAlgorithm | None = None,
 ) -> Storage:
     """Create storage in an S3 or S3-compatible bucket.
 
@@ -322,6 +322,7 @@ def tigris_storage(
     endpoint_url: str | None = None,
     use_weak_consistency: bool = False,
     allow_http: bool = False,
+    checksum_algorithm: ChecksumAlgorithm | None = None,
     access_key_id: str | None = None,
     secret_access_key: str | None = None,
     session_token: str | None = None,
@@ -331,7 +332,6 @@ def tigris_storage(
     get_credentials: Callable[[], S3StaticCredentials] | None = None,
     scatter_initial_credentials: bool = False,
     network_stream_timeout_seconds: int = 60,
-    checksum_algorithm: ChecksumAlgorithm | None = None,
 ) -> Storage:
     """Create storage in a Tigris bucket (default endpoint ``https://t3.storage.dev``).
 
@@ -365,6 +365,7 @@ def r2_storage(
     endpoint_url: str | None = None,
     region: str | None = None,
     allow_http: bool = False,
+    checksum_algorithm: ChecksumAlgorithm | None = None,
     access_key_id: str | None = None,
     secret_access_key: str | None = None,
     session_token: str | None = None,
@@ -374,7 +375,6 @@ def r2_storage(
     get_credentials: Callable[[], S3StaticCredentials] | None = None,
     scatter_initial_credentials: bool = False,
     network_stream_timeout_seconds: int = 60,
-    checksum_algorithm: ChecksumAlgorithm | None = None,
 ) -> Storage:
     """Create storage in a Cloudflare R2 bucket.
 
