@@ -47,25 +47,16 @@ from pyicechunk.config import (
     StorageTimeoutSettings,
 )
 from pyicechunk.exceptions import IcechunkError
+from pyicechunk.storage import constructors
 from pyicechunk.storage.byte_range import (
     ByteRequest,
     OffsetByteRequest,
     RangeByteRequest,
     SuffixByteRequest,
 )
-from pyicechunk.storage.constructors import (
-    azure_storage,
-    gcs_storage,
-    hf_storage,
-    http_storage,
-    in_memory_storage,
-    local_filesystem_storage,
-    r2_storage,
-    redirect_storage,
-    s3_object_store_storage,
-    s3_storage,
-    tigris_storage,
-)
+
+# The constructors are this package's API too; their module's __all__ is the one list of them.
+from pyicechunk.storage.constructors import *  # noqa: F403
 from pyicechunk.storage.handle import Storage
 
 __all__ = [
@@ -83,18 +74,8 @@ __all__ = [
     "StorageSettings",
     "StorageTimeoutSettings",
     "SuffixByteRequest",
-    "azure_storage",
-    "gcs_storage",
-    "hf_storage",
-    "http_storage",
-    "in_memory_storage",
-    "local_filesystem_storage",
-    "r2_storage",
-    "redirect_storage",
-    "s3_object_store_storage",
-    "s3_storage",
-    "tigris_storage",
 ]
+__all__ += constructors.__all__
 
 
 logger = logging.getLogger("pyicechunk.storage")

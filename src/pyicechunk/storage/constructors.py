@@ -7,7 +7,7 @@ passes on, so each constructor states only its own signature and defaults.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 # How the S3-family constructors' arguments split between the credential and the options.
-_CREDENTIAL_ARGS = (
+_S3_CREDENTIAL_ARGS = (
     "access_key_id",
     "secret_access_key",
     "session_token",
@@ -42,7 +42,7 @@ _CREDENTIAL_ARGS = (
     "get_credentials",
     "scatter_initial_credentials",
 )
-_OPTION_ARGS = (
+_S3_OPTION_ARGS = (
     "region",
     "endpoint_url",
     "allow_http",
@@ -51,13 +51,29 @@ _OPTION_ARGS = (
     "requester_pays",
     "checksum_algorithm",
 )
+# The arguments of gcs_storage and azure_storage that choose their credential.
+_GCS_CREDENTIAL_ARGS = (
+    "service_account_file",
+    "service_account_key",
+    "application_credentials",
+    "bearer_token",
+    "from_env",
+    "anonymous",
+    "get_credentials",
+    "scatter_initial_credentials",
+)
+_AZURE_CREDENTIAL_ARGS = ("access_key", "sas_token", "bearer_token", "from_env", "anonymous")
+
+
+def _pick(args: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """The entries of ``args``, a constructor's ``locals()``, that ``names`` lists: the
+    arguments it passes on. A name the constructor does not take is left out, so that the
+    callee's default stands."""
+    return {k: args[k] for k in names if k in args}
 
 
 def _s3_family(args: Mapping[str, Any]) -> tuple[S3Options, AnyS3Credential]:
     """The options and the credential an S3-family constructor's arguments ``args`` describe.
-
-    Each constructor passes ``locals()`` before defining anything else: exactly its arguments.
-    An argument a constructor does not take keeps its default in both.
 
     Raises
     ------
@@ -67,9 +83,8 @@ def _s3_family(args: Mapping[str, Any]) -> tuple[S3Options, AnyS3Credential]:
     from pyicechunk.config import S3Options
     from pyicechunk.credentials import s3_credentials
 
-    credentials = s3_credentials(**{k: args[k] for k in _CREDENTIAL_ARGS if k in args})
-    options = S3Options(**{k: args[k] for k in _OPTION_ARGS if k in args})
-    return options, credentials
+    credentials = s3_credentials(**_pick(args, _S3_CREDENTIAL_ARGS))
+    return S3Options(**_pick(args, _S3_OPTION_ARGS)), credentials
 
 
 def in_memory_storage() -> Storage:
@@ -432,16 +447,7 @@ def gcs_storage(
     """
     from pyicechunk.credentials import gcs_credentials
 
-    credentials = gcs_credentials(
-        service_account_file=service_account_file,
-        service_account_key=service_account_key,
-        application_credentials=application_credentials,
-        bearer_token=bearer_token,
-        from_env=from_env,
-        anonymous=anonymous,
-        get_credentials=get_credentials,
-        scatter_initial_credentials=scatter_initial_credentials,
-    )
+    credentials = gcs_credentials(**_pick(locals(), _GCS_CREDENTIAL_ARGS))
     return Storage.new_gcs(bucket, prefix, credentials, config=config)
 
 
@@ -472,11 +478,5 @@ def azure_storage(
     """
     from pyicechunk.credentials import azure_credentials
 
-    credentials = azure_credentials(
-        access_key=access_key,
-        sas_token=sas_token,
-        bearer_token=bearer_token,
-        from_env=from_env,
-        anonymous=anonymous,
-    )
+    credentials = azure_credentials(**_pick(locals(), _AZURE_CREDENTIAL_ARGS))
     return Storage.new_azure_blob(account, container, prefix, credentials, config=config)

@@ -280,6 +280,18 @@ class Builder:
         """Add a field referring to a table, string, vector or union member created earlier."""
         fields = self._fields
         assert fields is not None, "add a field only between start_table and end_table"
+        end = self._reserve_u32()
+        _U32.pack_into(self._buf, self._head, end - ref)
+        fields[slot] = end
+        if self._object_end < 0:
+            self._object_end = end - 4
+
+    def _reserve_u32(self) -> int:
+        """Pad to 4 bytes and reserve the next 4 (the head moves to them); their reference.
+
+        ``prep(4, 0)`` and the reservation, written out for speed: every offset field and
+        every table needs them.
+        """
         if self._minalign < 4:
             self._minalign = 4
         head = self._head
@@ -288,13 +300,8 @@ class Builder:
         if head < pad + 4:
             self._grow(pad + 4)
             head = self._head
-        head -= pad + 4
-        end = used + pad + 4
-        _U32.pack_into(self._buf, head, end - ref)
-        self._head = head
-        fields[slot] = end
-        if self._object_end < 0:
-            self._object_end = end - 4
+        self._head = head - pad - 4
+        return used + pad + 4
 
     def field_ref(self, slot: int) -> int:
         """The reference of the open table's field ``slot`` (0 if it was not added).
@@ -323,16 +330,7 @@ class Builder:
         for slot in required:
             if not fields[slot]:
                 raise ValueError(f"required flatbuffers field in slot {slot} was not set")
-        if self._minalign < 4:
-            self._minalign = 4
-        head = self._head
-        used = len(self._buf) - head
-        pad = -used % 4
-        if head < pad + 4:
-            self._grow(pad + 4)
-            head = self._head
-        self._head = head - pad - 4
-        table = used + pad + 4
+        table = self._reserve_u32()  # the table's offset to its vtable, written below
         end = self._object_end if self._object_end >= 0 else table - 4
         count = len(fields)
         while count and not fields[count - 1]:
