@@ -21,8 +21,9 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Generic, Self, TypeVar, cast, dataclass_transform, overload
+from typing import Any, ClassVar, Self, TypeVar, cast, dataclass_transform
 
+from pyicechunk._readonly import Descriptor, no_setter
 from pyicechunk._repr import Block, qualified
 
 from ._formatting import _fmt
@@ -37,7 +38,7 @@ class _NoDefault(enum.Enum):
 _NO_DEFAULT = _NoDefault.TOKEN
 
 
-class _Field(Generic[T]):
+class _Field(Descriptor[T]):
     """One field of a record, validated by ``check`` on every assignment.
 
     Parameters
@@ -86,18 +87,6 @@ class _Field(Generic[T]):
         self._effective_factory = effective_factory
         self.name = ""
 
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    @overload
-    def __get__(self, obj: None, owner: type) -> _Field[T]: ...
-    @overload
-    def __get__(self, obj: object, owner: type) -> T: ...
-    def __get__(self, obj: object | None, owner: type) -> _Field[T] | T:
-        if obj is None:
-            return self
-        return cast(T, self.raw(obj))
-
     def __set__(self, obj: object, value: object) -> None:
         self.store(obj, value)
 
@@ -133,14 +122,10 @@ class _CopiedField(_Field[T]):
 
     def __set__(self, obj: object, value: object) -> None:
         # The same words as for a property without a setter, which this field replaces.
-        raise AttributeError(
-            f"property '{self.name}' of '{type(obj).__name__}' object has no setter"
-        )
+        raise no_setter(self.name, obj)
 
     def __delete__(self, obj: object) -> None:
-        raise AttributeError(
-            f"property '{self.name}' of '{type(obj).__name__}' object has no deleter"
-        )
+        raise no_setter(self.name, obj, "deleter")
 
 
 def _field(

@@ -26,6 +26,7 @@ __all__ = [
     "OffsetByteRequest",
     "RangeByteRequest",
     "SuffixByteRequest",
+    "check_request",
     "narrow",
     "resolve",
     "slice_bytes",
@@ -33,6 +34,12 @@ __all__ = [
 
 REQUEST_TYPES = (RangeByteRequest, OffsetByteRequest, SuffixByteRequest)
 """The classes a byte request may be (None aside)."""
+
+
+def check_request(byte_range: object) -> None:
+    """Refuse a store's ``byte_range`` argument that is neither None nor a byte request."""
+    if byte_range is not None and not isinstance(byte_range, REQUEST_TYPES):
+        raise ValueError(f"Unexpected byte_range, got {byte_range}")
 
 
 def resolve(byte_range: ByteRequest | None, size: int, key: str) -> tuple[int, int]:

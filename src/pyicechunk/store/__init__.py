@@ -21,7 +21,7 @@ from pyicechunk._sync import sync
 from pyicechunk.exceptions import IcechunkError, KeyNotFoundError
 from pyicechunk.session.facade import PICKLE_WRITABLE, wrap_core
 from pyicechunk.session.refusals import READ_ONLY_STORE
-from pyicechunk.storage.byte_range import REQUEST_TYPES, ByteRequest, slice_bytes
+from pyicechunk.storage.byte_range import ByteRequest, check_request, slice_bytes
 from pyicechunk.store.chunk_iterator import ArrayChunks
 from pyicechunk.store.virtual_arrays import VirtualArrays
 from pyicechunk.store.zarr_keys import (
@@ -45,11 +45,6 @@ if TYPE_CHECKING:
     from pyicechunk.session.core import SessionCore
 
 __all__ = ["IcechunkStore"]
-
-
-def _check_byte_range(byte_range: object) -> None:
-    if byte_range is not None and not isinstance(byte_range, REQUEST_TYPES):
-        raise ValueError(f"Unexpected byte_range, got {byte_range}")
 
 
 class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
@@ -192,7 +187,7 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
             If `byte_range` is not a byte request.
         """
         if byte_range is not None:
-            _check_byte_range(byte_range)
+            check_request(byte_range)
         kind, path, coords = parse_key(key)
         data: bytes | memoryview | None
         if kind == CHUNK:
@@ -234,7 +229,7 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
         chunk_requests: builtins.list[tuple[str, tuple[int, ...], ByteRequest | None]] = []
         metadata_slots: builtins.list[tuple[int, str, ByteRequest | None]] = []
         for slot, (key, byte_range) in enumerate(requests):
-            _check_byte_range(byte_range)
+            check_request(byte_range)
             kind, path, coords = parse_key(key)
             if kind == CHUNK:
                 chunk_slots.append(slot)
