@@ -58,6 +58,7 @@ from pyicechunk.storage.byte_range import (
 # The constructors are this package's API too; their module's __all__ is the one list of them.
 from pyicechunk.storage.constructors import *  # noqa: F403
 from pyicechunk.storage.handle import Storage
+from pyicechunk.storage.request_log import instrument
 
 __all__ = [
     "ByteRequest",
@@ -156,6 +157,11 @@ class StorageBackend(abc.ABC):
     """
 
     read_only: bool
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Each request a backend makes logs one TRACE record (see storage/request_log.py).
+        instrument(cls, logger)
 
     @abc.abstractmethod
     def supports_conditional_update(self) -> bool:
