@@ -63,6 +63,8 @@ _GCS_CREDENTIAL_ARGS = (
     "scatter_initial_credentials",
 )
 _AZURE_CREDENTIAL_ARGS = ("access_key", "sas_token", "bearer_token", "from_env", "anonymous")
+# The extra-header arguments of the object-store constructors.
+_HEADER_ARGS = ("read_headers", "write_headers", "headers")
 
 
 def _pick(args: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
@@ -146,6 +148,9 @@ def s3_storage(
     force_path_style: bool = False,
     network_stream_timeout_seconds: int = 60,
     requester_pays: bool = False,
+    read_headers: dict[str, str] | None = None,
+    write_headers: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Storage:
     """Create storage in an S3 or S3-compatible bucket.
 
@@ -165,6 +170,9 @@ def s3_storage(
         Fixed credentials.
     anonymous, from_env, get_credentials, scatter_initial_credentials
         Other credential kinds; :func:`pyicechunk.credentials.s3_credentials` picks one.
+    read_headers, write_headers, headers
+        Extra HTTP headers for reads (GET, HEAD, list), for writes (PUT, DELETE), and for
+        both; a role's own map wins on a name both give.
 
     Returns
     -------
@@ -173,10 +181,10 @@ def s3_storage(
     Raises
     ------
     ValueError
-        If the credential arguments conflict.
+        If the credential arguments conflict, or a header is not valid HTTP.
     """
     options, credentials = _s3_family(locals())
-    return Storage.new_s3(options, bucket, prefix, credentials)
+    return Storage.new_s3(options, bucket, prefix, credentials, **_pick(locals(), _HEADER_ARGS))
 
 
 def hf_storage(
@@ -217,9 +225,11 @@ def hf_storage(
         Other credential kinds; :func:`pyicechunk.credentials.s3_credentials` picks one.
     network_stream_timeout_seconds
         Timeout for stalled network streams; 0 disables it.
-    legacy_rooted_keys, read_headers, write_headers, headers
-        icechunk 2.x's key-layout and extra-header options; pyicechunk supports neither and
-        refuses them when set.
+    legacy_rooted_keys
+        icechunk 2.x's leading-slash key layout, which pyicechunk refuses when set.
+    read_headers, write_headers, headers
+        Extra HTTP headers for reads (GET, HEAD, list), for writes (PUT, DELETE), and for
+        both; a role's own map wins on a name both give.
 
     Returns
     -------
@@ -313,8 +323,17 @@ def s3_object_store_storage(
     anonymous: bool | None = None,
     from_env: bool | None = None,
     force_path_style: bool = False,
+    read_headers: dict[str, str] | None = None,
+    write_headers: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Storage:
     """Create S3 storage through the generic object-store backend (see :func:`s3_storage`).
+
+    Parameters
+    ----------
+    read_headers, write_headers, headers
+        Extra HTTP headers for reads (GET, HEAD, list), for writes (PUT, DELETE), and for
+        both; a role's own map wins on a name both give.
 
     Returns
     -------
@@ -326,7 +345,9 @@ def s3_object_store_storage(
         If the credential arguments conflict.
     """
     options, credentials = _s3_family(locals())
-    return Storage.new_s3_object_store(options, bucket, prefix, credentials)
+    return Storage.new_s3_object_store(
+        options, bucket, prefix, credentials, **_pick(locals(), _HEADER_ARGS)
+    )
 
 
 def tigris_storage(
@@ -347,6 +368,9 @@ def tigris_storage(
     get_credentials: Callable[[], S3StaticCredentials] | None = None,
     scatter_initial_credentials: bool = False,
     network_stream_timeout_seconds: int = 60,
+    read_headers: dict[str, str] | None = None,
+    write_headers: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Storage:
     """Create storage in a Tigris bucket (default endpoint ``https://t3.storage.dev``).
 
@@ -356,6 +380,9 @@ def tigris_storage(
         Required unless ``use_weak_consistency``: requests pin it for consistent reads.
     use_weak_consistency
         Eventually consistent, read-only storage without a region (experts only).
+    read_headers, write_headers, headers
+        Extra HTTP headers for reads (GET, HEAD, list), for writes (PUT, DELETE), and for
+        both; a role's own map wins on a name both give.
 
     Returns
     -------
@@ -369,7 +396,9 @@ def tigris_storage(
         If the credential arguments conflict.
     """
     options, credentials = _s3_family(locals())
-    return Storage.new_tigris(options, bucket, prefix, use_weak_consistency, credentials)
+    return Storage.new_tigris(
+        options, bucket, prefix, use_weak_consistency, credentials, **_pick(locals(), _HEADER_ARGS)
+    )
 
 
 def r2_storage(
@@ -390,6 +419,9 @@ def r2_storage(
     get_credentials: Callable[[], S3StaticCredentials] | None = None,
     scatter_initial_credentials: bool = False,
     network_stream_timeout_seconds: int = 60,
+    read_headers: dict[str, str] | None = None,
+    write_headers: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Storage:
     """Create storage in a Cloudflare R2 bucket.
 
@@ -401,6 +433,9 @@ def r2_storage(
         Gives the endpoint ``https://<account_id>.r2.cloudflarestorage.com``.
     endpoint_url
         An explicit endpoint; one of it and ``account_id`` is required.
+    read_headers, write_headers, headers
+        Extra HTTP headers for reads (GET, HEAD, list), for writes (PUT, DELETE), and for
+        both; a role's own map wins on a name both give.
 
     Returns
     -------
@@ -414,7 +449,9 @@ def r2_storage(
         If the credential arguments conflict.
     """
     options, credentials = _s3_family(locals())
-    return Storage.new_r2(bucket, prefix, account_id, credentials, config=options)
+    return Storage.new_r2(
+        bucket, prefix, account_id, credentials, config=options, **_pick(locals(), _HEADER_ARGS)
+    )
 
 
 def gcs_storage(
@@ -430,11 +467,20 @@ def gcs_storage(
     config: dict[str, str] | None = None,
     get_credentials: Callable[[], GcsBearerCredential] | None = None,
     scatter_initial_credentials: bool = False,
+    read_headers: dict[str, str] | None = None,
+    write_headers: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Storage:
     """Create storage in a Google Cloud Storage bucket.
 
     Credentials are chosen by :func:`pyicechunk.credentials.gcs_credentials`; ``config``
     passes extra store options.
+
+    Parameters
+    ----------
+    read_headers, write_headers, headers
+        Extra HTTP headers for reads (GET, HEAD, list), for writes (PUT, DELETE), and for
+        both; a role's own map wins on a name both give.
 
     Returns
     -------
@@ -448,7 +494,9 @@ def gcs_storage(
     from pyicechunk.credentials import gcs_credentials
 
     credentials = gcs_credentials(**_pick(locals(), _GCS_CREDENTIAL_ARGS))
-    return Storage.new_gcs(bucket, prefix, credentials, config=config)
+    return Storage.new_gcs(
+        bucket, prefix, credentials, config=config, **_pick(locals(), _HEADER_ARGS)
+    )
 
 
 def azure_storage(

@@ -121,10 +121,14 @@ class Storage(Shown):
         bucket: str,
         prefix: str | None,
         credentials: AnyS3Credential | None = None,
+        *,
+        read_headers: dict[str, str] | None = None,
+        write_headers: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Storage:
         """Storage in an S3 or S3-compatible bucket; see :func:`s3_storage`."""
         spec = _object_store_module().s3_compatible_spec("s3", config, bucket, prefix, credentials)
-        return cls._object_store(spec)
+        return cls._object_store(spec, headers, read_headers, write_headers)
 
     @classmethod
     def new_hf(
@@ -141,10 +145,9 @@ class Storage(Shown):
         headers: dict[str, str] | None = None,
     ) -> Storage:
         """Storage in a Hugging Face Storage Bucket; see :func:`hf_storage`."""
-        if legacy_rooted_keys or read_headers or write_headers or headers:
+        if legacy_rooted_keys:
             raise ValueError(
-                "pyicechunk reads no leading-slash key layout and sends no extra HTTP headers; "
-                "leave legacy_rooted_keys, read_headers, write_headers and headers unset"
+                "pyicechunk reads no leading-slash key layout; leave legacy_rooted_keys unset"
             )
         if not isinstance(namespace, str) or not namespace or "/" in namespace:
             raise ValueError(
@@ -155,7 +158,15 @@ class Storage(Shown):
         options.region = "us-east-1"
         options.endpoint_url = f"https://s3.hf.co/{namespace}"
         options.force_path_style = True
-        return cls.new_s3(options, bucket, prefix, credentials)
+        return cls.new_s3(
+            options,
+            bucket,
+            prefix,
+            credentials,
+            read_headers=read_headers,
+            write_headers=write_headers,
+            headers=headers,
+        )
 
     @classmethod
     def new_http(
@@ -188,12 +199,16 @@ class Storage(Shown):
         bucket: str,
         prefix: str | None,
         credentials: AnyS3Credential | None = None,
+        *,
+        read_headers: dict[str, str] | None = None,
+        write_headers: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Storage:
         """S3 storage through the generic object-store backend; see ``s3_object_store_storage``."""
         spec = _object_store_module().s3_compatible_spec(
             "s3_object_store", config, bucket, prefix, credentials
         )
-        return cls._object_store(spec)
+        return cls._object_store(spec, headers, read_headers, write_headers)
 
     @classmethod
     def new_tigris(
@@ -203,12 +218,16 @@ class Storage(Shown):
         prefix: str | None,
         use_weak_consistency: bool,
         credentials: AnyS3Credential | None = None,
+        *,
+        read_headers: dict[str, str] | None = None,
+        write_headers: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Storage:
         """Storage in a Tigris bucket; see :func:`tigris_storage`."""
         spec = _object_store_module().tigris_spec(
             config, bucket, prefix, use_weak_consistency, credentials
         )
-        return cls._object_store(spec)
+        return cls._object_store(spec, headers, read_headers, write_headers)
 
     @classmethod
     def new_r2(
@@ -219,10 +238,13 @@ class Storage(Shown):
         credentials: AnyS3Credential | None = None,
         *,
         config: S3Options,
+        read_headers: dict[str, str] | None = None,
+        write_headers: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Storage:
         """Storage in a Cloudflare R2 bucket; see :func:`r2_storage`."""
         spec = _object_store_module().r2_spec(config, bucket, prefix, account_id, credentials)
-        return cls._object_store(spec)
+        return cls._object_store(spec, headers, read_headers, write_headers)
 
     @classmethod
     def new_gcs(
@@ -232,10 +254,13 @@ class Storage(Shown):
         credentials: AnyGcsCredential | None = None,
         *,
         config: dict[str, str] | None = None,
+        read_headers: dict[str, str] | None = None,
+        write_headers: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Storage:
         """Storage in a Google Cloud Storage bucket; see :func:`gcs_storage`."""
         spec = _object_store_module().gcs_spec(bucket, prefix, credentials, config)
-        return cls._object_store(spec)
+        return cls._object_store(spec, headers, read_headers, write_headers)
 
     @classmethod
     def new_azure_blob(
@@ -252,8 +277,16 @@ class Storage(Shown):
         return cls._object_store(spec)
 
     @classmethod
-    def _object_store(cls, spec: ObjectStoreSpec) -> Storage:
-        return cls.from_backend(_object_store_module().ObjectStoreBackend(spec))
+    def _object_store(
+        cls,
+        spec: ObjectStoreSpec,
+        headers: dict[str, str] | None = None,
+        read_headers: dict[str, str] | None = None,
+        write_headers: dict[str, str] | None = None,
+    ) -> Storage:
+        module = _object_store_module()
+        spec = module.with_request_headers(spec, headers, read_headers, write_headers)
+        return cls.from_backend(module.ObjectStoreBackend(spec))
 
     def default_settings(self) -> StorageSettings:
         """The storage settings this storage uses where the repository config sets none.

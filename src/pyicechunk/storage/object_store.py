@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -88,6 +90,9 @@ class ObjectStoreSpec:
     account: str | None = None
     read_only: bool = False
     extra_headers: tuple[tuple[str, str], ...] = ()
+    """HTTP headers sent on reads (GET, HEAD, list), and on writes unless ``write_headers``."""
+    write_headers: tuple[tuple[str, str], ...] | None = None
+    """HTTP headers sent on writes (PUT, DELETE) instead, when they differ from the reads'."""
     settings: StorageSettings | None = field(default=None, compare=False)
 
 
@@ -120,6 +125,7 @@ class ObjectStoreBackend(StorageBackend):
         self.read_only = spec.read_only
         self._eff = effective_storage_settings(spec.settings)
         self._client: Any = None
+        self._write_client: Any = None
 
     @property
     def _store(self) -> Any:
@@ -128,6 +134,16 @@ class ObjectStoreBackend(StorageBackend):
         if self._client is None:
             self._client = build_store(self._spec, self._eff)
         return self._client
+
+    @property
+    def _writer(self) -> Any:
+        # Like the reference, a second client only when writes carry other headers than reads.
+        if self._spec.write_headers is None:
+            return self._store
+        if self._write_client is None:
+            spec = replace(self._spec, extra_headers=self._spec.write_headers, write_headers=None)
+            self._write_client = build_store(spec, self._eff)
+        return self._write_client
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -314,6 +330,7 @@ class ObjectStoreBackend(StorageBackend):
             data,
             attributes=self._attributes(key, data),
             use_multipart=len(data) >= self._eff.minimum_size_for_multipart_upload,
+            store=self._writer,
         )
 
     async def _write_conditionally(self, write: ConditionalWrite) -> bool:
@@ -345,7 +362,7 @@ class ObjectStoreBackend(StorageBackend):
             _warn_unstamped_once()
         obs = load_obstore()
         try:
-            await obs.put_async(self._store, key, data, mode=mode, attributes=attributes or None)
+            await obs.put_async(self._writer, key, data, mode=mode, attributes=attributes or None)
         except (
             obs.exceptions.AlreadyExistsError,
             obs.exceptions.PreconditionError,
@@ -377,7 +394,7 @@ class ObjectStoreBackend(StorageBackend):
     async def delete(self, key: str) -> None:
         self._check_writable(key)
         try:
-            await self._call(key, load_obstore().delete_async, key)
+            await self._call(key, load_obstore().delete_async, key, store=self._writer)
         except ObjectNotFoundError:
             pass
 
@@ -396,7 +413,9 @@ class ObjectStoreBackend(StorageBackend):
         existing = [k for k, there in zip(unique, flags, strict=True) if there]
         if existing:
             try:
-                await self._call(existing[0], load_obstore().delete_async, existing)
+                await self._call(
+                    existing[0], load_obstore().delete_async, existing, store=self._writer
+                )
             except ObjectNotFoundError:
                 pass  # deleted by someone else meanwhile
         return len(existing)
@@ -440,9 +459,11 @@ class ObjectStoreBackend(StorageBackend):
                 kind="read-only-storage",
             )
 
-    async def _call(self, key: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _call(self, key: str, fn: Any, *args: Any, store: Any = None, **kwargs: Any) -> Any:
+        """``fn(client, *args, **kwargs)`` on ``store`` (the reading client unless given),
+        its errors turned into ours."""
         try:
-            return await fn(self._store, *args, **kwargs)
+            return await fn(self._store if store is None else store, *args, **kwargs)
         except Exception as e:
             raise self._error(key, e) from e
 
@@ -655,3 +676,54 @@ def azure_spec(
         config=dict(config or {}),
         account=account,
     )
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _header_pairs(headers: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """``headers`` checked as the reference's HTTP client parses them, as sorted pairs.
+
+    Raises
+    ------
+    ValueError
+        A name is not an HTTP token, or a value holds a control character.
+    """
+    for name, value in headers.items():
+        quoted = json.dumps(name, ensure_ascii=False)  # as the reference's Rust debug format
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ValueError(
+                f"storage error: invalid HTTP header name {quoted}: invalid HTTP header name"
+            )
+        if not isinstance(value, str) or any(
+            (ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value
+        ):
+            raise ValueError(
+                f"storage error: invalid HTTP header value for {quoted}: "
+                "failed to parse header value"
+            )
+    return tuple(sorted(headers.items()))
+
+
+def with_request_headers(
+    spec: ObjectStoreSpec,
+    headers: dict[str, str] | None,
+    read_headers: dict[str, str] | None,
+    write_headers: dict[str, str] | None,
+) -> ObjectStoreSpec:
+    """``spec`` sending the user's extra HTTP headers as well as its own.
+
+    ``headers`` go on every request, ``read_headers`` on reads and ``write_headers`` on
+    writes; a role's own map wins on a name both give, as in the reference.
+
+    Raises
+    ------
+    ValueError
+        A header name or value is not valid HTTP.
+    """
+    if not (headers or read_headers or write_headers):
+        return spec
+    own = dict(spec.extra_headers)
+    reads = _header_pairs({**own, **(headers or {}), **(read_headers or {})})
+    writes = _header_pairs({**own, **(headers or {}), **(write_headers or {})})
+    return replace(spec, extra_headers=reads, write_headers=None if writes == reads else writes)
