@@ -52,9 +52,12 @@ logger = logging.getLogger(__name__)
 _NAMED_IN_LOOP = 8
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HistoryEntry:
-    """What the history records about one snapshot.
+    """What the history records about one snapshot (not to be changed once made).
+
+    Not frozen: a walk makes one per step, and a frozen dataclass costs four times as much to
+    build.
 
     Parameters
     ----------
@@ -67,7 +70,8 @@ class HistoryEntry:
     message
         Its commit message.
     metadata
-        Its commit metadata.
+        Its commit metadata (spec 2: decoded on first use, see
+        :class:`~pyicechunk.format.repo_info.StoredMetadata`).
     snapshot
         The snapshot the entry was read from, where the source reads snapshots to know the
         history (spec 1); None where the history is kept apart from them (spec 2).
@@ -231,6 +235,11 @@ class HistoryWalk:
         self._order: list[bytes] = []
         self._seen: set[bytes] = set()
 
+    @property
+    def done(self) -> bool:
+        """Whether the walk has passed the root (the next step finds nothing)."""
+        return self._next is None
+
     async def next(self) -> HistoryEntry | None:
         """The next older entry, or None after the root."""
         taken = await self.take(1)
@@ -262,10 +271,10 @@ class HistoryWalk:
         return self
 
     async def __anext__(self) -> HistoryEntry:
-        entry = await self.next()
-        if entry is None:
-            raise StopAsyncIteration
-        return entry
+        taken = await self.take(1)
+        if taken:
+            return taken[0]
+        raise StopAsyncIteration
 
     def _missing_error(self, sid: bytes) -> IcechunkError:
         if not self._order:

@@ -56,6 +56,7 @@ __all__ = [
     "needs_spec2_error",
     "new_state",
     "open_state",
+    "ref_not_found",
     "repository_exists",
 ]
 
@@ -294,6 +295,20 @@ class RepoState(abc.ABC):
             The repository's status is read-only (spec 2).
         """
 
+    async def writable_tip(self, branch: str, operation: str) -> bytes:
+        """The tip of ``branch``, for a session that is to change it.
+
+        Refuses what :meth:`check_writable` refuses; one look at the state where the version
+        keeps both in one object.
+
+        Raises
+        ------
+        IcechunkError
+            The repository's status is read-only (spec 2), or there is no such branch.
+        """
+        await self.check_writable(operation)
+        return await self.branch_tip(branch)
+
     @abc.abstractmethod
     async def check_branch(self, branch: str, expected: bytes) -> BranchTip:
         """Refuse, before anything is written, a commit to a branch that is not at ``expected``.
@@ -462,6 +477,11 @@ class RepoState(abc.ABC):
         ConfigVersion
             The version of the persisted config.
         """
+
+
+def ref_not_found(name: str) -> IcechunkError:
+    """The error for a branch or tag that does not exist (both versions word it alike)."""
+    return IcechunkError(f"ref not found `{name}`", kind="ref-not-found")
 
 
 def needs_spec2_error() -> IcechunkError:

@@ -227,7 +227,8 @@ class RepoObject:
     retries
         The retry schedule of updates.
     window
-        ``num_updates_per_repo_info_file``: ops-log entries kept in ``repo`` itself.
+        ``num_updates_per_repo_info_file``: ops-log entries kept in ``repo`` itself (None or 0:
+        the reference's default, 1000).
     compression_level
         zstd level of the written object.
     found
@@ -240,16 +241,36 @@ class RepoObject:
         *,
         conditional_update: bool = True,
         retries: RetrySchedule | None = None,
-        window: int = DEFAULT_NUM_UPDATES_PER_FILE,
+        window: int | None = None,
         compression_level: int = 3,
         found: RepoRead | None = None,
     ) -> None:
         self._backend = backend
         self._conditional_update = conditional_update
         self._retries = retries or RetrySchedule()
-        self._window = window
+        self._window = window or DEFAULT_NUM_UPDATES_PER_FILE
         self._level = compression_level
         self._last = found
+
+    @classmethod
+    def configured(
+        cls,
+        backend: StorageBackend,
+        config: RepositoryConfig,
+        *,
+        conditional_update: bool = True,
+        compression_level: int = 3,
+        found: RepoRead | None = None,
+    ) -> RepoObject:
+        """The ``repo`` object of a repository with this config (its retries and window)."""
+        return cls(
+            backend,
+            conditional_update=conditional_update,
+            retries=RetrySchedule.from_config(config),
+            window=config.num_updates_per_repo_info_file,
+            compression_level=compression_level,
+            found=found,
+        )
 
     async def read(self) -> RepoRead:
         """Read ``repo`` now.
@@ -317,7 +338,7 @@ class RepoObject:
         Returns
         -------
         RepoInfo
-            The state written.
+            The new state, as stored.
 
         Raises
         ------

@@ -31,6 +31,7 @@ from pyicechunk.repo_state import (
     RefListing,
     RepoState,
     SnapshotKind,
+    ref_not_found,
 )
 from pyicechunk.storage import ObjectVersion, StorageBackend, keys
 
@@ -54,10 +55,6 @@ class _BranchMoved(Exception):
             return "None" if v is None else f"Some({encode_id(v)})"
 
         return f"branch update conflict: `({some(self.expected)}) != ({some(self.actual)})`"
-
-
-def _ref_not_found(name: str) -> IcechunkError:
-    return IcechunkError(f"ref not found `{name}`", kind="ref-not-found")
 
 
 def _invalid_name(name: str, why: str) -> IcechunkError:
@@ -163,7 +160,7 @@ class Spec1State(RepoState):
     async def branch_tip(self, name: str) -> bytes:
         tip = (await self._read_branch(name)).snapshot_id
         if tip is None:
-            raise _ref_not_found(name)
+            raise ref_not_found(name)
         return tip
 
     async def tag_target(self, name: str) -> bytes:
@@ -171,9 +168,9 @@ class Spec1State(RepoState):
         try:
             data = await self._backend.get(key)
         except ObjectNotFoundError:
-            raise _ref_not_found(name) from None
+            raise ref_not_found(name) from None
         if await self._backend.exists(keys.tag_tombstone_key(name)):
-            raise _ref_not_found(name)
+            raise ref_not_found(name)
         return decode_ref(data, key)
 
     async def refs(self) -> RefListing:
@@ -265,7 +262,7 @@ class Spec1State(RepoState):
             raise IcechunkError("main branch cannot be deleted", kind="cannot-delete-main")
         key = keys.branch_key(name)
         if not await self._backend.exists(key):
-            raise _ref_not_found(name)
+            raise ref_not_found(name)
         await self._backend.delete(key)
 
     async def create_tag(self, name: str, snapshot_id: bytes) -> None:
@@ -284,7 +281,7 @@ class Spec1State(RepoState):
     async def delete_tag(self, name: str) -> None:
         await self.tag_target(name)
         if not await self._backend.put_if_absent(keys.tag_tombstone_key(name), b""):
-            raise _ref_not_found(name)
+            raise ref_not_found(name)
 
     # -- new snapshots ------------------------------------------------------------------------
 

@@ -26,7 +26,6 @@ from pyicechunk.format.config_flex import config_from_flexbuffer, config_to_flex
 from pyicechunk.format.header import SPEC_V2
 from pyicechunk.format.ids import encode_id
 from pyicechunk.format.repo_info import (
-    DEFAULT_NUM_UPDATES_PER_FILE,
     BranchCreated,
     BranchDeleted,
     BranchReset,
@@ -35,14 +34,10 @@ from pyicechunk.format.repo_info import (
     FeatureFlag,
     NewCommit,
     NewDetachedSnapshot,
-    RepoInfo,
-    RepoStatus,
     RepoStatusChanged,
     SnapshotInfo,
     TagCreated,
     TagDeleted,
-    Update,
-    UpdateAction,
     add_snapshot,
     initial_repo_info,
     set_branch,
@@ -56,17 +51,15 @@ from pyicechunk.history import HistoryEntry, HistorySource
 from pyicechunk.repo_state import (
     BranchTip,
     ConfigVersion,
-    NewSnapshot,
     OpenedState,
     RefListing,
     RepoState,
     SnapshotKind,
+    ref_not_found,
 )
 from pyicechunk.repo_state.repo_object import (
-    Edit,
     RepoObject,
     RepoRead,
-    RetrySchedule,
     check_updatable,
     read_only_error,
 )
@@ -75,12 +68,11 @@ from pyicechunk.storage import StorageBackend, keys
 if TYPE_CHECKING:
     from pyicechunk.asset_manager import AssetManager
     from pyicechunk.config import RepositoryConfig
+    from pyicechunk.format.repo_info import RepoInfo, RepoStatus, Update, UpdateAction
+    from pyicechunk.repo_state import NewSnapshot
+    from pyicechunk.repo_state.repo_object import Edit
 
 __all__ = ["Spec2State"]
-
-
-def _ref_not_found(name: str) -> IcechunkError:
-    return IcechunkError(f"ref not found `{name}`", kind="ref-not-found")
 
 
 def _listed(info: RepoInfo, snapshot_id: bytes) -> SnapshotInfo:
@@ -135,7 +127,7 @@ class _Spec2History(HistorySource):
             found.parent_id,
             found.flushed_at,
             found.message,
-            found.metadata_values(),
+            found.metadata_mapping(),
             None,
             found.pruned_ancestor_tx_logs,
         )
@@ -146,10 +138,8 @@ class Spec2State(RepoState):
 
     Parameters
     ----------
-    backend
-        Where the repository lives.
-    assets
-        Its asset manager.
+    backend, assets
+        The repository's storage and its asset manager.
     config
         The repository config: its ops-log window, update retries and compression level.
     conditional_update
@@ -170,11 +160,10 @@ class Spec2State(RepoState):
         found: RepoRead | None = None,
     ) -> None:
         self._assets = assets
-        self._repo = RepoObject(
+        self._repo = RepoObject.configured(
             backend,
+            config,
             conditional_update=conditional_update,
-            retries=RetrySchedule.from_config(config),
-            window=config.num_updates_per_repo_info_file or DEFAULT_NUM_UPDATES_PER_FILE,
             compression_level=assets.compression_level,
             found=found,
         )
@@ -212,13 +201,13 @@ class Spec2State(RepoState):
     async def branch_tip(self, name: str) -> bytes:
         tip = (await self._repo.read()).info.branches.get(name)
         if tip is None:
-            raise _ref_not_found(name)
+            raise ref_not_found(name)
         return tip
 
     async def tag_target(self, name: str) -> bytes:
         target = (await self._repo.read()).info.tags.get(name)
         if target is None:
-            raise _ref_not_found(name)
+            raise ref_not_found(name)
         return target
 
     async def refs(self) -> RefListing:
@@ -242,7 +231,7 @@ class Spec2State(RepoState):
         def edit(info: RepoInfo) -> tuple[RepoInfo, UpdateAction]:
             tip = info.branches.get(name)
             if tip is None:
-                raise _ref_not_found(name)
+                raise ref_not_found(name)
             if expected is not None and tip != expected:
                 raise IcechunkError(
                     f"branch update conflict: `({_some(expected)}) != ({_some(tip)})`",
@@ -260,7 +249,7 @@ class Spec2State(RepoState):
         def edit(info: RepoInfo) -> tuple[RepoInfo, UpdateAction]:
             tip = info.branches.get(name)
             if tip is None:
-                raise _ref_not_found(name)
+                raise ref_not_found(name)
             return without_branch(info, name), BranchDeleted(name, tip)
 
         await self._repo.update(edit)
@@ -287,7 +276,7 @@ class Spec2State(RepoState):
             _check_flag(info, FeatureFlag.DELETE_TAG, "tag delete")
             target = info.tags.get(name)
             if target is None:
-                raise _ref_not_found(name)
+                raise ref_not_found(name)
             return without_tag(info, name), TagDeleted(name, target)
 
         await self._repo.update(edit)
@@ -298,6 +287,15 @@ class Spec2State(RepoState):
         status = (await self._repo.read()).info.status
         if not status.is_online:
             raise read_only_error(status, operation)
+
+    async def writable_tip(self, branch: str, operation: str) -> bytes:
+        info = (await self._repo.read()).info
+        if not info.status.is_online:
+            raise read_only_error(info.status, operation)
+        tip = info.branches.get(branch)
+        if tip is None:
+            raise ref_not_found(branch)
+        return tip
 
     async def check_branch(self, branch: str, expected: bytes) -> BranchTip:
         found = await self._repo.read()
@@ -370,7 +368,7 @@ class Spec2State(RepoState):
             raise ValueError("ref_history needs a branch or a tag")
         start = (info.branches if branch is not None else info.tags).get(name)
         if start is None:
-            raise _ref_not_found(name)
+            raise ref_not_found(name)
         return start, _Spec2History(self._assets, info)
 
     # -- what only spec 2 has -----------------------------------------------------------------

@@ -551,8 +551,7 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         """Async version of :meth:`writable_session`."""
         if self._storage.backend.read_only:
             raise read_only_storage_error("Cannot create writable session")
-        await self._state.check_writable("Cannot create writable session")
-        sid = await self._state.branch_tip(branch)
+        sid = await self._state.writable_tip(branch, "Cannot create writable session")
         snapshot = await self._fetch_snapshot(sid)
         core = SessionCore(self._ctx.for_session(), snapshot, branch=branch, read_only=False)
         start_preload(self._ctx.assets, self._ctx.config, snapshot)

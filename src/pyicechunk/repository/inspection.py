@@ -83,7 +83,7 @@ def _snapshot_info(
         entry.parent_id,
         entry.flushed_at,
         entry.message,
-        lambda: _copy_json(entry.metadata),
+        lambda: _copy_json(dict(entry.metadata)),
         manifests,
     )
 
@@ -119,6 +119,9 @@ class _Ancestry:
 
     def __next__(self) -> SnapshotInfo:
         if not self._buffer:
+            # A short batch ended at the root: no further round trip to the event loop.
+            if self._walk is not None and self._walk.done:
+                raise StopIteration
             self._buffer = sync(self._advance(64))
             if not self._buffer:
                 raise StopIteration

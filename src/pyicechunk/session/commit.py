@@ -26,7 +26,6 @@ from pyicechunk.format.ids import new_manifest_id, new_snapshot_id
 from pyicechunk.format.manifest import ArrayManifest, ChunkPayload, NativePayload
 from pyicechunk.format.snapshot import (
     ArrayNodeData,
-    DimensionShape,
     ManifestFileInfo,
     ManifestRef,
     NodeSnapshot,
@@ -41,6 +40,7 @@ from pyicechunk.storage.keys import chunk_key, manifest_key, snapshot_key, trans
 
 if TYPE_CHECKING:
     from pyicechunk.asset_manager import AssetManager
+    from pyicechunk.format.snapshot import DimensionShape
     from pyicechunk.storage import StorageBackend
 
 __all__ = ["CommitPlan", "chunk_barrier", "write_snapshot", "written_keys"]
@@ -54,10 +54,9 @@ class CommitPlan:
 
     Parameters
     ----------
-    message
-        The snapshot's message.
-    properties
-        Its metadata (the default commit metadata merged under the caller's).
+    message, properties
+        The snapshot's message and metadata (the default commit metadata merged under the
+        caller's).
     parent_id
         Its parent: the base for a commit or flush, the replaced tip's parent for an amend.
     parent_flushed_at
@@ -94,11 +93,8 @@ class _SnapshotBuilder:
         rewrite_all: bool,
         splitting: ManifestSplittingConfig | None,
     ) -> None:
-        self._assets = assets
-        self._base = base
-        self._changes = changes
-        self._rewrite_all = rewrite_all
-        self._splitting = splitting
+        self._assets, self._base, self._changes = assets, base, changes
+        self._rewrite_all, self._splitting = rewrite_all, splitting
         # The coordinates of each array's chunk changes, computed once and shared by the
         # manifest writer and the transaction log.
         self.coords: dict[bytes, np.ndarray] = {

@@ -126,17 +126,19 @@ def _action_table(b: Builder, action: UpdateAction) -> int:
 # makes it another Update): each update of the repo object writes the same entries again, at
 # another position. Their recorded bytes are copied instead of encoded anew, per entry and
 # position modulo 8 (the fragment's alignment); bounded, as entries of other repositories pass
-# through a long-lived process too.
-_FRAGMENTS: dict[tuple[Update, int], Fragment] = {}
+# through a long-lived process too. Entries are found by identity: an update carries the
+# objects of the state it edits over, and hashing an entry (all its fields, every time) would
+# cost more than the copy saves. The cache holds the object, so its id is not reused meanwhile.
+_FRAGMENTS: dict[tuple[int, int], tuple[Update, Fragment]] = {}
 _MAX_FRAGMENTS = 8192
 
 
 def _update_table(b: Builder, update: Update) -> int:
     """Write one ``Update`` table (with its member and strings); its reference."""
-    key = (update, b.offset() % 8)
-    fragment = _FRAGMENTS.get(key)
-    if fragment is not None:
-        ref = b.replay(fragment)
+    key = (id(update), b.offset() % 8)
+    cached = _FRAGMENTS.get(key)
+    if cached is not None and cached[0] is update:
+        ref = b.replay(cached[1])
         if ref is not None:
             return ref
     token = b.start_fragment()
@@ -153,22 +155,22 @@ def _update_table(b: Builder, update: Update) -> int:
     if fragment is not None:
         if len(_FRAGMENTS) >= _MAX_FRAGMENTS:
             _FRAGMENTS.clear()
-        _FRAGMENTS[key] = fragment
+        _FRAGMENTS[key] = (update, fragment)
     return ref
 
 
 # Snapshot-list entries do not change either, but for their parent's position in the list
 # (which moves as snapshots are added): written in place on replay. A parent at position 0 is
-# omitted (the default), another layout, hence part of the key.
-_SNAPSHOT_FRAGMENTS: dict[tuple[SnapshotInfo, int, bool], tuple[Fragment, int]] = {}
+# omitted (the default), another layout, hence part of the key. Found by identity, as above.
+_SNAPSHOT_FRAGMENTS: dict[tuple[int, int, bool], tuple[SnapshotInfo, Fragment, int]] = {}
 
 
 def _snapshot_table(b: Builder, info: SnapshotInfo, parent: int) -> int:
     """Write one ``SnapshotInfo`` table (with its message, metadata and pruned logs)."""
-    key = (info, b.offset() % 8, parent == 0)
+    key = (id(info), b.offset() % 8, parent == 0)
     cached = _SNAPSHOT_FRAGMENTS.get(key)
-    if cached is not None:
-        fragment, parent_ref = cached
+    if cached is not None and cached[0] is info:
+        _, fragment, parent_ref = cached
         ref = b.replay(fragment, ((parent_ref, parent),) if parent_ref else ())
         if ref is not None:
             return ref
@@ -201,7 +203,7 @@ def _snapshot_table(b: Builder, info: SnapshotInfo, parent: int) -> int:
     if recorded is not None:
         if len(_SNAPSHOT_FRAGMENTS) >= _MAX_FRAGMENTS:
             _SNAPSHOT_FRAGMENTS.clear()
-        _SNAPSHOT_FRAGMENTS[key] = (recorded, parent_ref - token[0] if parent_ref else 0)
+        _SNAPSHOT_FRAGMENTS[key] = (info, recorded, parent_ref - token[0] if parent_ref else 0)
     return ref
 
 
