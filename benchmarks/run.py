@@ -12,6 +12,7 @@ Usage::
     python benchmarks/run.py              # every implementation and case, 5 repetitions
     python benchmarks/run.py --impl pyicechunk,icechunk --case tiny_commits --repeat 3
     python benchmarks/run.py --quick      # small sizes, 1 repetition
+    python benchmarks/run.py --impl pyicechunk,pyicechunk-nosync,icechunk --case tiny_commits
 
 The markdown table goes to stdout and to ``benchmarks/results/latest.md`` (raw timings and
 counts to ``latest.json``). A measurement that fails is reported in the table and makes the
@@ -56,6 +57,8 @@ class Impl:
     python: Callable[[], str]
     # Reported as n/a when its probe fails, instead of stopping the run.
     optional: bool = False
+    # Run when --impl is not given (the no-sync variants are asked for by name).
+    default: bool = True
 
 
 IMPLS: dict[str, Impl] = {
@@ -64,11 +67,21 @@ IMPLS: dict[str, Impl] = {
     "zarr": Impl("zarr LocalStore", _this_python),
     "icechunk2": Impl("icechunk 2.3.0 (spec 2)", icechunk2_python),
     "pyicechunk2": Impl("pyicechunk (spec 2)", _this_python, optional=True),
+    "pyicechunk-nosync": Impl("pyicechunk (spec 1, no sync)", _this_python, default=False),
+    "pyicechunk2-nosync": Impl(
+        "pyicechunk (spec 2, no sync)", _this_python, optional=True, default=False
+    ),
 }
+DEFAULT_IMPLS = [name for name, impl in IMPLS.items() if impl.default]
 FLOOR = "zarr"
 OURS = "pyicechunk"
 # Ratio columns: (label, ours, reference), each ratio between repositories of one spec version.
-PAIRS = (("spec 1", "pyicechunk", "icechunk"), ("spec 2", "pyicechunk2", "icechunk2"))
+PAIRS = (
+    ("spec 1", "pyicechunk", "icechunk"),
+    ("spec 2", "pyicechunk2", "icechunk2"),
+    ("spec 1 no sync", "pyicechunk-nosync", "icechunk"),
+    ("spec 2 no sync", "pyicechunk2-nosync", "icechunk2"),
+)
 
 
 @dataclass(frozen=True)
@@ -141,6 +154,13 @@ TARGETS = {
     ("spec 2", "small_commits", "ancestry"): 1.0,
     ("spec 2", "read_split", "total"): 1.2,
     **{(pair, c, p): t for pair in ("spec 1", "spec 2") for (c, p), t in _BOTH_SPECS.items()},
+    # Without syncs pyicechunk does what the references do, so the small-operation targets
+    # apply as they are, and (f) commits has the issue's no-sync target.
+    **{
+        (pair, c, p): 1.0 if (c, p) == ("tiny_commits", "commits") else t
+        for pair in ("spec 1 no sync", "spec 2 no sync")
+        for (c, p), t in _BOTH_SPECS.items()
+    },
 }
 
 
@@ -168,8 +188,11 @@ def parse_args(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--impl",
-        default=",".join(IMPLS),
-        help=f"comma-separated implementations to compare (default: {','.join(IMPLS)})",
+        default=",".join(DEFAULT_IMPLS),
+        help=(
+            f"comma-separated implementations to compare (default: {','.join(DEFAULT_IMPLS)}; "
+            f"also: {','.join(i for i in IMPLS if i not in DEFAULT_IMPLS)})"
+        ),
     )
     parser.add_argument(
         "--case",
@@ -460,8 +483,13 @@ def report(results: Results, opts: Options) -> str:
     lines.append(
         "- targets (ours/ref, same spec version) from the project's issues: small operations "
         "(f) to (i) on both specs, spec 2 (a) to (e), manifest splitting (j); (f) commits ≤ 1.3 "
-        "is with durability on (≤ 1.0 is the target with it off)."
+        "is with durability on (≤ 1.0 is the target with it off, in the no-sync columns)."
     )
+    if any(i.endswith("-nosync") for i in impls):
+        lines.append(
+            "- no sync: pyicechunk with local_filesystem_storage(path, durable=False), which "
+            "makes no fsync at all, as the references; a power loss may lose its recent commits."
+        )
     for impl, reason in results.unavailable.items():
         lines.append(f"- {IMPLS[impl].label}: n/a (not supported yet: {reason})")
     for case, errors in results.failures.items():
