@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from pyicechunk import progress
 from pyicechunk.asset_manager import AssetManager
-from pyicechunk.exceptions import IcechunkError
+from pyicechunk.exceptions import ErrorKind, IcechunkError, ReadOnlyError
 from pyicechunk.format.ids import INITIAL_SNAPSHOT_ID, encode_id
 from pyicechunk.format.repo_info import (
     ExpirationRan,
@@ -273,13 +273,18 @@ async def expire_snapshots(
             "the storage used by this Icechunk repository is read-only: Cannot expire snapshots",
             kind="read-only-storage",
         )
-    info = await state.repo_info()
-    if info is not None:
-        if not info.status.is_online:
-            raise read_only_error(info.status, "Cannot expire")
-        ids = await _expire_repo_info(
-            state, older_than, delete_expired_branches, delete_expired_tags
-        )
+    if state.spec_version >= 2:
+        # One read of `repo`: the update's own. It refuses a read-only status before editing;
+        # only then is `repo` read again, to say so in the reference's words.
+        try:
+            ids = await _expire_repo_info(
+                state, older_than, delete_expired_branches, delete_expired_tags
+            )
+        except ReadOnlyError as e:
+            info = await state.repo_info()
+            if e.kind != ErrorKind.READ_ONLY_REPOSITORY or info is None or info.status.is_online:
+                raise
+            raise read_only_error(info.status, "Cannot expire") from None
         return {encode_id(i) for i in ids}
     refs = await state.refs()
     history = await state.history()
