@@ -18,7 +18,7 @@ from typing import Any
 
 from pyicechunk._readonly import ReadOnly
 from pyicechunk._repr import Block, Shown, qualified
-from pyicechunk._sync import sync
+from pyicechunk._sync import blocking_twin, sync
 from pyicechunk._time import datetime_to_micros
 from pyicechunk.attribution import Attribution
 from pyicechunk.config import RepositoryConfig, StorageSettings
@@ -400,15 +400,16 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         persisted.storage = storage
         return persisted
 
-    def save_config(self) -> None:
-        """Persist the current configuration (``Repo.config`` in spec 2, ``config.yaml`` in 1)."""
-        sync(self.save_config_async())
-
     async def save_config_async(self) -> None:
         """Async version of :meth:`save_config`."""
         self._config_version = await self._state.save_config(
             self._persisted_config(), self._config_version
         )
+
+    save_config = blocking_twin(
+        save_config_async,
+        "Persist the current configuration (``Repo.config`` in spec 2, ``config.yaml`` in 1).",
+    )
 
     def reopen(
         self,
@@ -499,19 +500,6 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
 
     # -- sessions -----------------------------------------------------------------------------
 
-    def readonly_session(
-        self,
-        branch: str | None = None,
-        *,
-        tag: str | None = None,
-        snapshot_id: str | None = None,
-        as_of: dt.datetime | None = None,
-    ) -> Session:
-        """A read-only session at a branch tip (optionally as of a time), a tag or a snapshot."""
-        return sync(
-            self.readonly_session_async(branch, tag=tag, snapshot_id=snapshot_id, as_of=as_of)
-        )
-
     async def readonly_session_async(
         self,
         branch: str | None = None,
@@ -543,9 +531,10 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         start_preload(self._ctx.assets, self._ctx.config, snapshot)
         return Session(SessionCore(self._ctx, snapshot, branch=None, read_only=True))
 
-    def writable_session(self, branch: str) -> Session:
-        """A session that records changes and commits them to ``branch``."""
-        return sync(self.writable_session_async(branch))
+    readonly_session = blocking_twin(
+        readonly_session_async,
+        "A read-only session at a branch tip (optionally as of a time), a tag or a snapshot.",
+    )
 
     async def writable_session_async(self, branch: str) -> Session:
         """Async version of :meth:`writable_session`."""
@@ -560,22 +549,9 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         )
         return Session(core)
 
-    def rearrange_session(self, branch: str) -> Session:
-        """A session on ``branch`` that only moves groups and arrays (:meth:`Session.move`).
-
-        Its commit records the moves alone: node ids, metadata and chunks are kept, nothing is
-        copied. Spec 2 only; the ``move_node`` feature flag must be on.
-
-        Raises
-        ------
-        FormatError
-            On a spec-1 repository (kind ``unsupported-spec-version``).
-        SessionStateError
-            The ``move_node`` feature flag is off (kind ``feature-flag-disabled``).
-        ReadOnlyError
-            The repository or its storage is read-only.
-        """
-        return sync(self.rearrange_session_async(branch))
+    writable_session = blocking_twin(
+        writable_session_async, "A session that records changes and commits them to ``branch``."
+    )
 
     async def rearrange_session_async(self, branch: str) -> Session:
         """Async version of :meth:`rearrange_session`."""
@@ -598,6 +574,24 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         )
         return Session(core)
 
+    rearrange_session = blocking_twin(
+        rearrange_session_async,
+        """A session on ``branch`` that only moves groups and arrays (:meth:`Session.move`).
+
+        Its commit records the moves alone: node ids, metadata and chunks are kept, nothing is
+        copied. Spec 2 only; the ``move_node`` feature flag must be on.
+
+        Raises
+        ------
+        FormatError
+            On a spec-1 repository (kind ``unsupported-spec-version``).
+        SessionStateError
+            The ``move_node`` feature flag is off (kind ``feature-flag-disabled``).
+        ReadOnlyError
+            The repository or its storage is read-only.
+        """,
+    )
+
     @contextlib.contextmanager
     def transaction(
         self,
@@ -617,44 +611,33 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
 
     # -- refs ---------------------------------------------------------------------------------
 
-    def list_branches(self) -> set[str]:
-        """Names of all branches."""
-        return sync(self.list_branches_async())
-
     async def list_branches_async(self) -> set[str]:
         """Async version of :meth:`list_branches`."""
         return set((await self._state.refs()).branches)
 
-    def lookup_branch(self, branch: str) -> str:
-        """The snapshot id a branch points at."""
-        return sync(self.lookup_branch_async(branch))
+    list_branches = blocking_twin(list_branches_async, "Names of all branches.")
 
     async def lookup_branch_async(self, branch: str) -> str:
         """Async version of :meth:`lookup_branch`."""
         return encode_id(await self._state.branch_tip(branch))
 
-    def create_branch(self, branch: str, snapshot_id: str) -> None:
-        """Create a branch pointing at a snapshot."""
-        sync(self.create_branch_async(branch, snapshot_id))
+    lookup_branch = blocking_twin(lookup_branch_async, "The snapshot id a branch points at.")
 
     async def create_branch_async(self, branch: str, snapshot_id: str) -> None:
         """Async version of :meth:`create_branch`."""
         self._state.validate_ref_name(branch)
         await self._state.create_branch(branch, parse_snapshot_id(snapshot_id))
 
-    def delete_branch(self, branch: str) -> None:
-        """Delete a branch (never ``main``); its snapshots stay until garbage collection."""
-        sync(self.delete_branch_async(branch))
+    create_branch = blocking_twin(create_branch_async, "Create a branch pointing at a snapshot.")
 
     async def delete_branch_async(self, branch: str) -> None:
         """Async version of :meth:`delete_branch`."""
         await self._state.delete_branch(branch)
 
-    def reset_branch(
-        self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
-    ) -> None:
-        """Point a branch at any existing snapshot (only if at ``from_snapshot_id``, if given)."""
-        sync(self.reset_branch_async(branch, snapshot_id, from_snapshot_id=from_snapshot_id))
+    delete_branch = blocking_twin(
+        delete_branch_async,
+        "Delete a branch (never ``main``); its snapshots stay until garbage collection.",
+    )
 
     async def reset_branch_async(
         self, branch: str, snapshot_id: str, *, from_snapshot_id: str | None = None
@@ -664,38 +647,40 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         expected = parse_snapshot_id(from_snapshot_id) if from_snapshot_id is not None else None
         await self._state.reset_branch(branch, sid, expected)
 
-    def list_tags(self) -> set[str]:
-        """Names of all tags (deleted ones excluded)."""
-        return sync(self.list_tags_async())
+    reset_branch = blocking_twin(
+        reset_branch_async,
+        "Point a branch at any existing snapshot (only if at ``from_snapshot_id``, if given).",
+    )
 
     async def list_tags_async(self) -> set[str]:
         """Async version of :meth:`list_tags`."""
         return set((await self._state.refs()).tags)
 
-    def lookup_tag(self, tag: str) -> str:
-        """The snapshot id a tag points at."""
-        return sync(self.lookup_tag_async(tag))
+    list_tags = blocking_twin(list_tags_async, "Names of all tags (deleted ones excluded).")
 
     async def lookup_tag_async(self, tag: str) -> str:
         """Async version of :meth:`lookup_tag`."""
         return encode_id(await self._state.tag_target(tag))
 
-    def create_tag(self, tag: str, snapshot_id: str) -> None:
-        """Create an immutable tag; a deleted tag's name can never be used again."""
-        sync(self.create_tag_async(tag, snapshot_id))
+    lookup_tag = blocking_twin(lookup_tag_async, "The snapshot id a tag points at.")
 
     async def create_tag_async(self, tag: str, snapshot_id: str) -> None:
         """Async version of :meth:`create_tag`."""
         self._state.validate_ref_name(tag)
         await self._state.create_tag(tag, parse_snapshot_id(snapshot_id))
 
-    def delete_tag(self, tag: str) -> None:
-        """Delete a tag (writes a tombstone; the name cannot be reused)."""
-        sync(self.delete_tag_async(tag))
+    create_tag = blocking_twin(
+        create_tag_async,
+        "Create an immutable tag; a deleted tag's name can never be used again.",
+    )
 
     async def delete_tag_async(self, tag: str) -> None:
         """Async version of :meth:`delete_tag`."""
         await self._state.delete_tag(tag)
+
+    delete_tag = blocking_twin(
+        delete_tag_async, "Delete a tag (writes a tombstone; the name cannot be reused)."
+    )
 
 
 def _with_settings(storage: Storage, config: RepositoryConfig) -> Storage:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pyicechunk._repr import Block, Shown, session_block
-from pyicechunk._sync import sync
+from pyicechunk._sync import blocking_twin, sync
 from pyicechunk.change_set import ChangeSet
 from pyicechunk.exceptions import IcechunkError, SessionStateError
 from pyicechunk.format.ids import encode_id
@@ -312,9 +312,14 @@ class Session(Shown):
             rebase_tries=rebase_tries,
         )
 
-    def amend(
+    async def amend_async(
         self, message: str, metadata: dict[str, Any] | None = None, *, allow_empty: bool = False
     ) -> str:
+        """Async version of :meth:`amend`."""
+        return await self._core.amend(message, metadata, allow_empty=allow_empty)
+
+    amend = blocking_twin(
+        amend_async,
         """Replace the branch tip with a new snapshot holding its changes plus this session's.
 
         The new snapshot's parent is the tip's parent, so the tip leaves the branch history
@@ -343,14 +348,8 @@ class Session(Shown):
             The branch moved since the session started.
         IcechunkError
             A read-only session, or the tip is the repository's initial snapshot.
-        """
-        return sync(self.amend_async(message, metadata, allow_empty=allow_empty))
-
-    async def amend_async(
-        self, message: str, metadata: dict[str, Any] | None = None, *, allow_empty: bool = False
-    ) -> str:
-        """Async version of :meth:`amend`."""
-        return await self._core.amend(message, metadata, allow_empty=allow_empty)
+        """,
+    )
 
     def flush(self, message: str, metadata: dict[str, Any] | None = None) -> str:
         """Write a snapshot of the changes without moving any branch.

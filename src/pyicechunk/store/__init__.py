@@ -17,7 +17,7 @@ from zarr.abc.store import Store
 from zarr.core.buffer import Buffer, BufferPrototype
 
 from pyicechunk._repr import Block, Shown, session_block
-from pyicechunk._sync import sync
+from pyicechunk._sync import blocking_twin, sync
 from pyicechunk.exceptions import IcechunkError, KeyNotFoundError
 from pyicechunk.session.facade import PICKLE_WRITABLE, wrap_core
 from pyicechunk.session.refusals import READ_ONLY_STORE
@@ -636,50 +636,6 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
         )
         return total + sum(sizes)
 
-    def set_virtual_ref(
-        self,
-        key: str,
-        location: str,
-        *,
-        offset: int,
-        length: int,
-        checksum: str | datetime | None = None,
-        validate_container: bool = True,
-    ) -> None:
-        """Point a chunk at a byte range of an object outside the repository.
-
-        Parameters
-        ----------
-        key
-            The chunk key, e.g. ``array/c/0/0``.
-        location
-            The URL of the object, e.g. ``s3://bucket/file.nc``.
-        offset
-            Where the chunk starts in the object.
-        length
-            The chunk's length in bytes.
-        checksum
-            An ETag (str) or a last-modified bound (datetime); reads fail if the object changed.
-        validate_container
-            Refuse locations that match no configured virtual chunk container.
-
-        Raises
-        ------
-        IcechunkError
-            For a read-only session, a metadata key, an invalid key, or (with validation) a
-            location outside every virtual chunk container.
-        """
-        sync(
-            self.set_virtual_ref_async(
-                key,
-                location,
-                offset=offset,
-                length=length,
-                checksum=checksum,
-                validate_container=validate_container,
-            )
-        )
-
     async def set_virtual_ref_async(
         self,
         key: str,
@@ -713,37 +669,32 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
             path, coords, location, offset, length, checksum, validate_container
         )
 
-    def set_virtual_refs(
-        self,
-        array_path: str,
-        chunks: builtins.list[VirtualChunkSpecLike],
-        *,
-        validate_containers: bool = True,
-    ) -> builtins.list[tuple[int, ...]] | None:
-        """Set many virtual chunk references of one array.
+    set_virtual_ref = blocking_twin(
+        set_virtual_ref_async,
+        """Point a chunk at a byte range of an object outside the repository.
 
         Parameters
         ----------
-        array_path
-            The array's path, absolute (``/a/b``) or relative (``a/b``).
-        chunks
-            The references, as `VirtualChunkSpec` objects.
-        validate_containers
-            Skip references whose location matches no virtual chunk container.
-
-        Returns
-        -------
-        list of tuple of int, or None
-            None if every reference was set, else the indices of the skipped ones.
+        key
+            The chunk key, e.g. ``array/c/0/0``.
+        location
+            The URL of the object, e.g. ``s3://bucket/file.nc``.
+        offset
+            Where the chunk starts in the object.
+        length
+            The chunk's length in bytes.
+        checksum
+            An ETag (str) or a last-modified bound (datetime); reads fail if the object changed.
+        validate_container
+            Refuse locations that match no configured virtual chunk container.
 
         Raises
         ------
         IcechunkError
-            For a read-only session or a chunk index outside the grid.
-        """
-        return sync(
-            self.set_virtual_refs_async(array_path, chunks, validate_containers=validate_containers)
-        )
+            For a read-only session, a metadata key, an invalid key, or (with validation) a
+            location outside every virtual chunk container.
+        """,
+    )
 
     async def set_virtual_refs_async(
         self,
@@ -793,3 +744,28 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
                     raise
                 failed.append(coords)
         return failed or None
+
+    set_virtual_refs = blocking_twin(
+        set_virtual_refs_async,
+        """Set many virtual chunk references of one array.
+
+        Parameters
+        ----------
+        array_path
+            The array's path, absolute (``/a/b``) or relative (``a/b``).
+        chunks
+            The references, as `VirtualChunkSpec` objects.
+        validate_containers
+            Skip references whose location matches no virtual chunk container.
+
+        Returns
+        -------
+        list of tuple of int, or None
+            None if every reference was set, else the indices of the skipped ones.
+
+        Raises
+        ------
+        IcechunkError
+            For a read-only session or a chunk index outside the grid.
+        """,
+    )
