@@ -8,32 +8,19 @@
 * :mod:`.v2`: what spec 2 adds (compressed virtual locations).
 """
 
-from pyicechunk.format.manifest.chunk_refs import (
-    INLINE,
-    NATIVE,
-    VIRTUAL,
-    ChunkPayload,
-    InlinePayload,
-    NativePayload,
-    RefColumns,
-    VirtualPayload,
-)
+from pyicechunk.format.manifest import chunk_refs
+
+# The payload kinds and ref columns are the package's: chunk_refs' __all__ lists them.
+from pyicechunk.format.manifest.chunk_refs import *  # noqa: F403
 from pyicechunk.format.manifest.codec import decode_manifest, encode_manifest
 from pyicechunk.format.manifest.model import ArrayManifest, Manifest
 from pyicechunk.format.manifest.v2 import LocationCompression
 
 __all__ = [
-    "INLINE",
-    "NATIVE",
-    "VIRTUAL",
     "ArrayManifest",
-    "ChunkPayload",
-    "InlinePayload",
     "LocationCompression",
     "Manifest",
-    "NativePayload",
-    "RefColumns",
-    "VirtualPayload",
     "decode_manifest",
     "encode_manifest",
 ]
+__all__ += chunk_refs.__all__

@@ -16,6 +16,17 @@ import numpy.typing as npt
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.arrays import U8, U32
 
+__all__ = [
+    "INLINE",
+    "NATIVE",
+    "VIRTUAL",
+    "ChunkPayload",
+    "InlinePayload",
+    "NativePayload",
+    "RefColumns",
+    "VirtualPayload",
+]
+
 INLINE, NATIVE, VIRTUAL = 0, 1, 2
 
 Blob = bytes | bytearray | memoryview | U8

@@ -7,30 +7,17 @@
   of each version in :mod:`.v1` (FORMAT-V1 §4) and :mod:`.v2` (FORMAT-V2 §7).
 """
 
+from pyicechunk.format.snapshot import model
 from pyicechunk.format.snapshot.codec import decode_snapshot, encode_snapshot
 from pyicechunk.format.snapshot.metadata import decode_metadata_value, encode_metadata_value
-from pyicechunk.format.snapshot.model import (
-    ArrayNodeData,
-    DimensionShape,
-    ManifestFileInfo,
-    ManifestRef,
-    NodeSnapshot,
-    Snapshot,
-    initial_snapshot,
-    validate_path,
-)
+
+# The model's names are the package's: its __all__ is the one list of them.
+from pyicechunk.format.snapshot.model import *  # noqa: F403
 
 __all__ = [
-    "ArrayNodeData",
-    "DimensionShape",
-    "ManifestFileInfo",
-    "ManifestRef",
-    "NodeSnapshot",
-    "Snapshot",
     "decode_metadata_value",
     "decode_snapshot",
     "encode_metadata_value",
     "encode_snapshot",
-    "initial_snapshot",
-    "validate_path",
 ]
+__all__ += model.__all__

@@ -13,6 +13,17 @@ from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.header import SPEC_V1
 from pyicechunk.format.ids import INITIAL_SNAPSHOT_ID
 
+__all__ = [
+    "ArrayNodeData",
+    "DimensionShape",
+    "ManifestFileInfo",
+    "ManifestRef",
+    "NodeSnapshot",
+    "Snapshot",
+    "initial_snapshot",
+    "validate_path",
+]
+
 INITIAL_MESSAGE = "Repository initialized"
 
 
