@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import pickle
 import threading
 import uuid
@@ -40,6 +41,7 @@ from pyicechunk.testing.faults import FaultPlan, FaultyBackend, InjectedFault
 __all__ = ["StorageTests"]
 
 _T = TypeVar("_T")
+_S = TypeVar("_S")
 
 
 def _async_test(test: Callable[..., Coroutine[Any, Any, _T]]) -> Callable[..., _T]:
@@ -50,6 +52,14 @@ def _async_test(test: Callable[..., Coroutine[Any, Any, _T]]) -> Callable[..., _
         return asyncio.run(test(*args, **kwargs))
 
     return run
+
+
+def _async_tests(suite: type[_S]) -> type[_S]:
+    """Make every ``async def test_*`` of ``suite`` a test that runs it with :func:`_async_test`."""
+    for name, member in list(vars(suite).items()):
+        if name.startswith("test_") and inspect.iscoroutinefunction(member):
+            setattr(suite, name, _async_test(member))
+    return suite
 
 
 _DATA = bytes(range(256)) * 4  # 1 KiB with every byte value, so ranges are recognisable
@@ -68,6 +78,7 @@ async def _increment(backend: StorageBackend, key: str) -> int:
         lost += 1
 
 
+@_async_tests
 class StorageTests:
     """Behaviour every storage backend must have; subclass and override ``storage_backend``."""
 
@@ -78,7 +89,6 @@ class StorageTests:
 
     # --- plain reads and writes -----------------------------------------------------------
 
-    @_async_test
     async def test_get_missing_raises_object_not_found(
         self, storage_backend: StorageBackend
     ) -> None:
@@ -90,7 +100,6 @@ class StorageTests:
         with pytest.raises(ObjectNotFoundError):
             await storage_backend.get("chunks/NOPE", RangeByteRequest(0, 1))
 
-    @_async_test
     async def test_put_then_get(self, storage_backend: StorageBackend) -> None:
         await storage_backend.put("chunks/A", _DATA)
         await storage_backend.put("empty", b"")
@@ -100,13 +109,11 @@ class StorageTests:
         assert await storage_backend.get("a/b/c/d/e") == b"deep"
         assert (await storage_backend.get_versioned("chunks/A"))[0] == _DATA
 
-    @_async_test
     async def test_put_overwrites(self, storage_backend: StorageBackend) -> None:
         await storage_backend.put("config.yaml", b"first version, longer")
         await storage_backend.put("config.yaml", b"second")
         assert await storage_backend.get("config.yaml") == b"second"
 
-    @_async_test
     async def test_put_accepts_bytes_like(self, storage_backend: StorageBackend) -> None:
         await storage_backend.put("a", bytearray(b"from bytearray"))  # type: ignore[arg-type]
         await storage_backend.put("b", memoryview(b"from memoryview"))
@@ -129,7 +136,6 @@ class StorageTests:
             (SuffixByteRequest(4096), slice(0, None)),
         ],
     )
-    @_async_test
     async def test_get_byte_range(
         self, storage_backend: StorageBackend, byte_range: ByteRequest, expected: slice
     ) -> None:
@@ -147,7 +153,6 @@ class StorageTests:
             (SuffixByteRequest(-3), "suffix=-3 is negative"),
         ],
     )
-    @_async_test
     async def test_bad_byte_range_raises(
         self, storage_backend: StorageBackend, byte_range: ByteRequest, message: str
     ) -> None:
@@ -158,7 +163,6 @@ class StorageTests:
         assert not isinstance(info.value, ObjectNotFoundError)
 
     @pytest.mark.parametrize("key", ["", "/abs", "a//b", "../escape", "a/../../b", "a/./b", "a/"])
-    @_async_test
     async def test_invalid_keys_rejected(self, storage_backend: StorageBackend, key: str) -> None:
         for operation in (
             storage_backend.put(key, b"x"),
@@ -173,7 +177,6 @@ class StorageTests:
 
     # --- conditional writes ---------------------------------------------------------------
 
-    @_async_test
     async def test_put_if_absent(self, storage_backend: StorageBackend) -> None:
         key = "refs/tag.v1/ref.json"
         assert await storage_backend.put_if_absent(key, b"one")
@@ -183,7 +186,6 @@ class StorageTests:
         assert await storage_backend.put_if_absent(key, b"three")
         assert await storage_backend.get(key) == b"three"
 
-    @_async_test
     async def test_put_if_absent_race_has_one_winner(self, storage_backend: StorageBackend) -> None:
         key = "refs/branch.race/ref.json"
         payloads = [f"writer {i}".encode() for i in range(32)]
@@ -191,7 +193,6 @@ class StorageTests:
         assert sum(won) == 1
         assert await storage_backend.get(key) == payloads[won.index(True)]
 
-    @_async_test
     async def test_put_if_version_swaps_once(self, storage_backend: StorageBackend) -> None:
         key = "refs/branch.main/ref.json"
         await storage_backend.put(key, b"v1")
@@ -205,7 +206,6 @@ class StorageTests:
         assert await storage_backend.put_if_version(key, b"v4", newer)
         assert await storage_backend.get(key) == b"v4"
 
-    @_async_test
     async def test_version_changes_on_identical_rewrite(
         self, storage_backend: StorageBackend
     ) -> None:
@@ -218,7 +218,6 @@ class StorageTests:
         assert not await storage_backend.put_if_version(key, b"lost update", before)
         assert await storage_backend.get(key) == b"same"
 
-    @_async_test
     async def test_put_if_version_on_missing_object(self, storage_backend: StorageBackend) -> None:
         key = "refs/branch.gone/ref.json"
         assert not await storage_backend.put_if_version(key, b"x", ObjectVersion("1"))
@@ -228,7 +227,6 @@ class StorageTests:
         assert not await storage_backend.put_if_version(key, b"y", version)
         assert not await storage_backend.exists(key)
 
-    @_async_test
     async def test_concurrent_compare_and_swap_loses_no_update(
         self, storage_backend: StorageBackend
     ) -> None:
@@ -264,7 +262,6 @@ class StorageTests:
 
     # --- lost responses to conditional writes ---------------------------------------------
 
-    @_async_test
     async def test_conditional_writes_carry_write_ids(
         self, storage_backend: StorageBackend
     ) -> None:
@@ -285,7 +282,6 @@ class StorageTests:
         assert await storage_backend._read_write_id(key) is None
 
     @pytest.mark.parametrize("resend", [False, True], ids=["lost", "lost-then-resent"])
-    @_async_test
     async def test_lost_response_to_a_conditional_write_is_success(
         self, storage_backend: StorageBackend, resend: bool
     ) -> None:
@@ -312,7 +308,6 @@ class StorageTests:
         assert lossy.injected["put_if_absent"] == lossy.injected["put_if_version"] == 1
 
     @pytest.mark.parametrize("resend", [False, True], ids=["lost", "lost-then-resent"])
-    @_async_test
     async def test_lost_response_to_a_genuine_conflict_is_no_success(
         self, storage_backend: StorageBackend, resend: bool
     ) -> None:
@@ -333,7 +328,6 @@ class StorageTests:
                     await attempt
         assert await storage_backend.get(key) == b"theirs again"
 
-    @_async_test
     async def test_failed_read_back_is_an_error_not_an_answer(
         self, storage_backend: StorageBackend
     ) -> None:
@@ -350,7 +344,6 @@ class StorageTests:
 
     # --- delete, exists, head, list -------------------------------------------------------
 
-    @_async_test
     async def test_delete(self, storage_backend: StorageBackend) -> None:
         await storage_backend.put("chunks/A", b"a")
         await storage_backend.delete("chunks/A")
@@ -360,7 +353,6 @@ class StorageTests:
         await storage_backend.delete("chunks/A")  # missing is fine
         await storage_backend.delete("never/existed")
 
-    @_async_test
     async def test_delete_many_counts_deleted(self, storage_backend: StorageBackend) -> None:
         keys = ["chunks/A", "chunks/B", "manifests/C", "snapshots/D"]
         for key in keys:
@@ -370,7 +362,6 @@ class StorageTests:
         assert [info.key for info in await storage_backend.list("")] == ["snapshots/D"]
         assert await storage_backend.delete_many([]) == 0
 
-    @_async_test
     async def test_exists_and_head(self, storage_backend: StorageBackend) -> None:
         before = datetime.now(UTC) - timedelta(seconds=2)
         await storage_backend.put("manifests/M", _DATA)
@@ -386,7 +377,6 @@ class StorageTests:
         assert await storage_backend.head("manifests/N") is None
         assert await storage_backend.head("manifests") is None
 
-    @_async_test
     async def test_list_sorted_with_prefixes(self, storage_backend: StorageBackend) -> None:
         keys = [
             "snapshots/1CECHNKREP0F1RSTCMT0",
@@ -424,14 +414,12 @@ class StorageTests:
         sizes = {info.key: info.size for info in await storage_backend.list("")}
         assert sizes == {key: size for size, key in enumerate(keys)}
 
-    @_async_test
     async def test_list_empty_store(self, storage_backend: StorageBackend) -> None:
         assert await storage_backend.list("") == []
         assert await storage_backend.list("refs/") == []
 
     # --- handles --------------------------------------------------------------------------
 
-    @_async_test
     async def test_pickled_backend_sees_the_same_objects(
         self, storage_backend: StorageBackend
     ) -> None:
