@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from pyicechunk._enum import NamedIntEnum
@@ -91,16 +91,7 @@ class Diff:
 
     def is_empty(self) -> bool:
         """Whether nothing changed."""
-        return not (
-            self.new_groups
-            or self.new_arrays
-            or self.deleted_groups
-            or self.deleted_arrays
-            or self.updated_groups
-            or self.updated_arrays
-            or self.updated_chunks
-            or self.moved_nodes
-        )
+        return not any(getattr(self, f.name) for f in fields(self))
 
     def __str__(self) -> str:
         sections = (

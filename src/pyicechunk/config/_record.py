@@ -16,6 +16,7 @@ merges, and are written back when the config is saved, so that saving never drop
 from __future__ import annotations
 
 import copy
+import dataclasses
 import enum
 import inspect
 import types
@@ -38,6 +39,7 @@ class _NoDefault(enum.Enum):
 _NO_DEFAULT = _NoDefault.TOKEN
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class _Field(Descriptor[T]):
     """One field of a record, validated by ``check`` on every assignment.
 
@@ -58,41 +60,29 @@ class _Field(Descriptor[T]):
         reference shows None for some (a preload condition, split sizes).
     nested
         Merge the value field by field (it is a record itself) instead of replacing it.
-    effective, effective_factory
+    unset_effective, effective_factory
         The value the library uses while the field is unset (``None``), or a function that
         makes it.
     """
 
-    def __init__(
-        self,
-        check: Callable[[str, object], T],
-        *,
-        default: T | _NoDefault,
-        init: bool,
-        kw_only: bool,
-        repr: bool,
-        show_effective: bool,
-        nested: bool,
-        effective: object,
-        effective_factory: Callable[[], object] | None,
-    ) -> None:
-        self._check = check
-        self.default = default
-        self.init = init
-        self.kw_only = kw_only
-        self.repr = repr
-        self.show_effective = show_effective
-        self.nested = nested
-        self._effective = effective
-        self._effective_factory = effective_factory
-        self.name = ""
+    check: Callable[[str, object], T]
+    _: dataclasses.KW_ONLY
+    default: T | _NoDefault
+    init: bool
+    kw_only: bool
+    repr: bool
+    show_effective: bool
+    nested: bool
+    unset_effective: object
+    effective_factory: Callable[[], object] | None
+    name: str = dataclasses.field(default="", init=False)
 
     def __set__(self, obj: object, value: object) -> None:
         self.store(obj, value)
 
     def store(self, obj: object, value: object) -> None:
         """Validate ``value`` and store it on ``obj`` (also what the constructor does)."""
-        obj.__dict__["_" + self.name] = self._check(self.name, value)
+        obj.__dict__["_" + self.name] = self.check(self.name, value)
 
     def raw(self, obj: object) -> Any:
         """The stored value, never copied."""
@@ -103,7 +93,7 @@ class _Field(Descriptor[T]):
         value = self.raw(obj)
         if value is not None:
             return copy.deepcopy(value)
-        return self._effective_factory() if self._effective_factory else self._effective
+        return self.effective_factory() if self.effective_factory else self.unset_effective
 
     def merged(self, mine: Any, theirs: Any) -> Any:
         """This field of two records merged: ``theirs`` wins where it is set."""
@@ -155,7 +145,7 @@ def _field(
         repr=repr,
         show_effective=show_effective,
         nested=nested,
-        effective=effective,
+        unset_effective=effective,
         effective_factory=effective_factory,
     )
     return cast(T, field)

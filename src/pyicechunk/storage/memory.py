@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from pyicechunk.exceptions import ObjectNotFoundError
 from pyicechunk.storage import (
-    ByteRequest,
     ConditionalWrite,
     ObjectInfo,
     ObjectVersion,
@@ -26,6 +25,7 @@ from pyicechunk.storage import (
     _check_key,
     logger,
 )
+from pyicechunk.storage.byte_range import ByteRequest
 from pyicechunk.storage.byte_range import resolve as resolve_range
 
 if TYPE_CHECKING:
