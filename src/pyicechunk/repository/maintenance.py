@@ -7,8 +7,10 @@ operations; their algorithms live in ``ops/`` and these methods give them icechu
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import warnings
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 from pyicechunk._sync import sync
 from pyicechunk._time import datetime_to_micros
@@ -17,6 +19,22 @@ from pyicechunk.session.context import RepoContext
 from pyicechunk.types import ChunkStorageStats, GCSummary
 
 __all__ = ["Maintenance"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _blocking(method: Callable[_P, Coroutine[Any, Any, _T]]) -> Callable[_P, _T]:
+    """The blocking twin of an ``<name>_async`` method, named ``<name>``: the same parameters
+    and documentation, the coroutine run to completion (:func:`~pyicechunk._sync.sync`)."""
+
+    @functools.wraps(method)
+    def blocking(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return sync(method(*args, **kwargs))
+
+    blocking.__name__ = method.__name__.removesuffix("_async")
+    blocking.__qualname__ = method.__qualname__.removesuffix("_async")
+    return blocking
 
 
 def _check_limits(**limits: int | None) -> None:
@@ -30,6 +48,16 @@ def _check_limits(**limits: int | None) -> None:
             raise ValueError(f"invalid zero value for {name}")
 
 
+def _check_manifest_limits(snapshots: int, compressed: int, decoded: int, fetches: int) -> None:
+    """:func:`_check_limits` for the limits of every operation that reads all manifests."""
+    _check_limits(
+        max_snapshots_in_memory=snapshots,
+        max_compressed_manifest_mem_bytes=compressed,
+        max_decoded_manifest_mem_bytes=decoded,
+        max_concurrent_manifest_fetches=fetches,
+    )
+
+
 class Maintenance:
     """The maintenance methods of :class:`~pyicechunk.Repository`."""
 
@@ -37,7 +65,7 @@ class Maintenance:
 
     # -- maintenance --------------------------------------------------------------------------
 
-    def chunk_storage_stats(
+    async def chunk_storage_stats_async(
         self,
         *,
         max_snapshots_in_memory: int = 50,
@@ -57,37 +85,21 @@ class Maintenance:
         OverflowError
             A limit is negative.
         """
-        return sync(
-            self.chunk_storage_stats_async(
-                max_snapshots_in_memory=max_snapshots_in_memory,
-                max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
-                max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
-                max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
-            )
-        )
-
-    async def chunk_storage_stats_async(
-        self,
-        *,
-        max_snapshots_in_memory: int = 50,
-        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
-        max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
-        max_concurrent_manifest_fetches: int = 500,
-    ) -> ChunkStorageStats:
-        """Async version of :meth:`chunk_storage_stats`."""
         from pyicechunk.ops.stats import chunk_storage_stats
 
-        _check_limits(
-            max_snapshots_in_memory=max_snapshots_in_memory,
-            max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
-            max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
-            max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
+        _check_manifest_limits(
+            max_snapshots_in_memory,
+            max_compressed_manifest_mem_bytes,
+            max_decoded_manifest_mem_bytes,
+            max_concurrent_manifest_fetches,
         )
         return await chunk_storage_stats(
             self._ctx.state,
             self._ctx.assets,
             max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
         )
+
+    chunk_storage_stats = _blocking(chunk_storage_stats_async)
 
     def total_chunks_storage(self, **kwargs: int) -> int:
         """Deprecated: use :meth:`chunk_storage_stats` (this returns its ``native_bytes``)."""
@@ -109,7 +121,7 @@ class Maintenance:
 
     # -- expiration, garbage collection, manifest rewrite -------------------------------------
 
-    def expire_snapshots(
+    async def expire_snapshots_async(
         self,
         older_than: dt.datetime,
         *,
@@ -149,34 +161,19 @@ class Maintenance:
             The storage or (spec 2) the repository's status is read-only, or a ref or
             snapshot cannot be read.
         """
-        return sync(
-            self.expire_snapshots_async(
-                older_than,
-                delete_expired_branches=delete_expired_branches,
-                delete_expired_tags=delete_expired_tags,
-            )
-        )
-
-    async def expire_snapshots_async(
-        self,
-        older_than: dt.datetime,
-        *,
-        delete_expired_branches: bool = False,
-        delete_expired_tags: bool = False,
-    ) -> set[str]:
-        """Async version of :meth:`expire_snapshots`."""
         from pyicechunk.ops.expiration import expire_snapshots
 
-        threshold = datetime_to_micros(older_than, "older_than")
         return await expire_snapshots(
             self._ctx.state,
             self._ctx.assets,
-            threshold,
+            datetime_to_micros(older_than, "older_than"),
             delete_expired_branches=delete_expired_branches,
             delete_expired_tags=delete_expired_tags,
         )
 
-    def garbage_collect(
+    expire_snapshots = _blocking(expire_snapshots_async)
+
+    async def garbage_collect_async(
         self,
         delete_object_older_than: dt.datetime,
         *,
@@ -232,42 +229,16 @@ class Maintenance:
             ref, snapshot or manifest cannot be read, or (spec 2) concurrent changes made the
             collection start again too many times.
         """
-        return sync(
-            self.garbage_collect_async(
-                delete_object_older_than,
-                dry_run=dry_run,
-                max_snapshots_in_memory=max_snapshots_in_memory,
-                max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
-                max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
-                max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
-                max_concurrent_deletes=max_concurrent_deletes,
-                max_consecutive_delete_failures=max_consecutive_delete_failures,
-                max_concurrent_listings=max_concurrent_listings,
-            )
-        )
-
-    async def garbage_collect_async(
-        self,
-        delete_object_older_than: dt.datetime,
-        *,
-        dry_run: bool = False,
-        max_snapshots_in_memory: int = 50,
-        max_compressed_manifest_mem_bytes: int = 512 * 1024 * 1024,
-        max_decoded_manifest_mem_bytes: int = 4 * 1024 * 1024 * 1024,
-        max_concurrent_manifest_fetches: int = 500,
-        max_concurrent_deletes: int = 10,
-        max_consecutive_delete_failures: int = 50,
-        max_concurrent_listings: int | None = None,
-    ) -> GCSummary:
-        """Async version of :meth:`garbage_collect`."""
         from pyicechunk.ops.gc import garbage_collect
 
         datetime_to_micros(delete_object_older_than, "delete_object_older_than")
+        _check_manifest_limits(
+            max_snapshots_in_memory,
+            max_compressed_manifest_mem_bytes,
+            max_decoded_manifest_mem_bytes,
+            max_concurrent_manifest_fetches,
+        )
         _check_limits(
-            max_snapshots_in_memory=max_snapshots_in_memory,
-            max_compressed_manifest_mem_bytes=max_compressed_manifest_mem_bytes,
-            max_decoded_manifest_mem_bytes=max_decoded_manifest_mem_bytes,
-            max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
             max_concurrent_deletes=max_concurrent_deletes,
             max_consecutive_delete_failures=max_consecutive_delete_failures,
             max_concurrent_listings=max_concurrent_listings,
@@ -284,7 +255,9 @@ class Maintenance:
             retries=RetrySchedule.from_config(self._ctx.config),
         )
 
-    def rewrite_manifests(
+    garbage_collect = _blocking(garbage_collect_async)
+
+    async def rewrite_manifests_async(
         self,
         message: str,
         *,
@@ -309,7 +282,7 @@ class Maintenance:
         Returns
         -------
         str
-            The id of the new snapshot.
+            The id of the snapshot that has the rewritten manifests.
 
         Raises
         ------
@@ -319,23 +292,10 @@ class Maintenance:
             "error rewriting manifests": the branch does not exist or the commit failed; or
             an amend of a spec-1 repository (kind ``unsupported-operation-for-version``).
         """
-        return sync(
-            self.rewrite_manifests_async(
-                message, branch=branch, metadata=metadata, commit_method=commit_method
-            )
-        )
-
-    async def rewrite_manifests_async(
-        self,
-        message: str,
-        *,
-        branch: str,
-        metadata: dict[str, Any] | None = None,
-        commit_method: str = "new_commit",
-    ) -> str:
-        """Async version of :meth:`rewrite_manifests`."""
         from pyicechunk.ops.manifests import rewrite_manifests
 
         return await rewrite_manifests(
             self._ctx.for_session(), branch, message, metadata, commit_method
         )
+
+    rewrite_manifests = _blocking(rewrite_manifests_async)
