@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +52,7 @@ __all__ = [
 ]
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class S3StaticCredentials:
     """An access key pair for S3, optionally with a session token and an expiry.
 
@@ -66,19 +68,10 @@ class S3StaticCredentials:
         When the credentials stop being valid; None means never.
     """
 
-    __slots__ = ("access_key_id", "expires_after", "secret_access_key", "session_token")
-
-    def __init__(
-        self,
-        access_key_id: str,
-        secret_access_key: str,
-        session_token: str | None = None,
-        expires_after: datetime | None = None,
-    ) -> None:
-        self.access_key_id = access_key_id
-        self.secret_access_key = secret_access_key
-        self.session_token = session_token
-        self.expires_after = expires_after
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+    expires_after: datetime | None = None
 
     def __getstate__(self) -> tuple[Any, ...]:
         return (self.access_key_id, self.secret_access_key, self.session_token, self.expires_after)
