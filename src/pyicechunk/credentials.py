@@ -15,7 +15,7 @@ import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 __all__ = [
     "AnyAzureCredential",
@@ -96,6 +96,21 @@ class _Refreshable:
     def __init__(self, pickled_function: bytes, current: Any = None) -> None:
         self.pickled_function = pickled_function
         self.current = current
+
+    @classmethod
+    def _fetched_by(
+        cls, get_credentials: Callable[[], Any], scatter_initial_credentials: bool
+    ) -> Self:
+        """Credentials that ``get_credentials`` fetches, called once now if
+        ``scatter_initial_credentials`` (the value travels with pickles).
+
+        Raises
+        ------
+        pickle.PicklingError
+            If ``get_credentials`` cannot be pickled.
+        """
+        current = get_credentials() if scatter_initial_credentials else None
+        return cls(pickle.dumps(get_credentials), current)
 
     def getter(self) -> Callable[[], Any]:
         """The credential function, unpickled."""
@@ -335,8 +350,7 @@ def s3_refreshable_credentials(
     pickle.PicklingError
         If ``get_credentials`` cannot be pickled.
     """
-    current = get_credentials() if scatter_initial_credentials else None
-    return S3Credentials.Refreshable(pickle.dumps(get_credentials), current)
+    return S3Credentials.Refreshable._fetched_by(get_credentials, scatter_initial_credentials)
 
 
 def s3_static_credentials(
@@ -485,8 +499,7 @@ def gcs_refreshable_credentials(
     pickle.PicklingError
         If ``get_credentials`` cannot be pickled.
     """
-    current = get_credentials() if scatter_initial_credentials else None
-    return GcsCredentials.Refreshable(pickle.dumps(get_credentials), current)
+    return GcsCredentials.Refreshable._fetched_by(get_credentials, scatter_initial_credentials)
 
 
 def gcs_anonymous_credentials() -> GcsCredentials.Anonymous:
@@ -598,8 +611,7 @@ def azure_refreshable_credentials(
         Call it now and keep the result, so pickled copies of the repository or session start
         with it instead of each calling the function (the value travels with the pickle).
     """
-    current = get_credentials() if scatter_initial_credentials else None
-    return AzureCredentials.Refreshable(pickle.dumps(get_credentials), current)
+    return AzureCredentials.Refreshable._fetched_by(get_credentials, scatter_initial_credentials)
 
 
 def azure_credentials(
