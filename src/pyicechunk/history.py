@@ -70,8 +70,7 @@ class HistoryEntry:
     message
         Its commit message.
     metadata
-        Its commit metadata (spec 2: decoded on first use, see
-        :class:`~pyicechunk.format.repo_info.StoredMetadata`).
+        Its commit metadata.
     snapshot
         The snapshot the entry was read from, where the source reads snapshots to know the
         history (spec 1); None where the history is kept apart from them (spec 2).

@@ -127,7 +127,7 @@ class _Spec2History(HistorySource):
             found.parent_id,
             found.flushed_at,
             found.message,
-            found.metadata_mapping(),
+            found.metadata_values(),
             None,
             found.pruned_ancestor_tx_logs,
         )

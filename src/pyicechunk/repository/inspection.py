@@ -83,7 +83,7 @@ def _snapshot_info(
         entry.parent_id,
         entry.flushed_at,
         entry.message,
-        lambda: _copy_json(dict(entry.metadata)),
+        lambda: _copy_json(entry.metadata),
         manifests,
     )
 

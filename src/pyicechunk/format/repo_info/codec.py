@@ -33,22 +33,12 @@ from pyicechunk.format.header import (
 )
 from pyicechunk.format.ids import check_id_length, encode_id
 from pyicechunk.format.metadata_items import read_metadata_items, write_metadata_items
+from pyicechunk.format.repo_info import model
 from pyicechunk.format.repo_info.model import (
-    BranchCreated,
-    BranchDeleted,
-    BranchReset,
-    CommitAmended,
-    FeatureFlagChanged,
     MetadataItems,
-    NewCommit,
-    NewDetachedSnapshot,
     RepoInfo,
-    RepoMigrated,
     RepoStatus,
-    RepoStatusChanged,
     SnapshotInfo,
-    TagCreated,
-    TagDeleted,
     Update,
     UpdateAction,
 )
@@ -80,41 +70,41 @@ def _action_table(b: Builder, action: UpdateAction) -> int:
         value = getattr(action, attr, None)
         if value is not None:
             strings[attr] = b.create_string(value)
-    status = _status_table(b, action.status) if isinstance(action, RepoStatusChanged) else 0
+    status = _status_table(b, action.status) if isinstance(action, model.RepoStatusChanged) else 0
     match action:
-        case RepoMigrated(from_version=f, to_version=t):
+        case model.RepoMigrated(from_version=f, to_version=t):
             b.start_table(2)
             b.add_u8(0, f)
             b.add_u8(1, t)
-        case TagCreated() | BranchCreated():
+        case model.TagCreated() | model.BranchCreated():
             b.start_table(1)
             b.add_offset(0, strings["name"])
         case (
-            TagDeleted(previous_snap_id=p)
-            | BranchDeleted(previous_snap_id=p)
-            | BranchReset(previous_snap_id=p)
+            model.TagDeleted(previous_snap_id=p)
+            | model.BranchDeleted(previous_snap_id=p)
+            | model.BranchReset(previous_snap_id=p)
         ):
             b.start_table(2)
             b.add_struct(1, check_id_length(p, 12, "previous_snap_id"), 1)
             b.add_offset(0, strings["name"])
-        case NewCommit(new_snap_id=n):
+        case model.NewCommit(new_snap_id=n):
             b.start_table(2)
             b.add_struct(1, check_id_length(n, 12, "new_snap_id"), 1)
             b.add_offset(0, strings["branch"])
-        case CommitAmended(previous_snap_id=p, new_snap_id=n):
+        case model.CommitAmended(previous_snap_id=p, new_snap_id=n):
             b.start_table(3)
             b.add_struct(1, check_id_length(p, 12, "previous_snap_id"), 1)
             b.add_struct(2, check_id_length(n, 12, "new_snap_id"), 1)
             b.add_offset(0, strings["branch"])
-        case NewDetachedSnapshot(new_snap_id=n):
+        case model.NewDetachedSnapshot(new_snap_id=n):
             b.start_table(1)
             b.add_struct(0, check_id_length(n, 12, "new_snap_id"), 1)
-        case FeatureFlagChanged(id=flag, new_value=value):
+        case model.FeatureFlagChanged(id=flag, new_value=value):
             b.start_table(3)
             b.add_u16(0, flag)
             b.add_u8(1, int(bool(value)))
             b.add_u8(2, int(value is not None))
-        case RepoStatusChanged():
+        case model.RepoStatusChanged():
             b.start_table(1)
             b.add_offset(0, status)
         case _:
@@ -314,32 +304,32 @@ def _decode_action(tag: int, t: Table, where: str) -> UpdateAction:
     cls = _ACTIONS.get(tag)
     if cls is None:
         malformed(f"{where} has the invalid update type {tag}")
-    if cls in (TagCreated, BranchCreated):
+    if cls in (model.TagCreated, model.BranchCreated):
         action: UpdateAction = cls(required(t.string(0), f"{where}.name"))
-    elif cls in (TagDeleted, BranchDeleted, BranchReset):
+    elif cls in (model.TagDeleted, model.BranchDeleted, model.BranchReset):
         action = cls(
             required(t.string(0), f"{where}.name"),
             _decode_id(t, 1, f"{where}.previous_snap_id"),
         )
-    elif cls is NewCommit:
-        action = NewCommit(
+    elif cls is model.NewCommit:
+        action = model.NewCommit(
             required(t.string(0), f"{where}.branch"), _decode_id(t, 1, f"{where}.new_snap_id")
         )
-    elif cls is CommitAmended:
-        action = CommitAmended(
+    elif cls is model.CommitAmended:
+        action = model.CommitAmended(
             required(t.string(0), f"{where}.branch"),
             _decode_id(t, 1, f"{where}.previous_snap_id"),
             _decode_id(t, 2, f"{where}.new_snap_id"),
         )
-    elif cls is NewDetachedSnapshot:
-        action = NewDetachedSnapshot(_decode_id(t, 0, f"{where}.new_snap_id"))
-    elif cls is RepoMigrated:
-        action = RepoMigrated(t.u8(0), t.u8(1))
-    elif cls is FeatureFlagChanged:
-        action = FeatureFlagChanged(t.u16(0), bool(t.u8(1)) if t.u8(2) else None)
-    elif cls is RepoStatusChanged:
+    elif cls is model.NewDetachedSnapshot:
+        action = model.NewDetachedSnapshot(_decode_id(t, 0, f"{where}.new_snap_id"))
+    elif cls is model.RepoMigrated:
+        action = model.RepoMigrated(t.u8(0), t.u8(1))
+    elif cls is model.FeatureFlagChanged:
+        action = model.FeatureFlagChanged(t.u16(0), bool(t.u8(1)) if t.u8(2) else None)
+    elif cls is model.RepoStatusChanged:
         status = t.table(0)
-        action = RepoStatusChanged(
+        action = model.RepoStatusChanged(
             _decode_status(status) if status is not None else RepoStatus(0, 0)
         )
     else:

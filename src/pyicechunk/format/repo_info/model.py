@@ -85,10 +85,6 @@ class SnapshotInfo:
         """
         return decode_metadata_items(self.metadata)
 
-    def metadata_mapping(self) -> Mapping[str, Any]:
-        """The commit metadata as a mapping that decodes it on first use."""
-        return StoredMetadata(self.metadata) if self.metadata else _NO_METADATA
-
 
 # --- ops log ----------------------------------------------------------------------------------
 # One class per member of the UpdateType union; TAG is the union tag on disk.
@@ -343,46 +339,6 @@ def encode_metadata_items(values: Mapping[str, Any]) -> MetadataItems:
         If a value is not JSON-like (see :func:`~pyicechunk.format.flexbuffers.encode_flexbuffer`).
     """
     return tuple((name, encode_flexbuffer(values[name])) for name in sorted(values))
-
-
-class StoredMetadata(Mapping[str, Any]):
-    """Stored metadata items, decoded the first time a value, a name or the size is asked for.
-
-    A history walk hands one to every step and most are never looked into, as the reference's
-    snapshot infos decode theirs only when read.
-
-    Raises
-    ------
-    IcechunkError
-        On first use, if a value is not a valid FlexBuffer.
-    """
-
-    __slots__ = ("_items", "_values")
-
-    def __init__(self, items: MetadataItems) -> None:
-        self._items = items
-        self._values: dict[str, Any] | None = None
-
-    def _decoded(self) -> dict[str, Any]:
-        values = self._values
-        if values is None:
-            values = self._values = decode_metadata_items(self._items)
-        return values
-
-    def __getitem__(self, name: str) -> Any:
-        return self._decoded()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._decoded())
-
-    def __len__(self) -> int:
-        return len(self._decoded())
-
-    def __repr__(self) -> str:
-        return repr(self._decoded())
-
-
-_NO_METADATA: Mapping[str, Any] = StoredMetadata(())
 
 
 def decode_metadata_items(items: MetadataItems) -> dict[str, Any]:
