@@ -9,6 +9,7 @@ readable (the page cache outlives the process).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
 import signal
@@ -222,3 +223,20 @@ def test_non_durable_commit_survives_a_process_kill(tmp_path: Path, spec_version
     assert repo.lookup_branch("main") == snapshot_id
     array = zarr.open_array(repo.readonly_session("main").store, path="a", mode="r")
     np.testing.assert_array_equal(array[:].ravel(), np.arange(8 * 256, dtype="f8"))
+
+
+def test_deletes_sync_refs_not_garbage(tmp_path: Path, syncs: Counter[str]) -> None:
+    backend = LocalFileSystemBackend(str(tmp_path), durable=True)
+    garbage = [f"chunks/{i:020}" for i in range(20)]
+
+    async def write_then_delete(keys: list[str]) -> int:
+        await asyncio.gather(*(backend.put(key, b"x") for key in keys))
+        syncs.clear()
+        return await backend.delete_many(keys)
+
+    # Unreferenced objects coming back after a power loss are collected again: no sync.
+    assert asyncio.run(write_then_delete(garbage)) == 20
+    assert sum(syncs.values()) == 0
+    # A deleted ref must stay deleted: its directory is synced.
+    assert asyncio.run(write_then_delete(["refs/branch.dev/ref.json"])) == 1
+    assert syncs["fsync"] == 1

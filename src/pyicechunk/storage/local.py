@@ -15,6 +15,10 @@ Each key is a file under the root directory. The design choices that make it saf
   data on that filesystem, which is why small barriers keep to per-file ``fdatasync``.)
   Temporary names are ``<name>#<digits>``: the reference's filesystem listing skips exactly this
   pattern, so a temporary file left behind by a crash is invisible to both implementations.
+* Deletes sync their directory when they remove a ref, the config or ``repo`` (so that it
+  stays removed after a power loss), not when they remove chunks, manifests, snapshots or
+  transaction logs: garbage that comes back after a power loss is still unreferenced, and
+  the next collection deletes it again.
 * All of that syncing is the default, ``durable=True``. With ``durable=False`` (or
   ``PYICECHUNK_DURABLE=0``) the backend makes no sync call at all (no ``fsync``,
   ``fdatasync``, ``syncfs``, directory fsync, nor a started write-back), which is icechunk's
@@ -125,6 +129,7 @@ def _forget_executor() -> None:
 os.register_at_fork(after_in_child=_forget_executor)
 
 _NOT_FOUND = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
+_IMMUTABLE_PREFIXES = keys.IMMUTABLE_PREFIXES  # the name `keys` is a parameter in methods
 
 
 def is_temporary_name(name: str) -> bool:
@@ -463,7 +468,7 @@ def _release_directory(dir_fd: int, sync: bool) -> None:
         os.close(dir_fd)  # also releases the lock
 
 
-def _delete_in_directory(directory: str, paths: Sequence[str], durable: bool) -> int:
+def _delete_in_directory(directory: str, paths: Sequence[str], sync: bool) -> int:
     """Unlink a few ``paths`` in ``directory`` on this thread, under the directory's lock."""
     dir_fd = _lock_directory(directory)
     if dir_fd is None:
@@ -472,7 +477,7 @@ def _delete_in_directory(directory: str, paths: Sequence[str], durable: bool) ->
     try:
         deleted = _unlink_files(paths)
     finally:
-        _release_directory(dir_fd, durable and deleted > 0)
+        _release_directory(dir_fd, sync and deleted > 0)
     return deleted
 
 
@@ -698,19 +703,32 @@ class LocalFileSystemBackend(StorageBackend):
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         by_directory: dict[str, list[str]] = {}
+        immutable: set[str] = set()
         for key in keys:
             path = self._path(key)
-            by_directory.setdefault(os.path.dirname(path), []).append(path)
+            directory = os.path.dirname(path)
+            by_directory.setdefault(directory, []).append(path)
+            if key.startswith(_IMMUTABLE_PREFIXES):
+                immutable.add(directory)
+        # A deleted ref, config or repo must stay deleted after a power loss, so a durable
+        # backend syncs their directory. Not so for chunks, manifests, snapshots and logs
+        # (garbage collection): one that comes back is unreferenced garbage, which the next
+        # collection deletes again, and that sync is expensive (on a filesystem mounted with
+        # `discard` it waits for the freed blocks to be trimmed: tens of ms a directory).
         counts = await asyncio.gather(
-            *(self._delete_in_directory(d, paths) for d, paths in by_directory.items())
+            *(
+                self._delete_in_directory(d, paths, self._durable and d not in immutable)
+                for d, paths in by_directory.items()
+            )
         )
         return sum(counts)
 
-    async def _delete_in_directory(self, directory: str, paths: list[str]) -> int:
-        """Unlink ``paths`` (all in ``directory``) under the directory's lock, then sync it."""
+    async def _delete_in_directory(self, directory: str, paths: list[str], sync: bool) -> int:
+        """Unlink ``paths`` (all in ``directory``) under the directory's lock, then sync it if
+        ``sync``."""
         what = f"{len(paths)} objects to delete in {directory!r}"
         if len(paths) <= _UNLINKS_PER_THREAD:
-            return await self._call(what, _delete_in_directory, directory, paths, self._durable)
+            return await self._call(what, _delete_in_directory, directory, paths, sync)
         dir_fd = await self._call(what, _lock_directory, directory)
         if dir_fd is None:
             return 0
@@ -730,8 +748,7 @@ class LocalFileSystemBackend(StorageBackend):
                 if isinstance(result, BaseException):
                     raise result
         finally:
-            sync = self._durable and deleted > 0
-            await self._call(what, _release_directory, dir_fd, sync)
+            await self._call(what, _release_directory, dir_fd, sync and deleted > 0)
         return deleted
 
     async def exists(self, key: str) -> bool:
