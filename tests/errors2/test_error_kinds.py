@@ -219,19 +219,29 @@ def test_store_keys(impl: Impl, spec: int) -> None:
         impl.run("await store.set_partial_values([])")
 
 
+ZERO_LENGTH = (
+    r"^zero-length chunk: the payload for coordinates ChunkIndices\(\[0\]\) of the array at /a "
+    "has length 0"
+)
+
+
 @pytest.mark.parametrize("spec", [1, 2])
-def test_zero_length_chunk(request: pytest.FixtureRequest, impl: Impl, spec: int) -> None:
-    if impl.name == "pyicechunk":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True, reason="pyicechunk stores zero-length chunks (2.1.0 refuses them)"
-            )
-        )
+def test_zero_length_chunk(impl: Impl, spec: int) -> None:
     _repo(impl, spec)
     impl.run(STORE_IMPORTS)
     impl.run(STORE)
-    with raises("InvalidInputError", kind="zero-length-chunk"):
+    listing = "sorted([k async for k in store.list_prefix('a')])"
+    before = impl.run(listing)
+    with raises("InvalidInputError", kind="zero-length-chunk", match=ZERO_LENGTH):
         impl.run("await store.set('a/c/0', Buffer.from_bytes(b''))")
+    # A virtual reference of length 0 too, before its coordinates are checked.
+    for coords in ("0", "9"):
+        with raises("InvalidInputError", kind="zero-length-chunk"):
+            impl.run(
+                f"store.set_virtual_ref('a/c/{coords}', 's3://b/x', offset=0, length=0,"
+                " validate_container=False)"
+            )
+    assert impl.run(listing) == before  # nothing was recorded
 
 
 def test_spec2_only_operations_on_spec1(impl: Impl) -> None:

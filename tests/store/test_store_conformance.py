@@ -147,7 +147,7 @@ class TestIcechunkStore(StoreTests[IcechunkStore, cpu.Buffer]):
             (b"\x01\x02\x03\x04", RangeByteRequest(1, 4)),
             (b"\x01\x02\x03\x04", OffsetByteRequest(1)),
             (b"\x01\x02\x03\x04", SuffixByteRequest(1)),
-            (b"", None),
+            (b"\x05", None),  # upstream's b"": a zero-length chunk is refused (test_set)
         ],
     )
     async def test_get(
@@ -187,7 +187,7 @@ class TestIcechunkStore(StoreTests[IcechunkStore, cpu.Buffer]):
 
     # Overridden keys, as in test_get.
     @pytest.mark.parametrize("key", ["c/0", "foo/c/0/0", "foo/bar/c"])
-    @pytest.mark.parametrize("data", [b"\x01\x02\x03\x04", b""])
+    @pytest.mark.parametrize("data", [b"\x01\x02\x03\x04", b"\x05"])
     async def test_getsize(self, store: IcechunkStore, key: str, data: bytes) -> None:
         await super().test_getsize(store, key, data)
 
@@ -217,9 +217,9 @@ class TestIcechunkStore(StoreTests[IcechunkStore, cpu.Buffer]):
             ("zarr.json", group_doc()),
             ("foo/zarr.json", array_doc([3], [1])),
             ("c/0", b"\x01\x02\x03\x04"),
-            ("c/0", b""),
+            ("c/0", b"\x05"),
             ("foo/c/0/0", b"\x01\x02\x03\x04"),
-            ("foo/bar/c", b""),
+            ("foo/bar/c", b"\x05"),
         ],
     )
     async def test_set(self, store: IcechunkStore, key: str, data: bytes) -> None:
@@ -227,6 +227,18 @@ class TestIcechunkStore(StoreTests[IcechunkStore, cpu.Buffer]):
         if coords is not None:
             await _ensure_array(store, path, len(coords))
         await super().test_set(store, key, data)
+
+    # Upstream writes zero-length chunks; icechunk 2.x refuses them (no chunk decodes from
+    # nothing), so every case that used b"" as a chunk uses one byte, and this checks the refusal.
+    @pytest.mark.parametrize("key", ["c/0", "foo/bar/c"])
+    async def test_set_zero_length_chunk(self, store: IcechunkStore, key: str) -> None:
+        path, coords = _split(key)
+        assert coords is not None
+        await _ensure_array(store, path, len(coords))
+        with pytest.raises(IcechunkError, match="zero-length chunk") as refused:
+            await store.set(key, buf(b""))
+        assert refused.value.kind == "zero-length-chunk"
+        assert not await store.exists(key)
 
     # Overridden: the chunk's array must exist before store.set can write "c/0".
     async def test_set_not_open(self, store_not_open: IcechunkStore) -> None:
@@ -339,11 +351,11 @@ class TestIcechunkStore(StoreTests[IcechunkStore, cpu.Buffer]):
         assert await store.is_empty("")
         assert await _collect_aiterator(store.list()) == ()
 
-    # Overridden: an empty zarr.json is not a document.
+    # Overridden: an empty zarr.json is not a document (nor an empty chunk a chunk).
     async def test_list(self, store: IcechunkStore) -> None:
         assert await _collect_aiterator(store.list()) == ()
         values = {"foo/zarr.json": buf(array_doc([10], [1]))}
-        values.update({f"foo/c/{i}": buf(b"") for i in range(10)})
+        values.update({f"foo/c/{i}": buf(b"\x05") for i in range(10)})
         await store._set_many(values.items())
         assert sorted(await _collect_aiterator(store.list())) == sorted(values)
 
@@ -360,9 +372,9 @@ class TestIcechunkStore(StoreTests[IcechunkStore, cpu.Buffer]):
     async def test_list_empty_path(self, store: IcechunkStore) -> None:
         values = {
             "foo/bar/zarr.json": buf(array_doc([2], [1])),
-            "foo/bar/c/1": buf(b""),
+            "foo/bar/c/1": buf(b"\x05"),
             "foo/baz/zarr.json": buf(array_doc([2], [1])),
-            "foo/baz/c/0": buf(b""),
+            "foo/baz/c/0": buf(b"\x05"),
         }
         for k, v in values.items():
             await store.set(k, v)

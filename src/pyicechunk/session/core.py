@@ -300,7 +300,7 @@ class SessionCore:
     async def set_metadata(self, path: str, data: bytes) -> None:
         self._check_writable()
         path = validate_path(path)
-        meta = parse_node_metadata(path, data)
+        meta = parse_node_metadata(path, data, self.ctx.spec_version)
         await self._begin_edit()
         try:
             record_metadata(self._state, path, data, meta)
@@ -332,7 +332,7 @@ class SessionCore:
         """
         await self._begin_edit()
         try:
-            node_id = chunk_target(self._state, path, coords).node_id
+            node_id = chunk_target(self._state, path, coords, payload).node_id
             if written_for is not None and node_id != written_for:
                 raise KeyNotFoundError(
                     path,

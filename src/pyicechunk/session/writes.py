@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pyicechunk.exceptions import IcechunkError, KeyNotFoundError
 from pyicechunk.format.ids import new_node_id
+from pyicechunk.format.manifest import ChunkPayload, InlinePayload
 from pyicechunk.format.snapshot import NodeSnapshot
 from pyicechunk.format.zarr_metadata import ArrayMeta, GroupMeta, coords_in_grid
 from pyicechunk.session.chunks import Coords
@@ -85,15 +86,19 @@ def record_deletion(state: SessionState, path: str) -> None:
         changes.touched = True
 
 
-def chunk_target(state: SessionState, path: str, coords: Coords) -> NodeInfo:
-    """The array a chunk is written to, with ``coords`` checked against its grid.
+def chunk_target(
+    state: SessionState, path: str, coords: Coords, payload: ChunkPayload | None = None
+) -> NodeInfo:
+    """The array a chunk is written to, with ``coords`` checked against its grid (and the
+    chunk's ``payload``, when given, against being empty).
 
     Raises
     ------
     KeyNotFoundError
         If there is no node at ``path``.
     IcechunkError
-        If the node is a group, or ``coords`` are outside the array's grid.
+        If the node is a group, the payload has length 0 (kind ``zero-length-chunk``, as
+        icechunk 2.x), or ``coords`` are outside the array's grid.
     """
     node = node_at(state, path)
     if node is None:
@@ -105,6 +110,15 @@ def chunk_target(state: SessionState, path: str, coords: Coords) -> NodeInfo:
     if not node.is_array:
         raise IcechunkError(f"there is not an array at `{path}`", kind="not-an-array")
     assert node.shape is not None
+    if payload is not None and _payload_length(payload) == 0:
+        # No chunk decodes from zero bytes: such a write could only fail when read back.
+        raise IcechunkError(
+            f"zero-length chunk: the payload for coordinates ChunkIndices({list(coords)}) of "
+            f"the array at {node.path} has length 0. A chunk must decode to the full chunk "
+            "shape, so no valid chunk is ever zero bytes long; to record that a chunk is not "
+            "stored (it then reads back as the array's fill value), delete it instead",
+            kind="zero-length-chunk",
+        )
     if len(coords) != len(node.shape) or not coords_in_grid(coords, node.shape):
         raise IcechunkError(
             f"invalid chunk index: coordinates ChunkIndices({list(coords)}) are not valid "
@@ -112,3 +126,7 @@ def chunk_target(state: SessionState, path: str, coords: Coords) -> NodeInfo:
             kind="invalid-chunk-index",
         )
     return node
+
+
+def _payload_length(payload: ChunkPayload) -> int:
+    return len(payload.data) if isinstance(payload, InlinePayload) else payload.length
