@@ -2,6 +2,8 @@
 
 The bytes themselves are stored verbatim as the node's ``user_data``; only the node kind, the
 shape, the chunk grid (the shard grid for sharded arrays) and the dimension names are derived.
+A grid is ``regular`` (one chunk length per dimension) or, in spec 2 only, ``rectilinear``
+(FORMAT-V2 §7.2: a list of chunk sizes per dimension, of which Icechunk keeps only the number).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ class ArrayMeta:
     user_data: bytes
     shape: tuple[DimensionShape, ...]
     dimension_names: tuple[str | None, ...] | None
+    grid: str = "regular"
+    """The chunk grid's name: ``regular``, or ``rectilinear`` (spec 2 only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +45,19 @@ def _u64_list(value: Any) -> list[int] | None:
     return out
 
 
-def parse_node_metadata(path: str, data: bytes) -> ArrayMeta | GroupMeta:
+def parse_node_metadata(
+    path: str, data: bytes, spec_version: int | None = None
+) -> ArrayMeta | GroupMeta:
     """Classify ``zarr.json`` bytes as array or group metadata.
+
+    ``spec_version`` is the format of the repository the document is written to, when it is
+    being written: spec 1 holds regular chunk grids only.
 
     Raises
     ------
     IcechunkError
         The bytes are not JSON, nest deeper than Python's JSON parser can follow, or are
-        neither a zarr v3 array nor group document.
+        neither a zarr v3 array nor group document; or a rectilinear grid for spec 1.
     """
     try:
         doc = json.loads(data)
@@ -72,7 +81,13 @@ def parse_node_metadata(path: str, data: bytes) -> ArrayMeta | GroupMeta:
         )
     node_type = doc.get("node_type")
     if node_type == "array":
-        return _parse_array(path, data, doc)
+        meta = _parse_array(path, data, doc)
+        if meta.grid != "regular" and spec_version == 1:
+            raise _grid_error(
+                "Non-regular chunk grids are not supported in icechunk format version 1. "
+                "Please use spec_version=2 or higher."
+            )
+        return meta
     if node_type == "group":
         return GroupMeta(data)
     raise IcechunkError(
@@ -90,6 +105,21 @@ def _parse_array(path: str, data: bytes, doc: dict[str, Any]) -> ArrayMeta:
             kind="bad-metadata",
         )
     grid = doc.get("chunk_grid")
+    if isinstance(grid, dict) and grid.get("name") == "rectilinear":
+        counts = _rectilinear_counts(grid.get("configuration"))
+        if len(counts) != len(shape):
+            raise _grid_error(
+                f"array {path} has shape {shape} but its rectilinear grid lists chunk sizes "
+                f"for {len(counts)} dimensions"
+            )
+        return ArrayMeta(
+            user_data=data,
+            shape=tuple(
+                DimensionShape.from_num_chunks(a, n) for a, n in zip(shape, counts, strict=True)
+            ),
+            dimension_names=_dimension_names(path, doc),
+            grid="rectilinear",
+        )
     chunk_shape = None
     if isinstance(grid, dict) and grid.get("name") == "regular":
         conf = grid.get("configuration")
@@ -107,21 +137,59 @@ def _parse_array(path: str, data: bytes, doc: dict[str, Any]) -> ArrayMeta:
             f"{chunk_shape} must have the same length and chunk lengths must be positive",
             kind="bad-metadata",
         )
-    names = doc.get("dimension_names")
-    dimension_names: tuple[str | None, ...] | None = None
-    if names is not None:
-        if not isinstance(names, list) or not all(n is None or isinstance(n, str) for n in names):
-            raise IcechunkError(
-                f"bad metadata: array {path} has dimension_names that are not a list of "
-                "strings or nulls",
-                kind="bad-metadata",
-            )
-        dimension_names = tuple(n if n else None for n in names)
     return ArrayMeta(
         user_data=data,
         shape=tuple(DimensionShape(a, c) for a, c in zip(shape, chunk_shape, strict=True)),
-        dimension_names=dimension_names,
+        dimension_names=_dimension_names(path, doc),
     )
+
+
+def _dimension_names(path: str, doc: dict[str, Any]) -> tuple[str | None, ...] | None:
+    names = doc.get("dimension_names")
+    if names is None:
+        return None
+    if not isinstance(names, list) or not all(n is None or isinstance(n, str) for n in names):
+        raise IcechunkError(
+            f"bad metadata: array {path} has dimension_names that are not a list of "
+            "strings or nulls",
+            kind="bad-metadata",
+        )
+    return tuple(n if n else None for n in names)
+
+
+def _grid_error(detail: str) -> IcechunkError:
+    return IcechunkError(
+        f"error decoding Zarr chunk grid metadata: `{detail}`", kind="bad-metadata"
+    )
+
+
+def _count(value: Any) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _U64_MAX
+    return value if ok else None
+
+
+def _rectilinear_counts(conf: Any) -> list[int]:
+    """The number of chunks along each dimension of a rectilinear grid's configuration.
+
+    Each dimension lists its chunk sizes, an element being a size or a ``[size, count]`` run
+    (zarr writes runs when an array grows); the sizes themselves are zarr's business.
+    """
+    dims = conf.get("chunk_shapes") if isinstance(conf, dict) else None
+    counts: list[int] = []
+    for dim in dims if isinstance(dims, list) else [None]:
+        n: int | None = 0 if isinstance(dim, list) else None
+        for item in dim if isinstance(dim, list) else ():
+            if _count(item) is not None:
+                step: int | None = 1
+            elif isinstance(item, list) and len(item) >= 2 and _count(item[0]) is not None:
+                step = _count(item[1])
+            else:
+                step = None
+            n = None if step is None or n is None else n + step
+        if n is None or n > 2**32 - 1:
+            raise _grid_error("cannot parse `chunk_shapes` for rectilinear chunk grid")
+        counts.append(n)
+    return counts
 
 
 def grid_upper(shape: tuple[DimensionShape, ...]) -> tuple[int, ...]:
