@@ -12,7 +12,6 @@ and numpy release the GIL for the heavy parts).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
 import logging
 import threading
@@ -181,8 +180,10 @@ class AssetManager:
         self._transactions: _WeightedLRU[bytes, TransactionLog] = _WeightedLRU(
             num_transaction_changes, _tx_weight
         )
-        # The manifests being read from storage, for the concurrent readers of each to share.
-        self._reading: dict[bytes, concurrent.futures.Future[Manifest | None]] = {}
+        # The manifests being read from storage, per event loop, for their concurrent readers.
+        self._reading: dict[
+            tuple[asyncio.AbstractEventLoop, bytes], asyncio.Future[Manifest | None]
+        ] = {}
         self._reading_lock = threading.Lock()
 
     # -- snapshots ---------------------------------------------------------------------------
@@ -245,21 +246,26 @@ class AssetManager:
     # -- manifests ---------------------------------------------------------------------------
 
     async def fetch_manifest(self, manifest_id: bytes, size_bytes: int) -> Manifest:
-        """Read a manifest through the cache; concurrent reads of one manifest (a session's
-        chunk reads, the preload task) share one storage read, whatever loop they run on."""
+        """Read a manifest through the cache; concurrent reads of one manifest on one event
+        loop (a session's chunk reads, the preload task) share one storage read.
+
+        Readers on different loops do not wait for each other: a loop can be blocked waiting
+        for a helper loop (see :mod:`pyicechunk._sync`), and a read it owns would never end.
+        """
+        key = (asyncio.get_running_loop(), manifest_id)
         while True:
             cached = self._manifests.get(manifest_id)
             if cached is not None:
                 return cached
             with self._reading_lock:
-                pending = self._reading.get(manifest_id)
+                pending = self._reading.get(key)
                 if pending is None:
-                    done: concurrent.futures.Future[Manifest | None] = concurrent.futures.Future()
-                    self._reading[manifest_id] = done
+                    done: asyncio.Future[Manifest | None] = key[0].create_future()
+                    self._reading[key] = done
                     break
             # Shielded: a cancelled waiter must not cancel the shared read. None means the
             # read failed; this caller then tries (and fails) on its own.
-            found = await asyncio.shield(asyncio.wrap_future(pending))
+            found = await asyncio.shield(pending)
             if found is not None:
                 return found
         manifest = None
@@ -268,7 +274,7 @@ class AssetManager:
             return manifest
         finally:
             with self._reading_lock:
-                del self._reading[manifest_id]
+                del self._reading[key]
             done.set_result(manifest)
 
     async def _read_manifest(self, manifest_id: bytes, size_bytes: int) -> Manifest:
