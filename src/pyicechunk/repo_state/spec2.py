@@ -127,7 +127,7 @@ class _Spec2History(HistorySource):
             found.parent_id,
             found.flushed_at,
             found.message,
-            found.metadata_values(),
+            found.metadata_values() if found.metadata else {},
             None,
             found.pruned_ancestor_tx_logs,
         )
