@@ -32,6 +32,7 @@ from pyicechunk.format.repo_info import (
 from pyicechunk.history import HistorySource, HistoryWalk
 from pyicechunk.repo_state import RepoState
 from pyicechunk.repo_state.repo_object import read_only_error
+from pyicechunk.storage import keys
 
 __all__ = ["collapse_ancestors", "expire_listed", "expire_snapshots"]
 
@@ -72,8 +73,10 @@ async def _expire_ref(
             kind="invalid-file-format",
         )
     # Same id, nodes, message, metadata and time: only the parent changes. write_snapshot also
-    # replaces the cached copy, so this process sees the new parent at once.
+    # replaces the cached copy, so this process sees the new parent at once. The new version
+    # replaces one that refs reach, so it is made durable before the next ref is edited.
     await assets.write_snapshot(dataclasses.replace(child, parent_id=root))
+    await assets.backend.make_durable([keys.snapshot_key(child.id)])
     return released, bool(tip_expired)
 
 
