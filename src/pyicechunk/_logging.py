@@ -121,10 +121,10 @@ class _Formatter(logging.Formatter):
         text = f"  {when} {shown} {record.name}: {record.getMessage()}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
-        return f"{text}\n    at {_source(record.pathname)}:{record.lineno}"
+        return f"{text}\n    at {source_path(record.pathname)}:{record.lineno}"
 
 
-def _source(path: str) -> str:
+def source_path(path: str) -> str:
     """A module's path from the package directory on (``pyicechunk/session/core.py``)."""
     marker = os.sep + LOGGER_NAME + os.sep
     found = path.rfind(marker)

@@ -25,6 +25,11 @@ that kind (``IcechunkError("x", kind="ref-not-found")`` is a :class:`RefNotFound
 raise site names only the kind. A subclass called directly builds that subclass. Each error
 carries a PEP 678 note with the report icechunk 1.x printed as ``str(e)`` (``"  x <message>"``).
 
+As in icechunk 2.x, an error raised by pyicechunk ends its message with ``context:`` lines: the
+operations under way when it was made, innermost first (:mod:`pyicechunk._error_context`). An
+error built by user code has none, and an error that quotes another's text drops the quoted
+block, so a message never carries two.
+
 In icechunk 1.1 ``ConflictError`` and ``RebaseFailedError`` derived from ``Exception``; 2.x moved
 them into the tree, and so do we (``except IcechunkError`` now catches them too).
 """
@@ -34,6 +39,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from typing import Any, TypeVar
+
+from pyicechunk._error_context import context_block, without_context
 
 __all__ = [
     "AlreadyExistsError",
@@ -232,6 +239,10 @@ class IcechunkError(Exception, metaclass=_ErrorClass):
     _default_kind: str = ErrorKind.UNKNOWN.value
 
     def __init__(self, message: str, kind: str | None = None) -> None:
+        block = context_block() if self._has_context() else ""
+        if block:
+            # Built inside pyicechunk: its own context replaces any that the text quotes.
+            message = without_context(message) + block
         if kind is None:
             super().__init__(message)
         else:
@@ -240,6 +251,10 @@ class IcechunkError(Exception, metaclass=_ErrorClass):
         self.message = message
         self.kind = self._default_kind if kind is None else kind
         self.add_note(_report(message))
+
+    def _has_context(self) -> bool:
+        """Whether the message gets ``context:`` lines (as the reference's do)."""
+        return True
 
     def __str__(self) -> str:
         return self.message
@@ -359,6 +374,8 @@ class ConflictError(IcechunkError):
         message: str | None = None,
         kind: str | None = None,
     ) -> None:
+        # Like the reference: the commit-conflict text alone has no context lines.
+        self._given_message = message is not None
         if message is None:
             message = (
                 f"Failed to commit, expected parent: {_some(expected_parent)}, "
@@ -370,6 +387,9 @@ class ConflictError(IcechunkError):
         self.args = given if kind is not None else given[:2]
         self.expected_parent = expected_parent
         self.actual_parent = actual_parent
+
+    def _has_context(self) -> bool:
+        return self._given_message
 
     def __repr__(self) -> str:
         return (
@@ -402,6 +422,9 @@ class RebaseFailedError(ConflictError):
         self.args = (snapshot, found)
         self.snapshot = snapshot
         self.conflicts = found
+
+    def _has_context(self) -> bool:
+        return False  # the reference's rebase failure is its one-line text
 
     def __repr__(self) -> str:
         return f'{_qualified(type(self))}(snapshot="{self.snapshot}", conflicts={self.conflicts!r})'

@@ -7,6 +7,7 @@ import pytest
 import zarr
 from zarr.core.buffer import default_buffer_prototype
 
+from pyicechunk._error_context import without_context
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.store.zarr_keys import CHUNK as _CHUNK
 from pyicechunk.store.zarr_keys import METADATA as _METADATA
@@ -80,15 +81,16 @@ def test_valid_keys(key: str, expected: tuple[int, str, tuple[int, ...]]) -> Non
 def test_invalid_keys(key: str) -> None:
     with pytest.raises(IcechunkError) as info:
         _parse_key(key)
-    assert info.value.message == f"invalid zarr key format `{key}`"
+    assert without_context(info.value.message) == f"invalid zarr key format `{key}`"
 
 
 @pytest.mark.parametrize(("key", "canonical"), NON_CANONICAL_COORDS)
 def test_non_canonical_coordinates_name_the_canonical_key(key: str, canonical: str) -> None:
     with pytest.raises(IcechunkError) as info:
         _parse_key(key)
-    assert info.value.message.startswith(f"invalid zarr key format `{key}`: ")
-    assert info.value.message.endswith(f"the key of this chunk is `{canonical}`")
+    message = without_context(info.value.message)
+    assert message.startswith(f"invalid zarr key format `{key}`: ")
+    assert message.endswith(f"the key of this chunk is `{canonical}`")
 
 
 @pytest.mark.parametrize(
