@@ -16,8 +16,10 @@ What is logged (targets as logger names): ``pyicechunk.repository`` (DEBUG: crea
 opening a repository), ``pyicechunk.session`` (DEBUG: a session starts, each rebase step;
 INFO: a commit starts and is done), ``pyicechunk.asset_manager`` (DEBUG: each snapshot,
 manifest and transaction log written or downloaded; WARN: a cache too small for what it is
-asked to hold; TRACE: chunk reads and writes) and the storage backends' warnings. No line
-carries a credential: messages name keys and ids, never a storage's options.
+asked to hold; TRACE: chunk reads and writes) and ``pyicechunk.storage`` (WARN: the backends'
+warnings; TRACE: every storage request, one record each, see
+:mod:`pyicechunk.storage.request_log`). No line carries a credential: messages name keys and
+ids, never a storage's options.
 """
 
 from __future__ import annotations

@@ -4,21 +4,26 @@ Each scenario runs in a fresh interpreter with ``ICECHUNK_LOG`` set, as a user w
 test counts the ``pyicechunk.storage`` records on its stderr: every request kind the backends
 make (get, ranged get, versioned get, put, both conditional puts, head, exists, list, delete,
 bulk delete) logs exactly one, requests made inside another are not logged twice, and no
-credential reaches the output.
+credential reaches the output. A repository served over HTTP logs its reads the same way.
 """
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+import pyicechunk as ic
 
 SECRET = "s3cr3t-never-in-a-log-5d1e"
 
@@ -155,3 +160,38 @@ def test_not_at_debug(tmp_path: Path) -> None:
     stderr = _run({"kind": "local", "path": str(tmp_path)}, "debug")
     assert not _kinds(stderr)
     assert "DEBUG pyicechunk.repository" in stderr
+
+
+HTTP_SCRIPT = r"""
+import sys
+import pyicechunk as ic
+repo = ic.Repository.open(ic.http_storage(sys.argv[1]))
+assert repo.list_branches() == {"main"}
+"""
+
+
+def test_http_requests_are_logged_too(tmp_path: Path) -> None:
+    ic.Repository.create(ic.local_filesystem_storage(str(tmp_path / "repo")))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/repo"
+        env = {**os.environ, "ICECHUNK_LOG": "trace", "NO_COLOR": "1"}
+        done = subprocess.run(
+            [sys.executable, "-c", HTTP_SCRIPT, url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = _kinds(done.stderr)
+    assert seen["get_object"] >= 1 and set(seen) <= {"get_object", "head_object"}, seen
+    assert "get_object, key: repo" in done.stderr
