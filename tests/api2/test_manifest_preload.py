@@ -1,11 +1,11 @@
 """Manifest preloading: which manifests a session reads as it opens, for a given config.
 
-A repository of six arrays (some split into several manifests) is served by a web server on
-127.0.0.1 that records every GET; pyicechunk and icechunk 2.3.0 open it with ``http_storage``
-and a preload config, open a read-only session, and the manifests fetched (in the background)
-before anything is read are compared: the same manifests for every config, and the ones the
-reference's rules pick (path order, ``max_arrays_to_scan`` arrays, greedy ``max_total_refs``,
-the ``preload_if`` condition on path and reference count).
+A repository of six arrays (one split into three manifests), in spec 1 and in spec 2, is served
+by a web server on 127.0.0.1 that records every GET; pyicechunk and icechunk 2.3.0 open it with
+``http_storage`` and a preload config, open a read-only session, and the manifests fetched (in
+the background) before anything is read are compared: the same manifests for every config, and
+the ones the reference's rules pick (path order, ``max_arrays_to_scan`` arrays, greedy
+``max_total_refs``, the ``preload_if`` condition on path and reference count).
 """
 
 from __future__ import annotations
@@ -67,23 +67,20 @@ class _Recorder(BaseHTTPRequestHandler):
 ARRAYS = {"/group/x": 2, "/lat": 3, "/lon": 4, "/temp": 6, "/time": 1001, "/w": 1}
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str], dict]]:
-    """The URL of a served spec-2 repository, the server's GET log, and manifest id -> path."""
-    root = tmp_path_factory.mktemp("www").resolve()
+def _publish(root: Path, spec: int) -> dict[str, str]:
+    """Write the repository ``repo<spec>`` under ``root``; return manifest id -> array path."""
     split = ic.ManifestSplittingConfig.from_dict(
         {ic.ManifestSplitCondition.name_matches("^temp$"): {ic.ManifestSplitDimCondition.Any(): 2}}
     )
     config = ic.RepositoryConfig(manifest=ic.ManifestConfig(splitting=split))
     repo = ic.Repository.create(
-        ic.local_filesystem_storage(str(root / "repo")), config=config, spec_version=2
+        ic.local_filesystem_storage(str(root / f"repo{spec}")), config=config, spec_version=spec
     )
     session = repo.writable_session("main")
     for path, n in ARRAYS.items():
         arr = zarr.create_array(session.store, name=path[1:], shape=(n,), chunks=(1,), dtype="i2")
         arr[:] = np.arange(1, n + 1, dtype="i2")  # no chunk is all fill value
-    snapshot_id = session.commit("arrays")
-    doc = repo.inspect_snapshot(snapshot_id)
+    doc = repo.inspect_snapshot(session.commit("arrays"))
     owner = {
         ref["id"]: node["path"]
         for node in doc["nodes"]
@@ -94,12 +91,23 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list
         **dict.fromkeys(ARRAYS, 1),
         "/temp": 3,
     }
+    return owner
+
+
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, list[str], dict[int, dict[str, str]]]]:
+    """The URL a loopback server serves ``repo1`` and ``repo2`` (spec 1 and 2) under, the
+    server's GET log, and per spec version manifest id -> array path."""
+    root = tmp_path_factory.mktemp("www").resolve()
+    owners = {spec: _publish(root, spec) for spec in (1, 2)}
     gets: list[str] = []
     handler = type("Handler", (_Recorder,), {"root": root, "gets": gets})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/repo", gets, owner
+    yield f"http://127.0.0.1:{server.server_address[1]}", gets, owners
     server.shutdown()
     server.server_close()
 
@@ -153,11 +161,21 @@ def _manifest_gets(gets: list[str], since: int) -> list[str]:
     return [g.rsplit("/", 1)[-1] for g in gets[since:] if "/manifests/" in g]
 
 
-@pytest.mark.parametrize("case", CASES)
+# Every config on spec 2; on spec 1 (whose snapshots list the manifests' sizes the same way),
+# the default, the budget and the conditions.
+SPEC_CASES = [(case, 2) for case in CASES] + [(c, 1) for c in ("default", "budget", "conditions")]
+
+
+@pytest.mark.parametrize(("case", "spec"), SPEC_CASES, ids=[f"{c}-spec{v}" for c, v in SPEC_CASES])
 def test_the_manifests_read_at_session_open(
-    served: tuple[str, list[str], dict[str, str]], pyic: InProcess, ic2: Oracle, case: str
+    served: tuple[str, list[str], dict[int, dict[str, str]]],
+    pyic: InProcess,
+    ic2: Oracle,
+    case: str,
+    spec: int,
 ) -> None:
-    url, gets, owner = served
+    base, gets, owners = served
+    url, owner = f"{base}/repo{spec}", owners[spec]
     preload, expected = CASES[case]
     read = {}
     for impl in (pyic, ic2):
