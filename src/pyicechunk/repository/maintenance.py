@@ -7,34 +7,16 @@ operations; their algorithms live in ``ops/`` and these methods give them icechu
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import warnings
-from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
-from pyicechunk._sync import sync
+from pyicechunk._sync import blocking_twin
 from pyicechunk._time import datetime_to_micros
 from pyicechunk.repo_state.repo_object import RetrySchedule
 from pyicechunk.session.context import RepoContext
 from pyicechunk.types import ChunkStorageStats, GCSummary
 
 __all__ = ["Maintenance"]
-
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
-
-
-def _blocking(method: Callable[_P, Coroutine[Any, Any, _T]]) -> Callable[_P, _T]:
-    """The blocking twin of an ``<name>_async`` method, named ``<name>``: the same parameters
-    and documentation, the coroutine run to completion (:func:`~pyicechunk._sync.sync`)."""
-
-    @functools.wraps(method)
-    def blocking(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        return sync(method(*args, **kwargs))
-
-    blocking.__name__ = method.__name__.removesuffix("_async")
-    blocking.__qualname__ = method.__qualname__.removesuffix("_async")
-    return blocking
 
 
 def _check_limits(**limits: int | None) -> None:
@@ -99,7 +81,10 @@ class Maintenance:
             max_concurrent_manifest_fetches=max_concurrent_manifest_fetches,
         )
 
-    chunk_storage_stats = _blocking(chunk_storage_stats_async)
+    # The blocking method, documented as its async implementation.
+    chunk_storage_stats = blocking_twin(
+        chunk_storage_stats_async, chunk_storage_stats_async.__doc__ or ""
+    )
 
     def total_chunks_storage(self, **kwargs: int) -> int:
         """Deprecated: use :meth:`chunk_storage_stats` (this returns its ``native_bytes``)."""
@@ -171,7 +156,7 @@ class Maintenance:
             delete_expired_tags=delete_expired_tags,
         )
 
-    expire_snapshots = _blocking(expire_snapshots_async)
+    expire_snapshots = blocking_twin(expire_snapshots_async, expire_snapshots_async.__doc__ or "")
 
     async def garbage_collect_async(
         self,
@@ -255,7 +240,7 @@ class Maintenance:
             retries=RetrySchedule.from_config(self._ctx.config),
         )
 
-    garbage_collect = _blocking(garbage_collect_async)
+    garbage_collect = blocking_twin(garbage_collect_async, garbage_collect_async.__doc__ or "")
 
     async def rewrite_manifests_async(
         self,
@@ -298,4 +283,6 @@ class Maintenance:
             self._ctx.for_session(), branch, message, metadata, commit_method
         )
 
-    rewrite_manifests = _blocking(rewrite_manifests_async)
+    rewrite_manifests = blocking_twin(
+        rewrite_manifests_async, rewrite_manifests_async.__doc__ or ""
+    )
