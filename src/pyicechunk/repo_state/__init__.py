@@ -28,7 +28,7 @@ import abc
 import asyncio
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from pyicechunk.exceptions import IcechunkError
@@ -109,6 +109,10 @@ class NewSnapshot:
     durable
         Keys of the objects the new state reaches that this operation wrote: they are durable
         before the new state is visible.
+    written
+        The writes of the snapshot and its transaction log if they are still running (the
+        update is prepared meanwhile, and waits for them before anything names the snapshot);
+        None once they are done.
     """
 
     kind: SnapshotKind
@@ -116,6 +120,7 @@ class NewSnapshot:
     branch: str | None = None
     expected: bytes | None = None
     durable: Sequence[str] = ()
+    written: asyncio.Future[object] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

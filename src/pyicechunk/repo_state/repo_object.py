@@ -320,6 +320,7 @@ class RepoObject:
         start: RepoRead | None = None,
         durable: Sequence[str] = (),
         online_required: bool = True,
+        ready: asyncio.Future[object] | None = None,
     ) -> RepoInfo:
         """Apply one change to the freshest ``repo`` (the protocol in the module docstring).
 
@@ -334,6 +335,10 @@ class RepoObject:
             Objects the new state references that must be durable before it is visible.
         online_required
             Whether a read-only status refuses the change (False only for setting the status).
+        ready
+            Writes of objects in ``durable`` still running: the new state is prepared (and its
+            backup copied) meanwhile, and ``repo`` replaced only once they are done; their
+            failure fails the update.
 
         Returns
         -------
@@ -370,6 +375,12 @@ class RepoObject:
                 await self._discard_copy(copying, backup_key)
                 raise
             await copying
+            if ready is not None:
+                try:
+                    await ready
+                except BaseException:
+                    await self._discard_copy(copying, backup_key)
+                    raise
             logger.debug("Writing repo info, size_bytes: %d", len(data))
             if await self._replace(current, data, backup_key, durable):
                 self._last = RepoRead(new, data, None)

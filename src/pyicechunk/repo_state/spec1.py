@@ -301,6 +301,8 @@ class Spec1State(RepoState):
         return tip
 
     async def add_snapshot(self, new: NewSnapshot, tip: BranchTip | None = None) -> None:
+        if new.written is not None:
+            await new.written
         if new.kind is SnapshotKind.DETACHED:
             # No ref moves, but the caller gets an id to branch or tag from: make it durable.
             await self._backend.make_durable(new.durable)

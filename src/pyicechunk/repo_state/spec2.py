@@ -342,7 +342,13 @@ class Spec2State(RepoState):
             return set_branch(add_snapshot(info, entry), new.branch, snapshot.id), action
 
         start = tip.token if tip is not None and isinstance(tip.token, RepoRead) else None
-        await self._repo.update(edit, start=start, durable=new.durable)
+        written = new.written
+        try:
+            await self._repo.update(edit, start=start, durable=new.durable, ready=written)
+        finally:
+            if written is not None:
+                # Never left running: a refused update returns after the writes did.
+                await asyncio.wait([written])
 
     # -- config -------------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from pyicechunk.format.snapshot import DimensionShape
     from pyicechunk.storage import StorageBackend
 
-__all__ = ["CommitPlan", "chunk_barrier", "write_snapshot", "written_keys"]
+__all__ = ["CommitPlan", "chunk_barrier", "start_snapshot", "write_snapshot", "written_keys"]
 
 _NodeResult = tuple[NodeSnapshot, tuple[ManifestFileInfo, ...]]
 
@@ -266,6 +266,32 @@ async def write_snapshot(
         If a manifest the snapshot carries over is damaged, or this machine's clock is not
         later than the parent's time.
     """
+    snapshot, writing = await _start_snapshot(assets, base, changes, plan)
+    await writing
+    return snapshot
+
+
+@progress.operation("commit")
+async def start_snapshot(
+    assets: AssetManager, base: Snapshot, changes: ChangeSet, plan: CommitPlan
+) -> tuple[Snapshot, asyncio.Future[Any]]:
+    """As :func:`write_snapshot`, but return once the manifests are written.
+
+    The snapshot and its transaction log are still being written by the returned task, so a
+    commit can prepare the history's update meanwhile; whatever refers to them awaits the task
+    first (:attr:`pyicechunk.repo_state.NewSnapshot.written`).
+
+    Raises
+    ------
+    IcechunkError
+        As :func:`write_snapshot` (a failed write: from the task).
+    """
+    return await _start_snapshot(assets, base, changes, plan)
+
+
+async def _start_snapshot(
+    assets: AssetManager, base: Snapshot, changes: ChangeSet, plan: CommitPlan
+) -> tuple[Snapshot, asyncio.Future[Any]]:
     snapshot_id = new_snapshot_id()
     builder = _SnapshotBuilder(assets, base, changes, plan.rewrite_manifests, plan.splitting)
     nodes, manifests = await builder.nodes()
@@ -290,8 +316,18 @@ async def write_snapshot(
         tx = combine_transaction_logs(plan.earlier_tx, tx, snapshot_id)
     if plan.moved_nodes:
         tx.moved_nodes = list(plan.moved_nodes)
-    await asyncio.gather(assets.write_snapshot(snapshot), assets.write_transaction_log(tx))
-    return snapshot
+    writing = asyncio.ensure_future(
+        asyncio.gather(assets.write_snapshot(snapshot), assets.write_transaction_log(tx))
+    )
+    # Marked as retrieved: a caller that fails before awaiting it has its own error to report,
+    # and awaiting it still raises the write's failure.
+    writing.add_done_callback(_retrieved)
+    return snapshot, writing
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def written_keys(base: Snapshot, snapshot: Snapshot) -> list[str]:
@@ -321,8 +357,7 @@ async def chunk_barrier(
         yield task
     finally:
         await asyncio.wait([task])
-        if not task.cancelled():
-            task.exception()  # retrieved: a failure was already raised, or is moot
+        _retrieved(task)  # a failure was already raised, or is moot
 
 
 async def _ready(node: NodeSnapshot) -> _NodeResult:

@@ -54,7 +54,7 @@ from pyicechunk.session.chunks import (
     read_payload,
     virtual_locations,
 )
-from pyicechunk.session.commit import CommitPlan, chunk_barrier, write_snapshot, written_keys
+from pyicechunk.session.commit import CommitPlan, chunk_barrier, start_snapshot, written_keys
 from pyicechunk.session.context import RepoContext, check_metadata, with_reserved
 from pyicechunk.session.mode import READ_ONLY_SESSION, SessionMode
 from pyicechunk.session.nodes import NodeInfo, check_stored_metadata, node_at, nodes_below
@@ -609,7 +609,7 @@ class SessionCore:
         state = self.ctx.state
         async with chunk_barrier(self.ctx.storage.backend, self.changes) as chunks_durable:
             tip = await state.check_branch(self.branch, self.base.id)
-            snapshot = await write_snapshot(self.ctx.assets, self.base, self.changes, plan)
+            snapshot, written = await start_snapshot(self.ctx.assets, self.base, self.changes, plan)
             await chunks_durable
             new = NewSnapshot(
                 SnapshotKind.COMMIT,
@@ -617,6 +617,7 @@ class SessionCore:
                 self.branch,
                 self.base.id,
                 written_keys(self.base, snapshot),
+                written,
             )
             await state.add_snapshot(new, tip)
         logger.info(
@@ -644,10 +645,9 @@ class SessionCore:
                 splitting=configured_splitting(self.ctx.config),
             )
             async with chunk_barrier(self.ctx.storage.backend, self.changes) as chunks_durable:
-                snapshot = await write_snapshot(self.ctx.assets, base, self.changes, plan)
-                new = NewSnapshot(
-                    SnapshotKind.DETACHED, snapshot, durable=written_keys(base, snapshot)
-                )
+                snapshot, written = await start_snapshot(self.ctx.assets, base, self.changes, plan)
+                keys = written_keys(base, snapshot)
+                new = NewSnapshot(SnapshotKind.DETACHED, snapshot, durable=keys, written=written)
                 await asyncio.gather(chunks_durable, self.ctx.state.add_snapshot(new))
             self._finish(snapshot)
             return encode_id(snapshot.id)
@@ -717,11 +717,10 @@ class SessionCore:
             splitting=configured_splitting(self.ctx.config),
         )
         async with chunk_barrier(self.ctx.storage.backend, self.changes) as chunks_durable:
-            snapshot = await write_snapshot(self.ctx.assets, tip, self.changes, plan)
+            snapshot, written = await start_snapshot(self.ctx.assets, tip, self.changes, plan)
             await chunks_durable
-            new = NewSnapshot(
-                SnapshotKind.AMEND, snapshot, self.branch, tip.id, written_keys(tip, snapshot)
-            )
+            keys = written_keys(tip, snapshot)
+            new = NewSnapshot(SnapshotKind.AMEND, snapshot, self.branch, tip.id, keys, written)
             await state.add_snapshot(new, check)
         self._finish(snapshot)
         return encode_id(snapshot.id)
