@@ -311,7 +311,23 @@ class InternalError(IcechunkError):
     """An unexpected internal failure: a bug worth reporting."""
 
 
-class ObjectNotFoundError(StorageError):
+class _KeyedError(IcechunkError):
+    """Base of the internal errors about one missing key: built from the key, which it keeps.
+
+    Each subclass sets ``_key_message``, its default text with a ``{key}`` field.
+    """
+
+    _key_message: str
+
+    def __init__(self, key: str, message: str | None = None) -> None:
+        super().__init__(message or self._key_message.format(key=key))
+        self.key = key
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.key, self.message))
+
+
+class ObjectNotFoundError(_KeyedError, StorageError):
     """A storage object that should exist is missing (kind ``object-not-found``).
 
     Internal: raised by the storage backends, usually turned into a more specific error by
@@ -319,16 +335,10 @@ class ObjectNotFoundError(StorageError):
     """
 
     _default_kind = ErrorKind.OBJECT_NOT_FOUND.value
-
-    def __init__(self, key: str, message: str | None = None) -> None:
-        super().__init__(message or f"object store error Object at location {key} not found")
-        self.key = key
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.key, self.message))
+    _key_message = "object store error Object at location {key} not found"
 
 
-class KeyNotFoundError(NodeNotFoundError):
+class KeyNotFoundError(_KeyedError, NodeNotFoundError):
     """A node or store key that does not exist (kind ``node-not-found``).
 
     Like every :class:`NotFoundError` it is also a ``KeyError``, which is what icechunk 1.1
@@ -336,13 +346,7 @@ class KeyNotFoundError(NodeNotFoundError):
     """
 
     _default_kind = ErrorKind.NODE_NOT_FOUND.value
-
-    def __init__(self, key: str, message: str | None = None) -> None:
-        super().__init__(message or f"node not found at `{key}`")
-        self.key = key
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.key, self.message))
+    _key_message = "node not found at `{key}`"
 
 
 def _some(value: str | None) -> str:

@@ -333,18 +333,18 @@ def _make_remote(
     cred: Any,
     settings: StorageSettings | None,
 ) -> Any:
-    from pyicechunk.storage.object_store import azure_spec, gcs_spec
+    from pyicechunk.storage.object_store import blob_spec
     from pyicechunk.storage.obstore_clients import build_azure_store, build_gcs_store
 
     store: Any = cont.store
     bucket = location.host
     if isinstance(store, ObjectStoreConfig.Gcs):
-        gcs = gcs_spec(bucket, None, cred or GcsCredentials.Anonymous(), store._0)
+        gcs = blob_spec("gcs", bucket, None, cred or GcsCredentials.Anonymous(), store._0)
         return build_gcs_store(gcs, effective_storage_settings(settings))
     if isinstance(store, ObjectStoreConfig.Azure):
         options: dict[str, str] = store._0 or {}
         config = {k: v for k, v in options.items() if k != "account"}
-        azure = azure_spec(options["account"], bucket, None, cred, config)
+        azure = blob_spec("azure", bucket, None, cred, config, options["account"])
         return build_azure_store(azure, effective_storage_settings(settings))
     if isinstance(store, ObjectStoreConfig.Http):
         return _obstore().store.HTTPStore.from_url(

@@ -259,7 +259,7 @@ class Storage(Shown):
         headers: dict[str, str] | None = None,
     ) -> Storage:
         """Storage in a Google Cloud Storage bucket; see :func:`gcs_storage`."""
-        spec = _object_store_module().gcs_spec(bucket, prefix, credentials, config)
+        spec = _object_store_module().blob_spec("gcs", bucket, prefix, credentials, config)
         return cls._object_store(spec, headers, read_headers, write_headers)
 
     @classmethod
@@ -273,7 +273,9 @@ class Storage(Shown):
         config: dict[str, str] | None = None,
     ) -> Storage:
         """Storage in an Azure Blob Storage container; see :func:`azure_storage`."""
-        spec = _object_store_module().azure_spec(account, container, prefix, credentials, config)
+        spec = _object_store_module().blob_spec(
+            "azure", container, prefix, credentials, config, account
+        )
         return cls._object_store(spec)
 
     @classmethod

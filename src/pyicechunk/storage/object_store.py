@@ -648,29 +648,22 @@ def r2_spec(
     return s3_spec("s3", options, bucket, prefix, credentials)
 
 
-def gcs_spec(
+def blob_spec(
+    kind: str,
     bucket: str,
     prefix: str | None,
-    credentials: AnyGcsCredential | None,
+    credentials: AnyGcsCredential | AnyAzureCredential | None,
     config: dict[str, str] | None,
+    account: str | None = None,
 ) -> ObjectStoreSpec:
-    """Spec of a GCS backend."""
-    return ObjectStoreSpec(
-        "gcs", bucket, prefix or "", credentials=credentials, config=dict(config or {})
-    )
+    """Spec of a GCS (``kind`` ``'gcs'``) or Azure Blob Storage (``'azure'``) backend.
 
-
-def azure_spec(
-    account: str,
-    container: str,
-    prefix: str | None,
-    credentials: AnyAzureCredential | None,
-    config: dict[str, str] | None,
-) -> ObjectStoreSpec:
-    """Spec of an Azure Blob Storage backend."""
+    Both take their settings as a dict of the service's keys; ``bucket`` is the Azure
+    container, and ``account`` its storage account.
+    """
     return ObjectStoreSpec(
-        "azure",
-        container,
+        kind,
+        bucket,
         prefix or "",
         credentials=credentials,
         config=dict(config or {}),

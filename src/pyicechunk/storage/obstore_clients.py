@@ -150,68 +150,66 @@ def build_s3_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
             config["session_token"] = c.session_token
     elif isinstance(creds, S3Credentials.Refreshable):
         provider = _RefreshingProvider(creds)
-    return load_obstore().store.S3Store(
-        spec.bucket,
-        prefix=spec.prefix or None,
-        config=config,
-        client_options=_client_options(spec, opts.allow_http, opts.network_stream_timeout_seconds),
-        retry_config=_retry_config(eff),
-        credential_provider=provider,
+    return _open_store(
+        "S3Store",
+        spec,
+        eff,
+        config,
+        _client_options(spec, opts.allow_http, opts.network_stream_timeout_seconds),
+        provider,
     )
+
+
+# Where each fixed GCS or Azure credential goes: the store's config key, and the attribute of
+# the credential that holds its value.
+_STATIC_CONFIG: dict[type, tuple[str, str]] = {
+    GcsStaticCredentials.ServiceAccount: ("service_account", "path"),
+    GcsStaticCredentials.ServiceAccountKey: ("service_account_key", "key"),
+    GcsStaticCredentials.ApplicationCredentials: ("application_credentials", "path"),
+    GcsStaticCredentials.BearerToken: ("bearer_token", "token"),
+    AzureStaticCredentials.AccessKey: ("account_key", "key"),
+    AzureStaticCredentials.SasToken: ("sas_key", "token"),
+    AzureStaticCredentials.BearerToken: ("token", "token"),
+}
+
+
+def _blob_credentials(creds: Any, config: dict[str, Any]) -> _RefreshingProvider | None:
+    """Put GCS or Azure credentials into the store's ``config``; the provider of refreshable ones.
+
+    Credentials from the environment (and none) add nothing: the store reads the environment.
+    """
+    if isinstance(creds, GcsCredentials.Anonymous | AzureCredentials.Anonymous):
+        config["skip_signature"] = True
+    elif isinstance(creds, GcsCredentials.Static | AzureCredentials.Static):
+        fixed = creds.credentials
+        found = _STATIC_CONFIG.get(type(fixed))
+        if found is None:
+            raise IcechunkError(
+                f"{type(fixed).__name__} is not a fixed GCS or Azure credential; pass a "
+                "GcsStaticCredentials or AzureStaticCredentials variant",
+                kind="invalid-credentials",
+            )
+        key, attribute = found
+        config[key] = getattr(fixed, attribute)
+    elif isinstance(creds, GcsCredentials.Refreshable | AzureCredentials.Refreshable):
+        return _RefreshingProvider(creds)
+    return None
 
 
 def build_gcs_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
     config, client = _split_config(spec.config)
-    provider = None
-    creds = spec.credentials
-    if isinstance(creds, GcsCredentials.Anonymous):
-        config["skip_signature"] = True
-    elif isinstance(creds, GcsCredentials.Static):
-        c = creds.credentials
-        if isinstance(c, GcsStaticCredentials.ServiceAccount):
-            config["service_account"] = c.path
-        elif isinstance(c, GcsStaticCredentials.ServiceAccountKey):
-            config["service_account_key"] = c.key
-        elif isinstance(c, GcsStaticCredentials.ApplicationCredentials):
-            config["application_credentials"] = c.path
-        else:
-            config["bearer_token"] = c.token
-    elif isinstance(creds, GcsCredentials.Refreshable):
-        provider = _RefreshingProvider(creds)
-    return load_obstore().store.GCSStore(
-        spec.bucket,
-        prefix=spec.prefix or None,
-        config=config,
-        client_options=_client_options(spec, False, None, client),
-        retry_config=_retry_config(eff),
-        credential_provider=provider,
+    provider = _blob_credentials(spec.credentials, config)
+    return _open_store(
+        "GCSStore", spec, eff, config, _client_options(spec, False, None, client), provider
     )
 
 
 def build_azure_store(spec: ObjectStoreSpec, eff: EffectiveStorageSettings) -> Any:
     store_config, client = _split_config(spec.config)
     config: dict[str, Any] = {"account_name": spec.account, **store_config}
-    creds = spec.credentials
-    provider = None
-    if isinstance(creds, AzureCredentials.Anonymous):
-        config["skip_signature"] = True
-    elif isinstance(creds, AzureCredentials.Refreshable):
-        provider = _RefreshingProvider(creds)
-    elif isinstance(creds, AzureCredentials.Static):
-        c = creds.credentials
-        if isinstance(c, AzureStaticCredentials.AccessKey):
-            config["account_key"] = c.key
-        elif isinstance(c, AzureStaticCredentials.SasToken):
-            config["sas_key"] = c.token
-        else:
-            config["token"] = c.token
-    return load_obstore().store.AzureStore(
-        spec.bucket,
-        prefix=spec.prefix or None,
-        config=config,
-        client_options=_client_options(spec, False, None, client),
-        retry_config=_retry_config(eff),
-        credential_provider=provider,
+    provider = _blob_credentials(spec.credentials, config)
+    return _open_store(
+        "AzureStore", spec, eff, config, _client_options(spec, False, None, client), provider
     )
 
 
@@ -275,6 +273,25 @@ def _retry_config(eff: EffectiveStorageSettings) -> Any:
             "base": 2.0,
         },
     }
+
+
+def _open_store(
+    store_class: str,
+    spec: ObjectStoreSpec,
+    eff: EffectiveStorageSettings,
+    config: dict[str, Any],
+    client_options: Any,
+    provider: _RefreshingProvider | None,
+) -> Any:
+    """obstore's ``store_class`` on the spec's bucket and prefix, retrying as ``eff`` says."""
+    return getattr(load_obstore().store, store_class)(
+        spec.bucket,
+        prefix=spec.prefix or None,
+        config=config,
+        client_options=client_options,
+        retry_config=_retry_config(eff),
+        credential_provider=provider,
+    )
 
 
 _BUILDERS = {
