@@ -110,7 +110,7 @@ def test_fork_cannot_amend(tmp_path: Path, how: str) -> None:
             # session it hands out still is one.
             view = fork.store.with_read_only(False)
             assert isinstance(view.session, icechunk.ForkSession)
-            sync(view.session._core.amend("replace the tip", None))
+            sync(view.session._core.commit("replace the tip", None, amend=True))
     for verb, error in (("commit", "commits are not allowed"), ("flush", "cannot flush a fork")):
         with pytest.raises(icechunk.IcechunkError, match=error):
             sync(getattr(fork._core, verb)("through the core", None))

@@ -106,10 +106,12 @@ async def rewrite_manifests(
         base = await ctx.assets.fetch_snapshot(await ctx.state.branch_tip(branch))
         session = SessionCore(ctx, base, branch=branch, read_only=False)
         # Nothing changed in the session, so the transaction log has every list empty.
-        if commit_method == "amend":
-            return await session.amend(
-                message, properties, allow_empty=True, rewrite_manifests=True
-            )
-        return await session.commit(message, properties, allow_empty=True, rewrite_manifests=True)
+        return await session.commit(
+            message,
+            properties,
+            allow_empty=True,
+            rewrite_manifests=True,
+            amend=commit_method == "amend",
+        )
     except (IcechunkError, ConflictError) as e:
         raise IcechunkError(f"error rewriting manifests: {e}", getattr(e, "kind", None)) from e

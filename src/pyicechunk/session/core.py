@@ -547,17 +547,22 @@ class SessionCore:
         rebase_with: Any = None,
         rebase_tries: int = 1_000,
         rewrite_manifests: bool = False,
+        amend: bool = False,
     ) -> str:
         """Commit the changes to the session's branch: THE retry loop of every commit.
 
         When the branch moved since the session's base, the commit is refused before anything
         is written; with ``rebase_with``, the changes are rebased onto the new tip (at most
-        ``rebase_tries`` times) and the commit is tried again.
+        ``rebase_tries`` times) and the commit is tried again. With ``amend`` the new snapshot
+        replaces the branch tip instead (the reference's amend commit method), and a moved
+        branch refuses it whatever ``rebase_with`` says.
         """
         attempt = 0
         while True:
             try:
                 async with self._exclusive_operation():
+                    if amend:
+                        return await self._amend(message, metadata, allow_empty, rewrite_manifests)
                     # 2.x records how many rebases a commit with a solver took (spec 2 here:
                     # spec 1 follows 1.1, which does not).
                     rebases = None if rebase_with is None else attempt
@@ -565,7 +570,7 @@ class SessionCore:
                         message, metadata, allow_empty, rewrite_manifests, rebases
                     )
             except ConflictError:
-                if rebase_with is None or attempt >= rebase_tries:
+                if amend or rebase_with is None or attempt >= rebase_tries:
                     raise
                 attempt += 1
                 logger.debug(
@@ -651,17 +656,6 @@ class SessionCore:
                 await asyncio.gather(chunks_durable, self.ctx.state.add_snapshot(new))
             self._finish(snapshot)
             return encode_id(snapshot.id)
-
-    async def amend(
-        self,
-        message: str,
-        metadata: Mapping[str, Any] | None,
-        *,
-        allow_empty: bool = False,
-        rewrite_manifests: bool = False,
-    ) -> str:
-        async with self._exclusive_operation():
-            return await self._amend(message, metadata, allow_empty, rewrite_manifests)
 
     async def _amend(
         self,

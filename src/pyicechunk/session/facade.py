@@ -316,7 +316,7 @@ class Session(Shown):
         self, message: str, metadata: dict[str, Any] | None = None, *, allow_empty: bool = False
     ) -> str:
         """Async version of :meth:`amend`."""
-        return await self._core.amend(message, metadata, allow_empty=allow_empty)
+        return await self._core.commit(message, metadata, allow_empty=allow_empty, amend=True)
 
     amend = blocking_twin(
         amend_async,
