@@ -16,7 +16,12 @@ import pyicechunk as icechunk
 def make_repo(path: Path) -> icechunk.Repository:
     repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(path)))
     session = repo.writable_session("main")
-    zarr.create_array(session.store, name="a", shape=(4,), chunks=(2,), dtype="i4")[:] = [1, 2, 3, 4]
+    zarr.create_array(session.store, name="a", shape=(4,), chunks=(2,), dtype="i4")[:] = [
+        1,
+        2,
+        3,
+        4,
+    ]
     session.commit("data")
     return repo
 
@@ -72,3 +77,45 @@ def test_async_twins_and_many_threads(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert results == [[7, 8, 3, 4]] * 8
+
+
+def test_history_walks_run_on_the_calling_thread_where_they_can(tmp_path: Path) -> None:
+    # sync_here runs short read-only work on the caller's own loop (no hand-off to zarr's
+    # loop thread); inside a running loop it waits for zarr's loop like sync does.
+    from pyicechunk._sync import sync_here
+
+    async def where() -> int:
+        return threading.get_ident()
+
+    assert sync_here(where()) == threading.get_ident()
+    assert sync_here(where()) == sync_here(where())  # the thread's loop is kept
+
+    async def inside_a_loop() -> int:
+        return sync_here(where())
+
+    assert asyncio.run(inside_a_loop()) != threading.get_ident()
+
+    # Ancestry from several threads at once, each on its own loop, while commits land.
+    repo = make_repo(tmp_path / "r")
+    lengths: list[int] = []
+    errors: list[BaseException] = []
+
+    def walk() -> None:
+        try:
+            for _ in range(20):
+                lengths.append(len(list(repo.ancestry(branch="main"))))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    walkers = [threading.Thread(target=walk) for _ in range(4)]
+    for w in walkers:
+        w.start()
+    for k in range(5):
+        session = repo.writable_session("main")
+        zarr.open_array(session.store, path="a", mode="r+")[0] = k
+        session.commit(f"while walking {k}")
+    for w in walkers:
+        w.join()
+    assert not errors
+    assert len(lengths) == 80 and set(lengths) <= set(range(2, 8))
+    assert len(list(repo.ancestry(branch="main"))) == 7

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
@@ -38,6 +39,27 @@ def sync(coro: Coroutine[Any, Any, T]) -> T:
     if running is loop:
         return _fallback_pool.submit(asyncio.run, coro).result()
     return _zarr_sync(coro, loop=loop)
+
+
+_own = threading.local()
+
+
+def sync_here(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on the calling thread's own event loop, or as :func:`sync` would.
+
+    For short read-only work on the repository's storage and history (a history walk) that
+    touches no session or store: handing such work to zarr's loop thread and waiting for the
+    answer costs more than the work itself. A thread running an event loop of its own cannot
+    run another one, so there this is :func:`sync`.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        loop: asyncio.AbstractEventLoop | None = getattr(_own, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = _own.loop = asyncio.new_event_loop()
+        return loop.run_until_complete(coro)
+    return sync(coro)
 
 
 def blocking_twin(async_function: Callable[P, Coroutine[Any, Any, T]], doc: str) -> Callable[P, T]:

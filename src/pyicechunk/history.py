@@ -247,23 +247,26 @@ class HistoryWalk:
     async def take(self, limit: int) -> list[HistoryEntry]:
         """Up to ``limit`` next older entries (fewer only at the root), newest first."""
         entries: list[HistoryEntry] = []
-        source = self._source
-        while len(entries) < limit:
-            sid = self._next
-            if sid is None:
-                break
-            if sid in self._seen:
-                raise self._loop_error(sid)
-            try:
-                entry = source.known_entry(sid)
-                if entry is None:
-                    entry = await source.entry(sid)
-            except ObjectNotFoundError:
-                raise self._missing_error(sid) from None
-            self._seen.add(sid)
-            self._order.append(sid)
-            self._next = entry.parent_id
-            entries.append(entry)
+        source, seen, order = self._source, self._seen, self._order
+        sid = self._next
+        try:
+            for _ in range(limit):
+                if sid is None:
+                    break
+                if sid in seen:
+                    raise self._loop_error(sid)
+                try:
+                    entry = source.known_entry(sid)
+                    if entry is None:
+                        entry = await source.entry(sid)
+                except ObjectNotFoundError:
+                    raise self._missing_error(sid) from None
+                seen.add(sid)
+                order.append(sid)
+                entries.append(entry)
+                sid = entry.parent_id
+        finally:
+            self._next = sid
         return entries
 
     def __aiter__(self) -> HistoryWalk:

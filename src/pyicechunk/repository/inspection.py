@@ -9,10 +9,10 @@ object's snapshot list in spec 2. Also the argument rules every ref-taking metho
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from pyicechunk._sync import blocking_twin, sync
+from pyicechunk._sync import blocking_twin, sync, sync_here
 from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
 from pyicechunk.format.ids import decode_id, encode_id
 from pyicechunk.format.snapshot import Snapshot
@@ -62,29 +62,45 @@ def _manifest_infos(snapshot: Snapshot) -> list[ManifestFileInfo]:
     ]
 
 
+class _Stored:
+    """Where a :class:`SnapshotInfo` of a history walk finds its metadata and manifests.
+
+    One small object per step instead of two closures: a walk builds thousands of infos and
+    most are never looked into.
+    """
+
+    __slots__ = ("entry", "history", "snapshot")
+
+    def __init__(
+        self, entry: HistoryEntry, history: HistorySource, snapshot: Snapshot | None
+    ) -> None:
+        self.entry = entry
+        self.history = history
+        self.snapshot = snapshot
+
+    def metadata(self) -> Any:
+        return _copy_json(self.entry.metadata)
+
+    def manifests(self) -> list[ManifestFileInfo]:
+        snapshot = self.snapshot or self.entry.snapshot
+        if snapshot is None:
+            # Spec 2: history comes from `repo`; the snapshot is read only if its manifests
+            # are asked for (icechunk 2 does not report them at all).
+            snapshot = sync(self.history.snapshot_of(self.entry))
+        return _manifest_infos(snapshot)
+
+
 def _snapshot_info(
     entry: HistoryEntry, history: HistorySource, snapshot: Snapshot | None = None
 ) -> SnapshotInfo:
-    manifests: list[ManifestFileInfo] | Callable[[], list[ManifestFileInfo]]
-    snapshot = snapshot or entry.snapshot
-    if snapshot is not None:
-        read = snapshot
-
-        def manifests() -> list[ManifestFileInfo]:
-            return _manifest_infos(read)
-    else:
-        # Spec 2: history comes from `repo`; the snapshot is read only if its manifests are
-        # asked for (icechunk 2 does not report them at all).
-        def manifests() -> list[ManifestFileInfo]:
-            return _manifest_infos(sync(history.snapshot_of(entry)))
-
+    stored = _Stored(entry, history, snapshot)
     return SnapshotInfo.from_stored(
         entry.id,
         entry.parent_id,
         entry.flushed_at,
         entry.message,
-        lambda: _copy_json(entry.metadata),
-        manifests,
+        stored.metadata,
+        stored.manifests,
     )
 
 
@@ -112,7 +128,9 @@ class _Ancestry:
             self._walk = HistoryWalk(self._history, start)
         history = self._history
         assert history is not None
-        return [_snapshot_info(entry, history) for entry in await self._walk.take(batch)]
+        # Newest last, so that handing them out one by one pops from the end.
+        entries = await self._walk.take(batch)
+        return [_snapshot_info(entry, history) for entry in reversed(entries)]
 
     def __iter__(self) -> Iterator[SnapshotInfo]:
         return self
@@ -122,10 +140,10 @@ class _Ancestry:
             # A short batch ended at the root: no further round trip to the event loop.
             if self._walk is not None and self._walk.done:
                 raise StopIteration
-            self._buffer = sync(self._advance(64))
+            self._buffer = sync_here(self._advance(64))
             if not self._buffer:
                 raise StopIteration
-        return self._buffer.pop(0)
+        return self._buffer.pop()
 
     def __aiter__(self) -> AsyncIterator[SnapshotInfo]:
         return self
@@ -135,7 +153,7 @@ class _Ancestry:
             self._buffer = await self._advance(16)
             if not self._buffer:
                 raise StopAsyncIteration
-        return self._buffer.pop(0)
+        return self._buffer.pop()
 
 
 class Inspection:

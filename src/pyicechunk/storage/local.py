@@ -617,9 +617,12 @@ class LocalFileSystemBackend(StorageBackend):
                 _get_executor(), function, *args
             )
         except OSError as e:
-            raise IcechunkError(
-                f"local filesystem storage error for {what} under {self._root}: {e}", kind="io"
-            ) from e
+            raise self._io_error(what, e) from e
+
+    def _io_error(self, what: str, error: OSError) -> IcechunkError:
+        return IcechunkError(
+            f"local filesystem storage error for {what} under {self._root}: {error}", kind="io"
+        )
 
     def supports_conditional_update(self) -> bool:
         return True
@@ -633,7 +636,13 @@ class LocalFileSystemBackend(StorageBackend):
         return await self._call(f"object {key!r}", _map, self._path(key), key)
 
     async def get_versioned(self, key: str) -> tuple[bytes, ObjectVersion]:
-        return await self._call(f"object {key!r}", _get_versioned, self._path(key), key)
+        # Only the small objects replaced in place (refs, config, ``repo``) are read with their
+        # version, on every commit and history walk. Reading one on the loop's own thread takes
+        # a few microseconds; handing it to a worker thread and back costs tens.
+        try:
+            return _get_versioned(self._path(key), key)
+        except OSError as e:
+            raise self._io_error(f"object {key!r}", e) from e
 
     async def put(self, key: str, data: bytes | memoryview) -> None:
         await self._call(f"object {key!r}", _put, self._path(key), data, self._durable)
