@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform, get_args
 
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.flexbuffers import decode_flexbuffer, encode_flexbuffer
@@ -59,8 +59,25 @@ class FeatureFlag(enum.IntEnum):
     DELETE_TAG = 5
 
 
+class _StoredMetadata:
+    """A record whose ``metadata`` is stored as :data:`MetadataItems`."""
+
+    __slots__ = ()
+    metadata: MetadataItems
+
+    def metadata_values(self) -> dict[str, Any]:
+        """The metadata, decoded.
+
+        Raises
+        ------
+        IcechunkError
+            If a value is not a valid FlexBuffer.
+        """
+        return decode_metadata_items(self.metadata)
+
+
 @dataclass(frozen=True, slots=True)
-class SnapshotInfo:
+class SnapshotInfo(_StoredMetadata):
     """One entry of the repository's snapshot list.
 
     ``flushed_at`` is in µs since the epoch; ``metadata`` holds the commit metadata as stored
@@ -75,149 +92,134 @@ class SnapshotInfo:
     metadata: MetadataItems = ()
     pruned_ancestor_tx_logs: tuple[bytes, ...] = ()
 
-    def metadata_values(self) -> dict[str, Any]:
-        """The commit metadata, decoded.
-
-        Raises
-        ------
-        IcechunkError
-            If a value is not a valid FlexBuffer.
-        """
-        return decode_metadata_items(self.metadata)
-
 
 # --- ops log ----------------------------------------------------------------------------------
-# One class per member of the UpdateType union; TAG is the union tag on disk.
+# One class per member of the UpdateType union.
 
 
-@dataclass(frozen=True, slots=True)
-class RepoInitialized:
+class _Action:
+    """Base of the ops-log kinds; ``TAG`` is the kind's tag in the on-disk UpdateType union."""
+
+    __slots__ = ()
+    TAG: ClassVar[int]
+
+
+_A = TypeVar("_A", bound=_Action)
+
+
+@dataclass_transform(frozen_default=True)
+def _kind(cls: type[_A]) -> type[_A]:
+    """Declare an ops-log kind: a frozen value with slots."""
+    return dataclass(frozen=True, slots=True)(cls)
+
+
+@_kind
+class RepoInitialized(_Action):
     """The repository was created."""
 
-    TAG: ClassVar[int] = 1
 
-
-@dataclass(frozen=True, slots=True)
-class RepoMigrated:
+@_kind
+class RepoMigrated(_Action):
     """The repository was migrated from one spec version to another."""
 
-    TAG: ClassVar[int] = 2
     from_version: int
     to_version: int
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigChanged:
+@_kind
+class ConfigChanged(_Action):
     """The repository config was saved."""
 
-    TAG: ClassVar[int] = 3
 
-
-@dataclass(frozen=True, slots=True)
-class MetadataChanged:
+@_kind
+class MetadataChanged(_Action):
     """The repository metadata was set or updated."""
 
-    TAG: ClassVar[int] = 4
 
-
-@dataclass(frozen=True, slots=True)
-class TagCreated:
+@_kind
+class TagCreated(_Action):
     """Tag ``name`` was created."""
 
-    TAG: ClassVar[int] = 5
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class TagDeleted:
+@_kind
+class TagDeleted(_Action):
     """Tag ``name``, which pointed at ``previous_snap_id``, was deleted."""
 
-    TAG: ClassVar[int] = 6
     name: str
     previous_snap_id: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class BranchCreated:
+@_kind
+class BranchCreated(_Action):
     """Branch ``name`` was created."""
 
-    TAG: ClassVar[int] = 7
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class BranchDeleted:
+@_kind
+class BranchDeleted(_Action):
     """Branch ``name``, whose tip was ``previous_snap_id``, was deleted."""
 
-    TAG: ClassVar[int] = 8
     name: str
     previous_snap_id: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class BranchReset:
+@_kind
+class BranchReset(_Action):
     """Branch ``name`` was reset away from ``previous_snap_id``."""
 
-    TAG: ClassVar[int] = 9
     name: str
     previous_snap_id: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class NewCommit:
+@_kind
+class NewCommit(_Action):
     """A commit (or a manifest rewrite) moved ``branch`` to ``new_snap_id``."""
 
-    TAG: ClassVar[int] = 10
     branch: str
     new_snap_id: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class CommitAmended:
+@_kind
+class CommitAmended(_Action):
     """``new_snap_id`` replaced the tip ``previous_snap_id`` of ``branch``."""
 
-    TAG: ClassVar[int] = 11
     branch: str
     previous_snap_id: bytes
     new_snap_id: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class NewDetachedSnapshot:
+@_kind
+class NewDetachedSnapshot(_Action):
     """A flush wrote ``new_snap_id`` without moving a branch."""
 
-    TAG: ClassVar[int] = 12
     new_snap_id: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class GCRan:
+@_kind
+class GCRan(_Action):
     """Garbage collection ran (not as a dry run)."""
 
-    TAG: ClassVar[int] = 13
 
-
-@dataclass(frozen=True, slots=True)
-class ExpirationRan:
+@_kind
+class ExpirationRan(_Action):
     """Snapshot expiration ran."""
 
-    TAG: ClassVar[int] = 14
 
-
-@dataclass(frozen=True, slots=True)
-class FeatureFlagChanged:
+@_kind
+class FeatureFlagChanged(_Action):
     """A flag set to True or False, or back to its default (``new_value`` None)."""
 
-    TAG: ClassVar[int] = 15
     id: int
     new_value: bool | None
 
 
-@dataclass(frozen=True, slots=True)
-class RepoStatusChanged:
+@_kind
+class RepoStatusChanged(_Action):
     """The repository status was set."""
 
-    TAG: ClassVar[int] = 16
     status: RepoStatus
 
 
@@ -240,6 +242,12 @@ UpdateAction = (
     | RepoStatusChanged
 )
 
+# FlatBuffers numbers a union's members from 1 in the order the schema declares them, and
+# UpdateAction lists the kinds in that order: a kind's position is its tag on disk.
+for _tag, _member in enumerate(get_args(UpdateAction), start=1):
+    _member.TAG = _tag
+del _tag, _member
+
 
 @dataclass(frozen=True, slots=True)
 class Update:
@@ -255,7 +263,7 @@ class Update:
 
 
 @dataclass(frozen=True)
-class RepoInfo:
+class RepoInfo(_StoredMetadata):
     """The decoded ``repo`` object.
 
     Parameters
@@ -315,16 +323,6 @@ class RepoInfo:
         if flag in (self.disabled_feature_flags or ()):
             return False
         return True
-
-    def metadata_values(self) -> dict[str, Any]:
-        """The repository metadata, decoded.
-
-        Raises
-        ------
-        IcechunkError
-            If a value is not a valid FlexBuffer.
-        """
-        return decode_metadata_items(self.metadata)
 
 
 # --- metadata ----------------------------------------------------------------------------------
