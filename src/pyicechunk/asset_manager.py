@@ -277,6 +277,10 @@ class AssetManager:
                 del self._reading[key]
             done.set_result(manifest)
 
+    def has_manifest(self, manifest_id: bytes) -> bool:
+        """Whether the manifest is in the cache (as a read would, this keeps it there longer)."""
+        return self._manifests.get(manifest_id) is not None
+
     async def _read_manifest(self, manifest_id: bytes, size_bytes: int) -> Manifest:
         key = manifest_key(manifest_id)
         if size_bytes > 0:

@@ -104,15 +104,25 @@ class _SnapshotBuilder:
     async def nodes(self) -> tuple[list[NodeSnapshot], list[ManifestFileInfo]]:
         """Every node of the new snapshot, sorted by path, and the manifests they list."""
         changes = self._changes
+        # Nodes that write no manifest are made here; only the others become tasks (a commit
+        # touching one array of many schedules one task, not one per node).
+        results: list[_NodeResult] = []
         jobs: list[Awaitable[_NodeResult]] = []
         for node in self._base.nodes:
             if not changes.is_deleted(node.path, node.id):
-                jobs.append(self._carry_node(node))
+                carried = self._carry_unwritten(node)
+                if carried is None:
+                    jobs.append(self._carry_node(node))
+                else:
+                    results.append(carried)
         for path, (node_id, user_data) in changes.new_groups.items():
-            jobs.append(_ready(NodeSnapshot(node_id, path, user_data, None)))
+            results.append((NodeSnapshot(node_id, path, user_data, None), ()))
         for path, (node_id, meta) in changes.new_arrays.items():
             jobs.append(self._new_array_node(path, node_id, meta))
-        results = await asyncio.gather(*jobs)
+        if len(jobs) == 1:
+            results.append(await jobs[0])
+        elif jobs:
+            results.extend(await asyncio.gather(*jobs))
         infos: dict[bytes, ManifestFileInfo] = {}
         for _, node_infos in results:
             for info in node_infos:
@@ -120,12 +130,22 @@ class _SnapshotBuilder:
         nodes = sorted((n for n, _ in results), key=lambda n: n.path)
         return nodes, sorted(infos.values(), key=lambda i: i.id)
 
-    async def _carry_node(self, node: NodeSnapshot) -> _NodeResult:
-        changes = self._changes
+    def _carry_unwritten(self, node: NodeSnapshot) -> _NodeResult | None:
+        """The node in the new snapshot if none of its manifests is rewritten, else None."""
         if node.array is None:
-            user_data = changes.updated_groups.get(node.id, node.user_data)
+            user_data = self._changes.updated_groups.get(node.id, node.user_data)
             return NodeSnapshot(node.id, node.path, user_data, None), ()
+        if self._rewrite_all or self._changes.updated_arrays.get(node.id) is not None:
+            return None
+        if self._changes.chunks.get(node.id):
+            return None
+        return node, self._infos(node.array.manifests)
+
+    async def _carry_node(self, node: NodeSnapshot) -> _NodeResult:
+        """An array node whose manifests are rewritten (:meth:`_carry_unwritten` is None)."""
+        changes = self._changes
         old = node.array
+        assert old is not None
         if self._rewrite_all:
             refs, infos = await self._write_manifests(
                 node.id, node.path, old.shape, old.dimension_names, old.manifests, None
@@ -134,8 +154,6 @@ class _SnapshotBuilder:
             return NodeSnapshot(node.id, node.path, node.user_data, data), infos
         meta = changes.updated_arrays.get(node.id)
         chunk_changes = changes.chunks.get(node.id)
-        if meta is None and not chunk_changes:
-            return node, self._infos(old.manifests)
         shape = meta.shape if meta is not None else old.shape
         names = meta.dimension_names if meta is not None else old.dimension_names
         user_data = meta.user_data if meta is not None else node.user_data
@@ -216,7 +234,10 @@ class _SnapshotBuilder:
             written=written,
             rewrite_all=self._rewrite_all,
         )
-        results = await asyncio.gather(*(self._manifest_of(part) for part in parts))
+        if len(parts) == 1:  # the usual case: no task for one manifest
+            results = [await self._manifest_of(parts[0])]
+        else:
+            results = await asyncio.gather(*(self._manifest_of(part) for part in parts))
         refs = tuple(ref for ref, _ in results)
         return refs, tuple(info for _, info in results)
 
@@ -358,7 +379,3 @@ async def chunk_barrier(
     finally:
         await asyncio.wait([task])
         _retrieved(task)  # a failure was already raised, or is moot
-
-
-async def _ready(node: NodeSnapshot) -> _NodeResult:
-    return node, ()

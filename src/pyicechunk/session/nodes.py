@@ -7,6 +7,7 @@ records for its node before a reader gets it.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterable
@@ -131,10 +132,31 @@ def check_stored_metadata(base: Snapshot, node: NodeInfo) -> None:
     The snapshot keeps the array's shape, chunk grid and dimension names beside the document;
     a document that disagrees with them, or is not a readable zarr v3 document, is damage.
     """
-    where = f"the zarr.json of node {node.path} in snapshot {encode_id(base.id)}"
+    fields: _NodeFields = (node.path, node.is_array, node.shape, node.dimension_names)
     try:
-        meta = parse_node_metadata(node.path, node.user_data)
-        document = json.loads(node.user_data)
+        skeleton = _skeleton(node.user_data)
+        if skeleton is None or not _skeleton_is_valid(fields, skeleton):
+            _check_document(fields, node.user_data)
+    except _DamagedDocument as e:
+        raise IcechunkError(
+            f"the zarr.json of node {node.path} in snapshot {encode_id(base.id)} is damaged: {e}",
+            kind="invalid-file-format",
+        ) from None
+
+
+class _DamagedDocument(Exception):
+    """What is wrong with a stored document (the caller names the node and snapshot)."""
+
+
+# What the snapshot records beside a node's document: path, kind, shape, dimension names.
+_NodeFields = tuple[str, bool, tuple[DimensionShape, ...] | None, tuple[str | None, ...] | None]
+
+
+def _check_document(fields: _NodeFields, user_data: bytes) -> None:
+    path, is_array, shape, dimension_names = fields
+    try:
+        meta = parse_node_metadata(path, user_data)
+        document = json.loads(user_data)
         if isinstance(meta, ArrayMeta):
             # zarr-python releases without rectilinear grids (3.1) cannot parse such a
             # document; zarr checks it when it opens the array.
@@ -143,29 +165,51 @@ def check_stored_metadata(base: Snapshot, node: NodeInfo) -> None:
         else:
             GroupMetadata.from_dict(document)
     except IcechunkError as e:
-        raise IcechunkError(
-            f"{where} is damaged: {e.message}", kind="invalid-file-format"
-        ) from None
+        raise _DamagedDocument(e.message) from None
     except Exception as e:  # zarr's own validation: its error types vary by field
-        raise IcechunkError(
-            f"{where} is damaged: zarr cannot read it ({e!r})", kind="invalid-file-format"
-        ) from None
-    if isinstance(meta, ArrayMeta) != node.is_array:
+        raise _DamagedDocument(f"zarr cannot read it ({e!r})") from None
+    if isinstance(meta, ArrayMeta) != is_array:
         kind = "an array" if isinstance(meta, ArrayMeta) else "a group"
-        raise IcechunkError(
-            f"{where} is damaged: it describes {kind}, the snapshot does not",
-            kind="invalid-file-format",
-        )
+        raise _DamagedDocument(f"it describes {kind}, the snapshot does not")
     if isinstance(meta, ArrayMeta) and (
-        _lengths_and_counts(meta.shape) != _lengths_and_counts(node.shape)
+        _lengths_and_counts(meta.shape) != _lengths_and_counts(shape)
         or _dimension_names(meta.dimension_names, len(meta.shape))
-        != _dimension_names(node.dimension_names, len(meta.shape))
+        != _dimension_names(dimension_names, len(meta.shape))
     ):
-        raise IcechunkError(
-            f"{where} is damaged: its shape, chunk grid or dimension names differ from those "
-            "the snapshot records for the array",
-            kind="invalid-file-format",
+        raise _DamagedDocument(
+            "its shape, chunk grid or dimension names differ from those the snapshot records "
+            "for the array"
         )
+
+
+# Every session reopening an array reads its stored document again (a commit loop: once per
+# commit), and zarr's parse is most of such a read's time. A document is valid exactly when it
+# is valid without its attributes (any JSON object is valid attributes, and zarr passes them
+# through), and that skeleton is the same from commit to commit while the attributes change:
+# its verdict is cached. An invalid skeleton (not cached as valid) sends the whole document
+# through the check, which raises the error it always did.
+@functools.lru_cache(maxsize=256)
+def _skeleton_is_valid(fields: _NodeFields, skeleton: bytes) -> bool:
+    try:
+        _check_document(fields, skeleton)
+    except _DamagedDocument:
+        return False
+    return True
+
+
+_SKELETON_MAX_BYTES = 16 * 1024
+
+
+def _skeleton(user_data: bytes) -> bytes | None:
+    """The document without its attributes, or None to check the whole document instead."""
+    try:
+        doc = json.loads(user_data)
+    except (ValueError, RecursionError):  # not JSON (or too deep): the check says so
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.pop("attributes", {}), dict):
+        return None
+    skeleton = json.dumps(doc).encode()
+    return skeleton if len(skeleton) <= _SKELETON_MAX_BYTES else None
 
 
 def _lengths_and_counts(

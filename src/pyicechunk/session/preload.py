@@ -122,7 +122,9 @@ def start_preload(assets: AssetManager, config: RepositoryConfig, snapshot: Snap
     snapshot
         The snapshot the new session starts from.
     """
-    manifests = manifests_to_preload(config, snapshot)
+    # The manifests a commit just wrote (the next session's base) are in the cache already:
+    # handing the loop a task that only finds them there costs more than the check.
+    manifests = [m for m in manifests_to_preload(config, snapshot) if not assets.has_manifest(m.id)]
     if not manifests:
         return
     logger.debug("Preloading %d manifests", len(manifests))
