@@ -40,11 +40,11 @@ def _wait_until(start_at: float) -> None:
     time.sleep(max(0.0, start_at - time.time()))
 
 
-def _increments(root: str, count: int, start_at: float) -> int:
+def _increments(root: str, count: int, start_at: float, durable: bool) -> int:
     """Increment the counter ``count`` times with get_versioned + put_if_version; return retries."""
 
     async def main() -> int:
-        backend = LocalFileSystemBackend(root)
+        backend = LocalFileSystemBackend(root, durable=durable)
         retries = 0
         for _ in range(count):
             while True:
@@ -77,11 +77,16 @@ def pool() -> Iterator[ProcessPoolExecutor]:
         yield executor
 
 
-def test_processes_lose_no_increment(tmp_path: Path, pool: ProcessPoolExecutor) -> None:
+# Without durability a swap runs on the event loop's thread, which must not wait for the lock: a
+# held one sends the swap to a worker thread instead.
+@pytest.mark.parametrize("durable", [True, False])
+def test_processes_lose_no_increment(
+    tmp_path: Path, pool: ProcessPoolExecutor, durable: bool
+) -> None:
     root = str(tmp_path)
     asyncio.run(LocalFileSystemBackend(root).put(COUNTER, b"0"))
     start_at = time.time() + 0.3
-    futures = [pool.submit(_increments, root, 50, start_at) for _ in range(4)]
+    futures = [pool.submit(_increments, root, 50, start_at, durable) for _ in range(4)]
     retries = [future.result(timeout=60) for future in futures]
     assert asyncio.run(LocalFileSystemBackend(root).get(COUNTER)) == b"200"
     # How often a process lost a swap depends on scheduling; it shows there was contention.

@@ -10,7 +10,8 @@ import pytest
 
 from pyicechunk.exceptions import ObjectNotFoundError
 from pyicechunk.storage import RangeByteRequest
-from pyicechunk.storage.local import _MAP_MIN_BYTES, LocalFileSystemBackend, _in_page_cache
+from pyicechunk.storage.local import LocalFileSystemBackend
+from pyicechunk.storage.local_reads import _MAP_MIN_BYTES, _in_page_cache
 
 
 def test_views_of_chunks(tmp_path: Path) -> None:

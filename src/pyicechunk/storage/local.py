@@ -61,8 +61,15 @@ Each key is a file under the root directory. The design choices that make it saf
   repeat for a different object of the same size; with the digest a repeat means the content is
   the same too, and then the swap is still correct.
 
-Blocking calls run on a shared thread pool (one hop per operation), never on the event loop, and
-the backend keeps no event-loop state, so it can be used from any loop or thread.
+A call runs on the event loop's own thread when it moves less than 64 KiB, makes no sync call
+and waits for nobody: a read whose bytes are all in the page cache (a read with ``RWF_NOWAIT``
+says so without blocking), a small write without a sync, a stat, a delete of one file that needs
+no directory sync, a free lock (one held by another process is waited for in a worker instead).
+Everything else (large transfers, any ``fsync``, listings, bulk deletes, disk reads) runs on a
+shared thread pool, one hop per operation. A hop costs tens to hundreds of microseconds on a
+loaded machine, more than such a small call itself; a sync or a disk read can take milliseconds,
+which the loop must not wait for. The backend keeps no event-loop state, so it can be used from
+any loop or thread.
 """
 
 from __future__ import annotations
@@ -70,20 +77,15 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import errno
-import fcntl
-import hashlib
-import mmap
 import os
 import secrets
 import stat
 import sys
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
+from pyicechunk.exceptions import IcechunkError
 from pyicechunk.storage import (
     _WRITE_ID_KEY,
     ByteRequest,
@@ -95,7 +97,17 @@ from pyicechunk.storage import (
     keys,
     logger,
 )
-from pyicechunk.storage.byte_range import resolve as resolve_range
+from pyicechunk.storage.local_reads import (
+    _NOT_FOUND,
+    _SMALL_BYTES,
+    _get_versioned,
+    _map,
+    _read,
+    _read_cached,
+    _read_versioned,
+    _version,
+)
+from pyicechunk.storage.local_threads import _flock, _get_executor, _LockBusy
 
 if TYPE_CHECKING:
     from pyicechunk.config import StorageSettings
@@ -104,31 +116,6 @@ __all__ = ["DURABLE_ENV_VAR", "LocalFileSystemBackend", "is_temporary_name"]
 
 _T = TypeVar("_T")
 
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _get_executor() -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        with _executor_lock:
-            if _executor is None:
-                # Filesystem calls mostly wait on the disk (fsync above all), not on the CPU,
-                # so the pool has many more threads than there are cores.
-                _executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="pyicechunk-fs")
-    return _executor
-
-
-def _forget_executor() -> None:
-    # A forked child inherits the pool object but none of its threads; work queued there would
-    # wait forever, so the child starts a pool of its own.
-    global _executor
-    _executor = None
-
-
-os.register_at_fork(after_in_child=_forget_executor)
-
-_NOT_FOUND = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 _IMMUTABLE_PREFIXES = keys.IMMUTABLE_PREFIXES  # the name `keys` is a parameter in methods
 
 
@@ -138,86 +125,8 @@ def is_temporary_name(name: str) -> bool:
     return bool(sep) and suffix.isascii() and suffix.isdigit()
 
 
-def _version(st: os.stat_result, data: bytes) -> ObjectVersion:
-    digest = hashlib.blake2b(data, digest_size=8).hexdigest()
-    return ObjectVersion(f"{st.st_ino}-{st.st_mtime_ns}-{digest}")
-
-
 def _info(key: str, st: os.stat_result) -> ObjectInfo:
     return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC))
-
-
-def _read(path: str, key: str, byte_range: ByteRequest | None) -> bytes:
-    try:
-        with open(path, "rb", buffering=0) as f:
-            if byte_range is None:
-                return f.readall()
-            fd = f.fileno()
-            start, stop = resolve_range(byte_range, os.fstat(fd).st_size, key)
-            return os.pread(fd, stop - start, start)
-    except _NOT_FOUND:
-        raise ObjectNotFoundError(key) from None
-
-
-_MAP_MIN_BYTES = 256 * 1024
-_RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
-
-
-def _in_page_cache(fd: int, size: int) -> bool:
-    """Whether the file's first, middle and last bytes can be read without waiting for a disk.
-
-    A read with ``RWF_NOWAIT`` fails instead of blocking when its data is not cached. Where the
-    flag is missing or refused, the answer is False (so the caller reads, which always works).
-    """
-    if _RWF_NOWAIT is None:
-        return False
-    probe = bytearray(1)
-    for offset in (0, size // 2, size - 1):
-        try:
-            if os.preadv(fd, [probe], offset, _RWF_NOWAIT) != 1:
-                return False
-        except OSError:  # BlockingIOError when not cached; EOPNOTSUPP where unsupported
-            return False
-    return True
-
-
-def _map(path: str, key: str) -> bytes | memoryview:
-    """A whole immutable object, memory-mapped when large and already in the page cache.
-
-    Mapping shares the page cache instead of allocating and copying (about a third faster for
-    1 MiB chunks read concurrently). When the file is not cached, though, filling a mapping
-    reads the disk in small page-fault-sized pieces, and one large ``pread`` is about twice as
-    fast, so a cheap residency probe picks the path. Mapping is used only for chunk objects,
-    which are never rewritten or truncated in place (new data always gets a new name), so the
-    mapping stays valid even if garbage collection unlinks the file meanwhile.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except _NOT_FOUND:
-        raise ObjectNotFoundError(key) from None
-    try:
-        size = os.fstat(fd).st_size
-        if size < _MAP_MIN_BYTES or not _in_page_cache(fd, size):
-            return os.pread(fd, size, 0)
-        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
-        return memoryview(mmap.mmap(fd, size, flags=flags, prot=mmap.PROT_READ))
-    finally:
-        os.close(fd)
-
-
-def _read_versioned(path: str) -> tuple[bytes, ObjectVersion]:
-    """Read a file and its version from one open descriptor, so the two always agree."""
-    with open(path, "rb", buffering=0) as f:
-        st = os.fstat(f.fileno())
-        data = f.readall()
-    return data, _version(st, data)
-
-
-def _get_versioned(path: str, key: str) -> tuple[bytes, ObjectVersion]:
-    try:
-        return _read_versioned(path)
-    except _NOT_FOUND:
-        raise ObjectNotFoundError(key) from None
 
 
 def _linux_libc_function(name: str, *argtypes: Any) -> Any:
@@ -403,7 +312,10 @@ def _link_if_absent(path: str, tmp: str, durable: bool) -> bool:
 
 
 def _swap_if_version(path: str, tmp: str, version: ObjectVersion, durable: bool) -> bool:
-    """Rename ``tmp`` over ``path`` if ``path`` is still at ``version`` (under the dir lock)."""
+    """Rename ``tmp`` over ``path`` if ``path`` is still at ``version`` (under the dir lock).
+
+    ``tmp`` is gone when this returns or raises (also :class:`_LockBusy`).
+    """
     directory = os.path.dirname(path)
     try:
         dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -414,7 +326,7 @@ def _swap_if_version(path: str, tmp: str, version: ObjectVersion, durable: bool)
         # The data was written (and fsynced, if durable) before taking the lock, to keep the
         # critical section down to compare + rename + directory fsync.
         try:
-            fcntl.flock(dir_fd, fcntl.LOCK_EX)
+            _flock(dir_fd)
             try:
                 _, current = _read_versioned(path)
             except _NOT_FOUND:
@@ -434,6 +346,17 @@ def _swap_if_version(path: str, tmp: str, version: ObjectVersion, durable: bool)
         os.close(dir_fd)  # also releases the lock
 
 
+def _place(
+    path: str, data: bytes, write_id: str | None, version: ObjectVersion | None, sync: bool
+) -> bool:
+    """A whole conditional write in one call: the temporary file (synced if ``sync``), then
+    create-if-absent (``version`` None) or compare-and-swap (directory synced if ``sync``)."""
+    tmp = _write_temporary(path, data, sync, False, write_id)
+    if version is None:
+        return _link_if_absent(path, tmp, sync)
+    return _swap_if_version(path, tmp, version, sync)
+
+
 def _lock_directory(directory: str) -> int | None:
     """Open ``directory`` and take its exclusive lock: the descriptor, or None if it is gone."""
     try:
@@ -442,7 +365,7 @@ def _lock_directory(directory: str) -> int | None:
         return None
     try:
         # Excludes a concurrent compare-and-swap, which could otherwise revive a deleted ref.
-        fcntl.flock(dir_fd, fcntl.LOCK_EX)
+        _flock(dir_fd)
     except BaseException:
         os.close(dir_fd)
         raise
@@ -612,6 +535,7 @@ class LocalFileSystemBackend(StorageBackend):
         return f"{self._root}/{key}"
 
     async def _call(self, what: str, function: Callable[..., _T], *args: Any) -> _T:
+        """``function(*args)`` in a worker thread."""
         try:
             return await asyncio.get_running_loop().run_in_executor(
                 _get_executor(), function, *args
@@ -619,33 +543,63 @@ class LocalFileSystemBackend(StorageBackend):
         except OSError as e:
             raise self._io_error(what, e) from e
 
+    async def _run(self, what: str, here: bool, function: Callable[..., _T], *args: Any) -> _T:
+        """``function(*args)``: on this thread if ``here`` (see the module docstring), else in a
+        worker; made here, a call that finds a lock held is made again in a worker."""
+        if here:
+            try:
+                return function(*args)
+            except _LockBusy:
+                pass
+            except OSError as e:
+                raise self._io_error(what, e) from e
+        return await self._call(what, function, *args)
+
     def _io_error(self, what: str, error: OSError) -> IcechunkError:
         return IcechunkError(
             f"local filesystem storage error for {what} under {self._root}: {error}", kind="io"
         )
 
+    def _read_here(
+        self, key: str, byte_range: ByteRequest | None
+    ) -> tuple[str, tuple[bytes, os.stat_result] | None]:
+        """The path of ``key`` and, when it can be read on this thread, its bytes and status."""
+        path = self._path(key)
+        try:
+            return path, _read_cached(path, key, byte_range)
+        except OSError as e:
+            raise self._io_error(f"object {key!r}", e) from e
+
     def supports_conditional_update(self) -> bool:
         return True
 
     async def get(self, key: str, byte_range: ByteRequest | None = None) -> bytes:
-        return await self._call(f"object {key!r}", _read, self._path(key), key, byte_range)
+        path, done = self._read_here(key, byte_range)
+        if done is not None:
+            return done[0]
+        return await self._call(f"object {key!r}", _read, path, key, byte_range)
 
     async def get_view(self, key: str, byte_range: ByteRequest | None = None) -> bytes | memoryview:
         if byte_range is not None or not key.startswith(keys.CHUNKS):
             return await self.get(key, byte_range)
-        return await self._call(f"object {key!r}", _map, self._path(key), key)
+        path, done = self._read_here(key, None)
+        if done is not None:
+            return done[0]
+        return await self._call(f"object {key!r}", _map, path, key)
 
     async def get_versioned(self, key: str) -> tuple[bytes, ObjectVersion]:
-        # Only the small objects replaced in place (refs, config, ``repo``) are read with their
-        # version, on every commit and history walk. Reading one on the loop's own thread takes
-        # a few microseconds; handing it to a worker thread and back costs tens.
-        try:
-            return _get_versioned(self._path(key), key)
-        except OSError as e:
-            raise self._io_error(f"object {key!r}", e) from e
+        # The small objects replaced in place (refs, config, ``repo``) are read with their
+        # version on every commit and history walk: nearly always here, from the page cache.
+        path, done = self._read_here(key, None)
+        if done is not None:
+            data, st = done
+            return data, _version(st, data)
+        return await self._call(f"object {key!r}", _get_versioned, path, key)
 
     async def put(self, key: str, data: bytes | memoryview) -> None:
-        await self._call(f"object {key!r}", _put, self._path(key), data, self._durable)
+        # A plain put makes no sync call below _WRITEBACK_MIN_BYTES (nor at all, if not durable).
+        here = len(data) < min(_SMALL_BYTES, _WRITEBACK_MIN_BYTES)
+        await self._run(f"object {key!r}", here, _put, self._path(key), data, self._durable)
 
     async def make_durable(self, keys: Sequence[str]) -> None:
         if not keys or not self._durable:
@@ -688,12 +642,19 @@ class LocalFileSystemBackend(StorageBackend):
 
     async def _write_conditionally(self, write: ConditionalWrite) -> bool:
         key = write.key
+        what = f"object {key!r}"
+        if not (self._durable and write.durable):
+            # Nothing else to sync first: the whole write is one call, made here when it
+            # makes no sync call and is small.
+            here = not self._durable and len(write.data) < _SMALL_BYTES
+            path = self._path(key)
+            args = (path, write.data, write.write_id, write.version, self._durable)
+            return await self._run(what, here, _place, *args)
+        # A commit's objects are synced while the new ref's temporary file is written.
         path, tmp = await self._prepare(key, write.data, write.durable, write.write_id)
         if write.version is None:
-            return await self._call(f"object {key!r}", _link_if_absent, path, tmp, self._durable)
-        return await self._call(
-            f"object {key!r}", _swap_if_version, path, tmp, write.version, self._durable
-        )
+            return await self._call(what, _link_if_absent, path, tmp, self._durable)
+        return await self._call(what, _swap_if_version, path, tmp, write.version, self._durable)
 
     def _stamps_write_ids(self) -> bool:
         if not _XATTRS:
@@ -701,7 +662,7 @@ class LocalFileSystemBackend(StorageBackend):
         return _XATTRS
 
     async def _read_write_id(self, key: str) -> str | None:
-        return await self._call(f"the write id of {key!r}", _read_stamp, self._path(key))
+        return await self._run(f"the write id of {key!r}", True, _read_stamp, self._path(key))
 
     def _may_have_landed(self, error: Exception) -> bool:
         # See the module docstring: a local call's failure is its outcome.
@@ -737,7 +698,9 @@ class LocalFileSystemBackend(StorageBackend):
         ``sync``."""
         what = f"{len(paths)} objects to delete in {directory!r}"
         if len(paths) <= _UNLINKS_PER_THREAD:
-            return await self._call(what, _delete_in_directory, directory, paths, sync)
+            # One file without a sync is unlinked here; an unlink of many may wait on the disk.
+            here = not sync and len(paths) == 1
+            return await self._run(what, here, _delete_in_directory, directory, paths, sync)
         dir_fd = await self._call(what, _lock_directory, directory)
         if dir_fd is None:
             return 0
@@ -761,10 +724,10 @@ class LocalFileSystemBackend(StorageBackend):
         return deleted
 
     async def exists(self, key: str) -> bool:
-        return await self._call(f"object {key!r}", _stat_file, self._path(key)) is not None
+        return await self._run(f"object {key!r}", True, _stat_file, self._path(key)) is not None
 
     async def head(self, key: str) -> ObjectInfo | None:
-        st = await self._call(f"object {key!r}", _stat_file, self._path(key))
+        st = await self._run(f"object {key!r}", True, _stat_file, self._path(key))
         return None if st is None else _info(key, st)
 
     async def list(self, prefix: str) -> list[ObjectInfo]:
