@@ -16,12 +16,13 @@ import concurrent.futures
 import functools
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from zarr.core.sync import _get_loop
 from zarr.core.sync import sync as _zarr_sync
 
 T = TypeVar("T")
+C = TypeVar("C")
 P = ParamSpec("P")
 
 _fallback_pool = concurrent.futures.ThreadPoolExecutor(
@@ -79,3 +80,15 @@ def blocking_twin(async_function: Callable[P, Coroutine[Any, Any, T]], doc: str)
     twin.__qualname__ = async_function.__qualname__.removesuffix("_async")
     twin.__doc__ = doc
     return twin
+
+
+def blocking_class_twin(
+    async_method: Callable[Concatenate[type[C], P], Coroutine[Any, Any, T]], doc: str
+) -> classmethod[C, P, T]:
+    """The blocking twin of the classmethod ``async_method``, as :func:`blocking_twin`.
+
+    Assigned in the class body below ``async_method``, where the name is still the classmethod
+    object (type checkers see the function it wraps).
+    """
+    function = async_method.__func__  # type: ignore[attr-defined]
+    return classmethod(blocking_twin(function, doc))

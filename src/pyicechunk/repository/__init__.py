@@ -18,7 +18,7 @@ from typing import Any
 
 from pyicechunk._readonly import ReadOnly
 from pyicechunk._repr import Block, Shown, qualified
-from pyicechunk._sync import blocking_twin, sync
+from pyicechunk._sync import blocking_class_twin, blocking_twin, sync
 from pyicechunk._time import datetime_to_micros
 from pyicechunk.attribution import Attribution
 from pyicechunk.config import RepositoryConfig, StorageSettings
@@ -104,61 +104,6 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
     # -- lifecycle ----------------------------------------------------------------------------
 
     @classmethod
-    def create(
-        cls,
-        storage: Storage,
-        config: RepositoryConfig | None = None,
-        authorize_virtual_chunk_access: dict[str, Any] | None = None,
-        spec_version: SpecVersion | int | None = None,
-        check_clean_root: bool = True,
-        attribution: Attribution | None = None,
-    ) -> Repository:
-        """Create a new repository in an empty storage location.
-
-        Parameters
-        ----------
-        storage
-            Where the repository lives.
-        config
-            Repository configuration; persisted (``Repo.config`` in spec 2, ``config.yaml``
-            in spec 1) unless it is the default.
-        authorize_virtual_chunk_access
-            Credentials per virtual chunk container prefix.
-        spec_version
-            The on-disk format: ``SpecVersion.v2`` (the default, as in icechunk 2) or
-            ``SpecVersion.v1`` (readable by icechunk 1.x); ints work too.
-        check_clean_root
-            Refuse a location that holds any object (the default). With False, only an
-            existing repository is refused.
-        attribution
-            Labels naming who uses the repository (:attr:`attribution`); pyicechunk keeps
-            them but does not add them to its requests' User-Agent.
-
-        Returns
-        -------
-        Repository
-
-        Raises
-        ------
-        ValueError
-            ``spec_version`` is not a supported version ("Unsupported version 3").
-        IcechunkError
-            The location is not empty (kind ``parent-directory-not-clean``), is the root of
-            an object-store bucket (kind ``empty-prefix-creation``), holds a repository, or the
-            storage is read-only.
-        """
-        return sync(
-            cls.create_async(
-                storage,
-                config,
-                authorize_virtual_chunk_access,
-                spec_version,
-                check_clean_root,
-                attribution,
-            )
-        )
-
-    @classmethod
     async def create_async(
         cls,
         storage: Storage,
@@ -201,35 +146,43 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         repo._config_version = await repo._state.initialize(persisted)
         return repo
 
-    @classmethod
-    def open(
-        cls,
-        storage: Storage,
-        config: RepositoryConfig | None = None,
-        authorize_virtual_chunk_access: dict[str, Any] | None = None,
-        attribution: Attribution | None = None,
-    ) -> Repository:
-        """Open an existing repository of either format version.
+    create = blocking_class_twin(
+        create_async,
+        """Create a new repository in an empty storage location.
 
         Parameters
         ----------
         storage
             Where the repository lives.
         config
-            Configuration merged over the persisted one (fields set here win).
+            Repository configuration; persisted (``Repo.config`` in spec 2, ``config.yaml``
+            in spec 1) unless it is the default.
         authorize_virtual_chunk_access
             Credentials per virtual chunk container prefix.
+        spec_version
+            The on-disk format: ``SpecVersion.v2`` (the default, as in icechunk 2) or
+            ``SpecVersion.v1`` (readable by icechunk 1.x); ints work too.
+        check_clean_root
+            Refuse a location that holds any object (the default). With False, only an
+            existing repository is refused.
         attribution
             Labels naming who uses the repository (:attr:`attribution`); pyicechunk keeps
             them but does not add them to its requests' User-Agent.
 
+        Returns
+        -------
+        Repository
+
         Raises
         ------
+        ValueError
+            ``spec_version`` is not a supported version ("Unsupported version 3").
         IcechunkError
-            There is no repository in the storage location (kind ``repository-not-found``),
-            or its state cannot be read.
-        """
-        return sync(cls.open_async(storage, config, authorize_virtual_chunk_access, attribution))
+            The location is not empty (kind ``parent-directory-not-clean``), is the root of
+            an object-store bucket (kind ``empty-prefix-creation``), holds a repository, or the
+            storage is read-only.
+        """,
+    )
 
     @classmethod
     async def open_async(
@@ -252,6 +205,30 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         repo._attribution = labels
         return repo
 
+    open = blocking_class_twin(
+        open_async,
+        """Open an existing repository of either format version.
+
+        Parameters
+        ----------
+        storage
+            Where the repository lives.
+        config
+            Configuration merged over the persisted one (fields set here win).
+        authorize_virtual_chunk_access
+            Credentials per virtual chunk container prefix.
+        attribution
+            Labels naming who uses the repository (:attr:`attribution`); pyicechunk keeps
+            them but does not add them to its requests' User-Agent.
+
+        Raises
+        ------
+        IcechunkError
+            There is no repository in the storage location (kind ``repository-not-found``),
+            or its state cannot be read.
+        """,
+    )
+
     @classmethod
     def _opened(
         cls,
@@ -270,33 +247,6 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
             opened.config_version,
             opened.spec_version,
             opened.found,
-        )
-
-    @classmethod
-    def open_or_create(
-        cls,
-        storage: Storage,
-        config: RepositoryConfig | None = None,
-        authorize_virtual_chunk_access: dict[str, Any] | None = None,
-        create_version: SpecVersion | int | None = None,
-        check_clean_root: bool = True,
-        attribution: Attribution | None = None,
-    ) -> Repository:
-        """Open the repository if it exists, otherwise create it.
-
-        Parameters are those of :meth:`create`; ``create_version`` is its ``spec_version``, used
-        only when there is no repository yet: spec 2 by default, as in icechunk 2 (pass 1 for a
-        repository icechunk 1.x can read). An existing repository opens whatever its version.
-        """
-        return sync(
-            cls.open_or_create_async(
-                storage,
-                config,
-                authorize_virtual_chunk_access,
-                create_version,
-                check_clean_root,
-                attribution,
-            )
         )
 
     @classmethod
@@ -328,6 +278,16 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         repo = cls._opened(storage, opened, config, authorize_virtual_chunk_access)
         repo._attribution = _check_attribution(attribution)
         return repo
+
+    open_or_create = blocking_class_twin(
+        open_or_create_async,
+        """Open the repository if it exists, otherwise create it.
+
+        Parameters are those of :meth:`create`; ``create_version`` is its ``spec_version``, used
+        only when there is no repository yet: spec 2 by default, as in icechunk 2 (pass 1 for a
+        repository icechunk 1.x can read). An existing repository opens whatever its version.
+        """,
+    )
 
     @staticmethod
     def exists(storage: Storage, storage_settings: StorageSettings | None = None) -> bool:
