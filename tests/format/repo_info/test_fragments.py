@@ -36,13 +36,14 @@ from pyicechunk.format.repo_info import (
     record_update,
     set_branch,
 )
+from pyicechunk.format.repo_info.reuse import RecentRuns
 
 
 def _fresh(repo: RepoInfo, monkeypatch: pytest.MonkeyPatch) -> bytes:
     """The encoding with nothing recorded beforehand (and nothing recorded by it kept)."""
     with monkeypatch.context() as m:
-        m.setattr(codec, "_FRAGMENTS", {})
-        m.setattr(codec, "_SNAPSHOT_FRAGMENTS", {})
+        m.setattr(codec, "_RECENT_UPDATES", RecentRuns())
+        m.setattr(codec, "_RECENT_SNAPSHOTS", RecentRuns())
         return encode_repo_info(repo)
 
 
@@ -95,44 +96,3 @@ def test_each_version_is_the_fresh_encoding(seed: int, monkeypatch: pytest.Monke
             assert encode_repo_info(decode_repo_info(encoded)) == encoded
 
 
-def test_replay_refuses_another_alignment_or_a_missing_vtable() -> None:
-    def record(b: Builder) -> int:
-        name = b.create_string("x")
-        b.start_table(2)
-        b.add_u64(1, 7)
-        b.add_offset(0, name)
-        return b.end_table()
-
-    first = Builder()
-    record(first)  # writes the vtable
-    token = first.start_fragment()
-    fragment = first.end_fragment(token, record(first))
-    assert fragment is not None and fragment.align == 8
-
-    # No such vtable in a new buffer: nothing is written.
-    other = Builder()
-    assert other.replay(fragment) is None and other.offset() == 0
-
-    # Same vtable, same alignment: the same bytes as the calls.
-    by_calls, by_replay = Builder(), Builder()
-    for b in (by_calls, by_replay):
-        b.create_string("pad" * b.offset())  # identical prefixes
-        record(b)
-    while by_calls.offset() % 8 != fragment.phase:
-        for b in (by_calls, by_replay):
-            b.create_string("four")
-    ref = by_replay.replay(fragment)
-    assert ref == record(by_calls)
-    assert by_replay.finish(ref) == by_calls.finish(ref)
-
-    # Another position modulo 8: refused.
-    shifted = Builder()
-    record(shifted)
-    while shifted.offset() % 8 == fragment.phase:
-        shifted.create_string("four")
-    assert shifted.replay(fragment) is None
-
-    # A fragment that wrote a vtable of its own is not kept.
-    fresh = Builder()
-    token = fresh.start_fragment()
-    assert fresh.end_fragment(token, record(fresh)) is None

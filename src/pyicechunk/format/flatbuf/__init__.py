@@ -15,7 +15,7 @@ Both readers check every offset against the buffer and raise
 column reader checks alignment; each object keeps the reader, and so the errors, it always had.
 """
 
-from pyicechunk.format.flatbuf.builder import Builder, Fragment
+from pyicechunk.format.flatbuf.builder import Builder
 from pyicechunk.format.flatbuf.columns import ColumnReader, TableFields
 from pyicechunk.format.flatbuf.layout import (
     FILE_IDENTIFIER,
@@ -30,7 +30,6 @@ from pyicechunk.format.flatbuf.table import Table, Vector, malformed, required, 
 __all__ = [
     "FILE_IDENTIFIER",
     "Builder",
-    "Fragment",
     "ColumnReader",
     "Table",
     "TableFields",

@@ -13,8 +13,10 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+import numpy as np
+
+from pyicechunk.format.arrays import I64
 from pyicechunk.format.flatbuf.layout import FILE_IDENTIFIER
 
 Buffer = bytes | bytearray | memoryview
@@ -31,28 +33,6 @@ def _vtable_struct(count: int) -> struct.Struct:
     return struct.Struct(f"<{count + 2}H")
 
 
-@dataclass(frozen=True, slots=True)
-class Fragment:
-    """Objects written once by a :class:`Builder`, to write again in another buffer.
-
-    Made by :meth:`Builder.end_fragment`, written by :meth:`Builder.replay`. An encoder keeps
-    fragments of the parts of an object that do not change from one version to the next
-    (the ops-log entries of a ``repo`` object), so that writing the next version copies
-    their bytes instead of building them again.
-    """
-
-    phase: int
-    """The position (distance from the buffer's end) modulo ``align`` the fragment started at."""
-    align: int
-    """The largest alignment of the fragment's objects."""
-    data: bytes
-    """The bytes written, padding included."""
-    tables: tuple[tuple[int, tuple[int, ...]], ...]
-    """Each table's reference relative to the start, with the key of its vtable."""
-    result: int
-    """The reference the fragment stands for, relative to the start."""
-
-
 class Builder:
     """Builds one flatbuffer, back to front.
 
@@ -67,19 +47,21 @@ class Builder:
         Initial capacity in bytes; the buffer doubles as needed.
     """
 
-    __slots__ = ("_buf", "_fields", "_head", "_minalign", "_object_end", "_tables", "_vtables")
+    __slots__ = ("_buf", "_fields", "_head", "_log", "_minalign", "_object_end", "_vtables")
 
     def __init__(self, initial_size: int = 1024) -> None:
-        self._buf = bytearray(max(initial_size, 64))
+        # A multiple of 8 (and doubled when it grows): 4-aligned references are 4-aligned
+        # positions in the array too (see patch_i32).
+        self._buf = bytearray(max(-(-initial_size // 8) * 8, 64))
         self._head = len(self._buf)
         self._minalign = 1
         self._fields: list[int] | None = None
         self._object_end = 0
         # Vtables written so far, keyed by their content after the (implied) vtable size.
         self._vtables: dict[tuple[int, ...], int] = {}
-        # While a fragment is recorded: each table ended (its reference and vtable key), or
-        # None once a new vtable was written (such a fragment cannot be replayed).
-        self._tables: list[tuple[int, tuple[int, ...]]] | None = None
+        # While tables are logged (see log_tables): each table ended, its reference, the key of
+        # its vtable and whether it wrote that vtable.
+        self._log: list[tuple[int, tuple[int, ...], bool]] | None = None
 
     def offset(self) -> int:
         """Return the number of bytes written so far (the reference of the last object)."""
@@ -182,13 +164,11 @@ class Builder:
     def create_offset_vector(self, refs: Sequence[int]) -> int:
         """Write a vector of references to objects (tables or strings) created earlier."""
         self._not_nested()
-        self.prep(4, 4 * len(refs))
-        buf = self._buf
-        for ref in reversed(refs):
-            self._head -= 4
-            _U32.pack_into(buf, self._head, len(buf) - self._head - ref)
-        self._head -= 4
-        _U32.pack_into(buf, self._head, len(refs))
+        n = len(refs)
+        self.prep(4, 4 * n)
+        # Element k lands at reference ``top - 4 * k`` and holds its distance to its target.
+        top = self.offset() + 4 * n
+        self._put(struct.pack(f"<{n + 1}I", n, *[top - 4 * k - ref for k, ref in enumerate(refs)]))
         return self.offset()
 
     def start_table(self, num_fields: int) -> None:
@@ -306,8 +286,8 @@ class Builder:
     def field_ref(self, slot: int) -> int:
         """The reference of the open table's field ``slot`` (0 if it was not added).
 
-        The field's bytes start there: a fragment's replay can write another value in place
-        (see :meth:`replay`).
+        The field's bytes start there: a copy of the table can get another value written in
+        place (see :meth:`patch_i32`).
         """
         assert self._fields is not None, "field_ref only between start_table and end_table"
         return self._fields[slot]
@@ -337,10 +317,9 @@ class Builder:
             count -= 1
         key = (table - end, *[table - f if f else 0 for f in fields[:count]])
         existing = self._vtables.get(key)
-        if self._tables is not None:
-            self._tables.append((table, key))
+        if self._log is not None:
+            self._log.append((table, key, existing is None))
         if existing is None:
-            self._tables = None
             vtable = _vtable_struct(count).pack(4 + 2 * count, *key)
             self.prep(2, len(vtable))
             self._put(vtable)
@@ -350,95 +329,57 @@ class Builder:
         self._fields = None
         return table
 
-    def start_fragment(self) -> tuple[int, int]:
-        """Start recording the objects created next as a :class:`Fragment`.
+    def log_tables(self) -> list[tuple[int, tuple[int, ...], bool]]:
+        """Start (or restart) logging the tables ended from now on, and return the log.
 
-        Returns
-        -------
-        tuple[int, int]
-            The token to pass to :meth:`end_fragment`.
+        Each entry is a table's reference, the key of its vtable (see :meth:`vtable_ref`) and
+        whether the table wrote that vtable. The log is what lets a buffer copy these tables
+        from another one (:mod:`.runs`).
+        """
+        self._log = []
+        return self._log
+
+    def vtable_ref(self, key: tuple[int, ...]) -> int:
+        """The reference of the vtable with this key already written, or 0 if there is none.
+
+        The key is the vtable's content after its own size: the table's size, then each
+        field's offset in the table.
+        """
+        return self._vtables.get(key, 0)
+
+    def swap_minalign(self, value: int) -> int:
+        """Set the largest alignment used so far (what :meth:`finish` pads to); the old one.
+
+        Lets a caller learn the largest alignment of a few objects: swap in 1, write them,
+        swap the old value back (or the larger of the two).
+        """
+        old, self._minalign = self._minalign, value
+        return old
+
+    def put_bytes(self, data: Buffer, alignment: int) -> int:
+        """Write bytes another buffer made (objects, padding included) and return their start.
+
+        Only correct at a position the objects had there too, modulo ``alignment`` (their
+        largest alignment); their tables' offsets to vtables are then rewritten with
+        :meth:`patch_i32`.
         """
         self._not_nested()
-        self._tables = []
-        token = (self.offset(), self._minalign)
-        self._minalign = 1
-        return token
-
-    def end_fragment(self, token: tuple[int, int], result: int) -> Fragment | None:
-        """Stop recording: the objects created since :meth:`start_fragment`, or None.
-
-        Parameters
-        ----------
-        token
-            What :meth:`start_fragment` returned.
-        result
-            The reference the fragment stands for (say, its last table).
-
-        Returns
-        -------
-        Fragment or None
-            None if the objects wrote a vtable of their own: their bytes then depend on
-            being the first of their layout, and another buffer could not reuse them.
-        """
-        self._not_nested()
-        start, minalign = token
-        tables, self._tables = self._tables, None
-        align = self._minalign
-        self._minalign = max(minalign, align)
-        if tables is None:
-            return None
-        size = len(self._buf)
-        data = bytes(self._buf[self._head : size - start])
-        return Fragment(
-            start % align,
-            align,
-            data,
-            tuple((table - start, key) for table, key in tables),
-            result - start,
-        )
-
-    def replay(self, fragment: Fragment, i32: Sequence[tuple[int, int]] = ()) -> int | None:
-        """Write a recorded fragment again: the reference it stands for, or None if it can't.
-
-        The bytes are those the same calls would write here, as long as the buffer is at the
-        same position modulo the fragment's alignment and every vtable the fragment's tables
-        use is already in this buffer (only the offsets to those vtables differ, and they are
-        written anew). Otherwise nothing is written, and the caller makes the calls.
-
-        Parameters
-        ----------
-        fragment
-            What :meth:`end_fragment` returned.
-        i32
-            ``int32`` fields to write another value into: (the field's reference relative to
-            the fragment's start, the value). The field must have been written when the
-            fragment was recorded (a value equal to the default is omitted: another layout).
-        """
-        self._not_nested()
-        vtables = self._vtables
         start = self.offset()
-        if start % fragment.align != fragment.phase:
-            return None
-        for _, key in fragment.tables:
-            if key not in vtables:
-                return None
-        data = fragment.data
-        n = len(data)
-        if self._head < n:
-            self._grow(n)
-        if fragment.align > self._minalign:
-            self._minalign = fragment.align
-        head = self._head - n
-        buf = self._buf
-        buf[head : head + n] = data
-        self._head = head
-        size = len(buf)
-        for rel, key in fragment.tables:
-            table = start + rel
-            _I32.pack_into(buf, size - table, vtables[key] - table)
-        for rel, value in i32:
-            _I32.pack_into(buf, size - start - rel, value)
-        return start + fragment.result
+        if alignment > self._minalign:
+            self._minalign = alignment
+        if self._head < len(data):
+            self._grow(len(data))
+        self._put(data)
+        return start
+
+    def patch_i32(self, refs: I64, values: I64) -> None:
+        """Write ``int32`` values at the given references (objects written already).
+
+        The references must be multiples of 4, as those of tables and ``int32`` fields are.
+        """
+        if len(refs):
+            view = np.frombuffer(self._buf, dtype="<i4")
+            view[(len(self._buf) - refs) >> 2] = values
 
     def finish(self, root: int, file_identifier: bytes = FILE_IDENTIFIER) -> bytes:
         """Write the root offset and the 4-byte file identifier and return the buffer."""

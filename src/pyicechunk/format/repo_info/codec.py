@@ -14,10 +14,11 @@ import struct
 from collections.abc import Mapping
 from typing import Any, get_args
 
+import numpy as np
+
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.flatbuf import (
     Builder,
-    Fragment,
     Table,
     Vector,
     malformed,
@@ -42,6 +43,7 @@ from pyicechunk.format.repo_info.model import (
     Update,
     UpdateAction,
 )
+from pyicechunk.format.repo_info.reuse import RecentRuns
 
 # The member classes of the UpdateType union, by their tag on disk.
 _ACTIONS: dict[int, type[Any]] = {cls.TAG: cls for cls in get_args(UpdateAction)}
@@ -112,26 +114,8 @@ def _action_table(b: Builder, action: UpdateAction) -> int:
     return b.end_table()
 
 
-# Ops-log entries never change once written (but for the newest getting its backup path, which
-# makes it another Update): each update of the repo object writes the same entries again, at
-# another position. Their recorded bytes are copied instead of encoded anew, per entry and
-# position modulo 8 (the fragment's alignment); bounded, as entries of other repositories pass
-# through a long-lived process too. Entries are found by identity: an update carries the
-# objects of the state it edits over, and hashing an entry (all its fields, every time) would
-# cost more than the copy saves. The cache holds the object, so its id is not reused meanwhile.
-_FRAGMENTS: dict[tuple[int, int], tuple[Update, Fragment]] = {}
-_MAX_FRAGMENTS = 8192
-
-
 def _update_table(b: Builder, update: Update) -> int:
     """Write one ``Update`` table (with its member and strings); its reference."""
-    key = (id(update), b.offset() % 8)
-    cached = _FRAGMENTS.get(key)
-    if cached is not None and cached[0] is update:
-        ref = b.replay(cached[1])
-        if ref is not None:
-            return ref
-    token = b.start_fragment()
     member = _action_table(b, update.action)
     backup = b.create_string(update.backup_path) if update.backup_path is not None else 0
     b.start_table(4)
@@ -140,31 +124,14 @@ def _update_table(b: Builder, update: Update) -> int:
     if backup:
         b.add_offset(3, backup)
     b.add_u8(0, update.action.TAG)
-    ref = b.end_table(required=(1,))
-    fragment = b.end_fragment(token, ref)
-    if fragment is not None:
-        if len(_FRAGMENTS) >= _MAX_FRAGMENTS:
-            _FRAGMENTS.clear()
-        _FRAGMENTS[key] = (update, fragment)
-    return ref
+    return b.end_table(required=(1,))
 
 
-# Snapshot-list entries do not change either, but for their parent's position in the list
-# (which moves as snapshots are added): written in place on replay. A parent at position 0 is
-# omitted (the default), another layout, hence part of the key. Found by identity, as above.
-_SNAPSHOT_FRAGMENTS: dict[tuple[int, int, bool], tuple[SnapshotInfo, Fragment, int]] = {}
+def _snapshot_table(b: Builder, info: SnapshotInfo, parent: int) -> tuple[int, int]:
+    """Write one ``SnapshotInfo`` table (with its message, metadata and pruned logs).
 
-
-def _snapshot_table(b: Builder, info: SnapshotInfo, parent: int) -> int:
-    """Write one ``SnapshotInfo`` table (with its message, metadata and pruned logs)."""
-    key = (id(info), b.offset() % 8, parent == 0)
-    cached = _SNAPSHOT_FRAGMENTS.get(key)
-    if cached is not None and cached[0] is info:
-        _, fragment, parent_ref = cached
-        ref = b.replay(fragment, ((parent_ref, parent),) if parent_ref else ())
-        if ref is not None:
-            return ref
-    token = b.start_fragment()
+    Returns its reference and that of its parent field (0 where left out: a parent at 0).
+    """
     message = b.create_string(info.message)
     metadata = write_metadata_items(b, info.metadata)
     pruned = (
@@ -188,13 +155,13 @@ def _snapshot_table(b: Builder, info: SnapshotInfo, parent: int) -> int:
     b.add_offset(4, metadata)
     if pruned:
         b.add_offset(5, pruned)
-    ref = b.end_table(required=(0, 3))
-    recorded = b.end_fragment(token, ref)
-    if recorded is not None:
-        if len(_SNAPSHOT_FRAGMENTS) >= _MAX_FRAGMENTS:
-            _SNAPSHOT_FRAGMENTS.clear()
-        _SNAPSHOT_FRAGMENTS[key] = (info, recorded, parent_ref - token[0] if parent_ref else 0)
-    return ref
+    return b.end_table(required=(0, 3)), parent_ref
+
+
+# The ops-log window and the snapshot list are written by copying runs of entries that recent
+# encodings wrote (see .reuse): an update then costs what changed, not the whole window.
+_RECENT_UPDATES: RecentRuns[Update] = RecentRuns()
+_RECENT_SNAPSHOTS: RecentRuns[SnapshotInfo] = RecentRuns()
 
 
 def _sorted_snapshots(repo: RepoInfo) -> tuple[list[SnapshotInfo], dict[bytes, int]]:
@@ -246,16 +213,23 @@ def encode_repo_info(repo: RepoInfo) -> bytes:
     deleted = b.create_offset_vector(
         [b.create_string(n) for n in sorted(repo.deleted_tags, key=lambda n: n.encode())]
     )
-    infos = [
-        _snapshot_table(
-            b, info, -1 if info.parent_id is None else position(info.parent_id, "a parent")
-        )
-        for info in ordered
-    ]
+    parents = np.array(
+        [-1 if s.parent_id is None else position(s.parent_id, "a parent") for s in ordered],
+        dtype=np.int64,
+    )
+    listed = tuple(ordered)
+    updates = repo.latest_updates
+    recent_snapshots, recent_updates = _RECENT_SNAPSHOTS, _RECENT_UPDATES
+    infos, snapshot_rec = recent_snapshots.write(
+        b, listed, lambda j: _snapshot_table(b, listed[j], int(parents[j])), parents
+    )
     snapshots = b.create_offset_vector(infos)
     status = _status_table(b, repo.status)
     metadata = write_metadata_items(b, repo.metadata)
-    latest = b.create_offset_vector([_update_table(b, update) for update in repo.latest_updates])
+    entries, update_rec = recent_updates.write(
+        b, updates, lambda j: (_update_table(b, updates[j]), 0)
+    )
+    latest = b.create_offset_vector(entries)
     before = (
         b.create_string(repo.repo_before_updates) if repo.repo_before_updates is not None else 0
     )
@@ -271,7 +245,10 @@ def encode_repo_info(repo: RepoInfo) -> bytes:
         if ref:
             b.add_offset(slot, ref)
     b.add_u8(0, repo.spec_version)
-    return b.finish(b.end_table(required=(1, 2, 3, 4, 5, 7)))
+    buffer = b.finish(b.end_table(required=(1, 2, 3, 4, 5, 7)))
+    recent_snapshots.keep(snapshot_rec, buffer, listed, parents)
+    recent_updates.keep(update_rec, buffer, updates)
+    return buffer
 
 
 def pack_repo_object(repo: RepoInfo, compression_level: int = 3) -> bytes:

@@ -126,15 +126,17 @@ def record_update(
     check_update_time(repo, now)
     entries = repo.latest_updates
     before = repo.repo_before_updates
-    new = [Update(action, now)]
-    for i, entry in enumerate(entries):
-        if i == 0:
-            entry = dataclasses.replace(entry, backup_path=backup)
-        if len(new) >= window and entry.backup_path is not None:
-            before = entry.backup_path
-            break
-        new.append(entry)
-    return dataclasses.replace(repo, latest_updates=tuple(new), repo_before_updates=before)
+    new: tuple[Update, ...] = (Update(action, now),)
+    if entries:
+        new += (dataclasses.replace(entries[0], backup_path=backup), *entries[1:])
+    # Past the window, the log ends before the first entry that has a backup path.
+    cut = window
+    while cut < len(new) and new[cut].backup_path is None:
+        cut += 1
+    if cut < len(new):
+        before = new[cut].backup_path
+        new = new[:cut]
+    return dataclasses.replace(repo, latest_updates=new, repo_before_updates=before)
 
 
 def add_snapshot(repo: RepoInfo, info: SnapshotInfo) -> RepoInfo:
