@@ -1,7 +1,8 @@
-"""The repo object's encoder copies the recorded bytes of unchanged ops-log and snapshot-list
-entries from one version to the next: the result must be the bytes of a fresh encoding, step
-after step of a changing repository (snapshots inserted anywhere in the id order, so parent
-positions move; the window cutting the log; every kind of entry)."""
+"""The repo object's encoder copies runs of unchanged ops-log and snapshot-list entries from
+recent encodings: the result must be the bytes of a fresh encoding, step after step of a
+changing repository (snapshots inserted anywhere in the id order, so parent positions move; the
+window cutting the log; every kind of entry); and the copy itself writes what writing the items
+writes, where it copies at all."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import random
 import pytest
 
 from pyicechunk.format.flatbuf import Builder
+from pyicechunk.format.flatbuf.runs import ItemRecorder, Items
 from pyicechunk.format.repo_info import (
     BranchCreated,
     BranchDeleted,
@@ -96,3 +98,62 @@ def test_each_version_is_the_fresh_encoding(seed: int, monkeypatch: pytest.Monke
             assert encode_repo_info(decode_repo_info(encoded)) == encoded
 
 
+def _entry(b: Builder, name: str) -> int:
+    """An item: a table (8-aligned) and its string, then a string that moves what follows."""
+    text = b.create_string(name)
+    b.start_table(2)
+    b.add_u64(1, 7)
+    b.add_offset(0, text)
+    table = b.end_table()
+    b.create_string(name)
+    return table
+
+
+def _record(names: list[str]) -> tuple[bytes, Items]:
+    b = Builder()
+    rec = ItemRecorder(b)
+    refs = []
+    for name in names:
+        rec.begin()
+        refs.append(_entry(b, name))
+        rec.end(refs[-1])
+    buffer = b.finish(b.create_offset_vector(refs))
+    return buffer, rec.items(buffer)
+
+
+def test_a_copied_run_is_what_writing_it_writes() -> None:
+    names = [f"entry {i}" + "." * (i % 3) for i in range(20)]
+    _, items = _record(names)
+    assert items.own_vtables == (0,)  # the first table of the layout wrote its vtable
+    outcomes = set()
+    for head in ("h", "hh", "hhhh", "hhhhhhh"):
+        by_calls, by_copy = Builder(), Builder()
+        recs = [ItemRecorder(by_calls), ItemRecorder(by_copy)]
+        for b, rec in zip((by_calls, by_copy), recs, strict=True):
+            rec.begin()
+            rec.end(_entry(b, head))  # the vtable, in both
+        expected = [_entry(by_calls, name) for name in names[1:]]
+        possible = recs[1].can_copy(items, 1)
+        outcomes.add(possible)
+        if possible:
+            got = recs[1].copy(items, 1, len(names))
+            assert got == expected  # every one: none of them wrote a vtable
+            assert by_copy.finish(got[-1]) == by_calls.finish(expected[-1])
+        else:
+            # Another position modulo 8: the run is not taken from this recording.
+            assert possible is False and by_copy.offset() % 8 != items.bounds[1] % 8
+    assert outcomes == {True, False}
+
+
+def test_a_copy_needs_the_vtables_and_stops_before_an_item_that_wrote_one() -> None:
+    _, items = _record(["a", "b", "c"])
+    # A buffer without the layout's vtable: no recording can give the item.
+    assert ItemRecorder(Builder()).can_copy(items, 1) is None
+    # An item that wrote a vtable is not copied from that recording.
+    b = Builder()
+    rec = ItemRecorder(b)
+    rec.begin()
+    rec.end(_entry(b, "a"))
+    while b.offset() % 8 != items.bounds[0] % 8:
+        b.create_string("four")
+    assert rec.can_copy(items, 0) is False
