@@ -81,6 +81,22 @@ def test_as_of_finds_the_newest_snapshot_not_after_a_time() -> None:
     _run(check())
 
 
+def test_take_known_stops_where_a_snapshot_must_be_read() -> None:
+    async def check() -> None:
+        history, assets, chain = await _chain(4)
+        # A second handle on the same storage has read only the two newest snapshots.
+        cold = AssetManager(assets.backend)
+        for snapshot in chain[-2:]:
+            await cold.fetch_snapshot(snapshot.id)
+        walk = HistoryWalk(type(history)(cold), chain[-1].id)
+        assert [e.message for e in walk.take_known(10)] == ["s4", "s3"]
+        assert not walk.done and walk.take_known(10) == []
+        assert [e.message for e in await walk.take(10)] == ["s2", "s1", "s0"]
+        assert walk.done
+
+    _run(check())
+
+
 def test_a_loop_is_damage_not_a_hang() -> None:
     async def check() -> None:
         history, assets, chain = await _chain(2)

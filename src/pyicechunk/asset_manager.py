@@ -204,6 +204,10 @@ class AssetManager:
         self._snapshots.put(snapshot_id, snapshot)
         return snapshot
 
+    def cached_snapshot(self, snapshot_id: bytes) -> Snapshot | None:
+        """The snapshot if it is in the cache (read or written here lately), else None."""
+        return self._snapshots.get(snapshot_id)
+
     async def snapshot_exists(self, snapshot_id: bytes) -> bool:
         if self._snapshots.get(snapshot_id) is not None:
             return True

@@ -114,8 +114,9 @@ class HistorySource(abc.ABC):
     def known_entry(self, snapshot_id: bytes) -> HistoryEntry | None:
         """The entry, if the source holds it in memory; None where it must be read.
 
-        A source that keeps the whole history in memory (spec 2's snapshot list) answers
-        here, so long walks take no event-loop round trip per step.
+        A source that keeps the whole history in memory (spec 2's snapshot list) or finds the
+        snapshot in the cache (spec 1) answers here, so a walk takes no event-loop round trip
+        per step, and none at all from blocking code where the start was read without one.
 
         Raises
         ------
@@ -247,27 +248,49 @@ class HistoryWalk:
     async def take(self, limit: int) -> list[HistoryEntry]:
         """Up to ``limit`` next older entries (fewer only at the root), newest first."""
         entries: list[HistoryEntry] = []
+        while (sid := self._take_known(entries, limit)) is not None:
+            try:
+                entry = await self._source.entry(sid)
+            except ObjectNotFoundError:
+                raise self._missing_error(sid) from None
+            self._seen.add(sid)
+            self._order.append(sid)
+            entries.append(entry)
+            self._next = entry.parent_id
+        return entries
+
+    def take_known(self, limit: int) -> list[HistoryEntry]:
+        """Like :meth:`take`, without reading: it stops early at an entry the source does not
+        hold in memory (:meth:`HistorySource.known_entry`), which the next :meth:`take` reads."""
+        entries: list[HistoryEntry] = []
+        self._take_known(entries, limit)
+        return entries
+
+    def _take_known(self, entries: list[HistoryEntry], limit: int) -> bytes | None:
+        """Add the next entries the source holds to ``entries``, up to ``limit`` in all.
+
+        Returns the id of the next snapshot if its entry must be read, else None (the limit or
+        the root is reached).
+        """
         source, seen, order = self._source, self._seen, self._order
         sid = self._next
         try:
-            for _ in range(limit):
-                if sid is None:
-                    break
+            while sid is not None and len(entries) < limit:
                 if sid in seen:
                     raise self._loop_error(sid)
                 try:
                     entry = source.known_entry(sid)
-                    if entry is None:
-                        entry = await source.entry(sid)
                 except ObjectNotFoundError:
                     raise self._missing_error(sid) from None
+                if entry is None:
+                    return sid
                 seen.add(sid)
                 order.append(sid)
                 entries.append(entry)
                 sid = entry.parent_id
+            return None
         finally:
             self._next = sid
-        return entries
 
     def __aiter__(self) -> HistoryWalk:
         return self

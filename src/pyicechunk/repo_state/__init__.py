@@ -396,6 +396,19 @@ class RepoState(abc.ABC):
             raise ValueError("ref_history needs a branch or a tag")
         return start, await self.history()
 
+    def ref_history_now(
+        self, branch: str | None, tag: str | None
+    ) -> tuple[bytes, HistorySource] | None:
+        """:meth:`ref_history` done on the calling thread, for callers holding no event loop;
+        None where that would wait for storage (only :meth:`ref_history` reads it then).
+
+        Raises
+        ------
+        IcechunkError
+            As :meth:`ref_history`.
+        """
+        return None
+
     # -- the repo object (spec 2) -------------------------------------------------------------
     # Expiration and garbage collection edit a spec-2 history where it lives, in the snapshot
     # list of `repo` (FORMAT-V2 §12); a spec-1 history lives in the snapshot files instead,

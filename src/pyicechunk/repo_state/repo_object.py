@@ -285,13 +285,38 @@ class RepoObject:
             data, version = await self._backend.get_versioned(keys.REPO)
         except ObjectNotFoundError:
             raise repository_not_found() from None
+        if len(data) > _OFFLOAD_BYTES and not self._known(data):
+            return self._found(data, version, await asyncio.to_thread(_decode, data))
+        return self._found(data, version)
+
+    def read_now(self) -> RepoRead | None:
+        """:meth:`read` done on the calling thread, for callers holding no event loop (nothing
+        waits for its decoding); None where the storage cannot read ``repo`` so.
+
+        Raises
+        ------
+        IcechunkError
+            As :meth:`read`.
+        """
+        try:
+            read = self._backend.get_versioned_now(keys.REPO)
+        except ObjectNotFoundError:
+            raise repository_not_found() from None
+        if read is None:
+            return None
+        logger.debug("Downloading repo info")
+        return self._found(*read)
+
+    def _known(self, data: bytes) -> bool:
+        return self._last is not None and self._last.data == data
+
+    def _found(self, data: bytes, version: ObjectVersion, info: RepoInfo | None = None) -> RepoRead:
+        # What the last read or write found is not decoded again.
         last = self._last
-        if last is not None and last.data == data:
+        if info is None and last is not None and last.data == data:
             found = last if last.version == version else RepoRead(last.info, data, version)
-        elif len(data) > _OFFLOAD_BYTES:
-            found = RepoRead(await asyncio.to_thread(_decode, data), data, version)
         else:
-            found = RepoRead(_decode(data), data, version)
+            found = RepoRead(_decode(data) if info is None else info, data, version)
         self._last = found
         return found
 

@@ -38,6 +38,7 @@ from pyicechunk.storage import ObjectVersion, StorageBackend, keys
 if TYPE_CHECKING:
     from pyicechunk.asset_manager import AssetManager
     from pyicechunk.config import RepositoryConfig
+    from pyicechunk.format.snapshot import Snapshot
 
 __all__ = ["Spec1State"]
 
@@ -66,15 +67,22 @@ class _Spec1History(HistorySource):
 
     async def entry(self, snapshot_id: bytes) -> HistoryEntry:
         # A missing snapshot keeps the storage's message, naming its key, as icechunk 1.1 does.
-        snapshot = await self.assets.fetch_snapshot(snapshot_id)
-        return HistoryEntry(
-            snapshot.id,
-            snapshot.parent_id,
-            snapshot.flushed_at,
-            snapshot.message,
-            snapshot.metadata,
-            snapshot,
-        )
+        return _entry_of(await self.assets.fetch_snapshot(snapshot_id))
+
+    def known_entry(self, snapshot_id: bytes) -> HistoryEntry | None:
+        snapshot = self.assets.cached_snapshot(snapshot_id)
+        return None if snapshot is None else _entry_of(snapshot)
+
+
+def _entry_of(snapshot: Snapshot) -> HistoryEntry:
+    return HistoryEntry(
+        snapshot.id,
+        snapshot.parent_id,
+        snapshot.flushed_at,
+        snapshot.message,
+        snapshot.metadata,
+        snapshot,
+    )
 
 
 class Spec1State(RepoState):
@@ -348,6 +356,18 @@ class Spec1State(RepoState):
 
     async def history(self) -> HistorySource:
         return _Spec1History(self._assets)
+
+    def ref_history_now(
+        self, branch: str | None, tag: str | None
+    ) -> tuple[bytes, HistorySource] | None:
+        if branch is None:
+            return None  # a tag takes two reads: its ref and its tombstone
+        key = keys.branch_key(branch)
+        try:
+            read = self._backend.get_versioned_now(key)
+        except ObjectNotFoundError:
+            raise ref_not_found(branch) from None
+        return None if read is None else (decode_ref(read[0], key), _Spec1History(self._assets))
 
     async def check_writable(self, operation: str) -> None:
         return None

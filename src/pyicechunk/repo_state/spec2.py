@@ -368,7 +368,17 @@ class Spec2State(RepoState):
         return _Spec2History(self._assets, (await self._repo.read()).info)
 
     async def ref_history(self, branch: str | None, tag: str | None) -> tuple[bytes, HistorySource]:
-        info = (await self._repo.read()).info
+        return self._ref_history((await self._repo.read()).info, branch, tag)
+
+    def ref_history_now(
+        self, branch: str | None, tag: str | None
+    ) -> tuple[bytes, HistorySource] | None:
+        found = self._repo.read_now()
+        return None if found is None else self._ref_history(found.info, branch, tag)
+
+    def _ref_history(
+        self, info: RepoInfo, branch: str | None, tag: str | None
+    ) -> tuple[bytes, HistorySource]:
         name = branch if branch is not None else tag
         if name is None:
             raise ValueError("ref_history needs a branch or a tag")

@@ -126,10 +126,26 @@ class _Ancestry:
                 start = await self._repo._resolve(branch, tag, snapshot_id)
                 self._history = await self._repo._state.history()
             self._walk = HistoryWalk(self._history, start)
+        return self._infos(await self._walk.take(batch))
+
+    def _advance_now(self, batch: int) -> list[SnapshotInfo]:
+        """What :meth:`_advance` finds without an event loop; fewer (none) where it must read."""
+        if self._walk is None:
+            branch, tag, snapshot_id = self._start
+            if snapshot_id is not None:
+                return []
+            check_one_ref(branch, tag, snapshot_id)
+            found = self._repo._state.ref_history_now(branch, tag)
+            if found is None:
+                return []
+            start, self._history = found
+            self._walk = HistoryWalk(self._history, start)
+        return self._infos(self._walk.take_known(batch))
+
+    def _infos(self, entries: list[HistoryEntry]) -> list[SnapshotInfo]:
         history = self._history
         assert history is not None
         # Newest last, so that handing them out one by one pops from the end.
-        entries = await self._walk.take(batch)
         return [_snapshot_info(entry, history) for entry in reversed(entries)]
 
     def __iter__(self) -> Iterator[SnapshotInfo]:
@@ -137,10 +153,16 @@ class _Ancestry:
 
     def __next__(self) -> SnapshotInfo:
         if not self._buffer:
-            # A short batch ended at the root: no further round trip to the event loop.
+            # A short batch ended at the root: no further look at the history.
             if self._walk is not None and self._walk.done:
                 raise StopIteration
-            self._buffer = sync_here(self._advance(64))
+            # Without an event loop while the storage reads on this thread and the entries
+            # are at hand (a walk right after commits made here needs no loop at all).
+            self._buffer = self._advance_now(64)
+            if not self._buffer:
+                if self._walk is not None and self._walk.done:
+                    raise StopIteration
+                self._buffer = sync_here(self._advance(64))
             if not self._buffer:
                 raise StopIteration
         return self._buffer.pop()

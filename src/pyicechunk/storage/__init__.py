@@ -210,6 +210,20 @@ class StorageBackend(abc.ABC):
             If there is no object under ``key``.
         """
 
+    def get_versioned_now(self, key: str) -> tuple[bytes, ObjectVersion] | None:
+        """:meth:`get_versioned` done on the calling thread, where that takes no waiting.
+
+        Backends whose small reads are local and quick (the filesystem) answer here, so a
+        caller holding no event loop (a history walk from blocking code) needs none; the
+        others return None and are read with :meth:`get_versioned`.
+
+        Raises
+        ------
+        ObjectNotFoundError
+            If there is no object under ``key``.
+        """
+        return None
+
     @abc.abstractmethod
     async def put(self, key: str, data: bytes | memoryview) -> None:
         """Write an object unconditionally; readers see the old or the new bytes, never a mix.

@@ -596,6 +596,14 @@ class LocalFileSystemBackend(StorageBackend):
             return data, _version(st, data)
         return await self._call(f"object {key!r}", _get_versioned, path, key)
 
+    def get_versioned_now(self, key: str) -> tuple[bytes, ObjectVersion]:
+        # The caller holds no event loop (blocking code): even a read the page cache cannot
+        # serve is made here.
+        try:
+            return _get_versioned(self._path(key), key)
+        except OSError as e:
+            raise self._io_error(f"object {key!r}", e) from e
+
     async def put(self, key: str, data: bytes | memoryview) -> None:
         # A plain put makes no sync call below _WRITEBACK_MIN_BYTES (nor at all, if not durable).
         here = len(data) < min(_SMALL_BYTES, _WRITEBACK_MIN_BYTES)

@@ -18,9 +18,11 @@ never a storage's options or credentials. When TRACE is off a call costs one lev
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from pyicechunk._logging import TRACE
@@ -85,6 +87,7 @@ _REQUESTS: dict[str, Callable[..., str]] = {
     "get": _get,
     "get_view": _get,
     "get_versioned": _get,
+    "get_versioned_now": _get,
     "put": _put,
     "_write_conditionally": _conditional,
     "head": _head,
@@ -105,15 +108,37 @@ def instrument(cls: type, logger: Any) -> None:
 
 
 def _logged(method: Any, describe: Callable[..., str], logger: Any) -> Any:
+    if not inspect.iscoroutinefunction(method):
+        return _logged_now(method, describe, logger)
+
     @functools.wraps(method)
     async def request(self: Any, *args: Any, **kwargs: Any) -> Any:
         if not logger.isEnabledFor(TRACE) or _in_request.get():
             return await method(self, *args, **kwargs)
-        logger.log(TRACE, "%s", describe(*args, **kwargs))
-        token = _in_request.set(True)
-        try:
+        with _logging(logger, describe(*args, **kwargs)):
             return await method(self, *args, **kwargs)
-        finally:
-            _in_request.reset(token)
 
     return request
+
+
+def _logged_now(method: Any, describe: Callable[..., str], logger: Any) -> Any:
+    # A request served on the calling thread (get_versioned_now), logged the same way.
+    @functools.wraps(method)
+    def request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not logger.isEnabledFor(TRACE) or _in_request.get():
+            return method(self, *args, **kwargs)
+        with _logging(logger, describe(*args, **kwargs)):
+            return method(self, *args, **kwargs)
+
+    return request
+
+
+@contextlib.contextmanager
+def _logging(logger: Any, record: str) -> Iterator[None]:
+    """Log one request's record, and mark the request running while it runs."""
+    logger.log(TRACE, "%s", record)
+    token = _in_request.set(True)
+    try:
+        yield
+    finally:
+        _in_request.reset(token)
