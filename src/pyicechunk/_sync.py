@@ -48,10 +48,11 @@ _own = threading.local()
 def sync_here(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on the calling thread's own event loop, or as :func:`sync` would.
 
-    For short read-only work on the repository's storage and history (a history walk) that
-    touches no session or store: handing such work to zarr's loop thread and waiting for the
-    answer costs more than the work itself. A thread running an event loop of its own cannot
-    run another one, so there this is :func:`sync`.
+    For short work that zarr does not take part in (a history walk, opening a session,
+    committing it): handing it to zarr's loop thread and waiting for the answer costs more than
+    the work itself. Sessions are safe to use from both loops at once (their locks are thread
+    locks, and waiters are woken on their own loop). A thread running an event loop of its own
+    cannot run another one, so there this is :func:`sync`.
     """
     try:
         asyncio.get_running_loop()
@@ -63,18 +64,21 @@ def sync_here(coro: Coroutine[Any, Any, T]) -> T:
     return sync(coro)
 
 
-def blocking_twin(async_function: Callable[P, Coroutine[Any, Any, T]], doc: str) -> Callable[P, T]:
+def blocking_twin(
+    async_function: Callable[P, Coroutine[Any, Any, T]], doc: str, *, here: bool = False
+) -> Callable[P, T]:
     """The blocking twin of ``async_function``, documented by ``doc``.
 
     It takes the same parameters (its signature and type hints are those of ``async_function``),
     is named without the ``_async`` suffix and runs ``async_function`` to completion with
-    :func:`sync`. Assigned in a class body, it is a method like any other: one implementation
-    serves the blocking and the async spelling of the API.
+    :func:`sync` (with :func:`sync_here` if ``here``). Assigned in a class body, it is a method
+    like any other: one implementation serves the blocking and the async spelling of the API.
     """
+    run = sync_here if here else sync
 
     @functools.wraps(async_function)
     def twin(*args: P.args, **kwargs: P.kwargs) -> T:
-        return sync(async_function(*args, **kwargs))
+        return run(async_function(*args, **kwargs))
 
     twin.__name__ = async_function.__name__.removesuffix("_async")
     twin.__qualname__ = async_function.__qualname__.removesuffix("_async")

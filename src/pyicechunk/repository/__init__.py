@@ -510,7 +510,9 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         return Session(core)
 
     writable_session = blocking_twin(
-        writable_session_async, "A session that records changes and commits them to ``branch``."
+        writable_session_async,
+        "A session that records changes and commits them to ``branch``.",
+        here=True,
     )
 
     async def rearrange_session_async(self, branch: str) -> Session:

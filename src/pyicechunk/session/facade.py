@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pyicechunk._repr import Block, Shown, session_block
-from pyicechunk._sync import blocking_twin, sync
+from pyicechunk._sync import blocking_twin, sync, sync_here
 from pyicechunk.change_set import ChangeSet
 from pyicechunk.exceptions import IcechunkError, SessionStateError
 from pyicechunk.format.ids import encode_id
@@ -283,7 +283,8 @@ class Session(Shown):
             No changes, a read-only session, or a storage failure.
         """
         self._warn_forked("Committing")
-        return sync(
+        # On this thread's loop: a small commit costs less than the hand-off to zarr's loop.
+        return sync_here(
             self._core.commit(
                 message,
                 metadata,
