@@ -372,8 +372,12 @@ async def chunk_barrier(
     keys: list[str] = []
     for per_node in changes.chunks.values():
         keys.extend(chunk_key(p.chunk_id) for p in per_node.values() if type(p) is NativePayload)
-    durable = backend.make_durable(keys) if keys else asyncio.sleep(0)
-    task = asyncio.ensure_future(durable)
+    if not keys:  # only inline chunks, or none: nothing to sync, no task to run
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        yield done
+        return
+    task = asyncio.ensure_future(backend.make_durable(keys))
     try:
         yield task
     finally:

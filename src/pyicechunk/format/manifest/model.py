@@ -487,6 +487,8 @@ class ArrayManifest:
             shifts = np.cumsum([0] + [len(p.blob) for p in parts[:-1]]).tolist()
 
         def shifted(starts: list[I64], lens: list[I64]) -> I64:
+            if not any(shifts):  # one shared blob: the starts stay as they are
+                return np.concatenate(starts)
             return np.concatenate(
                 [
                     np.where(ln >= 0, s + sh, s)
@@ -595,9 +597,10 @@ class ArrayManifest:
 
 def _sort_unique(am: ArrayManifest) -> ArrayManifest:
     """``am`` sorted by coordinates; duplicate coordinates are an error."""
-    if am.ndim and len(am) > 1:
-        am = am.take(np.lexsort(am.coords.T[::-1]))
     bad = first_unsorted(am.coords)
+    if bad >= 0 and am.ndim:  # often sorted already (appends, one new chunk): no copy then
+        am = am.take(np.lexsort(am.coords.T[::-1]))
+        bad = first_unsorted(am.coords)
     if bad >= 0:
         raise IcechunkError(
             f"chunk {tuple(int(c) for c in am.coords[bad])} of node {am.node_id.hex()} "
