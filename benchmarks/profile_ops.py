@@ -369,13 +369,16 @@ BUCKETS: list[tuple[str, tuple[str, ...]]] = [
         "file I/O on the loop thread",
         ("posix.", "io.open", "_io.", "mmap"),
     ),
+    # before encode/decode: zarr's own JSON and dtype parsing is zarr's
+    ("zarr", ("zarr/", "numcodecs")),
     (
         "encode/decode (format, compression, JSON, hashing)",
         (
             "pyicechunk/format/",
             "zstd",
             "zstandard",
-            "json",
+            "json/",
+            "_json",
             "msgpack",
             "flatbuffers",
             "hashlib",
@@ -385,7 +388,6 @@ BUCKETS: list[tuple[str, tuple[str, ...]]] = [
             "crc32",
         ),
     ),
-    ("zarr", ("zarr/", "numcodecs")),
     ("numpy", ("numpy/", "numpy.")),
     (
         # handing file I/O to the worker threads and being woken when it is done
