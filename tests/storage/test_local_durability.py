@@ -245,3 +245,19 @@ def test_deletes_sync_refs_not_garbage(tmp_path: Path, syncs: Counter[str]) -> N
     # A deleted ref must stay deleted: its directory is synced.
     assert asyncio.run(write_then_delete(["refs/branch.dev/ref.json"])) == 1
     assert syncs["fsync"] == 1
+
+
+def test_a_durable_create_syncs_the_file_and_its_directory(
+    tmp_path: Path, syncs: Counter[str]
+) -> None:
+    backend = LocalFileSystemBackend(str(tmp_path), durable=True)
+
+    async def create(key: str, data: bytes) -> Counter[str]:
+        syncs.clear()
+        assert await backend.put_if_absent(key, data)
+        return Counter(syncs)
+
+    # The content before its name appears, then the name: one call, in one worker.
+    assert asyncio.run(create("refs/tag.v1/ref.json", b'{"snapshot":"x"}')) == {"fsync": 2}
+    # A tombstone is empty: the directory's sync alone makes it durable.
+    assert asyncio.run(create("refs/tag.v1/ref.json.deleted", b"")) == {"fsync": 1}

@@ -350,8 +350,13 @@ def _place(
     path: str, data: bytes, write_id: str | None, version: ObjectVersion | None, sync: bool
 ) -> bool:
     """A whole conditional write in one call: the temporary file (synced if ``sync``), then
-    create-if-absent (``version`` None) or compare-and-swap (directory synced if ``sync``)."""
-    tmp = _write_temporary(path, data, sync, False, write_id)
+    create-if-absent (``version`` None) or compare-and-swap (directory synced if ``sync``).
+
+    An empty file (a tag's tombstone) has no data to sync: the directory sync that makes its
+    name durable commits the inode it names with it (journaling filesystems write metadata in
+    order), so it costs one sync instead of two.
+    """
+    tmp = _write_temporary(path, data, sync and len(data) > 0, False, write_id)
     if version is None:
         return _link_if_absent(path, tmp, sync)
     return _swap_if_version(path, tmp, version, sync)
