@@ -48,11 +48,11 @@ _own = threading.local()
 def sync_here(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on the calling thread's own event loop, or as :func:`sync` would.
 
-    For short work that zarr does not take part in (a history walk, opening a session,
-    committing it): handing it to zarr's loop thread and waiting for the answer costs more than
-    the work itself. Sessions are safe to use from both loops at once (their locks are thread
-    locks, and waiters are woken on their own loop). A thread running an event loop of its own
-    cannot run another one, so there this is :func:`sync`.
+    For short work that zarr does not take part in (a history walk, a ref update, opening a
+    session, committing it): handing it to zarr's loop thread and waiting for the answer costs
+    more than the work itself. Sessions are safe to use from both loops at once (their locks are
+    thread locks, and waiters are woken on their own loop). A thread running an event loop of its
+    own cannot run another one, so there this is :func:`sync`.
     """
     try:
         asyncio.get_running_loop()

@@ -572,25 +572,31 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         )
 
     # -- refs ---------------------------------------------------------------------------------
+    # Ref operations touch no session or store: their blocking twins run on the calling thread's
+    # own loop (``here``), which costs less than a hand-off to zarr's loop and back.
 
     async def list_branches_async(self) -> set[str]:
         """Async version of :meth:`list_branches`."""
         return set((await self._state.refs()).branches)
 
-    list_branches = blocking_twin(list_branches_async, "Names of all branches.")
+    list_branches = blocking_twin(list_branches_async, "Names of all branches.", here=True)
 
     async def lookup_branch_async(self, branch: str) -> str:
         """Async version of :meth:`lookup_branch`."""
         return encode_id(await self._state.branch_tip(branch))
 
-    lookup_branch = blocking_twin(lookup_branch_async, "The snapshot id a branch points at.")
+    lookup_branch = blocking_twin(
+        lookup_branch_async, "The snapshot id a branch points at.", here=True
+    )
 
     async def create_branch_async(self, branch: str, snapshot_id: str) -> None:
         """Async version of :meth:`create_branch`."""
         self._state.validate_ref_name(branch)
         await self._state.create_branch(branch, parse_snapshot_id(snapshot_id))
 
-    create_branch = blocking_twin(create_branch_async, "Create a branch pointing at a snapshot.")
+    create_branch = blocking_twin(
+        create_branch_async, "Create a branch pointing at a snapshot.", here=True
+    )
 
     async def delete_branch_async(self, branch: str) -> None:
         """Async version of :meth:`delete_branch`."""
@@ -599,6 +605,7 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
     delete_branch = blocking_twin(
         delete_branch_async,
         "Delete a branch (never ``main``); its snapshots stay until garbage collection.",
+        here=True,
     )
 
     async def reset_branch_async(
@@ -612,19 +619,22 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
     reset_branch = blocking_twin(
         reset_branch_async,
         "Point a branch at any existing snapshot (only if at ``from_snapshot_id``, if given).",
+        here=True,
     )
 
     async def list_tags_async(self) -> set[str]:
         """Async version of :meth:`list_tags`."""
         return set((await self._state.refs()).tags)
 
-    list_tags = blocking_twin(list_tags_async, "Names of all tags (deleted ones excluded).")
+    list_tags = blocking_twin(
+        list_tags_async, "Names of all tags (deleted ones excluded).", here=True
+    )
 
     async def lookup_tag_async(self, tag: str) -> str:
         """Async version of :meth:`lookup_tag`."""
         return encode_id(await self._state.tag_target(tag))
 
-    lookup_tag = blocking_twin(lookup_tag_async, "The snapshot id a tag points at.")
+    lookup_tag = blocking_twin(lookup_tag_async, "The snapshot id a tag points at.", here=True)
 
     async def create_tag_async(self, tag: str, snapshot_id: str) -> None:
         """Async version of :meth:`create_tag`."""
@@ -634,6 +644,7 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
     create_tag = blocking_twin(
         create_tag_async,
         "Create an immutable tag; a deleted tag's name can never be used again.",
+        here=True,
     )
 
     async def delete_tag_async(self, tag: str) -> None:
@@ -641,7 +652,7 @@ class Repository(Shown, Maintenance, RepoInfoApi, ObjectInspection, Inspection):
         await self._state.delete_tag(tag)
 
     delete_tag = blocking_twin(
-        delete_tag_async, "Delete a tag (writes a tombstone; the name cannot be reused)."
+        delete_tag_async, "Delete a tag (writes a tombstone; the name cannot be reused).", here=True
     )
 
 
