@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import threading
 from collections import OrderedDict
@@ -300,14 +301,37 @@ class AssetManager:
         self._manifests.put(manifest_id, manifest)
         return manifest
 
-    async def write_manifest(self, manifest_id: bytes, arrays: Sequence[ArrayManifest]) -> int:
-        """Write a manifest and return its size in bytes (header included)."""
-        n = sum(len(a) for a in arrays)
-        data = await _maybe_offload(n * 32, lambda: self._encode_manifest(manifest_id, arrays))
-        logger.debug("Writing manifest, id: %s, size_bytes: %d", encode_id(manifest_id), len(data))
-        await self.backend.put(manifest_key(manifest_id), data)
-        self._manifests.put(manifest_id, Manifest(manifest_id, list(arrays)))
-        return len(data)
+    async def write_manifests(
+        self, manifests: Sequence[tuple[bytes, Sequence[ArrayManifest]]]
+    ) -> list[int]:
+        """Write manifests (id and arrays each) and return their sizes in bytes (header
+        included).
+
+        All are encoded first (the large ones in worker threads, at once), then stored in one
+        batch: a commit's many small manifests cost one storage round, not one each.
+        """
+        loop = asyncio.get_running_loop()
+        datas: list[bytes] = []
+        large: dict[int, asyncio.Future[bytes]] = {}
+        for manifest_id, arrays in manifests:
+            encode = functools.partial(self._encode_manifest, manifest_id, arrays)
+            if sum(len(a) for a in arrays) * 32 >= _OFFLOAD_BYTES:
+                large[len(datas)] = loop.run_in_executor(None, encode)
+                datas.append(b"")
+            else:
+                datas.append(encode())
+        for i, data in zip(large, await asyncio.gather(*large.values()), strict=True):
+            datas[i] = data
+        for (manifest_id, _), data in zip(manifests, datas, strict=True):
+            logger.debug(
+                "Writing manifest, id: %s, size_bytes: %d", encode_id(manifest_id), len(data)
+            )
+        await self.backend.put_many(
+            [(manifest_key(m), data) for (m, _), data in zip(manifests, datas, strict=True)]
+        )
+        for manifest_id, arrays in manifests:
+            self._manifests.put(manifest_id, Manifest(manifest_id, list(arrays)))
+        return [len(data) for data in datas]
 
     def _encode_manifest(self, manifest_id: bytes, arrays: Sequence[ArrayManifest]) -> bytes:
         content = encode_manifest(

@@ -100,6 +100,8 @@ class _SnapshotBuilder:
         self.coords: dict[bytes, np.ndarray] = {
             nid: changes.coords_array(nid) for nid in changes.chunks
         }
+        # The new manifests, written together once every node is laid out.
+        self._new_manifests: list[tuple[bytes, ArrayManifest]] = []
 
     async def nodes(self) -> tuple[list[NodeSnapshot], list[ManifestFileInfo]]:
         """Every node of the new snapshot, sorted by path, and the manifests they list."""
@@ -127,6 +129,12 @@ class _SnapshotBuilder:
         for _, node_infos in results:
             for info in node_infos:
                 infos[info.id] = info
+        new = self._new_manifests
+        if new:
+            sizes = await self._assets.write_manifests([(m, [refs]) for m, refs in new])
+            progress.advance("writing manifests", len(new))
+            for (manifest_id, refs), size in zip(new, sizes, strict=True):
+                infos[manifest_id] = ManifestFileInfo(manifest_id, size, len(refs))
         nodes = sorted((n for n, _ in results), key=lambda n: n.path)
         return nodes, sorted(infos.values(), key=lambda i: i.id)
 
@@ -183,7 +191,8 @@ class _SnapshotBuilder:
         chunk_changes: dict[Coords, ChunkPayload | None] | None,
     ) -> tuple[tuple[ManifestRef, ...], tuple[ManifestFileInfo, ...]]:
         """The array's manifests in the new snapshot, one or more per split (see
-        :mod:`pyicechunk.session.splitting`): old ones kept, new ones written.
+        :mod:`pyicechunk.session.splitting`): old ones kept (with their infos), new ones
+        queued for :meth:`nodes` to write.
 
         Reading the old refs checks them like a read does: a damaged manifest fails the commit
         instead of losing its chunks from the new snapshot.
@@ -234,24 +243,17 @@ class _SnapshotBuilder:
             written=written,
             rewrite_all=self._rewrite_all,
         )
-        if len(parts) == 1:  # the usual case: no task for one manifest
-            results = [await self._manifest_of(parts[0])]
-        else:
-            results = await asyncio.gather(*(self._manifest_of(part) for part in parts))
-        refs = tuple(ref for ref, _ in results)
-        return refs, tuple(info for _, info in results)
+        refs = tuple(self._manifest_of(part) for part in parts)
+        return refs, self._infos([p.ref for p in parts if p.ref is not None])
 
-    async def _manifest_of(self, part: SplitPart) -> tuple[ManifestRef, ManifestFileInfo]:
-        """A kept manifest with its recorded info, or a new one written from ``part.refs``."""
+    def _manifest_of(self, part: SplitPart) -> ManifestRef:
+        """A kept manifest, or a new one for ``part.refs`` (written by :meth:`nodes`)."""
         if part.ref is not None:
-            return part.ref, manifest_info(self._base, part.ref.object_id)
+            return part.ref
         assert part.refs is not None
         manifest_id = new_manifest_id()
-        size = await self._assets.write_manifest(manifest_id, [part.refs])
-        progress.advance("writing manifests")
-        return ManifestRef(manifest_id, part.refs.extents()), ManifestFileInfo(
-            manifest_id, size, len(part.refs)
-        )
+        self._new_manifests.append((manifest_id, part.refs))
+        return ManifestRef(manifest_id, part.refs.extents())
 
 
 async def anonymous_snapshot(

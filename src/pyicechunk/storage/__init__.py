@@ -30,6 +30,7 @@ none or no object means it did not; a failed read-back is an error, never a gues
 from __future__ import annotations
 
 import abc
+import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -231,6 +232,13 @@ class StorageBackend(abc.ABC):
         The write may not be durable until :meth:`make_durable` is called for it;
         :meth:`put_if_absent` and :meth:`put_if_version` are durable on return.
         """
+
+    async def put_many(self, items: Sequence[tuple[str, bytes | memoryview]]) -> None:
+        """Write several objects as :meth:`put` does, all at once (a commit's manifests).
+
+        A backend may batch the writes; the first failure is raised.
+        """
+        await asyncio.gather(*(self.put(key, data) for key, data in items))
 
     async def make_durable(self, keys: Sequence[str]) -> None:
         """Make objects written with :meth:`put` durable before anything refers to them.

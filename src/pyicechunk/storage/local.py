@@ -614,6 +614,14 @@ class LocalFileSystemBackend(StorageBackend):
         here = len(data) < min(_SMALL_BYTES, _WRITEBACK_MIN_BYTES)
         await self._run(f"object {key!r}", here, _put, self._path(key), data, self._durable)
 
+    async def put_many(self, items: Sequence[tuple[str, bytes | memoryview]]) -> None:
+        # The small writes (made on this thread) one after another, without a task each.
+        small = min(_SMALL_BYTES, _WRITEBACK_MIN_BYTES)
+        for key, data in items:
+            if len(data) < small:
+                await self.put(key, data)
+        await asyncio.gather(*(self.put(key, data) for key, data in items if len(data) >= small))
+
     async def make_durable(self, keys: Sequence[str]) -> None:
         if not keys or not self._durable:
             return

@@ -59,6 +59,10 @@ def _put(key: str, data: bytes | memoryview) -> str:
     return f"put_object, key: {key}, size_bytes: {len(data)}"
 
 
+def _put_many(items: Sequence[tuple[str, bytes | memoryview]]) -> list[str]:
+    return [_put(key, data) for key, data in items]
+
+
 def _conditional(write: Any) -> str:
     condition = "absent" if write.version is None else "version matches"
     return (
@@ -82,13 +86,15 @@ def _delete_many(keys: Sequence[str]) -> str:
     return f"delete_objects, count: {len(keys)}"
 
 
-# The request methods, and how each one's arguments read in its record.
-_REQUESTS: dict[str, Callable[..., str]] = {
+# The request methods, and how each one's arguments read in its record (a batch: one per
+# object).
+_REQUESTS: dict[str, Callable[..., str | list[str]]] = {
     "get": _get,
     "get_view": _get,
     "get_versioned": _get,
     "get_versioned_now": _get,
     "put": _put,
+    "put_many": _put_many,
     "_write_conditionally": _conditional,
     "head": _head,
     "exists": _head,
@@ -107,7 +113,7 @@ def instrument(cls: type, logger: Any) -> None:
             setattr(cls, name, _logged(method, describe, logger))
 
 
-def _logged(method: Any, describe: Callable[..., str], logger: Any) -> Any:
+def _logged(method: Any, describe: Callable[..., str | list[str]], logger: Any) -> Any:
     if not inspect.iscoroutinefunction(method):
         return _logged_now(method, describe, logger)
 
@@ -121,7 +127,7 @@ def _logged(method: Any, describe: Callable[..., str], logger: Any) -> Any:
     return request
 
 
-def _logged_now(method: Any, describe: Callable[..., str], logger: Any) -> Any:
+def _logged_now(method: Any, describe: Callable[..., str | list[str]], logger: Any) -> Any:
     # A request served on the calling thread (get_versioned_now), logged the same way.
     @functools.wraps(method)
     def request(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -134,9 +140,11 @@ def _logged_now(method: Any, describe: Callable[..., str], logger: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _logging(logger: Any, record: str) -> Iterator[None]:
-    """Log one request's record, and mark the request running while it runs."""
-    logger.log(TRACE, "%s", record)
+def _logging(logger: Any, records: str | list[str]) -> Iterator[None]:
+    """Log one request's record (a batch's: one per object), and mark the request running
+    while it runs."""
+    for record in [records] if isinstance(records, str) else records:
+        logger.log(TRACE, "%s", record)
     token = _in_request.set(True)
     try:
         yield

@@ -63,9 +63,7 @@ def _layout(
         return arrays, None, vtables
     dictionary = None
     if location_compression is not None:
-        arrays, dictionary = compress_locations(
-            arrays, location_compression, rng or random.Random()
-        )
+        arrays, dictionary = compress_locations(arrays, location_compression, rng)
     if dictionary is None:
         vtables[0] = MANIFEST_VTABLE_PLAIN
     else:

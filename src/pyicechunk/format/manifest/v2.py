@@ -52,7 +52,7 @@ class LocationCompression:
 
 
 def compress_locations(
-    arrays: list[ArrayManifest], settings: LocationCompression, rng: random.Random
+    arrays: list[ArrayManifest], settings: LocationCompression, rng: random.Random | None
 ) -> tuple[list[ArrayManifest], bytes | None]:
     """Compress every virtual location with a dictionary trained on a sample of them.
 
@@ -63,7 +63,8 @@ def compress_locations(
     settings
         When to compress and how.
     rng
-        Source of randomness for choosing the training samples.
+        Source of randomness for choosing the training samples (None: a fresh one, made
+        only when there is something to sample).
 
     Returns
     -------
@@ -81,7 +82,9 @@ def compress_locations(
         for a, m in zip(arrays, virtual, strict=True)
     ]
     flat = [loc for locs in locations for loc in locs]
-    samples = rng.sample(flat, min(settings.dictionary_max_training_samples, len(flat)))
+    samples = (rng or random.Random()).sample(
+        flat, min(settings.dictionary_max_training_samples, len(flat))
+    )
     # Mostly tiny locations do not compress; the reference skips them too.
     if 2 * sum(len(x) < 8 for x in samples) >= len(samples):
         return arrays, None
