@@ -119,9 +119,9 @@ async def all_refs(
     read only looks into a manifest whose box holds the chunk, so a ref outside it would be
     listed (or carried into a new manifest) but never read.
     """
-    arrays = await asyncio.gather(
-        *(_manifest_array(assets, base, m.object_id, node_id, path, ndim) for m in refs)
-    )
+    reads = [_manifest_array(assets, base, m.object_id, node_id, path, ndim) for m in refs]
+    # One manifest (the usual case) is read without a task of its own.
+    arrays = [await reads[0]] if len(reads) == 1 else await asyncio.gather(*reads)
     for mref, array in zip(refs, arrays, strict=True):
         if len(array) and ndim:
             lo = np.array([e[0] for e in mref.extents], dtype=np.int64)
@@ -133,7 +133,7 @@ async def all_refs(
                     "for it; the repository is damaged",
                     kind="invalid-file-format",
                 )
-    return list(arrays)
+    return arrays
 
 
 async def _base_arrays(assets: AssetManager, base: Snapshot, node: NodeInfo) -> list[ArrayManifest]:

@@ -236,10 +236,12 @@ async def layout_manifests(
         touched_boxes = {()} if touched is not None and len(touched) else set()
 
     parts: list[SplitPart] = []
-    to_load: list[tuple[int, ManifestRef]] = []
+    # The old manifests to read, with the box each lies wholly inside (None: unknown, or
+    # several boxes); a manifest in one box is neither grouped by box nor clipped to the grid.
+    to_load: list[tuple[int, ManifestRef, tuple[int, ...] | None]] = []
     for order, mref in enumerate(old_refs):
         if ndim and not mref.extents:
-            to_load.append((order, mref))
+            to_load.append((order, mref, None))
             continue
         lo = np.array([e[0] for e in mref.extents], dtype=np.int64)
         hi = np.array([e[1] for e in mref.extents], dtype=np.int64)
@@ -249,33 +251,46 @@ async def layout_manifests(
         last = (np.minimum(hi, upper_arr) - 1) // size_arr
         box = tuple(int(x) for x in first)
         box_hi = np.minimum((first + 1) * size_arr, upper_arr)
-        whole = (first == last).all() and (hi <= box_hi).all()
+        whole = bool((first == last).all() and (hi <= box_hi).all())
         if whole and not rewrite_all and box not in touched_boxes:
             parts.append(SplitPart(box, order, ref=mref))
         else:
-            to_load.append((order, mref))
+            to_load.append((order, mref, box if whole else None))
 
-    pool: list[ArrayManifest] = []
-    loaded = await load([m for _, m in to_load]) if to_load else []
-    for (order, _), array in zip(to_load, loaded, strict=True):
+    pool: list[tuple[tuple[int, ...] | None, ArrayManifest]] = []
+    loaded = await load([m for _, m, _ in to_load]) if to_load else []
+    for (order, _, whole_box), array in zip(to_load, loaded, strict=True):
         if not len(array):
             continue
-        keep = array.within(upper) if ndim else np.ones(len(array), dtype=bool)
+        keep = None if whole_box is not None or not ndim else array.within(upper)
         if touched is not None and len(touched):
             hits = array.find_many(touched)
-            keep[hits[hits >= 0]] = False
-        array = array.take(keep)
-        for box, refs in split_by_box(array, size_arr):
+            hits = hits[hits >= 0]
+            if len(hits):
+                if keep is None:
+                    keep = np.ones(len(array), dtype=bool)
+                keep[hits] = False
+        if keep is not None and not keep.all():
+            array = array.take(keep)
+        if whole_box is not None:
+            groups = [(whole_box, array)] if len(array) else []
+        else:
+            groups = split_by_box(array, size_arr)
+        for box, refs in groups:
             if rewrite_all or box in touched_boxes:
-                pool.append(refs)
+                pool.append((box, refs))
             else:
                 parts.append(SplitPart(box, order, refs=refs))
     if written is not None and len(written):
-        pool.append(written)
-    pool = [p for p in pool if len(p)]
-    if pool:
-        node_id = pool[0].node_id
-        merged = ArrayManifest.concat_sorted(node_id, pool) if len(pool) > 1 else pool[0]
+        pool.append((None, written))
+    if len(pool) == 1 and (only_box := pool[0][0]) is not None:
+        # One old manifest's refs, in one box (a rewrite's usual case): nothing to merge.
+        parts.append(SplitPart(only_box, -1, refs=pool[0][1]))
+    elif pool:
+        arrays = [refs for _, refs in pool]
+        merged = (
+            ArrayManifest.concat_sorted(arrays[0].node_id, arrays) if len(arrays) > 1 else arrays[0]
+        )
         # New manifests of changed boxes come before the kept ones of their box (there are
         # none: a changed box keeps no old manifest).
         parts.extend(SplitPart(box, -1, refs=refs) for box, refs in split_by_box(merged, size_arr))

@@ -10,6 +10,7 @@ The spec byte chooses what is written (spec 2 adds compressed locations, in
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 from collections.abc import Sequence
@@ -51,25 +52,35 @@ _VTABLES_V1 = (
 )
 
 
+_VTABLES_V2_PLAIN = (MANIFEST_VTABLE_PLAIN, *_VTABLES_V1[1:])
+_VTABLES_V2_DICTIONARY = (
+    MANIFEST_VTABLE_DICTIONARY,
+    *_VTABLES_V1[1:4],
+    *VIRTUAL_VTABLES_COMPRESSED,
+)
+
+
 def _layout(
     spec_version: int,
     arrays: list[ArrayManifest],
     location_compression: LocationCompression | None,
     rng: random.Random | None,
-) -> tuple[list[ArrayManifest], bytes | None, list[tuple[int, ...]]]:
+) -> tuple[list[ArrayManifest], bytes | None, tuple[tuple[int, ...], ...]]:
     """The arrays to write, the location dictionary if any, and the vtables for a version."""
-    vtables = list(_VTABLES_V1)
     if check_spec_version(spec_version) == SPEC_V1:
-        return arrays, None, vtables
+        return arrays, None, _VTABLES_V1
     dictionary = None
     if location_compression is not None:
         arrays, dictionary = compress_locations(arrays, location_compression, rng)
     if dictionary is None:
-        vtables[0] = MANIFEST_VTABLE_PLAIN
-    else:
-        vtables[0] = MANIFEST_VTABLE_DICTIONARY
-        vtables[4:] = VIRTUAL_VTABLES_COMPRESSED
-    return arrays, dictionary, vtables
+        return arrays, None, _VTABLES_V2_PLAIN
+    return arrays, dictionary, _VTABLES_V2_DICTIONARY
+
+
+@functools.cache
+def _vtable_block(vtables: tuple[tuple[int, ...], ...]) -> tuple[bytes, list[int]]:
+    """:func:`vtable_block` of one of the three vtable sets above, serialised once."""
+    return vtable_block(vtables)
 
 
 def encode_manifest(
@@ -139,7 +150,7 @@ def encode_manifest(
             )
 
     arrays, dictionary, vt_list = _layout(spec_version, arrays, location_compression, rng)
-    vts, (vt_man, vt_arr, vt_inl, vt_nat, vt_vir, vt_vir_ne) = vtable_block(vt_list)
+    vts, (vt_man, vt_arr, vt_inl, vt_nat, vt_vir, vt_vir_ne) = _vtable_block(vt_list)
     table = 8 + len(vts)
     vec = table + vt_list[0][1]
     na = len(arrays)
