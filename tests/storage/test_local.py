@@ -79,6 +79,21 @@ def test_objects_are_plain_files_at_their_keys(tmp_path: Path) -> None:
     ]
 
 
+def test_put_many_writes_small_and_large_objects(tmp_path: Path) -> None:
+    # Small objects are written on the loop's thread, large ones (64 KiB and more) in workers.
+    backend = LocalFileSystemBackend(str(tmp_path / "repo"))
+    items = [(f"manifests/M{i:02d}", bytes([i]) * (10 if i % 3 else 100_000)) for i in range(9)]
+    run(backend.put_many(items))
+    run(backend.put_many([]))
+    assert {k: (tmp_path / "repo" / k).read_bytes() for k, _ in items} == dict(items)
+    assert sorted(p.name for p in (tmp_path / "repo/manifests").iterdir()) == [
+        k[10:] for k, _ in items
+    ]
+    with pytest.raises(IcechunkError, match="reserved for temporary files"):
+        run(backend.put_many([("manifests/ok", b"x"), ("manifests/M#12", b"y")]))
+    assert not (tmp_path / "repo/manifests/ok").exists()  # every key is checked first
+
+
 def test_cas_leaves_no_files_behind(tmp_path: Path) -> None:
     backend = LocalFileSystemBackend(str(tmp_path))
     run(backend.put("refs/branch.main/ref.json", b"a"))

@@ -3,8 +3,9 @@
 Each scenario runs in a fresh interpreter with ``ICECHUNK_LOG`` set, as a user would, and the
 test counts the ``pyicechunk.storage`` records on its stderr: every request kind the backends
 make (get, ranged get, versioned get, put, both conditional puts, head, exists, list, delete,
-bulk delete) logs exactly one, requests made inside another are not logged twice, and no
-credential reaches the output. A repository served over HTTP logs its reads the same way.
+bulk delete) logs exactly one (a batch of puts: one per object), requests made inside another
+are not logged twice, and no credential reaches the output. A repository served over HTTP
+logs its reads the same way.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def storage(prefix):
 
 async def requests(backend):
     await backend.put("a/one", b"abcdef")
+    await backend.put_many([("a/m1", b"12"), ("a/m2", b"345")])
     await backend.get("a/one")
     await backend.get("a/one", RangeByteRequest(1, 3))
     _, version = await backend.get_versioned("a/one")
@@ -70,7 +72,7 @@ assert zarr.open_array(read.store, path="x", mode="r")[9] == array[9]
 
 # The records the ``requests`` part must log, by the word their message starts with.
 EXPECTED = {
-    "put_object": 1,
+    "put_object": 3,  # put, and put_many's two objects
     "get_object": 3,  # plain, ranged, versioned
     "head_object": 2,  # head, and exists (which object stores answer with a head)
     "put_object_conditional": 2,
@@ -143,6 +145,8 @@ def test_records_name_keys_sizes_and_ranges(tmp_path: Path) -> None:
     lines = [line.split(": ", 1)[1] for line in requests.splitlines() if _RECORD.match(line)]
     assert lines == [
         "put_object, key: a/one, size_bytes: 6",
+        "put_object, key: a/m1, size_bytes: 2",
+        "put_object, key: a/m2, size_bytes: 3",
         "get_object, key: a/one",
         "get_object, key: a/one, range: 1..3",
         "get_object, key: a/one",

@@ -615,7 +615,10 @@ class LocalFileSystemBackend(StorageBackend):
         await self._run(f"object {key!r}", here, _put, self._path(key), data, self._durable)
 
     async def put_many(self, items: Sequence[tuple[str, bytes | memoryview]]) -> None:
-        # The small writes (made on this thread) one after another, without a task each.
+        # The small writes (made on this thread) one after another, without a task each; every
+        # key is checked before anything is written.
+        for key, _ in items:
+            self._path(key)
         small = min(_SMALL_BYTES, _WRITEBACK_MIN_BYTES)
         for key, data in items:
             if len(data) < small:
