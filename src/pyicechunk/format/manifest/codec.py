@@ -172,10 +172,14 @@ def encode_manifest(
             continue
         if single == INLINE:
             stride = align_all(12 + iv + 4 + a.data_len, 8)
-            rec = r0 + np.cumsum(stride) - stride
             uniform = int(stride[0]) if (stride == stride[0]).all() else 0
+            if uniform:  # payloads of one size (the usual case): evenly spaced records
+                rec = r0 + uniform * np.arange(n, dtype=np.int64)
+                pos = r0 + uniform * n
+            else:
+                rec = r0 + np.cumsum(stride) - stride
+                pos = int(r0 + stride.sum())
             plans.append(_Plan(am, rec, uniform, single, None, None))
-            pos = int(r0 + stride.sum())
             continue
         loc_end = 36 + iv + 4 + a.data_len + 1
         has_etag = a.etag_len >= 0
@@ -215,8 +219,9 @@ def encode_manifest(
         buf[am + 4 : am + 12] = np.frombuffer(a.node_id, dtype=np.uint8)
         b32[(am + 12) // 4] = 4
         b32[(am + 16) // 4] = len(a)
-        slots = am + 20 + 4 * np.arange(len(a), dtype=np.int64)
-        b32[slots // 4] = plan.rec - slots
+        # The offsets vector: one u32 per ref, contiguous from am + 20 (a multiple of 4).
+        first = (am + 20) // 4
+        b32[first : first + len(a)] = plan.rec - 4 * np.arange(first, first + len(a))
         if plan.kind == NATIVE:
             _encode_native_refs(buf, a, plan, vt_nat)
         elif plan.kind == INLINE:
