@@ -405,7 +405,8 @@ BUCKETS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("asyncio machinery", ("asyncio/", "_asyncio", "selectors.py", "contextvars")),
-    (STORAGE_BUCKET, ("pyicechunk/storage/", "obstore")),
+    # GetResult: reading a response's body (part of the get request, not one of its own)
+    (STORAGE_BUCKET, ("pyicechunk/storage/", "obstore", "GetResult")),
     ("pyicechunk (other)", ("pyicechunk/",)),
 ]
 OTHER = "other (stdlib, typing, copies, ...)"
