@@ -47,9 +47,9 @@ def _read_cached(
 ) -> tuple[bytes, os.stat_result] | None:
     """A small read that never waits for a disk: the bytes and the file's status, or None.
 
-    None means a worker should read instead: the bytes are ``_SMALL_BYTES`` or more, not
-    all in the page cache, or the file is not a regular one (a FIFO's open would block: it is
-    opened non-blocking here, which regular files ignore).
+    None means a worker should read instead: the bytes are ``_SMALL_BYTES`` or more, not all
+    in the page cache (or the filesystem cannot say), or the file is not a regular one (a
+    FIFO's open would block: it is opened non-blocking here, which regular files ignore).
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -66,6 +66,7 @@ def _read_cached(
         if not stat.S_ISREG(st.st_mode) or size >= _SMALL_BYTES:
             return None
         if _RWF_NOWAIT is None or not size:
+            # A platform without the flag (macOS) reads small local files here, as before.
             return os.pread(fd, size, start), st
         buffer = bytearray(size)
         try:
@@ -76,7 +77,9 @@ def _read_cached(
         except OSError as e:
             if e.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
                 raise
-            return os.pread(fd, size, start), st  # no such probe here: read as always
+            # The filesystem cannot tell (network and FUSE ones refuse the flag): there a read
+            # may wait on a server, so a worker makes it.
+            return None
         return bytes(buffer), st
     finally:
         os.close(fd)
