@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pyicechunk._enum import NamedIntEnum
 from pyicechunk._repr import Block, Shown, qualified
@@ -141,6 +141,28 @@ class ManifestFileInfo(_Shown):
     num_chunk_refs: int
 
 
+class StoredSnapshot(Protocol):
+    """What a history keeps about a snapshot, as a :class:`SnapshotInfo` reads it."""
+
+    id: bytes
+    parent_id: bytes | None
+    flushed_at: int  # µs since the epoch
+    message: str
+
+
+class SnapshotSource(Protocol):
+    """Where :class:`SnapshotInfo` values over stored snapshots find, on first use, what they
+    do not hold: the commit metadata and the manifest files."""
+
+    def stored_metadata(self, stored: Any) -> dict[str, Any]:
+        """The commit metadata of ``stored``, the caller's own copy."""
+        ...
+
+    def stored_manifests(self, stored: Any) -> list[ManifestFileInfo]:
+        """The manifest files of the snapshot of ``stored``."""
+        ...
+
+
 class SnapshotInfo(_Shown):
     """What a snapshot records: its id, parent, time, message, metadata and manifests.
 
@@ -156,6 +178,16 @@ class SnapshotInfo(_Shown):
         is first used, so walking history stays one read.
     """
 
+    __slots__ = (
+        "_id",
+        "_manifests",
+        "_metadata",
+        "_parent_id",
+        "_source",
+        "_stored",
+        "_written_at",
+        "message",
+    )
     __hash__ = None  # type: ignore[assignment]
 
     def __init__(
@@ -171,32 +203,38 @@ class SnapshotInfo(_Shown):
         self._parent_id: str | bytes | None = parent_id
         self._written_at: dt.datetime | int = written_at
         self.message = message
-        self._metadata: dict[str, Any] | Callable[[], dict[str, Any]] = metadata
-        self._manifests = manifests
+        # None: still to be found through _source, from _stored.
+        self._metadata: dict[str, Any] | None = metadata
+        self._manifests: list[ManifestFileInfo] | Callable[[], list[ManifestFileInfo]] | None = (
+            manifests
+        )
+        self._stored: Any = None
+        self._source: SnapshotSource | None = None
 
     @classmethod
     def from_stored(
-        cls,
-        id: bytes,
-        parent_id: bytes | None,
-        written_at_micros: int,
-        message: str,
-        metadata: Callable[[], dict[str, Any]],
-        manifests: list[ManifestFileInfo] | Callable[[], list[ManifestFileInfo]],
-    ) -> SnapshotInfo:
-        """An info over stored values, each converted on first use (as the reference's are).
+        cls, stored: Iterable[StoredSnapshot], source: SnapshotSource
+    ) -> list[SnapshotInfo]:
+        """Infos over stored snapshots, in their order, each field converted on first use (as
+        the reference's are).
 
         A history walk builds one per snapshot and most are never looked into, so ids are
-        encoded, times converted and metadata decoded only when read.
+        encoded, times converted, metadata copied and manifests found only when read.
         """
-        info = cls.__new__(cls)
-        info._id = id
-        info._parent_id = parent_id
-        info._written_at = written_at_micros
-        info.message = message
-        info._metadata = metadata
-        info._manifests = manifests
-        return info
+        new = cls.__new__
+        infos = []
+        for entry in stored:
+            info = new(cls)
+            info._id = entry.id
+            info._parent_id = entry.parent_id
+            info._written_at = entry.flushed_at
+            info.message = entry.message
+            info._metadata = None
+            info._manifests = None
+            info._stored = entry
+            info._source = source
+            infos.append(info)
+        return infos
 
     @property
     def id(self) -> str:
@@ -222,16 +260,23 @@ class SnapshotInfo(_Shown):
     @property
     def metadata(self) -> dict[str, Any]:
         """The commit metadata."""
-        if callable(self._metadata):
-            self._metadata = self._metadata()
-        return self._metadata
+        found = self._metadata
+        if found is None:
+            assert self._source is not None
+            found = self._metadata = self._source.stored_metadata(self._stored)
+        return found
 
     @property
     def manifests(self) -> list[ManifestFileInfo]:
         """The manifest files the snapshot references."""
-        if callable(self._manifests):
-            self._manifests = self._manifests()
-        return self._manifests
+        found = self._manifests
+        if found is None:
+            assert self._source is not None
+            found = self._source.stored_manifests(self._stored)
+        elif callable(found):
+            found = found()
+        self._manifests = found
+        return found
 
     @manifests.setter
     def manifests(self, value: list[ManifestFileInfo]) -> None:

@@ -62,46 +62,27 @@ def _manifest_infos(snapshot: Snapshot) -> list[ManifestFileInfo]:
     ]
 
 
-class _Stored:
-    """Where a :class:`SnapshotInfo` of a history walk finds its metadata and manifests.
-
-    One small object per step instead of two closures: a walk builds thousands of infos and
-    most are never looked into.
+class _Snapshots:
+    """Where the :class:`SnapshotInfo` values of a history walk find their metadata and
+    manifests (one per walk: a walk builds thousands of infos and most are never looked into).
     """
 
-    __slots__ = ("entry", "history", "snapshot")
+    __slots__ = ("history", "snapshot")
 
-    def __init__(
-        self, entry: HistoryEntry, history: HistorySource, snapshot: Snapshot | None
-    ) -> None:
-        self.entry = entry
+    def __init__(self, history: HistorySource, snapshot: Snapshot | None = None) -> None:
         self.history = history
         self.snapshot = snapshot
 
-    def metadata(self) -> Any:
-        return _copy_json(self.entry.metadata)
+    def stored_metadata(self, stored: HistoryEntry) -> dict[str, Any]:
+        return _copy_json(stored.metadata)  # type: ignore[no-any-return]
 
-    def manifests(self) -> list[ManifestFileInfo]:
-        snapshot = self.snapshot or self.entry.snapshot
+    def stored_manifests(self, stored: HistoryEntry) -> list[ManifestFileInfo]:
+        snapshot = self.snapshot or stored.snapshot
         if snapshot is None:
             # Spec 2: history comes from `repo`; the snapshot is read only if its manifests
             # are asked for (icechunk 2 does not report them at all).
-            snapshot = sync(self.history.snapshot_of(self.entry))
+            snapshot = sync(self.history.snapshot_of(stored))
         return _manifest_infos(snapshot)
-
-
-def _snapshot_info(
-    entry: HistoryEntry, history: HistorySource, snapshot: Snapshot | None = None
-) -> SnapshotInfo:
-    stored = _Stored(entry, history, snapshot)
-    return SnapshotInfo.from_stored(
-        entry.id,
-        entry.parent_id,
-        entry.flushed_at,
-        entry.message,
-        stored.metadata,
-        stored.manifests,
-    )
 
 
 class _Ancestry:
@@ -114,6 +95,7 @@ class _Ancestry:
         self._start = (branch, tag, snapshot_id)
         self._walk: HistoryWalk | None = None
         self._history: HistorySource | None = None
+        self._snapshots: _Snapshots | None = None
         self._buffer: list[SnapshotInfo] = []
 
     async def _advance(self, batch: int) -> list[SnapshotInfo]:
@@ -143,10 +125,12 @@ class _Ancestry:
         return self._infos(self._walk.take_known(batch))
 
     def _infos(self, entries: list[HistoryEntry]) -> list[SnapshotInfo]:
-        history = self._history
-        assert history is not None
+        if self._snapshots is None:
+            assert self._history is not None
+            self._snapshots = _Snapshots(self._history)
         # Newest last, so that handing them out one by one pops from the end.
-        return [_snapshot_info(entry, history) for entry in reversed(entries)]
+        entries.reverse()
+        return SnapshotInfo.from_stored(entries, self._snapshots)
 
     def __iter__(self) -> Iterator[SnapshotInfo]:
         return self
@@ -281,7 +265,8 @@ class Inspection:
         sid = parse_snapshot_id(snapshot_id)
         history = await self._state.history()
         entry = await self._entry(history, sid)
-        return _snapshot_info(entry, history, await history.snapshot_of(entry))
+        snapshot = await history.snapshot_of(entry)
+        return SnapshotInfo.from_stored([entry], _Snapshots(history, snapshot))[0]
 
     async def diff_async(
         self,
