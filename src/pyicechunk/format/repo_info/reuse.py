@@ -35,33 +35,14 @@ T = TypeVar("T")
 class _Recording(Generic[T]):
     """The entries of one vector as one encoding wrote them."""
 
-    __slots__ = ("_index", "_shift", "entries", "items", "values")
+    __slots__ = ("entries", "index", "items", "values")
 
     def __init__(self, entries: tuple[T, ...], items: Items, values: I64 | None) -> None:
         self.entries = entries
         self.items = items
         self.values = values
-        self._index: dict[int, int] | None = None
-        self._shift = 0
-
-    def position(self, entry: T, near: int) -> int | None:
-        """Where ``entry`` (this very object) is in the vector, or None.
-
-        ``near`` is where the entry is in the vector being written: entries move by a few
-        places from one version to the next (by as many as the last entry found here moved),
-        so those places are looked at before all of them are indexed.
-        """
-        entries = self.entries
-        for i in (near - self._shift, near - 1, near, near + 1):
-            if 0 <= i < len(entries) and entries[i] is entry:
-                self._shift = near - i
-                return i
-        if self._index is None:
-            self._index = {id(e): i for i, e in enumerate(entries)}
-        found = self._index.get(id(entry))
-        if found is not None:
-            self._shift = near - found
-        return found
+        # Where each entry (this very object) is in the vector.
+        self.index = {id(e): i for i, e in enumerate(entries)}
 
 
 class RecentRuns(Generic[T]):
@@ -137,9 +118,9 @@ def _copy(
     values: I64 | None,
 ) -> list[int]:
     """Copy the run of ``entries`` starting at ``j`` from the first recording that can."""
-    entry = entries[j]
+    key = id(entries[j])
     for recording in recordings:
-        i = recording.position(entry, j)
+        i = recording.index.get(key)
         if i is None:
             continue
         copyable = rec.can_copy(recording.items, i)
