@@ -84,6 +84,10 @@ class _WeightedLRU(Generic[K, V]):
                 _, (_, w) = self._items.popitem(last=False)
                 self._total -= w
 
+    def __contains__(self, key: K) -> bool:
+        with self._lock:
+            return key in self._items
+
     def discard(self, key: K) -> None:
         with self._lock:
             old = self._items.pop(key, None)
@@ -283,8 +287,8 @@ class AssetManager:
             done.set_result(manifest)
 
     def has_manifest(self, manifest_id: bytes) -> bool:
-        """Whether the manifest is in the cache (as a read would, this keeps it there longer)."""
-        return self._manifests.get(manifest_id) is not None
+        """Whether the manifest is in the cache (asking does not keep it there longer)."""
+        return manifest_id in self._manifests
 
     async def _read_manifest(self, manifest_id: bytes, size_bytes: int) -> Manifest:
         key = manifest_key(manifest_id)

@@ -123,7 +123,10 @@ def start_preload(assets: AssetManager, config: RepositoryConfig, snapshot: Snap
         The snapshot the new session starts from.
     """
     # The manifests a commit just wrote (the next session's base) are in the cache already:
-    # handing the loop a task that only finds them there costs more than the check.
+    # handing the loop a task that only finds them there costs more than the check, and when
+    # all of the snapshot's are there, so does resolving the preload config.
+    if all(assets.has_manifest(m.id) for m in snapshot.manifest_files):
+        return
     manifests = [m for m in manifests_to_preload(config, snapshot) if not assets.has_manifest(m.id)]
     if not manifests:
         return
