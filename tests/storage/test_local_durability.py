@@ -27,6 +27,7 @@ import zarr
 
 import pyicechunk as icechunk
 import pyicechunk.storage.local as local
+import pyicechunk.storage.local_dirs as local_dirs
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.storage import Storage, StorageBackend
 from pyicechunk.storage.local import DURABLE_ENV_VAR, LocalFileSystemBackend
@@ -257,7 +258,37 @@ def test_a_durable_create_syncs_the_file_and_its_directory(
         assert await backend.put_if_absent(key, data)
         return Counter(syncs)
 
-    # The content before its name appears, then the name: one call, in one worker.
-    assert asyncio.run(create("refs/tag.v1/ref.json", b'{"snapshot":"x"}')) == {"fsync": 2}
+    # The content before its name appears, then the name: one call, in one worker. The first
+    # object below refs/ also makes two directories, each an entry of its parent: two syncs more.
+    assert asyncio.run(create("refs/tag.v1/ref.json", b'{"snapshot":"x"}')) == {"fsync": 4}
+    # In a directory that is there already, only the file and its name.
+    assert asyncio.run(create("refs/tag.v1/other.json", b'{"snapshot":"x"}')) == {"fsync": 2}
     # A tombstone is empty: the directory's sync alone makes it durable.
     assert asyncio.run(create("refs/tag.v1/ref.json.deleted", b"")) == {"fsync": 1}
+
+
+def test_new_directories_are_made_durable_only_when_durable(tmp_path: Path) -> None:
+    synced: list[str] = []
+    real = local_dirs._fsync_directory
+
+    def recording(directory: str) -> None:
+        synced.append(os.path.relpath(directory, tmp_path))
+        real(directory)
+
+    for durable in (False, True):
+        root = tmp_path / f"durable-{durable}"
+        root.mkdir()
+        synced.clear()
+        backend = LocalFileSystemBackend(str(root), durable=durable)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(local_dirs, "_fsync_directory", recording)
+            asyncio.run(backend.put("chunks/deep/er/key", b"x" * 10))
+        # Each new directory's entry is synced in its parent (the put's own data is synced
+        # later, by the commit's barrier): chunks/ in the root, deep/ in chunks/, er/ in deep/.
+        expected = [
+            f"durable-{durable}/chunks/deep",
+            f"durable-{durable}/chunks",
+            f"durable-{durable}",
+        ]
+        assert sorted(synced) == (sorted(expected) if durable else [])
+        assert (root / "chunks" / "deep" / "er" / "key").read_bytes() == b"x" * 10

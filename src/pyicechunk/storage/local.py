@@ -97,6 +97,7 @@ from pyicechunk.storage import (
     keys,
     logger,
 )
+from pyicechunk.storage.local_dirs import _fsync_directory, _make_directories
 from pyicechunk.storage.local_reads import (
     _NOT_FOUND,
     _SMALL_BYTES,
@@ -248,7 +249,8 @@ def _write_temporary(
     try:
         fd = os.open(tmp, flags, 0o666)
     except FileNotFoundError:
-        os.makedirs(directory, exist_ok=True)
+        # writeback is asked for exactly when the backend is durable (plain puts sync later).
+        _make_directories(directory, durable=sync or writeback)
         fd = os.open(tmp, flags, 0o666)
     try:
         view = memoryview(data)
@@ -266,14 +268,6 @@ def _write_temporary(
         raise
     os.close(fd)
     return tmp
-
-
-def _fsync_directory(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _put(path: str, data: bytes | memoryview, durable: bool) -> None:
