@@ -52,7 +52,7 @@ def replace_manifest(path: Path, snapshot_id: str, array_path: str, arrays: list
     snapshot = read_snapshot(path, snapshot_id)
     target = node(snapshot, array_path)
     manifest_id = target.array.manifests[0].object_id  # type: ignore[attr-defined]
-    size = sync(assets(path).write_manifest(manifest_id, arrays))
+    (size,) = sync(assets(path).write_manifests([(manifest_id, arrays)]))
     files = tuple(
         ManifestFileInfo(m.id, size, sum(len(a) for a in arrays)) if m.id == manifest_id else m
         for m in snapshot.manifest_files
