@@ -24,8 +24,8 @@ Timed passes run neither the profiler nor the request log, so their times carry 
 
 Usage::
 
-    python benchmarks/profile_ops.py --out /tmp/profiles/report.md       # all, --repeat 3
-    python benchmarks/profile_ops.py --quick --storage local               # smoke run, seconds
+    python benchmarks/profile_ops.py --out profile-report.md   # all, --repeat 3
+    python benchmarks/profile_ops.py --quick --storage local  # smoke run, seconds
     python benchmarks/profile_ops.py --ops commit,branch --spec 2 --repeat 5
 """
 
