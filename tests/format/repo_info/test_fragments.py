@@ -6,6 +6,7 @@ writes, where it copies at all."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -38,7 +39,7 @@ from pyicechunk.format.repo_info import (
     record_update,
     set_branch,
 )
-from pyicechunk.format.repo_info.reuse import RecentRuns
+from pyicechunk.format.repo_info.reuse import RecentOrder, RecentRuns, SnapshotOrder
 
 
 def _fresh(repo: RepoInfo, monkeypatch: pytest.MonkeyPatch) -> bytes:
@@ -46,6 +47,7 @@ def _fresh(repo: RepoInfo, monkeypatch: pytest.MonkeyPatch) -> bytes:
     with monkeypatch.context() as m:
         m.setattr(codec, "_RECENT_UPDATES", RecentRuns())
         m.setattr(codec, "_RECENT_SNAPSHOTS", RecentRuns())
+        m.setattr(codec, "_RECENT_ORDER", RecentOrder())
         return encode_repo_info(repo)
 
 
@@ -96,6 +98,45 @@ def test_each_version_is_the_fresh_encoding(seed: int, monkeypatch: pytest.Monke
         if i % 40 == 39:
             # A decoded state (new objects, equal values) is encoded the same way.
             assert encode_repo_info(decode_repo_info(encoded)) == encoded
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_carried_over_snapshot_order_is_the_fresh_one(seed: int) -> None:
+    """Snapshots added (one or many), reparented, removed, or the mapping changed in place
+    after an encoding: the order carried over is always the one computed from scratch."""
+    rnd = random.Random(seed)
+    root = SnapshotInfo(rnd.randbytes(12), None, 0, "root")
+    snapshots = {root.id: root}
+    recent = RecentOrder()
+    for step in range(150):
+        k = rnd.randrange(10)
+        ids = list(snapshots)
+        if k < 6:  # one or more new snapshots, each under some listed parent
+            for _ in range(rnd.choice([1, 1, 2, 20])):
+                info = SnapshotInfo(rnd.randbytes(12), rnd.choice(ids), step, "c")
+                snapshots = {**snapshots, info.id: info}
+        elif k == 6 and len(ids) > 1:  # a new parent for one (values equal elsewhere)
+            sid = rnd.choice(ids[1:])
+            others = [x for x in ids if x != sid]
+            snapshots = {**snapshots, sid: SnapshotInfo(sid, rnd.choice(others), step, "r")}
+            snapshots = {x: dataclasses.replace(s) for x, s in snapshots.items()}
+        elif k == 7 and len(ids) > 2:  # a leaf removed
+            parents = {s.parent_id for s in snapshots.values()}
+            leaves = [x for x in ids[1:] if x not in parents]
+            if leaves:
+                gone = rnd.choice(leaves)
+                snapshots = {x: s for x, s in snapshots.items() if x != gone}
+        elif k == 8:  # the very mapping last encoded, changed in place
+            info = SnapshotInfo(rnd.randbytes(12), rnd.choice(ids), step, "m")
+            snapshots[info.id] = info
+        got, fresh = recent.order(snapshots), SnapshotOrder.of(snapshots)
+        assert got.ids == fresh.ids == sorted(snapshots), f"step {step}"
+        assert got.entries == fresh.entries and list(got.parents) == list(fresh.parents)
+    orphan = SnapshotInfo(rnd.randbytes(12), rnd.randbytes(12), 0, "orphan")
+    with pytest.raises(ValueError, match="unlisted snapshot"):
+        recent.order({**snapshots, orphan.id: orphan})  # carried over, then refused
+    with pytest.raises(ValueError, match="listed under another id"):
+        recent.order({**snapshots, rnd.randbytes(12): root})
 
 
 def _entry(b: Builder, name: str) -> int:

@@ -14,8 +14,6 @@ import struct
 from collections.abc import Mapping
 from typing import Any, get_args
 
-import numpy as np
-
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.flatbuf import (
     Builder,
@@ -43,7 +41,7 @@ from pyicechunk.format.repo_info.model import (
     Update,
     UpdateAction,
 )
-from pyicechunk.format.repo_info.reuse import RecentRuns
+from pyicechunk.format.repo_info.reuse import RecentOrder, RecentRuns
 
 # The member classes of the UpdateType union, by their tag on disk.
 _ACTIONS: dict[int, type[Any]] = {cls.TAG: cls for cls in get_args(UpdateAction)}
@@ -162,11 +160,8 @@ def _snapshot_table(b: Builder, info: SnapshotInfo, parent: int) -> tuple[int, i
 # encodings wrote (see .reuse): an update then costs what changed, not the whole window.
 _RECENT_UPDATES: RecentRuns[Update] = RecentRuns()
 _RECENT_SNAPSHOTS: RecentRuns[SnapshotInfo] = RecentRuns()
-
-
-def _sorted_snapshots(repo: RepoInfo) -> tuple[list[SnapshotInfo], dict[bytes, int]]:
-    ordered = [repo.snapshots[k] for k in sorted(repo.snapshots)]
-    return ordered, {info.id: i for i, info in enumerate(ordered)}
+# The id order and parent positions are carried over too: a commit adds one snapshot.
+_RECENT_ORDER = RecentOrder()
 
 
 def encode_repo_info(repo: RepoInfo) -> bytes:
@@ -183,19 +178,20 @@ def encode_repo_info(repo: RepoInfo) -> bytes:
         there is no ``main`` branch (2.3.0 cannot update such a repository), or the newest
         update carries a backup path (2.3.0 panics on its next update).
     """
-    ordered, index = _sorted_snapshots(repo)
     if "main" not in repo.branches:
         raise ValueError("a spec-2 repository must have a main branch")
     if repo.latest_updates and repo.latest_updates[0].backup_path is not None:
         raise ValueError("the newest ops-log entry must not have a backup path")
+    order = _RECENT_ORDER.order(repo.snapshots)
+    listed, parents = order.entries, order.parents
 
     def position(snapshot_id: bytes, what: str) -> int:
-        i = index.get(snapshot_id)
+        i = order.position(snapshot_id)
         if i is None:
             raise ValueError(f"{what} points at unlisted snapshot {encode_id(snapshot_id)}")
         return i
 
-    b = Builder(1024 + 160 * len(ordered) + 96 * len(repo.latest_updates))
+    b = Builder(1024 + 160 * len(listed) + 96 * len(repo.latest_updates))
 
     def refs_vector(refs: Mapping[str, bytes], kind: str) -> int:
         out = []
@@ -213,11 +209,6 @@ def encode_repo_info(repo: RepoInfo) -> bytes:
     deleted = b.create_offset_vector(
         [b.create_string(n) for n in sorted(repo.deleted_tags, key=lambda n: n.encode())]
     )
-    parents = np.array(
-        [-1 if s.parent_id is None else position(s.parent_id, "a parent") for s in ordered],
-        dtype=np.int64,
-    )
-    listed = tuple(ordered)
     updates = repo.latest_updates
     recent_snapshots, recent_updates = _RECENT_SNAPSHOTS, _RECENT_UPDATES
     infos, snapshot_rec = recent_snapshots.write(

@@ -14,11 +14,17 @@ hashing an entry (all its fields, every time) would cost more than the copy save
 holds its entries, so their ids are not reused meanwhile. A few recordings are kept, not one:
 whether a run can be copied depends on its position modulo 8, and a recording of each position
 is soon at hand.
+
+The snapshot list's id order and each entry's parent position (:class:`RecentOrder`) are
+likewise carried over from the previous encoding: a commit adds one snapshot, so the order is
+the previous one with that entry inserted and the parent positions after it moved by one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import bisect
+from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -26,8 +32,10 @@ import numpy as np
 from pyicechunk.format.arrays import I64
 from pyicechunk.format.flatbuf import Builder
 from pyicechunk.format.flatbuf.runs import ItemRecorder, Items
+from pyicechunk.format.ids import encode_id
+from pyicechunk.format.repo_info.model import SnapshotInfo
 
-__all__ = ["RecentRuns"]
+__all__ = ["RecentOrder", "RecentRuns", "SnapshotOrder"]
 
 T = TypeVar("T")
 
@@ -41,8 +49,8 @@ class _Recording(Generic[T]):
         self.entries = entries
         self.items = items
         self.values = values
-        # Where each entry (this very object) is in the vector.
-        self.index = {id(e): i for i, e in enumerate(entries)}
+        # Where each entry (this very object) is in the vector (built without a Python loop).
+        self.index = dict(zip(map(id, entries), range(len(entries)), strict=True))
 
 
 class RecentRuns(Generic[T]):
@@ -110,6 +118,26 @@ class RecentRuns(Generic[T]):
         self._recordings = (recording, *self._recordings[: self._keep - 1])
 
 
+def _common_run(entries: tuple[T, ...], j: int, held: tuple[T, ...], i: int) -> int:
+    """How many entries from ``entries[j]`` on equal those from ``held[i]`` on (the first do).
+
+    Equal entries write equal bytes. A binary search over slice comparisons (done in C, each
+    entry compared by identity first) instead of one Python step per entry: a run ends where a
+    snapshot was inserted, which is anywhere in a long list.
+    """
+    m = min(len(entries) - j, len(held) - i)
+    if entries[j : j + m] == held[i : i + m]:
+        return m
+    equal, unequal = 1, m  # prefix lengths known to be equal and not
+    while unequal - equal > 1:
+        mid = (equal + unequal) // 2
+        if entries[j : j + mid] == held[i : i + mid]:
+            equal = mid
+        else:
+            unequal = mid
+    return equal
+
+
 def _copy(
     rec: ItemRecorder,
     recordings: Sequence[_Recording[T]],
@@ -129,12 +157,7 @@ def _copy(
         if not copyable:
             continue
         held = recording.entries
-        m = min(len(entries) - j, len(held) - i)
-        if entries[j : j + m] != held[i : i + m]:
-            k = 1
-            while k < m and entries[j + k] is held[i + k]:
-                k += 1
-            m = k
+        m = _common_run(entries, j, held, i)
         patch = None
         if values is not None:
             assert recording.values is not None
@@ -147,3 +170,133 @@ def _copy(
         if m:
             return rec.copy(recording.items, i, i + m, patch)
     return []
+
+
+# More snapshots added at once than this (a migration, say) are ordered from scratch.
+_MAX_INSERTED = 16
+
+_ID = attrgetter("id")
+
+
+class SnapshotOrder:
+    """The snapshot list of one encoding: ids sorted, their entries, each one's parent position.
+
+    ``parents[j]`` is the position of ``entries[j]``'s parent in the list, -1 for none.
+    """
+
+    __slots__ = ("content", "entries", "ids", "parents")
+
+    def __init__(
+        self,
+        content: dict[bytes, SnapshotInfo],
+        ids: list[bytes],
+        entries: tuple[SnapshotInfo, ...],
+        parents: I64,
+    ) -> None:
+        # A copy: the caller's mapping could change in place after this encoding.
+        self.content = content
+        self.ids = ids
+        self.entries = entries
+        self.parents = parents
+
+    def position(self, snapshot_id: bytes) -> int | None:
+        """Where ``snapshot_id`` is in the list; None if it is not listed."""
+        ids = self.ids
+        i = bisect.bisect_left(ids, snapshot_id)
+        return i if i < len(ids) and ids[i] == snapshot_id else None
+
+    def _set_parents(self, positions: Sequence[int]) -> None:
+        """Compute ``parents`` at ``positions`` (the entries not carried over).
+
+        Raises
+        ------
+        ValueError
+            If a parent is not listed.
+        """
+        parents = self.parents
+        for j in positions:
+            parent_id = self.entries[j].parent_id
+            parent = -1 if parent_id is None else self.position(parent_id)
+            if parent is None:
+                assert parent_id is not None
+                raise ValueError(f"a parent points at unlisted snapshot {encode_id(parent_id)}")
+            parents[j] = parent
+        parents.flags.writeable = False  # kept and shared by later encodings
+
+    @classmethod
+    def of(cls, snapshots: Mapping[bytes, SnapshotInfo]) -> SnapshotOrder:
+        """The order of ``snapshots``, computed from scratch.
+
+        Raises
+        ------
+        ValueError
+            If an entry is listed under another id, or a parent is not listed.
+        """
+        content = dict(snapshots)
+        ids = sorted(content)
+        entries = tuple(map(content.__getitem__, ids))
+        if list(map(_ID, entries)) != ids:
+            key = next(k for k, e in zip(ids, entries, strict=True) if e.id != k)
+            raise ValueError(
+                f"snapshot {content[key].id.hex()} is listed under another id, {key.hex()}"
+            )
+        order = cls(content, ids, entries, np.empty(len(ids), dtype=np.int64))
+        order._set_parents(range(len(ids)))
+        return order
+
+    def extended(self, snapshots: Mapping[bytes, SnapshotInfo]) -> SnapshotOrder | None:
+        """The order of ``snapshots``, which holds this order's entries (unchanged) and more.
+
+        Returns None where computing it from scratch is simpler: many entries were added, or
+        one is listed under another id.
+
+        Raises
+        ------
+        ValueError
+            If an added entry's parent is not listed.
+        """
+        added = sorted(snapshots.keys() - self.content.keys())
+        if not added:
+            return self
+        if len(added) > _MAX_INSERTED:
+            return None
+        ids, entries, parents = list(self.ids), list(self.entries), self.parents
+        for key in added:
+            info = snapshots[key]
+            if info.id != key:
+                return None
+            q = bisect.bisect_left(ids, key)
+            ids.insert(q, key)
+            entries.insert(q, info)
+            # Every parent at or after the insertion point moves one place on.
+            parents = np.insert(parents + (parents >= q), q, -1)
+        order = SnapshotOrder(dict(snapshots), ids, tuple(entries), parents)
+        order._set_parents([bisect.bisect_left(ids, key) for key in added])
+        return order
+
+
+class RecentOrder:
+    """The :class:`SnapshotOrder` of the last encoding, to carry over to the next one."""
+
+    def __init__(self) -> None:
+        # Replaced, never mutated: encodings in other threads see one consistent order.
+        self._last: SnapshotOrder | None = None
+
+    def order(self, snapshots: Mapping[bytes, SnapshotInfo]) -> SnapshotOrder:
+        """The order of ``snapshots``: the last one extended where it holds, else from scratch.
+
+        Raises
+        ------
+        ValueError
+            If an entry is listed under another id, or a parent is not listed.
+        """
+        last = self._last
+        order = None
+        # Every entry of the last order, under its id, with an equal value (the same object,
+        # in the usual case: then the check costs no Python call per entry).
+        if last is not None and last.content.items() <= snapshots.items():
+            order = last.extended(snapshots)
+        if order is None:
+            order = SnapshotOrder.of(snapshots)
+        self._last = order
+        return order
