@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Generic, TypeVar
 
@@ -178,26 +179,18 @@ _MAX_INSERTED = 16
 _ID = attrgetter("id")
 
 
+@dataclass(frozen=True, slots=True)
 class SnapshotOrder:
     """The snapshot list of one encoding: ids sorted, their entries, each one's parent position.
 
     ``parents[j]`` is the position of ``entries[j]``'s parent in the list, -1 for none.
+    ``content`` is a copy of the mapping: the caller's could change in place afterwards.
     """
 
-    __slots__ = ("content", "entries", "ids", "parents")
-
-    def __init__(
-        self,
-        content: dict[bytes, SnapshotInfo],
-        ids: list[bytes],
-        entries: tuple[SnapshotInfo, ...],
-        parents: I64,
-    ) -> None:
-        # A copy: the caller's mapping could change in place after this encoding.
-        self.content = content
-        self.ids = ids
-        self.entries = entries
-        self.parents = parents
+    content: dict[bytes, SnapshotInfo]
+    ids: list[bytes]
+    entries: tuple[SnapshotInfo, ...]
+    parents: I64
 
     def position(self, snapshot_id: bytes) -> int | None:
         """Where ``snapshot_id`` is in the list; None if it is not listed."""
