@@ -143,3 +143,21 @@ def test_builder_misuse() -> None:
         b.end_table(required=(1,))
     with pytest.raises(ValueError, match="multiple of 8"):
         Builder().create_vector(b"123", 8, 8)
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 5000])
+def test_an_offset_vector_from_an_array_is_the_one_from_a_list(count: int) -> None:
+    import numpy as np
+
+    outs = []
+    for as_array in (False, True):
+        b = Builder()
+        refs = [b.create_string(f"s{i}") for i in range(count)]
+        vec = b.create_offset_vector(np.array(refs, dtype=np.int64) if as_array else refs)
+        b.start_table(1)
+        b.add_offset(0, vec)
+        outs.append(b.finish(b.end_table()))
+    assert outs[0] == outs[1]
+    strings = root_table(outs[1]).vector(0, 4)
+    assert strings is not None and len(strings) == count
+    assert [strings.string(i) for i in range(count)] == [f"s{i}" for i in range(count)]

@@ -198,3 +198,60 @@ def test_a_copy_needs_the_vtables_and_stops_before_an_item_that_wrote_one() -> N
     while b.offset() % 8 != items.bounds[0] % 8:
         b.create_string("four")
     assert rec.can_copy(items, 0) is False
+
+
+def test_a_long_varied_history_encodes_as_from_scratch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many snapshots, branches and tags made and deleted, metadata, and the 1000-entry window
+    rolling over: every version's bytes (encoded with the kept recordings) are the fresh ones."""
+    from pyicechunk.format.repo_info import (
+        MetadataChanged,
+        TagDeleted,
+        delete_branch,
+        delete_tag,
+    )
+
+    rnd = random.Random(1234)
+    t = 1_700_000_000_000_000
+    root = SnapshotInfo(rnd.randbytes(12), None, t, "Repository initialized")
+    repo = initial_repo_info(root, t)
+    ids = [root.id]
+    rolled = False
+    for i in range(1300):
+        t += rnd.randrange(1, 10**5)
+        k = rnd.randrange(10)
+        action: UpdateAction
+        if k < 4 or (len(ids) < 200 and k < 6):
+            metadata = (("author", rnd.randbytes(rnd.randrange(1, 9))),) if k % 2 else ()
+            info = SnapshotInfo(rnd.randbytes(12), repo.branches["main"], t, f"c{i}", metadata)
+            repo = set_branch(add_snapshot(repo, info), "main", info.id)
+            ids.append(info.id)
+            action = NewCommit("main", info.id)
+        elif k == 6:
+            extra = sorted(set(repo.branches) - {"main"})
+            if len(extra) >= 5:
+                name = rnd.choice(extra)
+                action = BranchDeleted(name, repo.branches[name])
+                repo = delete_branch(repo, name)
+            else:
+                repo = create_branch(repo, f"br{i}", rnd.choice(ids))
+                action = BranchCreated(f"br{i}")
+        elif k == 7:
+            if len(repo.tags) >= 5:
+                name = rnd.choice(sorted(repo.tags))
+                action = TagDeleted(name, repo.tags[name])
+                repo = delete_tag(repo, name)
+            else:
+                repo = create_tag(repo, f"tag{i}", rnd.choice(ids))
+                action = TagCreated(f"tag{i}")
+        elif k == 8:
+            repo = dataclasses.replace(repo, metadata=(("owner", rnd.randbytes(4)),))
+            action = MetadataChanged()
+        else:
+            action = rnd.choice([GCRan(), ExpirationRan()])
+        repo = record_update(repo, action, t, backup_name(t // 1000, rnd.randbytes(12)))
+        rolled = rolled or repo.repo_before_updates is not None
+        encoded = encode_repo_info(repo)
+        if i % 23 == 0 or 990 < i < 1030 or i == 1299:
+            assert encoded == _fresh(repo, monkeypatch), f"step {i}"
+    assert rolled and len(repo.latest_updates) == 1000
+    assert repo.deleted_tags and len(ids) > 200

@@ -26,6 +26,9 @@ _I32 = struct.Struct("<i")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 
+# 4 * k for the elements k of an offset vector given as an array (see create_offset_vector).
+_STEPS = np.arange(0, 4 * 4096, 4, dtype=np.int64)
+
 
 @functools.cache
 def _vtable_struct(count: int) -> struct.Struct:
@@ -161,14 +164,26 @@ class Builder:
         size = struct.calcsize(fmt)
         return self.create_vector(struct.pack(f"<{len(values)}{fmt}", *values), size, size)
 
-    def create_offset_vector(self, refs: Sequence[int]) -> int:
-        """Write a vector of references to objects (tables or strings) created earlier."""
+    def create_offset_vector(self, refs: Sequence[int] | I64) -> int:
+        """Write a vector of references to objects (tables or strings) created earlier.
+
+        ``refs`` may be a numpy ``int64`` array: long vectors are then computed without a
+        Python step per element.
+        """
         self._not_nested()
         n = len(refs)
         self.prep(4, 4 * n)
         # Element k lands at reference ``top - 4 * k`` and holds its distance to its target.
         top = self.offset() + 4 * n
-        self._put(struct.pack(f"<{n + 1}I", n, *[top - 4 * k - ref for k, ref in enumerate(refs)]))
+        if isinstance(refs, np.ndarray):
+            steps = _STEPS[:n] if n <= len(_STEPS) else 4 * np.arange(n, dtype=np.int64)
+            self._put((top - steps - refs).astype("<u4").tobytes())
+            self._head -= 4
+            _U32.pack_into(self._buf, self._head, n)
+        else:
+            self._put(
+                struct.pack(f"<{n + 1}I", n, *[top - 4 * k - ref for k, ref in enumerate(refs)])
+            )
         return self.offset()
 
     def start_table(self, num_fields: int) -> None:

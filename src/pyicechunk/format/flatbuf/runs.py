@@ -142,6 +142,14 @@ class ItemRecorder:
     def copy(self, items: Items, first: int, stop: int, values: I64 | None = None) -> list[int]:
         """Copy the longest possible run of ``items[first:stop]``; the references copied.
 
+        As :meth:`copy_array`, with the references as a list.
+        """
+        out: list[int] = self.copy_array(items, first, stop, values).tolist()
+        return out
+
+    def copy_array(self, items: Items, first: int, stop: int, values: I64 | None = None) -> I64:
+        """Copy the longest possible run of ``items[first:stop]``; the references copied.
+
         Parameters
         ----------
         items
@@ -156,9 +164,9 @@ class ItemRecorder:
 
         Returns
         -------
-        list of int
+        numpy.ndarray
             The reference each copied item stands for (at least the first; the rest of the
-            run is the caller's to write).
+            run is the caller's to write), as ``int64``.
         """
         b = self._b
         start = b.offset()
@@ -208,8 +216,7 @@ class ItemRecorder:
         )
         self._count += stop - first
         self._end = b.offset()
-        out: list[int] = results.tolist()
-        return out
+        return results
 
     def items(self, buffer: bytes) -> Items:
         """The items noted, once ``buffer`` (what :meth:`Builder.finish` returned) is done."""

@@ -78,7 +78,7 @@ class RecentRuns(Generic[T]):
         entries: tuple[T, ...],
         write_one: Callable[[int], tuple[int, int]],
         values: I64 | None = None,
-    ) -> tuple[list[int], ItemRecorder]:
+    ) -> tuple[I64, ItemRecorder]:
         """Write ``entries`` one after another; their references and the recorder to keep.
 
         Parameters
@@ -95,21 +95,29 @@ class RecentRuns(Generic[T]):
             (left out of the entry when 0, the default); copies get it written in place.
         """
         rec = ItemRecorder(b)
-        refs: list[int] = []
+        # Copied runs as arrays, written entries as lists: one array at the end.
+        chunks: list[I64 | list[int]] = []
+        written: list[int] = []
         recordings = self._recordings
         j, n = 0, len(entries)
         while j < n:
-            got = _copy(rec, recordings, entries, j, values) if recordings else []
-            if got:
-                refs += got
+            got = _copy(rec, recordings, entries, j, values) if recordings else None
+            if got is not None:
+                if written:
+                    chunks.append(written)
+                    written = []
+                chunks.append(got)
                 j += len(got)
                 continue
             rec.begin()
             ref, mark = write_one(j)
             rec.end(ref, mark)
-            refs.append(ref)
+            written.append(ref)
             j += 1
-        return refs, rec
+        if written or not chunks:
+            chunks.append(written)
+        refs: I64 = np.concatenate(chunks) if len(chunks) > 1 else np.asarray(chunks[0])
+        return refs.astype(np.int64, copy=False), rec
 
     def keep(
         self, rec: ItemRecorder, buffer: bytes, entries: tuple[T, ...], values: I64 | None = None
@@ -145,8 +153,11 @@ def _copy(
     entries: tuple[T, ...],
     j: int,
     values: I64 | None,
-) -> list[int]:
-    """Copy the run of ``entries`` starting at ``j`` from the first recording that can."""
+) -> I64 | None:
+    """Copy the run of ``entries`` starting at ``j`` from the first recording that can.
+
+    Returns the references copied, None if no recording could copy any.
+    """
     key = id(entries[j])
     for recording in recordings:
         i = recording.index.get(key)
@@ -169,8 +180,8 @@ def _copy(
                 m = int(other[0])
                 patch = patch[:m]
         if m:
-            return rec.copy(recording.items, i, i + m, patch)
-    return []
+            return rec.copy_array(recording.items, i, i + m, patch)
+    return None
 
 
 # More snapshots added at once than this (a migration, say) are ordered from scratch.
