@@ -431,3 +431,42 @@ def test_icechunk_reads_the_stacked_appends(tmp_path: Path) -> None:
     theirs_data = zarr.open_array(session.store, path="a", mode="r")[...]
     np.testing.assert_array_equal(theirs_data, ours_data)
     assert len(list(reference.ancestry(branch="main"))) == 2 + 2 * 3
+
+
+@pytest.mark.parametrize("spec_version", [1, 2])
+@pytest.mark.parametrize(
+    ("start", "chunk", "step"),
+    [(0, 1, 1), (0, 2, 2), (4, 4, 4), (0, 4, 4)],
+    ids=["empty-chunks-of-1", "empty-chunks-of-2", "full-chunk", "empty-chunks-of-4"],
+)
+def test_appends_stack_when_each_writer_reads_the_history_from_storage(
+    tmp_path: Path, spec_version: int, start: int, chunk: int, step: int
+) -> None:
+    """Writers in other processes know the landed commits only from storage: a spec-2
+    snapshot records lengths and chunk counts, not the chunk grid, so the append rule must read
+    the grid from the Zarr metadata (an empty array's recorded chunk length is 0)."""
+    path = tmp_path / "repo"
+    repo = ic.Repository.create(ic.local_filesystem_storage(str(path)), spec_version=spec_version)
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="log", shape=(start,), chunks=(chunk,), dtype="i4")
+    if start:
+        zarr.open_array(session.store, path="log", mode="r+")[:] = -1
+    session.commit("base")
+
+    def append(tag: int) -> ic.Session:
+        # a Repository of its own: nothing cached from the other writers' commits
+        own = ic.Repository.open(ic.local_filesystem_storage(str(path)))
+        writer = own.writable_session("main")
+        log = zarr.open_array(writer.store, path="log", mode="r+")
+        log.resize((log.shape[0] + step,))
+        log[-step:] = tag
+        return writer
+
+    writers = [append(tag) for tag in range(3)]
+    for writer in writers:
+        writer.commit("append", rebase_with=_solver(append_dim=0))
+    fresh = ic.Repository.open(ic.local_filesystem_storage(str(path)))
+    log = zarr.open_array(fresh.readonly_session("main").store, path="log", mode="r")
+    expected = [-1] * start + [tag for tag in range(3) for _ in range(step)]
+    assert log.shape == (start + 3 * step,)
+    assert log[:].tolist() == expected

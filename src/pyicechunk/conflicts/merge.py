@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.zarr_metadata import ArrayMeta, coords_in_grid, parse_node_metadata
 
 if TYPE_CHECKING:
@@ -77,7 +78,15 @@ def shift_appends(
         l2 = ours.shape[axis].array_length
         if not (l1 > l0 and l2 > l0):
             continue
-        shift = _append_shift(base.array, theirs.array, ours, axis, chunks.get(nid, {}))
+        # The chunk grid comes from each side's Zarr metadata: a spec-2 snapshot records only
+        # lengths and chunk counts, from which an empty or a short dimension's chunk length
+        # cannot be told (length 0 gives 0, length 1 with chunks of 4 gives 1).
+        base_meta = _array_meta(base)
+        their_meta = _array_meta(theirs)
+        if base_meta is None or their_meta is None:
+            refused.add(nid)
+            continue
+        shift = _append_shift(base_meta, their_meta, ours, axis, chunks.get(nid, {}))
         if shift is None:
             refused.add(nid)
             continue
@@ -96,9 +105,18 @@ def shift_appends(
     return dataclasses.replace(changes, updated_arrays=updated_arrays, chunks=chunks), refused
 
 
+def _array_meta(node: NodeSnapshot) -> ArrayMeta | None:
+    """The array's metadata as its ``zarr.json`` states it; None if that cannot be read."""
+    try:
+        parsed = parse_node_metadata(node.path, node.user_data)
+    except IcechunkError:
+        return None
+    return parsed if isinstance(parsed, ArrayMeta) else None
+
+
 def _append_shift(
-    base: ArrayNodeData,
-    theirs: ArrayNodeData,
+    base: ArrayMeta,
+    theirs: ArrayMeta,
     ours: ArrayMeta,
     axis: int,
     our_chunks: dict[Coords, Any],
