@@ -391,7 +391,11 @@ class RepoObject:
             # The copy is written while the new state is encoded here (CPU work), instead of
             # after it; it is made durable with the new state's write, as before. (After the
             # edit: a refused change writes nothing.)
-            copying = asyncio.ensure_future(self._backend.put(backup_key, current.data))
+            copying = asyncio.ensure_future(
+                self._backend.put_copy(
+                    backup_key, current.data, source=keys.REPO, version=current.version
+                )
+            )
             await asyncio.sleep(0)  # lets the copy start
             try:
                 new = record_update(edited, action, now_micros(), backup, self._window)

@@ -233,6 +233,17 @@ class StorageBackend(abc.ABC):
         :meth:`put_if_absent` and :meth:`put_if_version` are durable on return.
         """
 
+    async def put_copy(
+        self, key: str, data: bytes, *, source: str, version: ObjectVersion | None
+    ) -> None:
+        """Write ``data``, what ``source`` held at ``version``, to ``key`` (as :meth:`put`).
+
+        A backend that can copy ``source`` itself while it is still at ``version`` may do so
+        instead of sending the bytes (the local filesystem makes a hard link: no new file); it
+        falls back to writing ``data``. ``version`` None: write ``data``.
+        """
+        await self.put(key, data)
+
     async def put_many(self, items: Sequence[tuple[str, bytes | memoryview]]) -> None:
         """Write several objects as :meth:`put` does, all at once (a commit's manifests).
 

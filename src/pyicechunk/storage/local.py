@@ -97,7 +97,7 @@ from pyicechunk.storage import (
     keys,
     logger,
 )
-from pyicechunk.storage.local_dirs import _fsync_directory, _make_directories
+from pyicechunk.storage.local_dirs import _fsync_directory, _link_copy, _make_directories
 from pyicechunk.storage.local_reads import (
     _NOT_FOUND,
     _SMALL_BYTES,
@@ -607,6 +607,16 @@ class LocalFileSystemBackend(StorageBackend):
         # A plain put makes no sync call below _WRITEBACK_MIN_BYTES (nor at all, if not durable).
         here = len(data) < min(_SMALL_BYTES, _WRITEBACK_MIN_BYTES)
         await self._run(f"object {key!r}", here, _put, self._path(key), data, self._durable)
+
+    async def put_copy(
+        self, key: str, data: bytes, *, source: str, version: ObjectVersion | None
+    ) -> None:
+        if version is not None:
+            what = f"object {key!r}"
+            args = (self._path(source), self._path(key), version)
+            if await self._run(what, True, _link_copy, *args):
+                return
+        await self.put(key, data)
 
     async def put_many(self, items: Sequence[tuple[str, bytes | memoryview]]) -> None:
         # The small writes (made on this thread) one after another, without a task each; every

@@ -1,4 +1,5 @@
-"""How the local filesystem backend makes directories and their entries durable.
+"""How the local filesystem backend makes directories and their entries durable, and gives a
+file a second name (a copy of a file never changed in place).
 
 A file's fsync makes its data and inode durable, not its name: that is an entry in its
 directory, made durable by the directory's own fsync, and a new directory is in turn an entry in
@@ -8,6 +9,9 @@ its parent.
 from __future__ import annotations
 
 import os
+
+from pyicechunk.storage import ObjectVersion
+from pyicechunk.storage.local_reads import _is_version
 
 
 def _make_directories(directory: str, durable: bool) -> None:
@@ -33,6 +37,29 @@ def _make_directories(directory: str, durable: bool) -> None:
             _fsync_directory(parent)
         except PermissionError:
             pass
+
+
+def _link_copy(source: str, path: str, version: ObjectVersion) -> bool:
+    """Give the file at ``source`` the new name ``path`` (a hard link) if it is still the file
+    read at ``version``.
+
+    A copy of a file that is never changed in place, made without writing a new file (where
+    creating a file costs far more than naming one). False, with nothing left at ``path``, if
+    ``source`` was replaced meanwhile, is not a regular file, or cannot be linked (a missing
+    directory, another filesystem, no hard links, a name taken): the caller writes the bytes
+    instead, which also creates the directory.
+    """
+    try:
+        os.link(source, path, follow_symlinks=False)
+    except (OSError, NotImplementedError):  # the latter: no linkat on this platform
+        return False
+    try:
+        linked = _is_version(os.lstat(path), version)
+    except OSError:
+        linked = False
+    if not linked:
+        os.unlink(path)
+    return linked
 
 
 def _fsync_directory(directory: str) -> None:

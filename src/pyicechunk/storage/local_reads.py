@@ -21,7 +21,18 @@ _NOT_FOUND = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
 def _version(st: os.stat_result, data: bytes) -> ObjectVersion:
     digest = hashlib.blake2b(data, digest_size=8).hexdigest()
-    return ObjectVersion(f"{st.st_ino}-{st.st_mtime_ns}-{digest}")
+    return ObjectVersion(f"{_identity(st)}-{digest}")
+
+
+def _identity(st: os.stat_result) -> str:
+    # A file is replaced by renaming a new one over it, never rewritten in place: the same
+    # inode with the same modification time holds the same bytes.
+    return f"{st.st_ino}-{st.st_mtime_ns}"
+
+
+def _is_version(st: os.stat_result, version: ObjectVersion) -> bool:
+    """Whether the regular file ``st`` describes is the one read at ``version``."""
+    return stat.S_ISREG(st.st_mode) and version.token.rpartition("-")[0] == _identity(st)
 
 
 def _read(path: str, key: str, byte_range: ByteRequest | None) -> bytes:

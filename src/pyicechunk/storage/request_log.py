@@ -59,6 +59,10 @@ def _put(key: str, data: bytes | memoryview) -> str:
     return f"put_object, key: {key}, size_bytes: {len(data)}"
 
 
+def _put_copy(key: str, data: bytes, *, source: str, version: Any = None) -> str:
+    return f"copy_object, key: {key}, source: {source}, size_bytes: {len(data)}"
+
+
 def _put_many(items: Sequence[tuple[str, bytes | memoryview]]) -> list[str]:
     return [_put(key, data) for key, data in items]
 
@@ -94,6 +98,7 @@ _REQUESTS: dict[str, Callable[..., str | list[str]]] = {
     "get_versioned": _get,
     "get_versioned_now": _get,
     "put": _put,
+    "put_copy": _put_copy,
     "put_many": _put_many,
     "_write_conditionally": _conditional,
     "head": _head,

@@ -206,6 +206,19 @@ class StorageTests:
         assert await storage_backend.put_if_version(key, b"v4", newer)
         assert await storage_backend.get(key) == b"v4"
 
+    async def test_put_copy_holds_the_version_read(self, storage_backend: StorageBackend) -> None:
+        await storage_backend.put("repo", b"state one")
+        data, version = await storage_backend.get_versioned("repo")
+        await storage_backend.put_copy("overwritten/a", data, source="repo", version=version)
+        # The source moved on after the read: the copy still holds what was read.
+        assert await storage_backend.put_if_version("repo", b"state two", version)
+        await storage_backend.put_copy("overwritten/b", data, source="repo", version=version)
+        await storage_backend.put_copy("overwritten/c", b"given", source="repo", version=None)
+        assert await storage_backend.get("overwritten/a") == b"state one"
+        assert await storage_backend.get("overwritten/b") == b"state one"
+        assert await storage_backend.get("overwritten/c") == b"given"
+        assert await storage_backend.get("repo") == b"state two"
+
     async def test_version_changes_on_identical_rewrite(
         self, storage_backend: StorageBackend
     ) -> None:
