@@ -14,7 +14,9 @@ from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.ids import new_snapshot_id
 from pyicechunk.format.snapshot import Snapshot
 from pyicechunk.format.transaction_log import TransactionLog
+from pyicechunk.format.repo_info import SnapshotInfo as ListedSnapshot
 from pyicechunk.history import (
+    HistoryEntry,
     HistorySource,
     HistoryWalk,
     as_of,
@@ -131,3 +133,50 @@ def test_amend_combines_two_logs() -> None:
     assert combined.updated_arrays == []  # a is new: its update is part of its creation
     assert set(combined.updated_chunks) == {a}
     assert combined.updated_chunks[a].tolist() == [[0], [1], [2]]
+
+
+class _Listing(HistorySource):
+    """A history held whole in memory, as spec 2's snapshot list is."""
+
+    def __init__(self, entries: dict[bytes, ListedSnapshot]) -> None:
+        super().__init__(AssetManager(InMemoryBackend()))
+        self.listing = entries
+
+    async def entry(self, snapshot_id: bytes) -> HistoryEntry:
+        raise AssertionError("a walk over a listing takes its entries as they are")
+
+
+def _listed_chain(length: int) -> list[ListedSnapshot]:
+    chain: list[ListedSnapshot] = []
+    parent: bytes | None = None
+    for i in range(length + 1):
+        chain.append(ListedSnapshot(new_snapshot_id(), parent, 10 * i, f"s{i}"))
+        parent = chain[-1].id
+    return chain
+
+
+def test_a_walk_over_a_listing_hands_out_its_entries_in_batches() -> None:
+    chain = _listed_chain(4)
+    walk = HistoryWalk(_Listing({s.id: s for s in chain}), chain[-1].id)
+    first = walk.take_listed(2)
+    assert [s.message for s in first] == ["s4", "s3"]
+    assert first[0] is chain[-1] and not walk.done
+    assert [s.message for s in walk.take_listed(10)] == ["s2", "s1", "s0"]
+    assert walk.done and walk.take_listed(10) == []
+
+
+def test_a_walk_over_a_damaged_listing_names_the_damage() -> None:
+    chain = _listed_chain(3)
+    listing = {s.id: s for s in chain}
+    looped = dict(listing)
+    looped[chain[0].id] = ListedSnapshot(chain[0].id, chain[3].id, 0, "s0")
+    with pytest.raises(IcechunkError, match="loops: the parent of snapshot") as caught:
+        HistoryWalk(_Listing(looped), chain[3].id).take_listed(100)
+    assert caught.value.kind == "invalid-file-format"
+    del listing[chain[1].id]
+    with pytest.raises(IcechunkError, match="the repository is damaged") as caught:
+        HistoryWalk(_Listing(listing), chain[3].id).take_listed(100)
+    assert caught.value.kind == "invalid-file-format"
+    with pytest.raises(IcechunkError, match="snapshot not found") as caught:
+        HistoryWalk(_Listing(listing), chain[1].id).take_listed(100)
+    assert caught.value.kind == "snapshot-not-found"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ import numpy as np
 from pyicechunk.exceptions import IcechunkError, ObjectNotFoundError
 from pyicechunk.format.ids import encode_id
 from pyicechunk.format.transaction_log import TransactionLog
-from pyicechunk.types import Diff, diff_from_changes
+from pyicechunk.types import Diff, StoredSnapshot, diff_from_changes
 
 if TYPE_CHECKING:
     from pyicechunk.asset_manager import AssetManager
@@ -96,6 +96,11 @@ class HistorySource(abc.ABC):
     assets
         Where the snapshots and transaction logs are read.
     """
+
+    #: The whole history in memory, by snapshot id, where the source holds it (spec 2's
+    #: snapshot list): entries with ``id``, ``parent_id``, ``flushed_at`` and ``message``,
+    #: which :meth:`HistoryWalk.take_listed` hands out as they are. None elsewhere.
+    listing: Mapping[bytes, Any] | None = None
 
     def __init__(self, assets: AssetManager) -> None:
         self.assets = assets
@@ -234,6 +239,7 @@ class HistoryWalk:
         self._next: bytes | None = start
         self._order: list[bytes] = []
         self._seen: set[bytes] = set()
+        self._listed = 0  # entries take_listed handed out
 
     @property
     def done(self) -> bool:
@@ -266,21 +272,76 @@ class HistoryWalk:
         self._take_known(entries, limit)
         return entries
 
-    def _take_known(self, entries: list[HistoryEntry], limit: int) -> bytes | None:
+    def take_listed(self, limit: int) -> list[StoredSnapshot]:
+        """Like :meth:`take_known`, over the source's :attr:`HistorySource.listing`: up to
+        ``limit`` next older entries of the listing itself, no :class:`HistoryEntry` made.
+
+        The loop check is a count: a walk that took more entries than the listing holds has
+        met one twice. Only then, or at a missing entry, is the walk replayed to name the
+        damage.
+
+        Raises
+        ------
+        IcechunkError
+            As the walk does: a snapshot is not listed, or the history loops.
+        """
+        listing = self._source.listing
+        assert listing is not None, "take_listed needs a source holding the whole history"
+        get = listing.get
+        entries: list[StoredSnapshot] = []
+        append = entries.append
+        sid = self._next
+        for _ in range(limit):
+            if sid is None:
+                break
+            found = get(sid)
+            if found is None:
+                raise self._listing_damage(listing)
+            append(found)
+            sid = found.parent_id
+        self._listed += len(entries)
+        if self._listed > len(listing):
+            raise self._listing_damage(listing)
+        self._next = sid
+        return entries
+
+    def _listing_damage(self, listing: Mapping[bytes, Any]) -> IcechunkError:
+        """The error of a walk over a damaged listing, found by walking it again."""
+        self._order, self._seen = [], set()
+        sid: bytes | None = self._start
+        while sid is not None and sid not in self._seen:
+            found = listing.get(sid)
+            if found is None:
+                return self._missing_error(sid)
+            self._seen.add(sid)
+            self._order.append(sid)
+            sid = found.parent_id
+        assert sid is not None, "an undamaged listing was taken for a damaged one"
+        return self._loop_error(sid)
+
+    def _take_known(
+        self,
+        entries: list[Any],
+        limit: int,
+        lookup: Callable[[bytes], Any] | None = None,
+        missing: type[Exception] = ObjectNotFoundError,
+    ) -> bytes | None:
         """Add the next entries the source holds to ``entries``, up to ``limit`` in all.
 
-        Returns the id of the next snapshot if its entry must be read, else None (the limit or
-        the root is reached).
+        ``lookup`` finds an entry (default: the source's :meth:`HistorySource.known_entry`)
+        and raises ``missing`` for a snapshot the history does not have. Returns the id of the
+        next snapshot if its entry must be read, else None (the limit or the root is reached).
         """
-        source, seen, order = self._source, self._seen, self._order
+        seen, order = self._seen, self._order
+        find = self._source.known_entry if lookup is None else lookup
         sid = self._next
         try:
             while sid is not None and len(entries) < limit:
                 if sid in seen:
                     raise self._loop_error(sid)
                 try:
-                    entry = source.known_entry(sid)
-                except ObjectNotFoundError:
+                    entry = find(sid)
+                except missing:
                     raise self._missing_error(sid) from None
                 if entry is None:
                     return sid

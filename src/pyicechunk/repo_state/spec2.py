@@ -112,6 +112,7 @@ class _Spec2History(HistorySource):
     def __init__(self, assets: AssetManager, info: RepoInfo) -> None:
         super().__init__(assets)
         self._info = info
+        self.listing = info.snapshots
 
     async def entry(self, snapshot_id: bytes) -> HistoryEntry:
         return self.known_entry(snapshot_id)
