@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import os
+import sys
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -24,6 +26,12 @@ from zarr.core.sync import sync as _zarr_sync
 T = TypeVar("T")
 C = TypeVar("C")
 P = ParamSpec("P")
+
+# Where pyicechunk's own frames and the event loop's come from, for caller_stacklevel.
+_NOT_CALLERS = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.dirname(os.path.abspath(asyncio.__file__)) + os.sep,
+)
 
 _fallback_pool = concurrent.futures.ThreadPoolExecutor(
     max_workers=4, thread_name_prefix="pyicechunk-sync"
@@ -96,3 +104,18 @@ def blocking_class_twin(
     """
     function = async_method.__func__  # type: ignore[attr-defined]
     return classmethod(blocking_twin(function, doc))
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning issued by the calling function name its caller.
+
+    The caller is the first frame outside pyicechunk and asyncio: the line that called the
+    public method, whether it was awaited or run by its blocking twin (a coroutine run to
+    completion on this thread has that line below the event loop's frames).
+    """
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_NOT_CALLERS):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level

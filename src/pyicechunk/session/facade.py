@@ -11,8 +11,9 @@ import warnings
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from pyicechunk._docs import filled
 from pyicechunk._repr import Block, Shown, session_block
-from pyicechunk._sync import blocking_twin, sync, sync_here
+from pyicechunk._sync import blocking_twin, caller_stacklevel, sync
 from pyicechunk.change_set import ChangeSet
 from pyicechunk.exceptions import IcechunkError, SessionStateError
 from pyicechunk.format.ids import encode_id
@@ -46,6 +47,16 @@ CANNOT_FORK_READ_ONLY = (
     "session error: cannot fork a read-only session, read-only sessions can be serialized and "
     "transmitted directly." + PARALLEL_DOCS
 )
+
+# Docstring pieces the methods that write a snapshot share (see pyicechunk._docs).
+_DOCS = {
+    "new_snapshot": """\
+Returns
+-------
+str
+    The id of the new snapshot.
+""",
+}
 
 
 class Session(Shown):
@@ -242,57 +253,8 @@ class Session(Shown):
                 f"{verb} a session after forking, and without merging will not work. "
                 "Merge back in the remote changes first using Session.merge().",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=caller_stacklevel(),
             )
-
-    def commit(
-        self,
-        message: str,
-        metadata: dict[str, Any] | None = None,
-        rebase_with: Any | None = None,
-        rebase_tries: int = 1_000,
-        *,
-        allow_empty: bool = False,
-    ) -> str:
-        """Commit the changes to the session's branch.
-
-        Parameters
-        ----------
-        message
-            The commit message.
-        metadata
-            Commit properties (JSON-like values), merged over the repository's default
-            commit metadata.
-        rebase_with
-            A conflict solver used to rebase onto the branch tip if it moved.
-        rebase_tries
-            How many times to rebase and retry.
-        allow_empty
-            Commit even when nothing changed (the new snapshot has the same content).
-
-        Returns
-        -------
-        str
-            The id of the new snapshot.
-
-        Raises
-        ------
-        ConflictError
-            The branch moved since the session started (nothing was changed).
-        IcechunkError
-            No changes, a read-only session, or a storage failure.
-        """
-        self._warn_forked("Committing")
-        # On this thread's loop: a small commit costs less than the hand-off to zarr's loop.
-        return sync_here(
-            self._core.commit(
-                message,
-                metadata,
-                allow_empty=allow_empty,
-                rebase_with=rebase_with,
-                rebase_tries=rebase_tries,
-            )
-        )
 
     async def commit_async(
         self,
@@ -313,6 +275,40 @@ class Session(Shown):
             rebase_tries=rebase_tries,
         )
 
+    # On this thread's loop: a small commit costs less than the hand-off to zarr's loop.
+    commit = blocking_twin(
+        commit_async,
+        filled(
+            """Commit the changes to the session's branch.
+
+        Parameters
+        ----------
+        message
+            The commit message.
+        metadata
+            Commit properties (JSON-like values), merged over the repository's default
+            commit metadata.
+        rebase_with
+            A conflict solver used to rebase onto the branch tip if it moved.
+        rebase_tries
+            How many times to rebase and retry.
+        allow_empty
+            Commit even when nothing changed (the new snapshot has the same content).
+
+        {new_snapshot}
+
+        Raises
+        ------
+        ConflictError
+            The branch moved since the session started (nothing was changed).
+        IcechunkError
+            No changes, a read-only session, or a storage failure.
+        """,
+            _DOCS,
+        ),
+        here=True,
+    )
+
     async def amend_async(
         self, message: str, metadata: dict[str, Any] | None = None, *, allow_empty: bool = False
     ) -> str:
@@ -321,7 +317,8 @@ class Session(Shown):
 
     amend = blocking_twin(
         amend_async,
-        """Replace the branch tip with a new snapshot holding its changes plus this session's.
+        filled(
+            """Replace the branch tip with a new snapshot holding its changes plus this session's.
 
         The new snapshot's parent is the tip's parent, so the tip leaves the branch history
         (it stays readable by id until garbage collection). The branch moves only if it still
@@ -338,10 +335,7 @@ class Session(Shown):
             change). Spec-2 repositories require it for such an amend, as icechunk 2 does;
             spec 1 never did.
 
-        Returns
-        -------
-        str
-            The id of the new snapshot.
+        {new_snapshot}
 
         Raises
         ------
@@ -350,6 +344,8 @@ class Session(Shown):
         IcechunkError
             A read-only session, or the tip is the repository's initial snapshot.
         """,
+            _DOCS,
+        ),
     )
 
     def flush(self, message: str, metadata: dict[str, Any] | None = None) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from zarr.abc.store import Store
 from zarr.core.buffer import Buffer, BufferPrototype
 
+from pyicechunk._docs import fill_doc, filled
 from pyicechunk._repr import Block, Shown, session_block
 from pyicechunk._sync import blocking_twin, sync
 from pyicechunk.exceptions import IcechunkError, KeyNotFoundError
@@ -23,7 +24,7 @@ from pyicechunk.session.facade import PICKLE_WRITABLE, wrap_core
 from pyicechunk.session.refusals import READ_ONLY_STORE
 from pyicechunk.storage.byte_range import ByteRequest, check_request, slice_bytes
 from pyicechunk.store.chunk_iterator import ArrayChunks
-from pyicechunk.store.virtual_arrays import VirtualArrays
+from pyicechunk.store.virtual_arrays import SKIPPED_REFS, VirtualArrays
 from pyicechunk.store.zarr_keys import (
     CHUNK,
     METADATA,
@@ -45,6 +46,32 @@ if TYPE_CHECKING:
     from pyicechunk.session.core import SessionCore
 
 __all__ = ["IcechunkStore"]
+
+# Docstring pieces several methods share (see pyicechunk._docs).
+_ZARR_READ_ONLY = """\
+ValueError
+    If the store was opened read-only at the zarr level.
+"""
+_DOCS = {
+    "key_parameter": """\
+Parameters
+----------
+key
+    A metadata or chunk key.
+""",
+    "invalid_key": """\
+IcechunkError
+    If the key is not a valid zarr v3 key.
+""",
+    "zarr_read_only": _ZARR_READ_ONLY,
+    "read_only_raises": """\
+Raises
+------
+IcechunkError
+    For a read-only session.
+"""
+    + _ZARR_READ_ONLY,
+}
 
 
 class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
@@ -126,23 +153,15 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
 
     @property
     def supports_writes(self) -> bool:
-        """Does the store support writes? Always True."""
+        """Does the store support writes (and deletes, and listing)? Always True."""
         return True
 
-    @property
-    def supports_deletes(self) -> bool:
-        """Does the store support deletes? Always True."""
-        return True
+    supports_deletes = supports_listing = supports_writes
 
     @property
     def supports_partial_writes(self) -> Literal[False]:
         """Does the store support partial writes? Always False."""
         return False
-
-    @property
-    def supports_listing(self) -> bool:
-        """Does the store support listing? Always True."""
-        return True
 
     @property
     def supports_consolidated_metadata(self) -> bool:
@@ -156,6 +175,7 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
             raise IcechunkError(READ_ONLY_STORE, kind="read-only-store")
         self._check_writable()
 
+    @fill_doc(**_DOCS)
     async def get(
         self,
         key: str,
@@ -181,8 +201,7 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
 
         Raises
         ------
-        IcechunkError
-            If the key is not a valid zarr v3 key.
+        {invalid_key}
         ValueError
             If `byte_range` is not a byte request.
         """
@@ -252,13 +271,11 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
         make = prototype.buffer.from_bytes
         return [None if data is None else make(data) for data in results]
 
+    @fill_doc(**_DOCS)
     async def exists(self, key: str) -> bool:
         """Whether a node (for a metadata key) or an initialized chunk exists.
 
-        Parameters
-        ----------
-        key
-            A metadata or chunk key.
+        {key_parameter}
 
         Returns
         -------
@@ -266,8 +283,7 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
 
         Raises
         ------
-        IcechunkError
-            If the key is not a valid zarr v3 key.
+        {invalid_key}
         """
         kind, path, coords = parse_key(key)
         if kind == CHUNK:
@@ -276,6 +292,7 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
             return await self._core.get_node(path) is not None
         return False
 
+    @fill_doc(**_DOCS)
     async def set(self, key: str, value: Buffer) -> None:
         """Write a node's ``zarr.json`` or a chunk.
 
@@ -293,8 +310,7 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
         IcechunkError
             For a read-only session, an invalid or zarr v2 key, metadata that is neither an array
             nor a group document, a chunk key under a group, or a chunk index outside the grid.
-        ValueError
-            If the store was opened read-only at the zarr level.
+        {zarr_read_only}
         KeyError
             For a chunk of an array that does not exist (an IcechunkError that is also a
             KeyError, as the reference raises).
@@ -341,23 +357,20 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
         if not await self.exists(key):
             await self.set(key, value)
 
+    @fill_doc(**_DOCS)
     async def delete(self, key: str) -> None:
         """Delete a node (metadata key) with everything below it, or one chunk.
 
         Deleting a node that does not exist, or a zarr v2 key, does nothing.
 
-        Parameters
-        ----------
-        key
-            A metadata or chunk key.
+        {key_parameter}
 
         Raises
         ------
         IcechunkError
             For a read-only session (the reference silently changes the session's view
             instead), an invalid key, or a chunk index outside the grid.
-        ValueError
-            If the store was opened read-only at the zarr level.
+        {zarr_read_only}
         """
         self._ensure_writable()
         kind, path, coords = parse_key(key)
@@ -366,6 +379,7 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
         elif kind == METADATA:
             await self._core.delete_node(path)
 
+    @fill_doc(**_DOCS)
     async def delete_dir(self, prefix: str) -> None:
         """Delete every key under a prefix.
 
@@ -381,8 +395,7 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
         ------
         IcechunkError
             For a read-only session, or a prefix that is not a canonical path.
-        ValueError
-            If the store was opened read-only at the zarr level.
+        {zarr_read_only}
         """
         self._ensure_writable()
         relative = prefix.strip("/")
@@ -416,28 +429,20 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
                 return ancestor if node.is_array else None
         return None
 
+    @fill_doc(**_DOCS)
     async def clear(self) -> None:
         """Remove every group and array from the session; history is untouched.
 
-        Raises
-        ------
-        IcechunkError
-            For a read-only session.
-        ValueError
-            If the store was opened read-only at the zarr level.
+        {read_only_raises}
         """
         self._ensure_writable()
         await self._core.clear()
 
+    @fill_doc(**_DOCS)
     def sync_clear(self) -> None:
         """Blocking version of `clear`.
 
-        Raises
-        ------
-        IcechunkError
-            For a read-only session.
-        ValueError
-            If the store was opened read-only at the zarr level.
+        {read_only_raises}
         """
         sync(self.clear())
 
@@ -571,13 +576,11 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
                 names.add(key[len(relative) + 1 :].partition("/")[0])
         return sorted(names)
 
+    @fill_doc(**_DOCS)
     async def getsize(self, key: str) -> int:
         """The size in bytes of a node's ``zarr.json`` or of a chunk.
 
-        Parameters
-        ----------
-        key
-            A metadata or chunk key.
+        {key_parameter}
 
         Returns
         -------
@@ -588,8 +591,7 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
         ------
         KeyError
             For the metadata of a node that does not exist, or a zarr v2 key.
-        IcechunkError
-            If the key is not a valid zarr v3 key.
+        {invalid_key}
         """
         kind, path, coords = parse_key(key)
         if kind == CHUNK:
@@ -747,7 +749,8 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
 
     set_virtual_refs = blocking_twin(
         set_virtual_refs_async,
-        """Set many virtual chunk references of one array.
+        filled(
+            """Set many virtual chunk references of one array.
 
         Parameters
         ----------
@@ -758,14 +761,13 @@ class IcechunkStore(Shown, VirtualArrays, ArrayChunks, Store):
         validate_containers
             Skip references whose location matches no virtual chunk container.
 
-        Returns
-        -------
-        list of tuple of int, or None
-            None if every reference was set, else the indices of the skipped ones.
+        {skipped_refs}
 
         Raises
         ------
         IcechunkError
             For a read-only session or a chunk index outside the grid.
         """,
+            {"skipped_refs": SKIPPED_REFS},
+        ),
     )

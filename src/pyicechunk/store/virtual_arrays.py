@@ -16,12 +16,20 @@ from typing import Any
 
 import numpy as np
 
+from pyicechunk._docs import filled
 from pyicechunk._sync import blocking_twin
 from pyicechunk.virtual import VirtualChunkSpec, VirtualChunkSpecLike
 
 __all__ = ["VirtualArrays"]
 
 Failed = builtins.list[tuple[int, ...]] | None
+# The result of the methods that set many virtual references, as their docstrings give it.
+SKIPPED_REFS = """\
+Returns
+-------
+list of tuple of int, or None
+    None if every reference was set, else the indices (chunk coordinates) of the skipped ones.
+"""
 
 
 def _u64(values: Any, name: str) -> np.ndarray[Any, np.dtype[np.uint64]]:
@@ -83,7 +91,8 @@ class VirtualArrays:
 
     set_virtual_refs_arr = blocking_twin(
         set_virtual_refs_arr_async,
-        """Set the virtual chunks of a region of an array, given as columns.
+        filled(
+            """Set the virtual chunks of a region of an array, given as columns.
 
         Parameters
         ----------
@@ -103,10 +112,7 @@ class VirtualArrays:
         checksum
             For every chunk: an ETag (str) or a last-modified bound (datetime).
 
-        Returns
-        -------
-        list of tuple of int, or None
-            None if every chunk was set, else the indices of the skipped ones.
+        {skipped_refs}
 
         Raises
         ------
@@ -118,4 +124,6 @@ class VirtualArrays:
             As :meth:`~pyicechunk.IcechunkStore.set_virtual_refs`: a read-only session, a
             missing array, a chunk index outside the grid, a zero length.
         """,
+            {"skipped_refs": SKIPPED_REFS},
+        ),
     )
