@@ -43,6 +43,7 @@ from ._manifest_splitting import (
     ManifestSplitDimCondition,
     ManifestSplittingConfig,
 )
+from ._object_store import S3_OPTION_ARGS as S3_OPTION_ARGS
 from ._object_store import (
     AnyObjectStoreConfig as AnyObjectStoreConfig,
 )
@@ -56,6 +57,7 @@ from ._object_store import (
     local_filesystem_store,
     s3_store,
 )
+from ._object_store import s3_options_from as s3_options_from
 from ._object_store import store_tag as store_tag
 from ._record import record_fields as record_fields
 from ._record import record_from_fields as record_from_fields

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import pathlib
-from collections.abc import Mapping
-from typing import ClassVar
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
 from pyicechunk._enum import NamedIntEnum
 from pyicechunk._repr import Block, qualified
@@ -304,6 +304,33 @@ AnyObjectStoreConfig = (
 )
 
 
+# The arguments, named as S3Options names its fields, of the functions that build one.
+S3_OPTION_ARGS = (
+    "region",
+    "endpoint_url",
+    "allow_http",
+    "anonymous",
+    "force_path_style",
+    "network_stream_timeout_seconds",
+    "requester_pays",
+    "checksum_algorithm",
+)
+
+
+def s3_options_from(args: Mapping[str, Any], names: Iterable[str] = S3_OPTION_ARGS) -> S3Options:
+    """The :class:`S3Options` that a function's arguments ``args`` (its ``locals()``) give.
+
+    Of ``names``, those the function takes are passed on; S3Options' defaults stand for the
+    others.
+
+    Raises
+    ------
+    TypeError
+        If an option has a value of the wrong type.
+    """
+    return S3Options(**{name: args[name] for name in names if name in args})
+
+
 def s3_store(
     region: str | None = None,
     endpoint_url: str | None = None,
@@ -330,16 +357,7 @@ def s3_store(
     -------
     ObjectStoreConfig.S3 or ObjectStoreConfig.S3Compatible
     """
-    options = S3Options(
-        region=region,
-        endpoint_url=endpoint_url,
-        allow_http=allow_http,
-        anonymous=anonymous,
-        force_path_style=force_path_style,
-        network_stream_timeout_seconds=network_stream_timeout_seconds,
-        requester_pays=requester_pays,
-        checksum_algorithm=checksum_algorithm,
-    )
+    options = s3_options_from(locals())
     return _OscS3Compatible(options) if s3_compatible else _OscS3(options)
 
 

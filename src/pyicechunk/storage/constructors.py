@@ -31,7 +31,8 @@ __all__ = [
     "tigris_storage",
 ]
 
-# How the S3-family constructors' arguments split between the credential and the options.
+# The S3-family constructors' arguments that choose the credential; the options are the others
+# that S3Options takes.
 _S3_CREDENTIAL_ARGS = (
     "access_key_id",
     "secret_access_key",
@@ -41,15 +42,6 @@ _S3_CREDENTIAL_ARGS = (
     "from_env",
     "get_credentials",
     "scatter_initial_credentials",
-)
-_S3_OPTION_ARGS = (
-    "region",
-    "endpoint_url",
-    "allow_http",
-    "force_path_style",
-    "network_stream_timeout_seconds",
-    "requester_pays",
-    "checksum_algorithm",
 )
 # The arguments of gcs_storage and azure_storage that choose their credential.
 _GCS_CREDENTIAL_ARGS = (
@@ -82,11 +74,13 @@ def _s3_family(args: Mapping[str, Any]) -> tuple[S3Options, AnyS3Credential]:
     ValueError
         If the credential arguments conflict.
     """
-    from pyicechunk.config import S3Options
+    from pyicechunk.config import S3_OPTION_ARGS, s3_options_from
     from pyicechunk.credentials import s3_credentials
 
     credentials = s3_credentials(**_pick(args, _S3_CREDENTIAL_ARGS))
-    return S3Options(**_pick(args, _S3_OPTION_ARGS)), credentials
+    # ``anonymous`` chooses the credential here, it is not passed on as an option.
+    options = s3_options_from(args, (n for n in S3_OPTION_ARGS if n not in _S3_CREDENTIAL_ARGS))
+    return options, credentials
 
 
 def in_memory_storage() -> Storage:
