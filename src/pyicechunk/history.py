@@ -278,7 +278,9 @@ class HistoryWalk:
 
         The loop check is a count: a walk that took more entries than the listing holds has
         met one twice. Only then, or at a missing entry, is the walk replayed to name the
-        damage.
+        damage. A decoded ``repo`` never loops (decoding refuses parent cycles) and updates
+        only add parents that are already listed, so the check guards hand-built listings; on
+        one that loops, earlier batches may repeat entries before the error.
 
         Raises
         ------
