@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -321,29 +321,21 @@ class HistoryWalk:
         assert sid is not None, "an undamaged listing was taken for a damaged one"
         return self._loop_error(sid)
 
-    def _take_known(
-        self,
-        entries: list[Any],
-        limit: int,
-        lookup: Callable[[bytes], Any] | None = None,
-        missing: type[Exception] = ObjectNotFoundError,
-    ) -> bytes | None:
+    def _take_known(self, entries: list[HistoryEntry], limit: int) -> bytes | None:
         """Add the next entries the source holds to ``entries``, up to ``limit`` in all.
 
-        ``lookup`` finds an entry (default: the source's :meth:`HistorySource.known_entry`)
-        and raises ``missing`` for a snapshot the history does not have. Returns the id of the
-        next snapshot if its entry must be read, else None (the limit or the root is reached).
+        Returns the id of the next snapshot if its entry must be read, else None (the limit or
+        the root is reached).
         """
-        seen, order = self._seen, self._order
-        find = self._source.known_entry if lookup is None else lookup
+        source, seen, order = self._source, self._seen, self._order
         sid = self._next
         try:
             while sid is not None and len(entries) < limit:
                 if sid in seen:
                     raise self._loop_error(sid)
                 try:
-                    entry = find(sid)
-                except missing:
+                    entry = source.known_entry(sid)
+                except ObjectNotFoundError:
                     raise self._missing_error(sid) from None
                 if entry is None:
                     return sid

@@ -16,7 +16,7 @@ from pyicechunk._repr import Block, qualified
 
 from ._checks import _bool, _instance, _opt_instance, _opt_str, _opt_uint, _str_map, _type_name
 from ._formatting import _rust_debug_str
-from ._record import _field, _Record, repr_at
+from ._record import _field, _Record, record_fields, repr_at
 from ._variant import _nest, _TupleLike, _Wrapper
 
 
@@ -304,17 +304,8 @@ AnyObjectStoreConfig = (
 )
 
 
-# The arguments, named as S3Options names its fields, of the functions that build one.
-S3_OPTION_ARGS = (
-    "region",
-    "endpoint_url",
-    "allow_http",
-    "anonymous",
-    "force_path_style",
-    "network_stream_timeout_seconds",
-    "requester_pays",
-    "checksum_algorithm",
-)
+# The arguments of the functions that build an S3Options: named as its fields.
+S3_OPTION_ARGS = record_fields(S3Options)
 
 
 def s3_options_from(args: Mapping[str, Any], names: Iterable[str] = S3_OPTION_ARGS) -> S3Options:
