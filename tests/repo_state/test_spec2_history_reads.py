@@ -138,8 +138,8 @@ def test_repo_encoder_copies_only_what_a_fresh_encoding_writes(tmp_path: Path) -
     twin = unpack_repo_object(pack_repo_object(later))  # equal objects, none of them cached
     assert twin == later and twin.latest_updates[1] is not later.latest_updates[1]
     copied_twin = encode_repo_info(twin)
-    repo_codec._RECENT_UPDATES.clear()
-    repo_codec._RECENT_SNAPSHOTS.clear()
+    repo_codec._UPDATE_BLOCKS.clear()
+    repo_codec._SNAPSHOT_BLOCKS.clear()
     fresh = encode_repo_info(later)
     assert cached == [fresh] * 3 and copied_twin == fresh
     assert unpack_repo_object(pack_repo_object(later)) == later

@@ -1,18 +1,18 @@
-"""The repo object's encoder copies runs of unchanged ops-log and snapshot-list entries from
+"""The repo object's encoder writes the ops-log and snapshot-list entries as blocks kept from
 recent encodings: the result must be the bytes of a fresh encoding, step after step of a
 changing repository (snapshots inserted anywhere in the id order, so parent positions move; the
-window cutting the log; every kind of entry); and the copy itself writes what writing the items
-writes, where it copies at all."""
+window cutting the log; every kind of entry); a block reads back the same wherever it lands;
+and blocks are found by identity, so only new entries are written."""
 
 from __future__ import annotations
 
 import dataclasses
 import random
 
+import numpy as np
 import pytest
 
-from pyicechunk.format.flatbuf import Builder
-from pyicechunk.format.flatbuf.runs import ItemRecorder, Items
+from pyicechunk.format.flatbuf import Builder, root_table
 from pyicechunk.format.repo_info import (
     BranchCreated,
     BranchDeleted,
@@ -39,14 +39,15 @@ from pyicechunk.format.repo_info import (
     record_update,
     set_branch,
 )
-from pyicechunk.format.repo_info.reuse import RecentOrder, RecentRuns, SnapshotOrder
+from pyicechunk.format.repo_info.blocks import EntryBlocks, write_block
+from pyicechunk.format.repo_info.order import RecentOrder, SnapshotOrder
 
 
 def _fresh(repo: RepoInfo, monkeypatch: pytest.MonkeyPatch) -> bytes:
-    """The encoding with nothing recorded beforehand (and nothing recorded by it kept)."""
+    """The encoding with nothing kept beforehand (and nothing it writes kept)."""
     with monkeypatch.context() as m:
-        m.setattr(codec, "_RECENT_UPDATES", RecentRuns())
-        m.setattr(codec, "_RECENT_SNAPSHOTS", RecentRuns())
+        m.setattr(codec, "_UPDATE_BLOCKS", codec._UPDATE_BLOCKS.fresh())
+        m.setattr(codec, "_SNAPSHOT_BLOCKS", codec._SNAPSHOT_BLOCKS.fresh())
         m.setattr(codec, "_RECENT_ORDER", RecentOrder())
         return encode_repo_info(repo)
 
@@ -139,65 +140,59 @@ def test_the_carried_over_snapshot_order_is_the_fresh_one(seed: int) -> None:
         recent.order({**snapshots, rnd.randbytes(12): root})
 
 
-def _entry(b: Builder, name: str) -> int:
-    """An item: a table (8-aligned) and its string, then a string that moves what follows."""
+def _entry(b: Builder, name: str) -> tuple[int, int]:
+    """A table with an 8-aligned field, a string and an ``int32`` to set on each write."""
     text = b.create_string(name)
-    b.start_table(2)
+    b.start_table(3)
     b.add_u64(1, 7)
+    b.add_i32(2, 0, default=None)
+    mark = b.field_ref(2)
     b.add_offset(0, text)
-    table = b.end_table()
-    b.create_string(name)
-    return table
+    return b.end_table(), mark
 
 
-def _record(names: list[str]) -> tuple[bytes, Items]:
+@pytest.mark.parametrize("head", ["", "h", "hhhh", "hhhhhhh", "a longer string of text"])
+def test_a_block_reads_the_same_wherever_it_lands(head: str) -> None:
+    names = [f"entry {i}" + "." * (i % 3) for i in range(7)]
+    blocks = EntryBlocks(_entry)
     b = Builder()
-    rec = ItemRecorder(b)
-    refs = []
-    for name in names:
-        rec.begin()
-        refs.append(_entry(b, name))
-        rec.end(refs[-1])
-    buffer = b.finish(b.create_offset_vector(refs))
-    return buffer, rec.items(buffer)
+    first = b.create_string(head)  # whatever came before moves where the blocks land
+    vector = blocks.write(b, names, np.arange(len(names)) * 3 - 2)
+    b.start_table(2)
+    b.add_offset(0, first)
+    b.add_offset(1, vector)
+    buf = b.finish(b.end_table())
+    assert len(buf) % 8 == 0
+    entries = root_table(buf).vector(1, 4)
+    assert entries is not None and len(entries) == len(names)
+    for i, name in enumerate(names):
+        table = entries.table(i)
+        assert table.string(0) == name and table.i32(2) == 3 * i - 2
+        assert table.u64(1) == 7 and table.field_pos(1, 8) % 8 == 0
+    data, table_ref, mark = write_block(lambda b: _entry(b, names[0]))
+    assert len(data) % 8 == 0 and 0 < mark < table_ref <= len(data)
 
 
-def test_a_copied_run_is_what_writing_it_writes() -> None:
-    names = [f"entry {i}" + "." * (i % 3) for i in range(20)]
-    _, items = _record(names)
-    assert items.own_vtables == (0,)  # the first table of the layout wrote its vtable
-    outcomes = set()
-    for head in ("h", "hh", "hhhh", "hhhhhhh"):
-        by_calls, by_copy = Builder(), Builder()
-        recs = [ItemRecorder(by_calls), ItemRecorder(by_copy)]
-        for b, rec in zip((by_calls, by_copy), recs, strict=True):
-            rec.begin()
-            rec.end(_entry(b, head))  # the vtable, in both
-        expected = [_entry(by_calls, name) for name in names[1:]]
-        possible = recs[1].can_copy(items, 1)
-        outcomes.add(possible)
-        if possible:
-            got = recs[1].copy(items, 1, len(names))
-            assert got == expected  # every one: none of them wrote a vtable
-            assert by_copy.finish(got[-1]) == by_calls.finish(expected[-1])
-        else:
-            # Another position modulo 8: the run is not taken from this recording.
-            assert possible is False and by_copy.offset() % 8 != items.bounds[1] % 8
-    assert outcomes == {True, False}
+def test_blocks_are_found_by_identity_and_kept_for_two_encodings() -> None:
+    written: list[str] = []
 
+    def write(b: Builder, entry: list[str]) -> tuple[int, int]:
+        written.append(entry[0])
+        return _entry(b, entry[0])
 
-def test_a_copy_needs_the_vtables_and_stops_before_an_item_that_wrote_one() -> None:
-    _, items = _record(["a", "b", "c"])
-    # A buffer without the layout's vtable: no recording can give the item.
-    assert ItemRecorder(Builder()).can_copy(items, 1) is None
-    # An item that wrote a vtable is not copied from that recording.
-    b = Builder()
-    rec = ItemRecorder(b)
-    rec.begin()
-    rec.end(_entry(b, "a"))
-    while b.offset() % 8 != items.bounds[0] % 8:
-        b.create_string("four")
-    assert rec.can_copy(items, 0) is False
+    a, c, d = ["a"], ["c"], ["d"]
+    blocks = EntryBlocks(write)
+    blocks.write(Builder(), [a, c])
+    assert written == ["a", "c"]
+    blocks.write(Builder(), [a, c, d])
+    assert written == ["a", "c", "d"]  # only the new entry
+    blocks.write(Builder(), [["a"], d])  # an equal entry, another object: written again
+    assert written == ["a", "c", "d", "a"]
+    blocks.write(Builder(), [d])
+    blocks.write(Builder(), [c])  # last in the encoding before the previous one: gone
+    assert written == ["a", "c", "d", "a", "c"]
+    blocks.fresh().write(Builder(), [c])
+    assert written[-1] == "c" and len(written) == 6
 
 
 def test_a_long_varied_history_encodes_as_from_scratch(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -50,7 +50,7 @@ class Builder:
         Initial capacity in bytes; the buffer doubles as needed.
     """
 
-    __slots__ = ("_buf", "_fields", "_head", "_log", "_minalign", "_object_end", "_vtables")
+    __slots__ = ("_buf", "_fields", "_head", "_minalign", "_object_end", "_vtables")
 
     def __init__(self, initial_size: int = 1024) -> None:
         # A multiple of 8 (and doubled when it grows): 4-aligned references are 4-aligned
@@ -62,13 +62,15 @@ class Builder:
         self._object_end = 0
         # Vtables written so far, keyed by their content after the (implied) vtable size.
         self._vtables: dict[tuple[int, ...], int] = {}
-        # While tables are logged (see log_tables): each table ended, its reference, the key of
-        # its vtable and whether it wrote that vtable.
-        self._log: list[tuple[int, tuple[int, ...], bool]] | None = None
 
     def offset(self) -> int:
         """Return the number of bytes written so far (the reference of the last object)."""
         return len(self._buf) - self._head
+
+    def contents(self) -> bytes:
+        """The bytes written so far, unfinished (no root offset): a part of another buffer."""
+        self._not_nested()
+        return bytes(self._buf[self._head :])
 
     def _grow(self, needed: int) -> None:
         old = self._buf
@@ -195,7 +197,9 @@ class Builder:
         # they start. Every add_* method stores each field's end in ``_fields``.
         self._object_end = -1
 
-    def _add_scalar(self, slot: int, packer: struct.Struct, value: int, default: int) -> None:
+    def _add_scalar(
+        self, slot: int, packer: struct.Struct, value: int, default: int | None
+    ) -> None:
         # prep(size, 0), the write and the field's bookkeeping, inlined: encoders call this
         # for every scalar of every table.
         if value == default:
@@ -238,8 +242,8 @@ class Builder:
         """Add a ``uint16`` field; omitted when equal to ``default``."""
         self._add_scalar(slot, _U16, value, default)
 
-    def add_i32(self, slot: int, value: int, default: int = 0) -> None:
-        """Add an ``int32`` field; omitted when equal to ``default``."""
+    def add_i32(self, slot: int, value: int, default: int | None = 0) -> None:
+        """Add an ``int32`` field; omitted when equal to ``default`` (never when it is None)."""
         self._add_scalar(slot, _I32, value, default)
 
     def add_u32(self, slot: int, value: int, default: int = 0) -> None:
@@ -332,8 +336,6 @@ class Builder:
             count -= 1
         key = (table - end, *[table - f if f else 0 for f in fields[:count]])
         existing = self._vtables.get(key)
-        if self._log is not None:
-            self._log.append((table, key, existing is None))
         if existing is None:
             vtable = _vtable_struct(count).pack(4 + 2 * count, *key)
             self.prep(2, len(vtable))
@@ -344,39 +346,12 @@ class Builder:
         self._fields = None
         return table
 
-    def log_tables(self) -> list[tuple[int, tuple[int, ...], bool]]:
-        """Start (or restart) logging the tables ended from now on, and return the log.
-
-        Each entry is a table's reference, the key of its vtable (see :meth:`vtable_ref`) and
-        whether the table wrote that vtable. The log is what lets a buffer copy these tables
-        from another one (:mod:`.runs`).
-        """
-        self._log = []
-        return self._log
-
-    def vtable_ref(self, key: tuple[int, ...]) -> int:
-        """The reference of the vtable with this key already written, or 0 if there is none.
-
-        The key is the vtable's content after its own size: the table's size, then each
-        field's offset in the table.
-        """
-        return self._vtables.get(key, 0)
-
-    def swap_minalign(self, value: int) -> int:
-        """Set the largest alignment used so far (what :meth:`finish` pads to); the old one.
-
-        Lets a caller learn the largest alignment of a few objects: swap in 1, write them,
-        swap the old value back (or the larger of the two).
-        """
-        old, self._minalign = self._minalign, value
-        return old
-
     def put_bytes(self, data: Buffer, alignment: int) -> int:
-        """Write bytes another buffer made (objects, padding included) and return their start.
+        """Write bytes another builder made (objects, padding included); their start.
 
-        Only correct at a position the objects had there too, modulo ``alignment`` (their
-        largest alignment); their tables' offsets to vtables are then rewritten with
-        :meth:`patch_i32`.
+        The objects must refer only to each other, and the position must be the one they were
+        made at modulo ``alignment``, their largest alignment (see
+        :mod:`pyicechunk.format.repo_info.blocks`).
         """
         self._not_nested()
         start = self.offset()

@@ -33,6 +33,7 @@ from pyicechunk.format.header import (
 from pyicechunk.format.ids import check_id_length, encode_id
 from pyicechunk.format.metadata_items import read_metadata_items, write_metadata_items
 from pyicechunk.format.repo_info import model
+from pyicechunk.format.repo_info.blocks import EntryBlocks
 from pyicechunk.format.repo_info.model import (
     MetadataItems,
     RepoInfo,
@@ -41,7 +42,7 @@ from pyicechunk.format.repo_info.model import (
     Update,
     UpdateAction,
 )
-from pyicechunk.format.repo_info.reuse import RecentOrder, RecentRuns
+from pyicechunk.format.repo_info.order import RecentOrder
 
 # The member classes of the UpdateType union, by their tag on disk.
 _ACTIONS: dict[int, type[Any]] = {cls.TAG: cls for cls in get_args(UpdateAction)}
@@ -125,10 +126,11 @@ def _update_table(b: Builder, update: Update) -> int:
     return b.end_table(required=(1,))
 
 
-def _snapshot_table(b: Builder, info: SnapshotInfo, parent: int) -> tuple[int, int]:
+def _snapshot_table(b: Builder, info: SnapshotInfo) -> tuple[int, int]:
     """Write one ``SnapshotInfo`` table (with its message, metadata and pruned logs).
 
-    Returns its reference and that of its parent field (0 where left out: a parent at 0).
+    Returns its reference and that of its parent position, which is written as 0 (also the
+    default) and set by :class:`~pyicechunk.format.repo_info.blocks.EntryBlocks` on each write.
     """
     message = b.create_string(info.message)
     metadata = write_metadata_items(b, info.metadata)
@@ -146,8 +148,8 @@ def _snapshot_table(b: Builder, info: SnapshotInfo, parent: int) -> tuple[int, i
     b.start_table(6)
     b.add_u64(2, info.flushed_at)
     b.add_struct(0, check_id_length(info.id, 12, "snapshot id"), 1)
-    # -1 differs from the default 0, so the root's "no parent" is always written.
-    b.add_i32(1, parent)
+    # Always present, so that the block does not depend on the position (the root's -1).
+    b.add_i32(1, 0, default=None)
     parent_ref = b.field_ref(1)
     b.add_offset(3, message)
     b.add_offset(4, metadata)
@@ -156,10 +158,10 @@ def _snapshot_table(b: Builder, info: SnapshotInfo, parent: int) -> tuple[int, i
     return b.end_table(required=(0, 3)), parent_ref
 
 
-# The ops-log window and the snapshot list are written by copying runs of entries that recent
-# encodings wrote (see .reuse): an update then costs what changed, not the whole window.
-_RECENT_UPDATES: RecentRuns[Update] = RecentRuns()
-_RECENT_SNAPSHOTS: RecentRuns[SnapshotInfo] = RecentRuns()
+# The ops-log window and the snapshot list are written from one block per entry, kept from
+# the last encodings (see .blocks): an update then costs what changed, not the whole window.
+_UPDATE_BLOCKS: EntryBlocks[Update] = EntryBlocks(lambda b, u: (_update_table(b, u), 0))
+_SNAPSHOT_BLOCKS: EntryBlocks[SnapshotInfo] = EntryBlocks(_snapshot_table)
 # The id order and parent positions are carried over too: a commit adds one snapshot.
 _RECENT_ORDER = RecentOrder()
 
@@ -209,18 +211,10 @@ def encode_repo_info(repo: RepoInfo) -> bytes:
     deleted = b.create_offset_vector(
         [b.create_string(n) for n in sorted(repo.deleted_tags, key=lambda n: n.encode())]
     )
-    updates = repo.latest_updates
-    recent_snapshots, recent_updates = _RECENT_SNAPSHOTS, _RECENT_UPDATES
-    infos, snapshot_rec = recent_snapshots.write(
-        b, listed, lambda j: _snapshot_table(b, listed[j], int(parents[j])), parents
-    )
-    snapshots = b.create_offset_vector(infos)
+    snapshots = _SNAPSHOT_BLOCKS.write(b, listed, parents)
     status = _status_table(b, repo.status)
     metadata = write_metadata_items(b, repo.metadata)
-    entries, update_rec = recent_updates.write(
-        b, updates, lambda j: (_update_table(b, updates[j]), 0)
-    )
-    latest = b.create_offset_vector(entries)
+    latest = _UPDATE_BLOCKS.write(b, repo.latest_updates)
     before = (
         b.create_string(repo.repo_before_updates) if repo.repo_before_updates is not None else 0
     )
@@ -236,10 +230,7 @@ def encode_repo_info(repo: RepoInfo) -> bytes:
         if ref:
             b.add_offset(slot, ref)
     b.add_u8(0, repo.spec_version)
-    buffer = b.finish(b.end_table(required=(1, 2, 3, 4, 5, 7)))
-    recent_snapshots.keep(snapshot_rec, buffer, listed, parents)
-    recent_updates.keep(update_rec, buffer, updates)
-    return buffer
+    return b.finish(b.end_table(required=(1, 2, 3, 4, 5, 7)))
 
 
 def pack_repo_object(repo: RepoInfo, compression_level: int = 3) -> bytes:
