@@ -24,28 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pyicechunk import config as cfg
 from pyicechunk.config import (
     U32_MAX,
-    CachingConfig,
-    ChecksumAlgorithm,
-    CompressionAlgorithm,
-    CompressionConfig,
-    ManifestConfig,
-    ManifestPreloadCondition,
-    ManifestPreloadConfig,
-    ManifestSplitCondition,
-    ManifestSplitDimCondition,
-    ManifestSplittingConfig,
-    ManifestVirtualChunkLocationCompressionConfig,
-    ObjectStoreConfig,
-    RepositoryConfig,
-    RepoUpdateRetryConfig,
-    S3Options,
-    StorageConcurrencySettings,
-    StorageRetriesSettings,
-    StorageSettings,
-    StorageTimeoutSettings,
-    VirtualChunkContainer,
     record_fields,
     record_from_fields,
     record_unknown_keys,
@@ -56,10 +37,10 @@ from pyicechunk.exceptions import IcechunkError
 __all__ = ["Tagged", "Text", "config_from_tree", "config_to_tree", "plain_tree"]
 
 
-P = ManifestPreloadCondition
-S = ManifestSplitCondition
-D = ManifestSplitDimCondition
-O = ObjectStoreConfig  # noqa: E741
+P = cfg.ManifestPreloadCondition
+S = cfg.ManifestSplitCondition
+D = cfg.ManifestSplitDimCondition
+O = cfg.ObjectStoreConfig  # noqa: E741
 
 
 @dataclass(frozen=True)
@@ -345,24 +326,26 @@ def _uints(bits: int, *names: str, nonzero: bool = False) -> list[_Spec]:
 # --- the schema ----------------------------------------------------------------------------
 
 _COMPRESSION = _RecordKind(
-    CompressionConfig,
-    _Spec("algorithm", _Unit({CompressionAlgorithm.Zstd: "zstd"}, "zstd")),
+    cfg.CompressionConfig,
+    _Spec("algorithm", _Unit({cfg.CompressionAlgorithm.Zstd: "zstd"}, "zstd")),
     _Spec("level", _unsigned(8)),
 )
-_CACHING = _RecordKind(CachingConfig, *_uints(64, *record_fields(CachingConfig)))
+_CACHING = _RecordKind(cfg.CachingConfig, *_uints(64, *record_fields(cfg.CachingConfig)))
 _CONCURRENCY = _RecordKind(
-    StorageConcurrencySettings,
+    cfg.StorageConcurrencySettings,
     *_uints(16, "max_concurrent_requests_for_object", nonzero=True),
     *_uints(64, "ideal_concurrent_request_size", nonzero=True),
 )
 _RETRIES = _RecordKind(
-    StorageRetriesSettings,
+    cfg.StorageRetriesSettings,
     *_uints(16, "max_tries", nonzero=True),
     *_uints(32, "initial_backoff_ms", "max_backoff_ms"),
 )
-_TIMEOUTS = _RecordKind(StorageTimeoutSettings, *_uints(32, *record_fields(StorageTimeoutSettings)))
+_TIMEOUTS = _RecordKind(
+    cfg.StorageTimeoutSettings, *_uints(32, *record_fields(cfg.StorageTimeoutSettings))
+)
 _STORAGE = _RecordKind(
-    StorageSettings,
+    cfg.StorageSettings,
     _Spec("concurrency", _CONCURRENCY),
     _Spec("retries", _RETRIES),
     _Spec("timeouts", _TIMEOUTS),
@@ -376,16 +359,16 @@ _STORAGE = _RecordKind(
 )
 _CHECKSUM = _Unit(
     {
-        ChecksumAlgorithm.Crc32: "crc32",
-        ChecksumAlgorithm.Crc32c: "crc32c",
-        ChecksumAlgorithm.Crc64Nvme: "crc64_nvme",
-        ChecksumAlgorithm.Sha1: "sha1",
-        ChecksumAlgorithm.Sha256: "sha256",
+        cfg.ChecksumAlgorithm.Crc32: "crc32",
+        cfg.ChecksumAlgorithm.Crc32c: "crc32c",
+        cfg.ChecksumAlgorithm.Crc64Nvme: "crc64_nvme",
+        cfg.ChecksumAlgorithm.Sha1: "sha1",
+        cfg.ChecksumAlgorithm.Sha256: "sha256",
     },
     "crc32, crc32c, crc64_nvme, sha1 or sha256",
 )
 _S3_OPTIONS = _RecordKind(
-    S3Options,
+    cfg.S3Options,
     _Spec("region", _Str()),
     _Spec("endpoint_url", _Str()),
     _Spec("anonymous", _Bool(), _REQUIRED),
@@ -400,7 +383,7 @@ _S3_OPTIONS = _RecordKind(
 _HTTP_HEADERS = "headers"
 
 
-def _w_store(store: ObjectStoreConfig) -> Any:
+def _w_store(store: cfg.ObjectStoreConfig) -> Any:
     match store:
         case O.InMemory():
             return store_tag(store)
@@ -425,7 +408,7 @@ def _w_store(store: ObjectStoreConfig) -> Any:
     raise TypeError(f"not an ObjectStoreConfig: {store!r}")
 
 
-def _r_store(r: _Reader, path: str, value: Any) -> ObjectStoreConfig:
+def _r_store(r: _Reader, path: str, value: Any) -> cfg.ObjectStoreConfig:
     expected = (
         "an object store (s3, s3_compatible, tigris, gcs, azure, http, local_file_system or "
         "in_memory)"
@@ -454,18 +437,18 @@ def _r_store(r: _Reader, path: str, value: Any) -> ObjectStoreConfig:
 
 
 _CONTAINER = _RecordKind(
-    VirtualChunkContainer,
+    cfg.VirtualChunkContainer,
     _Spec("name", _Str()),
     _Spec("url_prefix", _Str(), _REQUIRED),
     _Spec("store", _Custom(_w_store, _r_store), _REQUIRED),
 )
 
 
-def _w_containers(containers: Mapping[str, VirtualChunkContainer]) -> dict[str, Any]:
+def _w_containers(containers: Mapping[str, cfg.VirtualChunkContainer]) -> dict[str, Any]:
     return {prefix: _CONTAINER.write(c) for prefix, c in containers.items()}
 
 
-def _r_containers(r: _Reader, path: str, value: Any) -> dict[str, VirtualChunkContainer]:
+def _r_containers(r: _Reader, path: str, value: Any) -> dict[str, cfg.VirtualChunkContainer]:
     items = r.mapping(path, value, "a mapping from URL prefix to container")
     return {prefix: _CONTAINER.read(r, _key(path, prefix), c) for prefix, c in items.items()}
 
@@ -510,7 +493,7 @@ def _r_pattern_or_combination(
     return None
 
 
-def _w_preload_cond(c: ManifestPreloadCondition) -> Any:
+def _w_preload_cond(c: cfg.ManifestPreloadCondition) -> Any:
     written = _w_pattern_or_combination(c, _w_preload_cond)
     if written is not None:
         return written
@@ -545,7 +528,7 @@ def _r_bound(r: _Reader, path: str, value: Any, *, upper: bool) -> int | None:
     return n
 
 
-def _r_preload_cond(r: _Reader, path: str, value: Any) -> ManifestPreloadCondition:
+def _r_preload_cond(r: _Reader, path: str, value: Any) -> cfg.ManifestPreloadCondition:
     expected = (
         "a preload condition (or, and, path_matches, name_matches, num_refs, 'true' or 'false')"
     )
@@ -566,12 +549,12 @@ def _r_preload_cond(r: _Reader, path: str, value: Any) -> ManifestPreloadConditi
     raise r.fail(path, value, expected)
 
 
-def _w_split_cond(c: ManifestSplitCondition) -> Any:
+def _w_split_cond(c: cfg.ManifestSplitCondition) -> Any:
     written = _w_pattern_or_combination(c, _w_split_cond)
     return "any_array" if written is None else written
 
 
-def _r_split_cond(r: _Reader, path: str, value: Any) -> ManifestSplitCondition:
+def _r_split_cond(r: _Reader, path: str, value: Any) -> cfg.ManifestSplitCondition:
     expected = "a split condition (or, and, path_matches, name_matches or any_array)"
     name, content = r.variant(path, value, expected)
     if name == "any_array" and content is None:
@@ -582,7 +565,7 @@ def _r_split_cond(r: _Reader, path: str, value: Any) -> ManifestSplitCondition:
     return found  # type: ignore[no-any-return]
 
 
-def _w_dim(d: ManifestSplitDimCondition) -> Any:
+def _w_dim(d: cfg.ManifestSplitDimCondition) -> Any:
     match d:
         case D.Axis(axis):
             return Tagged("Axis", axis)
@@ -591,7 +574,7 @@ def _w_dim(d: ManifestSplitDimCondition) -> Any:
     return "Any"
 
 
-def _r_dim(r: _Reader, path: str, value: Any) -> ManifestSplitDimCondition:
+def _r_dim(r: _Reader, path: str, value: Any) -> cfg.ManifestSplitDimCondition:
     expected = "Axis <n>, DimensionName <regex> or Any"
     name, content = r.variant(path, value, expected)
     if name == "Any" and content is None:
@@ -636,30 +619,30 @@ def _r_split_sizes(r: _Reader, path: str, value: Any) -> list[Any]:
 
 
 _PRELOAD = _RecordKind(
-    ManifestPreloadConfig,
+    cfg.ManifestPreloadConfig,
     _Spec("max_total_refs", _unsigned(32)),
     _Spec("preload_if", _Custom(_w_preload_cond, _r_preload_cond)),
     _Spec("max_arrays_to_scan", _unsigned(32)),
 )
 _SPLITTING = _RecordKind(
-    ManifestSplittingConfig, _Spec("split_sizes", _Custom(_w_split_sizes, _r_split_sizes))
+    cfg.ManifestSplittingConfig, _Spec("split_sizes", _Custom(_w_split_sizes, _r_split_sizes))
 )
 _LOCATION_COMPRESSION = _RecordKind(
-    ManifestVirtualChunkLocationCompressionConfig,
+    cfg.ManifestVirtualChunkLocationCompressionConfig,
     *_uints(16, "min_num_chunks", "dictionary_max_training_samples"),
     *_uints(32, "dictionary_max_size_bytes"),
     _Spec("compression_level", _signed(32)),
 )
 _MANIFEST = _RecordKind(
-    ManifestConfig,
+    cfg.ManifestConfig,
     _Spec("preload", _PRELOAD),
     _Spec("splitting", _SPLITTING),
     _Spec("virtual_chunk_location_compression", _LOCATION_COMPRESSION),
     *_uints(16, "max_concurrent_manifest_fetches_during_commit"),
 )
-_REPO_UPDATE_RETRIES = _RecordKind(RepoUpdateRetryConfig, _Spec("default", _RETRIES))
+_REPO_UPDATE_RETRIES = _RecordKind(cfg.RepoUpdateRetryConfig, _Spec("default", _RETRIES))
 _REPOSITORY = _RecordKind(
-    RepositoryConfig,
+    cfg.RepositoryConfig,
     *_uints(16, "inline_chunk_threshold_bytes", "get_partial_values_concurrency"),
     _Spec("compression", _COMPRESSION),
     *_uints(16, "max_concurrent_requests", "max_concurrent_decodes"),
@@ -673,7 +656,7 @@ _REPOSITORY = _RecordKind(
 )
 
 
-def config_to_tree(config: RepositoryConfig) -> dict[str, Any]:
+def config_to_tree(config: cfg.RepositoryConfig) -> dict[str, Any]:
     """The serde tree of a config: every key of the reference, in its order, then unknown keys.
 
     Parameters
@@ -696,7 +679,7 @@ def config_to_tree(config: RepositoryConfig) -> dict[str, Any]:
     return _REPOSITORY.write(config)
 
 
-def config_from_tree(tree: Any, source: str) -> RepositoryConfig:
+def config_from_tree(tree: Any, source: str) -> cfg.RepositoryConfig:
     """Read a config from its serde tree.
 
     Parameters
@@ -719,7 +702,7 @@ def config_from_tree(tree: Any, source: str) -> RepositoryConfig:
         message names the key.
     """
     reader = _Reader(source)
-    config: RepositoryConfig = _REPOSITORY.read(
+    config: cfg.RepositoryConfig = _REPOSITORY.read(
         reader, "", reader.mapping("", tree, "a mapping of repository settings")
     )
     return config
