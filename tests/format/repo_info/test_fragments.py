@@ -48,6 +48,7 @@ def _fresh(repo: RepoInfo, monkeypatch: pytest.MonkeyPatch) -> bytes:
     with monkeypatch.context() as m:
         m.setattr(codec, "_UPDATE_BLOCKS", codec._UPDATE_BLOCKS.fresh())
         m.setattr(codec, "_SNAPSHOT_BLOCKS", codec._SNAPSHOT_BLOCKS.fresh())
+        m.setattr(codec, "_DELETED_BLOCKS", codec._DELETED_BLOCKS.fresh())
         m.setattr(codec, "_RECENT_ORDER", RecentOrder())
         return encode_repo_info(repo)
 
@@ -193,6 +194,74 @@ def test_blocks_are_found_by_identity_and_kept_for_two_encodings() -> None:
     assert written == ["a", "c", "d", "a", "c"]
     blocks.fresh().write(Builder(), [c])
     assert written[-1] == "c" and len(written) == 6
+
+
+def _vector_bytes(blocks: EntryBlocks[list[str]], entries: list[list[str]]) -> bytes:
+    b = Builder()
+    vector = blocks.write(b, entries, np.arange(len(entries), dtype=np.int64))
+    b.start_table(1)
+    b.add_offset(0, vector)
+    return b.finish(b.end_table())
+
+
+def _counting(written: list[str]) -> EntryBlocks[list[str]]:
+    def write(b: Builder, entry: list[str]) -> tuple[int, int]:
+        written.append(entry[0])
+        return _entry(b, entry[0])
+
+    return EntryBlocks(write)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["window", "removed here and there", "appended", "cut short", "inserted", "same"],
+)
+def test_shared_runs_are_copied_and_only_new_entries_written(change: str) -> None:
+    first = [[f"entry {i}" + "." * (i % 5)] for i in range(40)]
+    written: list[str] = []
+    blocks = _counting(written)
+    _vector_bytes(blocks, first)
+    new_entries: list[list[str]] = []
+    if change == "window":  # one in front, the previous first replaced, two dropped at the end
+        new_entries = [["new"], ["entry 0, replaced"]]
+        entries = [*new_entries, *first[1:-2]]
+    elif change == "removed here and there":  # as expiration does to the snapshot list
+        entries = [e for i, e in enumerate(first) if i % 3]
+    elif change == "appended":
+        new_entries = [["x"], ["y"]]
+        entries = [*first, *new_entries]
+    elif change == "cut short":
+        entries = first[:25]
+    elif change == "inserted":
+        new_entries = [["z"]]
+        entries = [*first[:17], *new_entries, *first[17:]]
+    else:
+        entries = list(first)
+    del written[:]
+    kept = _vector_bytes(blocks, entries)
+    assert written == [e[0] for e in new_entries]
+    assert kept == _vector_bytes(_counting([]), entries)  # the bytes of a fresh encoding
+    entries_read = root_table(kept).vector(0, 4)
+    assert entries_read is not None and len(entries_read) == len(entries)
+    for i, e in enumerate(entries):
+        assert entries_read.table(i).string(0) == e[0]
+        assert entries_read.table(i).i32(2) == i
+
+
+def test_two_lists_written_in_turn_keep_their_blocks() -> None:
+    one = [[f"a{i}"] for i in range(12)]
+    two = [[f"b{i}"] for i in range(12)]
+    written: list[str] = []
+    blocks = _counting(written)
+    _vector_bytes(blocks, one)
+    _vector_bytes(blocks, two)
+    del written[:]
+    for k in range(3):
+        one = [[f"a new {k}"], *one]
+        assert _vector_bytes(blocks, one) == _vector_bytes(_counting([]), one)
+        two = [*two[:5], *two[6:]]
+        assert _vector_bytes(blocks, two) == _vector_bytes(_counting([]), two)
+    assert written == ["a new 0", "a new 1", "a new 2"]
 
 
 def test_a_long_varied_history_encodes_as_from_scratch(monkeypatch: pytest.MonkeyPatch) -> None:

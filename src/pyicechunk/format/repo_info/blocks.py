@@ -16,9 +16,12 @@ a snapshot is inserted before the parent. Its block always holds that field (als
 the default a builder would leave out), and each write puts the current position there.
 
 Blocks are found by entry identity (an update carries the objects of the state it edits over,
-and hashing an entry would cost more than writing it). A block is kept with its entry, so the
-entry's id is not reused while the block is kept; the blocks of the last two encodings are kept,
-so that two repositories updated in turn by one process both find theirs.
+and hashing an entry would cost more than writing it). The last two encodings of a vector are
+kept whole (entries, blocks and their joined bytes), so that two repositories updated in turn by
+one process both find theirs. A new list is matched against them as runs: the entries it shares
+at the front, and those it shares at the back (allowing for a few entries dropped at the end, as
+the ops-log window does); only the entries between are looked at one by one, and the shared
+runs are copied as bytes. A list with no run in common is looked up entry by entry.
 
 A block depends on its entry alone: an encoding is the same bytes whatever was encoded before.
 The blocks do not share vtables with each other (each entry carries its own, 12 to 20 bytes),
@@ -27,6 +30,7 @@ which readers, the reference's included, accept: sharing vtables is a builder's 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Generic, NamedTuple, TypeVar
 
@@ -69,6 +73,82 @@ def write_block(write: Callable[[Builder], tuple[int, int]]) -> tuple[bytes, int
     return b.contents(), table, mark
 
 
+# How many entries dropped at the end of a list are looked for when matching its back (the
+# ops-log window drops its oldest entry when an update adds one).
+_DROPPED = 8
+# Entries between the shared runs, above which they are looked up among the kept blocks
+# (fewer are nearly always new: the cost of the lookup table is not worth it).
+_LOOKUP = 8
+
+
+def _arrays(blocks: Sequence[Block]) -> tuple[I64, I64, I64]:
+    """The blocks' lengths, table references and marks."""
+    n = len(blocks)
+    return (
+        np.fromiter(map(len, (block.data for block in blocks)), np.int64, n),
+        np.fromiter((block.table for block in blocks), np.int64, n),
+        np.fromiter((block.mark for block in blocks), np.int64, n),
+    )
+
+
+class _Written:
+    """One vector as last written: its entries, their blocks and those blocks joined."""
+
+    __slots__ = ("_index", "blocks", "bounds", "data", "entries", "marks", "tables")
+
+    def __init__(
+        self,
+        entries: tuple[object, ...],
+        blocks: list[Block],
+        data: bytes,
+        arrays: tuple[I64, I64, I64] | None = None,
+    ) -> None:
+        self.entries = entries
+        self.blocks = blocks
+        self.data = data
+        sizes, self.tables, self.marks = _arrays(blocks) if arrays is None else arrays
+        # Block k is data[bounds[k]:bounds[k + 1]].
+        self.bounds: I64 = np.concatenate((np.zeros(1, np.int64), np.cumsum(sizes)))
+        self._index: dict[int, Block] | None = None
+
+    def sizes(self) -> I64:
+        """Each block's length."""
+        return np.diff(self.bounds)
+
+    def index(self) -> dict[int, Block]:
+        """The blocks by their entry's id (made on first use; entries are held, ids unique)."""
+        if self._index is None:
+            self._index = {id(block.entry): block for block in self.blocks}
+        return self._index
+
+    def match(self, entries: tuple[object, ...]) -> tuple[int, int, int]:
+        """The runs ``entries`` shares with this one: ``(p, end, s)``.
+
+        ``entries[:p]`` are the first ``p`` written, and the last ``s`` are those written
+        before position ``end`` (``s`` is 0 where none are shared).
+        """
+        old = self.entries
+        same = list(map(operator.is_, old, entries))
+        try:
+            p = same.index(False)
+        except ValueError:
+            p = len(same)
+        if p == len(entries) == len(old):
+            return p, p, 0
+        last = entries[-1] if len(entries) > p else None
+        for end in range(len(old), max(p, len(old) - _DROPPED), -1):
+            if old[end - 1] is last:
+                break
+        else:
+            return p, p, 0
+        back = list(map(operator.is_, reversed(old[p:end]), reversed(entries[p:])))
+        try:
+            s = back.index(False)
+        except ValueError:
+            s = len(back)
+        return p, end, s
+
+
 class EntryBlocks(Generic[T]):
     """The blocks of one kind of vector entry, kept from the last two encodings.
 
@@ -82,12 +162,12 @@ class EntryBlocks(Generic[T]):
 
     def __init__(self, write: Callable[[Builder, T], tuple[int, int]]) -> None:
         self._write = write
-        # Replaced, never mutated: encodings in other threads see consistent dictionaries.
-        self._kept: tuple[dict[int, Block], dict[int, Block]] = ({}, {})
+        # Replaced, never mutated: encodings in other threads see consistent records.
+        self._kept: tuple[_Written | None, _Written | None] = (None, None)
 
     def clear(self) -> None:
         """Forget every block kept."""
-        self._kept = ({}, {})
+        self._kept = (None, None)
 
     def fresh(self) -> EntryBlocks[T]:
         """Another instance that writes entries the same way, with no block kept."""
@@ -96,6 +176,61 @@ class EntryBlocks(Generic[T]):
     def _block(self, entry: T) -> Block:
         data, table, mark = write_block(lambda b: self._write(b, entry))
         return Block(entry, data, table, mark)
+
+    def _written(self, entries: tuple[T, ...]) -> _Written:
+        """``entries`` as blocks and bytes, reusing the runs of a kept encoding."""
+        best: tuple[int, int, int, _Written] | None = None
+        for kept in self._kept:
+            if kept is not None:
+                p, end, s = kept.match(entries)
+                if best is None or p + s > best[0] + best[2]:
+                    best = (p, end, s, kept)
+        if best is None:
+            blocks = [self._block(e) for e in entries]
+            return _Written(entries, blocks, b"".join([block.data for block in blocks]))
+        p, end, s, old = best
+        middle = entries[p : len(entries) - s]
+        if len(middle) > _LOOKUP:
+            found = [kept.index() for kept in self._kept if kept is not None]
+            blocks = []
+            for entry in middle:
+                block = next((f[id(entry)] for f in found if id(entry) in f), None)
+                blocks.append(
+                    block if block is not None and block.entry is entry else self._block(entry)
+                )
+        else:
+            blocks = [self._block(e) for e in middle]
+        if not blocks and s == 0 and p == len(old.entries):
+            return old  # the same list
+        bounds = old.bounds
+        data = memoryview(old.data)
+        joined = b"".join(
+            [
+                data[: bounds[p]],
+                *[block.data for block in blocks],
+                data[bounds[end - s] : bounds[end]],
+            ]
+        )
+        new = _arrays(blocks)
+        sizes = old.sizes()
+        arrays = tuple(
+            np.concatenate((kept[:p], fresh_values, kept[end - s : end]))
+            for kept, fresh_values in zip((sizes, old.tables, old.marks), new, strict=True)
+        )
+        return _Written(
+            entries,
+            [*old.blocks[:p], *blocks, *old.blocks[end - s : end]],
+            joined,
+            (arrays[0], arrays[1], arrays[2]),
+        )
+
+    def _kept_as(self, entries: tuple[T, ...]) -> _Written:
+        """``entries`` written (see :meth:`_written`), and kept as the latest encoding."""
+        written = self._written(entries)
+        latest = self._kept[0]
+        if written is not latest:
+            self._kept = (written, latest)
+        return written
 
     def write(self, b: Builder, entries: Sequence[T], values: I64 | None = None) -> int:
         """Write the vector of ``entries`` (their blocks, then the vector); its reference.
@@ -109,27 +244,20 @@ class EntryBlocks(Generic[T]):
         values
             Per entry, the value of the field the blocks mark; None if they mark none.
         """
-        latest, previous = self._kept
-        blocks: list[Block] = []
-        kept: dict[int, Block] = {}
-        for entry in entries:
-            key = id(entry)
-            block = latest.get(key) or previous.get(key)
-            if block is None or block.entry is not entry:
-                block = self._block(entry)
-            kept[key] = block
-            blocks.append(block)
-        self._kept = (kept, latest)
-        if not blocks:
+        if not entries:
             return b.create_offset_vector([])
-        n = len(blocks)
+        written = self._kept_as(tuple(entries))
         b.prep(_ALIGN, 0)
-        start = b.put_bytes(b"".join([block.data for block in blocks]), _ALIGN)
-        ends = np.cumsum(np.fromiter(map(len, (block.data for block in blocks)), np.int64, n))
-        # Each block's end, as a reference: blocks[0] is the first after the vector.
-        block_ends = start + int(ends[-1]) - ends
+        start = b.put_bytes(written.data, _ALIGN)
+        # Each block's end, as a reference: the first block is the first after the vector.
+        block_ends = start + int(written.bounds[-1]) - written.bounds[1:]
         if values is not None:
-            marks = np.fromiter((block.mark for block in blocks), np.int64, n)
-            b.patch_i32(block_ends + marks, values)
-        tables = np.fromiter((block.table for block in blocks), np.int64, n)
-        return b.create_offset_vector(block_ends + tables)
+            b.patch_i32(block_ends + written.marks, values)
+        return b.create_offset_vector(block_ends + written.tables)
+
+    def write_one(self, b: Builder, entry: T) -> int:
+        """Write one entry's block on its own (not in a vector); its object's reference."""
+        written = self._kept_as((entry,))
+        b.prep(_ALIGN, 0)
+        start = b.put_bytes(written.data, _ALIGN)
+        return start + int(written.tables[0])

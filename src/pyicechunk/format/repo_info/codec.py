@@ -162,6 +162,16 @@ def _snapshot_table(b: Builder, info: SnapshotInfo) -> tuple[int, int]:
 # the last encodings (see .blocks): an update then costs what changed, not the whole window.
 _UPDATE_BLOCKS: EntryBlocks[Update] = EntryBlocks(lambda b, u: (_update_table(b, u), 0))
 _SNAPSHOT_BLOCKS: EntryBlocks[SnapshotInfo] = EntryBlocks(_snapshot_table)
+
+
+def _names_vector(b: Builder, names: frozenset[str]) -> tuple[int, int]:
+    """The vector of ``names`` as strings, in the order of their UTF-8 bytes."""
+    refs = [b.create_string(n) for n in sorted(names, key=lambda n: n.encode("utf-8"))]
+    return b.create_offset_vector(refs), 0
+
+
+# Deleted tags only grow, and most updates leave them as they were.
+_DELETED_BLOCKS: EntryBlocks[frozenset[str]] = EntryBlocks(_names_vector)
 # The id order and parent positions are carried over too: a commit adds one snapshot.
 _RECENT_ORDER = RecentOrder()
 
@@ -208,9 +218,7 @@ def encode_repo_info(repo: RepoInfo) -> bytes:
 
     tags = refs_vector(repo.tags, "tag")
     branches = refs_vector(repo.branches, "branch")
-    deleted = b.create_offset_vector(
-        [b.create_string(n) for n in sorted(repo.deleted_tags, key=lambda n: n.encode())]
-    )
+    deleted = _DELETED_BLOCKS.write_one(b, repo.deleted_tags)
     snapshots = _SNAPSHOT_BLOCKS.write(b, listed, parents)
     status = _status_table(b, repo.status)
     metadata = write_metadata_items(b, repo.metadata)
