@@ -31,6 +31,7 @@ which readers, the reference's included, accept: sharing vtables is a builder's 
 from __future__ import annotations
 
 import operator
+import struct
 from collections.abc import Callable, Sequence
 from typing import Generic, NamedTuple, TypeVar
 
@@ -81,6 +82,13 @@ _DROPPED = 8
 _LOOKUP = 8
 
 
+_U32 = struct.Struct("<I")
+
+
+def _same(a: I64, b: I64) -> bool:
+    return a.shape == b.shape and bool((a == b).all())
+
+
 def _arrays(blocks: Sequence[Block]) -> tuple[I64, I64, I64]:
     """The blocks' lengths, table references and marks."""
     n = len(blocks)
@@ -94,7 +102,7 @@ def _arrays(blocks: Sequence[Block]) -> tuple[I64, I64, I64]:
 class _Written:
     """One vector as last written: its entries, their blocks and those blocks joined."""
 
-    __slots__ = ("_index", "blocks", "bounds", "data", "entries", "marks", "tables")
+    __slots__ = ("_index", "_vector", "blocks", "bounds", "data", "entries", "marks", "tables")
 
     def __init__(
         self,
@@ -110,6 +118,34 @@ class _Written:
         # Block k is data[bounds[k]:bounds[k + 1]].
         self.bounds: I64 = np.concatenate((np.zeros(1, np.int64), np.cumsum(sizes)))
         self._index: dict[int, Block] | None = None
+        self._vector: tuple[I64 | None, bytes] | None = None
+
+    def vector(self, values: I64 | None) -> bytes:
+        """The vector's length and references followed by the blocks, with ``values`` marked.
+
+        These bytes do not depend on where they land in a buffer, as long as the blocks start
+        at a multiple of 8 from its end (the references are distances to the tables after
+        them). Made once per list of values.
+        """
+        kept = self._vector
+        if kept is not None and (
+            values is None if kept[0] is None else values is not None and _same(kept[0], values)
+        ):
+            return kept[1]
+        data = self.data
+        if values is not None:
+            patched = bytearray(data)
+            # A mark's position from the front of the data, in int32 units.
+            np.frombuffer(patched, dtype="<i4")[(self.bounds[1:] - self.marks) >> 2] = values
+            data = bytes(patched)
+        n = len(self.blocks)
+        # Element k sits 4 * (n - k) bytes before the blocks; its table, bounds[k + 1] -
+        # tables[k] bytes into them.
+        steps = 4 * np.arange(n, 0, -1, dtype=np.int64)
+        refs = (steps + self.bounds[1:] - self.tables).astype("<u4")
+        vector = _U32.pack(n) + refs.tobytes() + data
+        self._vector = (None if values is None else values.copy(), vector)
+        return vector
 
     def sizes(self) -> I64:
         """Each block's length."""
@@ -246,14 +282,9 @@ class EntryBlocks(Generic[T]):
         """
         if not entries:
             return b.create_offset_vector([])
-        written = self._kept_as(tuple(entries))
+        vector = self._kept_as(tuple(entries)).vector(values)
         b.prep(_ALIGN, 0)
-        start = b.put_bytes(written.data, _ALIGN)
-        # Each block's end, as a reference: the first block is the first after the vector.
-        block_ends = start + int(written.bounds[-1]) - written.bounds[1:]
-        if values is not None:
-            b.patch_i32(block_ends + written.marks, values)
-        return b.create_offset_vector(block_ends + written.tables)
+        return b.put_bytes(vector, _ALIGN) + len(vector)
 
     def write_one(self, b: Builder, entry: T) -> int:
         """Write one entry's block on its own (not in a vector); its object's reference."""
