@@ -26,13 +26,20 @@ from pyicechunk.credentials import (
     S3StaticCredentials,
 )
 from pyicechunk.exceptions import IcechunkError
+from pyicechunk.storage import obstore_exit
 
 if TYPE_CHECKING:
     from pyicechunk.config import EffectiveStorageSettings
     from pyicechunk.storage.object_store import ObjectStoreSpec
 
 
+_obstore: Any = None
+
+
 def load_obstore() -> Any:
+    global _obstore
+    if _obstore is not None:
+        return _obstore
     try:
         import obstore
     except ImportError:  # pragma: no cover - depends on the installation
@@ -40,6 +47,9 @@ def load_obstore() -> Any:
             "cloud object storage needs the obstore package: pip install 'pyicechunk[s3]'",
             kind="storage-config",
         ) from None
+    # obstore's runtime threads enter Python; exit waits for them to leave (see obstore_exit).
+    obstore_exit.watch(_RefreshingProvider.__call__)
+    _obstore = obstore
     return obstore
 
 
