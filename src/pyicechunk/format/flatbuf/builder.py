@@ -53,8 +53,7 @@ class Builder:
     __slots__ = ("_buf", "_fields", "_head", "_minalign", "_object_end", "_vtables")
 
     def __init__(self, initial_size: int = 1024) -> None:
-        # A multiple of 8 (and doubled when it grows): 4-aligned references are 4-aligned
-        # positions in the array too (see patch_i32).
+        # A multiple of 8 (and doubled when it grows).
         self._buf = bytearray(max(-(-initial_size // 8) * 8, 64))
         self._head = len(self._buf)
         self._minalign = 1
@@ -306,7 +305,7 @@ class Builder:
         """The reference of the open table's field ``slot`` (0 if it was not added).
 
         The field's bytes start there: a copy of the table can get another value written in
-        place (see :meth:`patch_i32`).
+        place (as the repo object's kept blocks do).
         """
         assert self._fields is not None, "field_ref only between start_table and end_table"
         return self._fields[slot]
@@ -361,15 +360,6 @@ class Builder:
             self._grow(len(data))
         self._put(data)
         return start
-
-    def patch_i32(self, refs: I64, values: I64) -> None:
-        """Write ``int32`` values at the given references (objects written already).
-
-        The references must be multiples of 4, as those of tables and ``int32`` fields are.
-        """
-        if len(refs):
-            view = np.frombuffer(self._buf, dtype="<i4")
-            view[(len(self._buf) - refs) >> 2] = values
 
     def finish(self, root: int, file_identifier: bytes = FILE_IDENTIFIER) -> bytes:
         """Write the root offset and the 4-byte file identifier and return the buffer."""
