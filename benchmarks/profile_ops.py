@@ -383,6 +383,7 @@ BUCKETS: list[tuple[str, tuple[str, ...]]] = [
             "flatbuffers",
             "hashlib",
             "_blake2",
+            "_sha2",
             "binascii",
             "base64",
             "crc32",

