@@ -178,15 +178,17 @@ class SnapshotInfo(_Shown):
         is first used, so walking history stays one read.
     """
 
+    # An info made by :meth:`from_stored` holds only ``_stored`` and ``_source``; each other
+    # slot is filled on the first read of its field (an unset slot raises AttributeError).
     __slots__ = (
         "_id",
         "_manifests",
+        "_message",
         "_metadata",
         "_parent_id",
         "_source",
         "_stored",
         "_written_at",
-        "message",
     )
     __hash__ = None  # type: ignore[assignment]
 
@@ -199,15 +201,12 @@ class SnapshotInfo(_Shown):
         metadata: dict[str, Any],
         manifests: list[ManifestFileInfo] | Callable[[], list[ManifestFileInfo]],
     ) -> None:
-        self._id: str | bytes = id
-        self._parent_id: str | bytes | None = parent_id
-        self._written_at: dt.datetime | int = written_at
-        self.message = message
-        # None: still to be found through _source, from _stored.
-        self._metadata: dict[str, Any] | None = metadata
-        self._manifests: list[ManifestFileInfo] | Callable[[], list[ManifestFileInfo]] | None = (
-            manifests
-        )
+        self._id = id
+        self._parent_id = parent_id
+        self._written_at = written_at
+        self._message = message
+        self._metadata = metadata
+        self._manifests: list[ManifestFileInfo] | Callable[[], list[ManifestFileInfo]] = manifests
         self._stored: Any = None
         self._source: SnapshotSource | None = None
 
@@ -222,58 +221,76 @@ class SnapshotInfo(_Shown):
         encoded, times converted, metadata copied and manifests found only when read.
         """
         new = cls.__new__
-        infos = []
+        infos: list[SnapshotInfo] = []
+        append = infos.append
         for entry in stored:
             info = new(cls)
-            info._id = entry.id
-            info._parent_id = entry.parent_id
-            info._written_at = entry.flushed_at
-            info.message = entry.message
-            info._metadata = None
-            info._manifests = None
             info._stored = entry
             info._source = source
-            infos.append(info)
+            append(info)
         return infos
 
     @property
     def id(self) -> str:
         """The snapshot's id."""
-        if isinstance(self._id, bytes):
-            self._id = encode_id(self._id)
-        return self._id
+        try:
+            return self._id
+        except AttributeError:
+            found = self._id = encode_id(self._stored.id)
+            return found
 
     @property
     def parent_id(self) -> str | None:
         """The parent snapshot's id; None for the repository's first snapshot."""
-        if isinstance(self._parent_id, bytes):
-            self._parent_id = encode_id(self._parent_id)
-        return self._parent_id
+        try:
+            return self._parent_id
+        except AttributeError:
+            parent = self._stored.parent_id
+            found = self._parent_id = None if parent is None else encode_id(parent)
+            return found
 
     @property
     def written_at(self) -> dt.datetime:
         """When the snapshot was written (UTC)."""
-        if isinstance(self._written_at, int):
-            self._written_at = micros_to_datetime(self._written_at)
-        return self._written_at
+        try:
+            return self._written_at
+        except AttributeError:
+            found = self._written_at = micros_to_datetime(self._stored.flushed_at)
+            return found
+
+    @property
+    def message(self) -> str:
+        """The commit message."""
+        try:
+            return self._message
+        except AttributeError:
+            found: str = self._stored.message
+            self._message = found
+            return found
+
+    @message.setter
+    def message(self, value: str) -> None:
+        self._message = value
 
     @property
     def metadata(self) -> dict[str, Any]:
         """The commit metadata."""
-        found = self._metadata
-        if found is None:
+        try:
+            return self._metadata
+        except AttributeError:
             assert self._source is not None
             found = self._metadata = self._source.stored_metadata(self._stored)
-        return found
+            return found
 
     @property
     def manifests(self) -> list[ManifestFileInfo]:
         """The manifest files the snapshot references."""
-        found = self._manifests
-        if found is None:
+        try:
+            found = self._manifests
+        except AttributeError:
             assert self._source is not None
             found = self._source.stored_manifests(self._stored)
-        elif callable(found):
+        if callable(found):
             found = found()
         self._manifests = found
         return found

@@ -103,9 +103,9 @@ class _Listed:
     def decode(self, listed: list[ListedSnapshot]) -> None:
         """Decode the metadata of the entries a walk takes, as the walk takes them: damaged
         metadata fails the walk, as in the reference, even if no one looks at it."""
-        for stored in listed:
-            if stored.metadata:
-                self._decoded[stored.id] = stored.metadata_values()
+        decoded = self._decoded
+        for stored in [entry for entry in listed if entry.metadata]:
+            decoded[stored.id] = stored.metadata_values()
 
     def stored_metadata(self, stored: ListedSnapshot) -> dict[str, Any]:
         # Each info asks once, and keeps what it is given: the decoded dict is handed over.
