@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ from pyicechunk.format.repo_info import (
     RepoStatusChanged,
     SnapshotInfo,
     TagCreated,
+    Update,
     UpdateAction,
     add_snapshot,
     backup_name,
@@ -41,6 +43,7 @@ from pyicechunk.format.repo_info import (
 )
 from pyicechunk.format.repo_info.blocks import EntryBlocks, write_block
 from pyicechunk.format.repo_info.order import RecentOrder, SnapshotOrder
+from pyicechunk.format.repo_info.templates import BlockTemplates
 
 
 def _fresh(repo: RepoInfo, monkeypatch: pytest.MonkeyPatch) -> bytes:
@@ -48,7 +51,8 @@ def _fresh(repo: RepoInfo, monkeypatch: pytest.MonkeyPatch) -> bytes:
     with monkeypatch.context() as m:
         m.setattr(codec, "_UPDATE_BLOCKS", codec._UPDATE_BLOCKS.fresh())
         m.setattr(codec, "_SNAPSHOT_BLOCKS", codec._SNAPSHOT_BLOCKS.fresh())
-        m.setattr(codec, "_DELETED_BLOCKS", codec._DELETED_BLOCKS.fresh())
+        for name in ("_DELETED_BLOCKS", "_TAG_BLOCKS", "_BRANCH_BLOCKS", "_SETTINGS_BLOCKS"):
+            m.setattr(codec, name, getattr(codec, name).fresh())
         m.setattr(codec, "_RECENT_ORDER", RecentOrder())
         return encode_repo_info(repo)
 
@@ -319,3 +323,37 @@ def test_a_long_varied_history_encodes_as_from_scratch(monkeypatch: pytest.Monke
             assert encoded == _fresh(repo, monkeypatch), f"step {i}"
     assert rolled and len(repo.latest_updates) == 1000
     assert repo.deleted_tags and len(ids) > 200
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_template_blocks_are_the_builder_blocks(seed: int) -> None:
+    """An ops-log block made from the template of its shape is the block the builder writes,
+    for every kind of entry, names of any length (multi-byte ones too), with and without a
+    backup path."""
+    rnd = random.Random(seed)
+    templates = BlockTemplates(codec._update_table, codec._update_parts)
+
+    def name() -> str:
+        return "".join(rnd.choice("ab/é字") for _ in range(rnd.randrange(0, 12)))
+
+    def sid() -> bytes:
+        return rnd.randbytes(12)
+
+    kinds: list[Callable[[], UpdateAction]] = [
+        lambda: TagCreated(name()),
+        lambda: BranchCreated(name()),
+        lambda: BranchDeleted(name(), sid()),
+        lambda: NewCommit(name(), sid()),
+        lambda: CommitAmended(name(), sid(), sid()),
+        lambda: NewDetachedSnapshot(sid()),
+        lambda: GCRan(),
+        lambda: ExpirationRan(),
+        lambda: FeatureFlagChanged(rnd.randrange(8), rnd.choice([None, True, False])),
+        lambda: RepoStatusChanged(RepoStatus(rnd.randrange(3), rnd.randrange(1, 10**6))),
+    ]
+    for _ in range(400):
+        action = rnd.choice(kinds)()
+        backup = rnd.choice([None, backup_name(rnd.randrange(1, 10**12))])
+        update = Update(action, rnd.choice([1, rnd.randrange(1, 2**64)]), backup)
+        expected = write_block(lambda b, u=update: (codec._update_table(b, u)[0], 0))
+        assert templates.block(update) == expected

@@ -10,9 +10,9 @@ behind.
 
 from __future__ import annotations
 
+import bisect
 import struct
-from collections.abc import Mapping
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 from pyicechunk.exceptions import IcechunkError
 from pyicechunk.format.flatbuf import (
@@ -34,6 +34,7 @@ from pyicechunk.format.ids import check_id_length, encode_id
 from pyicechunk.format.metadata_items import read_metadata_items, write_metadata_items
 from pyicechunk.format.repo_info import model
 from pyicechunk.format.repo_info.blocks import EntryBlocks
+from pyicechunk.format.repo_info.groups import KeptGroups, Key
 from pyicechunk.format.repo_info.model import (
     MetadataItems,
     RepoInfo,
@@ -43,6 +44,7 @@ from pyicechunk.format.repo_info.model import (
     UpdateAction,
 )
 from pyicechunk.format.repo_info.order import RecentOrder
+from pyicechunk.format.repo_info.templates import BlockTemplates, Marks
 
 # The member classes of the UpdateType union, by their tag on disk.
 _ACTIONS: dict[int, type[Any]] = {cls.TAG: cls for cls in get_args(UpdateAction)}
@@ -65,13 +67,16 @@ def _status_table(b: Builder, status: RepoStatus) -> int:
     return b.end_table()
 
 
-def _action_table(b: Builder, action: UpdateAction) -> int:
+def _action_table(b: Builder, action: UpdateAction, marks: Marks) -> int:
+    """Write an update's member table; ``marks`` gets the place of its name and ids."""
     strings: dict[str, int] = {}
     for attr in ("name", "branch"):
         value = getattr(action, attr, None)
         if value is not None:
             strings[attr] = b.create_string(value)
+            marks.append((strings[attr], True))
     status = _status_table(b, action.status) if isinstance(action, model.RepoStatusChanged) else 0
+    ids: tuple[int, ...] = ()
     match action:
         case model.RepoMigrated(from_version=f, to_version=t):
             b.start_table(2)
@@ -87,19 +92,23 @@ def _action_table(b: Builder, action: UpdateAction) -> int:
         ):
             b.start_table(2)
             b.add_struct(1, check_id_length(p, 12, "previous_snap_id"), 1)
+            ids = (1,)
             b.add_offset(0, strings["name"])
         case model.NewCommit(new_snap_id=n):
             b.start_table(2)
             b.add_struct(1, check_id_length(n, 12, "new_snap_id"), 1)
+            ids = (1,)
             b.add_offset(0, strings["branch"])
         case model.CommitAmended(previous_snap_id=p, new_snap_id=n):
             b.start_table(3)
             b.add_struct(1, check_id_length(p, 12, "previous_snap_id"), 1)
             b.add_struct(2, check_id_length(n, 12, "new_snap_id"), 1)
+            ids = (1, 2)
             b.add_offset(0, strings["branch"])
         case model.NewDetachedSnapshot(new_snap_id=n):
             b.start_table(1)
             b.add_struct(0, check_id_length(n, 12, "new_snap_id"), 1)
+            ids = (0,)
         case model.FeatureFlagChanged(id=flag, new_value=value):
             b.start_table(3)
             b.add_u16(0, flag)
@@ -110,20 +119,64 @@ def _action_table(b: Builder, action: UpdateAction) -> int:
             b.add_offset(0, status)
         case _:
             b.start_table(0)
+    marks.extend((b.field_ref(slot), False) for slot in ids)
     return b.end_table()
 
 
-def _update_table(b: Builder, update: Update) -> int:
-    """Write one ``Update`` table (with its member and strings); its reference."""
-    member = _action_table(b, update.action)
+def _update_table(b: Builder, update: Update) -> tuple[int, Marks]:
+    """Write one ``Update`` table (with its member and strings); its reference and the marks
+    of its variable parts (see :func:`_update_parts`)."""
+    marks: Marks = []
+    member = _action_table(b, update.action, marks)
     backup = b.create_string(update.backup_path) if update.backup_path is not None else 0
     b.start_table(4)
     b.add_u64(2, update.updated_at)
+    marks.append((b.field_ref(2), False))
     b.add_offset(1, member)
     if backup:
         b.add_offset(3, backup)
+        marks.append((backup, True))
     b.add_u8(0, update.action.TAG)
-    return b.end_table(required=(1,))
+    return b.end_table(required=(1,)), marks
+
+
+# The kinds whose table layout depends only on the lengths of their name and ids.
+_ID_FIELDS: dict[type[Any], tuple[str, ...]] = {
+    model.TagCreated: (),
+    model.BranchCreated: (),
+    model.TagDeleted: ("previous_snap_id",),
+    model.BranchDeleted: ("previous_snap_id",),
+    model.BranchReset: ("previous_snap_id",),
+    model.NewCommit: ("new_snap_id",),
+    model.CommitAmended: ("previous_snap_id", "new_snap_id"),
+    model.NewDetachedSnapshot: ("new_snap_id",),
+    model.RepoInitialized: (),
+    model.ConfigChanged: (),
+    model.MetadataChanged: (),
+    model.GCRan: (),
+    model.ExpirationRan: (),
+}
+_BRANCH_NAMED = (model.NewCommit, model.CommitAmended)
+_U64 = struct.Struct("<Q")
+
+
+def _update_parts(update: Update) -> tuple[object, list[bytes]] | None:
+    """An entry's shape and variable parts, in the order :func:`_update_table` marks them
+    (name, ids, time, backup path); None where its layout depends on more."""
+    action = update.action
+    kind = type(action)
+    ids = _ID_FIELDS.get(kind)
+    if ids is None or not 0 < update.updated_at < 2**64:
+        return None  # the builder writes it (and refuses a time out of range)
+    parts = []
+    text = getattr(action, "branch" if kind in _BRANCH_NAMED else "name", None)
+    if text is not None:
+        parts.append(text.encode("utf-8"))
+    parts.extend(getattr(action, field) for field in ids)
+    parts.append(_U64.pack(update.updated_at))
+    if update.backup_path is not None:
+        parts.append(update.backup_path.encode("utf-8"))
+    return kind, parts
 
 
 def _snapshot_table(b: Builder, info: SnapshotInfo) -> tuple[int, int]:
@@ -160,18 +213,59 @@ def _snapshot_table(b: Builder, info: SnapshotInfo) -> tuple[int, int]:
 
 # The ops-log window and the snapshot list are written from one block per entry, kept from
 # the last encodings (see .blocks): an update then costs what changed, not the whole window.
-_UPDATE_BLOCKS: EntryBlocks[Update] = EntryBlocks(lambda b, u: (_update_table(b, u), 0))
+_UPDATE_TEMPLATES: BlockTemplates[Update] = BlockTemplates(_update_table, _update_parts)
+_UPDATE_BLOCKS: EntryBlocks[Update] = EntryBlocks(
+    lambda b, u: (_update_table(b, u)[0], 0), block=_UPDATE_TEMPLATES.block
+)
 _SNAPSHOT_BLOCKS: EntryBlocks[SnapshotInfo] = EntryBlocks(_snapshot_table)
 
 
-def _names_vector(b: Builder, names: frozenset[str]) -> tuple[int, int]:
-    """The vector of ``names`` as strings, in the order of their UTF-8 bytes."""
+def _names_vector(b: Builder, key: Key) -> tuple[int, ...]:
+    """The vector of names (``key[0]``) as strings, in the order of their UTF-8 bytes."""
+    names = cast(frozenset[str], key[0])
     refs = [b.create_string(n) for n in sorted(names, key=lambda n: n.encode("utf-8"))]
-    return b.create_offset_vector(refs), 0
+    return (b.create_offset_vector(refs),)
 
 
-# Deleted tags only grow, and most updates leave them as they were.
-_DELETED_BLOCKS: EntryBlocks[frozenset[str]] = EntryBlocks(_names_vector)
+def _refs_vector(b: Builder, key: Key) -> tuple[int, ...]:
+    """The vector of refs ``key = (refs, ids, kind)``, by name, each target a position in the
+    sorted snapshot ids."""
+    refs = cast(dict[str, bytes], key[0])
+    ids = cast(list[bytes], key[1])
+    out = []
+    for name in sorted(refs, key=lambda n: n.encode("utf-8")):
+        target = refs[name]
+        i = bisect.bisect_left(ids, target)
+        if i == len(ids) or ids[i] != target:
+            raise ValueError(f"{key[2]} {name!r} points at unlisted snapshot {encode_id(target)}")
+        name_ref = b.create_string(name)
+        b.start_table(2)
+        b.add_offset(0, name_ref)
+        b.add_u32(1, i)
+        out.append(b.end_table(required=(0,)))
+    return (b.create_offset_vector(out),)
+
+
+def _settings_group(b: Builder, key: Key) -> tuple[int, ...]:
+    """Status, metadata, the name before the window, config and flag lists (0: absent)."""
+    status, metadata, before, config, enabled, disabled = key
+    status_ref = _status_table(b, cast(RepoStatus, status))
+    metadata_ref = write_metadata_items(b, cast(MetadataItems, metadata))
+    before_ref = b.create_string(cast(str, before)) if before is not None else 0
+    config_ref = b.create_bytes_vector(cast(bytes, config)) if config is not None else 0
+    flags = [
+        b.create_scalar_vector("H", sorted(cast(tuple[int, ...], lst))) if lst is not None else 0
+        for lst in (enabled, disabled)
+    ]
+    return (status_ref, metadata_ref, before_ref, config_ref, *flags)
+
+
+# Deleted tags only grow, and most updates leave them as they were; the refs tables and the
+# settings change less often than the ops log (see .groups).
+_DELETED_BLOCKS = KeptGroups(_names_vector)
+_TAG_BLOCKS = KeptGroups(_refs_vector)
+_BRANCH_BLOCKS = KeptGroups(_refs_vector)
+_SETTINGS_BLOCKS = KeptGroups(_settings_group)
 # The id order and parent positions are carried over too: a commit adds one snapshot.
 _RECENT_ORDER = RecentOrder()
 
@@ -197,44 +291,24 @@ def encode_repo_info(repo: RepoInfo) -> bytes:
     order = _RECENT_ORDER.order(repo.snapshots)
     listed, parents = order.entries, order.parents
 
-    def position(snapshot_id: bytes, what: str) -> int:
-        i = order.position(snapshot_id)
-        if i is None:
-            raise ValueError(f"{what} points at unlisted snapshot {encode_id(snapshot_id)}")
-        return i
-
-    b = Builder(1024 + 160 * len(listed) + 96 * len(repo.latest_updates))
-
-    def refs_vector(refs: Mapping[str, bytes], kind: str) -> int:
-        out = []
-        for name in sorted(refs, key=lambda n: n.encode("utf-8")):
-            target = position(refs[name], f"{kind} {name!r}")
-            name_ref = b.create_string(name)
-            b.start_table(2)
-            b.add_offset(0, name_ref)
-            b.add_u32(1, target)
-            out.append(b.end_table(required=(0,)))
-        return b.create_offset_vector(out)
-
-    tags = refs_vector(repo.tags, "tag")
-    branches = refs_vector(repo.branches, "branch")
-    deleted = _DELETED_BLOCKS.write_one(b, repo.deleted_tags)
+    b = Builder(1024 + 160 * len(listed) + 128 * len(repo.latest_updates))
+    # Keys hold copies of the mutable mappings (see .groups); the ids are never changed.
+    (tags,) = _TAG_BLOCKS.write(b, (dict(repo.tags), order.ids, "tag"))
+    (branches,) = _BRANCH_BLOCKS.write(b, (dict(repo.branches), order.ids, "branch"))
+    (deleted,) = _DELETED_BLOCKS.write(b, (frozenset(repo.deleted_tags),))
     snapshots = _SNAPSHOT_BLOCKS.write(b, listed, parents)
-    status = _status_table(b, repo.status)
-    metadata = write_metadata_items(b, repo.metadata)
-    latest = _UPDATE_BLOCKS.write(b, repo.latest_updates)
-    before = (
-        b.create_string(repo.repo_before_updates) if repo.repo_before_updates is not None else 0
-    )
-    config = b.create_bytes_vector(repo.config) if repo.config is not None else 0
-    flags = [
-        b.create_scalar_vector("H", sorted(lst)) if lst is not None else 0
+    enabled, disabled = (
+        None if lst is None else tuple(lst)
         for lst in (repo.enabled_feature_flags, repo.disabled_feature_flags)
-    ]
+    )
+    config = None if repo.config is None else bytes(repo.config)
+    settings = (repo.status, repo.metadata, repo.repo_before_updates, config, enabled, disabled)
+    status, metadata, before, config_ref, *flags = _SETTINGS_BLOCKS.write(b, settings)
+    latest = _UPDATE_BLOCKS.write(b, repo.latest_updates)
     b.start_table(13)
     # Slots 1 to 11 in order; references are never 0, so 0 marks an absent optional field.
-    fields = (tags, branches, deleted, snapshots, status, metadata, latest, before, config, *flags)
-    for slot, ref in enumerate(fields, start=1):
+    fields = (tags, branches, deleted, snapshots, status, metadata, latest, before, config_ref)
+    for slot, ref in enumerate((*fields, *flags), start=1):
         if ref:
             b.add_offset(slot, ref)
     b.add_u8(0, repo.spec_version)
