@@ -128,7 +128,8 @@ def record_update(
     before = repo.repo_before_updates
     new: tuple[Update, ...] = (Update(action, now),)
     if entries:
-        new += (dataclasses.replace(entries[0], backup_path=backup), *entries[1:])
+        first = entries[0]
+        new += (Update(first.action, first.updated_at, backup), *entries[1:])
     # Past the window, the log ends before the first entry that has a backup path.
     cut = window
     while cut < len(new) and new[cut].backup_path is None:
@@ -136,7 +137,7 @@ def record_update(
     if cut < len(new):
         before = new[cut].backup_path
         new = new[:cut]
-    return dataclasses.replace(repo, latest_updates=new, repo_before_updates=before)
+    return repo.replaced(latest_updates=new, repo_before_updates=before)
 
 
 def add_snapshot(repo: RepoInfo, info: SnapshotInfo) -> RepoInfo:
@@ -154,7 +155,7 @@ def add_snapshot(repo: RepoInfo, info: SnapshotInfo) -> RepoInfo:
         )
     if info.parent_id is not None:
         repo.snapshot(info.parent_id)
-    return dataclasses.replace(repo, snapshots={**repo.snapshots, info.id: info})
+    return repo.replaced(snapshots={**repo.snapshots, info.id: info})
 
 
 def set_branch(repo: RepoInfo, name: str, snapshot_id: bytes) -> RepoInfo:
@@ -166,7 +167,7 @@ def set_branch(repo: RepoInfo, name: str, snapshot_id: bytes) -> RepoInfo:
         If the snapshot is not listed.
     """
     repo.snapshot(snapshot_id)
-    return dataclasses.replace(repo, branches={**repo.branches, name: snapshot_id})
+    return repo.replaced(branches={**repo.branches, name: snapshot_id})
 
 
 def create_branch(repo: RepoInfo, name: str, snapshot_id: bytes) -> RepoInfo:
@@ -199,7 +200,7 @@ def delete_branch(repo: RepoInfo, name: str) -> RepoInfo:
         raise IcechunkError(f"ref not found `{name}`", kind="ref-not-found")
     branches = dict(repo.branches)
     del branches[name]
-    return dataclasses.replace(repo, branches=branches)
+    return repo.replaced(branches=branches)
 
 
 def create_tag(repo: RepoInfo, name: str, snapshot_id: bytes) -> RepoInfo:
@@ -222,7 +223,7 @@ def create_tag(repo: RepoInfo, name: str, snapshot_id: bytes) -> RepoInfo:
             kind="tag-previously-deleted",
         )
     repo.snapshot(snapshot_id)
-    return dataclasses.replace(repo, tags={**repo.tags, name: snapshot_id})
+    return repo.replaced(tags={**repo.tags, name: snapshot_id})
 
 
 def delete_tag(repo: RepoInfo, name: str) -> RepoInfo:
@@ -237,7 +238,7 @@ def delete_tag(repo: RepoInfo, name: str) -> RepoInfo:
         raise IcechunkError(f"ref not found `{name}`", kind="ref-not-found")
     tags = dict(repo.tags)
     del tags[name]
-    return dataclasses.replace(repo, tags=tags, deleted_tags=repo.deleted_tags | {name})
+    return repo.replaced(tags=tags, deleted_tags=repo.deleted_tags | {name})
 
 
 def set_feature_flag(repo: RepoInfo, flag: int, value: bool | None) -> RepoInfo:

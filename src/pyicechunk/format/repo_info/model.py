@@ -8,6 +8,7 @@ position; the codec computes and resolves the positions the flatbuffer stores.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -318,11 +319,33 @@ class RepoInfo(_StoredMetadata):
             )
         return info
 
+    def replaced(self, **changes: Any) -> RepoInfo:
+        """A copy with the fields named in ``changes`` set, as :func:`dataclasses.replace`
+        makes it (without its walk over every field: updates make several of these).
+
+        Raises
+        ------
+        TypeError
+            If a name is not a field.
+        """
+        fields = _REPO_FIELDS
+        for name in changes:
+            if name not in fields:
+                raise TypeError(f"RepoInfo has no field {name!r}")
+        new = object.__new__(RepoInfo)
+        values = new.__dict__
+        values.update(self.__dict__)
+        values.update(changes)
+        return new
+
     def feature_flag(self, flag: int) -> bool:
         """Whether a feature flag is enabled (explicit setting, else the default: enabled)."""
         if flag in (self.disabled_feature_flags or ()):
             return False
         return True
+
+
+_REPO_FIELDS = frozenset(f.name for f in dataclasses.fields(RepoInfo))
 
 
 # --- metadata ----------------------------------------------------------------------------------
