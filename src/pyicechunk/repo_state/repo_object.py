@@ -22,7 +22,12 @@ What the new state references (a commit's snapshot, manifests, transaction log a
 the copy of step 5) is durable before ``repo`` moves.
 
 A read is always a request to storage; the last state read or written is kept, so a read that
-finds the same bytes again does not decode them again.
+finds the same bytes again does not decode them again. An update whose step 1 would read back
+the state this object itself wrote last starts from that state instead, when the write told its
+version (the local filesystem and memory do) and the swap is a compare-and-swap: if anyone
+wrote since, step 6 refuses it, and the update starts again at step 1 with a read, which does
+not count as a retry. A change the kept state refuses (a branch that exists there, say) is
+decided again on a read, so no error comes from a state that is not the stored one.
 """
 
 from __future__ import annotations
@@ -86,13 +91,17 @@ class RepoRead:
     data
         The stored bytes.
     version
-        The stored version, for the compare-and-swap; None after a write (the next read
-        learns it).
+        The stored version, for the compare-and-swap; None after a write that did not tell
+        it (the next read learns it).
+    written
+        Whether this is the state this process wrote last, at the version its write
+        returned, rather than a read's (the next update may start from it without a read).
     """
 
     info: RepoInfo
     data: bytes
     version: ObjectVersion | None
+    written: bool = False
 
 
 def repository_not_found() -> IcechunkError:
@@ -380,23 +389,42 @@ class RepoObject:
         """
         delays = self._retries.delays()
         current = start if start is not None and start.version is not None else None
+        # Without a read: the state this object wrote last, at the version its write returned
+        # (only under compare-and-swap, which refuses it if anyone wrote since).
+        kept = current is None and self._conditional_update
+        if kept:
+            current = self._last if self._last is not None and self._last.written else None
+            kept = current is not None
         attempts = 1
         while True:
             if current is None:
                 current = await self.read()
-            check_updatable(current.info, online_required=online_required)
+            try:
+                check_updatable(current.info, online_required=online_required)
+                edited, action = edit(current.info)
+            except Exception:
+                if not kept:
+                    raise
+                # Refused on the state kept: decide again on the stored one, which may differ.
+                current, kept = None, False
+                continue
             backup = backup_name(time.time_ns() // 1_000_000)
             backup_key = keys.backup_key(backup)
-            edited, action = edit(current.info)
             # The copy is written while the new state is encoded here (CPU work), instead of
             # after it; it is made durable with the new state's write, as before. (After the
-            # edit: a refused change writes nothing.)
-            copying = asyncio.ensure_future(
-                self._backend.put_copy(
-                    backup_key, current.data, source=keys.REPO, version=current.version
-                )
+            # edit: a refused change writes nothing.) A backend whose copies are made on this
+            # thread at once has nothing to overlap: the copy is simply awaited.
+            copy = self._backend.put_copy(
+                backup_key, current.data, source=keys.REPO, version=current.version
             )
-            await asyncio.sleep(0)  # lets the copy start
+            copying: asyncio.Future[None]
+            if self._backend.quick_copies:
+                await copy
+                copying = asyncio.get_running_loop().create_future()
+                copying.set_result(None)
+            else:
+                copying = asyncio.ensure_future(copy)
+                await asyncio.sleep(0)  # lets the copy start
             try:
                 new = record_update(edited, action, now_micros(), backup, self._window)
                 data = pack_repo_object(new, self._level)
@@ -411,10 +439,16 @@ class RepoObject:
                     await self._discard_copy(copying, backup_key)
                     raise
             logger.debug("Writing repo info, size_bytes: %d", len(data))
-            if await self._replace(current, data, backup_key, durable):
-                self._last = RepoRead(new, data, None)
+            replaced = await self._replace(current, data, backup_key, durable)
+            if replaced:
+                version = replaced if isinstance(replaced, ObjectVersion) else None
+                self._last = RepoRead(new, data, version, written=version is not None)
                 logger.debug("Repo info object updated successfully, attempts: %d", attempts)
                 return new
+            if kept:
+                # Someone wrote since this object did: not a lost race, a first read.
+                current, kept = None, False
+                continue
             delay = next(delays, None)
             if delay is None:
                 raise IcechunkError(
@@ -430,8 +464,9 @@ class RepoObject:
 
     async def _replace(
         self, current: RepoRead, data: bytes, backup_key: str, durable: Sequence[str]
-    ) -> bool:
-        """Swap ``repo`` (the state read is copied to ``backup_key``); False if it moved."""
+    ) -> bool | ObjectVersion:
+        """Swap ``repo`` (the state read is copied to ``backup_key``); False if it moved, else
+        true: the new version where the write told it."""
         backend = self._backend
         must_last = [*durable, backup_key]
         if not self._conditional_update:
@@ -440,8 +475,11 @@ class RepoObject:
             return True
         assert current.version is not None
         try:
-            if await backend.put_if_version(keys.REPO, data, current.version, durable=must_last):
-                return True
+            swapped = await backend.put_if_version(
+                keys.REPO, data, current.version, durable=must_last
+            )
+            if swapped:
+                return swapped
         except Exception:
             # The write may have landed with its answer lost, and been overtaken before its
             # stamp was read back (or it carries none): repo itself can tell.

@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 # The settings classes live in the config package; icechunk 2.x also names them here (its
 # config reprs spell them icechunk.storage.StorageSettings and so on).
@@ -158,6 +158,9 @@ class StorageBackend(abc.ABC):
     """
 
     read_only: bool
+    quick_copies: ClassVar[bool] = False
+    """Whether :meth:`put_copy` of a small object is made on the calling thread, without
+    waiting for anything: a caller then awaits it instead of overlapping it with other work."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -278,21 +281,22 @@ class StorageBackend(abc.ABC):
             If the write failed, or failed in a way that may hide a landed write and reading
             the object back could not tell.
         """
-        return await self._put_conditionally(key, data, None, durable)
+        return bool(await self._put_conditionally(key, data, None, durable))
 
     async def put_if_version(
         self, key: str, data: bytes, version: ObjectVersion, *, durable: Sequence[str] = ()
-    ) -> bool:
+    ) -> bool | ObjectVersion:
         """Replace an object only if its current version is ``version`` (compare-and-swap).
 
         Objects named in ``durable`` are made durable before the new version becomes visible.
 
         Returns
         -------
-        bool
-            True if the object was replaced (also when the response was lost and the object's
-            write id shows it landed); False if it changed since ``version`` was read or no
-            longer exists.
+        bool or ObjectVersion
+            A true value if the object was replaced (also when the response was lost and the
+            object's write id shows it landed): the new object's version where the backend
+            learnt it from the write (what :meth:`get_versioned` would return for it), else
+            True; False if it changed since ``version`` was read or no longer exists.
 
         Raises
         ------
@@ -303,13 +307,14 @@ class StorageBackend(abc.ABC):
 
     async def _put_conditionally(
         self, key: str, data: bytes, version: ObjectVersion | None, durable: Sequence[str]
-    ) -> bool:
+    ) -> bool | ObjectVersion:
         """One logical conditional write, with lost-response recovery (module docstring)."""
         write_id = _new_write_id() if self._stamps_write_ids() else None
         try:
             write = ConditionalWrite(key, data, version, write_id, durable)
-            if await self._write_conditionally(write):
-                return True
+            written = await self._write_conditionally(write)
+            if written:
+                return written
         except Exception as error:
             if write_id is None or not self._may_have_landed(error):
                 raise
@@ -337,7 +342,7 @@ class StorageBackend(abc.ABC):
         return True
 
     @abc.abstractmethod
-    async def _write_conditionally(self, write: ConditionalWrite) -> bool:
+    async def _write_conditionally(self, write: ConditionalWrite) -> bool | ObjectVersion:
         """One conditional write: create if absent (no version) or compare-and-swap.
 
         Stamps the object with the write id when it is not None; any retry the backend or its
@@ -346,8 +351,10 @@ class StorageBackend(abc.ABC):
 
         Returns
         -------
-        bool
-            True if the object was written, False if the precondition failed.
+        bool or ObjectVersion
+            A true value if the object was written (its new version, if the write tells it
+            for certain: the version :meth:`get_versioned` returns for these bytes), False if
+            the precondition failed.
         """
 
     def _stamps_write_ids(self) -> bool:

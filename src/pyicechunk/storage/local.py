@@ -305,17 +305,21 @@ def _link_if_absent(path: str, tmp: str, durable: bool) -> bool:
     return True
 
 
-def _swap_if_version(path: str, tmp: str, version: ObjectVersion, durable: bool) -> bool:
+def _swap_if_version(
+    path: str, tmp: str, version: ObjectVersion, durable: bool
+) -> os.stat_result | None:
     """Rename ``tmp`` over ``path`` if ``path`` is still at ``version`` (under the dir lock).
 
-    ``tmp`` is gone when this returns or raises (also :class:`_LockBusy`).
+    Returns the status of the file now named ``path`` (taken before the rename, which changes
+    neither its inode nor its modification time), or None if ``path`` had moved on. ``tmp`` is
+    gone when this returns or raises (also :class:`_LockBusy`).
     """
     directory = os.path.dirname(path)
     try:
         dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except _NOT_FOUND:
         os.unlink(tmp)
-        return False
+        return None
     try:
         # The data was written (and fsynced, if durable) before taking the lock, to keep the
         # critical section down to compare + rename + directory fsync.
@@ -327,7 +331,8 @@ def _swap_if_version(path: str, tmp: str, version: ObjectVersion, durable: bool)
                 current = None
             if current != version:
                 os.unlink(tmp)
-                return False
+                return None
+            written = os.stat(tmp)
             os.replace(tmp, path)
         except BaseException:
             if os.path.lexists(tmp):
@@ -335,16 +340,17 @@ def _swap_if_version(path: str, tmp: str, version: ObjectVersion, durable: bool)
             raise
         if durable:
             os.fsync(dir_fd)
-        return True
+        return written
     finally:
         os.close(dir_fd)  # also releases the lock
 
 
 def _place(
     path: str, data: bytes, write_id: str | None, version: ObjectVersion | None, sync: bool
-) -> bool:
+) -> bool | ObjectVersion:
     """A whole conditional write in one call: the temporary file (synced if ``sync``), then
-    create-if-absent (``version`` None) or compare-and-swap (directory synced if ``sync``).
+    create-if-absent (``version`` None) or compare-and-swap (directory synced if ``sync``;
+    the new version on success).
 
     An empty file (a tag's tombstone) has no data to sync: the directory sync that makes its
     name durable commits the inode it names with it (journaling filesystems write metadata in
@@ -353,7 +359,8 @@ def _place(
     tmp = _write_temporary(path, data, sync and len(data) > 0, False, write_id)
     if version is None:
         return _link_if_absent(path, tmp, sync)
-    return _swap_if_version(path, tmp, version, sync)
+    written = _swap_if_version(path, tmp, version, sync)
+    return False if written is None else _version(written, data)
 
 
 def _lock_directory(directory: str) -> int | None:
@@ -511,6 +518,7 @@ class LocalFileSystemBackend(StorageBackend):
     """
 
     read_only = False
+    quick_copies = True  # a hard link (or a small write) on this thread
 
     def __init__(self, path: str, durable: bool | None = None) -> None:
         self._root = os.path.abspath(os.fspath(path))
@@ -668,7 +676,7 @@ class LocalFileSystemBackend(StorageBackend):
             raise synced
         return path, tmp
 
-    async def _write_conditionally(self, write: ConditionalWrite) -> bool:
+    async def _write_conditionally(self, write: ConditionalWrite) -> bool | ObjectVersion:
         key = write.key
         what = f"object {key!r}"
         if not (self._durable and write.durable):
@@ -682,7 +690,8 @@ class LocalFileSystemBackend(StorageBackend):
         path, tmp = await self._prepare(key, write.data, write.durable, write.write_id)
         if write.version is None:
             return await self._call(what, _link_if_absent, path, tmp, self._durable)
-        return await self._call(what, _swap_if_version, path, tmp, write.version, self._durable)
+        written = await self._call(what, _swap_if_version, path, tmp, write.version, self._durable)
+        return False if written is None else _version(written, write.data)
 
     def _stamps_write_ids(self) -> bool:
         if not _XATTRS:

@@ -129,7 +129,7 @@ class InMemoryBackend(StorageBackend):
         with self._objects.lock:
             self._objects.write(key, data)
 
-    async def _write_conditionally(self, write: ConditionalWrite) -> bool:
+    async def _write_conditionally(self, write: ConditionalWrite) -> bool | ObjectVersion:
         _check_key(write.key)
         with self._objects.lock:
             entry = self._objects.entries.get(write.key)
@@ -139,7 +139,7 @@ class InMemoryBackend(StorageBackend):
             elif entry is None or str(entry.version) != write.version.token:
                 return False
             self._objects.write(write.key, write.data, write.write_id)
-            return True
+            return ObjectVersion(str(self._objects.entries[write.key].version))
 
     def _stamps_write_ids(self) -> bool:
         return True

@@ -252,7 +252,7 @@ class FaultyBackend(StorageBackend):
     async def put(self, key: str, data: bytes | memoryview) -> None:
         await self._run("put", key, lambda: self.inner.put(key, data))
 
-    async def _write_conditionally(self, write: ConditionalWrite) -> bool:
+    async def _write_conditionally(self, write: ConditionalWrite) -> bool | ObjectVersion:
         inner = self.inner
         return await self._run(
             "put_if_absent" if write.version is None else "put_if_version",
