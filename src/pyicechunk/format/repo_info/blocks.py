@@ -77,6 +77,9 @@ def write_block(write: Callable[[Builder], tuple[int, int]]) -> tuple[bytes, int
 # How many entries dropped at the end of a list are looked for when matching its back (the
 # ops-log window drops its oldest entry when an update adds one).
 _DROPPED = 8
+# New entries (at most) in a match with the latest encoding that makes looking at the one
+# before it pointless: an update adds one ops-log entry and rewrites the one before it.
+_GOOD_ENOUGH = 2
 # Entries between the shared runs, above which they are looked up among the kept blocks
 # (fewer are nearly always new: the cost of the lookup table is not worth it).
 _LOOKUP = 8
@@ -129,7 +132,8 @@ class _Written:
         """
         kept = self._vector
         if kept is not None and (
-            values is None if kept[0] is None else values is not None and _same(kept[0], values)
+            values is kept[0]
+            or (kept[0] is not None and values is not None and _same(kept[0], values))
         ):
             return kept[1]
         data = self.data
@@ -144,7 +148,11 @@ class _Written:
         steps = 4 * np.arange(n, 0, -1, dtype=np.int64)
         refs = (steps + self.bounds[1:] - self.tables).astype("<u4")
         vector = _U32.pack(n) + refs.tobytes() + data
-        self._vector = (None if values is None else values.copy(), vector)
+        # Values that cannot change (the snapshot order's parents) are kept as they are, so
+        # the next write of the same ones finds them by identity.
+        frozen = values is None or (not values.flags.writeable and values.base is None)
+        held = values if frozen or values is None else values.copy()
+        self._vector = (held, vector)
         return vector
 
     def sizes(self) -> I64:
@@ -236,6 +244,8 @@ class EntryBlocks(Generic[T]):
                 p, end, s = kept.match(entries)
                 if best is None or p + s > best[0] + best[2]:
                     best = (p, end, s, kept)
+                if p + s + _GOOD_ENOUGH >= len(entries):
+                    break  # the usual update: no other encoding can save more than this
         if best is None:
             blocks = [self._block(e) for e in entries]
             return _Written(entries, blocks, b"".join([block.data for block in blocks]))
