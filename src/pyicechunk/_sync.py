@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import functools
 import os
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from zarr.core.sync import _get_loop
@@ -60,7 +61,9 @@ def sync_here(coro: Coroutine[Any, Any, T]) -> T:
     session, committing it): handing it to zarr's loop thread and waiting for the answer costs
     more than the work itself. Sessions are safe to use from both loops at once (their locks are
     thread locks, and waiters are woken on their own loop). A thread running an event loop of its
-    own cannot run another one, so there this is :func:`sync`.
+    own cannot run another one, so there this is :func:`sync`. The coroutine's first step runs
+    without a task (see :func:`_run_eagerly`): most of these calls never wait, and then no turn
+    of the loop is needed.
     """
     try:
         asyncio.get_running_loop()
@@ -68,8 +71,64 @@ def sync_here(coro: Coroutine[Any, Any, T]) -> T:
         loop: asyncio.AbstractEventLoop | None = getattr(_own, "loop", None)
         if loop is None or loop.is_closed():
             loop = _own.loop = asyncio.new_event_loop()
-        return loop.run_until_complete(coro)
+        return _run_eagerly(loop, coro)
     return sync(coro)
+
+
+def _run_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on ``loop``, its first step right here (as an eager task would).
+
+    Most short operations (a ref update on local storage, say) never wait for anything: run as
+    a task, they would pay for the task, two turns of the loop and their selector calls, more
+    than a branch update itself costs. So the first step runs on this thread with ``loop`` as
+    the running loop, in a copy of the caller's context (as a task's step would); if the
+    coroutine finishes there, that is all. If it waits, a task on ``loop`` carries on with the
+    same context, handing the coroutine's waits to the loop exactly as if the coroutine had
+    been the task's from the start.
+    """
+    context = contextvars.copy_context()
+    asyncio.events._set_running_loop(loop)
+    try:
+        try:
+            waiting = context.run(coro.send, None)
+        except StopIteration as done:
+            result: T = done.value
+            return result
+    finally:
+        asyncio.events._set_running_loop(None)
+    task = loop.create_task(_carry_on(_Resumed(coro, waiting)), context=context)
+    finished: T = loop.run_until_complete(task)
+    return finished
+
+
+class _Resumed:
+    """The rest of a coroutine that ran up to its first wait (``waiting``) outside a task."""
+
+    __slots__ = ("_coro", "_waiting")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], waiting: object) -> None:
+        self._coro = coro
+        self._waiting = waiting
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        coro, waiting = self._coro, self._waiting
+        while True:
+            # What the coroutine waits for goes to the task running this, and the task's
+            # answer (a wake-up, or an exception such as a cancellation) back to it.
+            try:
+                yield waiting
+            except BaseException as exc:
+                step = functools.partial(coro.throw, exc)
+            else:
+                step = functools.partial(coro.send, None)
+            try:
+                waiting = step()
+            except StopIteration as done:
+                return done.value
+
+
+async def _carry_on(resumed: _Resumed) -> Any:
+    return await resumed
 
 
 def blocking_twin(
