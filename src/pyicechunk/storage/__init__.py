@@ -32,7 +32,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-import uuid
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -87,7 +87,11 @@ _WRITE_ID_KEY = "icechunkwriteid"
 
 
 def _new_write_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID in its usual text form, as ``str(uuid.uuid4())`` makes it,
+    without the UUID object."""
+    h = os.urandom(16).hex()
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)

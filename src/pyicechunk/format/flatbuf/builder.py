@@ -69,7 +69,7 @@ class Builder:
     def contents(self) -> bytes:
         """The bytes written so far, unfinished (no root offset): a part of another buffer."""
         self._not_nested()
-        return bytes(self._buf[self._head :])
+        return bytes(memoryview(self._buf)[self._head :])  # one copy, not two
 
     def _grow(self, needed: int) -> None:
         old = self._buf
@@ -368,4 +368,4 @@ class Builder:
         self._put(file_identifier)
         self._head -= 4
         _U32.pack_into(self._buf, self._head, len(self._buf) - self._head - root)
-        return bytes(self._buf[self._head :])
+        return bytes(memoryview(self._buf)[self._head :])  # one copy, not two

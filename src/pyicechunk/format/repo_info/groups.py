@@ -24,7 +24,8 @@ Key = tuple[object, ...]
 
 
 def _same_key(a: Key, b: Key) -> bool:
-    return len(a) == len(b) and all(x is y or x == y for x, y in zip(a, b, strict=True))
+    # Tuples compare item by item, each by identity first, then by value.
+    return a == b
 
 
 class KeptGroups:
