@@ -86,6 +86,9 @@ _LOOKUP = 8
 
 
 _U32 = struct.Struct("<I")
+# 4 * (n - k) for the elements k of a vector of n, as the last n of these (see _Written.vector).
+_STEPS_DOWN = 4 * np.arange(4096, 0, -1, dtype=np.int64)
+_STEPS_DOWN.flags.writeable = False
 
 
 def _same(a: I64, b: I64) -> bool:
@@ -105,7 +108,17 @@ def _arrays(blocks: Sequence[Block]) -> tuple[I64, I64, I64]:
 class _Written:
     """One vector as last written: its entries, their blocks and those blocks joined."""
 
-    __slots__ = ("_index", "_vector", "blocks", "bounds", "data", "entries", "marks", "tables")
+    __slots__ = (
+        "_index",
+        "_sizes",
+        "_vector",
+        "blocks",
+        "bounds",
+        "data",
+        "entries",
+        "marks",
+        "tables",
+    )
 
     def __init__(
         self,
@@ -118,6 +131,7 @@ class _Written:
         self.blocks = blocks
         self.data = data
         sizes, self.tables, self.marks = _arrays(blocks) if arrays is None else arrays
+        self._sizes = sizes
         # Block k is data[bounds[k]:bounds[k + 1]].
         self.bounds: I64 = np.concatenate((np.zeros(1, np.int64), np.cumsum(sizes)))
         self._index: dict[int, Block] | None = None
@@ -145,7 +159,8 @@ class _Written:
         n = len(self.blocks)
         # Element k sits 4 * (n - k) bytes before the blocks; its table, bounds[k + 1] -
         # tables[k] bytes into them.
-        steps = 4 * np.arange(n, 0, -1, dtype=np.int64)
+        top = len(_STEPS_DOWN)
+        steps = _STEPS_DOWN[top - n :] if n <= top else 4 * np.arange(n, 0, -1, dtype=np.int64)
         refs = (steps + self.bounds[1:] - self.tables).astype("<u4")
         vector = _U32.pack(n) + refs.tobytes() + data
         # Values that cannot change (the snapshot order's parents) are kept as they are, so
@@ -157,7 +172,7 @@ class _Written:
 
     def sizes(self) -> I64:
         """Each block's length."""
-        return np.diff(self.bounds)
+        return self._sizes
 
     def index(self) -> dict[int, Block]:
         """The blocks by their entry's id (made on first use; entries are held, ids unique)."""
