@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 
 import pytest
 from hypothesis import given
@@ -93,3 +94,29 @@ def test_new_ids_are_random_with_the_right_length() -> None:
         ids = {make() for _ in range(100)}
         assert len(ids) == 100
         assert {len(i) for i in ids} == {size}
+
+
+def test_new_ids_stay_distinct_across_buffer_refills() -> None:
+    # Far more ids than one block of buffered randomness holds, in mixed sizes.
+    made = [new_chunk_id() if i % 3 else new_node_id() for i in range(3000)]
+    assert len(set(made)) == len(made)
+    assert {len(i) for i in made} == {8, 12}
+
+
+def test_a_forked_child_does_not_repeat_the_parents_ids() -> None:
+    new_chunk_id()  # the buffer now holds unused bytes, which the child inherits
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send its next ids and leave at once
+        os.close(read_end)
+        os.write(write_end, b"".join(new_chunk_id() for _ in range(10)))
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        child = pipe.read()
+    os.waitpid(pid, 0)
+    parent = b"".join(new_chunk_id() for _ in range(10))
+    assert len(child) == len(parent) == 120
+    child_ids = {child[i : i + 12] for i in range(0, 120, 12)}
+    parent_ids = {parent[i : i + 12] for i in range(0, 120, 12)}
+    assert not child_ids & parent_ids

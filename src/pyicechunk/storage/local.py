@@ -78,7 +78,7 @@ import asyncio
 import ctypes
 import errno
 import os
-import secrets
+import random
 import stat
 import sys
 from collections.abc import Callable, Sequence
@@ -232,7 +232,10 @@ def _write_temporary(
     fsync. ``preallocate``: allocate its blocks first (see :func:`_preallocate`).
     """
     directory = os.path.dirname(path)
-    tmp = f"{path}#{secrets.randbits(63)}"
+    # Not ``secrets``: its system call lets go of the interpreter lock, and a name needs no
+    # secrecy, only to differ from other writers' (O_EXCL refuses a clash; ``random`` is
+    # reseeded in a forked child).
+    tmp = f"{path}#{random.getrandbits(63)}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     try:
         fd = os.open(tmp, flags, 0o666)
