@@ -274,3 +274,56 @@ def test_write_ids_are_extended_attributes_no_reader_sees(tmp_path: Path) -> Non
     faulty = FaultyBackend(storage._backend, FaultPlan(rates={"put_if_version": 1.0}, lost_ack=1.0))
     data, version = run(faulty.get_versioned("refs/branch.dev/ref.json"))
     assert run(faulty.put_if_version("refs/branch.dev/ref.json", data, version))
+
+
+def _count_renames(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    renamed: list[str] = []
+    real = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        renamed.append(os.path.basename(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return renamed
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_new_chunks_are_created_under_their_own_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool
+) -> None:
+    backend = LocalFileSystemBackend(str(tmp_path), durable=durable)
+    renamed = _count_renames(monkeypatch)
+    small, large = b"s" * 100, bytes(range(256)) * 4096  # on the loop's thread; in a worker
+    run(backend.put("chunks/SMALL", small))
+    run(backend.put("chunks/LARGE", large))
+    assert renamed == []
+    assert (tmp_path / "chunks/SMALL").read_bytes() == small
+    assert run(backend.get("chunks/LARGE")) == large
+    # Any other object still goes through a temporary file, renamed into place.
+    run(backend.put("manifests/M", large))
+    assert renamed == ["M"]
+    # A chunk that exists already is replaced as a whole, like every other object.
+    run(backend.put("chunks/LARGE", small))
+    assert renamed == ["M", "LARGE"]
+    assert run(backend.get("chunks/LARGE")) == small
+    assert sorted(os.listdir(tmp_path / "chunks")) == ["LARGE", "SMALL"]
+
+
+def test_a_failed_chunk_write_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = LocalFileSystemBackend(str(tmp_path))
+    run(backend.put("chunks/FIRST", b"x"))
+    real_write = os.write
+
+    def write(fd: int, data: Any) -> int:
+        real_write(fd, bytes(data[:10]))  # part of it lands, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", write)
+    for size in (100, 1 << 20):
+        with pytest.raises(IcechunkError, match="No space left") as info:
+            run(backend.put("chunks/HALF", b"y" * size))
+        assert info.value.kind == "io"
+        assert os.listdir(tmp_path / "chunks") == ["FIRST"]

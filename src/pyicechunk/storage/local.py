@@ -4,7 +4,9 @@ Each key is a file under the root directory. The design choices that make it saf
 
 * Every write goes to a temporary file in the target's directory, which is written and then
   renamed (``put``, ``put_if_version``) or hard-linked (``put_if_absent``) into place, so a
-  reader never sees a partial object. Conditional writes (refs, config, tags) are fsynced with
+  reader never sees a partial object; a new chunk, nothing refers to before its ``put``
+  returns, is created under its own fresh name instead (a crash leaves an unreferenced file
+  that garbage collection deletes). Conditional writes (refs, config, tags) are fsynced with
   their directory before they return. Plain ``put`` (chunks, manifests, snapshots, transaction
   logs: immutable objects with fresh random names) is made durable by ``make_durable``, which a
   commit calls for everything the new snapshot references before it moves the ref: so a ref
@@ -95,7 +97,15 @@ from pyicechunk.storage import (
     _check_key,
     keys,
 )
-from pyicechunk.storage.local_dirs import _fsync_directory, _link_copy, _make_directories
+from pyicechunk.storage.local_dirs import (
+    _delete_in_directory,
+    _fsync_directory,
+    _link_copy,
+    _lock_directory,
+    _make_directories,
+    _release_directory,
+    _unlink_files,
+)
 from pyicechunk.storage.local_reads import (
     _NOT_FOUND,
     _SMALL_BYTES,
@@ -217,32 +227,29 @@ def _preallocate(fd: int, size: int) -> None:
             raise
 
 
-def _write_temporary(
+def _write_new_file(
+    name: str,
     path: str,
     data: bytes | memoryview,
     sync: bool,
     writeback: bool,
-    write_id: str | None = None,
     preallocate: bool = False,
-) -> str:
-    """Write ``data`` to a new temporary file beside ``path``.
+    write_id: str | None = None,
+) -> None:
+    """Create the file ``name`` (it must not exist) holding ``data``, for the object at
+    ``path``; if this fails, nothing is left at ``name``.
 
     ``sync`` fsyncs it before returning; otherwise ``writeback`` starts writing a large file
     back to disk without waiting. With a ``write_id``, the file is stamped with it before the
     fsync. ``preallocate``: allocate its blocks first (see :func:`_preallocate`).
     """
-    directory = os.path.dirname(path)
-    # Not ``secrets``: its system call lets go of the interpreter lock, and a name needs no
-    # secrecy, only to differ from other writers' (O_EXCL refuses a clash; ``random`` is
-    # reseeded in a forked child).
-    tmp = f"{path}#{random.getrandbits(63)}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     try:
-        fd = os.open(tmp, flags, 0o666)
+        fd = os.open(name, flags, 0o666)
     except FileNotFoundError:
         # writeback is asked for exactly when the backend is durable (plain puts sync later).
-        _make_directories(directory, durable=sync or writeback)
-        fd = os.open(tmp, flags, 0o666)
+        _make_directories(os.path.dirname(name), durable=sync or writeback)
+        fd = os.open(name, flags, 0o666)
     try:
         if preallocate:
             _preallocate(fd, len(data))
@@ -257,9 +264,26 @@ def _write_temporary(
             _start_writeback(fd, len(data))
     except BaseException:
         os.close(fd)
-        os.unlink(tmp)
+        os.unlink(name)
         raise
     os.close(fd)
+
+
+def _write_temporary(
+    path: str,
+    data: bytes | memoryview,
+    sync: bool,
+    writeback: bool,
+    write_id: str | None = None,
+    preallocate: bool = False,
+) -> str:
+    """Write ``data`` to a new temporary file beside ``path`` (:func:`_write_new_file`); return
+    its name."""
+    # Not ``secrets``: its system call lets go of the interpreter lock, and a name needs no
+    # secrecy, only to differ from other writers' (O_EXCL refuses a clash; ``random`` is
+    # reseeded in a forked child).
+    tmp = f"{path}#{random.getrandbits(63)}"
+    _write_new_file(tmp, path, data, sync, writeback, preallocate, write_id)
     return tmp
 
 
@@ -274,6 +298,17 @@ def _put(path: str, data: bytes | memoryview, durable: bool) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _put_chunk(path: str, data: bytes | memoryview, durable: bool) -> None:
+    # Created under its own fresh name, without a temporary file and a rename: nothing refers
+    # to a chunk before its put has returned, so no reader meets it half written, and a crash
+    # leaves an unreferenced file that garbage collection deletes. One that exists already (a
+    # put made again) is replaced as every other object is.
+    try:
+        _write_new_file(path, path, data, sync=False, writeback=durable)
+    except FileExistsError:
+        _put(path, data, durable)
 
 
 def _sync_files(paths: Sequence[str]) -> None:
@@ -356,53 +391,6 @@ def _place(
         return _link_if_absent(path, tmp, sync)
     written = _swap_if_version(path, tmp, version, sync)
     return False if written is None else _version(written, data)
-
-
-def _lock_directory(directory: str) -> int | None:
-    """Open ``directory`` and take its exclusive lock: the descriptor, or None if it is gone."""
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except _NOT_FOUND:
-        return None
-    try:
-        # Excludes a concurrent compare-and-swap, which could otherwise revive a deleted ref.
-        _flock(dir_fd)
-    except BaseException:
-        os.close(dir_fd)
-        raise
-    return dir_fd
-
-
-def _unlink_files(paths: Sequence[str]) -> int:
-    deleted = 0
-    for path in paths:
-        try:
-            os.unlink(path)
-            deleted += 1
-        except _NOT_FOUND:
-            pass
-    return deleted
-
-
-def _release_directory(dir_fd: int, sync: bool) -> None:
-    try:
-        if sync:
-            os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)  # also releases the lock
-
-
-def _delete_in_directory(directory: str, paths: Sequence[str], sync: bool) -> int:
-    """Unlink a few ``paths`` in ``directory`` on this thread, under the directory's lock."""
-    dir_fd = _lock_directory(directory)
-    if dir_fd is None:
-        return 0
-    deleted = 0
-    try:
-        deleted = _unlink_files(paths)
-    finally:
-        _release_directory(dir_fd, sync and deleted > 0)
-    return deleted
 
 
 def _stat_file(path: str) -> os.stat_result | None:
@@ -609,7 +597,8 @@ class LocalFileSystemBackend(StorageBackend):
     async def put(self, key: str, data: bytes | memoryview) -> None:
         # A plain put makes no sync call below _WRITEBACK_MIN_BYTES (nor at all, if not durable).
         here = len(data) < min(_SMALL_BYTES, _WRITEBACK_MIN_BYTES)
-        await self._run(f"object {key!r}", here, _put, self._path(key), data, self._durable)
+        write = _put_chunk if key.startswith(keys.CHUNKS) else _put
+        await self._run(f"object {key!r}", here, write, self._path(key), data, self._durable)
 
     async def put_copy(
         self, key: str, data: bytes, *, source: str, version: ObjectVersion | None

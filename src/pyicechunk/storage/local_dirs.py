@@ -1,5 +1,6 @@
-"""How the local filesystem backend makes directories and their entries durable, and gives a
-file a second name (a copy of a file never changed in place).
+"""How the local filesystem backend makes directories and their entries durable, deletes the
+files of a directory under its lock, and gives a file a second name (a copy of a file never
+changed in place).
 
 A file's fsync makes its data and inode durable, not its name: that is an entry in its
 directory, made durable by the directory's own fsync, and a new directory is in turn an entry in
@@ -9,9 +10,11 @@ its parent.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from pyicechunk.storage import ObjectVersion
-from pyicechunk.storage.local_reads import _is_version
+from pyicechunk.storage.local_reads import _NOT_FOUND, _is_version
+from pyicechunk.storage.local_threads import _flock
 
 
 def _make_directories(directory: str, durable: bool) -> None:
@@ -68,3 +71,50 @@ def _fsync_directory(directory: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _lock_directory(directory: str) -> int | None:
+    """Open ``directory`` and take its exclusive lock: the descriptor, or None if it is gone."""
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except _NOT_FOUND:
+        return None
+    try:
+        # Excludes a concurrent compare-and-swap, which could otherwise revive a deleted ref.
+        _flock(dir_fd)
+    except BaseException:
+        os.close(dir_fd)
+        raise
+    return dir_fd
+
+
+def _unlink_files(paths: Sequence[str]) -> int:
+    deleted = 0
+    for path in paths:
+        try:
+            os.unlink(path)
+            deleted += 1
+        except _NOT_FOUND:
+            pass
+    return deleted
+
+
+def _release_directory(dir_fd: int, sync: bool) -> None:
+    try:
+        if sync:
+            os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)  # also releases the lock
+
+
+def _delete_in_directory(directory: str, paths: Sequence[str], sync: bool) -> int:
+    """Unlink a few ``paths`` in ``directory`` on this thread, under the directory's lock."""
+    dir_fd = _lock_directory(directory)
+    if dir_fd is None:
+        return 0
+    deleted = 0
+    try:
+        deleted = _unlink_files(paths)
+    finally:
+        _release_directory(dir_fd, sync and deleted > 0)
+    return deleted
