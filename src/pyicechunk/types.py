@@ -163,6 +163,22 @@ class SnapshotSource(Protocol):
         ...
 
 
+def _stored_id(stored: StoredSnapshot) -> str:
+    return encode_id(stored.id)
+
+
+def _stored_parent_id(stored: StoredSnapshot) -> str | None:
+    return None if stored.parent_id is None else encode_id(stored.parent_id)
+
+
+def _stored_time(stored: StoredSnapshot) -> dt.datetime:
+    return micros_to_datetime(stored.flushed_at)
+
+
+def _stored_message(stored: StoredSnapshot) -> str:
+    return stored.message
+
+
 class SnapshotInfo(_Shown):
     """What a snapshot records: its id, parent, time, message, metadata and manifests.
 
@@ -230,43 +246,38 @@ class SnapshotInfo(_Shown):
             append(info)
         return infos
 
+    def _filled(self, slot: str, convert: Callable[[Any], Any]) -> Any:
+        # A slot's value, else ``convert`` of the stored entry, kept in the slot.
+        try:
+            return getattr(self, slot)
+        except AttributeError:
+            value = convert(self._stored)
+            setattr(self, slot, value)
+            return value
+
     @property
     def id(self) -> str:
         """The snapshot's id."""
-        try:
-            return self._id
-        except AttributeError:
-            found = self._id = encode_id(self._stored.id)
-            return found
+        found: str = self._filled("_id", _stored_id)
+        return found
 
     @property
     def parent_id(self) -> str | None:
         """The parent snapshot's id; None for the repository's first snapshot."""
-        try:
-            return self._parent_id
-        except AttributeError:
-            parent = self._stored.parent_id
-            found = self._parent_id = None if parent is None else encode_id(parent)
-            return found
+        found: str | None = self._filled("_parent_id", _stored_parent_id)
+        return found
 
     @property
     def written_at(self) -> dt.datetime:
         """When the snapshot was written (UTC)."""
-        try:
-            return self._written_at
-        except AttributeError:
-            found = self._written_at = micros_to_datetime(self._stored.flushed_at)
-            return found
+        found: dt.datetime = self._filled("_written_at", _stored_time)
+        return found
 
     @property
     def message(self) -> str:
         """The commit message."""
-        try:
-            return self._message
-        except AttributeError:
-            found: str = self._stored.message
-            self._message = found
-            return found
+        found: str = self._filled("_message", _stored_message)
+        return found
 
     @message.setter
     def message(self, value: str) -> None:
@@ -275,12 +286,12 @@ class SnapshotInfo(_Shown):
     @property
     def metadata(self) -> dict[str, Any]:
         """The commit metadata."""
-        try:
-            return self._metadata
-        except AttributeError:
-            assert self._source is not None
-            found = self._metadata = self._source.stored_metadata(self._stored)
-            return found
+        found: dict[str, Any] = self._filled("_metadata", self._stored_metadata)
+        return found
+
+    def _stored_metadata(self, stored: Any) -> dict[str, Any]:
+        assert self._source is not None
+        return self._source.stored_metadata(stored)
 
     @property
     def manifests(self) -> list[ManifestFileInfo]:
