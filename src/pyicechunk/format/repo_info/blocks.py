@@ -43,6 +43,7 @@ from pyicechunk.format.flatbuf import Builder
 __all__ = ["Block", "EntryBlocks"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # Every block's length and place are multiples of this: the largest alignment of its contents
 # (the ``uint64`` timestamps).
@@ -62,16 +63,29 @@ class Block(NamedTuple):
     """The ``int32`` field written anew on each write: its distance from the end, 0 if none."""
 
 
+def built(write: Callable[[Builder], R]) -> tuple[bytes, R]:
+    """Run ``write`` in a builder of its own: the bytes it made, padded to a block's
+    alignment, and what it returned (references in it are distances from the end)."""
+    b = Builder(256)
+    made = write(b)
+    b.prep(_ALIGN, 0)
+    return b.contents(), made
+
+
+def place(b: Builder, data: bytes) -> int:
+    """Copy the block ``data`` into ``b``, aligned; the position where it starts."""
+    b.prep(_ALIGN, 0)
+    return b.put_bytes(data, _ALIGN)
+
+
 def write_block(write: Callable[[Builder], tuple[int, int]]) -> tuple[bytes, int, int]:
     """Run ``write`` in a builder of its own; the bytes, table reference and mark it made.
 
     ``write`` returns the reference of the table it wrote and that of its ``int32`` field to
     write anew (0 for none); references are distances from the end, as the block's are.
     """
-    b = Builder(256)
-    table, mark = write(b)
-    b.prep(_ALIGN, 0)
-    return b.contents(), table, mark
+    data, (table, mark) = built(write)
+    return data, table, mark
 
 
 # How many entries dropped at the end of a list are looked for when matching its back (the
@@ -323,12 +337,4 @@ class EntryBlocks(Generic[T]):
         if not entries:
             return b.create_offset_vector([])
         vector = self._kept_as(tuple(entries)).vector(values)
-        b.prep(_ALIGN, 0)
-        return b.put_bytes(vector, _ALIGN) + len(vector)
-
-    def write_one(self, b: Builder, entry: T) -> int:
-        """Write one entry's block on its own (not in a vector); its object's reference."""
-        written = self._kept_as((entry,))
-        b.prep(_ALIGN, 0)
-        start = b.put_bytes(written.data, _ALIGN)
-        return start + int(written.tables[0])
+        return place(b, vector) + len(vector)

@@ -14,18 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pyicechunk.format.flatbuf import Builder
+from pyicechunk.format.repo_info.blocks import built, place
 
 __all__ = ["KeptGroups"]
 
-# Every block's length and place are multiples of this (see .blocks).
-_ALIGN = 8
-
 Key = tuple[object, ...]
-
-
-def _same_key(a: Key, b: Key) -> bool:
-    # Tuples compare item by item, each by identity first, then by value.
-    return a == b
 
 
 class KeptGroups:
@@ -58,15 +51,12 @@ class KeptGroups:
         change in place after the call.
         """
         kept = self._kept
-        found = next((entry for entry in kept if _same_key(key, entry[0])), None)
+        # Tuples compare item by item, each by identity first, then by value.
+        found = next((entry for entry in kept if key == entry[0]), None)
         if found is None:
-            own = Builder(256)
-            refs = self._write(own, key)
-            own.prep(_ALIGN, 0)
-            data = own.contents()
+            data, refs = built(lambda own: self._write(own, key))
             self._kept = ((key, data, refs), *kept[:1])
         else:
             _, data, refs = found
-        b.prep(_ALIGN, 0)
-        start = b.put_bytes(data, _ALIGN)
+        start = place(b, data)
         return tuple(start + ref if ref else 0 for ref in refs)

@@ -15,13 +15,12 @@ from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from pyicechunk.format.flatbuf import Builder
+from pyicechunk.format.repo_info.blocks import built
 
 __all__ = ["BlockTemplates", "Marks"]
 
 T = TypeVar("T")
 
-# Every block's length is a multiple of this (see .blocks).
-_ALIGN = 8
 # Shapes kept at most (names of many lengths would otherwise grow the table without end).
 _MAX_SHAPES = 512
 
@@ -71,10 +70,7 @@ class BlockTemplates(Generic[T]):
                 for pos, part in zip(positions, parts, strict=True):
                     buf[pos : pos + len(part)] = part
                 return bytes(buf), table, 0
-        b = Builder(256)
-        table, marks = self._write(b, entry)
-        b.prep(_ALIGN, 0)
-        data = b.contents()
+        data, (table, marks) = built(lambda b: self._write(b, entry))
         if key is not None and found is not None:
             self._learn(key, data, table, marks, found[1])
         return data, table, 0
