@@ -417,11 +417,9 @@ class RepoObject:
             copy = self._backend.put_copy(
                 backup_key, current.data, source=keys.REPO, version=current.version
             )
-            copying: asyncio.Future[None]
+            copying: asyncio.Future[None] | None = None  # None: the copy is made
             if self._backend.quick_copies:
                 await copy
-                copying = asyncio.get_running_loop().create_future()
-                copying.set_result(None)
             else:
                 copying = asyncio.ensure_future(copy)
                 await asyncio.sleep(0)  # lets the copy start
@@ -431,7 +429,8 @@ class RepoObject:
             except BaseException:
                 await self._discard_copy(copying, backup_key)
                 raise
-            await copying
+            if copying is not None:
+                await copying
             if ready is not None:
                 try:
                     await ready
@@ -495,10 +494,12 @@ class RepoObject:
             logger.warning("could not delete the unused copy %s: %s", backup_key, exc.message)
         return False
 
-    async def _discard_copy(self, copying: asyncio.Future[None], backup_key: str) -> None:
-        """Delete the copy of an update that failed before writing ``repo``."""
+    async def _discard_copy(self, copying: asyncio.Future[None] | None, backup_key: str) -> None:
+        """Delete the copy of an update that failed before writing ``repo`` (``copying``: the
+        copy still being made, None if it is done)."""
         try:
-            await copying
+            if copying is not None:
+                await copying
             await self._backend.delete(backup_key)
         except Exception as exc:
             # The update's own error is the one to report; a copy left behind is harmless:
