@@ -26,6 +26,7 @@ __all__ = ["RecentOrder", "SnapshotOrder"]
 _MAX_INSERTED = 16
 
 _ID = attrgetter("id")
+_UNSET = np.full(1, -1, dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +111,10 @@ class SnapshotOrder:
             q = bisect.bisect_left(ids, key)
             ids.insert(q, key)
             entries.insert(q, info)
-            # Every parent at or after the insertion point moves one place on.
-            parents = np.insert(parents + (parents >= q), q, -1)
+            # Every parent at or after the insertion point moves one place on (the new entry's
+            # is set below). Not ``np.insert``: three times as slow on these short arrays.
+            moved = parents + (parents >= q)
+            parents = np.concatenate((moved[:q], _UNSET, moved[q:]))
         order = SnapshotOrder(dict(snapshots), ids, tuple(entries), parents)
         order._set_parents([bisect.bisect_left(ids, key) for key in added])
         return order
